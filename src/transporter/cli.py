@@ -1,0 +1,304 @@
+"""The ``transporter`` command: ``cp``, ``agent`` and ``produce``.
+
+This module parses flags into the typed settings of :mod:`transporter.config` and hands them to
+the role. It imports no heavy library at module level, so that ``--version`` and ``--help`` start
+fast from the single-file build; each role's libraries are imported when the role runs.
+
+Every flag can also come from an environment variable ``TRANSPORTER_<FLAG>`` (``--agent-id`` is
+``TRANSPORTER_AGENT_ID``); a flag on the command line wins over the variable. Repeatable flags take
+a comma-separated list from their variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import attrs
+
+from transporter import __version__, config
+from transporter.config import ConfigError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+@attrs.frozen
+class _Flag:
+    """One option: its flag, how its text becomes a value, and its environment variable."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    required: bool = False
+    repeat: bool = False
+    switch: bool = False
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    short: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.removeprefix("--").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "TRANSPORTER_" + self.dest.upper()
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        where = f" [env {self.env}]"
+        if self.default is not None and not self.switch:
+            where += f" (default: {self.default})"
+        names = [self.short, self.name] if self.short else [self.name]
+        if self.switch:
+            parser.add_argument(*names, action="store_const", const=True, help=self.help + where)
+        else:
+            parser.add_argument(
+                *names,
+                action="append" if self.repeat else "store",
+                choices=self.choices,
+                metavar=self.metavar,
+                help=self.help + where,
+            )
+
+    def resolve(self, given: Any, parser: argparse.ArgumentParser) -> Any:
+        """The value from the command line, else the environment, else the default; parsed."""
+        source = self.name
+        if given is None and self.env in os.environ:
+            text = os.environ[self.env]
+            source = self.env
+            if self.switch:
+                given = _checked(config.parse_bool, text, source, parser)
+            elif self.repeat:
+                given = [item for item in text.split(",") if item.strip()]
+            else:
+                given = text
+            if self.choices and not self.switch and given not in self.choices:
+                parser.error(f"{source}: {given!r} is not one of {', '.join(self.choices)}")
+        if given is None:
+            if self.required:
+                parser.error(f"{self.name} is required (or set {self.env})")
+            if self.switch:
+                return bool(self.default)
+            if self.default is None:
+                return [] if self.repeat else None
+            given, source = self.default, f"default of {self.name}"
+        if self.switch:
+            return bool(given)
+        if self.repeat:
+            return [_checked(self.parse, item, source, parser) for item in given]
+        return _checked(self.parse, given, source, parser)
+
+
+def _checked(
+    parse: Callable[[str], Any], text: str, source: str, parser: argparse.ArgumentParser
+) -> Any:
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        parser.error(f"{source}: {exc}")
+
+
+def _path(text: str) -> Path:
+    if not text:
+        raise ConfigError("an empty path")
+    return Path(text).expanduser()
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ConfigError("must not be empty")
+    return text
+
+
+_DEBUG = _Flag("--debug", "log at debug level", switch=True)
+
+CP_FLAGS = (
+    _Flag(
+        "--listen", "HTTP API address", config.Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"
+    ),
+    _Flag(
+        "--agent-listen",
+        "agent channel address",
+        config.Address.parse,
+        "0.0.0.0:8443",
+        metavar="HOST:PORT",
+    ),
+    _Flag("--data-dir", "folder for the embedded store", _path, metavar="DIR"),
+    _Flag(
+        "--store",
+        "state store URL: sqlite:///PATH or redis://HOST:PORT/DB (default: SQLite in --data-dir)",
+        config.StoreSpec.parse,
+        metavar="URL",
+    ),
+    _Flag(
+        "--redis-addr",
+        "shorthand for --store redis://HOST:PORT/0",
+        config.Address.parse,
+        metavar="HOST:PORT",
+    ),
+    _DEBUG,
+)
+
+AGENT_FLAGS = (
+    _Flag("--agent-id", "this agent's id", config.parse_agent_id, required=True, metavar="ID"),
+    _Flag(
+        "--cluster-name",
+        "human name of this cluster (default: the agent id)",
+        _non_empty,
+        metavar="NAME",
+    ),
+    _Flag(
+        "--cp-url",
+        "control plane agent channel, ws[s]://HOST:PORT/ws",
+        config.parse_ws_url,
+        required=True,
+        metavar="URL",
+    ),
+    _Flag(
+        "--kubeconfig",
+        "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
+        _path,
+        metavar="PATH",
+    ),
+    _Flag("--label", "agent label, repeatable", config.parse_label, repeat=True, metavar="K=V"),
+    _DEBUG,
+)
+
+PRODUCE_K8S_FLAGS = (
+    _Flag("--agent", "target agent id", config.parse_agent_id, required=True, metavar="ID"),
+    _Flag(
+        "--manifest",
+        "YAML file or folder of YAML files, repeatable",
+        _path,
+        required=True,
+        repeat=True,
+        metavar="FILE|DIR",
+    ),
+    _Flag(
+        "--cp-url",
+        "control plane HTTP API",
+        config.parse_http_url,
+        "http://localhost:8080",
+        metavar="URL",
+    ),
+    _Flag("--mode", "how to submit", str, "http", choices=("http",)),
+    _Flag("--wait", "follow the event's phases until it ends", switch=True),
+    _Flag(
+        "--timeout",
+        "seconds --wait follows the event",
+        config.parse_positive_float,
+        "300",
+        metavar="SECONDS",
+    ),
+    _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o"),
+)
+
+
+def _flags_of(flags: Sequence[_Flag], parser: argparse.ArgumentParser) -> None:
+    for flag in flags:
+        flag.add_to(parser)
+
+
+def build_parser() -> tuple[_Parser, dict[str, tuple[_Parser, Sequence[_Flag]]]]:
+    root = _Parser(
+        prog="transporter",
+        description="Manage Kubernetes resources on clusters whose agents dial out to you.",
+    )
+    root.add_argument("--version", action="version", version=f"transporter {__version__}")
+    commands = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    table: dict[str, tuple[_Parser, Sequence[_Flag]]] = {}
+
+    cp = commands.add_parser("cp", help="run the control plane")
+    _flags_of(CP_FLAGS, cp)
+    table["cp"] = (cp, CP_FLAGS)
+
+    agent = commands.add_parser("agent", help="run an agent inside a cluster")
+    _flags_of(AGENT_FLAGS, agent)
+    table["agent"] = (agent, AGENT_FLAGS)
+
+    produce = commands.add_parser("produce", help="submit events and follow them")
+    kinds = produce.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+    k8s = kinds.add_parser("k8s", help="apply Kubernetes manifests through an agent")
+    _flags_of(PRODUCE_K8S_FLAGS, k8s)
+    table["produce k8s"] = (k8s, PRODUCE_K8S_FLAGS)
+    return root, table
+
+
+def _resolve(
+    namespace: argparse.Namespace, parser: _Parser, flags: Sequence[_Flag]
+) -> dict[str, Any]:
+    return {flag.dest: flag.resolve(getattr(namespace, flag.dest), parser) for flag in flags}
+
+
+def parse(argv: Sequence[str]) -> config.CpConfig | config.AgentConfig | config.ProduceConfig:
+    """Parse a command line into the settings of one role. Usage errors exit with code 2."""
+    root, table = build_parser()
+    namespace = root.parse_args(argv)
+    if namespace.command == "cp":
+        parser, flags = table["cp"]
+        values = _resolve(namespace, parser, flags)
+        store = values["store"]
+        if values["redis_addr"] is not None:
+            if store is not None:
+                parser.error("give --store or --redis-addr, not both")
+            store = config.StoreSpec.redis_at(values["redis_addr"])
+        data_dir = values["data_dir"] or config.default_data_dir()
+        return config.CpConfig(
+            listen=values["listen"],
+            agent_listen=values["agent_listen"],
+            data_dir=data_dir,
+            store=store,
+            debug=values["debug"],
+        )
+    if namespace.command == "agent":
+        parser, flags = table["agent"]
+        values = _resolve(namespace, parser, flags)
+        return config.AgentConfig(
+            agent_id=values["agent_id"],
+            cluster_name=values["cluster_name"] or values["agent_id"],
+            cp_url=values["cp_url"],
+            kubeconfig=values["kubeconfig"],
+            labels=dict(values["label"]),
+            debug=values["debug"],
+        )
+    parser, flags = table["produce k8s"]
+    values = _resolve(namespace, parser, flags)
+    return config.ProduceConfig(
+        agent=values["agent"],
+        manifests=tuple(values["manifest"]),
+        cp_url=values["cp_url"],
+        mode=values["mode"],
+        wait=values["wait"],
+        timeout=values["timeout"],
+        output=values["output"],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse(sys.argv[1:] if argv is None else argv)
+    # Each role's heavy imports happen here, not at the top of this module.
+    if isinstance(settings, config.CpConfig):
+        from transporter.cp.main import main as cp_main
+
+        return cp_main(settings)
+    if isinstance(settings, config.AgentConfig):
+        from transporter.agent.main import main as agent_main
+
+        return agent_main(settings)
+    from transporter.produce.main import main as produce_main
+
+    return produce_main(settings)

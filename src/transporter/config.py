@@ -1,0 +1,215 @@
+"""Typed settings for the three roles, and the parsers that turn flag text into them.
+
+Every parser raises :class:`ConfigError` with a message that names what was wrong; the CLI turns
+that into a one-line error and exit code 2. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import attrs
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use. The message says which and why."""
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Address:
+    """A TCP address to listen on or dial. Port 0 asks the OS for a free port (tests use it)."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, sep, port_text = text.strip().rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise ConfigError(f"{text!r} is not HOST:PORT")
+        port = int(port_text)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port {port} in {text!r} is outside 0-65535")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(host or "0.0.0.0", port)  # noqa: S104 - an empty host means every interface
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@attrs.frozen
+class StoreSpec:
+    """Where the control plane keeps its state.
+
+    ``sqlite``: one SQLite file (the default: ``DATA_DIR/transporter.db``), needs nothing else.
+    ``redis``: a Redis server, so that several control-plane replicas share state.
+    """
+
+    kind: Literal["sqlite", "redis"]
+    url: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> StoreSpec:
+        parts = urlsplit(text)
+        if parts.scheme in ("redis", "rediss", "unix"):
+            if parts.scheme != "unix" and not parts.hostname:
+                raise ConfigError(f"store URL {text!r} names no Redis host")
+            return cls("redis", text)
+        if parts.scheme == "sqlite":
+            # sqlite:///abs/path or sqlite://relative/path, as in SQLAlchemy's form.
+            raw = (parts.netloc + parts.path) if parts.netloc else parts.path
+            if not raw or raw == "/":
+                raise ConfigError(f"store URL {text!r} names no file")
+            return cls("sqlite", text, Path(raw))
+        raise ConfigError(f"store URL {text!r}: scheme must be sqlite://, redis:// or rediss://")
+
+    @classmethod
+    def sqlite_in(cls, data_dir: Path) -> StoreSpec:
+        path = data_dir / "transporter.db"
+        return cls("sqlite", f"sqlite://{path}", path)
+
+    @classmethod
+    def redis_at(cls, address: Address) -> StoreSpec:
+        return cls("redis", f"redis://{address}/0")
+
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_AGENT_ID = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """``K=V`` with Kubernetes label syntax, so labels can later select agents like kubectl -l."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise ConfigError(f"label {text!r} is not KEY=VALUE")
+    if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+        raise ConfigError(f"label key {key!r} is not a valid Kubernetes label key")
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise ConfigError(f"label value {value!r} is not a valid Kubernetes label value")
+    return key, value
+
+
+def parse_agent_id(text: str) -> str:
+    """Agent ids are DNS labels (lower case, digits, '-' and '.'), at most 63 characters."""
+    if not _AGENT_ID.match(text):
+        raise ConfigError(
+            f"agent id {text!r} must be 1-63 lower-case letters, digits, '-' or '.',"
+            " starting and ending with a letter or digit"
+        )
+    return text
+
+
+def parse_ws_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"{text!r} is not a ws:// or wss:// URL with a host")
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{text!r} is not an http:// or https:// URL with a host")
+    return text.rstrip("/")
+
+
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{text!r} must be greater than 0")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def default_data_dir() -> Path:
+    """Like k3s: a system folder when run as root, the user's data folder otherwise."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/transporter")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "transporter"
+
+
+# --- settings of each role -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CpConfig:
+    """Settings of ``transporter cp``."""
+
+    listen: Address = Address("0.0.0.0", 8080)  # noqa: S104
+    """HTTP API (events, agents, health). Open to producers and to load balancers' probes."""
+
+    agent_listen: Address = Address("0.0.0.0", 8443)  # noqa: S104
+    """Agent channel (WebSocket). The one port that agents dial out to."""
+
+    data_dir: Path = attrs.field(factory=default_data_dir)
+    """Where the embedded store, and later the CA, live."""
+
+    store: StoreSpec | None = None
+    """``None`` means the embedded SQLite file in ``data_dir``."""
+
+    debug: bool = False
+
+    @property
+    def effective_store(self) -> StoreSpec:
+        return self.store or StoreSpec.sqlite_in(self.data_dir)
+
+
+@attrs.frozen(kw_only=True)
+class AgentConfig:
+    """Settings of ``transporter agent``."""
+
+    agent_id: str
+    """This agent's identity at the control plane; events are addressed to it."""
+
+    cp_url: str
+    """The control plane's agent channel, ``ws[s]://HOST:PORT/ws``. The agent dials out to it."""
+
+    cluster_name: str = ""
+    """A human name for the cluster, shown in ``GET /agents``. Defaults to the agent id."""
+
+    kubeconfig: Path | None = None
+    """``None``: in-cluster service account, then ``$KUBECONFIG``, then ``~/.kube/config``."""
+
+    labels: dict[str, str] = attrs.field(factory=dict)
+    """Selectable labels (``env=prod``) sent at registration."""
+
+    debug: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ProduceConfig:
+    """Settings of ``transporter produce k8s``."""
+
+    agent: str
+    manifests: tuple[Path, ...]
+    cp_url: str = "http://localhost:8080"
+    mode: Literal["http"] = "http"
+    wait: bool = False
+    timeout: float = 300.0
+    """Seconds ``--wait`` follows the event before giving up (exit code 1)."""
+    output: Literal["text", "json"] = "text"

@@ -1,0 +1,1 @@
+"""The producer: builds events from manifests, submits them and follows their status."""

@@ -1,0 +1,62 @@
+"""How a role process lives: logging, one root nursery, and a clean stop on SIGINT/SIGTERM.
+
+A role is an async function that takes a ``shutdown`` event. On the first signal the event is
+set, so servers can finish what they are doing; if the role has not returned after ``grace``
+seconds it is cancelled. A second signal cancels at once. Either way the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import trio
+
+log = logging.getLogger("transporter")
+
+Role = Callable[[trio.Event], Awaitable[None]]
+
+
+def configure_logging(*, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        # Libraries that are chatty at INFO; their warnings still show.
+        for name in ("hypercorn.error", "hypercorn.access", "kubernetes", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def run_until_signal(role: Role, *, grace: float = 10.0) -> None:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+
+        async def watch_signals() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if shutdown.is_set():
+                        log.info("second %s: stopping now", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return
+                    log.info("%s: shutting down", signal.Signals(signum).name)
+                    shutdown.set()
+                    nursery.cancel_scope.deadline = trio.current_time() + grace
+
+        async def run_role() -> None:
+            await role(shutdown)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_signals)
+        nursery.start_soon(run_role)
+
+
+def run(role: Role, *, grace: float = 10.0) -> int:
+    """Run a role until it returns or a signal stops it. Returns the process exit code."""
+    trio.run(lambda: run_until_signal(role, grace=grace))
+    return 0

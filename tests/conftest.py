@@ -1,0 +1,61 @@
+"""Fixtures for the real test bed: Kubernetes clusters and redis-servers on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bed.kube import Cluster, running_cluster, testbed_bin
+from tests.bed.redis import RedisServer, running_redis
+
+
+@pytest.fixture(scope="session")
+def kube_bin() -> Path:
+    """kube-apiserver and etcd, built once per machine (cached outside the clone)."""
+    return testbed_bin()
+
+
+@pytest.fixture(scope="session")
+def cluster_factory(
+    tmp_path_factory: pytest.TempPathFactory, kube_bin: Path
+) -> Iterator[Callable[[], Cluster]]:
+    """Starts another independent cluster on each call; all stop at the end of the session."""
+    root = tmp_path_factory.mktemp("clusters")
+    counter = itertools.count(1)
+    with contextlib.ExitStack() as stack:
+
+        def start() -> Cluster:
+            name = f"cluster-{next(counter)}"
+            return stack.enter_context(running_cluster(name, root / name, bin_dir=kube_bin))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
+    """The session's one shared cluster. Tests use their own namespaces in it."""
+    return cluster_factory()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server for one test."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Starts redis-servers for one test (``aof=True`` for appendfsync always)."""
+    counter = itertools.count(1)
+    with contextlib.ExitStack() as stack:
+
+        def start(*, aof: bool = False) -> RedisServer:
+            folder = tmp_path / f"redis-{next(counter)}"
+            return stack.enter_context(running_redis(folder, aof=aof))
+
+        yield start

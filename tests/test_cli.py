@@ -1,0 +1,119 @@
+"""The ``transporter`` command line: flags, environment variables, usage errors, clean stops."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.procs import PYTHON_TRANSPORTER, running_cp
+from transporter import __version__, cli
+from transporter.config import Address, AgentConfig, CpConfig, ProduceConfig, StoreSpec
+
+
+def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PYTHON_TRANSPORTER, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"transporter {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["cp", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["cp", "--listen", "nowhere"], "--listen: 'nowhere' is not HOST:PORT"),
+        (["cp", "--listen", "1.2.3.4:70000"], "port 70000"),
+        (["cp", "--store", "mysql://x"], "scheme must be"),
+        (["cp", "--store", "redis://h:1/0", "--redis-addr", "h:1"], "not both"),
+        (["agent", "--cp-url", "ws://cp:8443/ws"], "--agent-id is required"),
+        (["agent", "--agent-id", "Bad_Id", "--cp-url", "ws://cp/ws"], "agent id 'Bad_Id'"),
+        (["agent", "--agent-id", "a", "--cp-url", "http://cp/ws"], "not a ws:// or wss://"),
+        (
+            ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws", "--label", "novalue"],
+            "not KEY=VALUE",
+        ),
+        (["produce", "k8s", "--agent", "a"], "--manifest is required"),
+        (
+            ["produce", "k8s", "--agent", "a", "--manifest", "m.yaml", "--timeout", "-1"],
+            "greater than 0",
+        ),
+        (["produce", "k8s", "--agent", "a", "--manifest", "m.yaml", "-o", "xml"], "invalid choice"),
+        (["nonsense"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(argv: list[str], complaint: str) -> None:
+    done = run(*argv)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert complaint in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_flags_become_typed_settings(tmp_path: Path) -> None:
+    settings = cli.parse(
+        ["cp", "--listen", "127.0.0.1:9000", "--data-dir", str(tmp_path), "--redis-addr", "r:6379"]
+    )
+    assert settings == CpConfig(
+        listen=Address("127.0.0.1", 9000),
+        agent_listen=Address("0.0.0.0", 8443),  # noqa: S104
+        data_dir=tmp_path,
+        store=StoreSpec("redis", "redis://r:6379/0"),
+    )
+    assert cli.parse(["cp", "--data-dir", str(tmp_path)]).effective_store == StoreSpec(  # type: ignore[union-attr]
+        "sqlite", f"sqlite://{tmp_path}/transporter.db", tmp_path / "transporter.db"
+    )
+
+
+def test_environment_variables_fill_flags_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSPORTER_AGENT_ID", "from-env")
+    monkeypatch.setenv("TRANSPORTER_CP_URL", "wss://cp.example:8443/ws")
+    monkeypatch.setenv("TRANSPORTER_LABEL", "env=prod,region=eu-west-1")
+    monkeypatch.setenv("TRANSPORTER_DEBUG", "true")
+    settings = cli.parse(["agent", "--agent-id", "from-flag"])
+    assert settings == AgentConfig(
+        agent_id="from-flag",
+        cluster_name="from-flag",
+        cp_url="wss://cp.example:8443/ws",
+        labels={"env": "prod", "region": "eu-west-1"},
+        debug=True,
+    )
+    monkeypatch.delenv("TRANSPORTER_CP_URL")  # the producer's --cp-url is an http:// URL
+    monkeypatch.setenv("TRANSPORTER_WAIT", "yes")
+    monkeypatch.setenv("TRANSPORTER_TIMEOUT", "12.5")
+    produce = cli.parse(["produce", "k8s", "--agent", "a", "--manifest", "x.yaml"])
+    assert isinstance(produce, ProduceConfig)
+    assert (produce.wait, produce.timeout, produce.manifests) == (True, 12.5, (Path("x.yaml"),))
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    done = run("cp", env={"TRANSPORTER_LISTEN": "bogus", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert "TRANSPORTER_LISTEN: 'bogus' is not HOST:PORT" in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cp_answers_healthz_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
+    with running_cp(tmp_path) as cp:
+        with urllib.request.urlopen(f"{cp.api_url}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+            assert json.load(answer) == {"status": "ok", "version": __version__}
+        assert cp.stop(signum) == 0
+    assert "Traceback" not in cp.output
+    assert "shutting down" in cp.output
