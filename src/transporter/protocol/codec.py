@@ -1,0 +1,79 @@
+"""The one converter for everything that crosses a wire: agent-channel messages and API bodies.
+
+Rules (cattrs' JSON preset, plus):
+- messages carry their kind in ``type`` (``{"type": "heartbeat", "at": 1.5}``);
+- enums travel as their values, tuples as lists, ``None`` as ``null``;
+- unknown keys are refused, so a typo is an error, not a silently dropped field;
+- every decoding problem becomes :class:`ProtocolError` with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import cattrs
+from cattrs.preconf.json import make_converter
+from cattrs.strategies import configure_tagged_union
+
+from transporter.protocol.messages import MESSAGE_TYPES, Message
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Default bound of one agent-channel message (an event's manifests travel in one)."""
+
+
+class ProtocolError(ValueError):
+    """The peer sent something that is not a valid message. Their fault, not a lost link."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+converter = make_converter(forbid_extra_keys=True)
+
+
+def _tag(cls: Any) -> str:
+    return str(cls.TAG)
+
+
+configure_tagged_union(Message, converter, tag_generator=_tag, tag_name="type")
+
+
+def unstructure(value: Any) -> Any:
+    return converter.unstructure(value)
+
+
+def structure[T](data: Any, kind: type[T]) -> T:
+    """Build ``kind`` from JSON-shaped data; :class:`ProtocolError` says what was wrong."""
+    try:
+        return converter.structure(data, kind)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError("invalid", _explain(exc)) from None
+
+
+def encode(message: Message) -> str:
+    return json.dumps(converter.unstructure(message, Message), separators=(",", ":"))
+
+
+def decode(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    if len(text) > max_bytes:
+        raise ProtocolError("too_large", f"message of {len(text)} bytes exceeds {max_bytes}")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError("malformed", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "a message is a JSON object")
+    kind = data.get("type")
+    known = {cls.TAG for cls in MESSAGE_TYPES}
+    if kind not in known:
+        raise ProtocolError("unknown_type", f"unknown message type {kind!r}")
+    return structure(data, Message)  # type: ignore[arg-type]
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc)) or str(exc)
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,103 @@
+"""Messages on the agent channel. Each is an attrs class; the ``type`` field tags it on the wire.
+
+agent → cp: register, heartbeat, received, status
+cp → agent: welcome, deliver, status_ack, error
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from transporter.protocol.model import AgentInfo, Event, EventState, Phase, ResourceResult
+
+PROTOCOL_VERSION = 1
+
+
+@attrs.frozen
+class Register:
+    """First message of every connection: who the agent is."""
+
+    TAG: ClassVar[str] = "register"
+    agent: AgentInfo
+    protocol: int = PROTOCOL_VERSION
+
+
+@attrs.frozen
+class Welcome:
+    """The control plane accepted the registration."""
+
+    TAG: ClassVar[str] = "welcome"
+    agent_id: str
+    heartbeat_interval: float
+    protocol: int = PROTOCOL_VERSION
+
+
+@attrs.frozen
+class Heartbeat:
+    TAG: ClassVar[str] = "heartbeat"
+    at: float
+
+
+@attrs.frozen
+class Deliver:
+    """An event for the agent to execute."""
+
+    TAG: ClassVar[str] = "deliver"
+    event: Event
+
+
+@attrs.frozen
+class Received:
+    """The agent has the event (acknowledges a ``deliver``)."""
+
+    TAG: ClassVar[str] = "received"
+    event_id: str
+
+
+@attrs.frozen
+class Status:
+    """A step of the agent's work on an event; ``seq`` counts the reports of one event."""
+
+    TAG: ClassVar[str] = "status"
+    event_id: str
+    seq: int
+    at: float
+    state: EventState
+    phase: Phase | None = None
+    message: str = ""
+    resources: tuple[ResourceResult, ...] | None = None
+
+
+@attrs.frozen
+class StatusAck:
+    """The control plane stored the status report ``seq`` of ``event_id``."""
+
+    TAG: ClassVar[str] = "status_ack"
+    event_id: str
+    seq: int
+
+
+@attrs.frozen
+class Error:
+    """Something the peer sent was refused. The connection stays up unless said otherwise."""
+
+    TAG: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+AgentMessage = Register | Heartbeat | Received | Status
+CpMessage = Welcome | Deliver | StatusAck | Error
+Message = Register | Welcome | Heartbeat | Deliver | Received | Status | StatusAck | Error
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Register,
+    Welcome,
+    Heartbeat,
+    Deliver,
+    Received,
+    Status,
+    StatusAck,
+    Error,
+)

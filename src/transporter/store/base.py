@@ -1,0 +1,130 @@
+"""The Store boundary: everything the control plane keeps, behind one interface.
+
+Two implementations pass one conformance suite (``tests/store/``): the embedded SQLite file and
+Redis. Every method is async and safe to call from any trio task; blocking drivers run in worker
+threads with a limiter and a timeout inside the implementation. Errors of the driver never escape:
+they become :class:`StoreUnavailable` (the store cannot be reached or answered too slowly) or
+:class:`EventConflict` (the caller's fault).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from transporter.protocol.model import (
+    AgentRecord,
+    AuditEntry,
+    Event,
+    EventRecord,
+    EventState,
+)
+from transporter.protocol.status import StatusUpdate
+
+MAX_LIMIT = 1000
+"""The most items one call returns; a larger ``limit`` is lowered to this."""
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, or did not answer in time.
+
+    Nothing was changed, except when a write timed out after it had been sent: then its outcome
+    is unknown (repeating a ``submit`` with the same event is safe, it is idempotent).
+    """
+
+
+class EventConflict(StoreError):
+    """An event with this id exists and asks for something else."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id!r} exists with different content")
+        self.event_id = event_id
+
+
+class InvalidCursor(StoreError, ValueError):
+    """A ``cursor`` that no listing of this store handed out (the caller's fault)."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"invalid cursor {cursor!r}")
+        self.cursor = cursor
+
+
+@attrs.frozen
+class Page[T]:
+    items: list[T]
+    cursor: str | None
+    """Pass back to get the next page; ``None`` when there is no more."""
+
+
+class Store(Protocol):
+    """What the control plane needs from durable state."""
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers (``/readyz``)."""
+
+    async def aclose(self) -> None: ...
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+        """Store a new event as ``queued`` together with its audit entry, durably, at once.
+
+        Returns the record and ``True``; for an id already stored with the same request
+        (:meth:`Event.same_request`) returns the existing record and ``False`` and writes
+        nothing; with a different request raises :class:`EventConflict`.
+        """
+        ...
+
+    async def get_event(self, event_id: str) -> EventRecord | None: ...
+
+    async def list_events(
+        self,
+        *,
+        agent: str | None = None,
+        state: EventState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventRecord]:
+        """Newest first (by ``seq``), filtered by target agent and state."""
+        ...
+
+    async def update_event(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
+        """Apply ``update`` with :func:`transporter.protocol.status.advance`, atomically.
+
+        Returns the new record, or ``None`` when the event is unknown or the update does not
+        apply (for example the event is already terminal).
+        """
+        ...
+
+    async def outbox(self, agent_id: str, *, limit: int = 100) -> list[Event]:
+        """The agent's unfinished events (not terminal), oldest first (by ``seq``)."""
+        ...
+
+    async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of unfinished events whose ``expires_at`` is at or before ``now``."""
+        ...
+
+    # --- agents -------------------------------------------------------------------------------
+
+    async def put_agent(self, record: AgentRecord) -> None: ...
+
+    async def get_agent(self, agent_id: str) -> AgentRecord | None: ...
+
+    async def list_agents(self) -> list[AgentRecord]:
+        """Sorted by id."""
+        ...
+
+    # --- audit --------------------------------------------------------------------------------
+
+    async def audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry``; returns it with its ``seq``."""
+        ...
+
+    async def list_audit(self, *, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
+        """Newest first."""
+        ...

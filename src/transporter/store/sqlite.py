@@ -1,0 +1,385 @@
+"""The embedded store: one SQLite file in WAL mode, so one control plane needs nothing else.
+
+sqlite3 blocks, so every call runs in a worker thread through ``trio.to_thread.run_sync`` with a
+dedicated ``CapacityLimiter(1)`` (one connection, used by one thread at a time) and a timeout.
+Writes take the write lock up front (``BEGIN IMMEDIATE``), so a read-modify-write never has to
+be retried. Records are stored as the JSON of the one converter (:mod:`transporter.protocol.codec`)
+beside the columns that queries need.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from transporter.protocol import codec
+from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.store.base import (
+    MAX_LIMIT,
+    EventConflict,
+    InvalidCursor,
+    Page,
+    StoreError,
+    StoreUnavailable,
+)
+
+DEFAULT_TIMEOUT = 10.0
+SCHEMA_VERSION = 1
+
+# States whose events still need work. Constant text (no input of anybody's), used both in the
+# partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
+_OPEN = "(" + ", ".join(f"'{state.value}'" for state in EventState if not state.terminal) + ")"
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            target_agent TEXT NOT NULL,
+            state TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_agent ON events (target_agent, seq)",
+        "CREATE INDEX events_by_state ON events (state, seq)",
+        f"CREATE INDEX events_open_by_agent ON events (target_agent, seq) WHERE state IN {_OPEN}",
+        f"CREATE INDEX events_open_by_expiry ON events (expires_at) WHERE state IN {_OPEN}",
+        "CREATE TABLE agents (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_event ON audit (event_id, seq)",
+    ),
+}
+"""Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
+
+
+class SQLiteStore:
+    """The :class:`~transporter.store.base.Store` in one SQLite file. Open with :meth:`open`."""
+
+    def __init__(self, conn: sqlite3.Connection, *, call_timeout: float) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._timeout = call_timeout
+        self._limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: Path, *, call_timeout: float = DEFAULT_TIMEOUT) -> SQLiteStore:
+        """Open (and create or migrate) the file; the caller must :meth:`aclose` the store.
+
+        Not under ``fail_after``: abandoning the thread could leak the connection it opens. It
+        is bounded by ``busy_timeout`` instead (the only wait that can be long).
+        """
+        try:
+            conn = await trio.to_thread.run_sync(_connect, path, round(call_timeout * 1000))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the folder of {path}: {exc}") from exc
+        return cls(conn, call_timeout=call_timeout)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # Through the limiter, so that a call still running in its thread finishes first.
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def _call[R](self, fn: Callable[..., R], *args: Any) -> R:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("the store is closed")
+        try:
+            with trio.fail_after(self._timeout):
+                # abandon_on_cancel: the timeout must hold even while the thread is stuck. The
+                # thread keeps the limiter until it ends, so nothing else uses the connection.
+                return await trio.to_thread.run_sync(
+                    fn, conn, *args, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except trio.TooSlowError:
+            raise StoreUnavailable(f"SQLite did not answer within {self._timeout} s") from None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def ping(self) -> None:
+        await self._call(_ping)
+
+    async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+        return await self._call(_submit, event, audit)
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        return await self._call(_get_event, event_id)
+
+    async def list_events(
+        self,
+        *,
+        agent: str | None = None,
+        state: EventState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventRecord]:
+        return await self._call(_list_events, agent, state, _limit(limit), _cursor_seq(cursor))
+
+    async def update_event(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
+        return await self._call(_update_event, event_id, update)
+
+    async def outbox(self, agent_id: str, *, limit: int = 100) -> list[Event]:
+        return await self._call(_outbox, agent_id, _limit(limit))
+
+    async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
+        return await self._call(_expiring, now, _limit(limit))
+
+    async def put_agent(self, record: AgentRecord) -> None:
+        await self._call(_put_agent, record)
+
+    async def get_agent(self, agent_id: str) -> AgentRecord | None:
+        return await self._call(_get_agent, agent_id)
+
+    async def list_agents(self) -> list[AgentRecord]:
+        return await self._call(_list_agents)
+
+    async def audit(self, entry: AuditEntry) -> AuditEntry:
+        return await self._call(_audit, entry)
+
+    async def list_audit(self, *, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
+        return await self._call(_list_audit, _limit(limit), _cursor_seq(cursor))
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def _connect(path: Path, busy_ms: int) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, autocommit=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"SQLite store {path}: journal_mode is {mode!r}, WAL is required")
+        # In WAL mode, NORMAL syncs only at checkpoints: a power cut could lose transactions
+        # that were already committed. FULL syncs the WAL at every commit, so an event is on
+        # disk before the producer hears "202 accepted", as promised.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    with _write(conn):
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"SQLite store {path} has schema version {version}; this transporter knows"
+                f" up to {SCHEMA_VERSION} (written by a newer version?)"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: the write lock is taken at once, so it cannot fail half-way."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --- the work done in the worker thread ------------------------------------------------------
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def _submit(conn: sqlite3.Connection, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+    with _write(conn):
+        row = conn.execute("SELECT record FROM events WHERE id = ?", (event.id,)).fetchone()
+        if row is not None:
+            existing = _load(row[0], EventRecord)
+            if existing.event.same_request(event):
+                return existing, False
+            raise EventConflict(event.id)
+        cur = conn.execute(
+            "INSERT INTO events (id, target_agent, state, expires_at, record)"
+            " VALUES (?, ?, ?, ?, '')",
+            (event.id, event.target_agent, EventState.QUEUED.value, event.expires_at),
+        )
+        seq = _rowid(cur)
+        record = accepted(EventRecord(event=event, seq=seq))
+        conn.execute("UPDATE events SET record = ? WHERE seq = ?", (_dump(record), seq))
+        _append_audit(conn, audit)
+    return record, True
+
+
+def _get_event(conn: sqlite3.Connection, event_id: str) -> EventRecord | None:
+    row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else _load(row[0], EventRecord)
+
+
+def _list_events(
+    conn: sqlite3.Connection,
+    agent: str | None,
+    state: EventState | None,
+    limit: int,
+    before: int | None,
+) -> Page[EventRecord]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if agent is not None:
+        clauses.append("target_agent = ?")
+        params.append(agent)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state.value)
+    if before is not None:
+        clauses.append("seq < ?")
+        params.append(before)
+    where = " AND ".join(clauses) or "1"
+    # Only the constant fragments above are interpolated; every value is a bound parameter.
+    query = f"SELECT record FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    rows = conn.execute(query, (*params, limit + 1)).fetchall()
+    records = [_load(text, EventRecord) for (text,) in rows]
+    return _page(records, limit, lambda record: record.seq)
+
+
+def _update_event(
+    conn: sqlite3.Connection, event_id: str, update: StatusUpdate
+) -> EventRecord | None:
+    with _write(conn):
+        row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            return None
+        record = advance(_load(row[0], EventRecord), update)
+        if record is None:
+            return None
+        conn.execute(
+            "UPDATE events SET state = ?, record = ? WHERE id = ?",
+            (record.state.value, _dump(record), event_id),
+        )
+    return record
+
+
+def _outbox(conn: sqlite3.Connection, agent_id: str, limit: int) -> list[Event]:
+    rows = conn.execute(
+        f"SELECT record FROM events WHERE target_agent = ? AND state IN {_OPEN}"  # noqa: S608
+        " ORDER BY seq LIMIT ?",
+        (agent_id, limit),
+    ).fetchall()
+    return [_load(text, EventRecord).event for (text,) in rows]
+
+
+def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
+    rows = conn.execute(
+        f"SELECT id FROM events WHERE state IN {_OPEN} AND expires_at <= ?"  # noqa: S608
+        " ORDER BY expires_at, seq LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    return [str(event_id) for (event_id,) in rows]
+
+
+def _put_agent(conn: sqlite3.Connection, record: AgentRecord) -> None:
+    with _write(conn):
+        conn.execute(
+            "INSERT INTO agents (id, record) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+            (record.info.id, _dump(record)),
+        )
+
+
+def _get_agent(conn: sqlite3.Connection, agent_id: str) -> AgentRecord | None:
+    row = conn.execute("SELECT record FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    return None if row is None else _load(row[0], AgentRecord)
+
+
+def _list_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    rows = conn.execute("SELECT record FROM agents ORDER BY id").fetchall()
+    return [_load(text, AgentRecord) for (text,) in rows]
+
+
+def _audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
+    with _write(conn):
+        return _append_audit(conn, entry)
+
+
+def _append_audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
+    cur = conn.execute(
+        "INSERT INTO audit (at, action, agent_id, event_id, record) VALUES (?, ?, ?, ?, '')",
+        (entry.at, entry.action, entry.agent_id, entry.event_id),
+    )
+    stored = attrs.evolve(entry, seq=_rowid(cur))
+    conn.execute("UPDATE audit SET record = ? WHERE seq = ?", (_dump(stored), stored.seq))
+    return stored
+
+
+def _list_audit(conn: sqlite3.Connection, limit: int, before: int | None) -> Page[AuditEntry]:
+    rows = conn.execute(
+        "SELECT record FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+        (before if before is not None else 2**63 - 1, limit + 1),
+    ).fetchall()
+    entries = [_load(text, AuditEntry) for (text,) in rows]
+    return _page(entries, limit, lambda entry: entry.seq)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    if cur.lastrowid is None:
+        raise StoreError("SQLite gave no rowid for an insert")
+    return cur.lastrowid
+
+
+def _dump(value: object) -> str:
+    return json.dumps(codec.unstructure(value), separators=(",", ":"))
+
+
+def _load[T](text: str, kind: type[T]) -> T:
+    try:
+        return codec.structure(json.loads(text), kind)
+    except ValueError as exc:  # not JSON, or codec.ProtocolError
+        raise StoreError(f"a stored {kind.__name__} cannot be read: {exc}") from exc
+
+
+def _page[T](items: list[T], limit: int, seq: Callable[[T], int]) -> Page[T]:
+    """``items`` were fetched with ``limit + 1``: one more than asked says there is more."""
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items, str(seq(items[-1])))
+    return Page(items, None)
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    return min(limit, MAX_LIMIT)
+
+
+def _cursor_seq(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not (cursor.isascii() and cursor.isdecimal()) or not 0 < int(cursor) < 2**63:
+        raise InvalidCursor(cursor)
+    return int(cursor)

@@ -1,0 +1,108 @@
+"""Events, updates and agents for the store tests, built with every field set."""
+
+from __future__ import annotations
+
+from transporter.protocol.model import (
+    Action,
+    AgentInfo,
+    AgentRecord,
+    AgentStatus,
+    AuditEntry,
+    Event,
+    EventState,
+    K8sPayload,
+    Phase,
+    ResourceResult,
+    ResourceStatus,
+)
+from transporter.protocol.status import StatusUpdate
+
+T0 = 1_700_000_000.123456
+"""A creation time with a fraction that a float-formatting slip would lose."""
+
+MANIFEST = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: café-☃
+  namespace: default
+data:
+  quote: "it's \\"quoted\\""
+"""
+
+
+def event(
+    event_id: str = "ev-1",
+    agent: str = "agent-a",
+    *,
+    created_at: float = T0,
+    ttl: int = 600,
+    manifests: tuple[str, ...] = (MANIFEST, "kind: Namespace\n---\nkind: Secret\n"),
+) -> Event:
+    return Event(
+        id=event_id,
+        target_agent=agent,
+        payload=K8sPayload(manifests=manifests, action=Action.DELETE),
+        ttl=ttl,
+        created_at=created_at,
+        priority=7,
+        labels={"team": "platform", "env": "prod"},
+        created_by="alice",
+    )
+
+
+def accepted_audit(ev: Event) -> AuditEntry:
+    return AuditEntry(
+        at=ev.created_at,
+        action="event.accepted",
+        actor=ev.created_by,
+        agent_id=ev.target_agent,
+        event_id=ev.id,
+        detail=f"{len(ev.payload.manifests)} manifests",
+    )
+
+
+def update(
+    state: EventState,
+    at: float,
+    phase: Phase | None = None,
+    message: str = "",
+    resources: tuple[ResourceResult, ...] | None = None,
+) -> StatusUpdate:
+    return StatusUpdate(at=at, state=state, phase=phase, message=message, resources=resources)
+
+
+RESULTS = (
+    ResourceResult("v1", "ConfigMap", "café-☃", "default", ResourceStatus.CREATED),
+    ResourceResult(
+        "v1", "Secret", "s", None, ResourceStatus.FAILED, 'admission webhook "x" denied it'
+    ),
+)
+
+# One event's whole way, as the dispatcher and an agent report it.
+JOURNEY = (
+    update(EventState.ASSIGNED, T0 + 1),
+    update(EventState.IN_PROGRESS, T0 + 2, Phase.RECEIVED),
+    update(EventState.IN_PROGRESS, T0 + 3, Phase.VALIDATING),
+    update(EventState.IN_PROGRESS, T0 + 4, Phase.APPLYING),
+    update(EventState.IN_PROGRESS, T0 + 5, Phase.VERIFYING),
+    update(EventState.COMPLETED, T0 + 6, Phase.COMPLETED, "2 resources", RESULTS),
+)
+
+
+def agent(agent_id: str, status: AgentStatus = AgentStatus.CONNECTED) -> AgentRecord:
+    return AgentRecord(
+        info=AgentInfo(
+            id=agent_id,
+            name=f"{agent_id} name",
+            cluster_name=f"cluster of {agent_id}",
+            provider="kind",
+            region="eu-west",
+            version="1.2.3",
+            labels={"env": "prod"},
+            capabilities=("apply", "delete"),
+        ),
+        status=status,
+        connected_since=T0,
+        last_heartbeat=T0 + 10.5,
+        updated_at=T0 + 10.5,
+    )

@@ -1,0 +1,151 @@
+"""What only the Redis store has: a server that can stop, hang, restart, want a password."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import coredis
+import pytest
+import trio
+
+from tests.bed.redis import RedisServer, running_redis
+from tests.store import records as r
+from transporter.config import StoreSpec
+from transporter.protocol.model import EventState
+from transporter.store import Store, StoreUnavailable, open_store
+from transporter.store.redis import RedisStore
+
+pytestmark = pytest.mark.redis
+
+
+async def every_call(store: Store) -> list[Callable[[], object]]:
+    event = r.event()
+    return [
+        store.ping,
+        lambda: store.submit(event, r.accepted_audit(event)),
+        lambda: store.get_event("ev-1"),
+        lambda: store.list_events(agent="agent-a"),
+        lambda: store.update_event("ev-1", r.update(EventState.ASSIGNED, r.T0)),
+        lambda: store.outbox("agent-a"),
+        lambda: store.expiring(r.T0),
+        lambda: store.put_agent(r.agent("a")),
+        lambda: store.get_agent("a"),
+        store.list_agents,
+        lambda: store.audit(r.accepted_audit(event)),
+        store.list_audit,
+    ]
+
+
+async def test_a_stopped_server_is_unavailable_quickly(redis_server: RedisServer) -> None:
+    async with open_store(StoreSpec.parse(redis_server.url), call_timeout=5.0) as store:
+        await store.ping()
+        redis_server.child.stop()
+        for call in await every_call(store):
+            start = trio.current_time()
+            with pytest.raises(StoreUnavailable):
+                await call()  # type: ignore[misc]
+            assert trio.current_time() - start < 2.0  # refused at once, not a timeout
+
+
+@contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """The server process stopped (SIGSTOP): connections stay open, nothing answers."""
+    os.kill(server.child.popen.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.child.popen.pid, signal.SIGCONT)
+
+
+async def test_a_server_that_does_not_answer_times_out_and_is_used_again_after(
+    redis_server: RedisServer,
+) -> None:
+    async with open_store(StoreSpec.parse(redis_server.url), call_timeout=0.3) as store:
+        await store.submit(r.event(), r.accepted_audit(r.event()))
+        with frozen(redis_server):
+            start = trio.current_time()
+            with pytest.raises(StoreUnavailable, match="did not answer"):
+                await store.get_event("ev-1")
+            with pytest.raises(StoreUnavailable):
+                await store.update_event("ev-1", r.update(EventState.ASSIGNED, r.T0 + 1))
+            assert trio.current_time() - start < 2.0
+        # The late replies of the abandoned calls must not be taken for the answers of new ones.
+        record = await store.get_event("ev-1")
+        assert record is not None
+        assert record.event == r.event()
+        await store.ping()
+        assert [event.id for event in await store.outbox("agent-a")] == ["ev-1"]
+
+
+async def test_with_appendfsync_always_events_survive_kill_9_of_the_server(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory(aof=True)
+    async with open_store(StoreSpec.parse(server.url)) as store:
+        record, _ = await store.submit(r.event(), r.accepted_audit(r.event()))
+        assigned = await store.update_event("ev-1", r.update(EventState.ASSIGNED, r.T0 + 1))
+        await store.put_agent(r.agent("agent-a"))
+    server.child.kill()
+
+    with running_redis(server.folder, aof=True) as again:
+        assert again.port != server.port or not server.child.alive()
+        async with open_store(StoreSpec.parse(again.url)) as store:
+            assert await store.get_event("ev-1") == assigned
+            assert [event.id for event in await store.outbox("agent-a")] == ["ev-1"]
+            assert await store.get_agent("agent-a") == r.agent("agent-a")
+            audit = (await store.list_audit()).items
+            assert [entry.event_id for entry in audit] == ["ev-1"]
+            later, _ = await store.submit(r.event("ev-2"), r.accepted_audit(r.event("ev-2")))
+            assert later.seq > record.seq
+
+
+async def test_a_password_in_the_url_is_used(redis_server: RedisServer) -> None:
+    password = "s3cret-pw"
+    async with coredis.Redis.from_url(redis_server.url, decode_responses=True) as admin:
+        await admin.config_set({"requirepass": password})
+    with_password = f"redis://:{password}@{redis_server.host}:{redis_server.port}/0"
+    async with open_store(StoreSpec.parse(with_password)) as store:
+        await store.ping()
+        record, created = await store.submit(r.event(), r.accepted_audit(r.event()))
+        assert created
+        assert await store.get_event("ev-1") == record
+    async with open_store(StoreSpec.parse(redis_server.url), call_timeout=2.0) as store:
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+
+
+async def test_stores_with_other_prefixes_or_databases_do_not_meet(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    other_db = f"redis://{redis_server.host}:{redis_server.port}/3"
+    async with (
+        RedisStore.open(url) as one,
+        RedisStore.open(url, prefix="other:") as two,
+        RedisStore.open(other_db) as three,
+    ):
+        await one.submit(r.event(), r.accepted_audit(r.event()))
+        for store in (two, three):
+            assert await store.get_event("ev-1") is None
+            assert (await store.list_events()).items == []
+            assert await store.outbox("agent-a") == []
+            assert (await store.list_audit()).items == []
+            record, created = await store.submit(r.event(), r.accepted_audit(r.event()))
+            assert created
+            assert record.seq == 1
+
+
+async def test_agent_ids_cannot_reach_each_others_keys(redis_server: RedisServer) -> None:
+    async with RedisStore.open(redis_server.url) as store:
+        await store.submit(r.event("ev-1", "x"), r.accepted_audit(r.event("ev-1", "x")))
+        odd = "x:state:queued"
+        await store.submit(r.event("ev-2", odd), r.accepted_audit(r.event("ev-2", odd)))
+        queued_x = await store.list_events(agent="x", state=EventState.QUEUED)
+        assert [record.event.id for record in queued_x.items] == ["ev-1"]
+        assert [record.event.id for record in (await store.list_events(agent=odd)).items] == [
+            "ev-2"
+        ]
+        assert [event.id for event in await store.outbox("x")] == ["ev-1"]

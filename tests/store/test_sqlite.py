@@ -1,0 +1,89 @@
+"""What only the SQLite store has: its file, its settings, its schema version, a locked file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.store import records as r
+from transporter.config import StoreSpec
+from transporter.store import StoreError, StoreUnavailable, open_store
+from transporter.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def spec(path: Path) -> StoreSpec:
+    return StoreSpec.parse(f"sqlite://{path}")
+
+
+async def test_the_file_and_its_folders_are_made_with_wal_and_a_schema_version(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new" / "folders" / "transporter.db"
+    async with open_store(spec(path)) as store:
+        await store.submit(r.event(), r.accepted_audit(r.event()))
+        assert isinstance(store, SQLiteStore)
+        synchronous = await store._call(
+            lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        assert synchronous == 2  # FULL
+        foreign_keys = await store._call(
+            lambda conn: conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        )
+        assert foreign_keys == 1
+    assert path.is_file()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("SELECT id, target_agent, state FROM events").fetchall() == [
+            ("ev-1", "agent-a", "queued")
+        ]
+    conn.close()
+
+
+async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        async with open_store(spec(path)):
+            pass
+
+
+async def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreUnavailable):
+        async with open_store(spec(path)):
+            pass
+
+
+async def test_a_file_locked_by_another_writer_times_out_then_works(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path), call_timeout=0.3) as store:
+        other = sqlite3.connect(path, autocommit=True)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            start = trio.current_time()
+            with pytest.raises(StoreUnavailable):
+                await store.submit(r.event(), r.accepted_audit(r.event()))
+            assert trio.current_time() - start < 2.0
+            assert await store.get_event("ev-1") is None  # readers are not blocked by WAL
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        record, created = await store.submit(r.event(), r.accepted_audit(r.event()))
+        assert created
+        assert await store.get_event("ev-1") == record
+
+
+async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "transporter.db")
+    await store.ping()
+    await store.aclose()
+    await store.aclose()  # twice is fine
+    with pytest.raises(StoreUnavailable, match="closed"):
+        await store.ping()
