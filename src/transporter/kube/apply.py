@@ -1,0 +1,192 @@
+"""The applying and verifying phases: server-side apply in plan order, then read back.
+
+Each object is read (GET) before it is applied, so the verdict rests on what the server said:
+absent before → ``created``; ``metadata.resourceVersion`` of the apply's answer equal to the one
+before → ``unchanged`` (server-side apply of the same content writes nothing); a new
+resourceVersion → ``updated``, unless the object the server returned differs from the one before
+only in ``metadata.managedFields`` or ``status`` (then ``unchanged``). The server records field
+ownership alone on the second apply of an object whose manifest sets no field besides its name
+(a bare Namespace), and a controller may write status between our read and our apply; neither
+is a change the apply made.
+
+One object failing does not stop the others; :class:`KubeUnavailable` (after the transport's
+bounded retries) does, because then nothing else would get through either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from transporter.kube.crd import POLL_FIRST, POLL_MAX, CrdKind, crd_kind, is_crd, wait_established
+from transporter.kube.discovery import Discovery, ResourceInfo
+from transporter.kube.errors import (
+    DependencyFailed,
+    KubeError,
+    KubeNotFound,
+    KubeNotReady,
+    KubeRejected,
+)
+from transporter.kube.manifests import api_version_of
+from transporter.kube.plan import Applied, Plan, PlannedObject
+from transporter.kube.planning import unknown_kind
+from transporter.kube.transport import APPLY_PATCH, Transport
+from transporter.protocol.model import ResourceResult, ResourceStatus
+
+FIELD_MANAGER = "transporter"
+
+
+def _content(answer: dict[str, Any]) -> dict[str, Any]:
+    """What an apply can change: the object without its version, field owners and status."""
+    metadata = answer.get("metadata")
+    kept = {k: v for k, v in answer.items() if k != "status"}
+    if isinstance(metadata, dict):
+        skip = ("resourceVersion", "managedFields")
+        kept["metadata"] = {k: v for k, v in metadata.items() if k not in skip}
+    return kept
+
+
+def _resource_version(answer: dict[str, Any]) -> str | None:
+    metadata = answer.get("metadata")
+    version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    return version if isinstance(version, str) else None
+
+
+async def _apply_one(transport: Transport, obj: PlannedObject, resource: ResourceInfo) -> Applied:
+    path = resource.object_path(obj.name, obj.namespace)
+    try:
+        try:
+            before: dict[str, Any] | None = await transport.get(path)
+        except KubeNotFound:
+            before = None
+        answer = await transport.request(
+            "PATCH",
+            path,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            body=obj.body,
+            content_type=APPLY_PATCH,
+        )
+    except KubeRejected as exc:
+        return Applied(obj, resource, error=exc)
+    after = answer if isinstance(answer, dict) else {}
+    return Applied(
+        obj,
+        resource,
+        existed=before is not None,
+        version_before=_resource_version(before) if before is not None else None,
+        version_after=_resource_version(after),
+        changed=before is None or _content(before) != _content(after),
+    )
+
+
+class _CrdTracker:
+    """The CRDs of one plan as they are applied: established, or why not."""
+
+    def __init__(self, discovery: Discovery, timeout: float) -> None:
+        self._discovery = discovery
+        self._timeout = timeout
+        self._failed: dict[str, KubeError] = {}
+        self._deadline: dict[str, float] = {}
+
+    async def after_apply(self, transport: Transport, applied: Applied) -> Applied:
+        """Wait until an applied CRD is Established, and make discovery ask about it afresh."""
+        obj = applied.object
+        if applied.error is None and applied.resource is not None:
+            path = applied.resource.object_path(obj.name, None)
+            try:
+                await wait_established(transport, path, obj.name, self._timeout)
+            except (KubeRejected, KubeNotReady) as exc:
+                applied = Applied(obj, applied.resource, error=exc)
+        if applied.error is not None:
+            self._failed[obj.name] = applied.error
+        defined = crd_kind(obj.body)
+        if defined is not None:
+            self._forget(defined)
+        self._deadline[obj.name] = trio.current_time() + self._timeout
+        return applied
+
+    def _forget(self, defined: CrdKind) -> None:
+        for version in defined.versions:
+            self._discovery.forget(api_version_of(defined.group, version))
+
+    async def resolve(self, obj: PlannedObject) -> ResourceInfo | KubeError:
+        """Where an object of a kind from this plan's CRD lives, polling discovery briefly.
+
+        The CRD is Established by now, but discovery may lag behind it for a moment.
+        """
+        crd = obj.crd or ""
+        if crd in self._failed:
+            return DependencyFailed(
+                f'not applied: its CustomResourceDefinition "{crd}" failed: {self._failed[crd]}'
+            )
+        deadline = self._deadline.get(crd, trio.current_time())
+        delay = POLL_FIRST
+        while True:
+            self._discovery.forget(obj.api_version)
+            try:
+                found = await self._discovery.resolve(obj.api_version, obj.kind)
+            except KubeRejected as exc:
+                return exc
+            if found is not None:
+                return found
+            if trio.current_time() + delay > deadline:
+                return DependencyFailed(
+                    f"not applied: {unknown_kind(obj.api_version, obj.kind)}"
+                    f' although CustomResourceDefinition "{crd}" was applied'
+                )
+            await trio.sleep(delay)
+            delay = min(delay * 2, POLL_MAX)
+
+
+async def apply_plan(
+    transport: Transport, discovery: Discovery, plan: Plan, *, crd_timeout: float
+) -> list[Applied]:
+    crds = _CrdTracker(discovery, crd_timeout)
+    results: list[Applied] = []
+    for obj in plan.objects:
+        resource = obj.resource
+        if resource is None:
+            found = await crds.resolve(obj)
+            if isinstance(found, KubeError):
+                results.append(Applied(obj, None, error=found))
+                continue
+            resource = found
+        applied = await _apply_one(transport, obj, resource)
+        if isinstance(applied.error, KubeNotFound):
+            discovery.forget(obj.api_version)  # the kind may be gone: ask again next time
+        if is_crd(obj.api_version, obj.kind):
+            applied = await crds.after_apply(transport, applied)
+        results.append(applied)
+    return results
+
+
+def _verdict(applied: Applied) -> ResourceStatus:
+    if not applied.existed:
+        return ResourceStatus.CREATED
+    if applied.version_before is not None and applied.version_before == applied.version_after:
+        return ResourceStatus.UNCHANGED
+    if not applied.changed:  # only field ownership was written (see Applied.changed)
+        return ResourceStatus.UNCHANGED
+    return ResourceStatus.UPDATED
+
+
+async def verify_applied(transport: Transport, applied: Sequence[Applied]) -> list[ResourceResult]:
+    """Read back every object that was applied; one result per :class:`Applied`, in order."""
+    results: list[ResourceResult] = []
+    for one in applied:
+        obj = one.object
+        if one.error is not None or one.resource is None:
+            results.append(obj.result(ResourceStatus.FAILED, str(one.error or "not applied")))
+            continue
+        try:
+            await transport.get(one.resource.object_path(obj.name, obj.namespace))
+        except KubeNotFound:
+            results.append(obj.result(ResourceStatus.FAILED, "applied, but gone when read back"))
+            continue
+        except KubeRejected as exc:
+            results.append(obj.result(ResourceStatus.FAILED, f"cannot read it back: {exc}"))
+            continue
+        results.append(obj.result(_verdict(one)))
+    return results

@@ -1,0 +1,117 @@
+"""One cluster the agent works on: the phases of an event as four calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from transporter.kube import config
+from transporter.kube.apply import apply_plan, verify_applied
+from transporter.kube.delete import delete_plan
+from transporter.kube.discovery import Discovery
+from transporter.kube.errors import KubeConfigError, KubeRejected, KubeUnavailable
+from transporter.kube.manifests import parse_manifests
+from transporter.kube.plan import Applied, Plan
+from transporter.kube.planning import make_plan
+from transporter.kube.transport import MAX_THREADS, Transport, new_transport
+from transporter.protocol.model import ResourceResult
+
+PARSE_THREADS = 2
+"""Manifests parsed at once (CPU-bound), apart from the threads that wait on the server."""
+
+
+async def _load_config(
+    kubeconfig: Path | None, limit: float, limiter: trio.CapacityLimiter
+) -> config.LoadedConfig:
+    """Load in a worker thread: reading files, and maybe running an exec credential plugin."""
+    try:
+        with trio.fail_after(limit):
+            return await trio.to_thread.run_sync(
+                config.load, kubeconfig, limiter=limiter, abandon_on_cancel=True
+            )
+    except trio.TooSlowError:
+        raise KubeConfigError(f"loading the Kubernetes credentials took over {limit:g} s") from None
+
+
+class KubeTarget:
+    """A connected cluster. Get one with ``async with KubeTarget.connect(...) as target``.
+
+    Safe to use from several tasks at once; discovery is cached for the target's life.
+    """
+
+    def __init__(
+        self, transport: Transport, *, server_version: str, source: str, timeout: float
+    ) -> None:
+        self._transport = transport
+        self._discovery = Discovery(transport)
+        self._parse_limiter = trio.CapacityLimiter(PARSE_THREADS)
+        self.server_version = server_version
+        """``gitVersion`` of the API server, e.g. ``v1.33.4``."""
+        self.source = source
+        """Where the credentials came from, e.g. ``kubeconfig /path`` (for messages)."""
+        self.timeout = timeout
+
+    @property
+    def server(self) -> str:
+        return self._transport.server
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        kubeconfig: Path | None,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - bounds each request, not the whole call
+    ) -> AsyncIterator[KubeTarget]:
+        """Load credentials (see :mod:`transporter.kube.config`) and check the server answers.
+
+        ``timeout`` bounds every request (and the wait for a CRD to be Established).
+        Raises :class:`KubeConfigError`, :class:`KubeUnavailable` (not reachable; not retried
+        here) or :class:`KubeRejected` (e.g. 401: the credentials were refused).
+        """
+        limiter = trio.CapacityLimiter(MAX_THREADS)
+        loaded = await _load_config(kubeconfig, timeout, limiter)
+        transport = new_transport(loaded.configuration, timeout=timeout, limiter=limiter)
+        try:
+            version = await _server_version(transport, loaded.source)
+            yield cls(transport, server_version=version, source=loaded.source, timeout=timeout)
+        finally:
+            transport.close()
+
+    async def plan(self, manifests: Sequence[str]) -> Plan:
+        """Validating: parse and place every object. Raises :class:`ManifestError`.
+
+        Parsing runs in a worker thread: a few MB of YAML take a second or more of CPU.
+        """
+        objects = await trio.to_thread.run_sync(
+            parse_manifests, tuple(manifests), limiter=self._parse_limiter, abandon_on_cancel=True
+        )
+        return await make_plan(objects, self._discovery)
+
+    async def apply(self, plan: Plan) -> list[Applied]:
+        """Applying: server-side apply of each object in plan order; one result per object."""
+        return await apply_plan(self._transport, self._discovery, plan, crd_timeout=self.timeout)
+
+    async def verify(self, applied: Sequence[Applied]) -> list[ResourceResult]:
+        """Verifying: read back what was applied; created, updated, unchanged or failed."""
+        return await verify_applied(self._transport, applied)
+
+    async def delete(self, plan: Plan) -> list[ResourceResult]:
+        """Delete each object of the plan, in reverse order: deleted, not_found or failed."""
+        return await delete_plan(self._transport, self._discovery, plan)
+
+
+async def _server_version(transport: Transport, source: str) -> str:
+    where = f"{transport.server} (from {source})"
+    try:
+        answer: Any = await transport.request("GET", "/version", attempts=1)
+    except KubeUnavailable as exc:
+        raise KubeUnavailable(f"{where}: {exc}") from None
+    except KubeRejected as exc:
+        raise KubeRejected(f"{where} refused us: {exc}", code=exc.code, reason=exc.reason) from None
+    version = answer.get("gitVersion") if isinstance(answer, dict) else None
+    return version if isinstance(version, str) else ""

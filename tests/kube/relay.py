@@ -1,0 +1,51 @@
+"""A TCP relay in front of a real API server, so a test can make the server vanish or go silent."""
+
+from __future__ import annotations
+
+import trio
+
+
+class Relay:
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``upstream`` until :meth:`cut`."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self.silent = False
+        """When set, new connections are accepted and never answered."""
+        self._scopes: set[trio.CancelScope] = set()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+    def cut(self, *, silent: bool) -> None:
+        """Drop every open connection; from now on answer nothing (``silent``) or forward."""
+        self.silent = silent
+        for scope in self._scopes:
+            scope.cancel()
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        with trio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                if self.silent:
+                    await trio.sleep_forever()
+                server = await trio.open_tcp_stream("127.0.0.1", self.upstream)
+                async with server, trio.open_nursery() as nursery:
+                    nursery.start_soon(_pump, client, server)
+                    nursery.start_soon(_pump, server, client)
+            finally:
+                self._scopes.discard(scope)
+
+
+async def _pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+    try:
+        async for chunk in source:
+            await sink.send_all(chunk)
+        await sink.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
