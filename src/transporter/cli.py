@@ -173,6 +173,7 @@ AGENT_FLAGS = (
         metavar="PATH",
     ),
     _Flag("--label", "agent label, repeatable", config.parse_label, repeat=True, metavar="K=V"),
+    _Flag("--concurrency", "events executed at once", config.parse_positive_int, "4", metavar="N"),
     _DEBUG,
 )
 
@@ -198,6 +199,42 @@ PRODUCE_K8S_FLAGS = (
     _Flag(
         "--timeout",
         "seconds --wait follows the event",
+        config.parse_positive_float,
+        "300",
+        metavar="SECONDS",
+    ),
+    _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o"),
+    _Flag(
+        "--delete", "delete the objects the manifests name instead of applying them", switch=True
+    ),
+    _Flag(
+        "--ttl",
+        "seconds before the event expires (default: the control plane's, 24 h)",
+        config.parse_positive_int,
+        metavar="SECONDS",
+    ),
+)
+
+PRODUCE_GET_FLAGS = (
+    _Flag(
+        "--cp-url",
+        "control plane HTTP API",
+        config.parse_http_url,
+        "http://localhost:8080",
+        metavar="URL",
+    ),
+    _Flag("--agent", "only events for this agent", config.parse_agent_id, metavar="ID"),
+    _Flag(
+        "--state",
+        "only events in this state",
+        str,
+        choices=("queued", "assigned", "in_progress", "completed", "failed", "expired"),
+    ),
+    _Flag("--limit", "at most this many events", config.parse_positive_int, "50", metavar="N"),
+    _Flag("--watch", "event: follow it until it ends", switch=True, short="-w"),
+    _Flag(
+        "--timeout",
+        "seconds --watch follows the event",
         config.parse_positive_float,
         "300",
         metavar="SECONDS",
@@ -235,6 +272,11 @@ def build_parser() -> tuple[_Parser, dict[str, tuple[_Parser, Sequence[_Flag]]]]
     k8s = kinds.add_parser("k8s", help="apply Kubernetes manifests through an agent")
     _flags_of(PRODUCE_K8S_FLAGS, k8s)
     table["produce k8s"] = (k8s, PRODUCE_K8S_FLAGS)
+    get = kinds.add_parser("get", help="show events or agents, like kubectl get")
+    get.add_argument("what", choices=config.QUERY_KINDS, help="events, event ID, agents, agent ID")
+    get.add_argument("name", nargs="?", help="the event or agent id")
+    _flags_of(PRODUCE_GET_FLAGS, get)
+    table["produce get"] = (get, PRODUCE_GET_FLAGS)
     return root, table
 
 
@@ -244,7 +286,10 @@ def _resolve(
     return {flag.dest: flag.resolve(getattr(namespace, flag.dest), parser) for flag in flags}
 
 
-def parse(argv: Sequence[str]) -> config.CpConfig | config.AgentConfig | config.ProduceConfig:
+Settings = config.CpConfig | config.AgentConfig | config.ProduceConfig | config.QueryConfig
+
+
+def parse(argv: Sequence[str]) -> Settings:
     """Parse a command line into the settings of one role. Usage errors exit with code 2."""
     root, table = build_parser()
     namespace = root.parse_args(argv)
@@ -273,7 +318,27 @@ def parse(argv: Sequence[str]) -> config.CpConfig | config.AgentConfig | config.
             cp_url=values["cp_url"],
             kubeconfig=values["kubeconfig"],
             labels=dict(values["label"]),
+            concurrency=values["concurrency"],
             debug=values["debug"],
+        )
+    if namespace.kind == "get":
+        parser, flags = table["produce get"]
+        values = _resolve(namespace, parser, flags)
+        single = namespace.what in ("event", "agent")
+        if single and not namespace.name:
+            parser.error(f"get {namespace.what} needs an id")
+        if not single and namespace.name:
+            parser.error(f"get {namespace.what} takes no id (did you mean {namespace.what[:-1]}?)")
+        return config.QueryConfig(
+            what=namespace.what,
+            name=namespace.name,
+            cp_url=values["cp_url"],
+            agent=values["agent"],
+            state=values["state"],
+            limit=values["limit"],
+            watch=values["watch"],
+            timeout=values["timeout"],
+            output=values["output"],
         )
     parser, flags = table["produce k8s"]
     values = _resolve(namespace, parser, flags)
@@ -285,6 +350,8 @@ def parse(argv: Sequence[str]) -> config.CpConfig | config.AgentConfig | config.
         wait=values["wait"],
         timeout=values["timeout"],
         output=values["output"],
+        delete=values["delete"],
+        ttl=values["ttl"],
     )
 
 

@@ -73,6 +73,15 @@ class StoreSpec:
             return cls("sqlite", text, Path(raw))
         raise ConfigError(f"store URL {text!r}: scheme must be sqlite://, redis:// or rediss://")
 
+    @property
+    def display(self) -> str:
+        """The URL without its password, for logs."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+
     @classmethod
     def sqlite_in(cls, data_dir: Path) -> StoreSpec:
         path = data_dir / "transporter.db"
@@ -134,6 +143,12 @@ def parse_positive_float(text: str) -> float:
     if not value > 0:
         raise ConfigError(f"{text!r} must be greater than 0")
     return value
+
+
+def parse_positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def parse_bool(text: str) -> bool:
@@ -198,6 +213,9 @@ class AgentConfig:
     labels: dict[str, str] = attrs.field(factory=dict)
     """Selectable labels (``env=prod``) sent at registration."""
 
+    concurrency: int = 4
+    """Events executed at once; more wait (events on the same object wait their turn anyway)."""
+
     debug: bool = False
 
 
@@ -212,4 +230,26 @@ class ProduceConfig:
     wait: bool = False
     timeout: float = 300.0
     """Seconds ``--wait`` follows the event before giving up (exit code 1)."""
+    output: Literal["text", "json"] = "text"
+    delete: bool = False
+    """Delete the objects the manifests name, instead of applying them."""
+    ttl: int | None = None
+    """Seconds the event may take before it expires; ``None``: the control plane's default."""
+
+
+QUERY_KINDS = ("events", "event", "agents", "agent")
+
+
+@attrs.frozen(kw_only=True)
+class QueryConfig:
+    """Settings of ``transporter produce get``."""
+
+    what: Literal["events", "event", "agents", "agent"]
+    name: str | None = None
+    cp_url: str = "http://localhost:8080"
+    agent: str | None = None
+    state: str | None = None
+    limit: int = 50
+    watch: bool = False
+    timeout: float = 300.0
     output: Literal["text", "json"] = "text"

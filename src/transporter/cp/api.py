@@ -1,21 +1,192 @@
-"""The control plane's HTTP API (quart-trio). Routes only; serving is in :mod:`.http`."""
+"""The control plane's HTTP API (quart-trio). Routes only; serving is in :mod:`.http`.
+
+Every answer is JSON, errors included: ``{"error": CODE, "message": TEXT}`` plus ``field`` when a
+submitted field is at fault.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
+import trio
+from quart import request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
 from transporter import __version__
+from transporter.cp.dispatch import Hub
+from transporter.protocol import codec
+from transporter.protocol.model import AgentRecord, AgentStatus, EventState
+from transporter.protocol.submission import (
+    MAX_MANIFEST_BYTES,
+    EventTooLarge,
+    InvalidEvent,
+    parse_submission,
+)
+from transporter.store.base import EventConflict, InvalidCursor, StoreUnavailable
+
+MAX_WAIT = 60.0
+"""Longest ``?wait=`` a request may hold ``GET /events/{id}``."""
+MAX_LIMIT = 500
 
 
-def create_app() -> QuartTrio:
+def _error(status: int, code: str, message: str, **extra: Any) -> tuple[dict[str, Any], int]:
+    return {"error": code, "message": message, **extra}, status
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _float_arg(name: str, default: float, low: float, high: float) -> float:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a number") from None
+    if not low <= value <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _agent_view(record: AgentRecord, hub: Hub) -> dict[str, Any]:
+    """The stored record, with this process's live view of a connection it holds."""
+    data: dict[str, Any] = codec.unstructure(record)
+    live = hub.registry.get(record.info.id)
+    if live is not None:
+        data["status"] = live.status.value
+        data["last_heartbeat"] = live.last_heartbeat
+        data["connected_since"] = live.connected_since
+    elif record.status is not AgentStatus.DISCONNECTED and not hub.shared_store:
+        # With the embedded store this process is the only one agents connect to.
+        data["status"] = AgentStatus.DISCONNECTED.value
+    return data
+
+
+def create_app(hub: Hub) -> QuartTrio:
     app = QuartTrio("transporter.cp")
     app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = 2 * MAX_MANIFEST_BYTES
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, name, exc.description or name)
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_down(exc: StoreUnavailable) -> tuple[dict[str, Any], int]:
+        return _error(503, "store_unavailable", str(exc))
+
+    @app.errorhandler(InvalidCursor)
+    async def bad_cursor(exc: InvalidCursor) -> tuple[dict[str, Any], int]:
+        return _error(400, "invalid_query", str(exc))
+
+    @app.errorhandler(BadQuery)
+    async def bad_query(exc: BadQuery) -> tuple[dict[str, Any], int]:
+        return _error(400, "invalid_query", str(exc))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         """Liveness: the process serves requests. Says nothing about the store."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz")
+    async def readyz() -> tuple[dict[str, Any], int]:
+        """Readiness: the store answers."""
+        await hub.store.ping()
+        return {"status": "ready"}, 200
+
+    @app.post("/events")
+    async def submit() -> tuple[dict[str, Any], int]:
+        body = await request.get_json(force=True, silent=True)
+        if body is None:
+            return _error(400, "invalid_event", "the body is not JSON", field="body")
+        try:
+            event = parse_submission(body, now=time.time(), new_id=lambda: str(uuid.uuid4()))
+        except EventTooLarge as exc:
+            return _error(413, "event_too_large", exc.problem, field=exc.field)
+        except InvalidEvent as exc:
+            return _error(400, "invalid_event", exc.problem, field=exc.field)
+        try:
+            record, created = await hub.accept(event)
+        except EventConflict as exc:
+            return _error(409, "conflict", str(exc), field="id")
+        known = await hub.store.get_agent(event.target_agent) is not None
+        answer = {"event_id": record.event.id, "agent_known": known}
+        if created:
+            return {**answer, "status": "accepted"}, 202
+        return {**answer, "status": "exists", "state": record.state.value}, 200
+
+    @app.get("/events/<event_id>")
+    async def get_event(event_id: str) -> tuple[dict[str, Any], int]:
+        """One event. ``?wait=S&since=N``: hold the answer up to S seconds until the timeline
+        has more than N entries (how ``produce --wait`` follows phases without polling)."""
+        wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
+        since = _int_arg("since", 0, 0, 1_000_000)
+        deadline = time.monotonic() + wait
+        while True:
+            record = await hub.store.get_event(event_id)
+            if record is None:
+                return _error(404, "not_found", f"no event {event_id!r}")
+            left = deadline - time.monotonic()
+            if len(record.timeline) > since or record.state.terminal or left <= 0:
+                return codec.unstructure(record), 200
+            # Woken by this process's updates; the cap covers other replicas' writes.
+            with trio.move_on_after(min(left, 1.0) if hub.shared_store else left):
+                await hub.watch.wait(event_id)
+
+    @app.get("/events")
+    async def list_events() -> tuple[dict[str, Any], int]:
+        state_text = request.args.get("state")
+        state = None
+        if state_text is not None:
+            try:
+                state = EventState(state_text)
+            except ValueError:
+                states = ", ".join(s.value for s in EventState)
+                return _error(400, "invalid_query", f"state must be one of {states}")
+        page = await hub.store.list_events(
+            agent=request.args.get("agent") or None,
+            state=state,
+            limit=_int_arg("limit", 50, 1, MAX_LIMIT),
+            cursor=request.args.get("cursor") or None,
+        )
+        return {"items": codec.unstructure(page.items), "cursor": page.cursor}, 200
+
+    @app.get("/agents")
+    async def list_agents() -> dict[str, Any]:
+        return {"items": [_agent_view(r, hub) for r in await hub.store.list_agents()]}
+
+    @app.get("/agents/<agent_id>")
+    async def get_agent(agent_id: str) -> tuple[dict[str, Any], int]:
+        record = await hub.store.get_agent(agent_id)
+        if record is None:
+            return _error(404, "not_found", f"no agent {agent_id!r} has ever registered")
+        return _agent_view(record, hub), 200
+
+    @app.get("/audit")
+    async def audit() -> tuple[dict[str, Any], int]:
+        page = await hub.store.list_audit(
+            limit=_int_arg("limit", 100, 1, MAX_LIMIT),
+            cursor=request.args.get("cursor") or None,
+        )
+        return {"items": codec.unstructure(page.items), "cursor": page.cursor}, 200
 
     return app

@@ -1,15 +1,158 @@
-"""``transporter produce``: the producer."""
+"""``transporter produce``: submit events, follow them, and look at events and agents.
+
+Exit codes: 0 the event completed (or the query answered); 1 it failed, expired, or was not
+finished within ``--timeout``, or the control plane could not be reached; 2 the request itself
+was wrong (bad flags, unreadable manifests, or the control plane refused it as invalid).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from functools import partial
+from typing import Any
 
-from transporter.config import ProduceConfig
+import trio
+from rich.console import Console
+
+from transporter import runtime
+from transporter.config import ProduceConfig, QueryConfig
+from transporter.produce import render
+from transporter.produce.client import ApiError, Client, Unreachable
+from transporter.produce.files import ManifestFileError, read_manifests
+from transporter.protocol import codec
+from transporter.protocol.model import EventRecord, EventState
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LONG_POLL = 20.0
 
 
-def main(settings: ProduceConfig) -> int:
-    print(
-        f"transporter produce: submitting to {settings.cp_url} is not in this build yet",
-        file=sys.stderr,
-    )
-    return 1
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+async def follow(client: Client, event_id: str, *, console: Console | None) -> EventRecord:
+    """Follow an event until it ends, printing each new timeline entry. Bound it with a cancel
+    scope: it long-polls the control plane, it does not give up by itself."""
+    seen = 0
+    while True:
+        record = await client.event(event_id, wait=LONG_POLL, since=seen)
+        if console is not None:
+            for entry in record.timeline[seen:]:
+                console.print(render.timeline_line(entry))
+        seen = len(record.timeline)
+        if record.state.terminal:
+            return record
+
+
+async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        manifests = read_manifests(settings.manifests)
+    except ManifestFileError as exc:
+        print(f"transporter produce: {exc}", file=sys.stderr)
+        outcome.append(EXIT_USAGE)
+        return
+    client = Client(settings.cp_url)
+    body: dict[str, Any] = {
+        "target_agent": settings.agent,
+        "payload": {"manifests": manifests, "action": "delete" if settings.delete else "apply"},
+    }
+    if settings.ttl is not None:
+        body["ttl"] = settings.ttl
+    submitted = await client.submit(body)
+    text = settings.output == "text"
+    if text:
+        note = "" if submitted.agent_known else f" (agent {settings.agent} has never registered;"
+        note += " it waits in the outbox)" if note else ""
+        console.print(f"event {submitted.event_id} accepted{note}")
+    if not settings.wait:
+        if not text:
+            _print_json({"event_id": submitted.event_id, "agent_known": submitted.agent_known})
+        outcome.append(EXIT_OK)
+        return
+    record: EventRecord | None = None
+    with trio.move_on_after(settings.timeout):
+        record = await follow(client, submitted.event_id, console=console if text else None)
+    if record is None:
+        record = await client.event(submitted.event_id)
+        message = f"event {submitted.event_id} not finished after {settings.timeout:g} s"
+        if text:
+            console.print(f"[bold red]{message}[/] (state {record.state.value})")
+        else:
+            _print_json({**codec.unstructure(record), "timed_out": True})
+        outcome.append(EXIT_FAILED)
+        return
+    if text:
+        if record.resources:
+            console.print(render.resources_table(record))
+    else:
+        _print_json(codec.unstructure(record))
+    outcome.append(EXIT_OK if record.state is EventState.COMPLETED else EXIT_FAILED)
+
+
+async def query(settings: QueryConfig, outcome: list[int]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    client = Client(settings.cp_url)
+    json_out = settings.output == "json"
+    now = time.time()
+    if settings.what == "events":
+        records = await client.events(
+            agent=settings.agent, state=settings.state, limit=settings.limit
+        )
+        if json_out:
+            _print_json(codec.unstructure(records))
+        else:
+            console.print(render.events_table(records, now))
+    elif settings.what == "event":
+        assert settings.name is not None
+        record = await client.event(settings.name)
+        if settings.watch and not record.state.terminal:
+            with trio.move_on_after(settings.timeout):
+                record = await follow(client, settings.name, console=None if json_out else console)
+        if json_out:
+            _print_json(codec.unstructure(record))
+        else:
+            render.show_event(console, record)
+    elif settings.what == "agents":
+        agents = await client.agents()
+        if json_out:
+            _print_json(codec.unstructure(agents))
+        else:
+            console.print(render.agents_table(agents, now))
+    else:
+        assert settings.name is not None
+        agent = await client.agent(settings.name)
+        if json_out:
+            _print_json(codec.unstructure(agent))
+        else:
+            console.print(render.agents_table([agent], now))
+    outcome.append(EXIT_OK)
+
+
+def main(settings: ProduceConfig | QueryConfig) -> int:
+    outcome: list[int] = []
+    job = submit if isinstance(settings, ProduceConfig) else query
+
+    async def role(shutdown: trio.Event) -> None:
+        await job(settings, outcome)  # type: ignore[arg-type]
+
+    try:
+        runtime.run(partial(role), grace=0.5)
+    except BaseException as exc:
+        return _failure(exc)
+    return outcome[0] if outcome else EXIT_FAILED
+
+
+def _failure(exc: BaseException) -> int:
+    """The exit code and one line on stderr for what stopped the producer."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ApiError):
+        print(f"transporter produce: the control plane refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE if 400 <= exc.status < 500 and exc.status != 404 else EXIT_FAILED
+    if isinstance(exc, Unreachable):
+        print(f"transporter produce: control plane unreachable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    raise exc

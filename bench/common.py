@@ -1,0 +1,140 @@
+"""Shared pieces of the benchmarks: real processes on free ports, and figures."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+TRANSPORTER = (sys.executable, "-m", "transporter")
+_API = re.compile(r"API listening on (http://\S+)")
+_AGENT = re.compile(r"agent channel listening on (ws://\S+)")
+
+
+@attrs.define
+class Process:
+    popen: subprocess.Popen[str]
+    lines: list[str]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.pid)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@contextlib.contextmanager
+def started(argv: Sequence[str], *patterns: re.Pattern[str]) -> Iterator[tuple[Process, list[str]]]:
+    """Start a process and wait until its stderr has matched every pattern (first group)."""
+    popen = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    found: dict[int, str] = {}
+    ready = threading.Event()
+
+    def read() -> None:
+        assert popen.stderr is not None
+        for line in popen.stderr:
+            lines.append(line)
+            for index, pattern in enumerate(patterns):
+                match = pattern.search(line)
+                if match and index not in found:
+                    found[index] = match.group(1)
+            if len(found) == len(patterns):
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        ready.wait(120)
+        if len(found) != len(patterns):
+            raise RuntimeError(f"{argv[3:5]} did not start:\n{''.join(lines[-20:])}")
+        yield Process(popen, lines), [found[i] for i in range(len(patterns))]
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(15)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+        reader.join(5)
+        if popen.stderr is not None:
+            popen.stderr.close()
+
+
+@contextlib.contextmanager
+def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Process, str, str]]:
+    argv = [
+        *TRANSPORTER,
+        "cp",
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    with started(argv, _API, _AGENT) as (process, (api, agent)):
+        yield process, api, agent
+
+
+class Api:
+    """A keep-alive HTTP/1.1 client of the control plane (the benchmark's own load)."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body)
+        self.connection.request(
+            method, path, body=data, headers={"Content-Type": "application/json"}
+        )
+        answer = self.connection.getresponse()
+        return answer.status, json.loads(answer.read())
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def wait_for_agents(api: Api, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, body = api.call("GET", "/agents")
+        if sum(1 for a in body["items"] if a["status"] == "connected") >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} agents connected")
+        time.sleep(0.1)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]

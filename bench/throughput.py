@@ -1,0 +1,118 @@
+"""Throughput: events per second from POST /events to receipt by the agent, with 100 connected
+agents whose apply step is an immediate success (bench/agents.py), for each store.
+
+    .venv/bin/python bench/throughput.py [--events 5000] [--agents 100] [--clients 4]
+
+Everything runs on this machine: the control plane, the agents' process and the load (keep-alive
+HTTP clients in threads) share its cores. Target (issue 3): >= 3,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.bed.redis import running_redis
+
+from bench.common import Api, control_plane
+
+MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
+
+
+@contextlib.contextmanager
+def harness(agent_url: str, agents: int, expect: int) -> Iterator[subprocess.Popen[str]]:
+    popen = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("agents.py")),
+            "--cp-url",
+            agent_url,
+            "--agents",
+            str(agents),
+            "--expect",
+            str(expect),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert popen.stdout is not None
+        line = popen.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"agents did not start: {line!r}")
+        yield popen
+    finally:
+        popen.terminate()
+        popen.wait(15)
+        if popen.stdout is not None:
+            popen.stdout.close()
+
+
+def load(api_url: str, events: int, agents: int, clients: int) -> None:
+    def post(offset: int) -> None:
+        api = Api(api_url)
+        for n in range(offset, events, clients):
+            status, body = api.call(
+                "POST",
+                "/events",
+                {"target_agent": f"bench-{n % agents}", "payload": {"manifests": [MANIFEST]}},
+            )
+            assert status == 202, body
+        api.close()
+
+    threads = [threading.Thread(target=post, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespace) -> None:
+    with (
+        control_plane(work / f"cp-{kind}", *store_args) as (cp, api_url, agent_url),
+        harness(agent_url, args.agents, args.events) as agents,
+    ):
+        start = time.perf_counter()
+        load(api_url, args.events, args.agents, args.clients)
+        posted = time.perf_counter() - start
+        assert agents.stdout is not None
+        done = agents.stdout.readline()
+        elapsed = time.perf_counter() - start
+        if not done.startswith("received"):
+            raise RuntimeError(f"agents: {done!r}")
+        print(
+            f"{kind:<7} {args.events} events to {args.agents} agents: "
+            f"{args.events / elapsed:7.0f} events/s POST->receipt "
+            f"({args.events / posted:.0f}/s accepted; cp RSS {cp.rss_kib() / 1024:.0f} MiB)",
+            flush=True,
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.store in ("sqlite", "both"):
+            measure("sqlite", [], work, args)
+        if args.store in ("redis", "both"):
+            with running_redis(work / "redis") as redis:
+                measure("redis", ["--store", redis.url], work, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

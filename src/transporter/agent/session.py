@@ -1,0 +1,247 @@
+"""The agent's one connection to the control plane: dial out, register, heartbeat, receive
+events, send reports; and when the connection fails, dial again with jittered exponential
+backoff, forever. Unacknowledged reports survive reconnects and are sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import attrs
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    connect_websocket_url,
+)
+
+from transporter import __version__
+from transporter.agent.reports import Reports
+from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
+from transporter.protocol import codec
+from transporter.protocol.messages import (
+    Deliver,
+    Error,
+    Heartbeat,
+    Message,
+    Received,
+    Register,
+    Status,
+    StatusAck,
+    Welcome,
+)
+from transporter.protocol.model import AgentInfo
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """Delays between connection attempts: doubling from ``first`` up to ``cap``, each drawn
+    between half and all of that (jitter), so that many agents do not return in step."""
+
+    first: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap, self.first * 2 ** min(attempt, 32))
+        return rng.uniform(ceiling / 2, ceiling)
+
+
+class Rejected(Exception):
+    """The control plane refused this agent (bad registration); retrying will not help soon."""
+
+
+class Session:
+    def __init__(
+        self,
+        info: AgentInfo,
+        cp_url: str,
+        runner: Runner,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        reports: Reports | None = None,
+        backoff: Backoff = Backoff(),
+        connect_timeout: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.info = info
+        self.cp_url = cp_url
+        self.worker = Worker(runner, self, concurrency=concurrency)
+        self.reports = reports or Reports()
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._outgoing_bell = trio.Event()
+        self._received: list[str] = []
+        self._up_since: float | None = None
+        self._outage_since: float | None = None
+        self.connected = trio.Event()
+        """Set while a registered connection is up (for tests and the demo)."""
+        self.connections = 0
+
+    # --- Sink, for the worker -----------------------------------------------------------------
+
+    def received(self, event_id: str) -> None:
+        self._received.append(event_id)
+        self._outgoing_bell.set()
+
+    def report(self, status: Status) -> None:
+        self.reports.add(status)
+        self._outgoing_bell.set()
+
+    # --- connection loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Execute events and keep connected, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.worker.run)
+            await self._connect_forever()
+
+    async def _connect_forever(self) -> None:
+        attempt = 0
+        while True:
+            reason = "connection closed"
+            try:
+                await self._connect_once()
+            except* (
+                OSError,
+                HandshakeError,
+                ConnectionClosed,
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                codec.ProtocolError,
+                Rejected,
+            ) as group:
+                reason = _describe(group.exceptions[0])
+            except* Exception as group:
+                # A bug of ours: say so loudly, then carry on like after any other outage.
+                log.error("agent session failed", exc_info=group)
+                reason = _describe(group.exceptions[0])
+            if self._up_since is not None:
+                attempt = 0  # a connection that was up resets the backoff
+                self._up_since = None
+            if self._outage_since is None:
+                # Logged once per outage, not once per attempt.
+                self._outage_since = time.monotonic()
+                log.warning("control plane %s: %s; reconnecting with backoff", self.cp_url, reason)
+            else:
+                log.debug("control plane still unreachable: %s", reason)
+            delay = self.backoff.delay(attempt, self.rng)
+            attempt += 1
+            await trio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(self.connect_timeout):
+                ws = await connect_websocket_url(
+                    nursery, self.cp_url, max_message_size=codec.MAX_MESSAGE_BYTES
+                )
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    await ws.send_message(codec.encode(Register(agent=self.info)))
+                    welcome = await self._expect_welcome(ws)
+                await self._registered(ws, welcome)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+
+    async def _registered(self, ws: WebSocketConnection, welcome: Welcome) -> None:
+        self.connections += 1
+        self._up_since = time.monotonic()
+        if self._outage_since is not None:
+            log.info(
+                "reconnected to %s after %.1f s", self.cp_url, self._up_since - self._outage_since
+            )
+            self._outage_since = None
+        else:
+            log.info(
+                "registered with %s as %s (heartbeat every %.0f s)",
+                self.cp_url,
+                welcome.agent_id,
+                welcome.heartbeat_interval,
+            )
+        self.connected.set()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._heartbeat, ws, welcome.heartbeat_interval)
+                nursery.start_soon(self._write, ws)
+                nursery.start_soon(self._read, ws)
+        finally:
+            self.connected = trio.Event()
+
+    async def _expect_welcome(self, ws: WebSocketConnection) -> Welcome:
+        message = codec.decode(await ws.get_message())
+        if isinstance(message, Error):
+            raise Rejected(f"{message.code}: {message.message}")
+        if not isinstance(message, Welcome):
+            raise Rejected(f"expected welcome, got {message.TAG}")
+        return message
+
+    async def _heartbeat(self, ws: WebSocketConnection, interval: float) -> None:
+        while True:
+            await ws.send_message(codec.encode(Heartbeat(at=time.time())))
+            await trio.sleep(interval)
+
+    async def _write(self, ws: WebSocketConnection) -> None:
+        """The one task that sends events' messages: acks first, then reports in order."""
+        sent: set[tuple[str, int]] = set()  # this connection's; a new one sends all again
+        while True:
+            self._outgoing_bell = trio.Event()
+            received, self._received = self._received, []
+            for event_id in received:
+                await ws.send_message(codec.encode(Received(event_id)))
+            for status in self.reports.pending():
+                key = (status.event_id, status.seq)
+                if key not in sent:
+                    await ws.send_message(codec.encode(status))
+                    sent.add(key)
+            sent.intersection_update((s.event_id, s.seq) for s in self.reports.pending())
+            await self._outgoing_bell.wait()
+
+    async def _read(self, ws: WebSocketConnection) -> None:
+        while True:
+            text = await ws.get_message()
+            try:
+                message: Message = codec.decode(text)
+            except codec.ProtocolError as exc:
+                log.warning("control plane sent an invalid message: %s", exc.message)
+                continue
+            if isinstance(message, Deliver):
+                await self.worker.offer(message.event)
+            elif isinstance(message, StatusAck):
+                self.reports.ack(message.event_id, message.seq)
+            elif isinstance(message, Error):
+                log.warning(
+                    "control plane refused a message: %s: %s", message.code, message.message
+                )
+            else:
+                log.warning("control plane sent an unexpected %r message", message.TAG)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def agent_info(
+    agent_id: str,
+    cluster_name: str,
+    labels: dict[str, str],
+    *,
+    provider: str = "",
+    region: str = "",
+) -> AgentInfo:
+    return AgentInfo(
+        id=agent_id,
+        name=agent_id,
+        cluster_name=cluster_name,
+        provider=provider,
+        region=region,
+        version=__version__,
+        labels=labels,
+        capabilities=("k8s_resource", "apply", "delete"),
+    )

@@ -1,0 +1,295 @@
+"""The agent channel: a WebSocket server on our own trio listener.
+
+Per connection: the agent registers first (within ``register_timeout``), is welcomed, then three
+tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports), a
+writer (the only task that writes to the socket) and the delivery task of :class:`Hub`.
+A malformed or unexpected message is answered with an ``error`` and logged; the connection and
+the server carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketConnection,
+    WebSocketRequest,
+    WebSocketServer,
+)
+
+from transporter.config import Address, ConfigError, parse_agent_id
+from transporter.cp.dispatch import Hub
+from transporter.cp.registry import OUTGOING_QUEUE, Connection
+from transporter.protocol import codec
+from transporter.protocol.messages import (
+    PROTOCOL_VERSION,
+    CpMessage,
+    Error,
+    Heartbeat,
+    Received,
+    Register,
+    Status,
+    StatusAck,
+    Welcome,
+)
+from transporter.protocol.model import (
+    AgentRecord,
+    AgentStatus,
+    AuditEntry,
+    EventState,
+    Phase,
+)
+from transporter.protocol.status import StatusUpdate
+
+log = logging.getLogger(__name__)
+
+PATH = "/ws"
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettings:
+    heartbeat_interval: float = 10.0
+    """Seconds between the agent's heartbeats (told to it in ``welcome``)."""
+    missed_heartbeats: int = 3
+    """An agent is ``unhealthy`` after this many intervals without a heartbeat."""
+    register_timeout: float = 10.0
+    max_message_bytes: int = codec.MAX_MESSAGE_BYTES
+
+
+class AgentChannel:
+    def __init__(self, hub: Hub, settings: ChannelSettings) -> None:
+        self.hub = hub
+        self.settings = settings
+
+    async def serve(
+        self,
+        address: Address,
+        *,
+        task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled; ``started()`` gives the bound addresses."""
+        listeners = await trio.open_tcp_listeners(address.port, host=address.host or None)
+        bound = [Address(*listener.socket.getsockname()[:2]) for listener in listeners]
+        server = WebSocketServer(
+            self._handle,
+            listeners,
+            max_message_size=self.settings.max_message_bytes,
+            connect_timeout=10,
+            disconnect_timeout=5,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            task_status.started(bound)
+
+    # --- one connection ---------------------------------------------------------------------
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        if request.path.split("?")[0] != PATH:
+            await request.reject(404, body=f"the agent channel is at {PATH}\n".encode())
+            return
+        ws = await request.accept()
+        try:
+            await self._run(ws)
+        except* ConnectionClosed:
+            pass  # the agent went away: the usual end of a connection
+        except* Exception:
+            # A bug of ours must end this connection only, never the server.
+            log.exception("agent channel %s: connection handler failed", _peer(ws))
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await ws.aclose()
+
+    async def _refuse(self, ws: WebSocketConnection, code: str, message: str) -> None:
+        log.warning("agent channel %s: %s: %s", _peer(ws), code, message)
+        await ws.send_message(codec.encode(Error(code=code, message=message)))
+
+    async def _register(self, ws: WebSocketConnection) -> Register | None:
+        with trio.move_on_after(self.settings.register_timeout):
+            while True:
+                text = await ws.get_message()
+                try:
+                    message = codec.decode(text, max_bytes=self.settings.max_message_bytes)
+                except codec.ProtocolError as exc:
+                    await self._refuse(ws, exc.code, exc.message)
+                    continue
+                if not isinstance(message, Register):
+                    await self._refuse(ws, "not_registered", "register before anything else")
+                    continue
+                try:
+                    parse_agent_id(message.agent.id)
+                except ConfigError as exc:
+                    await self._refuse(ws, "invalid", str(exc))
+                    return None
+                if message.protocol != PROTOCOL_VERSION:
+                    await self._refuse(
+                        ws,
+                        "protocol",
+                        f"protocol {message.protocol} not supported (this is {PROTOCOL_VERSION})",
+                    )
+                    return None
+                return message
+        await self._refuse(ws, "timeout", "no registration in time")
+        return None
+
+    async def _run(self, ws: WebSocketConnection) -> None:
+        register = await self._register(ws)
+        if register is None:
+            return
+        info = register.agent
+        now = time.time()
+        send, receive = trio.open_memory_channel[CpMessage](OUTGOING_QUEUE)
+        with trio.CancelScope() as scope:
+            connection = Connection(
+                info=info, connected_since=now, send=send, cancel_scope=scope, last_heartbeat=now
+            )
+            replaced = self.hub.registry.attach(connection)
+            store = self.hub.store
+            await store.put_agent(
+                AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now)
+            )
+            action = "agent.replaced" if replaced else "agent.connected"
+            await store.audit(
+                AuditEntry(at=now, action=action, agent_id=info.id, detail=f"from {_peer(ws)}")
+            )
+            log.info(
+                "agent %s connected from %s%s",
+                info.id,
+                _peer(ws),
+                " (replacing its previous connection)" if replaced else "",
+            )
+            await ws.send_message(
+                codec.encode(
+                    Welcome(agent_id=info.id, heartbeat_interval=self.settings.heartbeat_interval)
+                )
+            )
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write, ws, receive)
+                    nursery.start_soon(self._read, ws, connection)
+                    nursery.start_soon(self._watch_health, connection)
+                    nursery.start_soon(self.hub.deliver, connection)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    await self._disconnected(connection, ws)
+
+    async def _disconnected(self, connection: Connection, ws: WebSocketConnection) -> None:
+        if not self.hub.registry.detach(connection):
+            return  # replaced by a newer connection, which owns the record now
+        now = time.time()
+        info = connection.info
+        await self.hub.store.put_agent(
+            AgentRecord(
+                info,
+                AgentStatus.DISCONNECTED,
+                connection.connected_since,
+                connection.last_heartbeat,
+                updated_at=now,
+            )
+        )
+        await self.hub.store.audit(
+            AuditEntry(at=now, action="agent.disconnected", agent_id=info.id)
+        )
+        for event_id in connection.in_flight:
+            # Sent but not acknowledged: back to queued (in_progress ones stay as they are).
+            await self.hub.update(
+                event_id, StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away")
+            )
+        log.info("agent %s disconnected", info.id)
+
+    async def _write(
+        self, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[CpMessage]
+    ) -> None:
+        async with receive:
+            async for message in receive:
+                await ws.send_message(codec.encode(message))
+
+    async def _read(self, ws: WebSocketConnection, connection: Connection) -> None:
+        while True:
+            text = await ws.get_message()
+            try:
+                message = codec.decode(text, max_bytes=self.settings.max_message_bytes)
+            except codec.ProtocolError as exc:
+                await self._refuse(ws, exc.code, exc.message)
+                continue
+            if isinstance(message, Heartbeat):
+                await self._heartbeat(connection)
+            elif isinstance(message, Received):
+                await self._report(
+                    connection,
+                    message.event_id,
+                    StatusUpdate(
+                        at=time.time(),
+                        state=EventState.IN_PROGRESS,
+                        phase=Phase.RECEIVED,
+                        message="received by agent",
+                    ),
+                )
+            elif isinstance(message, Status):
+                update = StatusUpdate(
+                    at=message.at,
+                    state=message.state,
+                    phase=message.phase,
+                    message=message.message,
+                    resources=message.resources,
+                )
+                if await self._report(connection, message.event_id, update):
+                    await connection.send.send(StatusAck(message.event_id, message.seq))
+            else:
+                await self._refuse(
+                    ws, "unexpected", f"{message.TAG!r} is not for the agent to send"
+                )
+
+    async def _report(self, connection: Connection, event_id: str, update: StatusUpdate) -> bool:
+        """Store a report about ``event_id``; refused unless the event is this agent's."""
+        record = await self.hub.store.get_event(event_id)
+        if record is None or record.event.target_agent != connection.agent_id:
+            await connection.send.send(
+                Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
+            )
+            log.warning(
+                "agent %s reported on event %r, which is not its own", connection.agent_id, event_id
+            )
+            return False
+        await self.hub.update(event_id, update)
+        return True  # stored, or already terminal: either way the agent may forget the report
+
+    async def _heartbeat(self, connection: Connection) -> None:
+        connection.last_heartbeat = time.time()
+        if connection.status is not AgentStatus.CONNECTED:
+            connection.status = AgentStatus.CONNECTED
+            await self._save_status(connection)
+
+    async def _watch_health(self, connection: Connection) -> None:
+        limit = self.settings.heartbeat_interval * self.settings.missed_heartbeats
+        while True:
+            silent = time.time() - connection.last_heartbeat
+            if silent >= limit and connection.status is AgentStatus.CONNECTED:
+                connection.status = AgentStatus.UNHEALTHY
+                log.warning("agent %s: no heartbeat for %.0f s", connection.agent_id, silent)
+                await self._save_status(connection)
+            await trio.sleep(
+                max(limit - silent, 0)
+                if connection.status is AgentStatus.CONNECTED
+                else self.settings.heartbeat_interval
+            )
+
+    async def _save_status(self, connection: Connection) -> None:
+        now = time.time()
+        await self.hub.store.put_agent(
+            AgentRecord(
+                connection.info,
+                connection.status,
+                connection.connected_since,
+                connection.last_heartbeat,
+                updated_at=now,
+            )
+        )
+
+
+def _peer(ws: WebSocketConnection) -> str:
+    remote = ws.remote
+    return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"

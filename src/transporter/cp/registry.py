@@ -1,0 +1,88 @@
+"""The agents connected to this control plane process, and how to reach each one.
+
+In memory only: what must survive a restart (the agents' records, their outboxes) is in the
+store. One connection per agent id; a newer connection replaces the older, which is closed.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from transporter.protocol.messages import CpMessage
+from transporter.protocol.model import AgentInfo, AgentStatus
+
+OUTGOING_QUEUE = 64
+"""Messages waiting to be written to one agent's socket; a full queue slows the sender down."""
+
+
+class Doorbell:
+    """Wakes one waiter that has something to look at; rings while nobody waits are kept."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Until rung (at once if it rang since the last wait). Bound it with a cancel scope."""
+        try:
+            await self._event.wait()
+        finally:
+            if self._event.is_set():
+                self._event = trio.Event()
+
+
+@attrs.define(eq=False)
+class Connection:
+    """One live agent connection."""
+
+    info: AgentInfo
+    connected_since: float
+    send: trio.MemorySendChannel[CpMessage]
+    cancel_scope: trio.CancelScope
+    last_heartbeat: float
+    status: AgentStatus = AgentStatus.CONNECTED
+    outbox_bell: Doorbell = attrs.field(factory=Doorbell)
+    """Rung when the agent may have something new to receive (new event, slot freed)."""
+    in_flight: set[str] = attrs.field(factory=set)
+    """Events sent on this connection that are not finished yet."""
+
+    @property
+    def agent_id(self) -> str:
+        return self.info.id
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._connections: dict[str, Connection] = {}
+
+    def attach(self, connection: Connection) -> Connection | None:
+        """Make ``connection`` the agent's current one; returns the one it replaces (closed)."""
+        previous = self._connections.get(connection.agent_id)
+        self._connections[connection.agent_id] = connection
+        if previous is not None:
+            previous.cancel_scope.cancel()
+        return previous
+
+    def detach(self, connection: Connection) -> bool:
+        """Forget ``connection`` if it is still the agent's current one."""
+        if self._connections.get(connection.agent_id) is connection:
+            del self._connections[connection.agent_id]
+            return True
+        return False
+
+    def get(self, agent_id: str) -> Connection | None:
+        return self._connections.get(agent_id)
+
+    def ring(self, agent_id: str) -> None:
+        connection = self._connections.get(agent_id)
+        if connection is not None:
+            connection.outbox_bell.ring()
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def all(self) -> list[Connection]:
+        return list(self._connections.values())

@@ -1,0 +1,121 @@
+"""A small client of the control plane's HTTP API, for the producer.
+
+urllib runs in worker threads (it blocks), each call under a limiter and a timeout. Answers are
+decoded into the protocol's types with the one converter.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import attrs
+import trio
+
+from transporter.protocol import codec
+from transporter.protocol.model import AgentRecord, AuditEntry, EventRecord
+
+
+class ApiError(Exception):
+    """The control plane answered with an error (``status`` 4xx/5xx) and said why."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        where = f" ({field})" if field else ""
+        super().__init__(f"{status} {code}{where}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class Unreachable(Exception):
+    """The control plane could not be reached or did not answer in time."""
+
+
+@attrs.frozen
+class Submitted:
+    event_id: str
+    created: bool
+    agent_known: bool
+
+
+class Client:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._limiter = trio.CapacityLimiter(4)
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, read_timeout: float | None = None
+    ) -> Any:
+        limit = read_timeout or self.timeout
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the URL is checked to be http(s)
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+
+        def call() -> Any:
+            try:
+                with urllib.request.urlopen(request, timeout=limit) as answer:  # noqa: S310
+                    return json.load(answer)
+            except urllib.error.HTTPError as exc:
+                try:
+                    detail = json.load(exc)
+                except ValueError:
+                    detail = {}
+                raise ApiError(
+                    exc.code,
+                    str(detail.get("error", "error")),
+                    str(detail.get("message", exc.reason)),
+                    detail.get("field"),
+                ) from None
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise Unreachable(f"{self.base_url}: {reason}") from None
+
+        try:
+            with trio.fail_after(limit + 5):
+                return await trio.to_thread.run_sync(
+                    call, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except trio.TooSlowError:
+            raise Unreachable(f"{self.base_url}: no answer in {limit:.0f} s") from None
+
+    async def submit(self, event: dict[str, Any]) -> Submitted:
+        answer = await self._call("POST", "/events", event)
+        return Submitted(answer["event_id"], answer["status"] == "accepted", answer["agent_known"])
+
+    async def event(self, event_id: str, *, wait: float = 0.0, since: int = 0) -> EventRecord:
+        query = urllib.parse.urlencode({"wait": wait, "since": since}) if wait else ""
+        path = f"/events/{urllib.parse.quote(event_id, safe='')}" + (f"?{query}" if query else "")
+        data = await self._call("GET", path, read_timeout=self.timeout + wait)
+        return codec.structure(data, EventRecord)
+
+    async def events(
+        self, *, agent: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[EventRecord]:
+        query = {
+            "limit": limit,
+            **({"agent": agent} if agent else {}),
+            **({"state": state} if state else {}),
+        }
+        data = await self._call("GET", "/events?" + urllib.parse.urlencode(query))
+        return codec.structure(data["items"], list[EventRecord])
+
+    async def audit(self, *, limit: int = 100) -> list[AuditEntry]:
+        data = await self._call("GET", f"/audit?limit={limit}")
+        return codec.structure(data["items"], list[AuditEntry])
+
+    async def agents(self) -> list[AgentRecord]:
+        data = await self._call("GET", "/agents")
+        return codec.structure(data["items"], list[AgentRecord])
+
+    async def agent(self, agent_id: str) -> AgentRecord:
+        data = await self._call("GET", f"/agents/{urllib.parse.quote(agent_id, safe='')}")
+        return codec.structure(data, AgentRecord)

@@ -1,0 +1,38 @@
+"""Fixtures of the end-to-end tests: a control plane, and agents on real clusters."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.bed.kube import Cluster
+from tests.e2e.harness import Agent, ControlPlane
+
+_agents = itertools.count(1)
+
+
+@pytest.fixture
+async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
+    """A running control plane on the embedded SQLite store."""
+    plane = ControlPlane(nursery, tmp_path / "cp")
+    await plane.start()
+    return plane
+
+
+@pytest.fixture
+def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
+    """Agents with unique ids (the clusters are shared by the test session)."""
+
+    def make(cluster: Cluster, *, labels: dict[str, str] | None = None) -> Agent:
+        return Agent(nursery, f"agent-{next(_agents)}", cluster, labels or {})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def second_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
+    return cluster_factory()

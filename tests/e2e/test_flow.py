@@ -1,0 +1,280 @@
+"""An event's whole path: produce → control plane → agent → real API server, and back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from tests.bed.kube import Cluster
+from tests.e2e.harness import Agent, ControlPlane
+from transporter.produce.client import ApiError
+from transporter.protocol.model import EventRecord, EventState, Phase, ResourceStatus
+
+pytestmark = pytest.mark.kube
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def namespace_yaml(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+
+
+def configmap_yaml(name: str, namespace: str | None, **data: str) -> str:
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    body = "".join(f'\n  {k}: "{v}"' for k, v in data.items()) or " {}"
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:{body}\n"
+
+
+def deployment_yaml(name: str, namespace: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: main
+        image: registry.invalid/app:1
+"""
+
+
+async def read(cluster: Cluster, call: Callable[[k8s.ApiClient], Any]) -> Any:
+    """Run a kubernetes client call against ``cluster`` in a thread; None when 404."""
+
+    def run() -> Any:
+        api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+        with api:
+            try:
+                return call(api)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    return await trio.to_thread.run_sync(run)
+
+
+async def finish(cp: ControlPlane, event_id: str) -> EventRecord:
+    """The event's record once it has ended, following it as ``produce --wait`` does."""
+    with trio.fail_after(60):
+        record = await cp.client.event(event_id)
+        while not record.state.terminal:
+            record = await cp.client.event(event_id, wait=10, since=len(record.timeline))
+    return record
+
+
+async def submit_and_wait(cp: ControlPlane, body: dict[str, Any]) -> EventRecord:
+    submitted = await cp.client.submit(body)
+    return await finish(cp, submitted.event_id)
+
+
+def event_body(agent: str, *manifests: str, **extra: Any) -> dict[str, Any]:
+    return {"target_agent": agent, "payload": {"manifests": list(manifests)}, **extra}
+
+
+def statuses(record: EventRecord) -> dict[tuple[str, str], ResourceStatus]:
+    return {(r.kind, r.name): r.status for r in record.resources}
+
+
+async def test_apply_on_one_cluster_leaves_the_other_untouched(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, second_cluster: Cluster
+) -> None:
+    one, two = make_agent(cluster), make_agent(second_cluster)
+    await one.start(cp.agent_url)
+    await two.start(cp.agent_url)
+    await one.connected()
+    await two.connected()
+    ns, cm, deploy = unique("ns"), unique("cm"), unique("web")
+    manifests = (
+        namespace_yaml(ns),
+        configmap_yaml(cm, ns, colour="blue"),
+        deployment_yaml(deploy, ns),
+    )
+    record = await submit_and_wait(cp, event_body(one.agent_id, *manifests))
+    assert record.state is EventState.COMPLETED, record.message
+    assert statuses(record) == {
+        ("Namespace", ns): ResourceStatus.CREATED,
+        ("ConfigMap", cm): ResourceStatus.CREATED,
+        ("Deployment", deploy): ResourceStatus.CREATED,
+    }
+    phases = [entry.phase for entry in record.timeline if entry.phase]
+    assert phases == [
+        Phase.RECEIVED,
+        Phase.VALIDATING,
+        Phase.APPLYING,
+        Phase.VERIFYING,
+        Phase.COMPLETED,
+    ]
+    configmap = await read(
+        cluster, lambda api: k8s.CoreV1Api(api).read_namespaced_config_map(cm, ns)
+    )
+    assert configmap.data == {"colour": "blue"}
+    assert await read(second_cluster, lambda api: k8s.CoreV1Api(api).read_namespace(ns)) is None
+    assert two.session is not None and not two.session.worker.finished
+
+    again = await submit_and_wait(cp, event_body(one.agent_id, *manifests))
+    assert again.state is EventState.COMPLETED
+    assert set(statuses(again).values()) == {ResourceStatus.UNCHANGED}
+
+
+async def test_invalid_yaml_is_refused_and_nothing_is_stored(cp: ControlPlane) -> None:
+    event_id = unique("bad")
+    with pytest.raises(ApiError) as caught:
+        await cp.client.submit(
+            {
+                "id": event_id,
+                "target_agent": "someone",
+                "payload": {"manifests": ["kind: [unclosed"]},
+            }
+        )
+    assert caught.value.status == 400
+    assert caught.value.field == "payload.manifests[0]"
+    with pytest.raises(ApiError) as missing:
+        await cp.client.event(event_id)
+    assert missing.value.status == 404
+    assert await cp.client.events() == []
+
+
+async def test_an_unknown_kind_fails_the_event_and_the_rest_is_reported(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    await agent.start(cp.agent_url)
+    cm = unique("cm")
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+    record = await submit_and_wait(cp, event_body(agent.agent_id, configmap_yaml(cm, None), widget))
+    assert record.state is EventState.FAILED
+    assert "Widget" in record.message
+    results = statuses(record)
+    assert results[("Widget", "w")] is ResourceStatus.FAILED
+    assert results[("ConfigMap", cm)] is ResourceStatus.CREATED
+    failed = next(r for r in record.resources if r.kind == "Widget")
+    assert "Widget" in failed.message
+
+
+async def test_an_agent_offline_at_submission_gets_the_event_when_it_starts(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    cm = unique("cm")
+    submitted = await cp.client.submit(event_body(agent.agent_id, configmap_yaml(cm, None)))
+    assert not submitted.agent_known
+    assert (await cp.client.event(submitted.event_id)).state is EventState.QUEUED
+    await agent.start(cp.agent_url)
+    record = await finish(cp, submitted.event_id)
+    assert record.state is EventState.COMPLETED
+    assert statuses(record) == {("ConfigMap", cm): ResourceStatus.CREATED}
+
+
+async def test_an_event_whose_ttl_passes_while_offline_expires_unapplied(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    cm = unique("cm")
+    submitted = await cp.client.submit(event_body(agent.agent_id, configmap_yaml(cm, None), ttl=1))
+    record = await finish(cp, submitted.event_id)
+    assert record.state is EventState.EXPIRED
+    await agent.start(cp.agent_url)
+    await agent.connected()
+    # The agent is connected and its outbox has been read: the expired event is not sent.
+    other = await submit_and_wait(
+        cp, event_body(agent.agent_id, configmap_yaml(unique("cm"), None))
+    )
+    assert other.state is EventState.COMPLETED
+    assert agent.session is not None
+    assert submitted.event_id not in agent.session.worker.finished
+    assert (
+        await read(
+            cluster, lambda api: k8s.CoreV1Api(api).read_namespaced_config_map(cm, "default")
+        )
+        is None
+    )
+
+
+async def test_delete_removes_objects_and_reports_missing_ones(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    await agent.start(cp.agent_url)
+    cm = unique("cm")
+    created = await submit_and_wait(cp, event_body(agent.agent_id, configmap_yaml(cm, None)))
+    assert created.state is EventState.COMPLETED
+    body = event_body(agent.agent_id, configmap_yaml(cm, None))
+    body["payload"]["action"] = "delete"
+    deleted = await submit_and_wait(cp, body)
+    assert deleted.state is EventState.COMPLETED
+    assert statuses(deleted) == {("ConfigMap", cm): ResourceStatus.DELETED}
+    assert (
+        await read(
+            cluster, lambda api: k8s.CoreV1Api(api).read_namespaced_config_map(cm, "default")
+        )
+        is None
+    )
+    again = await submit_and_wait(cp, body)
+    assert statuses(again) == {("ConfigMap", cm): ResourceStatus.NOT_FOUND}
+
+
+async def test_a_crd_and_an_object_of_it_in_one_event(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    await agent.start(cp.agent_url)
+    group = f"{uuid.uuid4().hex[:8]}.example.com"
+    crd = f"""apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {{type: integer}}
+"""
+    gadget = f"apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 3\n"
+    # The object comes first in the event: the agent still applies the CRD first.
+    record = await submit_and_wait(cp, event_body(agent.agent_id, gadget, crd))
+    assert record.state is EventState.COMPLETED, record.message
+    assert statuses(record) == {
+        ("CustomResourceDefinition", f"gadgets.{group}"): ResourceStatus.CREATED,
+        ("Gadget", "g1"): ResourceStatus.CREATED,
+    }
+
+
+async def test_a_repeated_id_is_idempotent_and_a_changed_one_conflicts(cp: ControlPlane) -> None:
+    body = event_body("nobody-yet", configmap_yaml("c", None), id=unique("fixed"))
+    first = await cp.client.submit(body)
+    again = await cp.client.submit(body)
+    assert first.created and not again.created
+    assert again.event_id == first.event_id
+    changed = {**body, "payload": {"manifests": [configmap_yaml("d", None)]}}
+    with pytest.raises(ApiError) as caught:
+        await cp.client.submit(changed)
+    assert caught.value.status == 409
+    assert len(await cp.client.events()) == 1

@@ -1,0 +1,69 @@
+"""A control-plane restart between submission and the agent's arrival loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.bed.kube import Cluster
+from tests.bed.redis import RedisServer
+from tests.e2e.harness import Agent, ControlPlane
+from tests.e2e.test_flow import configmap_yaml, event_body, finish, statuses, unique
+from transporter.config import StoreSpec
+from transporter.protocol.model import EventState, ResourceStatus
+
+pytestmark = pytest.mark.kube
+
+
+async def restart_then_deliver(plane: ControlPlane, agent: Agent) -> None:
+    await plane.start()
+    names = [unique("cm") for _ in range(3)]
+    ids = [
+        (await plane.client.submit(event_body(agent.agent_id, configmap_yaml(n, None)))).event_id
+        for n in names
+    ]
+    audit_before = len(await plane.client.audit())
+    await plane.stop()
+    await plane.start()
+    for event_id in ids:
+        assert (await plane.client.event(event_id)).state is EventState.QUEUED
+    await agent.start(plane.agent_url)
+    for event_id, name in zip(ids, names, strict=True):
+        record = await finish(plane, event_id)
+        assert record.state is EventState.COMPLETED
+        assert statuses(record) == {("ConfigMap", name): ResourceStatus.CREATED}
+    await agent.stop()
+    await plane.stop()
+    await plane.start()  # and once more: statuses and audit survive too
+    for event_id in ids:
+        assert (await plane.client.event(event_id)).state is EventState.COMPLETED
+    audit = await plane.client.audit(limit=500)
+    assert len(audit) > audit_before
+    assert {
+        "event.accepted",
+        "event.delivered",
+        "event.completed",
+        "agent.connected",
+        "agent.disconnected",
+    } <= {entry.action for entry in audit}
+
+
+async def test_restart_on_sqlite(
+    nursery: trio.Nursery, tmp_path: Path, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    await restart_then_deliver(ControlPlane(nursery, tmp_path / "cp"), make_agent(cluster))
+
+
+@pytest.mark.redis
+async def test_restart_on_redis(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    make_agent: Callable[..., Agent],
+    cluster: Cluster,
+) -> None:
+    plane = ControlPlane(nursery, tmp_path / "cp", store=StoreSpec.parse(redis_server.url))
+    await restart_then_deliver(plane, make_agent(cluster))

@@ -1,0 +1,128 @@
+"""The agent's worker: de-duplication, the concurrency limit, and per-object order.
+
+The runner here is a recording one of our own interface, so that order and overlap can be seen;
+the real runner (Kubernetes) is exercised end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from transporter.agent.reports import Reports
+from transporter.agent.worker import Reporter, Worker
+from transporter.protocol.messages import Status
+from transporter.protocol.model import Event, EventState, K8sPayload, Phase
+
+
+def configmap(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: ns}}\n"
+
+
+def event(event_id: str, *manifests: str) -> Event:
+    return Event(
+        id=event_id, target_agent="a", payload=K8sPayload(manifests), ttl=60, created_at=0.0
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.acks: list[str] = []
+        self.reports: list[Status] = []
+
+    def received(self, event_id: str) -> None:
+        self.acks.append(event_id)
+
+    def report(self, status: Status) -> None:
+        self.reports.append(status)
+
+
+class GatedRunner:
+    """Each event runs until the test opens its gate; records starts, ends and overlap."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, trio.Event] = {}
+        self.started: list[str] = []
+        self.active = 0
+        self.most_active = 0
+
+    def gate(self, event_id: str) -> trio.Event:
+        return self.gates.setdefault(event_id, trio.Event())
+
+    async def __call__(self, event: Event, report: Reporter) -> None:
+        self.started.append(event.id)
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        report(EventState.IN_PROGRESS, Phase.APPLYING)
+        await self.gate(event.id).wait()
+        self.active -= 1
+        report(EventState.COMPLETED, Phase.COMPLETED, "done", ())
+
+
+async def test_events_on_the_same_object_run_in_delivery_order() -> None:
+    runner, sink = GatedRunner(), Sink()
+    worker = Worker(runner, sink, concurrency=4)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await worker.offer(event("first", configmap("shared")))
+        await worker.offer(event("other", configmap("elsewhere")))
+        await worker.offer(event("second", configmap("shared")))
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["first", "other"]  # second waits for first: same object
+        runner.gate("first").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["first", "other", "second"]
+        runner.gate("other").set()
+        runner.gate("second").set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert sink.acks == ["first", "other", "second"]
+
+
+async def test_at_most_concurrency_events_run_at_once() -> None:
+    runner, sink = GatedRunner(), Sink()
+    worker = Worker(runner, sink, concurrency=2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        for n in range(6):
+            await worker.offer(event(f"e{n}", configmap(f"c{n}")))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(runner.started) == 2
+        for n in range(6):
+            runner.gate(f"e{n}").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(runner.started) == 6
+        nursery.cancel_scope.cancel()
+    assert runner.most_active == 2
+
+
+async def test_a_repeated_delivery_is_not_run_again() -> None:
+    runner, sink = GatedRunner(), Sink()
+    worker = Worker(runner, sink)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await worker.offer(event("once", configmap("x")))
+        await worker.offer(event("once", configmap("x")))  # while running
+        await trio.testing.wait_all_tasks_blocked()
+        runner.gate("once").set()
+        await trio.testing.wait_all_tasks_blocked()
+        final = sink.reports[-1]
+        assert final.state is EventState.COMPLETED
+        await worker.offer(event("once", configmap("x")))  # after it finished
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert runner.started == ["once"]
+    assert sink.acks == ["once", "once", "once"]
+    assert sink.reports[-1] == final  # its recorded result, sent again
+
+
+def test_the_report_buffer_is_bounded_and_keeps_the_newest() -> None:
+    reports = Reports(limit=3)
+    for seq in range(1, 4):
+        reports.add(Status("a", seq, 0.0, EventState.IN_PROGRESS))
+    reports.add(Status("b", 1, 0.0, EventState.COMPLETED))
+    kept = [(s.event_id, s.seq) for s in reports.pending()]
+    assert kept == [("a", 2), ("a", 3), ("b", 1)]
+    assert reports.dropped == 1
+    reports.ack("a", 2)
+    assert len(reports) == 2
