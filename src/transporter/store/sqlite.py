@@ -169,10 +169,14 @@ def _connect(path: Path, busy_ms: int) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise StoreError(f"SQLite store {path}: journal_mode is {mode!r}, WAL is required")
-        # In WAL mode, NORMAL syncs only at checkpoints: a power cut could lose transactions
-        # that were already committed. FULL syncs the WAL at every commit, so an event is on
-        # disk before the producer hears "202 accepted", as promised.
-        conn.execute("PRAGMA synchronous = FULL")
+        # In WAL mode, NORMAL syncs only at checkpoints: a power cut (not a kill -9: the WAL is
+        # in the OS's cache by then) could lose transactions that were already committed. FULL
+        # syncs the WAL at every commit. Accepting an event is FULL (see _write(durable=True)),
+        # so it is on disk before the producer hears "202 accepted", as promised; progress
+        # reports are NORMAL: one lost in a power cut leaves its event unfinished, so it is
+        # delivered again and the agent answers with the result it recorded. Each FULL commit
+        # also syncs every NORMAL one before it in the WAL.
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, path)
     except BaseException:
@@ -196,15 +200,24 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 @contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction: the write lock is taken at once, so it cannot fail half-way."""
-    conn.execute("BEGIN IMMEDIATE")
+def _write(conn: sqlite3.Connection, *, durable: bool = False) -> Iterator[None]:
+    """One write transaction: the write lock is taken at once, so it cannot fail half-way.
+
+    ``durable``: the commit is synced to disk before it returns (synchronous FULL).
+    """
+    if durable:
+        conn.execute("PRAGMA synchronous = FULL")
     try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if durable:
+            conn.execute("PRAGMA synchronous = NORMAL")
 
 
 # --- the work done in the worker thread ------------------------------------------------------
@@ -215,7 +228,7 @@ def _ping(conn: sqlite3.Connection) -> None:
 
 
 def _submit(conn: sqlite3.Connection, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-    with _write(conn):
+    with _write(conn, durable=True):
         row = conn.execute("SELECT record FROM events WHERE id = ?", (event.id,)).fetchone()
         if row is not None:
             existing = _load(row[0], EventRecord)
