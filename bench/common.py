@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -89,8 +90,16 @@ def started(argv: Sequence[str], *patterns: re.Pattern[str]) -> Iterator[tuple[P
 
 @contextlib.contextmanager
 def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Process, str, str]]:
+    # BENCH_PROFILE_CP=FILE: run the control plane under pyinstrument (pip install pyinstrument)
+    # and write its text profile to FILE.
+    profile = os.environ.get("BENCH_PROFILE_CP")
+    prefix = (
+        [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", profile, "-m", "transporter"]
+        if profile
+        else list(TRANSPORTER)
+    )
     argv = [
-        *TRANSPORTER,
+        *prefix,
         "cp",
         "--listen",
         "127.0.0.1:0",

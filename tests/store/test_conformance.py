@@ -241,7 +241,7 @@ async def test_states_only_move_forward_but_assigned_may_go_back_to_queued(store
         EventState.ASSIGNED,
         EventState.QUEUED,
     ]
-    assert [event.id for event in await store.outbox("agent-a")] == ["ev-1"]
+    assert [event.id for _, event in await store.outbox("agent-a")] == ["ev-1"]
     assert [rec.event.id for rec in (await store.list_events(state=EventState.QUEUED)).items] == [
         "ev-1"
     ]
@@ -289,12 +289,17 @@ async def test_the_outbox_holds_the_agents_unfinished_events_oldest_first(store:
     await store.update_event("ev-5", r.update(EventState.ASSIGNED, r.T0 + 10))
     await store.update_event("ev-6", r.update(EventState.FAILED, r.T0 + 10))
 
-    outbox = await store.outbox("a")
+    outbox = [event for _, event in await store.outbox("a")]
     assert [event.id for event in outbox] == ["ev-0", "ev-3", "ev-5"]
     assert outbox[0] == r.event("ev-0", "a", created_at=r.T0)
-    assert [event.id for event in await store.outbox("a", limit=2)] == ["ev-0", "ev-3"]
-    assert [event.id for event in await store.outbox("b")] == ["ev-1"]
+    assert [event.id for _, event in await store.outbox("a", limit=2)] == ["ev-0", "ev-3"]
+    assert [event.id for _, event in await store.outbox("b")] == ["ev-1"]
     assert await store.outbox("nobody") == []
+    seqs = [seq for seq, _ in await store.outbox("a")]
+    assert seqs == sorted(seqs)
+    after_first = await store.outbox("a", after=seqs[0])
+    assert [event.id for _, event in after_first] == ["ev-3", "ev-5"]
+    assert await store.outbox("a", after=seqs[-1]) == []
 
 
 async def test_expiring_lists_unfinished_events_past_their_time(store: Store) -> None:
@@ -382,7 +387,7 @@ async def test_everything_survives_closing_and_opening_again(backend: Backend) -
         assert await store.get_event("ev-0") == ev0
         assert ev0 is not None
         assert ev0.state is EventState.IN_PROGRESS
-        assert [event.id for event in await store.outbox("a")] == ["ev-0", "ev-2"]
+        assert [event.id for _, event in await store.outbox("a")] == ["ev-0", "ev-2"]
         assert await store.outbox("b") == []
         assert await store.list_agents() == [r.agent("a")]
         assert await all_audit(store) == audit_before
@@ -488,3 +493,33 @@ async def test_racing_terminal_reports_let_exactly_one_win(store: Store) -> None
     assert await store.get_event("ev-1") == winners[0]
     assert await store.outbox("agent-a") == []
     assert await store.expiring(r.T0 + 10_000) == []
+
+
+async def test_an_update_carries_its_audit_entry_only_when_it_applies(store: Store) -> None:
+    await submit(store, r.event("ev-1"))
+    done = AuditEntry(
+        at=r.T0 + 5,
+        action="event.completed",
+        agent_id="agent-a",
+        event_id="ev-1",
+        detail="1 created",
+    )
+    record = await store.update_event(
+        "ev-1", r.update(EventState.COMPLETED, r.T0 + 5, Phase.COMPLETED, "1 created"), audit=done
+    )
+    assert record is not None
+    assert record.state is EventState.COMPLETED
+    again = attrs.evolve(done, at=r.T0 + 6, action="event.failed")
+    refused = await store.update_event(
+        "ev-1", r.update(EventState.FAILED, r.T0 + 6, Phase.FAILED), audit=again
+    )
+    assert refused is None
+    unknown = await store.update_event("ev-nope", r.update(EventState.ASSIGNED, r.T0), audit=again)
+    assert unknown is None
+    page = await store.list_audit(limit=10)
+    assert [(e.action, e.event_id) for e in page.items] == [
+        ("event.completed", "ev-1"),
+        ("event.accepted", "ev-1"),
+    ]
+    assert page.items[0].seq > page.items[1].seq
+    assert attrs.evolve(page.items[0], seq=0) == done

@@ -77,7 +77,7 @@ async def test_a_server_that_does_not_answer_times_out_and_is_used_again_after(
         assert record is not None
         assert record.event == r.event()
         await store.ping()
-        assert [event.id for event in await store.outbox("agent-a")] == ["ev-1"]
+        assert [event.id for _, event in await store.outbox("agent-a")] == ["ev-1"]
 
 
 async def test_with_appendfsync_always_events_survive_kill_9_of_the_server(
@@ -94,7 +94,7 @@ async def test_with_appendfsync_always_events_survive_kill_9_of_the_server(
         assert again.port != server.port or not server.child.alive()
         async with open_store(StoreSpec.parse(again.url)) as store:
             assert await store.get_event("ev-1") == assigned
-            assert [event.id for event in await store.outbox("agent-a")] == ["ev-1"]
+            assert [event.id for _, event in await store.outbox("agent-a")] == ["ev-1"]
             assert await store.get_agent("agent-a") == r.agent("agent-a")
             audit = (await store.list_audit()).items
             assert [entry.event_id for entry in audit] == ["ev-1"]
@@ -148,4 +148,4 @@ async def test_agent_ids_cannot_reach_each_others_keys(redis_server: RedisServer
         assert [record.event.id for record in (await store.list_events(agent=odd)).items] == [
             "ev-2"
         ]
-        assert [event.id for event in await store.outbox("x")] == ["ev-1"]
+        assert [event.id for _, event in await store.outbox("x")] == ["ev-1"]

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from transporter.agent.reports import Reports
-from transporter.agent.worker import Reporter, Worker
+from transporter.agent.worker import Reporter, Worker, object_keys
 from transporter.protocol.messages import Status
 from transporter.protocol.model import Event, EventState, K8sPayload, Phase
 
@@ -126,3 +126,22 @@ def test_the_report_buffer_is_bounded_and_keeps_the_newest() -> None:
     assert reports.dropped == 1
     reports.ack("a", 2)
     assert len(reports) == 2
+
+
+def test_object_keys_come_from_nodes_and_never_expand_aliases() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)},"
+        f" *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}]\n"
+        for n in range(20)
+    )
+    listed = (
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- {apiVersion: v1, kind: ConfigMap, metadata: {name: one, namespace: ns}}\n"
+        "- {apiVersion: v1, kind: Secret, metadata: {name: two}}\n"
+    )
+    keys = object_keys(event("e", configmap("plain"), listed, bomb, "not: [valid"))
+    assert keys == {
+        ("v1", "ConfigMap", "ns", "plain"),
+        ("v1", "ConfigMap", "ns", "one"),
+        ("v1", "Secret", "", "two"),
+    }  # and the bomb's document names nothing, and cost nothing

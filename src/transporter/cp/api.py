@@ -128,7 +128,7 @@ def create_app(hub: Hub) -> QuartTrio:
             record, created = await hub.accept(event)
         except EventConflict as exc:
             return _error(409, "conflict", str(exc), field="id")
-        known = await hub.store.get_agent(event.target_agent) is not None
+        known = await hub.agent_known(event.target_agent)
         answer = {"event_id": record.event.id, "agent_known": known}
         if created:
             return {**answer, "status": "accepted"}, 202

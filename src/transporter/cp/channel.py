@@ -23,7 +23,7 @@ from trio_websocket import (
 
 from transporter.config import Address, ConfigError, parse_agent_id
 from transporter.cp.dispatch import Hub
-from transporter.cp.registry import OUTGOING_QUEUE, Connection
+from transporter.cp.registry import Connection
 from transporter.protocol import codec
 from transporter.protocol.messages import (
     PROTOCOL_VERSION,
@@ -83,6 +83,7 @@ class AgentChannel:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
+            nursery.start_soon(self.watch_health)
             task_status.started(bound)
 
     # --- one connection ---------------------------------------------------------------------
@@ -141,12 +142,16 @@ class AgentChannel:
             return
         info = register.agent
         now = time.time()
-        send, receive = trio.open_memory_channel[CpMessage](OUTGOING_QUEUE)
+
+        async def send(message: CpMessage) -> None:
+            await ws.send_message(codec.encode(message))
+
         with trio.CancelScope() as scope:
             connection = Connection(
-                info=info, connected_since=now, send=send, cancel_scope=scope, last_heartbeat=now
+                info=info, connected_since=now, sender=send, cancel_scope=scope, last_heartbeat=now
             )
             replaced = self.hub.registry.attach(connection)
+            self.hub.agent_registered(info.id)
             store = self.hub.store
             await store.put_agent(
                 AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now)
@@ -167,11 +172,12 @@ class AgentChannel:
                 )
             )
             try:
+                # Few tasks a connection (memory per connection matters with thousands of
+                # agents): this one reads, a child delivers from the outbox. Health is watched
+                # for all connections by one task (watch_health).
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write, ws, receive)
-                    nursery.start_soon(self._read, ws, connection)
-                    nursery.start_soon(self._watch_health, connection)
                     nursery.start_soon(self.hub.deliver, connection)
+                    await self._read(ws, connection)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await self._disconnected(connection, ws)
@@ -196,16 +202,11 @@ class AgentChannel:
         for event_id in connection.in_flight:
             # Sent but not acknowledged: back to queued (in_progress ones stay as they are).
             await self.hub.update(
-                event_id, StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away")
+                event_id,
+                info.id,
+                StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away"),
             )
         log.info("agent %s disconnected", info.id)
-
-    async def _write(
-        self, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[CpMessage]
-    ) -> None:
-        async with receive:
-            async for message in receive:
-                await ws.send_message(codec.encode(message))
 
     async def _read(self, ws: WebSocketConnection, connection: Connection) -> None:
         while True:
@@ -237,7 +238,7 @@ class AgentChannel:
                     resources=message.resources,
                 )
                 if await self._report(connection, message.event_id, update):
-                    await connection.send.send(StatusAck(message.event_id, message.seq))
+                    await connection.send(StatusAck(message.event_id, message.seq))
             else:
                 await self._refuse(
                     ws, "unexpected", f"{message.TAG!r} is not for the agent to send"
@@ -245,17 +246,21 @@ class AgentChannel:
 
     async def _report(self, connection: Connection, event_id: str, update: StatusUpdate) -> bool:
         """Store a report about ``event_id``; refused unless the event is this agent's."""
-        record = await self.hub.store.get_event(event_id)
-        if record is None or record.event.target_agent != connection.agent_id:
-            await connection.send.send(
+        if event_id not in connection.in_flight and not await self._owns(connection, event_id):
+            await connection.send(
                 Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
             )
             log.warning(
                 "agent %s reported on event %r, which is not its own", connection.agent_id, event_id
             )
             return False
-        await self.hub.update(event_id, update)
+        await self.hub.update(event_id, connection.agent_id, update)
         return True  # stored, or already terminal: either way the agent may forget the report
+
+    async def _owns(self, connection: Connection, event_id: str) -> bool:
+        """The slow way, for a report from before a reconnect or a restart: ask the store."""
+        record = await self.hub.store.get_event(event_id)
+        return record is not None and record.event.target_agent == connection.agent_id
 
     async def _heartbeat(self, connection: Connection) -> None:
         connection.last_heartbeat = time.time()
@@ -263,19 +268,18 @@ class AgentChannel:
             connection.status = AgentStatus.CONNECTED
             await self._save_status(connection)
 
-    async def _watch_health(self, connection: Connection) -> None:
+    async def watch_health(self) -> None:
+        """Mark agents ``unhealthy`` after ``missed_heartbeats`` intervals of silence."""
         limit = self.settings.heartbeat_interval * self.settings.missed_heartbeats
         while True:
-            silent = time.time() - connection.last_heartbeat
-            if silent >= limit and connection.status is AgentStatus.CONNECTED:
-                connection.status = AgentStatus.UNHEALTHY
-                log.warning("agent %s: no heartbeat for %.0f s", connection.agent_id, silent)
-                await self._save_status(connection)
-            await trio.sleep(
-                max(limit - silent, 0)
-                if connection.status is AgentStatus.CONNECTED
-                else self.settings.heartbeat_interval
-            )
+            now = time.time()
+            for connection in self.hub.registry.all():
+                silent = now - connection.last_heartbeat
+                if silent >= limit and connection.status is AgentStatus.CONNECTED:
+                    connection.status = AgentStatus.UNHEALTHY
+                    log.warning("agent %s: no heartbeat for %.0f s", connection.agent_id, silent)
+                    await self._save_status(connection)
+            await trio.sleep(self.settings.heartbeat_interval / 4)
 
     async def _save_status(self, connection: Connection) -> None:
         now = time.time()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 WINDOW = 256
 """Events in flight to one agent at most; the agent's own concurrency limit is smaller."""
 EXPIRY_INTERVAL = 1.0
+PRUNE_INTERVAL = 5.0
 
 
 class Hub:
@@ -38,6 +39,8 @@ class Hub:
         self.registry = Registry()
         self.watch = EventWatch()
         self.window = window
+        self._known_agents: set[str] = set()
+        """Agents known to have registered (they are never forgotten, so a hit is final)."""
 
     # --- from the API -----------------------------------------------------------------------
 
@@ -55,26 +58,37 @@ class Hub:
             self.registry.ring(event.target_agent)
         return record, created
 
+    def agent_registered(self, agent_id: str) -> None:
+        self._known_agents.add(agent_id)
+
+    async def agent_known(self, agent_id: str) -> bool:
+        if agent_id not in self._known_agents:
+            if await self.store.get_agent(agent_id) is None:
+                return False
+            self._known_agents.add(agent_id)
+        return True
+
     # --- from agents ------------------------------------------------------------------------
 
-    async def update(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
-        """Record a state change; wakes watchers, audits and frees the agent's slot at the end."""
-        record = await self.store.update_event(event_id, update)
+    async def update(
+        self, event_id: str, agent_id: str, update: StatusUpdate
+    ) -> EventRecord | None:
+        """Record a state change of one of ``agent_id``'s events, with the audit entry of a
+        final state in the same write; wakes watchers and frees the agent's slot at the end."""
+        audit = None
+        if update.state.terminal:
+            audit = AuditEntry(
+                at=update.at,
+                action=f"event.{update.state.value}",
+                agent_id=agent_id,
+                event_id=event_id,
+                detail=update.message,
+            )
+        record = await self.store.update_event(event_id, update, audit=audit)
         if record is None:
             return None
         self.watch.changed(event_id)
         if record.state.terminal:
-            agent_id = record.event.target_agent
-            await self.store.audit(
-                AuditEntry(
-                    at=update.at,
-                    action=f"event.{record.state.value}",
-                    actor=record.event.created_by,
-                    agent_id=agent_id,
-                    event_id=event_id,
-                    detail=record.message,
-                )
-            )
             connection = self.registry.get(agent_id)
             if connection is not None and event_id in connection.in_flight:
                 connection.in_flight.discard(event_id)
@@ -84,43 +98,45 @@ class Hub:
     # --- delivery ---------------------------------------------------------------------------
 
     async def deliver(self, connection: Connection) -> None:
-        """Send the agent its unfinished events, oldest first, until the connection ends."""
-        sent: set[str] = set()
+        """Send the agent its unfinished events, oldest first, until the connection ends.
+
+        Each event is read from the store once (after the last ``seq`` sent); a new connection
+        starts from the beginning, so everything unfinished is delivered again.
+        """
+        last_seq = 0
         while True:
             room = self.window - len(connection.in_flight)
             if room > 0:
-                pending = await self.store.outbox(connection.agent_id, limit=self.window)
-                alive = {event.id for event in pending}
-                # Events that ended (or expired) while we were not looking free their slots.
-                connection.in_flight &= alive
-                sent &= alive
                 now = time.time()
-                for event in pending:
-                    if event.id in sent:
-                        continue
-                    if len(connection.in_flight) >= self.window:
-                        break
+                for seq, event in await self.store.outbox(
+                    connection.agent_id, after=last_seq, limit=room
+                ):
+                    last_seq = seq
                     if event.expires_at <= now:
                         continue  # the expiry task ends it; it is never sent after its TTL
-                    await connection.send.send(Deliver(event))
-                    sent.add(event.id)
+                    await connection.send(Deliver(event))
                     connection.in_flight.add(event.id)
                     await self._delivered(event, now)
-            # Rung on new events and finished ones; the timeout covers other replicas' writes.
-            with trio.move_on_after(5.0):
+            # Rung on new events and on finished ones (a slot is free again).
+            with trio.move_on_after(PRUNE_INTERVAL) as idle:
                 await connection.outbox_bell.wait()
+            if idle.cancelled_caught and connection.in_flight:
+                # Events ended by another replica (expired there) free their slots too.
+                alive = {
+                    e.id for _, e in await self.store.outbox(connection.agent_id, limit=self.window)
+                }
+                connection.in_flight &= alive
 
     async def _delivered(self, event: Event, now: float) -> None:
-        record = await self.store.update_event(
-            event.id, StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
+        audit = AuditEntry(
+            at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
         )
-        if record is not None:
+        update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
+        if await self.store.update_event(event.id, update, audit=audit) is not None:
             self.watch.changed(event.id)
-        await self.store.audit(
-            AuditEntry(
-                at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
-            )
-        )
+        else:
+            # A redelivery of an event already in progress: the audit still says it was sent.
+            await self.store.audit(audit)
 
     # --- expiry -----------------------------------------------------------------------------
 
@@ -128,8 +144,12 @@ class Hub:
         while True:
             now = time.time()
             for event_id in await self.store.expiring(now):
+                record = await self.store.get_event(event_id)
+                if record is None:
+                    continue
                 await self.update(
                     event_id,
+                    record.event.target_agent,
                     StatusUpdate(
                         at=now,
                         state=EventState.EXPIRED,

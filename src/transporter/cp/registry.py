@@ -6,14 +6,13 @@ store. One connection per agent id; a newer connection replaces the older, which
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import attrs
 import trio
 
 from transporter.protocol.messages import CpMessage
 from transporter.protocol.model import AgentInfo, AgentStatus
-
-OUTGOING_QUEUE = 64
-"""Messages waiting to be written to one agent's socket; a full queue slows the sender down."""
 
 
 class Doorbell:
@@ -40,7 +39,8 @@ class Connection:
 
     info: AgentInfo
     connected_since: float
-    send: trio.MemorySendChannel[CpMessage]
+    sender: Callable[[CpMessage], Awaitable[None]]
+    """Writes one message to the agent's socket (safe from several tasks at once)."""
     cancel_scope: trio.CancelScope
     last_heartbeat: float
     status: AgentStatus = AgentStatus.CONNECTED
@@ -52,6 +52,9 @@ class Connection:
     @property
     def agent_id(self) -> str:
         return self.info.id
+
+    async def send(self, message: CpMessage) -> None:
+        await self.sender(message)
 
 
 class Registry:

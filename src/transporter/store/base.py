@@ -93,16 +93,23 @@ class Store(Protocol):
         """Newest first (by ``seq``), filtered by target agent and state."""
         ...
 
-    async def update_event(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
+    async def update_event(
+        self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None
+    ) -> EventRecord | None:
         """Apply ``update`` with :func:`transporter.protocol.status.advance`, atomically.
 
         Returns the new record, or ``None`` when the event is unknown or the update does not
-        apply (for example the event is already terminal).
+        apply (for example the event is already terminal). ``audit`` is appended in the same
+        transaction, when (and only when) the update applies.
         """
         ...
 
-    async def outbox(self, agent_id: str, *, limit: int = 100) -> list[Event]:
-        """The agent's unfinished events (not terminal), oldest first (by ``seq``)."""
+    async def outbox(
+        self, agent_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Event]]:
+        """The agent's unfinished events (not terminal) with ``seq`` greater than ``after``,
+        oldest first, as ``(seq, event)``: a reader that remembers the last ``seq`` it saw
+        reads each event once."""
         ...
 
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:

@@ -82,10 +82,14 @@ return {1, record}
 """
 )
 
-# KEYS: events, idx:state:old, idx:state:new, idx:agent:old, idx:agent:new, outbox, expiry
-# ARGV: id, SHA-1 of the record as read, new record, seq, "1" when the new state is terminal
+# KEYS: events, idx:state:old, idx:state:new, idx:agent:old, idx:agent:new, outbox, expiry,
+#       audit:seq, audit
+# ARGV: id, SHA-1 of the record as read, new record, seq, "1" when the new state is terminal,
+#       audit entry JSON without seq or "" for none
 # Returns 1 when written, 0 when the record changed since it was read, -1 when it is unknown.
-_COMPARE_AND_SET = """
+_COMPARE_AND_SET = (
+    _APPEND_AUDIT
+    + """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return -1 end
 if redis.sha1hex(current) ~= ARGV[2] then return 0 end
@@ -100,8 +104,10 @@ if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   redis.call('ZREM', KEYS[7], ARGV[1])
 end
+if ARGV[6] ~= '' then append_audit(KEYS[8], KEYS[9], ARGV[6]) end
 return 1
 """
+)
 
 # KEYS: an index zset, events. ARGV: min, max (scores), "rev" or "fwd", count.
 # Returns the records of up to count ids, in one consistent read.
@@ -275,7 +281,9 @@ class RedisStore:
         records = await self._records(self._keys.index(agent, state), upper, "rev", limit + 1)
         return _page(records, limit, lambda record: record.seq)
 
-    async def update_event(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
+    async def update_event(
+        self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None
+    ) -> EventRecord | None:
         keys = self._keys
         with self._guard():  # one timeout for all the rounds
             while True:  # compare-and-set: another writer in between means reading again
@@ -296,6 +304,8 @@ class RedisStore:
                         keys.index(agent=agent, state=new.state),
                         keys.outbox(agent),
                         keys.expiry,
+                        keys.audit_seq,
+                        keys.audit,
                     ],
                     args=[
                         event_id,
@@ -303,6 +313,7 @@ class RedisStore:
                         _dump(new),
                         new.seq,
                         "1" if new.state.terminal else "0",
+                        "" if audit is None else _dump_without_seq(audit),
                     ],
                 )
                 if written == 1:
@@ -310,9 +321,13 @@ class RedisStore:
                 if written == -1:
                     return None
 
-    async def outbox(self, agent_id: str, *, limit: int = 100) -> list[Event]:
-        records = await self._records(self._keys.outbox(agent_id), "+inf", "fwd", _limit(limit))
-        return [record.event for record in records]
+    async def outbox(
+        self, agent_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Event]]:
+        records = await self._records(
+            self._keys.outbox(agent_id), "+inf", "fwd", _limit(limit), lower=f"({after}"
+        )
+        return [(record.seq, record.event) for record in records]
 
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         with self._guard():
@@ -326,10 +341,12 @@ class RedisStore:
             )
         return list(ids)
 
-    async def _records(self, index: str, upper: str, order: str, count: int) -> list[EventRecord]:
+    async def _records(
+        self, index: str, upper: str, order: str, count: int, *, lower: str = "-inf"
+    ) -> list[EventRecord]:
         with self._guard():
             reply: Any = await self._page(
-                keys=[index, self._keys.events], args=["-inf", upper, order, count]
+                keys=[index, self._keys.events], args=[lower, upper, order, count]
             )
         return [_load(text, EventRecord) for text in cast(list[str | None], reply) if text]
 

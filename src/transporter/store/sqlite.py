@@ -133,11 +133,15 @@ class SQLiteStore:
     ) -> Page[EventRecord]:
         return await self._call(_list_events, agent, state, _limit(limit), _cursor_seq(cursor))
 
-    async def update_event(self, event_id: str, update: StatusUpdate) -> EventRecord | None:
-        return await self._call(_update_event, event_id, update)
+    async def update_event(
+        self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None
+    ) -> EventRecord | None:
+        return await self._call(_update_event, event_id, update, audit)
 
-    async def outbox(self, agent_id: str, *, limit: int = 100) -> list[Event]:
-        return await self._call(_outbox, agent_id, _limit(limit))
+    async def outbox(
+        self, agent_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Event]]:
+        return await self._call(_outbox, agent_id, after, _limit(limit))
 
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         return await self._call(_expiring, now, _limit(limit))
@@ -279,7 +283,7 @@ def _list_events(
 
 
 def _update_event(
-    conn: sqlite3.Connection, event_id: str, update: StatusUpdate
+    conn: sqlite3.Connection, event_id: str, update: StatusUpdate, audit: AuditEntry | None
 ) -> EventRecord | None:
     with _write(conn):
         row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
@@ -292,16 +296,20 @@ def _update_event(
             "UPDATE events SET state = ?, record = ? WHERE id = ?",
             (record.state.value, _dump(record), event_id),
         )
+        if audit is not None:
+            _append_audit(conn, audit)
     return record
 
 
-def _outbox(conn: sqlite3.Connection, agent_id: str, limit: int) -> list[Event]:
+def _outbox(
+    conn: sqlite3.Connection, agent_id: str, after: int, limit: int
+) -> list[tuple[int, Event]]:
     rows = conn.execute(
-        f"SELECT record FROM events WHERE target_agent = ? AND state IN {_OPEN}"  # noqa: S608
-        " ORDER BY seq LIMIT ?",
-        (agent_id, limit),
+        f"SELECT seq, record FROM events WHERE target_agent = ? AND state IN {_OPEN}"  # noqa: S608
+        " AND seq > ? ORDER BY seq LIMIT ?",
+        (agent_id, after, limit),
     ).fetchall()
-    return [_load(text, EventRecord).event for (text,) in rows]
+    return [(seq, _load(text, EventRecord).event) for seq, text in rows]
 
 
 def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:

@@ -1,0 +1,93 @@
+"""Memory: RSS of an idle agent, and of a control plane holding many idle agent connections.
+
+    .venv/bin/python bench/memory.py [--connections 1000]
+
+The agent is the real ``transporter agent`` on the test bed's cluster. The connections come from
+bench/agents.py (real sessions, registered and heartbeating) in another process. Targets
+(issue 3): idle agent <= 50 MB; control plane <= 25 KiB per connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.bed.kube import running_cluster
+
+from bench.common import TRANSPORTER, Api, control_plane, started, wait_for_agents
+
+SETTLE = 3.0
+"""Seconds to let heartbeats and allocations settle before reading RSS."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with (
+            running_cluster("bench", work / "cluster") as cluster,
+            control_plane(work / "cp") as (cp, api_url, agent_url),
+        ):
+            api = Api(api_url)
+            agent_argv = [
+                *TRANSPORTER,
+                "agent",
+                "--agent-id",
+                "idle",
+                "--cp-url",
+                agent_url,
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+            ]
+            with started(agent_argv, re.compile(r"(registered) with")) as (agent, _):
+                wait_for_agents(api, 1)
+                time.sleep(SETTLE)
+                agent_kib = agent.rss_kib()
+            time.sleep(SETTLE)
+            before = cp.rss_kib()
+            harness = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("agents.py")),
+                    "--cp-url",
+                    agent_url,
+                    "--agents",
+                    str(args.connections),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert harness.stdout is not None
+                if harness.stdout.readline().strip() != "ready":
+                    raise RuntimeError("the agents did not all connect")
+                wait_for_agents(api, args.connections)
+                time.sleep(SETTLE)
+                after = cp.rss_kib()
+            finally:
+                harness.terminate()
+                harness.wait(30)
+                if harness.stdout is not None:
+                    harness.stdout.close()
+            api.close()
+    per = (after - before) / args.connections
+    print(f"idle agent RSS          {agent_kib / 1024:6.1f} MiB (target <= 50 MB)")
+    print(
+        f"control plane RSS       {before / 1024:6.1f} MiB idle, {after / 1024:.1f} MiB with "
+        f"{args.connections} agent connections"
+    )
+    print(f"per agent connection    {per:6.1f} KiB (target <= 25 KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
