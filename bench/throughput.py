@@ -57,16 +57,25 @@ def harness(agent_url: str, agents: int, expect: int) -> Iterator[subprocess.Pop
             popen.stdout.close()
 
 
-def load(api_url: str, events: int, agents: int, clients: int) -> None:
+def load(api_url: str, events: int, agents: int, clients: int, batch: int) -> None:
+    """POST ``events`` events from ``clients`` threads: one per request when ``batch`` is 1,
+    else ``batch`` per ``POST /events/batch``."""
+
+    def body(n: int) -> dict[str, object]:
+        return {"target_agent": f"bench-{n % agents}", "payload": {"manifests": [MANIFEST]}}
+
     def post(offset: int) -> None:
         api = Api(api_url)
-        for n in range(offset, events, clients):
-            status, body = api.call(
-                "POST",
-                "/events",
-                {"target_agent": f"bench-{n % agents}", "payload": {"manifests": [MANIFEST]}},
-            )
-            assert status == 202, body
+        mine = list(range(offset, events, clients))
+        for start in range(0, len(mine), batch):
+            chunk = mine[start : start + batch]
+            if batch == 1:
+                status, answer = api.call("POST", "/events", body(chunk[0]))
+            else:
+                status, answer = api.call(
+                    "POST", "/events/batch", {"events": [body(n) for n in chunk]}
+                )
+            assert status == 202, answer
         api.close()
 
     threads = [threading.Thread(target=post, args=(c,)) for c in range(clients)]
@@ -82,7 +91,7 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
         harness(agent_url, args.agents, args.events) as agents,
     ):
         start = time.perf_counter()
-        load(api_url, args.events, args.agents, args.clients)
+        load(api_url, args.events, args.agents, args.clients, args.batch)
         posted = time.perf_counter() - start
         assert agents.stdout is not None
         done = agents.stdout.readline()
@@ -90,7 +99,7 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
         if not done.startswith("received"):
             raise RuntimeError(f"agents: {done!r}")
         print(
-            f"{kind:<7} {args.events} events to {args.agents} agents: "
+            f"{kind:<7} {args.events} events to {args.agents} agents, {args.batch}/request: "
             f"{args.events / elapsed:7.0f} events/s POST->receipt "
             f"({args.events / posted:.0f}/s accepted; cp RSS {cp.rss_kib() / 1024:.0f} MiB)",
             flush=True,
@@ -102,6 +111,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        help="events per POST /events/batch; 1 posts each event on its own",
+    )
     parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

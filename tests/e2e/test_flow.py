@@ -278,3 +278,28 @@ async def test_a_repeated_id_is_idempotent_and_a_changed_one_conflicts(cp: Contr
         await cp.client.submit(changed)
     assert caught.value.status == 409
     assert len(await cp.client.events()) == 1
+
+
+async def test_a_batch_keeps_the_good_events_and_names_the_bad(cp: ControlPlane) -> None:
+    taken = unique("taken")
+    await cp.client.submit(event_body("agent-x", configmap_yaml("a", None), id=taken))
+    answer = await cp.client.submit_batch(
+        [
+            event_body("agent-x", configmap_yaml("b", None)),
+            event_body("agent-x", "kind: [unclosed"),
+            event_body("agent-y", configmap_yaml("c", None), id=taken),  # same id, other content
+            event_body("agent-x", configmap_yaml("a", None), id=taken),  # the same again
+        ]
+    )
+    results = answer["results"]
+    assert (answer["accepted"], answer["refused"]) == (2, 2)
+    assert results[0]["status"] == "accepted"
+    assert results[1]["error"] == "invalid_event"
+    assert results[1]["field"] == "payload.manifests[0]"
+    assert results[2]["error"] == "conflict"
+    assert results[3] == {"event_id": taken, "status": "exists", "agent_known": False}
+    stored = {record.event.id for record in await cp.client.events()}
+    assert stored == {taken, results[0]["event_id"]}
+    with pytest.raises(ApiError) as caught:
+        await cp.client.submit_batch([])
+    assert caught.value.status == 400

@@ -523,3 +523,48 @@ async def test_an_update_carries_its_audit_entry_only_when_it_applies(store: Sto
     ]
     assert page.items[0].seq > page.items[1].seq
     assert attrs.evolve(page.items[0], seq=0) == done
+
+
+async def test_a_batch_of_submits_keeps_each_answer_in_its_place(store: Store) -> None:
+    first = r.event("ev-1")
+    await submit(store, first)
+    clash = attrs.evolve(r.event("ev-1"), target_agent="agent-z")
+    fresh = [r.event(f"ev-{n}") for n in (2, 3)]
+    results = await store.submit_many(
+        [(e, r.accepted_audit(e)) for e in [fresh[0], first, clash, fresh[1]]]
+    )
+    assert len(results) == 4
+    assert not isinstance(results[0], EventConflict) and results[0][1] is True
+    assert not isinstance(results[1], EventConflict) and results[1][1] is False
+    assert isinstance(results[2], EventConflict) and results[2].event_id == "ev-1"
+    assert not isinstance(results[3], EventConflict) and results[3][1] is True
+    stored = await store.list_events(limit=10)
+    assert [record.event.id for record in stored.items] == ["ev-3", "ev-2", "ev-1"]
+    audit = await store.list_audit(limit=10)
+    assert [entry.event_id for entry in audit.items] == ["ev-3", "ev-2", "ev-1"]
+
+
+async def test_a_batch_of_updates_applies_in_order(store: Store) -> None:
+    for n in (1, 2):
+        await submit(store, r.event(f"ev-{n}"))
+    done = AuditEntry(at=r.T0 + 3, action="event.completed", agent_id="agent-a", event_id="ev-2")
+    results = await store.update_many(
+        [
+            ("ev-1", r.update(EventState.ASSIGNED, r.T0 + 1), None),
+            ("ev-1", r.update(EventState.IN_PROGRESS, r.T0 + 2, Phase.RECEIVED), None),
+            ("ev-nope", r.update(EventState.ASSIGNED, r.T0 + 2), None),
+            ("ev-2", r.update(EventState.COMPLETED, r.T0 + 3, Phase.COMPLETED), done),
+            ("ev-2", r.update(EventState.FAILED, r.T0 + 4, Phase.FAILED), done),
+        ]
+    )
+    assert [None if x is None else x.state for x in results] == [
+        EventState.ASSIGNED,
+        EventState.IN_PROGRESS,
+        None,
+        EventState.COMPLETED,
+        None,
+    ]
+    one = await store.get_event("ev-1")
+    assert one is not None and one.phase is Phase.RECEIVED
+    audit = await store.list_audit(limit=10)
+    assert [entry.action for entry in audit.items].count("event.completed") == 1

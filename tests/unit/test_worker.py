@@ -145,3 +145,16 @@ def test_object_keys_come_from_nodes_and_never_expand_aliases() -> None:
         ("v1", "ConfigMap", "ns", "one"),
         ("v1", "Secret", "", "two"),
     }  # and the bomb's document names nothing, and cost nothing
+
+
+def test_reports_are_sent_once_per_connection_and_again_after_a_reconnect() -> None:
+    reports = Reports(limit=100)
+    reports.add(Status("a", 1, 0.0, EventState.IN_PROGRESS))
+    reports.add(Status("a", 2, 0.0, EventState.COMPLETED))
+    assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("a", 1), ("a", 2)]
+    assert reports.take_unsent() == []
+    reports.add(Status("b", 1, 0.0, EventState.COMPLETED))
+    reports.ack("a", 1)
+    assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("b", 1)]
+    reports.resend_all()  # reconnected: everything not acknowledged, in order
+    assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("a", 2), ("b", 1)]

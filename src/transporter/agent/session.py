@@ -189,18 +189,14 @@ class Session:
 
     async def _write(self, ws: WebSocketConnection) -> None:
         """The one task that sends events' messages: acks first, then reports in order."""
-        sent: set[tuple[str, int]] = set()  # this connection's; a new one sends all again
+        self.reports.resend_all()  # a new connection: what was not acknowledged goes again
         while True:
             self._outgoing_bell = trio.Event()
             received, self._received = self._received, []
             for event_id in received:
                 await ws.send_message(codec.encode(Received(event_id)))
-            for status in self.reports.pending():
-                key = (status.event_id, status.seq)
-                if key not in sent:
-                    await ws.send_message(codec.encode(status))
-                    sent.add(key)
-            sent.intersection_update((s.event_id, s.seq) for s in self.reports.pending())
+            for status in self.reports.take_unsent():
+                await ws.send_message(codec.encode(status))
             await self._outgoing_bell.wait()
 
     async def _read(self, ws: WebSocketConnection) -> None:

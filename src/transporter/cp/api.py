@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from transporter import __version__
 from transporter.cp.dispatch import Hub
 from transporter.protocol import codec
-from transporter.protocol.model import AgentRecord, AgentStatus, EventState
+from transporter.protocol.model import AgentRecord, AgentStatus, Event, EventState
 from transporter.protocol.submission import (
     MAX_MANIFEST_BYTES,
     EventTooLarge,
@@ -30,6 +30,8 @@ from transporter.store.base import EventConflict, InvalidCursor, StoreUnavailabl
 MAX_WAIT = 60.0
 """Longest ``?wait=`` a request may hold ``GET /events/{id}``."""
 MAX_LIMIT = 500
+MAX_BATCH = 1000
+"""Events in one ``POST /events/batch``."""
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[dict[str, Any], int]:
@@ -133,6 +135,54 @@ def create_app(hub: Hub) -> QuartTrio:
         if created:
             return {**answer, "status": "accepted"}, 202
         return {**answer, "status": "exists", "state": record.state.value}, 200
+
+    @app.post("/events/batch")
+    async def submit_batch() -> tuple[dict[str, Any], int]:
+        """Many events in one request and one durable write: ``{"events": [event, ...]}``.
+
+        Each event is validated and stored on its own terms: ``results[i]`` says what became of
+        ``events[i]`` (accepted, exists, or the error a single POST would have given), and one
+        bad event loses none of the others. 202 when every event was accepted (or existed),
+        207 when some were refused.
+        """
+        body = await request.get_json(force=True, silent=True)
+        items = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(items, list) or set(body) - {"events"}:
+            return _error(
+                400, "invalid_batch", 'the body must be {"events": [...]}', field="events"
+            )
+        if not 1 <= len(items) <= MAX_BATCH:
+            return _error(
+                413 if items else 400,
+                "invalid_batch",
+                f"a batch holds 1 to {MAX_BATCH} events",
+                field="events",
+            )
+        now = time.time()
+        results: list[dict[str, Any]] = [{} for _ in items]
+        valid: list[tuple[int, Event]] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append(
+                    (index, parse_submission(item, now=now, new_id=lambda: str(uuid.uuid4())))
+                )
+            except InvalidEvent as exc:
+                code = "event_too_large" if isinstance(exc, EventTooLarge) else "invalid_event"
+                results[index] = {"error": code, "message": exc.problem, "field": exc.field}
+        stored = await hub.accept_many([event for _, event in valid]) if valid else []
+        for (index, event), outcome in zip(valid, stored, strict=True):
+            if isinstance(outcome, EventConflict):
+                results[index] = {"error": "conflict", "message": str(outcome), "field": "id"}
+                continue
+            record, created = outcome
+            results[index] = {
+                "event_id": record.event.id,
+                "status": "accepted" if created else "exists",
+                "agent_known": await hub.agent_known(event.target_agent),
+            }
+        refused = sum(1 for result in results if "error" in result)
+        answer = {"results": results, "accepted": len(results) - refused, "refused": refused}
+        return answer, 207 if refused else 202
 
     @app.get("/events/<event_id>")
     async def get_event(event_id: str) -> tuple[dict[str, Any], int]:

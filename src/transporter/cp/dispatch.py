@@ -16,10 +16,11 @@ import trio
 
 from transporter.cp.registry import Connection, Registry
 from transporter.cp.watch import EventWatch
+from transporter.cp.writer import StatusWriter
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import Store
+from transporter.store.base import EventConflict, Store
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Hub:
 
     def __init__(self, store: Store, *, window: int = WINDOW, shared_store: bool = False) -> None:
         self.store = store
+        self.writer = StatusWriter(store)
         self.shared_store = shared_store
         """Whether other control-plane replicas write to the same store (Redis)."""
         self.registry = Registry()
@@ -45,18 +47,22 @@ class Hub:
     # --- from the API -----------------------------------------------------------------------
 
     async def accept(self, event: Event) -> tuple[EventRecord, bool]:
-        audit = AuditEntry(
-            at=event.created_at,
-            action="event.accepted",
-            actor=event.created_by,
-            agent_id=event.target_agent,
-            event_id=event.id,
-            detail=f"{event.payload.action.value} {len(event.payload.manifests)} manifest(s)",
-        )
+        audit = _accepted_audit(event)
         record, created = await self.store.submit(event, audit)
         if created:
             self.registry.ring(event.target_agent)
         return record, created
+
+    async def accept_many(
+        self, events: list[Event]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        """Like :meth:`accept` for each event, in one durable write."""
+        audits = [_accepted_audit(event) for event in events]
+        results = await self.store.submit_many(list(zip(events, audits, strict=True)))
+        for event, result in zip(events, results, strict=True):
+            if not isinstance(result, EventConflict) and result[1]:
+                self.registry.ring(event.target_agent)
+        return results
 
     def agent_registered(self, agent_id: str) -> None:
         self._known_agents.add(agent_id)
@@ -84,7 +90,7 @@ class Hub:
                 event_id=event_id,
                 detail=update.message,
             )
-        record = await self.store.update_event(event_id, update, audit=audit)
+        record = await self.writer.update(event_id, update, audit)
         if record is None:
             return None
         self.watch.changed(event_id)
@@ -132,13 +138,19 @@ class Hub:
             at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
         )
         update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
-        if await self.store.update_event(event.id, update, audit=audit) is not None:
+        if await self.writer.update(event.id, update, audit) is not None:
             self.watch.changed(event.id)
         else:
             # A redelivery of an event already in progress: the audit still says it was sent.
             await self.store.audit(audit)
 
     # --- expiry -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The hub's own tasks: the status writer and expiry. Runs until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.writer.run)
+            nursery.start_soon(self.expire_forever)
 
     async def expire_forever(self, *, interval: float = EXPIRY_INTERVAL) -> None:
         while True:
@@ -157,3 +169,14 @@ class Hub:
                     ),
                 )
             await trio.sleep(interval)
+
+
+def _accepted_audit(event: Event) -> AuditEntry:
+    return AuditEntry(
+        at=event.created_at,
+        action="event.accepted",
+        actor=event.created_by,
+        agent_id=event.target_agent,
+        event_id=event.id,
+        detail=f"{event.payload.action.value} {len(event.payload.manifests)} manifest(s)",
+    )

@@ -56,7 +56,7 @@ async def serve(
             api_urls: list[str] = await nursery.start(
                 partial(serve_api, create_app(hub), settings.listen, shutdown)
             )
-            background.start_soon(hub.expire_forever)
+            background.start_soon(hub.run)
             log.info("store: %s", store_spec.display)
             for address in agent_addresses:
                 log.info("agent channel listening on ws://%s%s", address, PATH)

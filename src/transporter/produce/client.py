@@ -91,6 +91,11 @@ class Client:
         answer = await self._call("POST", "/events", event)
         return Submitted(answer["event_id"], answer["status"] == "accepted", answer["agent_known"])
 
+    async def submit_batch(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """``POST /events/batch``: the answer's ``results`` line up with ``events``."""
+        answer: dict[str, Any] = await self._call("POST", "/events/batch", {"events": events})
+        return answer
+
     async def event(self, event_id: str, *, wait: float = 0.0, since: int = 0) -> EventRecord:
         query = urllib.parse.urlencode({"wait": wait, "since": since}) if wait else ""
         path = f"/events/{urllib.parse.quote(event_id, safe='')}" + (f"?{query}" if query else "")

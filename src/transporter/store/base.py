@@ -9,6 +9,7 @@ they become :class:`StoreUnavailable` (the store cannot be reached or answered t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
@@ -78,6 +79,20 @@ class Store(Protocol):
         (:meth:`Event.same_request`) returns the existing record and ``False`` and writes
         nothing; with a different request raises :class:`EventConflict`.
         """
+        ...
+
+    async def submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry]]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        """:meth:`submit` for each item, durably, as one write where the store allows: a
+        conflict is returned in its item's place and the other items are still stored."""
+        ...
+
+    async def update_many(
+        self, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
+    ) -> list[EventRecord | None]:
+        """:meth:`update_event` for each ``(event_id, update, audit)``, in order, as one write
+        where the store allows (the control plane batches what arrives together)."""
         ...
 
     async def get_event(self, event_id: str) -> EventRecord | None: ...

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 from urllib.parse import quote
@@ -280,6 +280,27 @@ class RedisStore:
         upper = "+inf" if before is None else f"({before}"
         records = await self._records(self._keys.index(agent, state), upper, "rev", limit + 1)
         return _page(records, limit, lambda record: record.seq)
+
+    async def submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry]]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        # One atomic script per event; Redis has no multi-key batch that keeps each event's
+        # idempotency check, and a round trip here is cheap next to a disk flush.
+        results: list[tuple[EventRecord, bool] | EventConflict] = []
+        for event, audit in items:
+            try:
+                results.append(await self.submit(event, audit))
+            except EventConflict as conflict:
+                results.append(conflict)
+        return results
+
+    async def update_many(
+        self, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
+    ) -> list[EventRecord | None]:
+        return [
+            await self.update_event(event_id, update, audit=audit)
+            for event_id, update, audit in items
+        ]
 
     async def update_event(
         self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,16 @@ class SQLiteStore:
 
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
         return await self._call(_submit, event, audit)
+
+    async def submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry]]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        return await self._call(_submit_many, list(items))
+
+    async def update_many(
+        self, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
+    ) -> list[EventRecord | None]:
+        return await self._call(_update_many, list(items))
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._call(_get_event, event_id)
@@ -232,22 +242,40 @@ def _ping(conn: sqlite3.Connection) -> None:
 
 
 def _submit(conn: sqlite3.Connection, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+    (result,) = _submit_many(conn, [(event, audit)])
+    if isinstance(result, EventConflict):
+        raise result
+    return result
+
+
+def _submit_many(
+    conn: sqlite3.Connection, items: Sequence[tuple[Event, AuditEntry]]
+) -> list[tuple[EventRecord, bool] | EventConflict]:
+    """All in one transaction, synced once: a batch costs one disk flush, not one each."""
+    results: list[tuple[EventRecord, bool] | EventConflict] = []
     with _write(conn, durable=True):
-        row = conn.execute("SELECT record FROM events WHERE id = ?", (event.id,)).fetchone()
-        if row is not None:
-            existing = _load(row[0], EventRecord)
-            if existing.event.same_request(event):
-                return existing, False
-            raise EventConflict(event.id)
-        cur = conn.execute(
-            "INSERT INTO events (id, target_agent, state, expires_at, record)"
-            " VALUES (?, ?, ?, ?, '')",
-            (event.id, event.target_agent, EventState.QUEUED.value, event.expires_at),
-        )
-        seq = _rowid(cur)
-        record = accepted(EventRecord(event=event, seq=seq))
-        conn.execute("UPDATE events SET record = ? WHERE seq = ?", (_dump(record), seq))
-        _append_audit(conn, audit)
+        for event, audit in items:
+            results.append(_submit_one(conn, event, audit))
+    return results
+
+
+def _submit_one(
+    conn: sqlite3.Connection, event: Event, audit: AuditEntry
+) -> tuple[EventRecord, bool] | EventConflict:
+    row = conn.execute("SELECT record FROM events WHERE id = ?", (event.id,)).fetchone()
+    if row is not None:
+        existing = _load(row[0], EventRecord)
+        if existing.event.same_request(event):
+            return existing, False
+        return EventConflict(event.id)
+    cur = conn.execute(
+        "INSERT INTO events (id, target_agent, state, expires_at, record) VALUES (?, ?, ?, ?, '')",
+        (event.id, event.target_agent, EventState.QUEUED.value, event.expires_at),
+    )
+    seq = _rowid(cur)
+    record = accepted(EventRecord(event=event, seq=seq))
+    conn.execute("UPDATE events SET record = ? WHERE seq = ?", (_dump(record), seq))
+    _append_audit(conn, audit)
     return record, True
 
 
@@ -285,19 +313,33 @@ def _list_events(
 def _update_event(
     conn: sqlite3.Connection, event_id: str, update: StatusUpdate, audit: AuditEntry | None
 ) -> EventRecord | None:
+    (result,) = _update_many(conn, [(event_id, update, audit)])
+    return result
+
+
+def _update_many(
+    conn: sqlite3.Connection, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
+) -> list[EventRecord | None]:
+    """All in one transaction: the control plane's writer batches what arrives together."""
     with _write(conn):
-        row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
-        if row is None:
-            return None
-        record = advance(_load(row[0], EventRecord), update)
-        if record is None:
-            return None
-        conn.execute(
-            "UPDATE events SET state = ?, record = ? WHERE id = ?",
-            (record.state.value, _dump(record), event_id),
-        )
-        if audit is not None:
-            _append_audit(conn, audit)
+        return [_update_one(conn, *item) for item in items]
+
+
+def _update_one(
+    conn: sqlite3.Connection, event_id: str, update: StatusUpdate, audit: AuditEntry | None
+) -> EventRecord | None:
+    row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
+        return None
+    record = advance(_load(row[0], EventRecord), update)
+    if record is None:
+        return None
+    conn.execute(
+        "UPDATE events SET state = ?, record = ? WHERE id = ?",
+        (record.state.value, _dump(record), event_id),
+    )
+    if audit is not None:
+        _append_audit(conn, audit)
     return record
 
 
