@@ -117,3 +117,47 @@ def test_cp_answers_healthz_and_stops_cleanly_on_a_signal(tmp_path: Path, signum
         assert cp.stop(signum) == 0
     assert "Traceback" not in cp.output
     assert "shutting down" in cp.output
+
+
+def test_the_agent_policy_file_comes_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    argv = ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws"]
+    assert cli.parse(argv) == AgentConfig(agent_id="a", cluster_name="a", cp_url="ws://cp/ws")
+    monkeypatch.setenv("TRANSPORTER_POLICY", str(tmp_path / "env.yaml"))
+    assert cli.parse(argv).policy == tmp_path / "env.yaml"  # type: ignore[union-attr]
+    flagged = cli.parse([*argv, "--policy", str(tmp_path / "flag.yaml")])
+    assert flagged.policy == tmp_path / "flag.yaml"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("kinds: ['*']\nallow: [everything]\n", "allow[0]: unknown allowance 'everything'"),
+        ("namespace: [team-a]\n", "unknown key 'namespace'"),
+        ("kinds: [unclosed\n", "not valid YAML"),
+        (None, "cannot read it"),
+    ],
+)
+def test_an_agent_with_a_bad_policy_file_refuses_to_start(
+    tmp_path: Path, text: str | None, complaint: str
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    if text is not None:
+        policy.write_text(text)
+    done = run(
+        "agent",
+        "--agent-id",
+        "a",
+        "--cp-url",
+        "ws://cp.invalid/ws",
+        # Were the policy read after the cluster, this would fail differently (exit 1).
+        "--kubeconfig",
+        str(tmp_path / "no-such-kubeconfig"),
+        env={"TRANSPORTER_POLICY": str(policy), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"transporter agent: error: policy file {policy}: ")
+    assert complaint in lines[0]

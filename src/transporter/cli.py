@@ -174,6 +174,13 @@ AGENT_FLAGS = (
     ),
     _Flag("--label", "agent label, repeatable", config.parse_label, repeat=True, metavar="K=V"),
     _Flag("--concurrency", "events executed at once", config.parse_positive_int, "4", metavar="N"),
+    _Flag(
+        "--policy",
+        "policy file: what the control plane may touch (default: refuse bindings to"
+        " cluster-admin, '*' verbs, webhooks, APIServices and kube-system)",
+        _path,
+        metavar="FILE",
+    ),
     _DEBUG,
 )
 
@@ -319,6 +326,7 @@ def parse(argv: Sequence[str]) -> Settings:
             kubeconfig=values["kubeconfig"],
             labels=dict(values["label"]),
             concurrency=values["concurrency"],
+            policy=values["policy"],
             debug=values["debug"],
         )
     if namespace.kind == "get":

@@ -104,16 +104,16 @@ def parse_label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
         raise ConfigError(f"label {text!r} is not KEY=VALUE")
-    if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+    if not _LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
         raise ConfigError(f"label key {key!r} is not a valid Kubernetes label key")
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         raise ConfigError(f"label value {value!r} is not a valid Kubernetes label value")
     return key, value
 
 
 def parse_agent_id(text: str) -> str:
     """Agent ids are DNS labels (lower case, digits, '-' and '.'), at most 63 characters."""
-    if not _AGENT_ID.match(text):
+    if not _AGENT_ID.fullmatch(text):
         raise ConfigError(
             f"agent id {text!r} must be 1-63 lower-case letters, digits, '-' or '.',"
             " starting and ending with a letter or digit"
@@ -215,6 +215,11 @@ class AgentConfig:
 
     concurrency: int = 4
     """Events executed at once; more wait (events on the same object wait their turn anyway)."""
+
+    policy: Path | None = None
+    """Policy file: which kinds and namespaces the control plane may touch, and which dangerous
+    defaults it may ask for. ``None``: the default policy, which refuses bindings to
+    cluster-admin, ``*`` verbs, admission webhooks, APIServices and kube-system."""
 
     debug: bool = False
 

@@ -11,6 +11,7 @@ import trio
 
 from tests.bed.kube import Cluster
 from tests.e2e.harness import Agent, ControlPlane
+from transporter.agent.policy import DEFAULT_POLICY, Policy
 
 _agents = itertools.count(1)
 
@@ -27,8 +28,10 @@ async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
 def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
     """Agents with unique ids (the clusters are shared by the test session)."""
 
-    def make(cluster: Cluster, *, labels: dict[str, str] | None = None) -> Agent:
-        return Agent(nursery, f"agent-{next(_agents)}", cluster, labels or {})
+    def make(
+        cluster: Cluster, *, labels: dict[str, str] | None = None, policy: Policy = DEFAULT_POLICY
+    ) -> Agent:
+        return Agent(nursery, f"agent-{next(_agents)}", cluster, labels or {}, policy)
 
     return make
 

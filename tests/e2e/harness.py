@@ -10,6 +10,7 @@ import trio
 
 from tests.bed.kube import Cluster
 from transporter.agent.kube_runner import KubeRunner
+from transporter.agent.policy import DEFAULT_POLICY, Policy
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.config import Address, CpConfig, StoreSpec
 from transporter.cp.channel import ChannelSettings
@@ -29,6 +30,7 @@ class ControlPlane:
     nursery: trio.Nursery
     data_dir: Path
     store: StoreSpec | None = None
+    channel: ChannelSettings = FAST_CHANNEL
     bound: Bound | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -49,7 +51,7 @@ class ControlPlane:
                 with trio.CancelScope() as scope:
                     self._scope = scope
                     await serve(
-                        settings, trio.Event(), channel=FAST_CHANNEL, task_status=task_status
+                        settings, trio.Event(), channel=self.channel, task_status=task_status
                     )
             finally:
                 stopped.set()
@@ -85,6 +87,7 @@ class Agent:
     agent_id: str
     cluster: Cluster
     labels: dict[str, str] = attrs.field(factory=dict)
+    policy: Policy = DEFAULT_POLICY
     session: Session | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -98,7 +101,8 @@ class Agent:
                     self._scope = scope
                     async with KubeTarget.connect(self.cluster.kubeconfig) as target:
                         info = agent_info(self.agent_id, self.cluster.name, self.labels)
-                        session = Session(info, cp_url, KubeRunner(target), backoff=FAST_BACKOFF)
+                        runner = KubeRunner(target, self.policy)
+                        session = Session(info, cp_url, runner, backoff=FAST_BACKOFF)
                         task_status.started(session)
                         await session.run()
             finally:

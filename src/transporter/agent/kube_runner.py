@@ -1,7 +1,8 @@
 """The phases of a ``k8s_resource`` event on this agent's cluster.
 
-validating (parse, discover kinds) → applying (server-side apply, or delete) → verifying (read
-back) → completed | failed. Every resource's result is reported, also when others failed.
+validating (parse, discover kinds, check the agent's policy) → applying (server-side apply, or
+delete) → verifying (read back) → completed | failed. Every resource's result is reported, also
+when others failed. An event the policy refuses fails before anything of it is applied.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
+from transporter.agent.policy import DEFAULT_POLICY, Policy, refusal_message, refused_results
 from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, ManifestError
 from transporter.protocol.model import (
@@ -36,8 +38,9 @@ def summary(results: Sequence[ResourceResult]) -> str:
 
 
 class KubeRunner:
-    def __init__(self, target: KubeTarget) -> None:
+    def __init__(self, target: KubeTarget, policy: Policy = DEFAULT_POLICY) -> None:
         self.target = target
+        self.policy = policy
 
     async def __call__(self, event: Event, report: Reporter) -> None:
         try:
@@ -53,6 +56,13 @@ class KubeRunner:
     async def _phases(self, event: Event, report: Reporter) -> None:
         report(EventState.IN_PROGRESS, Phase.VALIDATING)
         plan = await self.target.plan(event.payload.manifests)
+        refusals = self.policy.check(plan.objects)
+        if refusals:  # nothing of the event is applied (or deleted)
+            message = refusal_message(refusals)
+            log.warning("event %s: %s", event.id, message)
+            results = [*plan.problems, *refused_results(plan.objects, refusals)]
+            report(EventState.FAILED, Phase.FAILED, message, tuple(results))
+            return
         if event.payload.action is Action.DELETE:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
             results = [*plan.problems, *await self.target.delete(plan)]
