@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,8 +11,17 @@ import trio
 
 from tests.store import records as r
 from transporter.config import StoreSpec
+from transporter.protocol import codec
+from transporter.protocol.model import (
+    EventRecord,
+    EventState,
+    Phase,
+    ResourceResult,
+    ResourceStatus,
+)
+from transporter.protocol.status import accepted, advance
 from transporter.store import StoreError, StoreUnavailable, open_store
-from transporter.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from transporter.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 
 def spec(path: Path) -> StoreSpec:
@@ -44,7 +54,7 @@ async def test_the_file_and_its_folders_are_made_with_wal_and_a_schema_version(
     assert path.is_file()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert conn.execute("SELECT id, target_agent, state FROM events").fetchall() == [
             ("ev-1", "agent-a", "queued"),
             ("ev-2", "agent-a", "queued"),
@@ -96,3 +106,38 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     await store.aclose()  # twice is fine
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.ping()
+
+
+async def test_a_version_1_file_is_migrated_without_losing_an_event(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    event = r.event("ev-old")
+    record = advance(
+        accepted(EventRecord(event=event, seq=1)),
+        r.update(
+            EventState.FAILED,
+            r.T0 + 5,
+            Phase.FAILED,
+            "boom",
+            (ResourceResult("v1", "ConfigMap", "c", "ns", ResourceStatus.FAILED, "no"),),
+        ),
+    )
+    assert record is not None
+    conn = sqlite3.connect(path)
+    for statement in _MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO events (id, target_agent, state, expires_at, record) VALUES (?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.target_agent,
+            record.state.value,
+            event.expires_at,
+            json.dumps(codec.unstructure(record)),
+        ),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    async with open_store(spec(path)) as store:
+        assert await store.get_event("ev-old") == record
+        assert (await store.list_events()).items == [record]

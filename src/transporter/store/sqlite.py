@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,16 @@ import attrs
 import trio
 
 from transporter.protocol import codec
-from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.model import (
+    AgentRecord,
+    AuditEntry,
+    Event,
+    EventRecord,
+    EventState,
+    Phase,
+    ResourceResult,
+    TimelineEntry,
+)
 from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.store.base import (
     MAX_LIMIT,
@@ -32,7 +42,7 @@ from transporter.store.base import (
 )
 
 DEFAULT_TIMEOUT = 10.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # States whose events still need work. Constant text (no input of anybody's), used both in the
 # partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
@@ -63,6 +73,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX audit_by_event ON audit (event_id, seq)",
     ),
+    # 2: an event's request (immutable, possibly megabytes of manifests) apart from its
+    # progress (small, rewritten at every report), so a report never re-reads or re-writes it.
+    2: (
+        "ALTER TABLE events ADD COLUMN event TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN progress TEXT NOT NULL DEFAULT ''",
+        "UPDATE events SET event = json_extract(record, '$.event'),"
+        " progress = json_remove(record, '$.event', '$.seq')",
+        "ALTER TABLE events DROP COLUMN record",
+    ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
 
@@ -74,6 +93,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = conn
         self._timeout = call_timeout
         self._limiter = trio.CapacityLimiter(1)
+        self._events = _EventCache()
+        """Decoded events, used only from the worker thread (the limiter serialises it)."""
 
     @classmethod
     async def open(cls, path: Path, *, call_timeout: float = DEFAULT_TIMEOUT) -> SQLiteStore:
@@ -118,20 +139,20 @@ class SQLiteStore:
         await self._call(_ping)
 
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-        return await self._call(_submit, event, audit)
+        return await self._call(_submit, self._events, event, audit)
 
     async def submit_many(
         self, items: Sequence[tuple[Event, AuditEntry]]
     ) -> list[tuple[EventRecord, bool] | EventConflict]:
-        return await self._call(_submit_many, list(items))
+        return await self._call(_submit_many, self._events, list(items))
 
     async def update_many(
         self, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
     ) -> list[EventRecord | None]:
-        return await self._call(_update_many, list(items))
+        return await self._call(_update_many, self._events, list(items))
 
     async def get_event(self, event_id: str) -> EventRecord | None:
-        return await self._call(_get_event, event_id)
+        return await self._call(_get_event, self._events, event_id)
 
     async def list_events(
         self,
@@ -141,17 +162,19 @@ class SQLiteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[EventRecord]:
-        return await self._call(_list_events, agent, state, _limit(limit), _cursor_seq(cursor))
+        return await self._call(
+            _list_events, self._events, agent, state, _limit(limit), _cursor_seq(cursor)
+        )
 
     async def update_event(
         self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None
     ) -> EventRecord | None:
-        return await self._call(_update_event, event_id, update, audit)
+        return await self._call(_update_event, self._events, event_id, update, audit)
 
     async def outbox(
         self, agent_id: str, *, after: int = 0, limit: int = 100
     ) -> list[tuple[int, Event]]:
-        return await self._call(_outbox, agent_id, after, _limit(limit))
+        return await self._call(_outbox, self._events, agent_id, after, _limit(limit))
 
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         return await self._call(_expiring, now, _limit(limit))
@@ -241,51 +264,72 @@ def _ping(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
 
 
-def _submit(conn: sqlite3.Connection, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-    (result,) = _submit_many(conn, [(event, audit)])
+def _submit(
+    conn: sqlite3.Connection, events: _EventCache, event: Event, audit: AuditEntry
+) -> tuple[EventRecord, bool]:
+    (result,) = _submit_many(conn, events, [(event, audit)])
     if isinstance(result, EventConflict):
         raise result
     return result
 
 
 def _submit_many(
-    conn: sqlite3.Connection, items: Sequence[tuple[Event, AuditEntry]]
+    conn: sqlite3.Connection, events: _EventCache, items: Sequence[tuple[Event, AuditEntry]]
 ) -> list[tuple[EventRecord, bool] | EventConflict]:
     """All in one transaction, synced once: a batch costs one disk flush, not one each."""
     results: list[tuple[EventRecord, bool] | EventConflict] = []
     with _write(conn, durable=True):
         for event, audit in items:
-            results.append(_submit_one(conn, event, audit))
+            results.append(_submit_one(conn, events, event, audit))
     return results
 
 
 def _submit_one(
-    conn: sqlite3.Connection, event: Event, audit: AuditEntry
+    conn: sqlite3.Connection, events: _EventCache, event: Event, audit: AuditEntry
 ) -> tuple[EventRecord, bool] | EventConflict:
-    row = conn.execute("SELECT record FROM events WHERE id = ?", (event.id,)).fetchone()
-    if row is not None:
-        existing = _load(row[0], EventRecord)
+    existing = _get_event(conn, events, event.id)
+    if existing is not None:
         if existing.event.same_request(event):
             return existing, False
         return EventConflict(event.id)
+    progress = accepted(EventRecord(event=event, seq=0))
     cur = conn.execute(
-        "INSERT INTO events (id, target_agent, state, expires_at, record) VALUES (?, ?, ?, ?, '')",
-        (event.id, event.target_agent, EventState.QUEUED.value, event.expires_at),
+        "INSERT INTO events (id, target_agent, state, expires_at, event, progress)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.target_agent,
+            EventState.QUEUED.value,
+            event.expires_at,
+            _dump(event),
+            _dump(_Progress.of(progress)),
+        ),
     )
-    seq = _rowid(cur)
-    record = accepted(EventRecord(event=event, seq=seq))
-    conn.execute("UPDATE events SET record = ? WHERE seq = ?", (_dump(record), seq))
     _append_audit(conn, audit)
-    return record, True
+    events.put(event)
+    return attrs.evolve(progress, seq=_rowid(cur)), True
 
 
-def _get_event(conn: sqlite3.Connection, event_id: str) -> EventRecord | None:
-    row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
-    return None if row is None else _load(row[0], EventRecord)
+_RECORD_COLUMNS = "seq, id, event, progress"
+
+
+def _record(events: _EventCache, row: tuple[int, str, str, str]) -> EventRecord:
+    seq, event_id, event_text, progress_text = row
+    event = events.get(event_id) or events.put(_load(event_text, Event))
+    return _load(progress_text, _Progress).record(event, seq)
+
+
+def _get_event(conn: sqlite3.Connection, events: _EventCache, event_id: str) -> EventRecord | None:
+    row = conn.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
+        (event_id,),
+    ).fetchone()
+    return None if row is None else _record(events, row)
 
 
 def _list_events(
     conn: sqlite3.Connection,
+    events: _EventCache,
     agent: str | None,
     state: EventState | None,
     limit: int,
@@ -304,39 +348,49 @@ def _list_events(
         params.append(before)
     where = " AND ".join(clauses) or "1"
     # Only the constant fragments above are interpolated; every value is a bound parameter.
-    query = f"SELECT record FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    query = f"SELECT {_RECORD_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
     rows = conn.execute(query, (*params, limit + 1)).fetchall()
-    records = [_load(text, EventRecord) for (text,) in rows]
+    records = [_record(events, row) for row in rows]
     return _page(records, limit, lambda record: record.seq)
 
 
 def _update_event(
-    conn: sqlite3.Connection, event_id: str, update: StatusUpdate, audit: AuditEntry | None
+    conn: sqlite3.Connection,
+    events: _EventCache,
+    event_id: str,
+    update: StatusUpdate,
+    audit: AuditEntry | None,
 ) -> EventRecord | None:
-    (result,) = _update_many(conn, [(event_id, update, audit)])
+    (result,) = _update_many(conn, events, [(event_id, update, audit)])
     return result
 
 
 def _update_many(
-    conn: sqlite3.Connection, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
+    conn: sqlite3.Connection,
+    events: _EventCache,
+    items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]],
 ) -> list[EventRecord | None]:
     """All in one transaction: the control plane's writer batches what arrives together."""
     with _write(conn):
-        return [_update_one(conn, *item) for item in items]
+        return [_update_one(conn, events, *item) for item in items]
 
 
 def _update_one(
-    conn: sqlite3.Connection, event_id: str, update: StatusUpdate, audit: AuditEntry | None
+    conn: sqlite3.Connection,
+    events: _EventCache,
+    event_id: str,
+    update: StatusUpdate,
+    audit: AuditEntry | None,
 ) -> EventRecord | None:
-    row = conn.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
-    if row is None:
+    old = _get_event(conn, events, event_id)
+    if old is None:
         return None
-    record = advance(_load(row[0], EventRecord), update)
+    record = advance(old, update)
     if record is None:
         return None
     conn.execute(
-        "UPDATE events SET state = ?, record = ? WHERE id = ?",
-        (record.state.value, _dump(record), event_id),
+        "UPDATE events SET state = ?, progress = ? WHERE id = ?",
+        (record.state.value, _dump(_Progress.of(record)), event_id),
     )
     if audit is not None:
         _append_audit(conn, audit)
@@ -344,14 +398,17 @@ def _update_one(
 
 
 def _outbox(
-    conn: sqlite3.Connection, agent_id: str, after: int, limit: int
+    conn: sqlite3.Connection, events: _EventCache, agent_id: str, after: int, limit: int
 ) -> list[tuple[int, Event]]:
     rows = conn.execute(
-        f"SELECT seq, record FROM events WHERE target_agent = ? AND state IN {_OPEN}"  # noqa: S608
+        f"SELECT seq, id, event FROM events WHERE target_agent = ? AND state IN {_OPEN}"  # noqa: S608
         " AND seq > ? ORDER BY seq LIMIT ?",
         (agent_id, after, limit),
     ).fetchall()
-    return [(seq, _load(text, EventRecord).event) for seq, text in rows]
+    return [
+        (seq, events.get(event_id) or events.put(_load(text, Event)))
+        for seq, event_id, text in rows
+    ]
 
 
 def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
@@ -413,6 +470,63 @@ def _rowid(cur: sqlite3.Cursor) -> int:
     if cur.lastrowid is None:
         raise StoreError("SQLite gave no rowid for an insert")
     return cur.lastrowid
+
+
+@attrs.frozen
+class _Progress:
+    """What changes about an event as it goes: stored apart from the event itself."""
+
+    state: EventState
+    phase: Phase | None = None
+    message: str = ""
+    resources: tuple[ResourceResult, ...] = ()
+    timeline: tuple[TimelineEntry, ...] = ()
+    updated_at: float = 0.0
+
+    @classmethod
+    def of(cls, record: EventRecord) -> _Progress:
+        return cls(
+            record.state,
+            record.phase,
+            record.message,
+            record.resources,
+            record.timeline,
+            record.updated_at,
+        )
+
+    def record(self, event: Event, seq: int) -> EventRecord:
+        return EventRecord(
+            event,
+            seq,
+            self.state,
+            self.phase,
+            self.message,
+            self.resources,
+            self.timeline,
+            self.updated_at,
+        )
+
+
+class _EventCache:
+    """Events decoded lately, by id. Events never change once stored, so a hit is always right
+    (whichever process wrote the file); used only from the store's one worker thread."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._events: OrderedDict[str, Event] = OrderedDict()
+
+    def get(self, event_id: str) -> Event | None:
+        event = self._events.get(event_id)
+        if event is not None:
+            self._events.move_to_end(event_id)
+        return event
+
+    def put(self, event: Event) -> Event:
+        self._events[event.id] = event
+        self._events.move_to_end(event.id)
+        while len(self._events) > self.size:
+            self._events.popitem(last=False)
+        return event
 
 
 def _dump(value: object) -> str:
