@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.redis import running_redis
 
-from bench.common import Api, control_plane
+from bench.common import Api, control_plane, cpu_seconds
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 
@@ -90,6 +90,7 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
         control_plane(work / f"cp-{kind}", *store_args) as (cp, api_url, agent_url),
         harness(agent_url, args.agents, args.events) as agents,
     ):
+        cpu_before = cpu_seconds(cp.pid), cpu_seconds(agents.pid)
         start = time.perf_counter()
         load(api_url, args.events, args.agents, args.clients, args.batch)
         posted = time.perf_counter() - start
@@ -98,10 +99,13 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
         elapsed = time.perf_counter() - start
         if not done.startswith("received"):
             raise RuntimeError(f"agents: {done!r}")
+        cp_cpu = cpu_seconds(cp.pid) - cpu_before[0]
+        agents_cpu = cpu_seconds(agents.pid) - cpu_before[1]
         print(
             f"{kind:<7} {args.events} events to {args.agents} agents, {args.batch}/request: "
             f"{args.events / elapsed:7.0f} events/s POST->receipt "
-            f"({args.events / posted:.0f}/s accepted; cp RSS {cp.rss_kib() / 1024:.0f} MiB)",
+            f"({args.events / posted:.0f}/s accepted; cp RSS {cp.rss_kib() / 1024:.0f} MiB; CPU "
+            f"cp {cp_cpu / elapsed:.0%}, agents {agents_cpu / elapsed:.0%} of a core)",
             flush=True,
         )
 
