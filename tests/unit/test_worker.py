@@ -158,3 +158,12 @@ def test_reports_are_sent_once_per_connection_and_again_after_a_reconnect() -> N
     assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("b", 1)]
     reports.resend_all()  # reconnected: everything not acknowledged, in order
     assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("a", 2), ("b", 1)]
+
+
+def test_an_outage_is_described_by_its_innermost_error() -> None:
+    from transporter.agent.session import _describe
+
+    nested = ExceptionGroup(
+        "outer", [ExceptionGroup("inner", [ConnectionRefusedError(111, "refused")])]
+    )
+    assert _describe(nested) == "ConnectionRefusedError: [Errno 111] refused"

@@ -220,6 +220,9 @@ class Session:
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, in a line: the innermost error, not the nurseries around it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

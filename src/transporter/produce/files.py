@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from transporter.protocol.submission import MAX_MANIFEST_BYTES, MAX_MANIFESTS
+
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -32,4 +34,15 @@ def read_manifests(paths: Iterable[Path]) -> list[str]:
             if not text.strip():
                 raise ManifestFileError(f"{file}: the file is empty")
             manifests.append(text)
+    # The control plane's limits, told here: past them it would refuse the whole event (and a
+    # body over its size limit is cut off before an answer can be read).
+    if len(manifests) > MAX_MANIFESTS:
+        raise ManifestFileError(
+            f"{len(manifests)} manifest files; one event takes at most {MAX_MANIFESTS}"
+        )
+    total = sum(len(text.encode()) for text in manifests)
+    if total > MAX_MANIFEST_BYTES:
+        raise ManifestFileError(
+            f"the manifests hold {total} bytes; one event takes at most {MAX_MANIFEST_BYTES}"
+        )
     return manifests
