@@ -3,13 +3,21 @@
 validating (parse, discover kinds, check the agent's policy) → applying (server-side apply, or
 delete) → verifying (read back) → completed | failed. Every resource's result is reported, also
 when others failed. An event the policy refuses fails before anything of it is applied.
+
+Every message reported (the event's, and each resource's) is scrubbed of the values of the
+event's Secrets first: the API server quotes submitted values in some of its errors, and a
+report is stored, audited and shown (:mod:`transporter.protocol.redact`).
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Sequence
+
+import attrs
+import trio
 
 from transporter.agent.policy import DEFAULT_POLICY, Policy, refusal_message, refused_results
 from transporter.agent.worker import Reporter
@@ -22,6 +30,7 @@ from transporter.protocol.model import (
     ResourceResult,
     ResourceStatus,
 )
+from transporter.protocol.redact import Scrubber, redact_manifests
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +46,92 @@ def summary(results: Sequence[ResourceResult]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
 
 
+class ScrubbedReporter:
+    """An event's :class:`Reporter`, with the values of its Secrets scrubbed from every message.
+
+    :attr:`scrub` learns the values from the plan (validating phase); when the event fails
+    before there is one, from the raw YAML (:func:`_scrubber_of`). The reports before either
+    carry no message that could quote a manifest.
+    """
+
+    def __init__(self, report: Reporter) -> None:
+        self.report = report
+        self.scrub = Scrubber()
+
+    def __call__(
+        self,
+        state: EventState,
+        phase: Phase | None,
+        message: str = "",
+        resources: tuple[ResourceResult, ...] | None = None,
+    ) -> None:
+        self.report(state, phase, *self._scrubbed(message, resources))
+
+    async def finish(
+        self,
+        state: EventState,
+        phase: Phase,
+        message: str,
+        resources: tuple[ResourceResult, ...],
+    ) -> None:
+        """The last report, with every resource's result: scrubbed in a worker thread when
+        there are values to look for (thousands of results may meet thousands of values)."""
+        if not self.scrub:
+            self(state, phase, message, resources)
+            return
+        scrubbed = await trio.to_thread.run_sync(
+            self._scrubbed, message, resources, abandon_on_cancel=True
+        )
+        self.report(state, phase, *scrubbed)
+
+    def _scrubbed(
+        self, message: str, resources: tuple[ResourceResult, ...] | None
+    ) -> tuple[str, tuple[ResourceResult, ...] | None]:
+        if resources is not None:
+            resources = tuple(
+                attrs.evolve(r, message=self.scrub(r.message)) if r.message else r
+                for r in resources
+            )
+        return self.scrub(message), resources
+
+
 class KubeRunner:
     def __init__(self, target: KubeTarget, policy: Policy = DEFAULT_POLICY) -> None:
         self.target = target
         self.policy = policy
 
     async def __call__(self, event: Event, report: Reporter) -> None:
+        scrubbed = ScrubbedReporter(report)
         try:
-            await self._phases(event, report)
-        except ManifestError as exc:
-            report(EventState.FAILED, Phase.FAILED, f"invalid manifests: {exc}")
-        except KubeUnavailable as exc:
-            report(EventState.FAILED, Phase.FAILED, f"cluster unavailable: {exc}")
-        except Exception as exc:  # a bug of ours must fail the event, not the agent
-            log.exception("event %s: unexpected error", event.id)
-            report(EventState.FAILED, Phase.FAILED, f"agent error: {type(exc).__name__}: {exc}")
+            await self._phases(event, scrubbed)
+        except Exception as exc:  # a bug of ours too must fail the event, not the agent
+            if not scrubbed.scrub:  # it failed before the plan: read the values from the YAML
+                scrubbed.scrub = await _scrubber_of(event)
+            if isinstance(exc, ManifestError):
+                message = f"invalid manifests: {exc}"
+            elif isinstance(exc, KubeUnavailable):
+                message = f"cluster unavailable: {exc}"
+            else:
+                # Logged through the scrubber: the exception's message may quote anything.
+                trace = "".join(traceback.format_exception(exc)).rstrip()
+                log.error("event %s: unexpected error\n%s", event.id, scrubbed.scrub(trace))
+                message = f"agent error: {type(exc).__name__}: {exc}"
+            scrubbed(EventState.FAILED, Phase.FAILED, message)
 
-    async def _phases(self, event: Event, report: Reporter) -> None:
+    async def _phases(self, event: Event, report: ScrubbedReporter) -> None:
         report(EventState.IN_PROGRESS, Phase.VALIDATING)
         plan = await self.target.plan(event.payload.manifests)
+        secrets = [obj.body for obj in plan.objects if obj.kind == "Secret"]
+        if secrets:  # lists are expanded in the plan: each Secret is an object of its own
+            report.scrub = await trio.to_thread.run_sync(
+                Scrubber.of_objects, secrets, abandon_on_cancel=True
+            )
         refusals = self.policy.check(plan.objects)
         if refusals:  # nothing of the event is applied (or deleted)
             message = refusal_message(refusals)
-            log.warning("event %s: %s", event.id, message)
+            log.warning("event %s: %s", event.id, report.scrub(message))
             results = [*plan.problems, *refused_results(plan.objects, refusals)]
-            report(EventState.FAILED, Phase.FAILED, message, tuple(results))
+            await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return
         if event.payload.action is Action.DELETE:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
@@ -75,4 +145,15 @@ class KubeRunner:
         state, phase = (
             (EventState.FAILED, Phase.FAILED) if failed else (EventState.COMPLETED, Phase.COMPLETED)
         )
-        report(state, phase, summary(results), tuple(results))
+        await report.finish(state, phase, summary(results), tuple(results))
+
+
+async def _scrubber_of(event: Event) -> Scrubber:
+    """The Secrets' values read from the raw manifests (in a worker thread: it parses YAML)."""
+    try:
+        _, scrub = await trio.to_thread.run_sync(
+            redact_manifests, event.payload.manifests, abandon_on_cancel=True
+        )
+    except Exception:
+        return Scrubber()
+    return scrub

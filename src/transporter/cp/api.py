@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal, overload
 
 import trio
 from quart import request
@@ -17,6 +17,9 @@ from werkzeug.exceptions import HTTPException
 
 from transporter import __version__
 from transporter.cp.dispatch import Hub
+from transporter.cp.jsonbody import use_strict_json
+from transporter.cp.openapi import openapi_document
+from transporter.cp.shown import EventViews
 from transporter.protocol import codec
 from transporter.protocol.model import AgentRecord, AgentStatus, Event, EventState
 from transporter.protocol.submission import (
@@ -30,6 +33,8 @@ from transporter.store.base import EventConflict, InvalidCursor, StoreUnavailabl
 MAX_WAIT = 60.0
 """Longest ``?wait=`` a request may hold ``GET /events/{id}``."""
 MAX_LIMIT = 500
+INLINE_CHECK_BYTES = 64 * 1024
+"""Requests smaller than this are validated on the event loop; larger ones in a thread."""
 MAX_BATCH = 1000
 """Events in one ``POST /events/batch``."""
 
@@ -82,15 +87,23 @@ def _agent_view(record: AgentRecord, hub: Hub) -> dict[str, Any]:
     return data
 
 
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
 def create_app(hub: Hub) -> QuartTrio:
     app = QuartTrio("transporter.cp")
     app.config["JSON_SORT_KEYS"] = False
     app.config["MAX_CONTENT_LENGTH"] = 2 * MAX_MANIFEST_BYTES
+    views = EventViews()  # events are answered with their Secrets' values redacted
 
     @app.errorhandler(HTTPException)
-    async def http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
+    async def http_error(exc: HTTPException) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
         name = (exc.name or "error").lower().replace(" ", "_")
-        return _error(exc.code or 500, name, exc.description or name)
+        body, status = _error(exc.code or 500, name, exc.description or name)
+        # The exception's own headers (Allow on a 405), but not its HTML content type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
     @app.errorhandler(StoreUnavailable)
     async def store_down(exc: StoreUnavailable) -> tuple[dict[str, Any], int]:
@@ -104,6 +117,17 @@ def create_app(hub: Hub) -> QuartTrio:
     async def bad_query(exc: BadQuery) -> tuple[dict[str, Any], int]:
         return _error(400, "invalid_query", str(exc))
 
+    # Bodies are read as strict JSON (cp/jsonbody.py); the API describes itself (cp/openapi.py).
+    use_strict_json(app)
+    document = openapi_document(
+        version=__version__, max_wait=MAX_WAIT, max_limit=MAX_LIMIT, max_batch=MAX_BATCH
+    )
+
+    @app.get("/openapi.json")
+    async def openapi() -> dict[str, Any]:
+        """This API in OpenAPI 3.1."""
+        return document
+
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         """Liveness: the process serves requests. Says nothing about the store."""
@@ -115,13 +139,46 @@ def create_app(hub: Hub) -> QuartTrio:
         await hub.store.ping()
         return {"status": "ready"}, 200
 
+    checking = trio.CapacityLimiter(2)
+
+    @overload
+    async def checked(bodies: list[Any], now: float) -> list[Event]: ...
+    @overload
+    async def checked(
+        bodies: list[Any], now: float, *, each: Literal[True]
+    ) -> list[Event | InvalidEvent]: ...
+    async def checked(
+        bodies: list[Any], now: float, *, each: bool = False
+    ) -> list[Event] | list[Event | InvalidEvent]:
+        """Validate submissions (``each``: an error in its item's place, else raised).
+
+        Checking YAML is CPU work: a large request is checked in a worker thread, so that one
+        big event cannot hold up every other request; a small one inline, where a thread hop
+        would cost more than the check.
+        """
+
+        def check() -> list[Event] | list[Event | InvalidEvent]:
+            if not each:
+                return [parse_submission(body, now=now, new_id=_new_id) for body in bodies]
+            out: list[Event | InvalidEvent] = []
+            for body in bodies:
+                try:
+                    out.append(parse_submission(body, now=now, new_id=_new_id))
+                except InvalidEvent as exc:
+                    out.append(exc)
+            return out
+
+        if (request.content_length or 0) < INLINE_CHECK_BYTES:
+            return check()
+        return await trio.to_thread.run_sync(check, limiter=checking)
+
     @app.post("/events")
     async def submit() -> tuple[dict[str, Any], int]:
         body = await request.get_json(force=True, silent=True)
         if body is None:
             return _error(400, "invalid_event", "the body is not JSON", field="body")
         try:
-            event = parse_submission(body, now=time.time(), new_id=lambda: str(uuid.uuid4()))
+            (event,) = await checked([body], time.time())
         except EventTooLarge as exc:
             return _error(413, "event_too_large", exc.problem, field=exc.field)
         except InvalidEvent as exc:
@@ -158,23 +215,20 @@ def create_app(hub: Hub) -> QuartTrio:
                 f"a batch holds 1 to {MAX_BATCH} events",
                 field="events",
             )
-        now = time.time()
         results: list[dict[str, Any]] = [{} for _ in items]
         valid: list[tuple[int, Event]] = []
-        for index, item in enumerate(items):
-            try:
-                valid.append(
-                    (index, parse_submission(item, now=now, new_id=lambda: str(uuid.uuid4())))
-                )
-            except InvalidEvent as exc:
-                code = "event_too_large" if isinstance(exc, EventTooLarge) else "invalid_event"
-                results[index] = {"error": code, "message": exc.problem, "field": exc.field}
+        for index, outcome in enumerate(await checked(items, time.time(), each=True)):
+            if isinstance(outcome, InvalidEvent):
+                kind = "event_too_large" if isinstance(outcome, EventTooLarge) else "invalid_event"
+                results[index] = {"error": kind, "message": outcome.problem, "field": outcome.field}
+            else:
+                valid.append((index, outcome))
         stored = await hub.accept_many([event for _, event in valid]) if valid else []
-        for (index, event), outcome in zip(valid, stored, strict=True):
-            if isinstance(outcome, EventConflict):
-                results[index] = {"error": "conflict", "message": str(outcome), "field": "id"}
+        for (index, event), kept in zip(valid, stored, strict=True):
+            if isinstance(kept, EventConflict):
+                results[index] = {"error": "conflict", "message": str(kept), "field": "id"}
                 continue
-            record, created = outcome
+            record, created = kept
             results[index] = {
                 "event_id": record.event.id,
                 "status": "accepted" if created else "exists",
@@ -197,7 +251,7 @@ def create_app(hub: Hub) -> QuartTrio:
                 return _error(404, "not_found", f"no event {event_id!r}")
             left = deadline - time.monotonic()
             if len(record.timeline) > since or record.state.terminal or left <= 0:
-                return codec.unstructure(record), 200
+                return await views.one(record), 200
             # Woken by this process's updates; the cap covers other replicas' writes.
             with trio.move_on_after(min(left, 1.0) if hub.shared_store else left):
                 await hub.watch.wait(event_id)
@@ -218,7 +272,7 @@ def create_app(hub: Hub) -> QuartTrio:
             limit=_int_arg("limit", 50, 1, MAX_LIMIT),
             cursor=request.args.get("cursor") or None,
         )
-        return {"items": codec.unstructure(page.items), "cursor": page.cursor}, 200
+        return {"items": await views.many(page.items), "cursor": page.cursor}, 200
 
     @app.get("/agents")
     async def list_agents() -> dict[str, Any]:

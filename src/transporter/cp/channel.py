@@ -48,6 +48,8 @@ from transporter.protocol.status import StatusUpdate
 log = logging.getLogger(__name__)
 
 PATH = "/ws"
+MESSAGE_TOO_BIG = 1009
+"""WebSocket close code trio-websocket sends when a message exceeds ``max_message_size``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -95,8 +97,18 @@ class AgentChannel:
         ws = await request.accept()
         try:
             await self._run(ws)
-        except* ConnectionClosed:
-            pass  # the agent went away: the usual end of a connection
+        except* ConnectionClosed as closed:
+            # The agent went away: the usual end of a connection. Unless we closed it because
+            # a message was over max_message_bytes (trio-websocket closes with 1009 then).
+            for exc in closed.exceptions:
+                reason = getattr(exc, "reason", None)
+                if getattr(reason, "code", None) == MESSAGE_TOO_BIG:
+                    log.warning(
+                        "agent channel %s: message over %d bytes refused, connection closed (1009)",
+                        _peer(ws),
+                        self.settings.max_message_bytes,
+                    )
+                    break
         except* Exception:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", _peer(ws))
@@ -239,6 +251,10 @@ class AgentChannel:
                 )
                 if await self._report(connection, message.event_id, update):
                     await connection.send(StatusAck(message.event_id, message.seq))
+            elif isinstance(message, Register):
+                await self._refuse(
+                    ws, "already_registered", f"this connection is agent {connection.agent_id!r}"
+                )
             else:
                 await self._refuse(
                     ws, "unexpected", f"{message.TAG!r} is not for the agent to send"
@@ -247,11 +263,11 @@ class AgentChannel:
     async def _report(self, connection: Connection, event_id: str, update: StatusUpdate) -> bool:
         """Store a report about ``event_id``; refused unless the event is this agent's."""
         if event_id not in connection.in_flight and not await self._owns(connection, event_id):
-            await connection.send(
-                Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
-            )
             log.warning(
                 "agent %s reported on event %r, which is not its own", connection.agent_id, event_id
+            )
+            await connection.send(
+                Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
             )
             return False
         await self.hub.update(event_id, connection.agent_id, update)

@@ -112,10 +112,10 @@ def _validate(document: Any) -> ManifestObject:
     if not isinstance(document, dict):
         raise ValueError(f"expected a mapping (an object), got {_type_name(document)}")
     api_version = _string_field(document, "apiVersion", "apiVersion")
-    if not _API_VERSION.match(api_version):
+    if not _API_VERSION.fullmatch(api_version):
         raise ValueError(f"apiVersion {api_version!r} is not of the form [group/]version")
     kind = _string_field(document, "kind", "kind")
-    if not _KIND.match(kind):
+    if not _KIND.fullmatch(kind):
         raise ValueError(f"kind {kind!r} is not a valid kind")
     metadata = document.get("metadata")
     if not isinstance(metadata, dict):

@@ -27,13 +27,21 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
-MAX_DEPTH = 100
-"""Deepest nesting of collections accepted in one document."""
-MAX_ALIAS_NODES = 100_000
-"""Nodes YAML aliases may stand for in one plan, each alias counted as a copy of its target."""
+from transporter.protocol.submission import MAX_YAML_ALIAS_NODES, MAX_YAML_DEPTH
+
+MAX_DEPTH = MAX_YAML_DEPTH
+"""Deepest nesting of collections accepted in one document (the control plane refuses deeper
+events at submission with the same bound)."""
+MAX_ALIAS_NODES = MAX_YAML_ALIAS_NODES
+"""Nodes YAML aliases may stand for in one plan, each alias counted as a copy of its target
+(the control plane counts them the same way over an event's manifests)."""
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+_CONSTRUCTION_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+"""What PyYAML's constructors raise for a value that does not fit its tag (``!!int abc``)."""
 
 
 class YamlRefused(yaml.YAMLError):
@@ -148,11 +156,25 @@ class _Bounded(Composer, SafeConstructor, Resolver):
             if anchor is not None:
                 self._open.discard(anchor)
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """PyYAML's, but a value its tag's constructor cannot read (``!!int abc``) is refused
+        with its position; PyYAML's own error (a ValueError, KeyError …) quotes the value,
+        which may be a secret."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except _CONSTRUCTION_ERRORS:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise YamlRefused(f"a value cannot be read as {tag}", node.start_mark) from None
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Keys become JSON strings at once, so ``1`` and ``"1"`` are caught as duplicates.
 
         Keys merged in with ``<<`` may be overridden by the mapping's own keys, as YAML says.
         """
+        if not isinstance(node, MappingNode):  # a scalar tagged !!map or !!set
+            raise YamlRefused(f"expected a mapping, found a {node.id}", node.start_mark)
         own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.flatten_mapping(node)  # merged pairs first, then the mapping's own
         merged = len(node.value) - own
@@ -216,6 +238,10 @@ def load_documents(text: str, budget: AliasBudget) -> Iterator[Any]:
     loader = LOADER(text, budget)
     try:
         while loader.check_data():
-            yield loader.get_data()
+            try:
+                document = loader.get_data()
+            except _CONSTRUCTION_ERRORS:  # a constructor's own error may quote the value
+                raise YamlRefused("a value cannot be read as its tag says", None) from None
+            yield document
     finally:
         loader.dispose()

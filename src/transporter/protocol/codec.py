@@ -57,12 +57,42 @@ def encode(message: Message) -> str:
     return json.dumps(converter.unstructure(message, Message), separators=(",", ":"))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text to data, stricter than :func:`json.loads`, for everything a peer sends us.
+
+    Refused with :class:`ValueError`: ``NaN`` and ``Infinity`` (not JSON, though Python reads
+    them), nesting too deep for the parser (a ``RecursionError`` otherwise, which nothing
+    expects), strings with a lone surrogate (``"\\ud800"``: no text encoding can store it), and
+    bytes that are not UTF-8.
+    """
+    if isinstance(text, bytes):
+        # UTF-8, strictly: json.loads would also take UTF-16 or UTF-32, and encoded surrogates.
+        text = text.decode()
+    else:
+        text.encode()  # a raw surrogate in the text itself (UnicodeEncodeError)
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if "\\ud" in text or "\\uD" in text:  # an escaped surrogate, perhaps of a valid pair
+        try:
+            # A string with a lone surrogate cannot be encoded: encode everything once (in C).
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate, which is not text") from None
+    return data
+
+
 def decode(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     if len(text) > max_bytes:
         raise ProtocolError("too_large", f"message of {len(text)} bytes exceeds {max_bytes}")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads(text)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
         raise ProtocolError("malformed", f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "a message is a JSON object")

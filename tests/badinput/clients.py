@@ -1,0 +1,163 @@
+"""Raw clients: HTTP requests with any body, and an agent that sends whatever it is told to."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+from trio_websocket import WebSocketConnection, wrap_client_stream
+
+from transporter.protocol import codec
+
+CHANNEL_LIMIT = 64 * 1024
+"""``max_message_bytes`` of the badinput control plane's agent channel."""
+ANSWER_TIMEOUT = 10.0
+"""A bound on waiting for an answer that must come (the test fails rather than hangs)."""
+
+
+@attrs.frozen
+class Answer:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = attrs.field(factory=dict)
+    """Lower-case names."""
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def http(
+    url: str,
+    method: str = "GET",
+    body: bytes | str | Any | None = None,
+    *,
+    content_type: str = "application/json",
+) -> Answer:
+    """One request in a worker thread; ``body`` is sent as is (bytes or text) or as JSON."""
+    if body is None or isinstance(body, bytes):
+        data = body
+    elif isinstance(body, str):
+        data = body.encode("utf-8", "surrogatepass")
+    else:
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": content_type}
+    )
+
+    def call() -> Answer:
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                headers = {k.lower(): v for k, v in answer.headers.items()}
+                return Answer(
+                    answer.status, answer.read(), headers.get("content-type", ""), headers
+                )
+        except urllib.error.HTTPError as exc:
+            with exc:
+                headers = {k.lower(): v for k, v in exc.headers.items()}
+                return Answer(exc.code, exc.read(), headers.get("content-type", ""), headers)
+
+    return await trio.to_thread.run_sync(call)
+
+
+def assert_error(
+    answer: Answer, status: int, error: str, field: str | None = None
+) -> dict[str, Any]:
+    """``answer`` is ``status`` with the JSON error body ``{error, message, field?}``."""
+    assert answer.status == status, answer.body[:500]
+    assert answer.content_type.startswith("application/json")
+    data: dict[str, Any] = answer.json
+    assert data["error"] == error, data
+    assert isinstance(data["message"], str) and data["message"]
+    assert set(data) <= {"error", "message", "field"}
+    if field is not None:
+        assert data.get("field") == field, data
+    return data
+
+
+def event_body(agent: str, *manifests: str, **extra: Any) -> dict[str, Any]:
+    return {"target_agent": agent, "payload": {"manifests": list(manifests)}, **extra}
+
+
+def configmap(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+
+
+@attrs.define
+class RawAgent:
+    """One WebSocket connection to the agent channel, driven by hand."""
+
+    ws: WebSocketConnection
+
+    async def send(self, message: str | bytes | dict[str, Any]) -> None:
+        await self.ws.send_message(
+            message if isinstance(message, str | bytes) else json.dumps(message)
+        )
+
+    async def receive(self) -> dict[str, Any]:
+        """The next message from the control plane (it must come)."""
+        with trio.fail_after(ANSWER_TIMEOUT):
+            text = await self.ws.get_message()
+        data: dict[str, Any] = json.loads(text)
+        return data
+
+    async def expect_error(self, code: str) -> str:
+        answer = await self.receive()
+        assert answer["type"] == "error", answer
+        assert answer["code"] == code, answer
+        message: str = answer["message"]
+        assert message
+        return message
+
+    async def register(self, agent_id: str) -> dict[str, Any]:
+        await self.send({"type": "register", "agent": {"id": agent_id}, "protocol": 1})
+        welcome = await self.receive()
+        assert welcome["type"] == "welcome", welcome
+        return welcome
+
+    async def next_delivery(self) -> dict[str, Any]:
+        """The next ``deliver`` (heartbeat-free: the control plane sends nothing else unasked)."""
+        message = await self.receive()
+        assert message["type"] == "deliver", message
+        event: dict[str, Any] = message["event"]
+        return event
+
+    async def report(self, event_id: str, seq: int, state: str, **extra: Any) -> None:
+        await self.send(
+            {"type": "status", "event_id": event_id, "seq": seq, "at": 1.0, "state": state, **extra}
+        )
+
+
+@asynccontextmanager
+async def raw_agent(
+    url: str, *, max_message_size: int = codec.MAX_MESSAGE_BYTES
+) -> AsyncIterator[RawAgent]:
+    """A connection with the agent's own receive limit (``codec.MAX_MESSAGE_BYTES``).
+
+    On a TCP stream of our own, closed at the end whatever happened: trio-websocket's client
+    leaves its socket open when the server closed the WebSocket first.
+    """
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(
+                nursery, stream, parts.hostname, parts.path, max_message_size=max_message_size
+            )
+            try:
+                yield RawAgent(ws)
+            finally:
+                with trio.move_on_after(ANSWER_TIMEOUT, shield=True):
+                    await ws.aclose()
+                await stream.aclose()
+    finally:
+        await stream.aclose()

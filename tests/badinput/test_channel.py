@@ -1,0 +1,196 @@
+"""Bad input on the agent channel, from raw WebSocket clients against a real control plane.
+
+Each refusal is an ``error`` message (``type``, ``code``, ``message``) and a log line; the
+connection is kept where the protocol says so (proved by the same connection still getting
+answers: an event delivered, a report acknowledged), and the server keeps serving (proved by
+another agent registering afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from trio_websocket import ConnectionClosed
+
+from tests.badinput.clients import (
+    CHANNEL_LIMIT,
+    RawAgent,
+    configmap,
+    event_body,
+    raw_agent,
+)
+from tests.badinput.conftest import LogWatch
+from tests.e2e.harness import ControlPlane
+
+
+async def still_served(cp: ControlPlane, agent: RawAgent, agent_id: str) -> None:
+    """The connection works end to end: an event for ``agent_id`` arrives on it, and its
+    reports are acknowledged."""
+    submitted = await cp.client.submit(event_body(agent_id, configmap("alive")))
+    event = await agent.next_delivery()
+    assert event["id"] == submitted.event_id
+    await agent.report(event["id"], 1, "in_progress", phase="applying")
+    assert await agent.receive() == {"type": "status_ack", "event_id": event["id"], "seq": 1}
+    record = await cp.client.event(event["id"])
+    assert record.state.value == "in_progress"
+
+
+async def another_agent_registers(cp: ControlPlane, agent_id: str = "newcomer") -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register(agent_id)
+        await still_served(cp, agent, agent_id)
+
+
+DEEP = '{"type": "heartbeat", "at": ' + "[" * 30_000 + "]" * 30_000 + "}"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        pytest.param("{nope", "malformed", id="not-json"),
+        pytest.param("[1, 2]", "malformed", id="not-an-object"),
+        pytest.param(b"\xff\xfe{", "malformed", id="bytes-not-utf8"),
+        pytest.param('{"type": "heartbeat", "at": NaN}', "malformed", id="nan"),
+        pytest.param(DEEP, "malformed", id="nested-30000-deep"),
+        pytest.param(
+            '{"type": "received", "event_id": "\\ud800"}', "malformed", id="lone-surrogate"
+        ),
+        pytest.param('{"type": "launch_missiles"}', "unknown_type", id="unknown-type"),
+        pytest.param('{"at": 1}', "unknown_type", id="no-type"),
+        pytest.param('{"type": 7}', "unknown_type", id="type-not-a-string"),
+        pytest.param('{"type": "heartbeat"}', "invalid", id="missing-field"),
+        pytest.param('{"type": "heartbeat", "at": 1, "x": 1}', "invalid", id="extra-field"),
+        pytest.param(
+            '{"type": "status", "event_id": "e", "seq": 1, "at": 1, "state": "dancing"}',
+            "invalid",
+            id="bad-enum",
+        ),
+        pytest.param('{"type": "welcome", "agent_id": "a", "heartbeat_interval": 1}', "unexpected"),
+        pytest.param('{"type": "error", "code": "x", "message": "y"}', "unexpected"),
+        pytest.param('{"type": "status_ack", "event_id": "e", "seq": 1}', "unexpected"),
+        pytest.param('{"type": "register", "agent": {"id": "someone-else"}}', "already_registered"),
+    ],
+)
+async def test_a_bad_message_is_refused_and_the_connection_carries_on(
+    cp: ControlPlane, logs: LogWatch, message: str | bytes, code: str
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register("agent-a")
+        await agent.send(message)
+        reason = await agent.expect_error(code)
+        assert logs.matching("WARNING", "agent channel", code, reason)
+        await still_served(cp, agent, "agent-a")
+    await another_agent_registers(cp)
+    assert not logs.matching("connection handler failed")
+
+
+async def test_messages_before_registration_are_refused_then_it_may_register(
+    cp: ControlPlane, logs: LogWatch
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        bad: list[tuple[str | dict[str, Any], str]] = [
+            ({"type": "heartbeat", "at": 1.0}, "not_registered"),
+            ({"type": "received", "event_id": "e"}, "not_registered"),
+            (
+                {"type": "status", "event_id": "e", "seq": 1, "at": 1, "state": "completed"},
+                "not_registered",
+            ),
+            ("{nope", "malformed"),
+            ({"type": "teleport"}, "unknown_type"),
+        ]
+        for message, code in bad:
+            await agent.send(message)
+            await agent.expect_error(code)
+        assert len(logs.matching("WARNING", "not_registered", "register before anything else")) == 3
+        await agent.register("late-agent")
+        await still_served(cp, agent, "late-agent")
+    assert await cp.client.agents()  # only the registered one is on record
+    assert [a.info.id for a in await cp.client.agents()] == ["late-agent"]
+
+
+@pytest.mark.parametrize(
+    ("register", "code"),
+    [
+        ({"type": "register", "agent": {"id": "Not An Id"}}, "invalid"),
+        ({"type": "register", "agent": {"id": "agent-1\n"}}, "invalid"),
+        ({"type": "register", "agent": {"id": "agent-1"}, "protocol": 99}, "protocol"),
+    ],
+)
+async def test_a_registration_that_cannot_be_accepted_ends_that_connection_only(
+    cp: ControlPlane, logs: LogWatch, register: dict[str, object], code: str
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.send(register)
+        reason = await agent.expect_error(code)
+        with pytest.raises(ConnectionClosed):
+            await agent.receive()
+    assert logs.matching("WARNING", code, reason)
+    assert await cp.client.agents() == []
+    await another_agent_registers(cp)
+
+
+async def test_reports_on_another_agents_event_are_refused(
+    cp: ControlPlane, logs: LogWatch
+) -> None:
+    async with raw_agent(cp.agent_url) as owner, raw_agent(cp.agent_url) as intruder:
+        await owner.register("owner")
+        await intruder.register("intruder")
+        submitted = await cp.client.submit(event_body("owner", configmap("mine")))
+        event = await owner.next_delivery()
+        assert event["id"] == submitted.event_id
+
+        await intruder.report(event["id"], 1, "completed", phase="completed", resources=[])
+        await intruder.expect_error("not_yours")
+        await intruder.send({"type": "received", "event_id": event["id"]})
+        await intruder.expect_error("not_yours")
+        await intruder.report("no-such-event", 1, "failed")
+        await intruder.expect_error("not_yours")
+        assert len(logs.matching("WARNING", "agent intruder reported on event", "not its own")) == 3
+
+        record = await cp.client.event(event["id"])
+        assert record.state.value == "assigned"  # none of it was stored
+        assert [entry.state.value for entry in record.timeline] == ["queued", "assigned"]
+
+        # Both connections carry on: the owner's report is taken, the intruder gets its own.
+        await owner.report(event["id"], 1, "completed", phase="completed", resources=[])
+        assert (await owner.receive())["type"] == "status_ack"
+        assert (await cp.client.event(event["id"])).state.value == "completed"
+        await still_served(cp, intruder, "intruder")
+
+
+async def test_a_message_at_the_limit_is_read(cp: ControlPlane) -> None:
+    base = '{"type": "unknown", "pad": ""}'
+    message = base.replace('""', '"' + "x" * (CHANNEL_LIMIT - len(base)) + '"')
+    assert len(message) == CHANNEL_LIMIT
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register("agent-a")
+        await agent.send(message)
+        await agent.expect_error("unknown_type")  # read whole, and answered
+        await still_served(cp, agent, "agent-a")
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["before-register", "registered"])
+async def test_an_oversized_message_closes_that_connection_with_1009(
+    cp: ControlPlane, logs: LogWatch, registered: bool
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        if registered:
+            await agent.register("big-talker")
+        await agent.send(json.dumps({"type": "heartbeat", "at": 1, "pad": "x" * CHANNEL_LIMIT}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await agent.receive()
+    assert closed.value.reason is not None
+    assert closed.value.reason.code == 1009
+    assert str(CHANNEL_LIMIT) in (closed.value.reason.reason or "")
+    line = await logs.wait_for("WARNING", "agent channel", f"over {CHANNEL_LIMIT} bytes", "1009")
+    assert "connection handler failed" not in "\n".join(logs.lines), line
+    if registered:
+        await logs.wait_for("agent big-talker disconnected")
+        assert (await cp.client.agent("big-talker")).status.value == "disconnected"
+        # The same agent comes back on a new connection, and is served.
+        async with raw_agent(cp.agent_url) as again:
+            await again.register("big-talker")
+            await still_served(cp, again, "big-talker")
+    await another_agent_registers(cp)

@@ -1,0 +1,81 @@
+"""The OpenAPI document says what the app serves: the same paths and methods, valid OpenAPI
+3.1, and an error body for every refusal. (Answers matching it: ``test_schemathesis.py``.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from quart_trio import QuartTrio
+
+from transporter.config import StoreSpec
+from transporter.cp.api import create_app
+from transporter.cp.dispatch import Hub
+from transporter.store import open_store
+
+_CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[QuartTrio]:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        yield create_app(Hub(store))
+
+
+@pytest.fixture
+async def document(app: QuartTrio) -> dict[str, Any]:
+    answer = await app.test_client().get("/openapi.json")
+    assert answer.status_code == 200
+    data: dict[str, Any] = await answer.get_json()
+    return data
+
+
+def routes(app: QuartTrio) -> set[tuple[str, str]]:
+    """``(path, method)`` of every route, paths written as OpenAPI writes them."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            found.add((path, method.lower()))
+    return found
+
+
+def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(path, method) for path, item in document["paths"].items() for method in item}
+
+
+async def test_the_document_has_exactly_the_apps_routes(
+    app: QuartTrio, document: dict[str, Any]
+) -> None:
+    served, described = routes(app), operations(document)
+    assert served - described == set(), "routes that openapi.py does not describe"
+    assert described - served == set(), "operations in openapi.py that no route serves"
+
+
+async def test_path_parameters_are_the_routes_arguments(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert in_path == set(re.findall(r"{([^}]+)}", path)), (method, path)
+
+
+async def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    schemathesis.openapi.from_dict(document).validate()
+
+
+async def test_every_refusal_has_the_error_body(document: dict[str, Any]) -> None:
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == error, (method, path, status)
+    assert document["components"]["schemas"]["Error"]["required"] == ["error", "message"]
