@@ -1,4 +1,4 @@
-"""The ``transporter`` command: ``cp``, ``agent`` and ``produce``.
+"""The ``transporter`` command: ``cp``, ``agent`` and ``produce``, and ``audit verify``.
 
 This module parses flags into the typed settings of :mod:`transporter.config` and hands them to
 the role. It imports no heavy library at module level, so that ``--version`` and ``--help`` start
@@ -124,17 +124,9 @@ def _non_empty(text: str) -> str:
 
 _DEBUG = _Flag("--debug", "log at debug level", switch=True)
 
-CP_FLAGS = (
-    _Flag(
-        "--listen", "HTTP API address", config.Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"
-    ),
-    _Flag(
-        "--agent-listen",
-        "agent channel address",
-        config.Address.parse,
-        "0.0.0.0:8443",
-        metavar="HOST:PORT",
-    ),
+# Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
+# commands that open its store.
+_STORE_FLAGS = (
     _Flag("--data-dir", "folder for the embedded store", _path, metavar="DIR"),
     _Flag(
         "--store",
@@ -148,8 +140,24 @@ CP_FLAGS = (
         config.Address.parse,
         metavar="HOST:PORT",
     ),
+)
+
+CP_FLAGS = (
+    _Flag(
+        "--listen", "HTTP API address", config.Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"
+    ),
+    _Flag(
+        "--agent-listen",
+        "agent channel address",
+        config.Address.parse,
+        "0.0.0.0:8443",
+        metavar="HOST:PORT",
+    ),
+    *_STORE_FLAGS,
     _DEBUG,
 )
+
+AUDIT_VERIFY_FLAGS = _STORE_FLAGS
 
 AGENT_FLAGS = (
     _Flag("--agent-id", "this agent's id", config.parse_agent_id, required=True, metavar="ID"),
@@ -284,6 +292,19 @@ def build_parser() -> tuple[_Parser, dict[str, tuple[_Parser, Sequence[_Flag]]]]
     get.add_argument("name", nargs="?", help="the event or agent id")
     _flags_of(PRODUCE_GET_FLAGS, get)
     table["produce get"] = (get, PRODUCE_GET_FLAGS)
+
+    audit = commands.add_parser("audit", help="check the control plane's audit log")
+    actions = audit.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    verify = actions.add_parser(
+        "verify",
+        help="check the audit log's hash chain; exit 0 intact, 1 a record does not match",
+        description="Walk the control plane's audit log oldest first and recompute its hash"
+        " chain. Prints the number of records and the last one's hash when every record"
+        " matches (exit 0); else the first record that does not, and why (exit 1).",
+    )
+    _flags_of(AUDIT_VERIFY_FLAGS, verify)
+    table["audit verify"] = (verify, AUDIT_VERIFY_FLAGS)
     return root, table
 
 
@@ -293,7 +314,23 @@ def _resolve(
     return {flag.dest: flag.resolve(getattr(namespace, flag.dest), parser) for flag in flags}
 
 
-Settings = config.CpConfig | config.AgentConfig | config.ProduceConfig | config.QueryConfig
+Settings = (
+    config.CpConfig
+    | config.AgentConfig
+    | config.ProduceConfig
+    | config.QueryConfig
+    | config.AuditVerifyConfig
+)
+
+
+def _store_of(values: dict[str, Any], parser: _Parser) -> config.StoreSpec | None:
+    """The store that ``--store`` or ``--redis-addr`` names; ``None``: SQLite in the data dir."""
+    store: config.StoreSpec | None = values["store"]
+    if values["redis_addr"] is not None:
+        if store is not None:
+            parser.error("give --store or --redis-addr, not both")
+        store = config.StoreSpec.redis_at(values["redis_addr"])
+    return store
 
 
 def parse(argv: Sequence[str]) -> Settings:
@@ -303,19 +340,21 @@ def parse(argv: Sequence[str]) -> Settings:
     if namespace.command == "cp":
         parser, flags = table["cp"]
         values = _resolve(namespace, parser, flags)
-        store = values["store"]
-        if values["redis_addr"] is not None:
-            if store is not None:
-                parser.error("give --store or --redis-addr, not both")
-            store = config.StoreSpec.redis_at(values["redis_addr"])
         data_dir = values["data_dir"] or config.default_data_dir()
         return config.CpConfig(
             listen=values["listen"],
             agent_listen=values["agent_listen"],
             data_dir=data_dir,
-            store=store,
+            store=_store_of(values, parser),
             debug=values["debug"],
         )
+    if namespace.command == "audit":
+        parser, flags = table["audit verify"]
+        values = _resolve(namespace, parser, flags)
+        store = _store_of(values, parser)
+        if store is None:
+            store = config.StoreSpec.sqlite_in(values["data_dir"] or config.default_data_dir())
+        return config.AuditVerifyConfig(store=store)
     if namespace.command == "agent":
         parser, flags = table["agent"]
         values = _resolve(namespace, parser, flags)
@@ -374,6 +413,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         from transporter.agent.main import main as agent_main
 
         return agent_main(settings)
+    if isinstance(settings, config.AuditVerifyConfig):
+        return audit_verify(settings)
     from transporter.produce.main import main as produce_main
 
     return produce_main(settings)
+
+
+def audit_verify(settings: config.AuditVerifyConfig) -> int:
+    """``transporter audit verify``: 0 when the chain is intact, 1 when a record does not match
+    or the store cannot be read, 2 when there is no SQLite store where it was said to be."""
+    import trio  # here, not at the top: see the module's docstring
+
+    from transporter.store import StoreError, VerifyResult, open_store, verify_audit
+
+    prog = "transporter audit verify"
+    spec = settings.store
+    if spec.path is not None and not spec.path.is_file():
+        # Opening would create an empty store there, which would verify, uselessly.
+        print(f"{prog}: error: no store at {spec.path} (see --help)", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def verify() -> VerifyResult:
+        async with open_store(spec) as store:
+            return await verify_audit(store)
+
+    try:
+        result = trio.run(verify)
+    except StoreError as exc:
+        print(f"{prog}: cannot read the store {spec.display}: {exc}", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return 0 if result.intact else 1

@@ -242,6 +242,13 @@ class ProduceConfig:
     """Seconds the event may take before it expires; ``None``: the control plane's default."""
 
 
+@attrs.frozen(kw_only=True)
+class AuditVerifyConfig:
+    """Settings of ``transporter audit verify``: the store whose audit log to check."""
+
+    store: StoreSpec
+
+
 QUERY_KINDS = ("events", "event", "agents", "agent")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from transporter.protocol.model import (
     Action,
     AgentInfo,
@@ -59,6 +61,11 @@ def accepted_audit(ev: Event) -> AuditEntry:
         event_id=ev.id,
         detail=f"{len(ev.payload.manifests)} manifests",
     )
+
+
+def unsealed(entry: AuditEntry) -> AuditEntry:
+    """``entry`` without what the store adds when it appends it (seq and the chain's hashes)."""
+    return attrs.evolve(entry, seq=0, prev_hash="", hash="")
 
 
 def update(

@@ -14,8 +14,9 @@ import trio
 from tests.bed.redis import RedisServer, running_redis
 from tests.store import records as r
 from transporter.config import StoreSpec
-from transporter.protocol.model import EventState
-from transporter.store import Store, StoreUnavailable, open_store
+from transporter.protocol.audit_chain import GENESIS
+from transporter.protocol.model import AuditEntry, EventState
+from transporter.store import Store, StoreUnavailable, open_store, verify_audit
 from transporter.store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
@@ -36,6 +37,8 @@ async def every_call(store: Store) -> list[Callable[[], object]]:
         store.list_agents,
         lambda: store.audit(r.accepted_audit(event)),
         store.list_audit,
+        store.audit_after,
+        store.audit_head,
     ]
 
 
@@ -149,3 +152,24 @@ async def test_agent_ids_cannot_reach_each_others_keys(redis_server: RedisServer
             "ev-2"
         ]
         assert [event.id for _, event in await store.outbox("x")] == ["ev-1"]
+
+
+async def test_audit_entries_from_before_the_chain_are_reported_not_chained(
+    redis_server: RedisServer,
+) -> None:
+    """A stream cannot be rewritten in place, so entries written before the chain stay as they
+    were: the chain goes on after them and the verifier says where it cannot vouch."""
+    async with coredis.Redis.from_url(redis_server.url, decode_responses=True) as raw:
+        for seq in (1, 2):
+            await raw.incr("transporter:audit:seq")
+            old = f'{{"seq":{seq},"at":{r.T0},"action":"x","actor":"","agent_id":"",'
+            old += '"event_id":"","detail":""}'
+            await raw.xadd("transporter:audit", {"entry": old}, identifier=f"{seq}-0")
+    async with RedisStore.open(redis_server.url) as store:
+        later = await store.audit(AuditEntry(at=r.T0, action="y"))
+        assert (later.seq, later.prev_hash) == (3, GENESIS)
+        assert [entry.seq for entry in await store.audit_after()] == [1, 2, 3]
+        result = await verify_audit(store)
+        assert result.broken is not None
+        assert result.broken.seq == 1
+        assert "it has no hash (written before the audit log was chained" in result.broken.reason

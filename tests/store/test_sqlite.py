@@ -12,7 +12,9 @@ import trio
 from tests.store import records as r
 from transporter.config import StoreSpec
 from transporter.protocol import codec
+from transporter.protocol.audit_chain import GENESIS, ChainHead
 from transporter.protocol.model import (
+    AuditEntry,
     EventRecord,
     EventState,
     Phase,
@@ -20,7 +22,7 @@ from transporter.protocol.model import (
     ResourceStatus,
 )
 from transporter.protocol.status import accepted, advance
-from transporter.store import StoreError, StoreUnavailable, open_store
+from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
 from transporter.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 
@@ -54,7 +56,7 @@ async def test_the_file_and_its_folders_are_made_with_wal_and_a_schema_version(
     assert path.is_file()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("SELECT id, target_agent, state FROM events").fetchall() == [
             ("ev-1", "agent-a", "queued"),
             ("ev-2", "agent-a", "queued"),
@@ -141,3 +143,56 @@ async def test_a_version_1_file_is_migrated_without_losing_an_event(tmp_path: Pa
     async with open_store(spec(path)) as store:
         assert await store.get_event("ev-old") == record
         assert (await store.list_events()).items == [record]
+
+
+async def test_a_version_2_file_gets_its_audit_entries_chained(tmp_path: Path) -> None:
+    """Entries written before the chain are sealed in their order when the file is upgraded,
+    and numbered 1, 2, 3 … (were rows ever deleted, their numbers close up)."""
+    path = tmp_path / "transporter.db"
+    conn = sqlite3.connect(path)
+    for version in (1, 2):
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+    old = [
+        AuditEntry(at=r.T0 + seq, action="agent.connected", agent_id=f"a{seq}", seq=seq)
+        for seq in (1, 2, 5)
+    ]
+    for entry in old:
+        data = codec.unstructure(entry)
+        del data["prev_hash"], data["hash"]  # as version 2 wrote them
+        conn.execute(
+            "INSERT INTO audit (seq, at, action, agent_id, event_id, record)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.seq, entry.at, entry.action, entry.agent_id, "", json.dumps(data)),
+        )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    async with open_store(spec(path)) as store:
+        entries = await store.audit_after(limit=10)
+        assert [entry.seq for entry in entries] == [1, 2, 3]
+        assert [entry.agent_id for entry in entries] == ["a1", "a2", "a5"]
+        assert [r.unsealed(entry) for entry in entries] == [r.unsealed(e) for e in old]
+        assert entries[0].prev_hash == GENESIS
+        assert await store.audit_head() == ChainHead(3, entries[-1].hash)
+        later = await store.audit(AuditEntry(at=r.T0, action="x"))
+        assert (later.seq, later.prev_hash) == (4, entries[-1].hash)
+        result = await verify_audit(store)
+        assert result.intact
+        assert result.count == 4
+
+
+async def test_a_missing_chain_head_stops_appends_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as store:
+        await store.audit(AuditEntry(at=r.T0, action="x"))
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM audit_head")
+    conn.commit()
+    conn.close()
+    async with open_store(spec(path)) as store:
+        with pytest.raises(StoreError, match="chain head is missing"):
+            await store.audit(AuditEntry(at=r.T0, action="x"))
+        result = await verify_audit(store)
+        assert result.broken is not None
+        assert result.broken.reason == "the store's head is seq 0, but the log goes on to seq 1"

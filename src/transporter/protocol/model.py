@@ -169,4 +169,9 @@ class AuditEntry:
     event_id: str = ""
     detail: str = ""
     seq: int = 0
-    """Assigned by the store; 0 before it is stored."""
+    """Assigned by the store; 0 before it is stored. 1, 2, 3 … with no gaps."""
+    prev_hash: str = ""
+    """The ``hash`` of the record before this one (64 zeros for the first); set by the store."""
+    hash: str = ""
+    """SHA-256 of this record, ``prev_hash`` included; set by the store. The audit log is a hash
+    chain: :mod:`transporter.protocol.audit_chain` defines it."""

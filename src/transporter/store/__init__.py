@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from transporter.config import StoreSpec
+from transporter.store.audit import VerifyResult, verify_audit
 from transporter.store.base import (
     MAX_LIMIT,
     EventConflict,
@@ -28,7 +29,9 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "VerifyResult",
     "open_store",
+    "verify_audit",
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import attrs
 
+from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -143,10 +144,26 @@ class Store(Protocol):
 
     # --- audit --------------------------------------------------------------------------------
 
+    # The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`): every append, by
+    # :meth:`audit` or with :meth:`submit`, :meth:`submit_many`, :meth:`update_event` and
+    # :meth:`update_many`, reads the store's chain head, seals the entry after it (``seq``,
+    # ``prev_hash``, ``hash``; whatever the caller put there is replaced) and moves the head, as
+    # one atomic step: concurrent appends, from any task or process, never fork the chain.
+
     async def audit(self, entry: AuditEntry) -> AuditEntry:
-        """Append ``entry``; returns it with its ``seq``."""
+        """Append ``entry``; returns it as stored: with its ``seq``, ``prev_hash`` and ``hash``."""
         ...
 
     async def list_audit(self, *, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
         """Newest first."""
+        ...
+
+    async def audit_after(self, after: int = 0, *, limit: int = 100) -> list[AuditEntry]:
+        """Entries in the store's order of ``seq``, oldest first, from the first after ``after``:
+        a reader that passes back the last ``seq`` it saw walks the whole log once."""
+        ...
+
+    async def audit_head(self) -> ChainHead:
+        """The chain head the store keeps beside the log: ``seq`` and ``hash`` of the last entry
+        it appended (``ChainHead()`` before the first)."""
         ...

@@ -11,13 +11,22 @@ Keys (``P`` is the prefix, ``transporter:`` by default; agent ids and states are
     P outbox:A                     zset by seq of A's unfinished events (terminal ones leave)
     P expiry                       zset by expires_at of unfinished events
     P agents                       hash: agent id -> AgentRecord JSON
-    P audit:seq, P audit           INCR, and a stream whose entry ``SEQ-0`` holds the JSON
+    P audit                        stream of audit entries: entry ``SEQ-0`` holds the JSON
+    P audit:seq, P audit:head      the audit chain's head: seq and hash of the last entry
 
 Every write is one Lua script, so it is atomic: ``submit`` (event, indexes, audit entry) and the
 compare-and-set of ``update_event``, which reads, applies
 :func:`transporter.protocol.status.advance` here and writes only if the record is unchanged
 since it was read (SHA-1 of the JSON), else reads again. Durability is the server's: run it with
 ``appendonly yes`` and ``appendfsync always`` for an event to be on disk before "202 accepted".
+
+The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`), whose SHA-256 Redis's
+Lua cannot compute. So an append is a compare-and-set on the chain's head as well: the client
+seals the entry (seq, prev_hash, hash) after the head it last saw, and the script (of ``audit``,
+``submit`` or ``update_event``) appends it and moves the head only if that is still the head;
+else it writes nothing and answers with the current head, and the client seals again. Two
+appends can never both follow one head, whichever replica sends them: the chain cannot fork.
+Within one process appends take turns (a lock), so they only ever retry for another replica's.
 """
 
 from __future__ import annotations
@@ -33,10 +42,12 @@ import coredis
 import trio
 from coredis.connection import TCPConnection, UnixDomainSocketConnection
 from coredis.pool import ConnectionPool
+from coredis.response.types import StreamEntry
 from coredis.retry import NoRetryPolicy
 from coredis.typing import RedisError
 
-from transporter.protocol import codec
+from transporter.protocol import audit_chain, codec
+from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.store.base import (
@@ -51,48 +62,82 @@ from transporter.store.base import (
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_PREFIX = "transporter:"
 
-# Appends one audit entry: KEYS audit:seq, audit; ARGV[n] the entry's JSON without its seq.
+_HEAD_MOVED = -2
+"""A script's status when the audit chain's head was not the one the entry was sealed after."""
+
+
+# The audit chain's compare-and-set, used by the scripts that append an audit entry.
+# k: the index in KEYS of audit:seq (then audit:head, audit); a: the index in ARGV of the head's
+# seq as the client saw it (then that head's hash, the sealed entry's seq, hash and JSON).
+# audit_moved returns nil when the head is still the one the entry was sealed after, else the
+# reply {-2, seq, hash} with the current head. append_audit writes the stream entry first: if
+# XADD fails (an ID not above the stream's last), nothing of the script is written.
 _APPEND_AUDIT = """
-local function append_audit(seq_key, stream_key, entry)
-  local seq = redis.call('INCR', seq_key)
-  local text = string.format('{"seq":%d,', seq) .. string.sub(entry, 2)
-  redis.call('XADD', stream_key, string.format('%d-0', seq), 'entry', text)
-  return text
+local function audit_moved(k, a)
+  local seq = redis.call('GET', KEYS[k]) or '0'
+  local hash = redis.call('GET', KEYS[k + 1]) or string.rep('0', 64)
+  if seq == ARGV[a] and hash == ARGV[a + 1] then return nil end
+  return {-2, seq, hash}
+end
+local function append_audit(k, a)
+  redis.call('XADD', KEYS[k + 2], ARGV[a + 2] .. '-0', 'entry', ARGV[a + 4])
+  redis.call('SET', KEYS[k], ARGV[a + 2])
+  redis.call('SET', KEYS[k + 1], ARGV[a + 3])
 end
 """
 
-_AUDIT = _APPEND_AUDIT + "return append_audit(KEYS[1], KEYS[2], ARGV[1])"
+# KEYS: audit:seq, audit:head, audit. ARGV: the audit arguments (above).
+# Returns {1} when appended, {-2, seq, hash} when the head moved.
+_AUDIT = (
+    _APPEND_AUDIT
+    + """
+local moved = audit_moved(1, 1)
+if moved then return moved end
+append_audit(1, 1)
+return {1}
+"""
+)
 
 # KEYS: events, seq, idx:all, idx:agent, idx:state, idx:agent:state, outbox, expiry,
-#       audit:seq, audit
-# ARGV: id, record JSON without seq, expires_at, audit entry JSON without seq
-# Returns {1, record} when stored, {0, existing record} when the id is taken.
+#       audit:seq, audit:head, audit
+# ARGV: id, record JSON without seq, expires_at, then the audit arguments (above)
+# Returns {1, record} when stored, {0, existing record} when the id is taken (nothing written),
+# {-2, seq, hash} when the audit chain's head moved (nothing written).
 _SUBMIT = (
     _APPEND_AUDIT
     + """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {0, existing} end
+local moved = audit_moved(9, 4)
+if moved then return moved end
+append_audit(9, 4)
 local seq = redis.call('INCR', KEYS[2])
 local record = string.format('{"seq":%d,', seq) .. string.sub(ARGV[2], 2)
 redis.call('HSET', KEYS[1], ARGV[1], record)
 for i = 3, 7 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
 redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1])
-append_audit(KEYS[9], KEYS[10], ARGV[4])
 return {1, record}
 """
 )
 
 # KEYS: events, idx:state:old, idx:state:new, idx:agent:old, idx:agent:new, outbox, expiry,
-#       audit:seq, audit
+#       audit:seq, audit:head, audit
 # ARGV: id, SHA-1 of the record as read, new record, seq, "1" when the new state is terminal,
-#       audit entry JSON without seq or "" for none
-# Returns 1 when written, 0 when the record changed since it was read, -1 when it is unknown.
+#       then the audit arguments (above), or nothing when there is no audit entry
+# Returns {1} when written, {0} when the record changed since it was read, {-1} when it is
+# unknown, {-2, seq, hash} when the audit chain's head moved (nothing written but for {1}).
 _COMPARE_AND_SET = (
     _APPEND_AUDIT
     + """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current then return -1 end
-if redis.sha1hex(current) ~= ARGV[2] then return 0 end
+if not current then return {-1} end
+if redis.sha1hex(current) ~= ARGV[2] then return {0} end
+local audit = #ARGV > 5
+if audit then
+  local moved = audit_moved(8, 6)
+  if moved then return moved end
+  append_audit(8, 6)
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if KEYS[2] ~= KEYS[3] then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -104,8 +149,7 @@ if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   redis.call('ZREM', KEYS[7], ARGV[1])
 end
-if ARGV[6] ~= '' then append_audit(KEYS[8], KEYS[9], ARGV[6]) end
-return 1
+return {1}
 """
 )
 
@@ -133,6 +177,7 @@ class _Keys:
         self.expiry = prefix + "expiry"
         self.agents = prefix + "agents"
         self.audit_seq = prefix + "audit:seq"
+        self.audit_head = prefix + "audit:head"
         self.audit = prefix + "audit"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
@@ -161,6 +206,10 @@ class RedisStore:
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
         self._page = client.register_script(_PAGE)
         self._audit = client.register_script(_AUDIT)
+        self._audit_lock = trio.Lock()
+        """Held while appending to the audit chain: this process's appends take turns."""
+        self._chain_head = ChainHead()
+        """The chain's head as last seen; a script that finds another corrects it."""
 
     @classmethod
     @asynccontextmanager
@@ -239,24 +288,34 @@ class RedisStore:
         queued = EventState.QUEUED
         record_json = _dump_without_seq(accepted(EventRecord(event=event, seq=0)))
         with self._guard():
-            reply: Any = await self._submit(
-                keys=[
-                    keys.events,
-                    keys.seq,
-                    keys.all,
-                    keys.index(agent=agent),
-                    keys.index(state=queued),
-                    keys.index(agent=agent, state=queued),
-                    keys.outbox(agent),
-                    keys.expiry,
-                    keys.audit_seq,
-                    keys.audit,
-                ],
-                args=[event.id, record_json, repr(event.expires_at), _dump_without_seq(audit)],
-            )
-        created, text = cast(list[Any], reply)
+            async with self._audit_lock:
+                while True:  # again while another replica's append moved the chain's head
+                    sealed = audit_chain.seal(audit, self._chain_head)
+                    reply: Any = await self._submit(
+                        keys=[
+                            keys.events,
+                            keys.seq,
+                            keys.all,
+                            keys.index(agent=agent),
+                            keys.index(state=queued),
+                            keys.index(agent=agent, state=queued),
+                            keys.outbox(agent),
+                            keys.expiry,
+                            *self._audit_keys(),
+                        ],
+                        args=[
+                            event.id,
+                            record_json,
+                            repr(event.expires_at),
+                            *self._audit_args(sealed),
+                        ],
+                    )
+                    status = self._status(reply, sealed)
+                    if status != _HEAD_MOVED:
+                        break
+        text = cast(list[Any], reply)[1]
         record = _load(text, EventRecord)
-        if created:
+        if status == 1:
             return record, True
         if record.event.same_request(event):
             return record, False
@@ -316,30 +375,40 @@ class RedisStore:
                 if new is None:
                     return None
                 agent = old.event.target_agent
-                written: Any = await self._compare_and_set(
-                    keys=[
-                        keys.events,
-                        keys.index(state=old.state),
-                        keys.index(state=new.state),
-                        keys.index(agent=agent, state=old.state),
-                        keys.index(agent=agent, state=new.state),
-                        keys.outbox(agent),
-                        keys.expiry,
-                        keys.audit_seq,
-                        keys.audit,
-                    ],
-                    args=[
-                        event_id,
-                        hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(),
-                        _dump(new),
-                        new.seq,
-                        "1" if new.state.terminal else "0",
-                        "" if audit is None else _dump_without_seq(audit),
-                    ],
-                )
-                if written == 1:
+                event_keys = [
+                    keys.events,
+                    keys.index(state=old.state),
+                    keys.index(state=new.state),
+                    keys.index(agent=agent, state=old.state),
+                    keys.index(agent=agent, state=new.state),
+                    keys.outbox(agent),
+                    keys.expiry,
+                ]
+                event_args = [
+                    event_id,
+                    hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(),
+                    _dump(new),
+                    str(new.seq),
+                    "1" if new.state.terminal else "0",
+                ]
+                if audit is None:
+                    reply: Any = await self._compare_and_set(keys=event_keys, args=event_args)
+                    status = self._status(reply, None)
+                else:
+                    # The chain's turn only for the write: reading and advancing need none.
+                    async with self._audit_lock:
+                        while True:  # again while another replica's append moved the head
+                            sealed = audit_chain.seal(audit, self._chain_head)
+                            reply = await self._compare_and_set(
+                                keys=[*event_keys, *self._audit_keys()],
+                                args=[*event_args, *self._audit_args(sealed)],
+                            )
+                            status = self._status(reply, sealed)
+                            if status != _HEAD_MOVED:
+                                break
+                if status == 1:
                     return new
-                if written == -1:
+                if status == -1:
                     return None
 
     async def outbox(
@@ -387,10 +456,33 @@ class RedisStore:
 
     async def audit(self, entry: AuditEntry) -> AuditEntry:
         with self._guard():
-            text: Any = await self._audit(
-                keys=[self._keys.audit_seq, self._keys.audit], args=[_dump_without_seq(entry)]
-            )
-        return _load(cast(str, text), AuditEntry)
+            async with self._audit_lock:
+                while True:  # again while another replica's append moved the chain's head
+                    sealed = audit_chain.seal(entry, self._chain_head)
+                    reply: Any = await self._audit(
+                        keys=self._audit_keys(), args=self._audit_args(sealed)
+                    )
+                    if self._status(reply, sealed) == 1:
+                        return sealed
+
+    def _audit_keys(self) -> list[str]:
+        return [self._keys.audit_seq, self._keys.audit_head, self._keys.audit]
+
+    def _audit_args(self, sealed: AuditEntry) -> list[str]:
+        """The head ``sealed`` follows, and ``sealed`` itself: what the scripts' audit_moved and
+        append_audit take."""
+        return [str(sealed.seq - 1), sealed.prev_hash, str(sealed.seq), sealed.hash, _dump(sealed)]
+
+    def _status(self, reply: Any, sealed: AuditEntry | None) -> int:
+        """A script's status; follows the chain's head: to ``sealed`` when the script appended
+        it (status 1), to the head the script found when that had moved."""
+        answer = cast(list[Any], reply)
+        status = int(answer[0])
+        if status == _HEAD_MOVED:
+            self._chain_head = _chain_head(answer[1], answer[2])
+        elif status == 1 and sealed is not None:
+            self._chain_head = audit_chain.head_of(sealed)
+        return status
 
     async def list_audit(self, *, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
         limit = _limit(limit)
@@ -398,8 +490,20 @@ class RedisStore:
         end = "+" if before is None else f"({before}-0"
         with self._guard():
             found = await self._client.xrevrange(self._keys.audit, end, "-", count=limit + 1)
-        entries = [_load(str(item.field_values["entry"]), AuditEntry) for item in found]
+        entries = [_audit_entry(item) for item in found]
         return _page(entries, limit, lambda entry: entry.seq)
+
+    async def audit_after(self, after: int = 0, *, limit: int = 100) -> list[AuditEntry]:
+        with self._guard():
+            found = await self._client.xrange(
+                self._keys.audit, f"({max(after, 0)}-0", "+", count=_limit(limit)
+            )
+        return [_audit_entry(item) for item in found]
+
+    async def audit_head(self) -> ChainHead:
+        with self._guard():
+            seq, hash_ = await self._client.mget([self._keys.audit_seq, self._keys.audit_head])
+        return _chain_head(seq or "0", hash_ or audit_chain.GENESIS)
 
 
 # --- coredis connections that tidy up after a failed connect ----------------------------------
@@ -467,6 +571,19 @@ def _load[T](text: str, kind: type[T]) -> T:
         return codec.structure(json.loads(text), kind)
     except ValueError as exc:  # not JSON, or codec.ProtocolError
         raise StoreError(f"a stored {kind.__name__} cannot be read: {exc}") from exc
+
+
+def _chain_head(seq: object, hash_: object) -> ChainHead:
+    if not (isinstance(seq, str) and seq.isascii() and seq.isdecimal()):
+        raise StoreError(f"the audit chain's head seq in Redis is {seq!r}, not a number")
+    return ChainHead(int(seq), str(hash_))
+
+
+def _audit_entry(item: StreamEntry) -> AuditEntry:
+    text = item.field_values.get("entry")
+    if text is None:
+        raise StoreError(f"the audit stream's entry {item.identifier!s} holds no 'entry' field")
+    return _load(str(text), AuditEntry)
 
 
 def _page[T](items: list[T], limit: int, seq: Callable[[T], int]) -> Page[T]:

@@ -5,6 +5,11 @@ dedicated ``CapacityLimiter(1)`` (one connection, used by one thread at a time) 
 Writes take the write lock up front (``BEGIN IMMEDIATE``), so a read-modify-write never has to
 be retried. Records are stored as the JSON of the one converter (:mod:`transporter.protocol.codec`)
 beside the columns that queries need.
+
+The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`). Every append, whichever
+call makes it, reads the chain's head (table ``audit_head``), seals the entry after it and moves
+the head inside the caller's write transaction, whose lock keeps every other writer of the file
+(task or process) out until it commits: the chain cannot fork.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 import attrs
 import trio
 
-from transporter.protocol import codec
+from transporter.protocol import audit_chain, codec
+from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -42,7 +48,7 @@ from transporter.store.base import (
 )
 
 DEFAULT_TIMEOUT = 10.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # States whose events still need work. Constant text (no input of anybody's), used both in the
 # partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
@@ -82,8 +88,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         " progress = json_remove(record, '$.event', '$.seq')",
         "ALTER TABLE events DROP COLUMN record",
     ),
+    # 3: the audit log becomes a hash chain (transporter.protocol.audit_chain); its head (the
+    # seq and hash of the last entry) is kept in a row of its own, moved by every append.
+    3: (
+        """CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+    ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
+
+_AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {}
+"""Work in Python after a version's statements (filled in below, where its functions are)."""
 
 
 class SQLiteStore:
@@ -194,6 +212,12 @@ class SQLiteStore:
     async def list_audit(self, *, limit: int = 100, cursor: str | None = None) -> Page[AuditEntry]:
         return await self._call(_list_audit, _limit(limit), _cursor_seq(cursor))
 
+    async def audit_after(self, after: int = 0, *, limit: int = 100) -> list[AuditEntry]:
+        return await self._call(_audit_after, after, _limit(limit))
+
+    async def audit_head(self) -> ChainHead:
+        return await self._call(_stored_audit_head)
+
 
 # --- opening ---------------------------------------------------------------------------------
 
@@ -233,6 +257,9 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target]:
                 conn.execute(statement)
+            after = _AFTER_MIGRATION.get(target)
+            if after is not None:
+                after(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -445,13 +472,67 @@ def _audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
 
 
 def _append_audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
-    cur = conn.execute(
-        "INSERT INTO audit (at, action, agent_id, event_id, record) VALUES (?, ?, ?, ?, '')",
-        (entry.at, entry.action, entry.agent_id, entry.event_id),
+    """Seal ``entry`` after the chain head and move the head, inside the caller's write
+    transaction: ``BEGIN IMMEDIATE`` holds the file's one write lock from the head's read to the
+    commit, so no other append (of this process or any other on the file) comes in between."""
+    head = _audit_head(conn)
+    if head is None:
+        raise StoreError(
+            "the audit log's chain head is missing from the SQLite store (was the file edited?);"
+            " `transporter audit verify` checks the log"
+        )
+    stored = audit_chain.seal(entry, head)
+    conn.execute(
+        "INSERT INTO audit (seq, at, action, agent_id, event_id, record) VALUES (?, ?, ?, ?, ?, ?)",
+        (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, _dump(stored)),
     )
-    stored = attrs.evolve(entry, seq=_rowid(cur))
-    conn.execute("UPDATE audit SET record = ? WHERE seq = ?", (_dump(stored), stored.seq))
+    conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (stored.seq, stored.hash))
     return stored
+
+
+def _audit_head(conn: sqlite3.Connection) -> ChainHead | None:
+    row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+    return None if row is None else ChainHead(int(row[0]), str(row[1]))
+
+
+def _stored_audit_head(conn: sqlite3.Connection) -> ChainHead:
+    return _audit_head(conn) or ChainHead()
+
+
+def _audit_after(conn: sqlite3.Connection, after: int, limit: int) -> list[AuditEntry]:
+    rows = conn.execute(
+        "SELECT record FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    return [_load(text, AuditEntry) for (text,) in rows]
+
+
+def _chain_existing_audit(conn: sqlite3.Connection) -> None:
+    """Migration 3: seal the entries written before the chain, in their order, and set the head.
+
+    They are chained as they are found at the upgrade: the chain vouches for them from then on.
+    Numbered 1, 2, 3 … as the chain wants (they already are, unless rows were deleted).
+    """
+    head = ChainHead()
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT seq, record FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            break
+        for seq, text in rows:
+            stored = audit_chain.seal(_load(text, AuditEntry), head)
+            # Only ever to a lower number, and the ones below are taken by the rows before.
+            conn.execute(
+                "UPDATE audit SET seq = ?, record = ? WHERE seq = ?",
+                (stored.seq, _dump(stored), seq),
+            )
+            head = audit_chain.head_of(stored)
+            last = seq
+    conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash))
+
+
+_AFTER_MIGRATION[3] = _chain_existing_audit
 
 
 def _list_audit(conn: sqlite3.Connection, limit: int, before: int | None) -> Page[AuditEntry]:
