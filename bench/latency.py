@@ -11,6 +11,7 @@ direct apply. Targets (issue 3): p50 no worse than 1.5 x the direct apply, p99 <
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -103,8 +104,6 @@ def main() -> int:
                     "--kubeconfig",
                     str(cluster.kubeconfig),
                 ]
-                import re
-
                 with started(agent_argv, re.compile(r"(registered) with")):
                     api = Api(api_url)
                     wait_for_agents(api, 1)

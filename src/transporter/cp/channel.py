@@ -30,6 +30,7 @@ from transporter.protocol.messages import (
     CpMessage,
     Error,
     Heartbeat,
+    Message,
     Received,
     Register,
     Status,
@@ -120,14 +121,20 @@ class AgentChannel:
         log.warning("agent channel %s: %s: %s", _peer(ws), code, message)
         await ws.send_message(codec.encode(Error(code=code, message=message)))
 
+    async def _receive(self, ws: WebSocketConnection) -> Message | None:
+        """The next message, or ``None`` when it was refused (and the agent told why)."""
+        text = await ws.get_message()
+        try:
+            return codec.decode(text, max_bytes=self.settings.max_message_bytes)
+        except codec.ProtocolError as exc:
+            await self._refuse(ws, exc.code, exc.message)
+            return None
+
     async def _register(self, ws: WebSocketConnection) -> Register | None:
         with trio.move_on_after(self.settings.register_timeout):
             while True:
-                text = await ws.get_message()
-                try:
-                    message = codec.decode(text, max_bytes=self.settings.max_message_bytes)
-                except codec.ProtocolError as exc:
-                    await self._refuse(ws, exc.code, exc.message)
+                message = await self._receive(ws)
+                if message is None:
                     continue
                 if not isinstance(message, Register):
                     await self._refuse(ws, "not_registered", "register before anything else")
@@ -222,11 +229,8 @@ class AgentChannel:
 
     async def _read(self, ws: WebSocketConnection, connection: Connection) -> None:
         while True:
-            text = await ws.get_message()
-            try:
-                message = codec.decode(text, max_bytes=self.settings.max_message_bytes)
-            except codec.ProtocolError as exc:
-                await self._refuse(ws, exc.code, exc.message)
+            message = await self._receive(ws)
+            if message is None:
                 continue
             if isinstance(message, Heartbeat):
                 await self._heartbeat(connection)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 from urllib.parse import quote
@@ -51,13 +51,16 @@ from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.store.base import (
-    MAX_LIMIT,
     EventConflict,
-    InvalidCursor,
     Page,
     StoreError,
     StoreUnavailable,
 )
+from transporter.store.rows import clamp_limit as _limit
+from transporter.store.rows import cursor_seq
+from transporter.store.rows import dump as _dump
+from transporter.store.rows import load as _load
+from transporter.store.rows import page as _page
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_PREFIX = "transporter:"
@@ -552,10 +555,6 @@ def _close_buffers(connection: TCPConnection | UnixDomainSocketConnection) -> No
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _dump(value: object) -> str:
-    return json.dumps(codec.unstructure(value), separators=(",", ":"))
-
-
 def _dump_without_seq(value: object) -> str:
     """The JSON with ``seq`` left out: the Lua script puts the seq it assigns first."""
     data = codec.unstructure(value)
@@ -564,13 +563,6 @@ def _dump_without_seq(value: object) -> str:
     if not text.startswith('{"'):
         raise StoreError(f"cannot store {type(value).__name__}: encodes to {text[:20]!r}")
     return text
-
-
-def _load[T](text: str, kind: type[T]) -> T:
-    try:
-        return codec.structure(json.loads(text), kind)
-    except ValueError as exc:  # not JSON, or codec.ProtocolError
-        raise StoreError(f"a stored {kind.__name__} cannot be read: {exc}") from exc
 
 
 def _chain_head(seq: object, hash_: object) -> ChainHead:
@@ -586,23 +578,5 @@ def _audit_entry(item: StreamEntry) -> AuditEntry:
     return _load(str(text), AuditEntry)
 
 
-def _page[T](items: list[T], limit: int, seq: Callable[[T], int]) -> Page[T]:
-    """``items`` were fetched with ``limit + 1``: one more than asked says there is more."""
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items, str(seq(items[-1])))
-    return Page(items, None)
-
-
-def _limit(limit: int) -> int:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-    return min(limit, MAX_LIMIT)
-
-
 def _cursor_seq(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not (cursor.isascii() and cursor.isdecimal()) or not 0 < int(cursor) < 2**53:
-        raise InvalidCursor(cursor)
-    return int(cursor)
+    return cursor_seq(cursor, below=2**53)

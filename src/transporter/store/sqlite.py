@@ -14,7 +14,6 @@ the head inside the caller's write transaction, whose lock keeps every other wri
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import attrs
 import trio
 
-from transporter.protocol import audit_chain, codec
+from transporter.protocol import audit_chain
 from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import (
     AgentRecord,
@@ -39,13 +38,16 @@ from transporter.protocol.model import (
 )
 from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.store.base import (
-    MAX_LIMIT,
     EventConflict,
-    InvalidCursor,
     Page,
     StoreError,
     StoreUnavailable,
 )
+from transporter.store.rows import clamp_limit as _limit
+from transporter.store.rows import cursor_seq
+from transporter.store.rows import dump as _dump
+from transporter.store.rows import load as _load
+from transporter.store.rows import page as _page
 
 DEFAULT_TIMEOUT = 10.0
 SCHEMA_VERSION = 3
@@ -610,34 +612,5 @@ class _EventCache:
         return event
 
 
-def _dump(value: object) -> str:
-    return json.dumps(codec.unstructure(value), separators=(",", ":"))
-
-
-def _load[T](text: str, kind: type[T]) -> T:
-    try:
-        return codec.structure(json.loads(text), kind)
-    except ValueError as exc:  # not JSON, or codec.ProtocolError
-        raise StoreError(f"a stored {kind.__name__} cannot be read: {exc}") from exc
-
-
-def _page[T](items: list[T], limit: int, seq: Callable[[T], int]) -> Page[T]:
-    """``items`` were fetched with ``limit + 1``: one more than asked says there is more."""
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items, str(seq(items[-1])))
-    return Page(items, None)
-
-
-def _limit(limit: int) -> int:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-    return min(limit, MAX_LIMIT)
-
-
 def _cursor_seq(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not (cursor.isascii() and cursor.isdecimal()) or not 0 < int(cursor) < 2**63:
-        raise InvalidCursor(cursor)
-    return int(cursor)
+    return cursor_seq(cursor, below=2**63)
