@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,10 @@ async def test_restart_on_redis(
     redis_server: RedisServer,
     make_agent: Callable[..., Agent],
     cluster: Cluster,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     plane = ControlPlane(nursery, tmp_path / "cp", store=StoreSpec.parse(redis_server.url))
     await restart_then_deliver(plane, make_agent(cluster))
+    # This redis-server runs without AOF: the control plane says at start what that risks.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("appendonly 'no'" in text for text in warnings), warnings

@@ -173,3 +173,15 @@ async def test_audit_entries_from_before_the_chain_are_reported_not_chained(
         assert result.broken is not None
         assert result.broken.seq == 1
         assert "it has no hash (written before the audit log was chained" in result.broken.reason
+
+
+async def test_the_control_plane_is_told_when_redis_cannot_keep_its_promise(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    plain, durable = redis_factory(), redis_factory(aof=True)
+    async with open_store(StoreSpec.parse(plain.url)) as store:
+        (warning,) = await store.durability_warnings()
+        assert "appendonly 'no'" in warning
+        assert "appendfsync always" in warning
+    async with open_store(StoreSpec.parse(durable.url)) as store:
+        assert await store.durability_warnings() == []

@@ -58,6 +58,8 @@ async def serve(
             )
             background.start_soon(hub.run)
             log.info("store: %s", store_spec.display)
+            for warning in await store.durability_warnings():
+                log.warning("store: %s", warning)
             for address in agent_addresses:
                 log.info("agent channel listening on ws://%s%s", address, PATH)
             for url in api_urls:

@@ -71,6 +71,11 @@ class Store(Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def durability_warnings(self) -> list[str]:
+        """What keeps this store from the promise that an accepted event survives a crash,
+        one sentence each; empty when it keeps it. The control plane logs them at start."""
+        ...
+
     # --- events -------------------------------------------------------------------------------
 
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:

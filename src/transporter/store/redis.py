@@ -285,6 +285,28 @@ class RedisStore:
         with self._guard():
             await self._client.ping()
 
+    async def durability_warnings(self) -> list[str]:
+        """Redis keeps what its persistence settings keep: ``appendonly yes`` with
+        ``appendfsync always`` writes every accepted event to disk before it answers."""
+        advice = "set appendonly yes and appendfsync always on the Redis server"
+        try:
+            with self._guard():
+                found = await self._client.config_get(["appendonly", "appendfsync"])
+        except StoreUnavailable as exc:  # CONFIG is often refused on managed Redis
+            return [f"cannot read Redis's persistence settings ({exc}); make sure to {advice}"]
+        settings = {str(k): str(v) for k, v in found.items()}
+        if settings.get("appendonly") != "yes":
+            return [
+                f"Redis has appendonly {settings.get('appendonly')!r}: accepted events are lost"
+                f" if Redis restarts or crashes; {advice}"
+            ]
+        if settings.get("appendfsync") != "always":
+            return [
+                f"Redis has appendfsync {settings.get('appendfsync')!r}: events accepted in the"
+                f" last second can be lost if Redis's machine crashes; {advice}"
+            ]
+        return []
+
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
         keys = self._keys
         agent = event.target_agent

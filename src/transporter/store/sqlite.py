@@ -158,6 +158,9 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._call(_ping)
 
+    async def durability_warnings(self) -> list[str]:
+        return []  # accepting commits with synchronous=FULL in WAL mode (see _connect)
+
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
         return await self._call(_submit, self._events, event, audit)
 
