@@ -22,6 +22,7 @@ import attrs
 
 from transporter import __version__, config
 from transporter.config import ConfigError
+from transporter.protocol.model import EventState
 
 EXIT_USAGE = 2
 
@@ -192,6 +193,15 @@ AGENT_FLAGS = (
     _DEBUG,
 )
 
+_HTTP_CP_URL = _Flag(
+    "--cp-url",
+    "control plane HTTP API",
+    config.parse_http_url,
+    "http://localhost:8080",
+    metavar="URL",
+)
+_OUTPUT = _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o")
+
 PRODUCE_K8S_FLAGS = (
     _Flag("--agent", "target agent id", config.parse_agent_id, required=True, metavar="ID"),
     _Flag(
@@ -202,13 +212,7 @@ PRODUCE_K8S_FLAGS = (
         repeat=True,
         metavar="FILE|DIR",
     ),
-    _Flag(
-        "--cp-url",
-        "control plane HTTP API",
-        config.parse_http_url,
-        "http://localhost:8080",
-        metavar="URL",
-    ),
+    _HTTP_CP_URL,
     _Flag("--mode", "how to submit", str, "http", choices=("http",)),
     _Flag("--wait", "follow the event's phases until it ends", switch=True),
     _Flag(
@@ -218,7 +222,7 @@ PRODUCE_K8S_FLAGS = (
         "300",
         metavar="SECONDS",
     ),
-    _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o"),
+    _OUTPUT,
     _Flag(
         "--delete", "delete the objects the manifests name instead of applying them", switch=True
     ),
@@ -231,19 +235,13 @@ PRODUCE_K8S_FLAGS = (
 )
 
 PRODUCE_GET_FLAGS = (
-    _Flag(
-        "--cp-url",
-        "control plane HTTP API",
-        config.parse_http_url,
-        "http://localhost:8080",
-        metavar="URL",
-    ),
+    _HTTP_CP_URL,
     _Flag("--agent", "only events for this agent", config.parse_agent_id, metavar="ID"),
     _Flag(
         "--state",
         "only events in this state",
         str,
-        choices=("queued", "assigned", "in_progress", "completed", "failed", "expired"),
+        choices=tuple(state.value for state in EventState),
     ),
     _Flag("--limit", "at most this many events", config.parse_positive_int, "50", metavar="N"),
     _Flag("--watch", "event: follow it until it ends", switch=True, short="-w"),
@@ -254,7 +252,7 @@ PRODUCE_GET_FLAGS = (
         "300",
         metavar="SECONDS",
     ),
-    _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o"),
+    _OUTPUT,
 )
 
 
