@@ -410,3 +410,12 @@ def test_scrubber_with_many_values() -> None:
     scrub = Scrubber(values)
     message = f"got {values[123]} and {values[-1]}, not value-x"
     assert scrub(message) == f"got {REDACTED} and {REDACTED}, not value-x"
+
+
+def test_an_events_repr_never_shows_its_manifests() -> None:
+    from transporter.protocol.model import Event, K8sPayload
+
+    secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {pw: s3cr3t-REPR}\n"
+    event = Event(id="e", target_agent="a", payload=K8sPayload((secret,)), ttl=1, created_at=0)
+    assert "s3cr3t-REPR" not in repr(event)
+    assert "s3cr3t-REPR" not in str(event)

@@ -69,8 +69,9 @@ EVENT_TYPE_K8S: Final = "k8s_resource"
 class K8sPayload:
     """Manifests to apply (or objects to delete) on the target agent's cluster."""
 
-    manifests: tuple[str, ...]
-    """YAML documents as submitted; each may hold several documents separated by ``---``."""
+    manifests: tuple[str, ...] = attrs.field(repr=False)
+    """YAML documents as submitted; each may hold several documents separated by ``---``.
+    Left out of ``repr`` (so of tracebacks and debug logs): they may hold Secrets' values."""
     action: Action = Action.APPLY
 
 
