@@ -7,33 +7,30 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import attrs
+from tests.procs import Started, started
+
+__all__ = [
+    "TRANSPORTER",
+    "Api",
+    "Started",
+    "control_plane",
+    "cpu_seconds",
+    "percentile",
+    "rss_kib",
+    "started",
+    "wait_for_agents",
+]
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
 _API = re.compile(r"API listening on (http://\S+)")
 _AGENT = re.compile(r"agent channel listening on (ws://\S+)")
-
-
-@attrs.define
-class Process:
-    popen: subprocess.Popen[str]
-    lines: list[str]
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def rss_kib(self) -> int:
-        return rss_kib(self.pid)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -50,52 +47,7 @@ def rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def started(argv: Sequence[str], *patterns: re.Pattern[str]) -> Iterator[tuple[Process, list[str]]]:
-    """Start a process and wait until its stderr has matched every pattern (first group)."""
-    popen = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    found: dict[int, str] = {}
-    ready = threading.Event()
-
-    def read() -> None:
-        assert popen.stderr is not None
-        for line in popen.stderr:
-            lines.append(line)
-            for index, pattern in enumerate(patterns):
-                match = pattern.search(line)
-                if match and index not in found:
-                    found[index] = match.group(1)
-            if len(found) == len(patterns):
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        ready.wait(120)
-        if len(found) != len(patterns):
-            raise RuntimeError(f"{argv[3:5]} did not start:\n{''.join(lines[-20:])}")
-        yield Process(popen, lines), [found[i] for i in range(len(patterns))]
-    finally:
-        popen.terminate()
-        try:
-            popen.wait(15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
-        reader.join(5)
-        if popen.stderr is not None:
-            popen.stderr.close()
-
-
-@contextlib.contextmanager
-def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Process, str, str]]:
+def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, str]]:
     # BENCH_PROFILE_CP=FILE: run the control plane under pyinstrument (pip install pyinstrument)
     # and write its text profile to FILE.
     profile = os.environ.get("BENCH_PROFILE_CP")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.kube import running_cluster
 
-from bench.common import TRANSPORTER, Api, control_plane, started, wait_for_agents
+from bench.common import TRANSPORTER, Api, control_plane, rss_kib, started, wait_for_agents
 
 SETTLE = 3.0
 """Seconds to let heartbeats and allocations settle before reading RSS."""
@@ -51,9 +51,9 @@ def main() -> int:
             with started(agent_argv, re.compile(r"(registered) with")) as (agent, _):
                 wait_for_agents(api, 1)
                 time.sleep(SETTLE)
-                agent_kib = agent.rss_kib()
+                agent_kib = rss_kib(agent.pid)
             time.sleep(SETTLE)
-            before = cp.rss_kib()
+            before = rss_kib(cp.pid)
             harness = subprocess.Popen(
                 [
                     sys.executable,
@@ -72,7 +72,7 @@ def main() -> int:
                     raise RuntimeError("the agents did not all connect")
                 wait_for_agents(api, args.connections)
                 time.sleep(SETTLE)
-                after = cp.rss_kib()
+                after = rss_kib(cp.pid)
             finally:
                 harness.terminate()
                 harness.wait(30)

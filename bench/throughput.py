@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.redis import running_redis
 
-from bench.common import Api, control_plane, cpu_seconds
+from bench.common import Api, control_plane, cpu_seconds, rss_kib
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 
@@ -104,7 +104,7 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
         print(
             f"{kind:<7} {args.events} events to {args.agents} agents, {args.batch}/request: "
             f"{args.events / elapsed:7.0f} events/s POST->receipt "
-            f"({args.events / posted:.0f}/s accepted; cp RSS {cp.rss_kib() / 1024:.0f} MiB; CPU "
+            f"({args.events / posted:.0f}/s accepted; cp RSS {rss_kib(cp.pid) / 1024:.0f} MiB; CPU "
             f"cp {cp_cpu / elapsed:.0%}, agents {agents_cpu / elapsed:.0%} of a core)",
             flush=True,
         )

@@ -17,19 +17,80 @@ _LISTENING = re.compile(r"API listening on (http://\S+)")
 
 
 @attrs.define
-class RunningCp:
+class Started:
+    """A process started by :func:`started`."""
+
     popen: subprocess.Popen[str]
-    api_url: str
     lines: list[str]
     """Everything it wrote to stderr so far (a reader thread keeps appending)."""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
 
     def stop(self, signum: int, timeout: float = 30.0) -> int:
         self.popen.send_signal(signum)
         return self.popen.wait(timeout)
 
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+
+@contextlib.contextmanager
+def started(
+    argv: Sequence[str], *patterns: re.Pattern[str], timeout: float = 120.0
+) -> Iterator[tuple[Started, list[str]]]:
+    """Start a process and wait until its stderr has matched every pattern; yields it and the
+    first group of each match. On the way out it is stopped (SIGTERM, then SIGKILL)."""
+    popen = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    found: dict[int, str] = {}
+    ready = threading.Event()
+
+    def read() -> None:
+        assert popen.stderr is not None
+        for line in popen.stderr:
+            lines.append(line)
+            for index, pattern in enumerate(patterns):
+                match = pattern.search(line)
+                if match and index not in found:
+                    found[index] = match.group(1)
+            if len(found) == len(patterns):
+                ready.set()
+        ready.set()  # stderr closed: the process ended
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        ready.wait(timeout)
+        if len(found) != len(patterns):
+            code = popen.poll()
+            state = f"exited with {code}" if code is not None else "did not get ready"
+            raise RuntimeError(f"{' '.join(argv[:5])} {state}:\n{''.join(lines[-30:])}")
+        yield Started(popen, lines), [found[i] for i in range(len(patterns))]
+    finally:
+        if popen.poll() is None:
+            popen.terminate()
+            try:
+                popen.wait(15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+        popen.wait()
+        reader.join(10)
+        if popen.stderr is not None:
+            popen.stderr.close()
+
+
+@attrs.define
+class RunningCp(Started):
+    api_url: str = ""
 
 
 @contextlib.contextmanager
@@ -37,49 +98,16 @@ def running_cp(
     data_dir: Path, *extra: str, command: Sequence[str] = PYTHON_TRANSPORTER
 ) -> Iterator[RunningCp]:
     """Start ``transporter cp`` on free ports and wait until its API says where it listens."""
-    popen = subprocess.Popen(
-        [
-            *command,
-            "cp",
-            "--listen",
-            "127.0.0.1:0",
-            "--agent-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-            *extra,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
-
-    def read() -> None:
-        assert popen.stderr is not None
-        for line in popen.stderr:
-            lines.append(line)
-            match = _LISTENING.search(line)
-            if match and not url:
-                url.append(match.group(1))
-                found.set()
-        found.set()  # stderr closed: the process ended
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        found.wait()
-        if not url:
-            popen.wait(10)
-            raise RuntimeError(f"cp exited with {popen.returncode}:\n{''.join(lines)}")
-        yield RunningCp(popen, url[0], lines)
-    finally:
-        if popen.poll() is None:
-            popen.kill()
-        popen.wait()
-        reader.join(10)
-        assert popen.stderr is not None
-        popen.stderr.close()
+    argv = [
+        *command,
+        "cp",
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    with started(argv, _LISTENING) as (process, (url,)):
+        yield RunningCp(process.popen, process.lines, url)

@@ -167,3 +167,20 @@ def test_an_outage_is_described_by_its_innermost_error() -> None:
         "outer", [ExceptionGroup("inner", [ConnectionRefusedError(111, "refused")])]
     )
     assert _describe(nested) == "ConnectionRefusedError: [Errno 111] refused"
+
+
+async def test_a_large_events_order_is_read_off_the_event_loop_and_still_kept() -> None:
+    runner, sink = GatedRunner(), Sink()
+    worker = Worker(runner, sink, concurrency=4)
+    big = configmap("shared") + "data:\n" + "".join(f"  k{n}: v{n}\n" for n in range(8000))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await worker.offer(event("large", big))
+        await worker.offer(event("after", configmap("shared")))
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["large"]  # same object: "after" waits its turn
+        runner.gate("large").set()
+        runner.gate("after").set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert runner.started == ["large", "after"]

@@ -27,6 +27,9 @@ REMEMBER = 10_000
 MAX_WAITING = 1024
 """Delivered events waiting for a slot; past this the connection stops reading (backpressure)."""
 
+INLINE_KEYS_BYTES = 64 * 1024
+"""Events with less YAML than this are read for their ordering keys on the event loop."""
+
 ObjectKey = tuple[str, str, str, str]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser when PyYAML has it (several times faster), else the Python one."""
@@ -132,6 +135,7 @@ class Worker:
         self._queues: dict[ObjectKey, deque[str]] = {}
         self._turn_changed = trio.Event()
         self._room = trio.Semaphore(MAX_WAITING)
+        self._parsing = trio.CapacityLimiter(1)
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -155,7 +159,10 @@ class Worker:
         assert self._nursery is not None, "Worker.run() must be started first"
         await self._room.acquire()
         self.running.add(event.id)
-        keys = object_keys(event)
+        if sum(len(text) for text in event.payload.manifests) < INLINE_KEYS_BYTES:
+            keys = object_keys(event)
+        else:  # reading a large event's YAML must not hold up heartbeats and reports
+            keys = await trio.to_thread.run_sync(object_keys, event, limiter=self._parsing)
         for key in keys:  # take a place in each object's line now, in delivery order
             self._queues.setdefault(key, deque()).append(event.id)
         self._nursery.start_soon(self._execute, event, keys)
