@@ -18,7 +18,8 @@ from tests.e2e.harness import FAST_CHANNEL, ControlPlane
 async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
     """A control plane on the embedded SQLite store whose agent channel takes messages of at
     most :data:`CHANNEL_LIMIT` characters (a setting, made small here)."""
-    channel = attrs.evolve(FAST_CHANNEL, max_message_bytes=CHANNEL_LIMIT)
+    # Raw agents send no heartbeats: their connections must not be closed as dead meanwhile.
+    channel = attrs.evolve(FAST_CHANNEL, max_message_bytes=CHANNEL_LIMIT, dead_heartbeats=1000)
     plane = ControlPlane(nursery, tmp_path / "cp", channel=channel)
     await plane.start()
     return plane

@@ -1,6 +1,11 @@
 """The agent's one connection to the control plane: dial out, register, heartbeat, receive
 events, send reports; and when the connection fails, dial again with jittered exponential
 backoff, forever. Unacknowledged reports survive reconnects and are sent again.
+
+A connection can die without ending (a half-open TCP connection: the far side or a middlebox
+went away without a FIN): each heartbeat goes with a WebSocket ping, and a connection with no
+pong within the ``dead_after`` the control plane named in its welcome is dropped and dialled
+again.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ class Backoff:
 
 class Rejected(Exception):
     """The control plane refused this agent (bad registration); retrying will not help soon."""
+
+
+class Silent(Exception):
+    """The control plane did not answer a ping in time: the connection is taken for dead."""
+
+
+DEFAULT_DEAD_HEARTBEATS = 4
+"""Heartbeat intervals without a pong before the connection is dropped, when the control plane
+did not say (``dead_after`` 0 in its welcome)."""
 
 
 class Session:
@@ -115,6 +129,7 @@ class Session:
                 trio.BrokenResourceError,
                 codec.ProtocolError,
                 Rejected,
+                Silent,
             ) as group:
                 reason = _describe(group.exceptions[0])
             except* Exception as group:
@@ -168,7 +183,9 @@ class Session:
         self.connected.set()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeat, ws, welcome.heartbeat_interval)
+                interval = welcome.heartbeat_interval
+                dead_after = welcome.dead_after or interval * DEFAULT_DEAD_HEARTBEATS
+                nursery.start_soon(self._heartbeat, ws, interval, dead_after)
                 nursery.start_soon(self._write, ws)
                 nursery.start_soon(self._read, ws)
         finally:
@@ -182,10 +199,17 @@ class Session:
             raise Rejected(f"expected welcome, got {message.TAG}")
         return message
 
-    async def _heartbeat(self, ws: WebSocketConnection, interval: float) -> None:
+    async def _heartbeat(self, ws: WebSocketConnection, interval: float, dead_after: float) -> None:
+        """A heartbeat and a ping every ``interval``; raises :class:`Silent` when a ping has no
+        pong within ``dead_after`` (sending may block too, on a connection nobody reads)."""
         while True:
-            await ws.send_message(codec.encode(Heartbeat(at=time.time())))
-            await trio.sleep(interval)
+            started = trio.current_time()
+            with trio.move_on_after(dead_after) as waiting:
+                await ws.send_message(codec.encode(Heartbeat(at=time.time())))
+                await ws.ping()
+            if waiting.cancelled_caught:
+                raise Silent(f"no answer from the control plane for {dead_after:g} s")
+            await trio.sleep_until(started + interval)
 
     async def _write(self, ws: WebSocketConnection) -> None:
         """The one task that sends events' messages: acks first, then reports in order."""

@@ -1,8 +1,10 @@
 """The agent channel: a WebSocket server on our own trio listener.
 
-Per connection: the agent registers first (within ``register_timeout``), is welcomed, then three
-tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports), a
-writer (the only task that writes to the socket) and the delivery task of :class:`Hub`.
+Per connection: the agent registers first (within ``register_timeout``), is welcomed, then two
+tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports) and
+the delivery task of :class:`Hub`. One task watches every connection's health: an agent silent
+for ``missed_heartbeats`` intervals is ``unhealthy``; silent for ``dead_heartbeats`` intervals,
+its connection is taken for dead (a half-open TCP connection never ends by itself) and closed.
 A malformed or unexpected message is answered with an ``error`` and logged; the connection and
 the server carry on.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import attrs
 import trio
@@ -22,7 +25,7 @@ from trio_websocket import (
 )
 
 from transporter.config import Address, ConfigError, parse_agent_id
-from transporter.cp.dispatch import Hub
+from transporter.cp.dispatch import ACK_TIMEOUT, Hub
 from transporter.cp.registry import Connection
 from transporter.protocol import codec
 from transporter.protocol.messages import (
@@ -55,12 +58,23 @@ MESSAGE_TOO_BIG = 1009
 
 @attrs.frozen(kw_only=True)
 class ChannelSettings:
-    heartbeat_interval: float = 10.0
-    """Seconds between the agent's heartbeats (told to it in ``welcome``)."""
-    missed_heartbeats: int = 3
-    """An agent is ``unhealthy`` after this many intervals without a heartbeat."""
+    heartbeat_interval: float = 5.0
+    """Seconds between the agent's heartbeats (told to it in ``welcome``). 5 s keeps the
+    time to notice a dead connection (below) under 30 s."""
+    missed_heartbeats: int = 2
+    """An agent is ``unhealthy`` after this many intervals without a message."""
+    dead_heartbeats: int = 4
+    """After this many intervals without a message the connection is closed as dead (20 s by
+    default; noticed within a quarter interval more). The agent is told, and takes the
+    connection for dead after as long without an answer to its pings."""
+    ack_timeout: float = ACK_TIMEOUT
+    """Seconds the agent has to acknowledge a delivery before it is sent again."""
     register_timeout: float = 10.0
     max_message_bytes: int = codec.MAX_MESSAGE_BYTES
+
+    @property
+    def dead_after(self) -> float:
+        return self.heartbeat_interval * self.dead_heartbeats
 
 
 class AgentChannel:
@@ -185,17 +199,20 @@ class AgentChannel:
                 _peer(ws),
                 " (replacing its previous connection)" if replaced else "",
             )
-            await ws.send_message(
-                codec.encode(
-                    Welcome(agent_id=info.id, heartbeat_interval=self.settings.heartbeat_interval)
-                )
+            welcome = Welcome(
+                agent_id=info.id,
+                heartbeat_interval=self.settings.heartbeat_interval,
+                dead_after=self.settings.dead_after,
             )
+            await ws.send_message(codec.encode(welcome))
             try:
                 # Few tasks a connection (memory per connection matters with thousands of
                 # agents): this one reads, a child delivers from the outbox. Health is watched
                 # for all connections by one task (watch_health).
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self.hub.deliver, connection)
+                    nursery.start_soon(
+                        partial(self.hub.deliver, connection, ack_timeout=self.settings.ack_timeout)
+                    )
                     await self._read(ws, connection)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
@@ -230,11 +247,15 @@ class AgentChannel:
     async def _read(self, ws: WebSocketConnection, connection: Connection) -> None:
         while True:
             message = await self._receive(ws)
-            if message is None:
+            # Any message shows the agent is alive, not only heartbeats.
+            connection.last_heartbeat = time.time()
+            if connection.status is not AgentStatus.CONNECTED:
+                connection.status = AgentStatus.CONNECTED
+                await self._save_status(connection)
+            if message is None or isinstance(message, Heartbeat):
                 continue
-            if isinstance(message, Heartbeat):
-                await self._heartbeat(connection)
-            elif isinstance(message, Received):
+            if isinstance(message, Received):
+                connection.acknowledged(message.event_id)
                 await self._report(
                     connection,
                     message.event_id,
@@ -254,6 +275,7 @@ class AgentChannel:
                     resources=message.resources,
                 )
                 if await self._report(connection, message.event_id, update):
+                    connection.acknowledged(message.event_id)
                     await connection.send(StatusAck(message.event_id, message.seq))
             elif isinstance(message, Register):
                 await self._refuse(
@@ -282,22 +304,25 @@ class AgentChannel:
         record = await self.hub.store.get_event(event_id)
         return record is not None and record.event.target_agent == connection.agent_id
 
-    async def _heartbeat(self, connection: Connection) -> None:
-        connection.last_heartbeat = time.time()
-        if connection.status is not AgentStatus.CONNECTED:
-            connection.status = AgentStatus.CONNECTED
-            await self._save_status(connection)
-
     async def watch_health(self) -> None:
-        """Mark agents ``unhealthy`` after ``missed_heartbeats`` intervals of silence."""
-        limit = self.settings.heartbeat_interval * self.settings.missed_heartbeats
+        """Mark agents ``unhealthy`` after ``missed_heartbeats`` intervals of silence, and close
+        their connections after ``dead_heartbeats`` intervals."""
+        unhealthy = self.settings.heartbeat_interval * self.settings.missed_heartbeats
+        dead = self.settings.dead_after
         while True:
             now = time.time()
             for connection in self.hub.registry.all():
                 silent = now - connection.last_heartbeat
-                if silent >= limit and connection.status is AgentStatus.CONNECTED:
+                if silent >= dead and not connection.cancel_scope.cancel_called:
+                    log.warning(
+                        "agent %s: nothing heard for %.1f s; closing its connection as dead",
+                        connection.agent_id,
+                        silent,
+                    )
+                    connection.cancel_scope.cancel()
+                elif silent >= unhealthy and connection.status is AgentStatus.CONNECTED:
                     connection.status = AgentStatus.UNHEALTHY
-                    log.warning("agent %s: no heartbeat for %.0f s", connection.agent_id, silent)
+                    log.warning("agent %s: nothing heard for %.1f s", connection.agent_id, silent)
                     await self._save_status(connection)
             await trio.sleep(self.settings.heartbeat_interval / 4)
 

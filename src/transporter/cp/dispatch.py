@@ -4,7 +4,8 @@ store, and expiry of events whose TTL passed.
 The outbox is the store's (it survives restarts and costs no memory here). Each connection has a
 delivery task that reads the agent's unfinished events in order and sends those not yet sent on
 that connection, at most ``window`` at a time; a new connection therefore redelivers everything
-unfinished, which the agent de-duplicates by event id.
+unfinished, which the agent de-duplicates by event id. An event the agent has not acknowledged
+(``received``) within ``ack_timeout`` is sent again on the same connection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = 256
 """Events in flight to one agent at most; the agent's own concurrency limit is smaller."""
+ACK_TIMEOUT = 30.0
+"""Seconds an agent has to acknowledge a delivery before it is sent again."""
 EXPIRY_INTERVAL = 1.0
 PRUNE_INTERVAL = 5.0
 
@@ -98,16 +101,18 @@ class Hub:
             connection = self.registry.get(agent_id)
             if connection is not None and event_id in connection.in_flight:
                 connection.in_flight.discard(event_id)
+                connection.acknowledged(event_id)
                 connection.outbox_bell.ring()
         return record
 
     # --- delivery ---------------------------------------------------------------------------
 
-    async def deliver(self, connection: Connection) -> None:
+    async def deliver(self, connection: Connection, *, ack_timeout: float = ACK_TIMEOUT) -> None:
         """Send the agent its unfinished events, oldest first, until the connection ends.
 
         Each event is read from the store once (after the last ``seq`` sent); a new connection
-        starts from the beginning, so everything unfinished is delivered again.
+        starts from the beginning, so everything unfinished is delivered again. A delivery not
+        acknowledged within ``ack_timeout`` is sent again.
         """
         last_seq = 0
         while True:
@@ -120,11 +125,16 @@ class Hub:
                     last_seq = seq
                     if event.expires_at <= now:
                         continue  # the expiry task ends it; it is never sent after its TTL
-                    await connection.send(Deliver(event))
-                    connection.in_flight.add(event.id)
+                    await self._send(connection, event)
                     await self._delivered(event, now)
-            # Rung on new events and on finished ones (a slot is free again).
-            with trio.move_on_after(PRUNE_INTERVAL) as idle:
+            await self._resend_unacknowledged(connection, ack_timeout)
+            # Rung on new events and on finished ones (a slot is free again); otherwise awake
+            # when the oldest unacknowledged delivery is due again.
+            wait = PRUNE_INTERVAL
+            if connection.unacked:
+                due = min(connection.unacked.values()) + ack_timeout - trio.current_time()
+                wait = max(0.0, min(wait, due))
+            with trio.move_on_after(wait) as idle:
                 await connection.outbox_bell.wait()
             if idle.cancelled_caught and connection.in_flight:
                 # Events ended by another replica (expired there) free their slots too.
@@ -132,6 +142,44 @@ class Hub:
                     e.id for _, e in await self.store.outbox(connection.agent_id, limit=self.window)
                 }
                 connection.in_flight &= alive
+                for gone in connection.unacked.keys() - alive:
+                    connection.acknowledged(gone)
+
+    async def _send(self, connection: Connection, event: Event) -> None:
+        await connection.send(Deliver(event))
+        connection.in_flight.add(event.id)
+        connection.unacked[event.id] = trio.current_time()
+
+    async def _resend_unacknowledged(self, connection: Connection, ack_timeout: float) -> None:
+        """Send again what the agent did not acknowledge in time (and is not finished)."""
+        now = trio.current_time()
+        due = [
+            event_id for event_id, sent in connection.unacked.items() if now - sent >= ack_timeout
+        ]
+        for event_id in due:
+            record = await self.store.get_event(event_id)
+            if event_id not in connection.unacked:
+                continue  # acknowledged meanwhile
+            if record is None or record.state.terminal:
+                connection.in_flight.discard(event_id)
+                connection.acknowledged(event_id)
+                continue
+            log.warning(
+                "agent %s did not acknowledge event %s within %g s; sending it again",
+                connection.agent_id,
+                event_id,
+                ack_timeout,
+            )
+            await self._send(connection, record.event)
+            await self.store.audit(
+                AuditEntry(
+                    at=time.time(),
+                    action="event.delivered",
+                    agent_id=connection.agent_id,
+                    event_id=event_id,
+                    detail=f"again: not acknowledged within {ack_timeout:g} s",
+                )
+            )
 
     async def _delivered(self, event: Event, now: float) -> None:
         audit = AuditEntry(

@@ -48,10 +48,17 @@ class Connection:
     """Rung when the agent may have something new to receive (new event, slot freed)."""
     in_flight: set[str] = attrs.field(factory=set)
     """Events sent on this connection that are not finished yet."""
+    unacked: dict[str, float] = attrs.field(factory=dict)
+    """Events sent and not yet acknowledged (``received``), with when they were last sent
+    (``trio.current_time()``); a subset of :attr:`in_flight`."""
 
     @property
     def agent_id(self) -> str:
         return self.info.id
+
+    def acknowledged(self, event_id: str) -> None:
+        """The agent has ``event_id`` (it said ``received``, or reported on it)."""
+        self.unacked.pop(event_id, None)
 
     async def send(self, message: CpMessage) -> None:
         await self.sender(message)

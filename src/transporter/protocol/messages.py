@@ -31,6 +31,10 @@ class Welcome:
     TAG: ClassVar[str] = "welcome"
     agent_id: str
     heartbeat_interval: float
+    dead_after: float = 0.0
+    """Seconds of silence after which either side takes the connection for dead (0: four
+    heartbeat intervals). The agent pings with each heartbeat and reconnects when no pong came
+    back within this; the control plane closes a connection that sent nothing for this long."""
     protocol: int = PROTOCOL_VERSION
 
 
