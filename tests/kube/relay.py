@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import trio
 
 
 class Relay:
-    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``upstream`` until :meth:`cut`."""
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``upstream`` until :meth:`cut` or :meth:`refuse`."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.port = 0
         self.silent = False
         """When set, new connections are accepted and never answered."""
+        self.refusing = False
+        """When set, new connections are reset at once, as by a host whose server is down."""
+        self.refused = 0
+        """Connections reset so far."""
         self._scopes: set[trio.CancelScope] = set()
+        self._refusal = trio.Event()
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -28,7 +40,28 @@ class Relay:
         for scope in self._scopes:
             scope.cancel()
 
+    def refuse(self) -> None:
+        """Drop every open connection and reset new ones until :meth:`restore`."""
+        self.refusing = True
+        self.cut(silent=False)
+
+    def restore(self) -> None:
+        """Forward new connections again."""
+        self.silent = self.refusing = False
+
+    async def wait_refused(self, count: int) -> None:
+        """Until ``count`` connections have been reset."""
+        while self.refused < count:
+            await self._refusal.wait()
+
     async def _handle(self, client: trio.SocketStream) -> None:
+        if self.refusing:
+            # Linger 0: closing sends RST, which the client sees as "connection reset by peer".
+            client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.refused += 1
+            self._refusal.set()
+            self._refusal = trio.Event()
+            return  # trio.serve_listeners closes the stream
         with trio.CancelScope() as scope:
             self._scopes.add(scope)
             try:

@@ -6,25 +6,16 @@ from pathlib import Path
 
 import pytest
 import trio
-import yaml
 
 from tests.bed.kube import Cluster
 from tests.bed.process import free_port
+from tests.kube.front import pointed_at
 from tests.kube.relay import Relay
-from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable
+from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable, RetryPolicy
 
 pytestmark = pytest.mark.kube
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"
-
-
-def pointed_at(cluster: Cluster, server: str, folder: Path) -> Path:
-    """A copy of the cluster's kubeconfig (same CA and credentials) for another address."""
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = server
-    path = folder / "other.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 async def test_a_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
@@ -97,11 +88,12 @@ async def test_a_server_lost_mid_way_gives_up_after_bounded_retries(
     async with trio.open_nursery() as nursery:
         await nursery.start(relay.serve)
         kubeconfig = pointed_at(cluster, f"https://127.0.0.1:{relay.port}", tmp_path)
-        async with KubeTarget.connect(kubeconfig, timeout=0.5) as target:
+        retry = RetryPolicy(attempts=3, first_delay=0.5, jitter=0)
+        async with KubeTarget.connect(kubeconfig, timeout=0.5, retry=retry) as target:
             plan = await target.plan([CONFIGMAP])  # works through the relay
             relay.cut(silent=True)
             start = trio.current_time()
-            with pytest.raises(KubeUnavailable):
+            with pytest.raises(KubeUnavailable, match=r"\(gave up after 3 attempts over \S+ s\)$"):
                 await target.apply(plan)
             # 3 attempts of at most 0.5 s (+1 s grace each), 0.5 s and 1 s backoff between them.
             assert trio.current_time() - start < 3 * 1.5 + 2.0

@@ -16,6 +16,7 @@ from transporter.kube.errors import (
     ManifestError,
 )
 from transporter.kube.plan import Applied, Plan, PlannedObject
+from transporter.kube.retry import RetryPolicy
 from transporter.kube.target import KubeTarget
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "ManifestError",
     "Plan",
     "PlannedObject",
+    "RetryPolicy",
 ]

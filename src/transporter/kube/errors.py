@@ -61,7 +61,16 @@ class KubeNotFound(KubeRejected):
 
 
 class KubeUnavailable(KubeError):
-    """The API server could not be reached, timed out, or answered 5xx/429. Transient."""
+    """The API server could not be reached, timed out, or answered 5xx/429. Transient.
+
+    ``code`` is the HTTP status it answered (0: no answer); ``retry_after`` the seconds its
+    ``Retry-After`` header asked us to wait (``None``: it did not say).
+    """
+
+    def __init__(self, message: str, *, code: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
 
 
 class KubeNotReady(KubeError):
@@ -88,8 +97,10 @@ def _status_fields(body: bytes) -> tuple[str, str] | None:
     )
 
 
-def from_response(code: int, body: bytes, *, write: bool = False) -> KubeError:
-    """The error a non-2xx answer means.
+def from_response(
+    code: int, body: bytes, *, write: bool = False, retry_after: float | None = None
+) -> KubeError:
+    """The error a non-2xx answer means (``retry_after``: its ``Retry-After``, in seconds).
 
     5xx and 429 are transient (:class:`KubeUnavailable`), except a 500 to a ``write`` whose
     Status carries no reason: the API server reports plain handler errors that way, and for a
@@ -109,7 +120,9 @@ def from_response(code: int, body: bytes, *, write: bool = False) -> KubeError:
     if write and code == 500 and status is not None and status[0] and not status[1]:
         return KubeRejected(message, code=code, reason=reason)
     if code == 429 or code >= 500:
-        return KubeUnavailable(f"the API server answered {code}: {message}")
+        return KubeUnavailable(
+            f"the API server answered {code}: {message}", code=code, retry_after=retry_after
+        )
     return KubeRejected(message, code=code, reason=reason)
 
 

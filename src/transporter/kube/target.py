@@ -17,6 +17,7 @@ from transporter.kube.errors import KubeConfigError, KubeRejected, KubeUnavailab
 from transporter.kube.manifests import parse_manifests
 from transporter.kube.plan import Applied, Plan
 from transporter.kube.planning import make_plan
+from transporter.kube.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from transporter.kube.transport import MAX_THREADS, Transport, new_transport
 from transporter.protocol.model import ResourceResult
 
@@ -66,16 +67,20 @@ class KubeTarget:
         kubeconfig: Path | None,
         *,
         timeout: float = 30.0,  # noqa: ASYNC109 - bounds each request, not the whole call
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> AsyncIterator[KubeTarget]:
         """Load credentials (see :mod:`transporter.kube.config`) and check the server answers.
 
-        ``timeout`` bounds every request (and the wait for a CRD to be Established).
+        ``timeout`` bounds every request (and the wait for a CRD to be Established); ``retry``
+        says how every request after this check tries again while the server is unavailable.
         Raises :class:`KubeConfigError`, :class:`KubeUnavailable` (not reachable; not retried
         here) or :class:`KubeRejected` (e.g. 401: the credentials were refused).
         """
         limiter = trio.CapacityLimiter(MAX_THREADS)
         loaded = await _load_config(kubeconfig, timeout, limiter)
-        transport = new_transport(loaded.configuration, timeout=timeout, limiter=limiter)
+        transport = new_transport(
+            loaded.configuration, timeout=timeout, limiter=limiter, retry=retry
+        )
         try:
             version = await _server_version(transport, loaded.source)
             yield cls(transport, server_version=version, source=loaded.source, timeout=timeout)
@@ -108,7 +113,7 @@ class KubeTarget:
 async def _server_version(transport: Transport, source: str) -> str:
     where = f"{transport.server} (from {source})"
     try:
-        answer: Any = await transport.request("GET", "/version", attempts=1)
+        answer: Any = await transport.request("GET", "/version", retry=NO_RETRY)
     except KubeUnavailable as exc:
         raise KubeUnavailable(f"{where}: {exc}") from None
     except KubeRejected as exc:

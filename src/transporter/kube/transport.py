@@ -2,15 +2,18 @@
 
 Every request runs in a worker thread (one dedicated :class:`trio.CapacityLimiter` per target),
 inside ``trio.fail_after`` and with the client's own ``_request_timeout``, so a hung server
-costs at most the timeout. Transient failures (:class:`KubeUnavailable`) are retried a few
-times with jittered exponential backoff, then raised. Answers are JSON objects (dicts).
+costs at most the timeout. Transient failures (:class:`KubeUnavailable`) are retried as the
+target's :class:`~transporter.kube.retry.RetryPolicy` says, honouring ``Retry-After``; the
+error raised in the end says how long we tried. Answers are JSON objects (dicts).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,14 +26,22 @@ from transporter.kube.errors import (
     from_library,
     from_response,
 )
+from transporter.kube.retry import (
+    DEFAULT_RETRY,
+    GiveUp,
+    RetryPolicy,
+    gave_up,
+    next_delay,
+    parse_retry_after,
+    seconds,
+)
+
+log = logging.getLogger(__name__)
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
-DEFAULT_ATTEMPTS = 3
-BACKOFF_BASE = 0.5
-"""Seconds before the first retry; doubled each time, with up to 25 % jitter."""
 THREAD_GRACE = 1.0
 """Seconds the trio deadline allows beyond the client's own timeout before abandoning it."""
 MAX_THREADS = 4
@@ -45,8 +56,11 @@ def _call(
     body: Mapping[str, Any] | None,
     content_type: str,
     timeout: float,
-) -> tuple[int, bytes]:
-    """One blocking HTTP request (in a worker thread). Errors come back as our own."""
+) -> tuple[int, str | None, bytes]:
+    """One blocking HTTP request (in a worker thread): status, ``Retry-After`` and body.
+
+    Errors come back as our own.
+    """
     try:
         request = api.param_serialize(
             method,
@@ -63,7 +77,8 @@ def _call(
             response.response.close()  # a half-read connection must not go back to the pool
             raise
         response.response.release_conn()
-        return int(response.status), bytes(data or b"")
+        retry_after = response.getheader("Retry-After")  # type: ignore[no-untyped-call]
+        return int(response.status), retry_after, bytes(data or b"")
     except LIBRARY_ERRORS as exc:
         raise from_library(exc) from None
 
@@ -72,11 +87,17 @@ class Transport:
     """JSON requests to one API server; owns the client and closes it in :meth:`close`."""
 
     def __init__(
-        self, api: k8s.ApiClient, *, timeout: float, limiter: trio.CapacityLimiter
+        self,
+        api: k8s.ApiClient,
+        *,
+        timeout: float,
+        limiter: trio.CapacityLimiter,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._api = api
         self.timeout = timeout
         self._limiter = limiter
+        self.retry = retry
 
     @property
     def server(self) -> str:
@@ -91,12 +112,12 @@ class Transport:
         body: Mapping[str, Any] | None,
         content_type: str,
     ) -> Any:
-        def run() -> tuple[int, bytes]:
+        def run() -> tuple[int, str | None, bytes]:
             return _call(self._api, method, path, query, body, content_type, self.timeout)
 
         try:
             with trio.fail_after(self.timeout + THREAD_GRACE):
-                status, data = await trio.to_thread.run_sync(
+                status, retry_after, data = await trio.to_thread.run_sync(
                     run, limiter=self._limiter, abandon_on_cancel=True
                 )
         except trio.TooSlowError:
@@ -104,7 +125,8 @@ class Transport:
                 f"the API server did not answer {method} {path} within {self.timeout:g} s"
             ) from None
         if not 200 <= status <= 299:
-            raise from_response(status, data, write=method in WRITES)
+            asked = parse_retry_after(retry_after, now=time.time())
+            raise from_response(status, data, write=method in WRITES, retry_after=asked)
         try:
             return json.loads(data) if data else {}
         except ValueError:
@@ -120,19 +142,47 @@ class Transport:
         query: Sequence[tuple[str, str]] = (),
         body: Mapping[str, Any] | None = None,
         content_type: str = JSON,
-        attempts: int = DEFAULT_ATTEMPTS,
+        retry: RetryPolicy | None = None,
     ) -> Any:
-        """The decoded JSON answer; :class:`KubeRejected` or :class:`KubeUnavailable` else."""
-        attempt = 1
+        """The decoded JSON answer; :class:`KubeRejected` or :class:`KubeUnavailable` else.
+
+        Transient failures are tried again as ``retry`` (default: the transport's policy)
+        says; the :class:`KubeUnavailable` raised in the end is the last failure, saying how
+        many tries over how long (unless the policy allows only one).
+        """
+        policy = retry if retry is not None else self.retry
+        start = trio.current_time()
+        tries = 0
         while True:
+            tries += 1
             try:
                 return await self._once(method, path, query, body, content_type)
-            except KubeUnavailable:
-                if attempt >= attempts:
-                    raise
-            delay = BACKOFF_BASE * 2 ** (attempt - 1)
-            await trio.sleep(delay * (1 + random.random() / 4))  # noqa: S311 (jitter)
-            attempt += 1
+            except KubeUnavailable as exc:
+                elapsed = trio.current_time() - start
+                wait = next_delay(
+                    policy,
+                    tries=tries,
+                    elapsed=elapsed,
+                    retry_after=exc.retry_after,
+                    rand=random.random(),  # noqa: S311 (jitter)
+                )
+                if isinstance(wait, GiveUp):
+                    message = gave_up(exc.message, tries=tries, elapsed=elapsed, why=wait.why)
+                    raise KubeUnavailable(
+                        message, code=exc.code, retry_after=exc.retry_after
+                    ) from None
+                # The server's own message may quote what we sent: only its code is logged.
+                what = f"the API server answered {exc.code}" if exc.code else exc.message
+                log.warning(
+                    "%s %s: %s; attempt %d of %d failed, trying again in %s s",
+                    method,
+                    path,
+                    what,
+                    tries,
+                    policy.attempts,
+                    seconds(wait),
+                )
+            await trio.sleep(wait)
 
     async def get(self, path: str) -> dict[str, Any]:
         answer = await self.request("GET", path)
@@ -152,11 +202,15 @@ def _close(api: k8s.ApiClient) -> None:
 
 
 def new_transport(
-    configuration: k8s.Configuration, *, timeout: float, limiter: trio.CapacityLimiter
+    configuration: k8s.Configuration,
+    *,
+    timeout: float,
+    limiter: trio.CapacityLimiter,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Transport:
     """A transport over a fresh client (building it does no I/O, so not in a thread)."""
     try:
         api = k8s.ApiClient(configuration)
     except LIBRARY_ERRORS as exc:  # e.g. an unusable proxy setting
         raise from_library(exc) from None
-    return Transport(api, timeout=timeout, limiter=limiter)
+    return Transport(api, timeout=timeout, limiter=limiter, retry=retry)
