@@ -18,7 +18,10 @@ from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget
 from transporter.produce.client import Client
 
-FAST_CHANNEL = ChannelSettings(heartbeat_interval=0.5)
+FAST_CHANNEL = ChannelSettings(heartbeat_interval=0.5, dead_heartbeats=20)
+"""Heartbeats every 0.5 s; a connection silent for 10 s is dead (the control plane and the
+agents share the test's one event loop, which a busy test can keep from answering a ping for
+a few seconds)."""
 FAST_BACKOFF = Backoff(first=0.05, cap=0.5)
 
 

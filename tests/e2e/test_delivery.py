@@ -57,9 +57,10 @@ async def test_a_delivery_not_acknowledged_is_sent_again_and_an_acknowledged_one
 async def test_a_silent_agent_has_its_connection_closed_as_dead(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    cp = ControlPlane(nursery, tmp_path / "cp")  # heartbeat every 0.5 s, dead after 2 s
+    channel = attrs.evolve(FAST_CHANNEL, dead_heartbeats=4)  # dead after 2 s
+    cp = ControlPlane(nursery, tmp_path / "cp", channel=channel)
     await cp.start()
-    dead_after = FAST_CHANNEL.dead_after
+    dead_after = channel.dead_after
     async with raw_agent(cp.agent_url) as agent:
         welcome = await agent.register("mute")
         assert welcome["dead_after"] == dead_after
@@ -80,9 +81,10 @@ async def test_a_silent_agent_has_its_connection_closed_as_dead(
 async def test_an_agent_that_keeps_talking_stays_connected(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    cp = ControlPlane(nursery, tmp_path / "cp")
+    channel = attrs.evolve(FAST_CHANNEL, dead_heartbeats=4)  # dead after 2 s
+    cp = ControlPlane(nursery, tmp_path / "cp", channel=channel)
     await cp.start()
-    dead_after = FAST_CHANNEL.dead_after
+    dead_after = channel.dead_after
     async with raw_agent(cp.agent_url) as agent:
         await agent.register("chatty")
         until = trio.current_time() + dead_after * 2

@@ -1,10 +1,12 @@
 """The agent channel: a WebSocket server on our own trio listener.
 
-Per connection: the agent registers first (within ``register_timeout``), is welcomed, then two
-tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports) and
-the delivery task of :class:`Hub`. One task watches every connection's health: an agent silent
-for ``missed_heartbeats`` intervals is ``unhealthy``; silent for ``dead_heartbeats`` intervals,
-its connection is taken for dead (a half-open TCP connection never ends by itself) and closed.
+Per connection: the agent registers first (within ``register_timeout``), is welcomed, then three
+tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports,
+handed to the store's writer in order), an acknowledger (waits for those writes, then sends
+``status_ack``) and the delivery task of :class:`Hub`. One task watches every connection's
+health: an agent silent for ``missed_heartbeats`` intervals is ``unhealthy``; silent for
+``dead_heartbeats`` intervals, its connection is taken for dead (a half-open TCP connection
+never ends by itself) and closed.
 A malformed or unexpected message is answered with an ``error`` and logged; the connection and
 the server carry on.
 """
@@ -27,6 +29,7 @@ from trio_websocket import (
 from transporter.config import Address, ConfigError, parse_agent_id
 from transporter.cp.dispatch import ACK_TIMEOUT, Hub
 from transporter.cp.registry import Connection
+from transporter.cp.writer import Pending
 from transporter.protocol import codec
 from transporter.protocol.messages import (
     PROTOCOL_VERSION,
@@ -52,6 +55,9 @@ from transporter.protocol.status import StatusUpdate
 log = logging.getLogger(__name__)
 
 PATH = "/ws"
+REPORTS_IN_WRITING = 256
+"""Reports of one connection handed to the writer and not yet acknowledged; past this the
+connection is not read until some are written (backpressure)."""
 MESSAGE_TOO_BIG = 1009
 """WebSocket close code trio-websocket sends when a message exceeds ``max_message_size``."""
 
@@ -207,13 +213,18 @@ class AgentChannel:
             await ws.send_message(codec.encode(welcome))
             try:
                 # Few tasks a connection (memory per connection matters with thousands of
-                # agents): this one reads, a child delivers from the outbox. Health is watched
-                # for all connections by one task (watch_health).
+                # agents): this one reads, a child delivers from the outbox, another waits for
+                # reports to be written to acknowledge them. Health is watched for all
+                # connections by one task (watch_health).
+                stored, to_acknowledge = trio.open_memory_channel[tuple[Pending, StatusAck | None]](
+                    REPORTS_IN_WRITING
+                )
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(
                         partial(self.hub.deliver, connection, ack_timeout=self.settings.ack_timeout)
                     )
-                    await self._read(ws, connection)
+                    nursery.start_soon(self._acknowledge, connection, to_acknowledge)
+                    await self._read(ws, connection, stored)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await self._disconnected(connection, ws)
@@ -235,16 +246,24 @@ class AgentChannel:
         await self.hub.store.audit(
             AuditEntry(at=now, action="agent.disconnected", agent_id=info.id)
         )
-        for event_id in connection.in_flight:
-            # Sent but not acknowledged: back to queued (in_progress ones stay as they are).
-            await self.hub.update(
-                event_id,
-                info.id,
-                StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away"),
-            )
+        # Sent but not finished: back to queued (in_progress ones stay as they are).
+        went_away = StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away")
+        pending = [
+            await self.hub.enqueue(event_id, info.id, went_away)
+            for event_id in list(connection.in_flight)
+        ]
+        for one in pending:
+            await self.hub.updated(one, info.id)
         log.info("agent %s disconnected", info.id)
 
-    async def _read(self, ws: WebSocketConnection, connection: Connection) -> None:
+    async def _read(
+        self,
+        ws: WebSocketConnection,
+        connection: Connection,
+        stored: trio.MemorySendChannel[tuple[Pending, StatusAck | None]],
+    ) -> None:
+        """Read the agent's messages in order. Reports are handed to the store's writer in
+        that order without waiting for each write; :meth:`_acknowledge` waits for them."""
         while True:
             message = await self._receive(ws)
             # Any message shows the agent is alive, not only heartbeats.
@@ -256,16 +275,15 @@ class AgentChannel:
                 continue
             if isinstance(message, Received):
                 connection.acknowledged(message.event_id)
-                await self._report(
-                    connection,
-                    message.event_id,
-                    StatusUpdate(
-                        at=time.time(),
-                        state=EventState.IN_PROGRESS,
-                        phase=Phase.RECEIVED,
-                        message="received by agent",
-                    ),
+                received = StatusUpdate(
+                    at=time.time(),
+                    state=EventState.IN_PROGRESS,
+                    phase=Phase.RECEIVED,
+                    message="received by agent",
                 )
+                pending = await self._report(connection, message.event_id, received)
+                if pending is not None:
+                    await stored.send((pending, None))
             elif isinstance(message, Status):
                 update = StatusUpdate(
                     at=message.at,
@@ -274,9 +292,10 @@ class AgentChannel:
                     message=message.message,
                     resources=message.resources,
                 )
-                if await self._report(connection, message.event_id, update):
+                pending = await self._report(connection, message.event_id, update)
+                if pending is not None:
                     connection.acknowledged(message.event_id)
-                    await connection.send(StatusAck(message.event_id, message.seq))
+                    await stored.send((pending, StatusAck(message.event_id, message.seq)))
             elif isinstance(message, Register):
                 await self._refuse(
                     ws, "already_registered", f"this connection is agent {connection.agent_id!r}"
@@ -286,8 +305,23 @@ class AgentChannel:
                     ws, "unexpected", f"{message.TAG!r} is not for the agent to send"
                 )
 
-    async def _report(self, connection: Connection, event_id: str, update: StatusUpdate) -> bool:
-        """Store a report about ``event_id``; refused unless the event is this agent's."""
+    async def _acknowledge(
+        self,
+        connection: Connection,
+        stored: trio.MemoryReceiveChannel[tuple[Pending, StatusAck | None]],
+    ) -> None:
+        """Once each report is written (in the order read), tell the agent it may forget it."""
+        async for pending, ack in stored:
+            await self.hub.updated(pending, connection.agent_id)
+            # Stored, or refused as stale (the event is final): the agent may forget it.
+            if ack is not None:
+                await connection.send(ack)
+
+    async def _report(
+        self, connection: Connection, event_id: str, update: StatusUpdate
+    ) -> Pending | None:
+        """Hand a report about ``event_id`` to the writer; refused (``None``) unless the event
+        is this agent's."""
         if event_id not in connection.in_flight and not await self._owns(connection, event_id):
             log.warning(
                 "agent %s reported on event %r, which is not its own", connection.agent_id, event_id
@@ -295,9 +329,8 @@ class AgentChannel:
             await connection.send(
                 Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
             )
-            return False
-        await self.hub.update(event_id, connection.agent_id, update)
-        return True  # stored, or already terminal: either way the agent may forget the report
+            return None
+        return await self.hub.enqueue(event_id, connection.agent_id, update)
 
     async def _owns(self, connection: Connection, event_id: str) -> bool:
         """The slow way, for a report from before a reconnect or a restart: ask the store."""

@@ -17,7 +17,7 @@ import trio
 
 from transporter.cp.registry import Connection, Registry
 from transporter.cp.watch import EventWatch
-from transporter.cp.writer import StatusWriter
+from transporter.cp.writer import Pending, StatusWriter
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
@@ -84,6 +84,11 @@ class Hub:
     ) -> EventRecord | None:
         """Record a state change of one of ``agent_id``'s events, with the audit entry of a
         final state in the same write; wakes watchers and frees the agent's slot at the end."""
+        return await self.updated(await self.enqueue(event_id, agent_id, update), agent_id)
+
+    async def enqueue(self, event_id: str, agent_id: str, update: StatusUpdate) -> Pending:
+        """The first half of :meth:`update`: handed to the writer, in order, not yet written.
+        Pass the result to :meth:`updated`."""
         audit = None
         if update.state.terminal:
             audit = AuditEntry(
@@ -93,9 +98,14 @@ class Hub:
                 event_id=event_id,
                 detail=update.message,
             )
-        record = await self.writer.update(event_id, update, audit)
+        return await self.writer.enqueue(event_id, update, audit)
+
+    async def updated(self, pending: Pending, agent_id: str) -> EventRecord | None:
+        """The second half of :meth:`update`: once written, wake watchers, free the slot."""
+        record = await pending.wait()
         if record is None:
             return None
+        event_id = pending.event_id
         self.watch.changed(event_id)
         if record.state.terminal:
             connection = self.registry.get(agent_id)
@@ -119,14 +129,18 @@ class Hub:
             room = self.window - len(connection.in_flight)
             if room > 0:
                 now = time.time()
+                written: list[tuple[AuditEntry, Pending]] = []
                 for seq, event in await self.store.outbox(
                     connection.agent_id, after=last_seq, limit=room
                 ):
                     last_seq = seq
                     if event.expires_at <= now:
                         continue  # the expiry task ends it; it is never sent after its TTL
+                    # Recorded before it is sent, so that it is in the store before the agent's
+                    # answer (which the agent's reader hands to the same writer).
+                    written.append(await self._delivering(event, now))
                     await self._send(connection, event)
-                    await self._delivered(event, now)
+                await self._delivered(written)
             await self._resend_unacknowledged(connection, ack_timeout)
             # Rung on new events and on finished ones (a slot is free again); otherwise awake
             # when the oldest unacknowledged delivery is due again.
@@ -146,9 +160,9 @@ class Hub:
                     connection.acknowledged(gone)
 
     async def _send(self, connection: Connection, event: Event) -> None:
-        await connection.send(Deliver(event))
         connection.in_flight.add(event.id)
         connection.unacked[event.id] = trio.current_time()
+        await connection.send(Deliver(event))
 
     async def _resend_unacknowledged(self, connection: Connection, ack_timeout: float) -> None:
         """Send again what the agent did not acknowledge in time (and is not finished)."""
@@ -181,16 +195,26 @@ class Hub:
                 )
             )
 
-    async def _delivered(self, event: Event, now: float) -> None:
+    async def _delivering(self, event: Event, now: float) -> tuple[AuditEntry, Pending]:
+        """Hand the writer the record that ``event`` is sent (``assigned``, and audited).
+
+        Deliveries are written in the order sent, together in the writer's next group commit:
+        not one commit after each event, which would hold a backlog to a few dozen a second.
+        """
+        update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
         audit = AuditEntry(
             at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
         )
-        update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
-        if await self.writer.update(event.id, update, audit) is not None:
-            self.watch.changed(event.id)
-        else:
-            # A redelivery of an event already in progress: the audit still says it was sent.
-            await self.store.audit(audit)
+        return audit, await self.writer.enqueue(event.id, update, audit)
+
+    async def _delivered(self, written: list[tuple[AuditEntry, Pending]]) -> None:
+        """Wait for the records of :meth:`_delivering`; wake those watching the events."""
+        for audit, pending in written:
+            if await pending.wait() is not None:
+                self.watch.changed(audit.event_id)
+            else:
+                # A redelivery of an event already in progress: the audit still says it was sent.
+                await self.store.audit(audit)
 
     # --- expiry -----------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@ together in the next, in one store transaction (one worker-thread hop, one commi
 
 With many agents reporting at once this turns hundreds of small writes a second into a few
 larger ones; alone, an update is written at once, so latency does not suffer.
+
+:meth:`StatusWriter.enqueue` takes an update without waiting for its write, so that one agent's
+reports, read one after another off its connection, share commits too (in the order they were
+enqueued); :meth:`Pending.wait` then gives the result.
 """
 
 from __future__ import annotations
@@ -20,36 +24,52 @@ MAX_BATCH = 512
 
 
 @attrs.define(eq=False)
-class _Pending:
+class Pending:
+    """An update handed to the writer; :meth:`wait` for its result."""
+
     event_id: str
     update: StatusUpdate
     audit: AuditEntry | None
+    store: Store
     done: trio.Event = attrs.field(factory=trio.Event)
     result: EventRecord | None = None
     error: BaseException | None = None
+
+    async def wait(self) -> EventRecord | None:
+        """What :meth:`Store.update_event` gave; raises what it raised."""
+        await self.done.wait()
+        if isinstance(self.error, _Stopped):  # the writer stopped first: write it alone
+            return await self.store.update_event(self.event_id, self.update, audit=self.audit)
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class StatusWriter:
     def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._send, self._receive = trio.open_memory_channel[_Pending](QUEUE)
+        self._send, self._receive = trio.open_memory_channel[Pending](QUEUE)
         self._running = False
 
     async def update(
         self, event_id: str, update: StatusUpdate, audit: AuditEntry | None = None
     ) -> EventRecord | None:
-        """:meth:`Store.update_event`, batched with whatever else is being written. When the
-        writer is not running (starting, or stopping) the update is written on its own."""
+        """:meth:`Store.update_event`, batched with whatever else is being written."""
+        return await (await self.enqueue(event_id, update, audit)).wait()
+
+    async def enqueue(
+        self, event_id: str, update: StatusUpdate, audit: AuditEntry | None = None
+    ) -> Pending:
+        """Hand an update to the writer (waits only while its queue is full). When the writer
+        is not running (starting, or stopping) the update is written on its own by ``wait``."""
+        pending = Pending(event_id, update, audit, self.store)
         if self._running:
-            pending = _Pending(event_id, update, audit)
             await self._send.send(pending)
-            await pending.done.wait()
-            if not isinstance(pending.error, _Stopped):
-                if pending.error is not None:
-                    raise pending.error
-                return pending.result
-        return await self.store.update_event(event_id, update, audit=audit)
+        else:
+            pending.error = _Stopped()
+            pending.done.set()
+        return pending
 
     async def run(self) -> None:
         """Write batches until cancelled."""
