@@ -1,25 +1,33 @@
 """A benchmark harness, never used in tests: many agents in one process whose apply step is an
 immediate success, so that the control plane's own cost can be measured.
 
-    python bench/agents.py --cp-url ws://… --agents 100 --expect 20000
+    python bench/agents.py --cp-url wss://… --cp-data-dir DIR --agents 100 --expect 20000
 
 Prints ``ready`` once every agent is registered, then ``received N in S s`` when the agents have
-received ``--expect`` events in all (S counts from the first receipt).
+received ``--expect`` events in all (S counts from the first receipt). Each agent has its own
+bundle, issued (as ``transporter bundle create`` does) from the CA and signing key in the
+control plane's ``--cp-data-dir``; it connects with mutual TLS and checks every event's signature.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
+from transporter.cp.bundle import write_bundle
+from transporter.cp.pki import open_authority
+from transporter.cp.signer import open_signing_key
 from transporter.protocol.model import Event, EventState, Phase
 
 
@@ -49,7 +57,24 @@ class InstantRunner:
         report(EventState.COMPLETED, Phase.COMPLETED, "benchmark: not applied", ())
 
 
-async def run(cp_url: str, agents: int, expect: int, concurrency: int) -> None:
+def credentials(cp_data_dir: Path, agents: int, into: Path, *, tls: bool) -> list[dict[str, Any]]:
+    """Each agent's TLS settings (from a bundle of its own, as ``transporter bundle create``
+    writes them) and the control plane's signing key; the key only on a ``ws://`` channel."""
+    signer, _ = open_signing_key(cp_data_dir, create=False)
+    if not tls:
+        return [{"signing_key": signer.key.public_key()}] * agents
+    authority, _ = open_authority(cp_data_dir, create=False)
+    made = []
+    for n in range(agents):
+        write_bundle(authority, signer, f"bench-{n}", into / f"bench-{n}", days=1)
+        bundle = load_bundle(into / f"bench-{n}")
+        made.append({"ssl_context": bundle.ssl_context(), "signing_key": bundle.signing_key})
+    return made
+
+
+async def run(
+    cp_url: str, agents: int, expect: int, concurrency: int, credentials: list[dict[str, Any]]
+) -> None:
     counter = Counter(expect)
     sessions = []
     async with trio.open_nursery() as nursery:
@@ -61,6 +86,7 @@ async def run(cp_url: str, agents: int, expect: int, concurrency: int) -> None:
                 InstantRunner(counter),
                 concurrency=concurrency,
                 backoff=Backoff(first=0.2, cap=2),
+                **(credentials[n] if credentials else {}),
             )
             sessions.append(session)
             nursery.start_soon(session.run)
@@ -79,11 +105,25 @@ async def run(cp_url: str, agents: int, expect: int, concurrency: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cp-url", required=True)
+    parser.add_argument(
+        "--cp-data-dir", type=Path, help="the control plane's data folder (its CA): for wss://"
+    )
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--expect", type=int, default=0, help="0: stay connected until killed")
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    trio.run(run, args.cp_url, args.agents, args.expect, args.concurrency)
+    if args.cp_url.startswith("wss://") and args.cp_data_dir is None:
+        parser.error(
+            "a wss:// control plane needs --cp-data-dir (its CA issues the agents' bundles)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        tls = args.cp_url.startswith("wss://")
+        found = (
+            []
+            if args.cp_data_dir is None
+            else credentials(args.cp_data_dir, args.agents, Path(tmp), tls=tls)
+        )
+        trio.run(run, args.cp_url, args.agents, args.expect, args.concurrency, found)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.procs import Started, started
+from tests.procs import Started, create_bundle, create_token, started, store_args
 
 __all__ = [
     "TRANSPORTER",
@@ -22,6 +22,7 @@ __all__ = [
     "Started",
     "control_plane",
     "cpu_seconds",
+    "create_bundle",
     "percentile",
     "rss_kib",
     "started",
@@ -30,7 +31,7 @@ __all__ = [
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
 _API = re.compile(r"API listening on (http://\S+)")
-_AGENT = re.compile(r"agent channel listening on (ws://\S+)")
+_AGENT = re.compile(r"agent channel listening on (wss?://\S+)")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,7 +48,9 @@ def rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, str]]:
+def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, str, str]]:
+    """A control plane on free ports: the process, its API and agent channel URLs, and an admin
+    token made with ``transporter token create`` on its store (``extra``'s ``--store``)."""
     # BENCH_PROFILE_CP=FILE: run the control plane under pyinstrument (pip install pyinstrument)
     # and write its text profile to FILE.
     profile = os.environ.get("BENCH_PROFILE_CP")
@@ -67,22 +70,23 @@ def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, s
         str(data_dir),
         *extra,
     ]
+    where = store_args(data_dir, extra)
     with started(argv, _API, _AGENT) as (process, (api, agent)):
-        yield process, api, agent
+        yield process, api, agent, create_token(*where, name="bench", role="admin")
 
 
 class Api:
-    """A keep-alive HTTP/1.1 client of the control plane (the benchmark's own load)."""
+    """A keep-alive HTTP/1.1 client of the control plane (the benchmark's own load), with
+    ``token`` as its bearer token."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str) -> None:
         parts = urlsplit(base_url)
         self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body)
-        self.connection.request(
-            method, path, body=data, headers={"Content-Type": "application/json"}
-        )
+        self.connection.request(method, path, body=data, headers=self.headers)
         answer = self.connection.getresponse()
         return answer.status, json.loads(answer.read())
 

@@ -24,7 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.kube import running_cluster
 
-from bench.common import TRANSPORTER, Api, control_plane, percentile, started, wait_for_agents
+from bench.common import (
+    TRANSPORTER,
+    Api,
+    control_plane,
+    create_bundle,
+    percentile,
+    started,
+    wait_for_agents,
+)
 
 
 def configmap(name: str, n: int) -> dict[str, object]:
@@ -93,19 +101,19 @@ def main() -> int:
         work = Path(tmp)
         with running_cluster("bench", work / "cluster") as cluster:
             direct_times = direct(cluster.kubeconfig, args.events)
-            with control_plane(work / "cp") as (_, api_url, agent_url):
+            with control_plane(work / "cp") as (_, api_url, agent_url, token):
                 agent_argv = [
                     *TRANSPORTER,
                     "agent",
-                    "--agent-id",
-                    "bench",
+                    "--bundle",
+                    str(create_bundle(work / "cp", "bench", work / "bundle")),
                     "--cp-url",
                     agent_url,
                     "--kubeconfig",
                     str(cluster.kubeconfig),
                 ]
                 with started(agent_argv, re.compile(r"(registered) with")):
-                    api = Api(api_url)
+                    api = Api(api_url, token)
                     wait_for_agents(api, 1)
                     times = through_transporter(api, args.events)
                     api.close()

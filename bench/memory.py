@@ -21,7 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.kube import running_cluster
 
-from bench.common import TRANSPORTER, Api, control_plane, rss_kib, started, wait_for_agents
+from bench.common import (
+    TRANSPORTER,
+    Api,
+    control_plane,
+    create_bundle,
+    rss_kib,
+    started,
+    wait_for_agents,
+)
 
 SETTLE = 3.0
 """Seconds to let heartbeats and allocations settle before reading RSS."""
@@ -35,14 +43,14 @@ def main() -> int:
         work = Path(tmp)
         with (
             running_cluster("bench", work / "cluster") as cluster,
-            control_plane(work / "cp") as (cp, api_url, agent_url),
+            control_plane(work / "cp") as (cp, api_url, agent_url, token),
         ):
-            api = Api(api_url)
+            api = Api(api_url, token)
             agent_argv = [
                 *TRANSPORTER,
                 "agent",
-                "--agent-id",
-                "idle",
+                "--bundle",
+                str(create_bundle(work / "cp", "idle", work / "bundle")),
                 "--cp-url",
                 agent_url,
                 "--kubeconfig",
@@ -60,6 +68,8 @@ def main() -> int:
                     str(Path(__file__).with_name("agents.py")),
                     "--cp-url",
                     agent_url,
+                    "--cp-data-dir",
+                    str(work / "cp"),
                     "--agents",
                     str(args.connections),
                 ],

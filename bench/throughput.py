@@ -29,13 +29,17 @@ MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  
 
 
 @contextlib.contextmanager
-def harness(agent_url: str, agents: int, expect: int) -> Iterator[subprocess.Popen[str]]:
+def harness(
+    agent_url: str, cp_data_dir: Path, agents: int, expect: int
+) -> Iterator[subprocess.Popen[str]]:
     popen = subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).with_name("agents.py")),
             "--cp-url",
             agent_url,
+            "--cp-data-dir",
+            str(cp_data_dir),
             "--agents",
             str(agents),
             "--expect",
@@ -57,7 +61,7 @@ def harness(agent_url: str, agents: int, expect: int) -> Iterator[subprocess.Pop
             popen.stdout.close()
 
 
-def load(api_url: str, events: int, agents: int, clients: int, batch: int) -> None:
+def load(api_url: str, token: str, events: int, agents: int, clients: int, batch: int) -> None:
     """POST ``events`` events from ``clients`` threads: one per request when ``batch`` is 1,
     else ``batch`` per ``POST /events/batch``."""
 
@@ -65,7 +69,7 @@ def load(api_url: str, events: int, agents: int, clients: int, batch: int) -> No
         return {"target_agent": f"bench-{n % agents}", "payload": {"manifests": [MANIFEST]}}
 
     def post(offset: int) -> None:
-        api = Api(api_url)
+        api = Api(api_url, token)
         mine = list(range(offset, events, clients))
         for start in range(0, len(mine), batch):
             chunk = mine[start : start + batch]
@@ -87,12 +91,12 @@ def load(api_url: str, events: int, agents: int, clients: int, batch: int) -> No
 
 def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespace) -> None:
     with (
-        control_plane(work / f"cp-{kind}", *store_args) as (cp, api_url, agent_url),
-        harness(agent_url, args.agents, args.events) as agents,
+        control_plane(work / f"cp-{kind}", *store_args) as (cp, api_url, agent_url, token),
+        harness(agent_url, work / f"cp-{kind}", args.agents, args.events) as agents,
     ):
         cpu_before = cpu_seconds(cp.pid), cpu_seconds(agents.pid)
         start = time.perf_counter()
-        load(api_url, args.events, args.agents, args.clients, args.batch)
+        load(api_url, token, args.events, args.agents, args.clients, args.batch)
         posted = time.perf_counter() - start
         assert agents.stdout is not None
         done = agents.stdout.readline()

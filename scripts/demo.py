@@ -2,7 +2,11 @@
 
 A control plane on the embedded store, an agent on a local cluster (the test bed's, or yours
 with ``DEMO_KUBECONFIG=~/.kube/config make demo``), and an example event (examples/hello)
-applied with its phases shown live. Ctrl-C stops everything and removes the demo's data.
+applied with its phases shown live. The API needs tokens, as everywhere: the demo makes two with
+``transporter token create``, one that may submit for the demo's agent, one admin. The agent
+channel is mutual TLS, as everywhere: the control plane makes its CA at its first start, and the
+demo issues the agent's bundle with ``transporter bundle create``. Ctrl-C stops everything and
+removes the demo's data.
 """
 
 from __future__ import annotations
@@ -30,16 +34,50 @@ AGENTS = os.environ.get("DEMO_AGENT_LISTEN", "127.0.0.1:8443")
 AGENT_ID = "demo-agent"
 
 
-def wait_for_agent(api: str, deadline: float) -> None:
+def wait_for_agent(api: str, token: str, deadline: float) -> None:
+    request = urllib.request.Request(
+        f"http://{api}/agents/{AGENT_ID}", headers={"Authorization": f"Bearer {token}"}
+    )
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://{api}/agents/{AGENT_ID}", timeout=2) as answer:
+            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - http://
                 if json.load(answer)["status"] == "connected":
                     return
         except OSError:
             pass
         time.sleep(0.2)
     raise TimeoutError("the agent did not connect; see its log")
+
+
+def create_token(name: str, role: str, *argv: str) -> str:
+    """``transporter token create``: the token it prints on stdout."""
+    done = subprocess.run(
+        [*TRANSPORTER, "token", "create", "--name", name, "--role", role, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def wait_for_ca(folder: Path, cp: subprocess.Popen[bytes], deadline: float) -> None:
+    """Until the control plane has made its CA (the serving certificate comes after it)."""
+    while not (folder / "agent-channel.crt").exists():
+        if cp.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the control plane did not start; see its log")
+        time.sleep(0.1)
+
+
+def create_bundle(out: Path, *argv: str) -> str:
+    """``transporter bundle create`` for the demo's agent: the serial it printed."""
+    done = subprocess.run(
+        [*TRANSPORTER, "bundle", "create", "--agent-id", AGENT_ID, "--out", str(out), *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    serial = next(line for line in done.stdout.splitlines() if line.strip().startswith("serial"))
+    return serial.split()[-1]
 
 
 def main() -> int:
@@ -71,26 +109,36 @@ def main() -> int:
             stack.callback(process.send_signal, signal.SIGTERM)
             return process
 
-        cp = start(
-            "cp", "cp", "--listen", API, "--agent-listen", AGENTS, "--data-dir", str(work / "cp")
-        )
+        data_dir = ["--data-dir", str(work / "cp")]
+        # Tokens first, with the command an operator runs on the control plane's host: the
+        # token on stdout, what it is on stderr.
+        # The producer's: it may submit for the demo's agent only.
+        token = create_token("demo", "submit", "--agents", AGENT_ID, *data_dir)
+        admin = create_token("demo-admin", "admin", *data_dir)
+        cp = start("cp", "cp", "--listen", API, "--agent-listen", AGENTS, *data_dir)
         print(f"control plane  http://{API}  (log {work / 'cp.log'})")
+        print(f"tokens         demo (submit for {AGENT_ID}), demo-admin (admin)")
+        # The control plane made its CA and event-signing key at its first start: issue the
+        # agent's bundle from them, as an operator does on the control plane's host.
+        wait_for_ca(work / "cp", cp, time.monotonic() + 60)
+        serial = create_bundle(work / "bundle", *data_dir)
+        print(f"bundle         {work / 'bundle'}  ({AGENT_ID}, certificate serial {serial})")
         agent = start(
             "agent",
             "agent",
-            "--agent-id",
-            AGENT_ID,
+            "--bundle",
+            str(work / "bundle"),
             "--cluster-name",
             "demo",
             "--cp-url",
-            f"ws://{AGENTS}/ws",
+            f"wss://{AGENTS}/ws",
             "--kubeconfig",
             str(kubeconfig),
             "--label",
             "env=demo",
         )
         print(f"agent          {AGENT_ID}  (log {work / 'agent.log'})", flush=True)
-        wait_for_agent(API, time.monotonic() + 60)
+        wait_for_agent(API, token, time.monotonic() + 60)
         print(
             "\nevent          apply examples/hello through the agent, phases as they happen:\n",
             flush=True,
@@ -109,17 +157,21 @@ def main() -> int:
                 "--wait",
             ],
             check=False,
+            env={**os.environ, "TRANSPORTER_TOKEN": token},
         )
         produce = " ".join(["transporter", "produce"])
         print(
             f"""
 Everything keeps running until Ctrl-C. Try, in another terminal (. .venv/bin/activate):
+  export TRANSPORTER_TOKEN={token}
+  ADMIN_TOKEN={admin}
   {produce} get agents --cp-url http://{API}
   {produce} get events --cp-url http://{API}
   {produce} k8s --agent {AGENT_ID} --manifest examples/hello --wait --cp-url http://{API}
   {produce} k8s --agent {AGENT_ID} --manifest examples/hello --delete --wait --cp-url http://{API}
   kubectl --kubeconfig {kubeconfig} get all,configmaps -n transporter-hello
-  curl -s http://{API}/audit""",
+  curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://{API}/audit
+  transporter token list --data-dir {work / "cp"}""",
             flush=True,
         )
         while not stop.wait(0.5):

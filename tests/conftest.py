@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.badinput.conftest import LogWatch
 from tests.bed.kube import Cluster, running_cluster, testbed_bin
 from tests.bed.redis import RedisServer, running_redis
 
@@ -59,3 +61,18 @@ def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
             return stack.enter_context(running_redis(folder, aof=aof))
 
         yield start
+
+
+@pytest.fixture
+def logs() -> Iterator[LogWatch]:
+    """What ``transporter`` logs (INFO and up) in this process, and a way to wait for a line."""
+    watch = LogWatch()
+    logger = logging.getLogger("transporter")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)

@@ -91,6 +91,64 @@ def started(
 @attrs.define
 class RunningCp(Started):
     api_url: str = ""
+    store_args: list[str] = attrs.field(factory=list)
+    """The flags that name its store (``--data-dir DIR``, and ``--store URL`` when given)."""
+    command: Sequence[str] = PYTHON_TRANSPORTER
+
+    def new_token(self, name: str = "tests", role: str = "admin", *agents: str) -> str:
+        """``transporter token create`` on this control plane's store: the token it printed."""
+        return create_token(
+            *self.store_args, name=name, role=role, agents=agents, command=self.command
+        )
+
+
+def create_token(
+    *where: str,
+    name: str = "tests",
+    role: str = "admin",
+    agents: Sequence[str] = (),
+    command: Sequence[str] = PYTHON_TRANSPORTER,
+) -> str:
+    """``transporter token create`` with the store flags ``where``: the token it printed."""
+    patterns = [arg for pattern in agents for arg in ("--agents", pattern)]
+    done = subprocess.run(
+        [*command, "token", "create", "--name", name, "--role", role, *patterns, *where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"token create exited with {done.returncode}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def create_bundle(
+    data_dir: Path, agent_id: str, out: Path, *, command: Sequence[str] = PYTHON_TRANSPORTER
+) -> Path:
+    """``transporter bundle create`` from the CA and signing key in ``data_dir`` (a control
+    plane's, after its first start): the folder it wrote, for ``transporter agent --bundle``."""
+    flags = ["--agent-id", agent_id, "--out", str(out), "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*command, "bundle", "create", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bundle create exited with {done.returncode}: {done.stderr}")
+    return out
+
+
+def store_args(data_dir: Path, extra: Sequence[str]) -> list[str]:
+    """The flags of ``transporter cp``'s arguments ``--data-dir DIR *extra`` that name its
+    store, for the commands that open it (``token``, ``audit verify``)."""
+    where = ["--data-dir", str(data_dir)]
+    for flag in ("--store", "--redis-addr"):
+        if flag in extra:
+            where += [flag, extra[list(extra).index(flag) + 1]]
+    return where
 
 
 @contextlib.contextmanager
@@ -110,4 +168,4 @@ def running_cp(
         *extra,
     ]
     with started(argv, _LISTENING) as (process, (url,)):
-        yield RunningCp(process.popen, process.lines, url)
+        yield RunningCp(process.popen, process.lines, url, store_args(data_dir, extra), command)

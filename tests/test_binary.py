@@ -12,6 +12,7 @@ import pytest
 
 from tests.procs import running_cp
 from transporter import __version__
+from transporter.agent.bundle import load_bundle
 
 BINARY = Path(__file__).resolve().parents[1] / "dist" / "transporter"
 
@@ -42,3 +43,22 @@ def test_the_binary_serves_healthz_and_stops_on_sigterm(binary: Path, tmp_path: 
             assert answer.status == 200
         assert cp.stop(signal.SIGTERM) == 0
     assert "Traceback" not in cp.output
+
+
+def test_the_binary_makes_its_ca_and_issues_a_bundle(binary: Path, tmp_path: Path) -> None:
+    """The secure default works from the one file: CA and keys (cryptography) at the first
+    start, and ``bundle create`` from them."""
+    data = tmp_path / "cp"
+    with running_cp(data, command=[str(binary)]) as cp:
+        assert "agent channel listening on wss://" in cp.output
+        flags = ["--agent-id", "site-1", "--data-dir", str(data), "--out", str(tmp_path / "b")]
+        done = subprocess.run(
+            [str(binary), "bundle", "create", *flags],
+            capture_output=True,
+            text=True,
+            env={},
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert load_bundle(tmp_path / "b").agent_id == "site-1"

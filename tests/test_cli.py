@@ -40,7 +40,15 @@ def test_version() -> None:
         (["cp", "--listen", "1.2.3.4:70000"], "port 70000"),
         (["cp", "--store", "mysql://x"], "scheme must be"),
         (["cp", "--store", "redis://h:1/0", "--redis-addr", "h:1"], "not both"),
-        (["agent", "--cp-url", "ws://cp:8443/ws"], "--agent-id is required"),
+        (["agent", "--cp-url", "wss://cp:8443/ws"], "--bundle is required"),
+        (["agent", "--agent-id", "a", "--cp-url", "ws://cp:8443/ws"], "--insecure-plain-ws"),
+        (
+            ["agent", "--cp-url", "ws://cp:8443/ws", "--insecure-plain-ws"],
+            "--agent-id is required without --bundle",
+        ),
+        (["cp", "--ca-cert", "ca.crt"], "--ca-cert and --ca-key together"),
+        (["bundle", "create", "--agent-id", "a"], "--out is required"),
+        (["bundle", "revoke"], "required: SERIAL|FINGERPRINT"),
         (["agent", "--agent-id", "Bad_Id", "--cp-url", "ws://cp/ws"], "agent id 'Bad_Id'"),
         (["agent", "--agent-id", "a", "--cp-url", "http://cp/ws"], "not a ws:// or wss://"),
         (
@@ -86,10 +94,12 @@ def test_environment_variables_fill_flags_and_flags_win(monkeypatch: pytest.Monk
     monkeypatch.setenv("TRANSPORTER_CP_URL", "wss://cp.example:8443/ws")
     monkeypatch.setenv("TRANSPORTER_LABEL", "env=prod,region=eu-west-1")
     monkeypatch.setenv("TRANSPORTER_DEBUG", "true")
+    monkeypatch.setenv("TRANSPORTER_BUNDLE", "/etc/transporter/bundle")
     settings = cli.parse(["agent", "--agent-id", "from-flag"])
     assert settings == AgentConfig(
         agent_id="from-flag",
         cluster_name="from-flag",
+        bundle=Path("/etc/transporter/bundle"),
         cp_url="wss://cp.example:8443/ws",
         labels={"env": "prod", "region": "eu-west-1"},
         debug=True,
@@ -122,8 +132,10 @@ def test_cp_answers_healthz_and_stops_cleanly_on_a_signal(tmp_path: Path, signum
 def test_the_agent_policy_file_comes_from_the_flag_or_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    argv = ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws"]
-    assert cli.parse(argv) == AgentConfig(agent_id="a", cluster_name="a", cp_url="ws://cp/ws")
+    argv = ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws", "--insecure-plain-ws"]
+    assert cli.parse(argv) == AgentConfig(
+        agent_id="a", cluster_name="a", cp_url="ws://cp/ws", insecure_plain_ws=True
+    )
     monkeypatch.setenv("TRANSPORTER_POLICY", str(tmp_path / "env.yaml"))
     assert cli.parse(argv).policy == tmp_path / "env.yaml"  # type: ignore[union-attr]
     flagged = cli.parse([*argv, "--policy", str(tmp_path / "flag.yaml")])
@@ -151,6 +163,7 @@ def test_an_agent_with_a_bad_policy_file_refuses_to_start(
         "a",
         "--cp-url",
         "ws://cp.invalid/ws",
+        "--insecure-plain-ws",
         # Were the policy read after the cluster, this would fail differently (exit 1).
         "--kubeconfig",
         str(tmp_path / "no-such-kubeconfig"),

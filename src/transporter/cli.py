@@ -1,4 +1,5 @@
-"""The ``transporter`` command: ``cp``, ``agent`` and ``produce``, and ``audit verify``.
+"""The ``transporter`` command: ``cp``, ``agent`` and ``produce``, ``audit verify``, ``token`` and
+``bundle``.
 
 This module parses flags into the typed settings of :mod:`transporter.config` and hands them to
 the role. It imports no heavy library at module level, so that ``--version`` and ``--help`` start
@@ -22,6 +23,7 @@ import attrs
 
 from transporter import __version__, config
 from transporter.config import ConfigError
+from transporter.protocol import tokens
 from transporter.protocol.model import EventState
 
 EXIT_USAGE = 2
@@ -123,6 +125,18 @@ def _non_empty(text: str) -> str:
     return text
 
 
+def _checked_by(check: Callable[[str], str]) -> Callable[[str], str]:
+    """A parser from one of the protocol's checks (which raise ValueError)."""
+
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    return parse
+
+
 _DEBUG = _Flag("--debug", "log at debug level", switch=True)
 
 # Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
@@ -131,7 +145,8 @@ _STORE_FLAGS = (
     _Flag("--data-dir", "folder for the embedded store", _path, metavar="DIR"),
     _Flag(
         "--store",
-        "state store URL: sqlite:///PATH or redis://HOST:PORT/DB (default: SQLite in --data-dir)",
+        "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
+        " for TLS (default: SQLite in --data-dir)",
         config.StoreSpec.parse,
         metavar="URL",
     ),
@@ -141,6 +156,31 @@ _STORE_FLAGS = (
         config.Address.parse,
         metavar="HOST:PORT",
     ),
+)
+
+# The control plane's CA and event-signing key: the same flags for `cp` and `bundle create`.
+_KEY_FLAGS = (
+    _Flag(
+        "--ca-cert",
+        "CA certificate for the agent channel (default: ca.crt in --data-dir, made at first start)",
+        _path,
+        metavar="FILE",
+    ),
+    _Flag("--ca-key", "the CA's private key (with --ca-cert)", _path, metavar="FILE"),
+    _Flag(
+        "--signing-key",
+        "Ed25519 key events are signed with (default: event-signing.key in --data-dir, made at"
+        " first start)",
+        _path,
+        metavar="FILE",
+    ),
+)
+
+_INSECURE_PLAIN_WS = _Flag(
+    "--insecure-plain-ws",
+    "agent channel over plain ws://, without TLS or client certificates (a closed test network"
+    " only)",
+    switch=True,
 )
 
 CP_FLAGS = (
@@ -155,13 +195,58 @@ CP_FLAGS = (
         metavar="HOST:PORT",
     ),
     *_STORE_FLAGS,
+    _Flag(
+        "--insecure-no-auth",
+        "serve the HTTP API without tokens: whoever reaches it may submit to every agent and"
+        " read everything (a closed test network only)",
+        switch=True,
+    ),
+    *_KEY_FLAGS,
+    _Flag(
+        "--tls-san",
+        "name agents dial the agent channel by (DNS name or IP), for its certificate beside"
+        " localhost, 127.0.0.1 and the host name; repeatable",
+        _non_empty,
+        repeat=True,
+        metavar="NAME",
+    ),
+    _INSECURE_PLAIN_WS,
     _DEBUG,
 )
 
 AUDIT_VERIFY_FLAGS = _STORE_FLAGS
 
+BUNDLE_CREATE_FLAGS = (
+    _Flag("--agent-id", "the agent's id", config.parse_agent_id, required=True, metavar="ID"),
+    _Flag("--out", "new folder to write the bundle into", _path, required=True, metavar="DIR"),
+    _Flag(
+        "--days",
+        "days the agent's certificate is valid",
+        config.parse_positive_float,
+        "365",
+        metavar="N",
+    ),
+    _Flag("--data-dir", "the control plane's data folder (its CA and keys)", _path, metavar="DIR"),
+    *_KEY_FLAGS,
+)
+BUNDLE_REVOKE_FLAGS = (
+    _Flag("--reason", "why, for the audit log", str, metavar="TEXT"),
+    *_STORE_FLAGS,
+)
+
 AGENT_FLAGS = (
-    _Flag("--agent-id", "this agent's id", config.parse_agent_id, required=True, metavar="ID"),
+    _Flag(
+        "--bundle",
+        "folder from 'transporter bundle create': certificate, key, CA, event-signing key",
+        _path,
+        metavar="DIR",
+    ),
+    _Flag(
+        "--agent-id",
+        "this agent's id (default: the one in the bundle's certificate)",
+        config.parse_agent_id,
+        metavar="ID",
+    ),
     _Flag(
         "--cluster-name",
         "human name of this cluster (default: the agent id)",
@@ -170,11 +255,12 @@ AGENT_FLAGS = (
     ),
     _Flag(
         "--cp-url",
-        "control plane agent channel, ws[s]://HOST:PORT/ws",
+        "control plane agent channel, wss://HOST:PORT/ws",
         config.parse_ws_url,
         required=True,
         metavar="URL",
     ),
+    _INSECURE_PLAIN_WS,
     _Flag(
         "--kubeconfig",
         "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
@@ -201,6 +287,13 @@ _HTTP_CP_URL = _Flag(
     metavar="URL",
 )
 _OUTPUT = _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o")
+_TOKEN = _Flag(
+    "--token",
+    "API token (tpt_…), sent as 'Authorization: Bearer'; the variable keeps it out of the"
+    " process list",
+    _non_empty,
+    metavar="TOKEN",
+)
 
 PRODUCE_K8S_FLAGS = (
     _Flag("--agent", "target agent id", config.parse_agent_id, required=True, metavar="ID"),
@@ -232,6 +325,7 @@ PRODUCE_K8S_FLAGS = (
         config.parse_positive_int,
         metavar="SECONDS",
     ),
+    _TOKEN,
 )
 
 PRODUCE_GET_FLAGS = (
@@ -253,7 +347,36 @@ PRODUCE_GET_FLAGS = (
         metavar="SECONDS",
     ),
     _OUTPUT,
+    _TOKEN,
 )
+
+
+TOKEN_CREATE_FLAGS = (
+    _Flag(
+        "--name",
+        "who the token stands for: its events are created_by token:NAME",
+        _checked_by(tokens.check_name),
+        required=True,
+        metavar="NAME",
+    ),
+    _Flag(
+        "--role",
+        "read: GET endpoints; submit: read and submit events; admin: everything, any agent",
+        str,
+        required=True,
+        choices=tuple(role.value for role in tokens.Role),
+    ),
+    _Flag(
+        "--agents",
+        "glob pattern of the agents a read or submit token may target ('*': all), repeatable",
+        _checked_by(tokens.check_pattern),
+        repeat=True,
+        metavar="GLOB",
+    ),
+    *_STORE_FLAGS,
+)
+TOKEN_LIST_FLAGS = (*_STORE_FLAGS, _OUTPUT)
+TOKEN_REVOKE_FLAGS = _STORE_FLAGS
 
 
 def _flags_of(flags: Sequence[_Flag], parser: argparse.ArgumentParser) -> None:
@@ -303,7 +426,67 @@ def build_parser() -> tuple[_Parser, dict[str, tuple[_Parser, Sequence[_Flag]]]]
     )
     _flags_of(AUDIT_VERIFY_FLAGS, verify)
     table["audit verify"] = (verify, AUDIT_VERIFY_FLAGS)
+    _token_parsers(commands, table)
+    _bundle_parsers(commands, table)
     return root, table
+
+
+def _bundle_parsers(
+    commands: argparse._SubParsersAction[_Parser], table: dict[str, tuple[_Parser, Sequence[_Flag]]]
+) -> None:
+    """``transporter bundle create|revoke``, on the control plane's host."""
+    bundle = commands.add_parser("bundle", help="issue and revoke agents' credentials")
+    actions = bundle.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    create = actions.add_parser(
+        "create",
+        help="write an agent's bundle (certificate, key, CA, event-signing key) into a folder",
+        description="Issue a client certificate for one agent id from the control plane's CA"
+        " and write the agent's bundle into a new folder, to carry to the agent's host"
+        " (transporter agent --bundle DIR).",
+    )
+    _flags_of(BUNDLE_CREATE_FLAGS, create)
+    table["bundle create"] = (create, BUNDLE_CREATE_FLAGS)
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke an agent's certificate: refused, and its connection closed, within seconds",
+        description="Revoke an agent's certificate in the control plane's store (the same"
+        " --data-dir, --store and variables as cp). Every control plane on the store refuses it"
+        " at the next handshake and closes its open connection within seconds.",
+    )
+    revoke.add_argument(
+        "certificate", metavar="SERIAL|FINGERPRINT", help="as 'bundle create' printed it"
+    )
+    _flags_of(BUNDLE_REVOKE_FLAGS, revoke)
+    table["bundle revoke"] = (revoke, BUNDLE_REVOKE_FLAGS)
+
+
+def _token_parsers(
+    commands: argparse._SubParsersAction[_Parser], table: dict[str, tuple[_Parser, Sequence[_Flag]]]
+) -> None:
+    """``transporter token create|list|revoke``, on the control plane's host: they open its
+    store directly (the same --data-dir, --store and variables as ``cp``)."""
+    token = commands.add_parser("token", help="create, list and revoke API tokens")
+    actions = token.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    create = actions.add_parser(
+        "create",
+        help="create an API token; prints it once, on stdout",
+        description="Create an API token in the control plane's store. The token is printed"
+        " once, on stdout (what it is and how to use it on stderr); the store keeps only its"
+        " SHA-256.",
+    )
+    _flags_of(TOKEN_CREATE_FLAGS, create)
+    table["token create"] = (create, TOKEN_CREATE_FLAGS)
+    listing = actions.add_parser("list", help="list the API tokens, revoked ones included")
+    _flags_of(TOKEN_LIST_FLAGS, listing)
+    table["token list"] = (listing, TOKEN_LIST_FLAGS)
+    revoke = actions.add_parser(
+        "revoke", help="revoke an API token: refused at once by every control plane on the store"
+    )
+    revoke.add_argument("id", help="the token's id (`token list`; tpt_<id>_…)")
+    _flags_of(TOKEN_REVOKE_FLAGS, revoke)
+    table["token revoke"] = (revoke, TOKEN_REVOKE_FLAGS)
 
 
 def _resolve(
@@ -318,6 +501,11 @@ Settings = (
     | config.ProduceConfig
     | config.QueryConfig
     | config.AuditVerifyConfig
+    | config.TokenCreateConfig
+    | config.TokenListConfig
+    | config.TokenRevokeConfig
+    | config.BundleCreateConfig
+    | config.BundleRevokeConfig
 )
 
 
@@ -339,11 +527,21 @@ def parse(argv: Sequence[str]) -> Settings:
         parser, flags = table["cp"]
         values = _resolve(namespace, parser, flags)
         data_dir = values["data_dir"] or config.default_data_dir()
+        if (values["ca_cert"] is None) != (values["ca_key"] is None):
+            parser.error("give --ca-cert and --ca-key together, or neither")
         return config.CpConfig(
             listen=values["listen"],
             agent_listen=values["agent_listen"],
             data_dir=data_dir,
             store=_store_of(values, parser),
+            insecure_no_auth=values["insecure_no_auth"],
+            security=config.ChannelSecurity(
+                ca_cert=values["ca_cert"],
+                ca_key=values["ca_key"],
+                signing_key=values["signing_key"],
+                tls_san=tuple(values["tls_san"]),
+                insecure_plain_ws=values["insecure_plain_ws"],
+            ),
             debug=values["debug"],
         )
     if namespace.command == "audit":
@@ -353,12 +551,31 @@ def parse(argv: Sequence[str]) -> Settings:
         if store is None:
             store = config.StoreSpec.sqlite_in(values["data_dir"] or config.default_data_dir())
         return config.AuditVerifyConfig(store=store)
+    if namespace.command == "token":
+        return _parse_token(namespace, table)
+    if namespace.command == "bundle":
+        return _parse_bundle(namespace, table)
     if namespace.command == "agent":
         parser, flags = table["agent"]
         values = _resolve(namespace, parser, flags)
+        plain = values["cp_url"].startswith("ws://")
+        if plain and not values["insecure_plain_ws"]:
+            parser.error(
+                "--cp-url: ws:// is plain, unauthenticated WebSocket; use wss://, or give"
+                " --insecure-plain-ws to allow it"
+            )
+        if values["bundle"] is None and not (plain and values["insecure_plain_ws"]):
+            parser.error(
+                f"--bundle is required (or set {_flag_env('--bundle')}): the folder"
+                " 'transporter bundle create' wrote for this agent"
+            )
+        if values["bundle"] is None and values["agent_id"] is None:
+            parser.error("--agent-id is required without --bundle")
         return config.AgentConfig(
-            agent_id=values["agent_id"],
-            cluster_name=values["cluster_name"] or values["agent_id"],
+            agent_id=values["agent_id"] or "",
+            cluster_name=values["cluster_name"] or values["agent_id"] or "",
+            bundle=values["bundle"],
+            insecure_plain_ws=values["insecure_plain_ws"],
             cp_url=values["cp_url"],
             kubeconfig=values["kubeconfig"],
             labels=dict(values["label"]),
@@ -384,6 +601,7 @@ def parse(argv: Sequence[str]) -> Settings:
             watch=values["watch"],
             timeout=values["timeout"],
             output=values["output"],
+            token=values["token"],
         )
     parser, flags = table["produce k8s"]
     values = _resolve(namespace, parser, flags)
@@ -397,6 +615,59 @@ def parse(argv: Sequence[str]) -> Settings:
         output=values["output"],
         delete=values["delete"],
         ttl=values["ttl"],
+        token=values["token"],
+    )
+
+
+def _flag_env(name: str) -> str:
+    return _Flag(name, "").env
+
+
+def _parse_bundle(
+    namespace: argparse.Namespace, table: dict[str, tuple[_Parser, Sequence[_Flag]]]
+) -> config.BundleCreateConfig | config.BundleRevokeConfig:
+    parser, flags = table[f"bundle {namespace.action}"]
+    values = _resolve(namespace, parser, flags)
+    if namespace.action == "revoke":
+        store = _store_of(values, parser)
+        if store is None:
+            store = config.StoreSpec.sqlite_in(values["data_dir"] or config.default_data_dir())
+        return config.BundleRevokeConfig(
+            store=store, certificate=namespace.certificate, reason=values["reason"] or ""
+        )
+    if (values["ca_cert"] is None) != (values["ca_key"] is None):
+        parser.error("give --ca-cert and --ca-key together, or neither")
+    return config.BundleCreateConfig(
+        agent_id=values["agent_id"],
+        out=values["out"],
+        data_dir=values["data_dir"] or config.default_data_dir(),
+        ca_cert=values["ca_cert"],
+        ca_key=values["ca_key"],
+        signing_key=values["signing_key"],
+        days=values["days"],
+    )
+
+
+def _parse_token(
+    namespace: argparse.Namespace, table: dict[str, tuple[_Parser, Sequence[_Flag]]]
+) -> config.TokenCreateConfig | config.TokenListConfig | config.TokenRevokeConfig:
+    parser, flags = table[f"token {namespace.action}"]
+    values = _resolve(namespace, parser, flags)
+    store = _store_of(values, parser)
+    if store is None:
+        store = config.StoreSpec.sqlite_in(values["data_dir"] or config.default_data_dir())
+    if namespace.action == "list":
+        return config.TokenListConfig(store=store, output=values["output"])
+    if namespace.action == "revoke":
+        token_id = _checked(_checked_by(tokens.check_id), namespace.id, "ID", parser)
+        return config.TokenRevokeConfig(store=store, token_id=token_id)
+    role = tokens.Role(values["role"])
+    try:
+        agents = tokens.check_agents(role, tuple(values["agents"]))
+    except ValueError as exc:
+        parser.error(f"--agents: {exc}")
+    return config.TokenCreateConfig(
+        store=store, name=values["name"], role=role.value, agents=agents
     )
 
 
@@ -413,6 +684,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_main(settings)
     if isinstance(settings, config.AuditVerifyConfig):
         return audit_verify(settings)
+    if isinstance(
+        settings, config.TokenCreateConfig | config.TokenListConfig | config.TokenRevokeConfig
+    ):
+        from transporter.cp.tokens import main as token_main
+
+        return token_main(settings)
+    if isinstance(settings, config.BundleCreateConfig):
+        from transporter.cp.bundle import create_main
+
+        return create_main(settings)
+    if isinstance(settings, config.BundleRevokeConfig):
+        from transporter.cp.bundle import revoke_main
+
+        return revoke_main(settings)
     from transporter.produce.main import main as produce_main
 
     return produce_main(settings)

@@ -51,7 +51,12 @@ class StoreSpec:
     """Where the control plane keeps its state.
 
     ``sqlite``: one SQLite file (the default: ``DATA_DIR/transporter.db``), needs nothing else.
-    ``redis``: a Redis server, so that several control-plane replicas share state.
+    ``redis``: a Redis server, so that several control-plane replicas share state:
+    ``redis://[USER:PASSWORD@]HOST:PORT/DB`` (an ACL user, or ``:PASSWORD@`` for
+    ``requirepass``; %-quote what URLs reserve), or ``rediss://`` for TLS, verified against the
+    CA in ``?ssl_ca_certs=FILE`` (else the system's) including the host name, with a client
+    certificate from ``&ssl_certfile=FILE&ssl_keyfile=FILE``. Give a URL with a password
+    through ``TRANSPORTER_STORE`` rather than ``--store``, which other users see in ``ps``.
     """
 
     kind: Literal["sqlite", "redis"]
@@ -172,6 +177,30 @@ def default_data_dir() -> Path:
 
 
 @attrs.frozen(kw_only=True)
+class ChannelSecurity:
+    """How the agent channel knows who is who, and how agents know events are the control
+    plane's. Secure by default: TLS, agents' client certificates from the control plane's CA,
+    every event signed."""
+
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    """The CA that issues agents' certificates and the channel's own, as files (both or
+    neither). ``None``: ``ca.crt`` and ``ca.key`` in the data folder, made on the first start."""
+
+    signing_key: Path | None = None
+    """The Ed25519 key every event is signed with (PEM). ``None``: ``event-signing.key`` in the
+    data folder, made on the first start. Replicas on one store must share it (and the CA)."""
+
+    tls_san: tuple[str, ...] = ()
+    """Names (DNS names or IP addresses) agents dial the control plane by, for its serving
+    certificate; localhost, 127.0.0.1, ::1 and the host's name are always in it."""
+
+    insecure_plain_ws: bool = False
+    """Serve plain ``ws://`` without TLS: agents are not authenticated and may register as any
+    id. For a closed test network only; the control plane warns loudly at start."""
+
+
+@attrs.frozen(kw_only=True)
 class CpConfig:
     """Settings of ``transporter cp``."""
 
@@ -182,10 +211,18 @@ class CpConfig:
     """Agent channel (WebSocket). The one port that agents dial out to."""
 
     data_dir: Path = attrs.field(factory=default_data_dir)
-    """Where the embedded store, and later the CA, live."""
+    """Where the embedded store, the CA and the event-signing key live."""
+
+    security: ChannelSecurity = ChannelSecurity()
+    """TLS and client certificates on the agent channel; the event-signing key."""
 
     store: StoreSpec | None = None
     """``None`` means the embedded SQLite file in ``data_dir``."""
+
+    insecure_no_auth: bool = False
+    """Serve the HTTP API without tokens: whoever reaches it may submit to every agent and read
+    everything. Off by default; for a closed test network only. The control plane warns at
+    start, and events then carry the ``created_by`` their producers claim."""
 
     debug: bool = False
 
@@ -198,11 +235,20 @@ class CpConfig:
 class AgentConfig:
     """Settings of ``transporter agent``."""
 
-    agent_id: str
-    """This agent's identity at the control plane; events are addressed to it."""
-
     cp_url: str
-    """The control plane's agent channel, ``ws[s]://HOST:PORT/ws``. The agent dials out to it."""
+    """The control plane's agent channel, ``wss://HOST:PORT/ws``. The agent dials out to it."""
+
+    agent_id: str = ""
+    """This agent's identity at the control plane; events are addressed to it. ``""``: the id
+    in the bundle's certificate (the only one the control plane accepts from this agent)."""
+
+    bundle: Path | None = None
+    """The folder ``transporter bundle create`` wrote: this agent's certificate and key, the
+    control plane's CA and its event-signing public key. Required unless ``insecure_plain_ws``."""
+
+    insecure_plain_ws: bool = False
+    """Allow a plain ``ws://`` control plane (no TLS, no client certificate). Events are still
+    checked against the bundle's signing key when there is a bundle. The agent warns loudly."""
 
     cluster_name: str = ""
     """A human name for the cluster, shown in ``GET /agents``. Defaults to the agent id."""
@@ -240,6 +286,8 @@ class ProduceConfig:
     """Delete the objects the manifests name, instead of applying them."""
     ttl: int | None = None
     """Seconds the event may take before it expires; ``None``: the control plane's default."""
+    token: str | None = attrs.field(default=None, repr=False)
+    """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""
 
 
 @attrs.frozen(kw_only=True)
@@ -247,6 +295,60 @@ class AuditVerifyConfig:
     """Settings of ``transporter audit verify``: the store whose audit log to check."""
 
     store: StoreSpec
+
+
+@attrs.frozen(kw_only=True)
+class TokenCreateConfig:
+    """Settings of ``transporter token create``: a new API token in the control plane's store."""
+
+    store: StoreSpec
+    name: str
+    """The identity the token stands for: events it submits are ``created_by`` ``token:NAME``."""
+    role: Literal["read", "submit", "admin"]
+    agents: tuple[str, ...] = ()
+    """Glob patterns of the agents a read or submit token may target (an admin token: none)."""
+
+
+@attrs.frozen(kw_only=True)
+class TokenListConfig:
+    """Settings of ``transporter token list``."""
+
+    store: StoreSpec
+    output: Literal["text", "json"] = "text"
+
+
+@attrs.frozen(kw_only=True)
+class TokenRevokeConfig:
+    """Settings of ``transporter token revoke``."""
+
+    store: StoreSpec
+    token_id: str
+
+
+@attrs.frozen(kw_only=True)
+class BundleCreateConfig:
+    """Settings of ``transporter bundle create``: an agent's credentials, from the control
+    plane's CA and event-signing key (its data folder, or the files given)."""
+
+    agent_id: str
+    out: Path
+    """A new (or empty) folder to write the bundle into."""
+    data_dir: Path
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    signing_key: Path | None = None
+    days: float = 365.0
+    """How long the agent's certificate is valid."""
+
+
+@attrs.frozen(kw_only=True)
+class BundleRevokeConfig:
+    """Settings of ``transporter bundle revoke``: a revocation into the control plane's store."""
+
+    store: StoreSpec
+    certificate: str
+    """The certificate's serial number (hex) or SHA-256 fingerprint."""
+    reason: str = ""
 
 
 QUERY_KINDS = ("events", "event", "agents", "agent")
@@ -265,3 +367,5 @@ class QueryConfig:
     watch: bool = False
     timeout: float = 300.0
     output: Literal["text", "json"] = "text"
+    token: str | None = attrs.field(default=None, repr=False)
+    """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""

@@ -14,6 +14,8 @@ import attrs
 import trio
 from trio_websocket import WebSocketConnection, wrap_client_stream
 
+from tests import pki as test_pki
+from tests.pki import TestPki
 from transporter.protocol import codec
 
 CHANNEL_LIMIT = 64 * 1024
@@ -41,8 +43,10 @@ async def http(
     body: bytes | str | Any | None = None,
     *,
     content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> Answer:
-    """One request in a worker thread; ``body`` is sent as is (bytes or text) or as JSON."""
+    """One request in a worker thread; ``body`` is sent as is (bytes or text) or as JSON.
+    ``headers``: more headers (``Authorization``)."""
     if body is None or isinstance(body, bytes):
         data = body
     elif isinstance(body, str):
@@ -50,7 +54,7 @@ async def http(
     else:
         data = json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": content_type}
+        url, data=data, method=method, headers={"Content-Type": content_type, **(headers or {})}
     )
 
     def call() -> Answer:
@@ -93,14 +97,54 @@ def configmap(name: str) -> str:
 
 @attrs.define
 class RawAgent:
-    """One WebSocket connection to the agent channel, driven by hand."""
+    """One WebSocket connection to the agent channel, driven by hand.
 
-    ws: WebSocketConnection
+    On a ``wss://`` URL the connection is opened with a client certificate (from the test run's
+    CA, :mod:`tests.pki`) for the id of the first :meth:`register`, so it is opened when the
+    first message is sent: for ``identity`` when given, else the id registered, else (another
+    message first) ``raw-agent``. On ``ws://`` it is opened at once.
+    """
+
+    url: str
+    nursery: trio.Nursery
+    max_message_size: int
+    identity: str | None = None
+    pki: TestPki | None = None
+    _ws: WebSocketConnection | None = None
+    _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
+
+    @property
+    def ws(self) -> WebSocketConnection:
+        assert self._ws is not None, "nothing sent yet: the connection is not open"
+        return self._ws
+
+    async def open(self, agent_id: str | None = None) -> WebSocketConnection:
+        if self._ws is not None:
+            return self._ws
+        parts = urlsplit(self.url)
+        assert parts.hostname is not None and parts.port is not None
+        tcp = await trio.open_tcp_stream(parts.hostname, parts.port)
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
+        if parts.scheme == "wss":
+            pki = self.pki or test_pki.shared()
+            context = pki.client_context(self.identity or agent_id or "raw-agent")
+            stream = trio.SSLStream(tcp, context, server_hostname=parts.hostname)
+        self._stream = stream
+        self._ws = await wrap_client_stream(
+            self.nursery, stream, parts.hostname, parts.path, max_message_size=self.max_message_size
+        )
+        return self._ws
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with trio.move_on_after(ANSWER_TIMEOUT, shield=True):
+                await self._ws.aclose()
+        if self._stream is not None:
+            await trio.aclose_forcefully(self._stream)
 
     async def send(self, message: str | bytes | dict[str, Any]) -> None:
-        await self.ws.send_message(
-            message if isinstance(message, str | bytes) else json.dumps(message)
-        )
+        ws = self._ws or await self.open()
+        await ws.send_message(message if isinstance(message, str | bytes) else json.dumps(message))
 
     async def receive(self) -> dict[str, Any]:
         """The next message from the control plane (it must come)."""
@@ -118,6 +162,7 @@ class RawAgent:
         return message
 
     async def register(self, agent_id: str) -> dict[str, Any]:
+        await self.open(agent_id)
         await self.send({"type": "register", "agent": {"id": agent_id}, "protocol": 1})
         welcome = await self.receive()
         assert welcome["type"] == "welcome", welcome
@@ -138,26 +183,23 @@ class RawAgent:
 
 @asynccontextmanager
 async def raw_agent(
-    url: str, *, max_message_size: int = codec.MAX_MESSAGE_BYTES
+    url: str,
+    *,
+    max_message_size: int = codec.MAX_MESSAGE_BYTES,
+    identity: str | None = None,
+    pki: TestPki | None = None,
 ) -> AsyncIterator[RawAgent]:
     """A connection with the agent's own receive limit (``codec.MAX_MESSAGE_BYTES``).
 
     On a TCP stream of our own, closed at the end whatever happened: trio-websocket's client
     leaves its socket open when the server closed the WebSocket first.
     """
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await wrap_client_stream(
-                nursery, stream, parts.hostname, parts.path, max_message_size=max_message_size
-            )
-            try:
-                yield RawAgent(ws)
-            finally:
-                with trio.move_on_after(ANSWER_TIMEOUT, shield=True):
-                    await ws.aclose()
-                await stream.aclose()
-    finally:
-        await stream.aclose()
+    async with trio.open_nursery() as nursery:
+        agent = RawAgent(url, nursery, max_message_size, identity, pki)
+        if url.startswith("ws://"):
+            await agent.open()
+        try:
+            yield agent
+        finally:
+            await agent.close()
+            nursery.cancel_scope.cancel()

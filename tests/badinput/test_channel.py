@@ -89,7 +89,7 @@ async def test_a_bad_message_is_refused_and_the_connection_carries_on(
 async def test_messages_before_registration_are_refused_then_it_may_register(
     cp: ControlPlane, logs: LogWatch
 ) -> None:
-    async with raw_agent(cp.agent_url) as agent:
+    async with raw_agent(cp.agent_url, identity="late-agent") as agent:
         bad: list[tuple[str | dict[str, Any], str]] = [
             ({"type": "heartbeat", "at": 1.0}, "not_registered"),
             ({"type": "received", "event_id": "e"}, "not_registered"),

@@ -30,7 +30,7 @@ from transporter.protocol.submission import (
 
 
 async def post_event(cp: ControlPlane, body: bytes | str | object) -> Answer:
-    return await http(f"{cp.client.base_url}/events", "POST", body)
+    return await http(f"{cp.client.base_url}/events", "POST", body, headers=cp.headers)
 
 
 async def nothing_stored_and_still_serving(cp: ControlPlane) -> None:
@@ -46,7 +46,7 @@ async def head_only(cp: ControlPlane, method: str, path: str, *, content_length:
     async with stream:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {content_length}\r\n\r\n"
+            f"Content-Length: {content_length}\r\nAuthorization: Bearer {cp.token}\r\n\r\n"
         )
         await stream.send_all(head.encode())
         received = b""
@@ -207,10 +207,10 @@ async def test_the_openapi_document_is_served(cp: ControlPlane) -> None:
 async def test_a_method_not_served_is_405_json_with_allow(
     cp: ControlPlane, method: str, path: str, allowed: set[str]
 ) -> None:
-    answer = await http(f"{cp.client.base_url}{path}", method)
+    answer = await http(f"{cp.client.base_url}{path}", method, headers=cp.headers)
     assert_error(answer, 405, "method_not_allowed")
     assert {m.strip() for m in answer.headers["allow"].split(",")} - {"HEAD", "OPTIONS"} == allowed
 
 
 async def test_an_unknown_path_is_404_json(cp: ControlPlane) -> None:
-    assert_error(await http(f"{cp.client.base_url}/nowhere"), 404, "not_found")
+    assert_error(await http(f"{cp.client.base_url}/nowhere", headers=cp.headers), 404, "not_found")

@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from quart_trio import QuartTrio
 
+from tests import pki as test_pki
 from transporter.config import StoreSpec
 from transporter.cp.api import create_app
 from transporter.cp.dispatch import Hub
@@ -23,7 +24,7 @@ _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[QuartTrio]:
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
-        yield create_app(Hub(store))
+        yield create_app(Hub(store, test_pki.shared().signer))
 
 
 @pytest.fixture
@@ -79,3 +80,30 @@ async def test_every_refusal_has_the_error_body(document: dict[str, Any]) -> Non
                     schema = answer["content"]["application/json"]["schema"]
                     assert schema == error, (method, path, status)
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "message"]
+
+
+async def test_every_route_declares_what_it_needs_as_the_document_says(
+    app: QuartTrio, document: dict[str, Any]
+) -> None:
+    """The gate's declarations (cp/api.py) and the document's ``security`` and
+    ``x-transporter-role`` (cp/openapi.py) agree, operation by operation; no route is left to
+    the default."""
+    declared = app.extensions["transporter.gate"].declared()
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()} - {"static"}
+    assert set(declared) == endpoints
+    assert document["security"] == [{"bearer": []}]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            operation = document["paths"][path][method.lower()]
+            role = declared[rule.endpoint]
+            if role is None:
+                assert operation["security"] == [], path
+                assert "401" not in operation["responses"], path
+            else:
+                assert "security" not in operation, path  # the document's: a bearer token
+                assert operation["x-transporter-role"] == role.value, path
+                assert {"401", "403"} <= set(operation["responses"]), path

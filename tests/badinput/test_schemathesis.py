@@ -21,12 +21,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
     unsupported_method,
 )
 
+from tests import pki as test_pki
 from tests.badinput.clients import configmap, event_body, raw_agent
 from tests.procs import RunningCp, running_cp
 from transporter import __version__
@@ -41,15 +43,15 @@ MAX_WAIT = 0.05
 POST created, and the answer would then be held for the generated wait (up to 60 s)."""
 
 
-_AGENT_CHANNEL = re.compile(r"agent channel listening on (ws://\S+)")
+_AGENT_CHANNEL = re.compile(r"agent channel listening on (wss?://\S+)")
 
 
-async def seed(cp: RunningCp) -> None:
+async def seed(cp: RunningCp, token: str) -> None:
     """Something for the read operations to show: an agent, events (one with results), audit."""
     found = _AGENT_CHANNEL.search(cp.output)
     assert found is not None, cp.output
-    client = Client(cp.api_url)
-    async with raw_agent(found.group(1)) as agent:
+    client = Client(cp.api_url, token=token)
+    async with raw_agent(found.group(1), identity="seed") as agent:
         await agent.send(
             {
                 "type": "register",
@@ -75,9 +77,17 @@ async def seed(cp: RunningCp) -> None:
 
 @pytest.fixture(scope="module")
 def cp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCp]:
-    with running_cp(Path(tmp_path_factory.mktemp("cp"))) as cp:
-        trio.run(seed, cp)
+    with running_cp(Path(tmp_path_factory.mktemp("cp")), *test_pki.shared().cp_flags()) as cp:
         yield cp
+
+
+@pytest.fixture(scope="module")
+def token(cp_process: RunningCp) -> str:
+    """An admin token, made by ``transporter token create`` while the process runs; with it
+    the process is seeded."""
+    made = cp_process.new_token("schemathesis", "admin")
+    trio.run(seed, cp_process, made)
+    return made
 
 
 def document() -> dict[str, Any]:
@@ -92,9 +102,11 @@ CONFIG = schemathesis.Config.from_dict(
         "seed": 20240601,
         "generation": {"mode": "all", "deterministic": True, "max-examples": MAX_EXAMPLES},
         "phases": {"stateful": {"enabled": False}},
-        # Invalid data is refused with one of these (413: over a limit the schema states).
+        # Invalid data is refused with one of these (413: over a limit the schema states; 401:
+        # a request without its bearer token, which the schema says every operation but the
+        # open ones needs).
         "checks": {
-            "negative_data_rejection": {"expected-statuses": [400, 404, 405, 409, 413, 422]}
+            "negative_data_rejection": {"expected-statuses": [400, 401, 404, 405, 409, 413, 422]}
         },
     }
 )
@@ -130,7 +142,7 @@ def error_body(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_api(case: schemathesis.Case[Any], cp_process: RunningCp) -> None:
+def test_api(case: schemathesis.Case[Any], cp_process: RunningCp, token: str) -> None:
     query: dict[str, Any] | None = case.query
     wait = query.get("wait") if query else None
     if query and isinstance(wait, int | float) and not isinstance(wait, bool) and wait > MAX_WAIT:
@@ -142,12 +154,18 @@ def test_api(case: schemathesis.Case[Any], cp_process: RunningCp) -> None:
         content_type_conformance,
         response_schema_conformance,
         unsupported_method,
+        ignored_auth,  # what needs a token is refused without one, or with a wrong one
     ]
     if case.operation.path != "/events/batch":
         # A batch refuses invalid events one by one inside a 207, by design.
         checks.append(negative_data_rejection)
     try:
-        case.call_and_validate(base_url=cp_process.api_url, checks=checks, timeout=30)
+        case.call_and_validate(
+            base_url=cp_process.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            checks=checks,
+            timeout=30,
+        )
     except Exception:
         tail = "".join(cp_process.lines[-40:])
         print(f"--- the control plane's log, last lines ---\n{tail}")

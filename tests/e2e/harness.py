@@ -1,22 +1,43 @@
 """Control planes and agents run in the test's own trio loop, on free ports, with real stores
-and real API servers; each can be stopped and started again (a restart)."""
+and real API servers; each can be stopped and started again (a restart).
+
+Secure by default, as the product is: the agent channel is TLS with client certificates, and
+events are signed. Control planes use the test run's CA and signing key (:mod:`tests.pki`,
+given as files, as replicas share theirs), and each agent gets a bundle issued from them for its
+id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
+from tests import pki as test_pki
 from tests.bed.kube import Cluster
+from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.policy import DEFAULT_POLICY, Policy
 from transporter.agent.session import Backoff, Session, agent_info
-from transporter.config import Address, CpConfig, StoreSpec
+from transporter.agent.worker import Reporter
+from transporter.config import Address, ChannelSecurity, CpConfig, StoreSpec
 from transporter.cp.channel import ChannelSettings
 from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget
 from transporter.produce.client import Client
+from transporter.protocol.model import AuditEntry, Event, EventState, Phase
+from transporter.protocol.tokens import Role, TokenRecord, new_token
+from transporter.store import open_store
+
+
+class InstantRunner:
+    """A runner that reports success at once, applying nothing: for tests of the channel."""
+
+    async def __call__(self, event: Event, report: Reporter) -> None:
+        report(EventState.COMPLETED, Phase.COMPLETED, "not applied (test)", ())
+
 
 FAST_CHANNEL = ChannelSettings(heartbeat_interval=0.5, dead_heartbeats=20)
 """Heartbeats every 0.5 s; a connection silent for 10 s is dead (the control plane and the
@@ -25,15 +46,43 @@ a few seconds)."""
 FAST_BACKOFF = Backoff(first=0.05, cap=0.5)
 
 
+async def create_token(
+    spec: StoreSpec,
+    name: str,
+    role: Role = Role.ADMIN,
+    agents: tuple[str, ...] = (),
+) -> tuple[str, TokenRecord]:
+    """A token in the store, as ``transporter token create`` makes it: its text and record."""
+    now = time.time()
+    text, record = new_token(name=name, role=role, agents=agents, now=now, created_by="test")
+    async with open_store(spec) as store:
+        audit = AuditEntry(at=now, action="token.created", actor="test", detail=record.describe())
+        await store.create_token(record, audit)
+    return text, record
+
+
 @attrs.define
 class ControlPlane:
     """``transporter cp`` in-process. ``start()`` again after ``stop()`` is a restart on the
-    same store and the same ports (free ones, chosen by the first start)."""
+    same store and the same ports (free ones, chosen by the first start).
+
+    The API needs tokens (unless ``auth=False``): the first start creates an admin token,
+    ``token``, which ``client`` sends; :meth:`new_token` makes others."""
 
     nursery: trio.Nursery
     data_dir: Path
     store: StoreSpec | None = None
     channel: ChannelSettings = FAST_CHANNEL
+    auth: bool = True
+    token: str | None = None
+    """An admin token (made at the first start when ``auth``), or one given."""
+    pki: test_pki.TestPki | None = attrs.field(factory=test_pki.shared)
+    """The CA and event-signing key this control plane is given; ``None``: none, so that it
+    makes its own in ``data_dir`` at the first start (the product's default)."""
+    insecure: bool = False
+    """Plain ``ws://`` (``--insecure-plain-ws``): no TLS, any agent id."""
+    revocation_poll: float = 0.2
+    """Seconds between looks for revoked certificates (2 s in the product)."""
     bound: Bound | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -45,7 +94,15 @@ class ControlPlane:
             agent_listen=Address("127.0.0.1", self._ports[1]),
             data_dir=self.data_dir,
             store=self.store,
+            insecure_no_auth=not self.auth,
+            security=(
+                ChannelSecurity(insecure_plain_ws=self.insecure)
+                if self.pki is None
+                else self.pki.security(insecure_plain_ws=self.insecure)
+            ),
         )
+        if self.auth and self.token is None:
+            self.token, _ = await create_token(settings.effective_store, "harness")
 
         async def run(task_status: trio.TaskStatus[Bound]) -> None:
             stopped = trio.Event()
@@ -54,7 +111,11 @@ class ControlPlane:
                 with trio.CancelScope() as scope:
                     self._scope = scope
                     await serve(
-                        settings, trio.Event(), channel=self.channel, task_status=task_status
+                        settings,
+                        trio.Event(),
+                        channel=self.channel,
+                        revocation_poll=self.revocation_poll,
+                        task_status=task_status,
                     )
             finally:
                 stopped.set()
@@ -72,14 +133,52 @@ class ControlPlane:
         self.bound = None
 
     @property
+    def spec(self) -> StoreSpec:
+        return self.store or StoreSpec.sqlite_in(self.data_dir)
+
+    async def new_token(
+        self, name: str, role: Role = Role.SUBMIT, agents: tuple[str, ...] = ("*",)
+    ) -> str:
+        """Another token in this control plane's store (``agents`` ignored for admin)."""
+        text, _ = await create_token(self.spec, name, role, () if role is Role.ADMIN else agents)
+        return text
+
+    @property
     def client(self) -> Client:
+        """A client with the admin ``token`` (none without ``auth``)."""
         assert self.bound is not None
-        return Client(self.bound.api_url, timeout=30)
+        return Client(self.bound.api_url, timeout=30, token=self.token)
+
+    def client_with(self, token: str | None) -> Client:
+        assert self.bound is not None
+        return Client(self.bound.api_url, timeout=30, token=token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a raw HTTP request sends to be the admin ``token``."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def agent_url(self) -> str:
         assert self.bound is not None
         return self.bound.agent_url
+
+    @property
+    def authority(self) -> test_pki.TestPki:
+        """This control plane's CA and signing key (its own: after the first start)."""
+        return self.pki or test_pki.TestPki.create(self.data_dir)
+
+    def bundle(self, agent_id: str) -> Bundle:
+        """A new bundle for ``agent_id`` from this control plane's CA."""
+        return self.authority.bundle(agent_id)
+
+    def credentials(self, agent_id: str) -> dict[str, Any]:
+        """What a :class:`Session` needs to connect as ``agent_id`` and check its events:
+        ``Session(info, cp.agent_url, runner, **cp.credentials(agent_id))``."""
+        if self.insecure:  # no TLS; events are signed all the same
+            return {"signing_key": self.authority.signer.key.public_key()}
+        bundle = self.bundle(agent_id)
+        return {"ssl_context": bundle.ssl_context(), "signing_key": bundle.signing_key}
 
 
 @attrs.define
@@ -91,6 +190,9 @@ class Agent:
     cluster: Cluster
     labels: dict[str, str] = attrs.field(factory=dict)
     policy: Policy = DEFAULT_POLICY
+    bundle: Bundle | Path | None = None
+    """Its credentials; ``None``: a bundle for ``agent_id`` from the test run's CA (none on a
+    ``ws://`` URL, where events then run unchecked)."""
     session: Session | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -105,7 +207,15 @@ class Agent:
                     async with KubeTarget.connect(self.cluster.kubeconfig) as target:
                         info = agent_info(self.agent_id, self.cluster.name, self.labels)
                         runner = KubeRunner(target, self.policy)
-                        session = Session(info, cp_url, runner, backoff=FAST_BACKOFF)
+                        bundle = self.credentials(cp_url)
+                        session = Session(
+                            info,
+                            cp_url,
+                            runner,
+                            backoff=FAST_BACKOFF,
+                            ssl_context=None if bundle is None else bundle.ssl_context(),
+                            signing_key=None if bundle is None else bundle.signing_key,
+                        )
                         task_status.started(session)
                         await session.run()
             finally:
@@ -113,6 +223,13 @@ class Agent:
 
         self.session = await self.nursery.start(run)
         return self.session
+
+    def credentials(self, cp_url: str) -> Bundle | None:
+        if isinstance(self.bundle, Path):
+            return load_bundle(self.bundle)
+        if self.bundle is None and cp_url.startswith("wss://"):
+            self.bundle = test_pki.shared().bundle(self.agent_id)
+        return self.bundle
 
     async def connected(self) -> None:
         assert self.session is not None

@@ -82,6 +82,7 @@ async def test_ten_thousand_queued_events_are_delivered_in_order_when_the_agent_
         recorder,
         concurrency=CONCURRENCY,
         backoff=FAST_BACKOFF,
+        **cp.credentials("returning"),
     )
     with trio.fail_after(240):
         async with trio.open_nursery() as agent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,17 +15,27 @@ import trio
 from tests.bed.kube import Cluster
 from tests.e2e.harness import Agent, ControlPlane
 from tests.e2e.test_flow import configmap_yaml, unique
+from transporter.protocol.tokens import Role
 
 pytestmark = pytest.mark.kube
 
 
-async def produce(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[bytes]:
+async def produce(
+    cp: ControlPlane, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``transporter produce`` with the control plane's admin token in ``TRANSPORTER_TOKEN``
+    (or ``token``; ``""``: none)."""
     assert cp.bound is not None
+    env = {k: v for k, v in os.environ.items() if k != "TRANSPORTER_TOKEN"}
+    given = cp.token if token is None else token
+    if given:
+        env["TRANSPORTER_TOKEN"] = given
     return await trio.run_process(
         [sys.executable, "-m", "transporter", "produce", *args, "--cp-url", cp.bound.api_url],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
+        env=env,
     )
 
 
@@ -94,3 +105,39 @@ async def test_exit_codes_and_output(
     one = await produce(cp, "get", "event", first_id)
     assert one.returncode == 0
     assert "timeline" in one.stdout.decode()
+
+
+async def test_the_producer_sends_its_token_and_says_what_is_missing(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    """No cluster needed: the events wait for an agent that never connects."""
+    manifest = str(write(tmp_path, "cm.yaml", configmap_yaml(unique("cm"), None, a="1")))
+    submit = ("k8s", "--agent", "team-a-1", "--manifest", manifest)
+
+    none = await produce(cp, *submit, token="")
+    assert none.returncode == 2
+    assert b"refused: 401 unauthorized: this endpoint needs a token" in none.stderr
+    assert b"(the token comes from --token or TRANSPORTER_TOKEN)" in none.stderr
+
+    reader = await cp.new_token("viewer", Role.READ, ("team-a-*",))
+    read_only = await produce(cp, *submit, token=reader)
+    assert read_only.returncode == 2
+    assert b"403 forbidden: this endpoint needs a token with role submit or admin" in (
+        read_only.stderr
+    )
+    submitter = await cp.new_token("ci", Role.SUBMIT, ("team-a-*",))
+    elsewhere = await produce(
+        cp, "k8s", "--agent", "prod-1", "--manifest", manifest, token=submitter
+    )
+    assert elsewhere.returncode == 2
+    assert b"not agent 'prod-1'" in elsewhere.stderr
+
+    # The flag works as the variable does, and wins over it.
+    flagged = await produce(cp, *submit, "--token", submitter, "-o", "json", token="")
+    assert flagged.returncode == 0, flagged.stderr
+    event_id = json.loads(flagged.stdout)["event_id"]
+    shown = await produce(cp, "get", "event", event_id, "-o", "json", token=reader)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["event"]["created_by"] == "token:ci"
+    listed = await produce(cp, "get", "events", "-o", "json", "--token", reader, token="junk")
+    assert [e["event"]["id"] for e in json.loads(listed.stdout)] == [event_id]

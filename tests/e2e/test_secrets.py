@@ -110,7 +110,8 @@ async def produce(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[b
         capture_stdout=True,
         capture_stderr=True,
         check=False,
-        env={**os.environ, "COLUMNS": "400"},  # tables wide enough not to fold messages
+        # tables wide enough not to fold messages
+        env={**os.environ, "COLUMNS": "400", "TRANSPORTER_TOKEN": cp.token or ""},
     )
 
 
@@ -119,8 +120,10 @@ async def get(cp: ControlPlane, path: str) -> str:
     assert cp.bound is not None
     url = cp.bound.api_url + path
 
+    request = urllib.request.Request(url, headers=cp.headers)
+
     def call() -> str:
-        with urllib.request.urlopen(url, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30) as answer:
             return str(answer.read().decode())
 
     return await trio.to_thread.run_sync(call)

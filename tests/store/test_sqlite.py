@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -22,8 +23,9 @@ from transporter.protocol.model import (
     ResourceStatus,
 )
 from transporter.protocol.status import accepted, advance
+from transporter.protocol.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
-from transporter.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from transporter.store.sqlite import _AFTER_MIGRATION, _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 
 def spec(path: Path) -> StoreSpec:
@@ -56,7 +58,7 @@ async def test_the_file_and_its_folders_are_made_with_wal_and_a_schema_version(
     assert path.is_file()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT id, target_agent, state FROM events").fetchall() == [
             ("ev-1", "agent-a", "queued"),
             ("ev-2", "agent-a", "queued"),
@@ -180,6 +182,28 @@ async def test_a_version_2_file_gets_its_audit_entries_chained(tmp_path: Path) -
         result = await verify_audit(store)
         assert result.intact
         assert result.count == 4
+
+
+async def test_a_version_3_file_gets_a_table_of_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    conn = sqlite3.connect(path)  # the file as version 3 left it, with an audit entry
+    for version in (1, 2, 3):
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+    _AFTER_MIGRATION[3](conn)
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    _, token = new_token(name="ci", role=Role.ADMIN, agents=(), now=r.T0)
+    async with open_store(spec(path)) as store:
+        await store.audit(AuditEntry(at=r.T0, action="agent.connected"))
+        assert await store.list_tokens() == []
+        await store.create_token(token, AuditEntry(at=r.T0, action="token.created"))
+        assert await store.list_tokens() == [token]
+        result = await verify_audit(store)
+        assert result.intact and result.count == 2
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_a_missing_chain_head_stops_appends_with_a_clear_error(tmp_path: Path) -> None:

@@ -184,3 +184,31 @@ async def test_a_large_events_order_is_read_off_the_event_loop_and_still_kept() 
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert runner.started == ["large", "after"]
+
+
+async def test_a_refused_event_is_acknowledged_reported_failed_and_never_run() -> None:
+    runner, sink = GatedRunner(), Sink()
+    worker = Worker(runner, sink, concurrency=4)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        worker.refuse(event("forged", configmap("x")), "signature does not match: refused")
+        assert sink.acks == ["forged"]
+        (final,) = sink.reports
+        assert (final.state, final.phase, final.message, final.resources) == (
+            EventState.FAILED,
+            Phase.FAILED,
+            "signature does not match: refused",
+            (),
+        )
+        # Delivered again (the report was lost): the same answer, still never run.
+        await worker.offer(event("forged", configmap("x")))
+        assert sink.reports[-1] == final
+        # A refused copy of an event that is running leaves that event alone.
+        await worker.offer(event("real", configmap("y")))
+        await trio.testing.wait_all_tasks_blocked()
+        worker.refuse(event("real", configmap("evil")), "signature does not match: refused")
+        runner.gate("real").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["real"]
+        assert sink.reports[-1].state is EventState.COMPLETED
+        nursery.cancel_scope.cancel()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from functools import partial
 
+import attrs
 import trio
 
 from transporter import runtime
+from transporter.agent.bundle import Bundle, BundleError, load_bundle
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 from transporter.agent.session import Session, agent_info
@@ -21,28 +24,84 @@ EXIT_USAGE = 2
 """As for the command line's usage errors: a policy file we cannot use."""
 
 
-async def serve(settings: AgentConfig, policy: Policy, shutdown: trio.Event) -> None:
+async def serve(
+    settings: AgentConfig, policy: Policy, bundle: Bundle | None, shutdown: trio.Event
+) -> None:
     async with KubeTarget.connect(settings.kubeconfig) as target:
         log.info("cluster %s: Kubernetes %s", settings.cluster_name, target.server_version)
         log.info("policy: %s", policy.summary())
+        _log_security(settings, bundle)
         info = agent_info(settings.agent_id, settings.cluster_name, settings.labels)
         runner = KubeRunner(target, policy)
-        session = Session(info, settings.cp_url, runner, concurrency=settings.concurrency)
+        session = Session(
+            info,
+            settings.cp_url,
+            runner,
+            concurrency=settings.concurrency,
+            ssl_context=None if bundle is None else bundle.ssl_context(),
+            signing_key=None if bundle is None else bundle.signing_key,
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.run)
             await shutdown.wait()
             nursery.cancel_scope.cancel()
 
 
+def _log_security(settings: AgentConfig, bundle: Bundle | None) -> None:
+    if bundle is not None:
+        until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(bundle.not_after))
+        log.info(
+            "bundle %s: agent %s, certificate serial %s, valid until %s UTC",
+            bundle.folder,
+            bundle.agent_id,
+            bundle.serial,
+            until,
+        )
+        if bundle.not_after < time.time():
+            log.error(
+                "the bundle's certificate expired at %s UTC: the control plane will refuse it;"
+                " ask for a new bundle (transporter bundle create on the control plane's host)",
+                until,
+            )
+    if settings.cp_url.startswith("ws://"):
+        log.warning(
+            "AGENT CHANNEL SECURITY IS OFF (--insecure-plain-ws): plain ws:// without TLS; this"
+            " agent does not know it talks to the real control plane, and whoever is on the"
+            " network between may read and change what goes over it.%s",
+            " Events are still checked against the bundle's signing key."
+            if bundle is not None
+            else " Without a bundle, EVENTS ARE RUN UNCHECKED (no signing key).",
+        )
+
+
+def with_bundle(settings: AgentConfig, bundle: Bundle | None) -> AgentConfig:
+    """``settings`` with the bundle's agent id when none was given; :class:`BundleError` when
+    the one given is another (the control plane would refuse it)."""
+    if bundle is None:
+        return settings
+    if settings.agent_id and settings.agent_id != bundle.agent_id:
+        raise BundleError(
+            f"--agent-id {settings.agent_id} is not the agent of bundle {bundle.folder}"
+            f" ({bundle.agent_id}): the control plane accepts only {bundle.agent_id} with it"
+        )
+    return attrs.evolve(
+        settings,
+        agent_id=bundle.agent_id,
+        cluster_name=settings.cluster_name or bundle.agent_id,
+    )
+
+
 def main(settings: AgentConfig) -> int:
     runtime.configure_logging(debug=settings.debug)
-    try:  # before connecting to anything: a bad policy file is a usage error
+    try:  # before connecting to anything: a bad policy file or bundle is a usage error
         policy = DEFAULT_POLICY if settings.policy is None else load_policy(settings.policy)
-    except PolicyError as exc:
+        bundle = None if settings.bundle is None else load_bundle(settings.bundle)
+        settings = with_bundle(settings, bundle)
+    except (PolicyError, BundleError) as exc:
         print(f"transporter agent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return runtime.run(partial(serve, settings, policy))
+        return runtime.run(partial(serve, settings, policy, bundle))
     except BaseException as exc:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]

@@ -6,27 +6,35 @@ A connection can die without ending (a half-open TCP connection: the far side or
 went away without a FIN): each heartbeat goes with a WebSocket ping, and a connection with no
 pong within the ``dead_after`` the control plane named in its welcome is dropped and dialled
 again.
+
+With a bundle (secure by default) the connection is TLS with the agent's client certificate,
+trusting the control plane's CA only, and every delivered event is checked against the control
+plane's signing key before anything else: one that does not match (changed in the store after
+it was accepted, or never signed) is refused and reported ``failed``, never run.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 
 import attrs
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from trio_websocket import (
     ConnectionClosed,
+    ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
-    connect_websocket_url,
 )
 
 from transporter import __version__
+from transporter.agent.dial import DialError, connect
 from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
-from transporter.protocol import codec
+from transporter.protocol import codec, signing
 from transporter.protocol.messages import (
     Deliver,
     Error,
@@ -38,7 +46,7 @@ from transporter.protocol.messages import (
     StatusAck,
     Welcome,
 )
-from transporter.protocol.model import AgentInfo
+from transporter.protocol.model import AgentInfo, Event
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,10 @@ class Silent(Exception):
     """The control plane did not answer a ping in time: the connection is taken for dead."""
 
 
+INLINE_VERIFY_BYTES = 256 * 1024
+"""Events with fewer bytes of manifests are checked on the event loop; larger ones (hashing
+some MB) in a worker thread, so that heartbeats and reports keep going."""
+
 DEFAULT_DEAD_HEARTBEATS = 4
 """Heartbeat intervals without a pong before the connection is dropped, when the control plane
 did not say (``dead_after`` 0 in its welcome)."""
@@ -81,9 +93,17 @@ class Session:
         backoff: Backoff = Backoff(),
         connect_timeout: float = 10.0,
         rng: random.Random | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        signing_key: Ed25519PublicKey | None = None,
     ) -> None:
+        """``ssl_context``: for a ``wss://`` URL, the bundle's (its certificate, the control
+        plane's CA). ``signing_key``: the control plane's, from the bundle; ``None`` runs
+        events unchecked (``--insecure-plain-ws`` without a bundle only)."""
         self.info = info
         self.cp_url = cp_url
+        self.ssl_context = ssl_context if cp_url.startswith("wss://") else None
+        self.signing_key = signing_key
+        self._verifying = trio.CapacityLimiter(1)
         self.worker = Worker(runner, self, concurrency=concurrency)
         self.reports = reports or Reports()
         self.backoff = backoff
@@ -93,6 +113,7 @@ class Session:
         self._received: list[str] = []
         self._up_since: float | None = None
         self._outage_since: float | None = None
+        self._outage_reason = ""
         self.connected = trio.Event()
         """Set while a registered connection is up (for tests and the demo)."""
         self.connections = 0
@@ -130,6 +151,7 @@ class Session:
                 codec.ProtocolError,
                 Rejected,
                 Silent,
+                DialError,
             ) as group:
                 reason = _describe(group.exceptions[0])
             except* Exception as group:
@@ -140,30 +162,30 @@ class Session:
                 attempt = 0  # a connection that was up resets the backoff
                 self._up_since = None
             if self._outage_since is None:
-                # Logged once per outage, not once per attempt.
+                # Logged once per outage, not once per attempt (and again when why changes:
+                # a connection closed, then refused from then on, says so).
                 self._outage_since = time.monotonic()
                 log.warning("control plane %s: %s; reconnecting with backoff", self.cp_url, reason)
+            elif reason != self._outage_reason:
+                log.warning("control plane %s still unreachable: %s", self.cp_url, reason)
             else:
                 log.debug("control plane still unreachable: %s", reason)
+            self._outage_reason = reason
             delay = self.backoff.delay(attempt, self.rng)
             attempt += 1
             await trio.sleep(delay)
 
     async def _connect_once(self) -> None:
-        async with trio.open_nursery() as nursery:
+        async with connect(
+            self.cp_url,
+            ssl_context=self.ssl_context,
+            max_message_size=codec.MAX_MESSAGE_BYTES,
+            connect_timeout=self.connect_timeout,
+        ) as ws:
             with trio.fail_after(self.connect_timeout):
-                ws = await connect_websocket_url(
-                    nursery, self.cp_url, max_message_size=codec.MAX_MESSAGE_BYTES
-                )
-            try:
-                with trio.fail_after(self.connect_timeout):
-                    await ws.send_message(codec.encode(Register(agent=self.info)))
-                    welcome = await self._expect_welcome(ws)
-                await self._registered(ws, welcome)
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
+                await ws.send_message(codec.encode(Register(agent=self.info)))
+                welcome = await self._expect_welcome(ws)
+            await self._registered(ws, welcome)
 
     async def _registered(self, ws: WebSocketConnection, welcome: Welcome) -> None:
         self.connections += 1
@@ -232,7 +254,11 @@ class Session:
                 log.warning("control plane sent an invalid message: %s", exc.message)
                 continue
             if isinstance(message, Deliver):
-                await self.worker.offer(message.event)
+                problem = await self._check(message.event)
+                if problem is None:
+                    await self.worker.offer(message.event)
+                else:
+                    self.worker.refuse(message.event, problem)
             elif isinstance(message, StatusAck):
                 self.reports.ack(message.event_id, message.seq)
             elif isinstance(message, Error):
@@ -242,11 +268,33 @@ class Session:
             else:
                 log.warning("control plane sent an unexpected %r message", message.TAG)
 
+    async def _check(self, event: Event) -> str | None:
+        """Why ``event`` must not run (its report's message), or ``None``: it is this agent's,
+        signed by the control plane as it is now."""
+        if self.signing_key is None:
+            return None
+        key = self.signing_key
+        try:
+            if sum(len(text) for text in event.payload.manifests) < INLINE_VERIFY_BYTES:
+                signing.verify(event, key)
+            else:
+                await trio.to_thread.run_sync(signing.verify, event, key, limiter=self._verifying)
+        except signing.BadSignature as exc:
+            log.warning("event %s refused: %s", event.id, exc)
+            return signing.REFUSED
+        if event.target_agent != self.info.id:
+            log.warning("event %s refused: it is for agent %s", event.id, event.target_agent)
+            return f"event for agent {event.target_agent!r}, not this one: refused"
+        return None
+
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, in a line: the innermost error, not the nurseries around it."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
+    if isinstance(exc, ConnectionRejected):
+        body = (exc.body or b"").decode(errors="replace").strip()
+        return f"refused with HTTP {exc.status_code}" + (f": {body}" if body else "")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -167,6 +167,28 @@ class Worker:
             self._queues.setdefault(key, deque()).append(event.id)
         self._nursery.start_soon(self._execute, event, keys)
 
+    def refuse(self, event: Event, message: str) -> None:
+        """Take a delivered event that must not run (its signature does not match): it is
+        acknowledged and reported ``failed`` with ``message`` at once, and nothing of it is
+        looked at. An id that is running or finished here keeps what it has: the refused copy
+        is not the event that ran under that id."""
+        self.sink.received(event.id)
+        final = self.finished.get(event.id)
+        if final is not None:
+            self.sink.report(final)
+            return
+        if event.id in self.running:
+            return
+        reporter = Reporter(event.id, self.sink)
+        reporter(EventState.FAILED, Phase.FAILED, message, ())
+        if reporter.last is not None:
+            self._remember(event.id, reporter.last)
+
+    def _remember(self, event_id: str, final: Status) -> None:
+        self.finished[event_id] = final
+        while len(self.finished) > REMEMBER:
+            self.finished.popitem(last=False)
+
     async def _execute(self, event: Event, keys: set[ObjectKey]) -> None:
         reporter = Reporter(event.id, self.sink)
         try:
@@ -185,6 +207,4 @@ class Worker:
             self.running.discard(event.id)
             self._room.release()
             if reporter.last is not None and reporter.last.state.terminal:
-                self.finished[event.id] = reporter.last
-                while len(self.finished) > REMEMBER:
-                    self.finished.popitem(last=False)
+                self._remember(event.id, reporter.last)

@@ -2,6 +2,10 @@
 
 Every answer is JSON, errors included: ``{"error": CODE, "message": TEXT}`` plus ``field`` when a
 submitted field is at fault.
+
+Every endpoint declares what it needs (:mod:`.auth`): ``gate.open`` (no token), or the least
+role of a token. A ``read`` or ``submit`` token sees only the events and agents its patterns
+match; it may submit only for those agents.
 """
 
 from __future__ import annotations
@@ -11,24 +15,26 @@ import uuid
 from typing import Any, Literal, overload
 
 import trio
-from quart import request
+from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from transporter import __version__
+from transporter.cp.auth import Caller, Gate, Refused, listing
 from transporter.cp.dispatch import Hub
 from transporter.cp.jsonbody import use_strict_json
 from transporter.cp.openapi import openapi_document
 from transporter.cp.shown import EventViews
 from transporter.protocol import codec
-from transporter.protocol.model import AgentRecord, AgentStatus, Event, EventState
+from transporter.protocol.model import AgentRecord, AgentStatus, Event, EventRecord, EventState
 from transporter.protocol.submission import (
     MAX_MANIFEST_BYTES,
     EventTooLarge,
     InvalidEvent,
     parse_submission,
 )
-from transporter.store.base import EventConflict, InvalidCursor, StoreUnavailable
+from transporter.protocol.tokens import Role
+from transporter.store.base import EventConflict, InvalidCursor, Page, StoreUnavailable
 
 MAX_WAIT = 60.0
 """Longest ``?wait=`` a request may hold ``GET /events/{id}``."""
@@ -37,6 +43,11 @@ INLINE_CHECK_BYTES = 64 * 1024
 """Requests smaller than this are validated on the event loop; larger ones in a thread."""
 MAX_BATCH = 1000
 """Events in one ``POST /events/batch``."""
+SCAN_PAGE = 500
+SCAN_PAGES = 10
+"""``GET /events`` for a token that sees only some agents reads the store's pages of
+:data:`SCAN_PAGE` events, at most :data:`SCAN_PAGES` of them, keeping those the token may see:
+an answer may then hold fewer items than ``limit`` and still give a ``cursor`` to go on from."""
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[dict[str, Any], int]:
@@ -91,8 +102,29 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def create_app(hub: Hub) -> QuartTrio:
+def _caller() -> Caller:
+    """Who makes the current request (set before every request, see ``authenticate``)."""
+    caller = g.get("caller")
+    if not isinstance(caller, Caller):  # cannot happen: every request passes the gate first
+        raise RuntimeError("no caller for this request")
+    return caller
+
+
+def _targets(items: list[Any]) -> list[str]:
+    """The ``target_agent`` of each submission that names one (valid or not: it is checked
+    later, with the rest of the event)."""
+    return [
+        item["target_agent"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("target_agent"), str)
+    ]
+
+
+def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
+    """The API on ``hub``; ``auth=False`` (``--insecure-no-auth``): no token needed."""
     app = QuartTrio("transporter.cp")
+    gate = Gate(hub.store, enabled=auth)
+    app.extensions["transporter.gate"] = gate
     app.config["JSON_SORT_KEYS"] = False
     app.config["MAX_CONTENT_LENGTH"] = 2 * MAX_MANIFEST_BYTES
     views = EventViews()  # events are answered with their Secrets' values redacted
@@ -117,6 +149,18 @@ def create_app(hub: Hub) -> QuartTrio:
     async def bad_query(exc: BadQuery) -> tuple[dict[str, Any], int]:
         return _error(400, "invalid_query", str(exc))
 
+    @app.errorhandler(Refused)
+    async def not_allowed(exc: Refused) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
+        await gate.record_refusal(
+            exc, method=request.method, path=request.path, remote=request.remote_addr
+        )
+        body, status = _error(exc.status, exc.code, exc.message)
+        return body, status, exc.headers
+
+    @app.before_request
+    async def authenticate() -> None:
+        g.caller = await gate.admit(request.endpoint, request.headers.get("Authorization"))
+
     # Bodies are read as strict JSON (cp/jsonbody.py); the API describes itself (cp/openapi.py).
     use_strict_json(app)
     document = openapi_document(
@@ -124,16 +168,19 @@ def create_app(hub: Hub) -> QuartTrio:
     )
 
     @app.get("/openapi.json")
+    @gate.open
     async def openapi() -> dict[str, Any]:
         """This API in OpenAPI 3.1."""
         return document
 
     @app.get("/healthz")
+    @gate.open
     async def healthz() -> dict[str, Any]:
         """Liveness: the process serves requests. Says nothing about the store."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz")
+    @gate.open
     async def readyz() -> tuple[dict[str, Any], int]:
         """Readiness: the store answers."""
         await hub.store.ping()
@@ -142,13 +189,13 @@ def create_app(hub: Hub) -> QuartTrio:
     checking = trio.CapacityLimiter(2)
 
     @overload
-    async def checked(bodies: list[Any], now: float) -> list[Event]: ...
+    async def checked(bodies: list[Any], now: float, by: str | None) -> list[Event]: ...
     @overload
     async def checked(
-        bodies: list[Any], now: float, *, each: Literal[True]
+        bodies: list[Any], now: float, by: str | None, *, each: Literal[True]
     ) -> list[Event | InvalidEvent]: ...
     async def checked(
-        bodies: list[Any], now: float, *, each: bool = False
+        bodies: list[Any], now: float, by: str | None, *, each: bool = False
     ) -> list[Event] | list[Event | InvalidEvent]:
         """Validate submissions (``each``: an error in its item's place, else raised).
 
@@ -159,11 +206,14 @@ def create_app(hub: Hub) -> QuartTrio:
 
         def check() -> list[Event] | list[Event | InvalidEvent]:
             if not each:
-                return [parse_submission(body, now=now, new_id=_new_id) for body in bodies]
+                return [
+                    parse_submission(body, now=now, new_id=_new_id, created_by=by)
+                    for body in bodies
+                ]
             out: list[Event | InvalidEvent] = []
             for body in bodies:
                 try:
-                    out.append(parse_submission(body, now=now, new_id=_new_id))
+                    out.append(parse_submission(body, now=now, new_id=_new_id, created_by=by))
                 except InvalidEvent as exc:
                     out.append(exc)
             return out
@@ -173,12 +223,17 @@ def create_app(hub: Hub) -> QuartTrio:
         return await trio.to_thread.run_sync(check, limiter=checking)
 
     @app.post("/events")
+    @gate.needs(Role.SUBMIT)
     async def submit() -> tuple[dict[str, Any], int]:
+        """An event is created_by its token; a token may submit only for its agents (403)."""
+        caller = _caller()
         body = await request.get_json(force=True, silent=True)
         if body is None:
             return _error(400, "invalid_event", "the body is not JSON", field="body")
+        for agent in _targets([body]):
+            caller.require_target(agent, "submit events for")
         try:
-            (event,) = await checked([body], time.time())
+            (event,) = await checked([body], time.time(), caller.created_by)
         except EventTooLarge as exc:
             return _error(413, "event_too_large", exc.problem, field=exc.field)
         except InvalidEvent as exc:
@@ -194,14 +249,18 @@ def create_app(hub: Hub) -> QuartTrio:
         return {**answer, "status": "exists", "state": record.state.value}, 200
 
     @app.post("/events/batch")
+    @gate.needs(Role.SUBMIT)
     async def submit_batch() -> tuple[dict[str, Any], int]:
         """Many events in one request and one durable write: ``{"events": [event, ...]}``.
 
         Each event is validated and stored on its own terms: ``results[i]`` says what became of
         ``events[i]`` (accepted, exists, or the error a single POST would have given), and one
         bad event loses none of the others. 202 when every event was accepted (or existed),
-        207 when some were refused.
+        207 when some were refused. But an event for an agent the token may not submit for
+        refuses the whole batch (403), and nothing of it is stored: that is the caller's
+        mistake about who they are, not one event's.
         """
+        caller = _caller()
         body = await request.get_json(force=True, silent=True)
         items = body.get("events") if isinstance(body, dict) else None
         if not isinstance(items, list) or set(body) - {"events"}:
@@ -215,9 +274,19 @@ def create_app(hub: Hub) -> QuartTrio:
                 f"a batch holds 1 to {MAX_BATCH} events",
                 field="events",
             )
+        forbidden = [agent for agent in _targets(items) if not caller.may_target(agent)]
+        if forbidden:
+            raise Refused(
+                403,
+                f"{caller.reach('submit events for')}; not {listing(forbidden)}: nothing of the"
+                " batch was stored",
+                caller=caller,
+                agent=forbidden[0],
+            )
         results: list[dict[str, Any]] = [{} for _ in items]
         valid: list[tuple[int, Event]] = []
-        for index, outcome in enumerate(await checked(items, time.time(), each=True)):
+        outcomes = await checked(items, time.time(), caller.created_by, each=True)
+        for index, outcome in enumerate(outcomes):
             if isinstance(outcome, InvalidEvent):
                 kind = "event_too_large" if isinstance(outcome, EventTooLarge) else "invalid_event"
                 results[index] = {"error": kind, "message": outcome.problem, "field": outcome.field}
@@ -239,9 +308,14 @@ def create_app(hub: Hub) -> QuartTrio:
         return answer, 207 if refused else 202
 
     @app.get("/events/<event_id>")
+    @gate.needs(Role.READ)
     async def get_event(event_id: str) -> tuple[dict[str, Any], int]:
         """One event. ``?wait=S&since=N``: hold the answer up to S seconds until the timeline
-        has more than N entries (how ``produce --wait`` follows phases without polling)."""
+        has more than N entries (how ``produce --wait`` follows phases without polling).
+
+        An event for an agent outside the token's patterns is refused (403) without naming the
+        agent: the caller has its id already, and learns why they cannot see it."""
+        caller = _caller()
         wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
         since = _int_arg("since", 0, 0, 1_000_000)
         deadline = time.monotonic() + wait
@@ -249,6 +323,15 @@ def create_app(hub: Hub) -> QuartTrio:
             record = await hub.store.get_event(event_id)
             if record is None:
                 return _error(404, "not_found", f"no event {event_id!r}")
+            if not caller.may_target(record.event.target_agent):
+                raise Refused(
+                    403,
+                    f"event {event_id!r} is for an agent outside your token's reach:"
+                    f" {caller.reach('read')}",
+                    caller=caller,
+                    agent=record.event.target_agent,
+                    event_id=event_id,
+                )
             left = deadline - time.monotonic()
             if len(record.timeline) > since or record.state.terminal or left <= 0:
                 return await views.one(record), 200
@@ -257,7 +340,11 @@ def create_app(hub: Hub) -> QuartTrio:
                 await hub.watch.wait(event_id)
 
     @app.get("/events")
+    @gate.needs(Role.READ)
     async def list_events() -> tuple[dict[str, Any], int]:
+        """Newest first. A token that sees only some agents gets only their events (and 403
+        when it asks for another agent's)."""
+        caller = _caller()
         state_text = request.args.get("state")
         state = None
         if state_text is not None:
@@ -266,26 +353,55 @@ def create_app(hub: Hub) -> QuartTrio:
             except ValueError:
                 states = ", ".join(s.value for s in EventState)
                 return _error(400, "invalid_query", f"state must be one of {states}")
-        page = await hub.store.list_events(
-            agent=request.args.get("agent") or None,
-            state=state,
-            limit=_int_arg("limit", 50, 1, MAX_LIMIT),
-            cursor=request.args.get("cursor") or None,
-        )
+        agent = request.args.get("agent") or None
+        limit = _int_arg("limit", 50, 1, MAX_LIMIT)
+        cursor = request.args.get("cursor") or None
+        if agent is not None:
+            caller.require_target(agent, "read")
+        if agent is not None or caller.reaches_every_agent:
+            page = await hub.store.list_events(agent=agent, state=state, limit=limit, cursor=cursor)
+        else:
+            page = await visible_events(caller, state, limit, cursor)
         return {"items": await views.many(page.items), "cursor": page.cursor}, 200
 
+    async def visible_events(
+        caller: Caller, state: EventState | None, limit: int, cursor: str | None
+    ) -> Page[EventRecord]:
+        """The events ``caller`` may see, newest first, from the store's pages (see
+        :data:`SCAN_PAGE`); the cursor is the ``seq`` of the last event looked at."""
+        items: list[EventRecord] = []
+        for _ in range(SCAN_PAGES):
+            page = await hub.store.list_events(state=state, limit=SCAN_PAGE, cursor=cursor)
+            for index, record in enumerate(page.items):
+                if caller.may_target(record.event.target_agent):
+                    items.append(record)
+                    if len(items) == limit:
+                        more = index + 1 < len(page.items) or page.cursor is not None
+                        return Page(items, str(record.seq) if more else None)
+            if page.cursor is None:
+                return Page(items, None)
+            cursor = page.cursor
+        return Page(items, cursor)
+
     @app.get("/agents")
+    @gate.needs(Role.READ)
     async def list_agents() -> dict[str, Any]:
-        return {"items": [_agent_view(r, hub) for r in await hub.store.list_agents()]}
+        """Every agent that ever registered; for a token that sees only some, those."""
+        caller = _caller()
+        records = [r for r in await hub.store.list_agents() if caller.may_target(r.info.id)]
+        return {"items": [_agent_view(r, hub) for r in records]}
 
     @app.get("/agents/<agent_id>")
+    @gate.needs(Role.READ)
     async def get_agent(agent_id: str) -> tuple[dict[str, Any], int]:
+        _caller().require_target(agent_id, "read")
         record = await hub.store.get_agent(agent_id)
         if record is None:
             return _error(404, "not_found", f"no agent {agent_id!r} has ever registered")
         return _agent_view(record, hub), 200
 
     @app.get("/audit")
+    @gate.needs(Role.ADMIN)
     async def audit() -> tuple[dict[str, Any], int]:
         page = await hub.store.list_audit(
             limit=_int_arg("limit", 100, 1, MAX_LIMIT),

@@ -9,11 +9,21 @@ health: an agent silent for ``missed_heartbeats`` intervals is ``unhealthy``; si
 never ends by itself) and closed.
 A malformed or unexpected message is answered with an ``error`` and logged; the connection and
 the server carry on.
+
+Secure by default: the channel is TLS, and every agent shows a client certificate from the
+control plane's CA (:mod:`transporter.cp.tls`). The TLS handshake happens before the WebSocket
+upgrade; the agent's id is the one its certificate names, and registering as another id is
+refused and audited. A revoked certificate is refused at the upgrade (403, audited), and a
+revocation the control plane learns of (:mod:`transporter.cp.revocations`) closes the
+connection that uses it (audited). Only with ``--insecure-plain-ws`` is the channel plain
+WebSocket, where an agent may register as any id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import ssl
 import time
 from functools import partial
 
@@ -24,13 +34,17 @@ from trio_websocket import (
     WebSocketConnection,
     WebSocketRequest,
     WebSocketServer,
+    wrap_server_stream,
 )
 
 from transporter.config import Address, ConfigError, parse_agent_id
 from transporter.cp.dispatch import ACK_TIMEOUT, Hub
 from transporter.cp.registry import Connection
+from transporter.cp.revocations import RevocationWatch
+from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
 from transporter.cp.writer import Pending
 from transporter.protocol import codec
+from transporter.protocol.identity import IdentityError, PeerCertificate, Revocation
 from transporter.protocol.messages import (
     PROTOCOL_VERSION,
     CpMessage,
@@ -76,6 +90,8 @@ class ChannelSettings:
     ack_timeout: float = ACK_TIMEOUT
     """Seconds the agent has to acknowledge a delivery before it is sent again."""
     register_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    """Seconds for the TLS handshake, and again for the WebSocket upgrade."""
     max_message_bytes: int = codec.MAX_MESSAGE_BYTES
 
     @property
@@ -84,9 +100,20 @@ class ChannelSettings:
 
 
 class AgentChannel:
-    def __init__(self, hub: Hub, settings: ChannelSettings) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        settings: ChannelSettings,
+        *,
+        tls: ssl.SSLContext | None,
+        revocations: RevocationWatch | None = None,
+    ) -> None:
+        """``tls``: the server context (client certificates required); ``None`` serves plain
+        WebSocket (``--insecure-plain-ws``). ``revocations``: loaded already."""
         self.hub = hub
         self.settings = settings
+        self.tls = tls
+        self.revocations = revocations
 
     async def serve(
         self,
@@ -97,27 +124,136 @@ class AgentChannel:
         """Serve until cancelled; ``started()`` gives the bound addresses."""
         listeners = await trio.open_tcp_listeners(address.port, host=address.host or None)
         bound = [Address(*listener.socket.getsockname()[:2]) for listener in listeners]
-        server = WebSocketServer(
-            self._handle,
-            listeners,
-            max_message_size=self.settings.max_message_bytes,
-            connect_timeout=10,
-            disconnect_timeout=5,
-        )
         async with trio.open_nursery() as nursery:
-            await nursery.start(server.run)
+            if self.tls is None:
+                server = WebSocketServer(
+                    self._handle,
+                    listeners,
+                    max_message_size=self.settings.max_message_bytes,
+                    connect_timeout=self.settings.connect_timeout,
+                    disconnect_timeout=5,
+                )
+                await nursery.start(server.run)
+            else:
+                await nursery.start(trio.serve_listeners, self._handle_tls, listeners)
+            if self.revocations is not None:
+                nursery.start_soon(self.revocations.run, self._revoked)
             nursery.start_soon(self.watch_health)
             task_status.started(bound)
 
+    # --- TLS and the agent's certificate ----------------------------------------------------
+
+    async def _handle_tls(self, stream: trio.SocketStream) -> None:
+        """One TCP connection: the TLS handshake (a client certificate from our CA), then the
+        WebSocket upgrade, refused for a certificate that names no agent or is revoked."""
+        assert self.tls is not None
+        peer = _address(stream)
+        timeout = self.settings.connect_timeout
+        try:
+            with trio.fail_after(timeout):
+                tls = await handshake(stream, self.tls)
+        except (HandshakeFailed, trio.TooSlowError) as exc:
+            reason = str(exc) or f"no TLS handshake within {timeout:g} s"
+            log.warning("agent channel %s: TLS handshake failed: %s", peer, reason)
+            await trio.aclose_forcefully(stream)
+            return
+        refusal = ""
+        certificate: PeerCertificate | None = None
+        try:
+            certificate = peer_certificate(tls)
+        except (IdentityError, ValueError) as exc:
+            refusal = f"the client certificate names no agent: {exc}"
+        else:
+            revoked = self._revocation_of(certificate)
+            if revoked is not None:
+                refusal = f"certificate {revoked.kind} {revoked.value} is revoked"
+                await self._audit_refusal(certificate, f"{refusal} (from {peer})")
+        try:
+            async with trio.open_nursery() as nursery:
+                request: WebSocketRequest | None = None
+                with trio.move_on_after(self.settings.connect_timeout):
+                    request = await wrap_server_stream(
+                        nursery, tls, max_message_size=self.settings.max_message_bytes
+                    )
+                if request is not None and refusal:
+                    log.warning("agent channel %s: refused: %s", peer, refusal)
+                    await request.reject(403, body=f"{refusal}\n".encode())
+                elif request is not None:
+                    await self._handle(request, certificate)
+                nursery.cancel_scope.cancel()  # the connection's reader, when left over
+        except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("agent channel %s: connection lost during the upgrade", peer)
+        except* Exception:
+            # A bug of ours must end this connection only, never the server.
+            log.exception("agent channel %s: connection handler failed", peer)
+        finally:
+            await trio.aclose_forcefully(tls)
+
+    def _revocation_of(self, certificate: PeerCertificate) -> Revocation | None:
+        if self.revocations is None:
+            return None
+        return self.revocations.revoked.covers(certificate)
+
+    async def _audit_refusal(self, certificate: PeerCertificate, detail: str) -> None:
+        await self.hub.store.audit(
+            AuditEntry(
+                at=time.time(),
+                action="agent.refused",
+                agent_id=certificate.agent_id,
+                detail=detail,
+            )
+        )
+
+    async def _revoked(self, revocations: list[Revocation]) -> None:
+        """Close the connections whose certificates were just revoked (first all of them, at
+        once; then the audit entries)."""
+        closed = []
+        for connection in self.hub.registry.all():
+            certificate = connection.certificate
+            if certificate is None:
+                continue
+            for revocation in revocations:
+                if certificate.revoked_by(revocation):
+                    connection.cancel_scope.cancel()
+                    closed.append((connection, revocation))
+                    break
+        for connection, revocation in closed:
+            gone = (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError)
+            with trio.move_on_after(1), contextlib.suppress(*gone):  # tell the agent why
+                await connection.send(
+                    Error(
+                        code="revoked",
+                        message=f"this agent's certificate ({revocation.kind}"
+                        f" {revocation.value}) is revoked; the connection is closed",
+                    )
+                )
+            log.warning(
+                "agent %s: certificate %s %s revoked; connection closed",
+                connection.agent_id,
+                revocation.kind,
+                revocation.value,
+            )
+            await self.hub.store.audit(
+                AuditEntry(
+                    at=time.time(),
+                    action="agent.revoked",
+                    agent_id=connection.agent_id,
+                    detail=f"certificate {revocation.kind} {revocation.value} revoked;"
+                    " connection closed",
+                )
+            )
+
     # --- one connection ---------------------------------------------------------------------
 
-    async def _handle(self, request: WebSocketRequest) -> None:
+    async def _handle(
+        self, request: WebSocketRequest, certificate: PeerCertificate | None = None
+    ) -> None:
         if request.path.split("?")[0] != PATH:
             await request.reject(404, body=f"the agent channel is at {PATH}\n".encode())
             return
         ws = await request.accept()
         try:
-            await self._run(ws)
+            await self._run(ws, certificate)
         except* ConnectionClosed as closed:
             # The agent went away: the usual end of a connection. Unless we closed it because
             # a message was over max_message_bytes (trio-websocket closes with 1009 then).
@@ -150,7 +286,9 @@ class AgentChannel:
             await self._refuse(ws, exc.code, exc.message)
             return None
 
-    async def _register(self, ws: WebSocketConnection) -> Register | None:
+    async def _register(
+        self, ws: WebSocketConnection, certificate: PeerCertificate | None
+    ) -> Register | None:
         with trio.move_on_after(self.settings.register_timeout):
             while True:
                 message = await self._receive(ws)
@@ -171,12 +309,22 @@ class AgentChannel:
                         f"protocol {message.protocol} not supported (this is {PROTOCOL_VERSION})",
                     )
                     return None
+                if certificate is not None and message.agent.id != certificate.agent_id:
+                    refusal = (
+                        f"this connection's certificate is for agent {certificate.agent_id!r};"
+                        f" it may not register as {message.agent.id!r}"
+                    )
+                    await self._refuse(ws, "identity", refusal)
+                    await self._audit_refusal(
+                        certificate, f"{refusal} ({certificate.describe()}, from {_peer(ws)})"
+                    )
+                    return None
                 return message
         await self._refuse(ws, "timeout", "no registration in time")
         return None
 
-    async def _run(self, ws: WebSocketConnection) -> None:
-        register = await self._register(ws)
+    async def _run(self, ws: WebSocketConnection, certificate: PeerCertificate | None) -> None:
+        register = await self._register(ws, certificate)
         if register is None:
             return
         info = register.agent
@@ -185,9 +333,19 @@ class AgentChannel:
         async def send(message: CpMessage) -> None:
             await ws.send_message(codec.encode(message))
 
+        if certificate is not None and self._revocation_of(certificate) is not None:
+            # Revoked while it registered: checked again here, with no pause before attach,
+            # so that a revocation's sweep of the registry cannot miss this connection.
+            await self._refuse(ws, "revoked", "this agent's certificate is revoked")
+            return
         with trio.CancelScope() as scope:
             connection = Connection(
-                info=info, connected_since=now, sender=send, cancel_scope=scope, last_heartbeat=now
+                info=info,
+                connected_since=now,
+                sender=send,
+                cancel_scope=scope,
+                last_heartbeat=now,
+                certificate=certificate,
             )
             replaced = self.hub.registry.attach(connection)
             self.hub.agent_registered(info.id)
@@ -196,9 +354,10 @@ class AgentChannel:
                 AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now)
             )
             action = "agent.replaced" if replaced else "agent.connected"
-            await store.audit(
-                AuditEntry(at=now, action=action, agent_id=info.id, detail=f"from {_peer(ws)}")
-            )
+            detail = f"from {_peer(ws)}"
+            if certificate is not None:
+                detail += f", certificate serial {certificate.serial}"
+            await store.audit(AuditEntry(at=now, action=action, agent_id=info.id, detail=detail))
             log.info(
                 "agent %s connected from %s%s",
                 info.id,
@@ -375,3 +534,11 @@ class AgentChannel:
 def _peer(ws: WebSocketConnection) -> str:
     remote = ws.remote
     return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"
+
+
+def _address(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "(gone)"
+    return f"{host}:{port}"

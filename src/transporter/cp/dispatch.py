@@ -16,6 +16,7 @@ import time
 import trio
 
 from transporter.cp.registry import Connection, Registry
+from transporter.cp.signer import EventSigner
 from transporter.cp.watch import EventWatch
 from transporter.cp.writer import Pending, StatusWriter
 from transporter.protocol.messages import Deliver
@@ -36,8 +37,17 @@ PRUNE_INTERVAL = 5.0
 class Hub:
     """The control plane's shared state between the API, the agent channel and the store."""
 
-    def __init__(self, store: Store, *, window: int = WINDOW, shared_store: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signer: EventSigner,
+        *,
+        window: int = WINDOW,
+        shared_store: bool = False,
+    ) -> None:
         self.store = store
+        self.signer = signer
+        """Signs every event before it is stored: agents refuse events that do not match."""
         self.writer = StatusWriter(store)
         self.shared_store = shared_store
         """Whether other control-plane replicas write to the same store (Redis)."""
@@ -50,6 +60,7 @@ class Hub:
     # --- from the API -----------------------------------------------------------------------
 
     async def accept(self, event: Event) -> tuple[EventRecord, bool]:
+        (event,) = await self.signer.sign_many([event])
         audit = _accepted_audit(event)
         record, created = await self.store.submit(event, audit)
         if created:
@@ -60,6 +71,7 @@ class Hub:
         self, events: list[Event]
     ) -> list[tuple[EventRecord, bool] | EventConflict]:
         """Like :meth:`accept` for each event, in one durable write."""
+        events = await self.signer.sign_many(events)
         audits = [_accepted_audit(event) for event in events]
         results = await self.store.submit_many(list(zip(events, audits, strict=True)))
         for event, result in zip(events, results, strict=True):

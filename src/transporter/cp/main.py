@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from functools import partial
 
 import attrs
@@ -14,9 +15,14 @@ from transporter.cp.api import create_app
 from transporter.cp.channel import PATH, AgentChannel, ChannelSettings
 from transporter.cp.dispatch import Hub
 from transporter.cp.http import serve_api
-from transporter.store import open_store
+from transporter.cp.pki import PkiError
+from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
+from transporter.cp.security import Credentials, prepare
+from transporter.store import Store, open_store
 
 log = logging.getLogger("transporter.cp")
+
+EXIT_USAGE = 2
 
 
 @attrs.frozen
@@ -25,6 +31,8 @@ class Bound:
 
     api_urls: list[str]
     agent_addresses: list[Address]
+    agent_scheme: str = "wss"
+    """``wss``, or ``ws`` with ``--insecure-plain-ws``."""
 
     @property
     def api_url(self) -> str:
@@ -32,8 +40,11 @@ class Bound:
 
     @property
     def agent_url(self) -> str:
-        address = self.agent_addresses[0]
-        return f"ws://{address}{PATH}"
+        return self.agent_urls[0]
+
+    @property
+    def agent_urls(self) -> list[str]:
+        return [f"{self.agent_scheme}://{address}{PATH}" for address in self.agent_addresses]
 
 
 async def serve(
@@ -41,12 +52,24 @@ async def serve(
     shutdown: trio.Event,
     *,
     channel: ChannelSettings | None = None,
+    credentials: Credentials | None = None,
+    revocation_poll: float | None = None,
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """``credentials``: as :func:`~transporter.cp.security.prepare` gives them (read here when
+    not given). ``revocation_poll``: seconds between looks for revoked certificates."""
+    if credentials is None:
+        credentials = await trio.to_thread.run_sync(prepare, settings)
     store_spec = settings.effective_store
     async with open_store(store_spec) as store, trio.open_nursery() as nursery:
-        hub = Hub(store, shared_store=store_spec.kind == "redis")
-        agents = AgentChannel(hub, channel or ChannelSettings())
+        hub = Hub(store, credentials.signer, shared_store=store_spec.kind == "redis")
+        revocations = None
+        if credentials.tls is not None:
+            revocations = RevocationWatch(store, interval=revocation_poll or POLL_INTERVAL)
+            await revocations.load()
+        agents = AgentChannel(
+            hub, channel or ChannelSettings(), tls=credentials.tls, revocations=revocations
+        )
         # The agent channel and the expiry task stop at once on shutdown; the API (outer
         # nursery) finishes the requests it is answering first (hypercorn's graceful stop).
         async with trio.open_nursery() as background:
@@ -54,21 +77,54 @@ async def serve(
                 agents.serve, settings.agent_listen
             )
             api_urls: list[str] = await nursery.start(
-                partial(serve_api, create_app(hub), settings.listen, shutdown)
+                partial(
+                    serve_api,
+                    create_app(hub, auth=not settings.insecure_no_auth),
+                    settings.listen,
+                    shutdown,
+                )
             )
             background.start_soon(hub.run)
             log.info("store: %s", store_spec.display)
             for warning in await store.durability_warnings():
                 log.warning("store: %s", warning)
-            for address in agent_addresses:
-                log.info("agent channel listening on ws://%s%s", address, PATH)
+            scheme = "ws" if credentials.tls is None else "wss"
+            bound = Bound(api_urls=api_urls, agent_addresses=agent_addresses, agent_scheme=scheme)
+            for url in bound.agent_urls:
+                log.info("agent channel listening on %s", url)
+            await _log_auth(settings, store, api_urls)
             for url in api_urls:
                 log.info("API listening on %s", url)
-            task_status.started(Bound(api_urls=api_urls, agent_addresses=agent_addresses))
+            task_status.started(bound)
             await shutdown.wait()
             background.cancel_scope.cancel()
 
 
+async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> None:
+    """Say at start how the API is protected, loudly when it is not."""
+    if settings.insecure_no_auth:
+        log.warning(
+            "API AUTHENTICATION IS OFF (--insecure-no-auth): whoever reaches %s may submit"
+            " events to every agent and read every event, agent and the audit log, and events"
+            " carry whatever created_by their producers claim. Use it on a closed test network"
+            " only.",
+            " and ".join(api_urls),
+        )
+        return
+    if not any(not token.revoked for token in await store.list_tokens()):
+        log.warning(
+            "the API needs a bearer token and there is none yet: create one on this host with"
+            " `transporter token create --name NAME --role admin` (same --data-dir/--store)"
+        )
+    else:
+        log.info("API: bearer tokens required (`transporter token list` shows them)")
+
+
 def main(settings: CpConfig) -> int:
     runtime.configure_logging(debug=settings.debug)
-    return runtime.run(partial(serve, settings))
+    try:  # before serving anything: a CA or key file that cannot be used is a usage error
+        credentials = prepare(settings)
+    except (PkiError, OSError) as exc:
+        print(f"transporter cp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return runtime.run(partial(serve, settings, credentials=credentials))

@@ -95,7 +95,11 @@ def _schemas() -> dict[str, Any]:
         ttl={"type": "integer", "minimum": 1, "maximum": MAX_TTL, "default": DEFAULT_TTL},
         priority={"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
         labels=_LABELS,
-        created_by={"type": "string", "maxLength": 256},
+    )
+    submission["description"] = (
+        "An event's ``created_by`` is the submitting token's identity (``token:NAME``): a "
+        "submission that sets it is refused (400, field ``created_by``). Only a control plane "
+        "run with ``--insecure-no-auth`` takes it from here: a string of at most 256 characters."
     )
     event = _obj(
         None,
@@ -119,6 +123,13 @@ def _schemas() -> dict[str, Any]:
         priority=_INTEGER,
         labels=_LABELS,
         created_by=_STRING,
+        signature={
+            "type": "string",
+            "description": (
+                "The control plane's Ed25519 signature of the event as submitted (base64), "
+                "which its agent checks before anything else."
+            ),
+        },
     )
     state = {"enum": [s.value for s in EventState]}
     phase = _nullable({"enum": [p.value for p in Phase]})
@@ -429,8 +440,10 @@ def openapi_document(
             }
         },
     }
+    _secure(paths)
     return {
         "openapi": "3.1.0",
+        "security": [{"bearer": []}],
         "info": {
             "title": "Transporter control plane",
             "version": version,
@@ -441,5 +454,56 @@ def openapi_document(
             ),
         },
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "An API token, ``tpt_<id>_<secret>``, from ``transporter token create`` "
+                        "on the control plane's host. Its role (read, submit, admin) says which "
+                        "operations it may call (``x-transporter-role``: the least role each "
+                        "needs); a read or submit token reaches only the agents its glob "
+                        "patterns match: other agents' events and agents are left out of "
+                        "listings and refused (403) by name."
+                    ),
+                }
+            },
+        },
     }
+
+
+OPEN_OPERATIONS = frozenset({"healthz", "readyz", "openapi"})
+"""Operations that need no token."""
+ROLES = {
+    "submitEvent": "submit",
+    "submitEvents": "submit",
+    "listEvents": "read",
+    "getEvent": "read",
+    "listAgents": "read",
+    "getAgent": "read",
+    "listAudit": "admin",
+}
+"""The least role of a token each other operation needs (the app's own declarations in
+:mod:`.api` must agree: ``tests/badinput/test_openapi.py``)."""
+
+
+def _secure(paths: dict[str, Any]) -> None:
+    """Mark the open operations, and give every other one its role and its 401 and 403."""
+    for item in paths.values():
+        for operation in item.values():
+            name = operation["operationId"]
+            if name in OPEN_OPERATIONS:
+                operation["security"] = []
+                continue
+            role = ROLES.get(name, "admin")
+            operation["x-transporter-role"] = role
+            operation["responses"]["401"] = _error(
+                "No valid token (``unauthorized``): none, not a token, unknown, or revoked; "
+                "with ``WWW-Authenticate: Bearer``."
+            )
+            operation["responses"]["403"] = _error(
+                f"The token may not do this (``forbidden``): this operation needs role {role} "
+                "(or above), or the agent is outside the token's patterns. The message says which."
+            )

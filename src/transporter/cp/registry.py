@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import CpMessage
 from transporter.protocol.model import AgentInfo, AgentStatus
 
@@ -51,6 +52,9 @@ class Connection:
     unacked: dict[str, float] = attrs.field(factory=dict)
     """Events sent and not yet acknowledged (``received``), with when they were last sent
     (``trio.current_time()``); a subset of :attr:`in_flight`."""
+    certificate: PeerCertificate | None = None
+    """The agent's client certificate (``None`` on a plain ``ws://`` channel): a revocation of
+    it closes this connection."""
 
     @property
     def agent_id(self) -> str:

@@ -43,10 +43,18 @@ class Submitted:
 
 
 class Client:
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    """``token``: the API token, sent with every request as ``Authorization: Bearer``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._limiter = trio.CapacityLimiter(4)
+
+    def __repr__(self) -> str:  # never the token
+        return f"Client({self.base_url!r})"
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, read_timeout: float | None = None
@@ -57,7 +65,7 @@ class Client:
             self.base_url + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers=self._headers,
         )
 
         def call() -> Any:

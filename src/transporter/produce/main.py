@@ -70,7 +70,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
         print(f"transporter produce: {exc}", file=sys.stderr)
         outcome.append(EXIT_USAGE)
         return
-    client = Client(settings.cp_url)
+    client = Client(settings.cp_url, token=settings.token)
     body: dict[str, Any] = {
         "target_agent": settings.agent,
         "payload": {"manifests": manifests, "action": "delete" if settings.delete else "apply"},
@@ -110,7 +110,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
 
 async def query(settings: QueryConfig, outcome: list[int]) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    client = Client(settings.cp_url)
+    client = Client(settings.cp_url, token=settings.token)
     json_out = settings.output == "json"
     now = time.time()
     if settings.what == "events":
@@ -166,7 +166,8 @@ def _failure(exc: BaseException) -> int:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(exc, ApiError):
-        print(f"transporter produce: the control plane refused: {exc}", file=sys.stderr)
+        hint = " (the token comes from --token or TRANSPORTER_TOKEN)" if exc.status == 401 else ""
+        print(f"transporter produce: the control plane refused: {exc}{hint}", file=sys.stderr)
         return EXIT_USAGE if 400 <= exc.status < 500 and exc.status != 404 else EXIT_FAILED
     if isinstance(exc, Unreachable):
         print(f"transporter produce: control plane unreachable: {exc}", file=sys.stderr)

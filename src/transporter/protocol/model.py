@@ -90,6 +90,9 @@ class Event:
     priority: int = 0
     labels: dict[str, str] = attrs.field(factory=dict)
     created_by: str = ""
+    signature: str = ""
+    """The control plane's Ed25519 signature over the fields above, base64; set when it accepts
+    the event (:mod:`transporter.protocol.signing`), checked by the agent before anything else."""
 
     @property
     def expires_at(self) -> float:
@@ -97,7 +100,7 @@ class Event:
 
     def same_request(self, other: Event) -> bool:
         """Whether ``other`` asks for the same thing (a repeated submit), whenever it came."""
-        return attrs.evolve(other, created_at=self.created_at) == self
+        return attrs.evolve(other, created_at=self.created_at, signature=self.signature) == self
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ import yaml
 from transporter.protocol import codec
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import EVENT_TYPE_K8S, Action, Event, K8sPayload
+from transporter.protocol.signing import SIGNATURE_CHARS
 
 DEFAULT_TTL = 24 * 3600
 MAX_TTL = 30 * 24 * 3600
@@ -215,8 +216,16 @@ def parse_payload(value: Any) -> K8sPayload:
     return K8sPayload(manifests=tuple(manifests), action=Action(action))
 
 
-def parse_submission(body: Any, *, now: float, new_id: Callable[[], str]) -> Event:
-    """Validate a ``POST /events`` body. Raises :class:`InvalidEvent` naming the first problem."""
+def parse_submission(
+    body: Any, *, now: float, new_id: Callable[[], str], created_by: str | None = None
+) -> Event:
+    """Validate a ``POST /events`` body. Raises :class:`InvalidEvent` naming the first problem.
+
+    ``created_by``: who is submitting, as the control plane knows it (``token:<name>``); the
+    body may then not say it (refused, rather than ignored: a producer that sets it learns that
+    it is not what the event will carry). ``None`` (authentication off): the body's own
+    ``created_by``, unchecked.
+    """
     _require(isinstance(body, Mapping), "body", "must be a JSON object")
     extra = sorted(set(body) - _FIELDS)
     _require(not extra, extra[0] if extra else "", "unknown field")
@@ -247,13 +256,21 @@ def parse_submission(body: Any, *, now: float, new_id: Callable[[], str]) -> Eve
     for key, value in labels.items():
         _text(key, "labels", "an object of strings")
         _text(value, f"labels.{key}", "a string")
-    created_by = body.get("created_by", "")
-    _require(
-        isinstance(created_by, str) and len(created_by) <= 256,
-        "created_by",
-        "must be a string of at most 256 characters",
-    )
-    _text(created_by, "created_by", "a string")
+    if created_by is not None:
+        _require(
+            "created_by" not in body,
+            "created_by",
+            f"is set by the control plane from the submitting token (here {created_by!r});"
+            " leave it out",
+        )
+    else:
+        created_by = body.get("created_by", "")
+        _require(
+            isinstance(created_by, str) and len(created_by) <= 256,
+            "created_by",
+            "must be a string of at most 256 characters",
+        )
+        _text(created_by, "created_by", "a string")
     event = Event(
         id=event_id,
         target_agent=target,
@@ -264,7 +281,8 @@ def parse_submission(body: Any, *, now: float, new_id: Callable[[], str]) -> Eve
         labels=dict(labels),
         created_by=created_by,
     )
-    size = len(codec.encode(Deliver(event)))
+    # As the agent channel will carry it: signed (the signature is added when it is accepted).
+    size = len(codec.encode(Deliver(event))) + SIGNATURE_CHARS
     if size > MAX_EVENT_BYTES:
         raise EventTooLarge(
             "payload.manifests",

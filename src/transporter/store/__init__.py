@@ -15,6 +15,7 @@ from transporter.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    TokenConflict,
 )
 
 DEFAULT_TIMEOUT = 10.0
@@ -29,6 +30,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TokenConflict",
     "VerifyResult",
     "open_store",
     "verify_audit",

@@ -15,6 +15,7 @@ from typing import Protocol
 import attrs
 
 from transporter.protocol.audit_chain import ChainHead
+from transporter.protocol.identity import Revocation
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -23,6 +24,7 @@ from transporter.protocol.model import (
     EventState,
 )
 from transporter.protocol.status import StatusUpdate
+from transporter.protocol.tokens import TokenRecord
 
 MAX_LIMIT = 1000
 """The most items one call returns; a larger ``limit`` is lowered to this."""
@@ -46,6 +48,14 @@ class EventConflict(StoreError):
     def __init__(self, event_id: str) -> None:
         super().__init__(f"event {event_id!r} exists with different content")
         self.event_id = event_id
+
+
+class TokenConflict(StoreError):
+    """A token with this id is stored already (ids are random: a new one will do)."""
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"a token with id {token_id!r} exists")
+        self.token_id = token_id
 
 
 class InvalidCursor(StoreError, ValueError):
@@ -171,4 +181,48 @@ class Store(Protocol):
     async def audit_head(self) -> ChainHead:
         """The chain head the store keeps beside the log: ``seq`` and ``hash`` of the last entry
         it appended (``ChainHead()`` before the first)."""
+        ...
+
+    # --- API tokens ---------------------------------------------------------------------------
+
+    # Each change is written with its audit entry, as one atomic step (like ``submit``). A token
+    # is read from the store at every request it comes with: a revocation holds at once, in every
+    # control plane on the store.
+
+    async def create_token(self, record: TokenRecord, audit: AuditEntry) -> None:
+        """Store a new token (not revoked) and its audit entry; :class:`TokenConflict` when its
+        id is taken."""
+        ...
+
+    async def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first (then by id)."""
+        ...
+
+    async def revoke_token(
+        self, token_id: str, at: float, audit: AuditEntry
+    ) -> tuple[TokenRecord, bool] | None:
+        """Mark the token revoked at ``at``, with its audit entry. Returns the stored record
+        and ``True``; for a token revoked already, that record (its first ``revoked_at`` kept)
+        and ``False``, and writes nothing; ``None`` for an unknown id."""
+        ...
+
+    # --- revoked agent certificates -----------------------------------------------------------
+
+    # Every control plane on the store reads these at start and then asks for newer ones every
+    # few seconds (``revocations(after=...)``): a revocation reaches all of them, refuses the
+    # certificate at its next handshake and ends its open connection.
+
+    async def revoke_certificate(
+        self, revocation: Revocation, audit: AuditEntry
+    ) -> tuple[Revocation, bool]:
+        """Store ``revocation`` with its audit entry, as one atomic step; returns it as stored
+        (with its ``seq``) and ``True``. A certificate revoked already by the same ``key`` is
+        returned as first stored, with ``False``, and nothing is written."""
+        ...
+
+    async def revocations(self, *, after: int = 0) -> list[Revocation]:
+        """The revocations with ``seq`` greater than ``after``, oldest first. Cheap when there
+        is nothing new: control planes ask every few seconds."""
         ...

@@ -13,11 +13,15 @@ Keys (``P`` is the prefix, ``transporter:`` by default; agent ids and states are
     P agents                       hash: agent id -> AgentRecord JSON
     P audit                        stream of audit entries: entry ``SEQ-0`` holds the JSON
     P audit:seq, P audit:head      the audit chain's head: seq and hash of the last entry
+    P tokens                       hash: token id -> TokenRecord JSON (the token's hash, never it)
+    P revoked                      hash: "serial:HEX" or "fingerprint:HEX" -> Revocation JSON
+    P revoked:seq                  INCR: the last revocation's seq (control planes poll it)
 
-Every write is one Lua script, so it is atomic: ``submit`` (event, indexes, audit entry) and the
-compare-and-set of ``update_event``, which reads, applies
-:func:`transporter.protocol.status.advance` here and writes only if the record is unchanged
-since it was read (SHA-1 of the JSON), else reads again. Durability is the server's: run it with
+Every write is one Lua script, so it is atomic: ``submit`` (event, indexes, audit entry), a
+token's creation or revocation with its audit entry, and the compare-and-set of
+``update_event``, which reads, applies :func:`transporter.protocol.status.advance` here and
+writes only if the record is unchanged since it was read (SHA-1 of the JSON), else reads
+again. Durability is the server's: run it with
 ``appendonly yes`` and ``appendfsync always`` for an event to be on disk before "202 accepted".
 
 The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`), whose SHA-256 Redis's
@@ -33,11 +37,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
+import attrs
 import coredis
 import trio
 from coredis.connection import TCPConnection, UnixDomainSocketConnection
@@ -48,13 +55,16 @@ from coredis.typing import RedisError
 
 from transporter.protocol import audit_chain, codec
 from transporter.protocol.audit_chain import ChainHead
+from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.protocol.tokens import TokenRecord
 from transporter.store.base import (
     EventConflict,
     Page,
     StoreError,
     StoreUnavailable,
+    TokenConflict,
 )
 from transporter.store.rows import clamp_limit as _limit
 from transporter.store.rows import cursor_seq
@@ -156,6 +166,51 @@ return {1}
 """
 )
 
+# KEYS: tokens, audit:seq, audit:head, audit
+# ARGV: token id, its record's JSON as read ("" when there must be none), the new JSON, then the
+#       audit arguments (above)
+# Returns {1} when written, {0, JSON or ""} when the record is not the one read (nothing
+# written), {-2, seq, hash} when the audit chain's head moved (nothing written).
+_PUT_TOKEN = (
+    _APPEND_AUDIT
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if current ~= ARGV[2] then return {0, current} end
+local moved = audit_moved(2, 4)
+if moved then return moved end
+append_audit(2, 4)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {1}
+"""
+)
+
+# KEYS: revoked, revoked:seq, audit:seq, audit:head, audit
+# ARGV: the revocation's key, its JSON without seq, then the audit arguments (above)
+# Returns {1, record} when stored, {0, existing record} when the key is revoked already (nothing
+# written), {-2, seq, hash} when the audit chain's head moved (nothing written).
+_REVOKE = (
+    _APPEND_AUDIT
+    + """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {0, existing} end
+local moved = audit_moved(3, 3)
+if moved then return moved end
+append_audit(3, 3)
+local seq = redis.call('INCR', KEYS[2])
+local record = string.format('{"seq":%d,', seq) .. string.sub(ARGV[2], 2)
+redis.call('HSET', KEYS[1], ARGV[1], record)
+return {1, record}
+"""
+)
+
+# KEYS: revoked, revoked:seq. ARGV: the last seq the caller has seen.
+# Returns nothing when there is no newer revocation (the usual answer), else all of them.
+_REVOCATIONS = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if last <= tonumber(ARGV[1]) then return {} end
+return redis.call('HVALS', KEYS[1])
+"""
+
 # KEYS: an index zset, events. ARGV: min, max (scores), "rev" or "fwd", count.
 # Returns the records of up to count ids, in one consistent read.
 _PAGE = """
@@ -182,6 +237,9 @@ class _Keys:
         self.audit_seq = prefix + "audit:seq"
         self.audit_head = prefix + "audit:head"
         self.audit = prefix + "audit"
+        self.tokens = prefix + "tokens"
+        self.revoked = prefix + "revoked"
+        self.revoked_seq = prefix + "revoked:seq"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
         if agent is None and state is None:
@@ -209,6 +267,9 @@ class RedisStore:
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
         self._page = client.register_script(_PAGE)
         self._audit = client.register_script(_AUDIT)
+        self._put_token = client.register_script(_PUT_TOKEN)
+        self._revoke = client.register_script(_REVOKE)
+        self._revocations = client.register_script(_REVOCATIONS)
         self._audit_lock = trio.Lock()
         """Held while appending to the audit chain: this process's appends take turns."""
         self._chain_head = ChainHead()
@@ -220,7 +281,12 @@ class RedisStore:
         cls, url: str, *, prefix: str = DEFAULT_PREFIX, call_timeout: float = DEFAULT_TIMEOUT
     ) -> AsyncIterator[RedisStore]:
         """A store on the server at ``url`` (``redis://``, ``rediss://``, ``unix://``, with
-        ``:password@`` when needed) for the duration of the block.
+        ``:password@`` or ``user:password@`` when needed) for the duration of the block.
+
+        ``rediss://`` is TLS, verified: the server's certificate must chain to the CA in
+        ``?ssl_ca_certs=FILE`` (else the system's) and name the host (unless
+        ``ssl_check_hostname=false``); ``ssl_certfile`` and ``ssl_keyfile`` give a client
+        certificate. (coredis alone would not check the host name.)
 
         Connects on first use: an unreachable server shows as :class:`StoreUnavailable` from
         the calls (``ping`` first), not here. coredis keeps its connections in a task group of
@@ -229,9 +295,11 @@ class RedisStore:
         try:
             pool = ConnectionPool.from_url(
                 url,
+                decode_components=True,  # a user name or password as URLs write them: %-quoted
                 decode_responses=True,
                 connect_timeout=call_timeout,
                 stream_timeout=call_timeout,
+                **_tls_options(url),
             )
         except (ValueError, RedisError) as exc:
             raise StoreUnavailable(f"bad Redis URL: {exc}") from None
@@ -279,7 +347,7 @@ class RedisStore:
         except trio.TooSlowError:
             raise StoreUnavailable(f"Redis did not answer within {self._timeout} s") from None
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise StoreUnavailable(f"Redis: {_with_cause(exc)}") from exc
 
     async def ping(self) -> None:
         with self._guard():
@@ -530,6 +598,86 @@ class RedisStore:
             seq, hash_ = await self._client.mget([self._keys.audit_seq, self._keys.audit_head])
         return _chain_head(seq or "0", hash_ or audit_chain.GENESIS)
 
+    # --- tokens ----------------------------------------------------------------------------
+
+    async def create_token(self, record: TokenRecord, audit: AuditEntry) -> None:
+        found = await self._write_token(record.id, "", _dump(record), audit)
+        if found is not None:
+            raise TokenConflict(record.id)
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._guard():
+            text = await self._client.hget(self._keys.tokens, token_id)
+        return None if text is None else _load(text, TokenRecord)
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        with self._guard():
+            stored = await self._client.hgetall(self._keys.tokens)
+        records = [_load(text, TokenRecord) for text in stored.values()]
+        return sorted(records, key=lambda record: (record.created_at, record.id))
+
+    async def revoke_token(
+        self, token_id: str, at: float, audit: AuditEntry
+    ) -> tuple[TokenRecord, bool] | None:
+        with self._guard():
+            text = await self._client.hget(self._keys.tokens, token_id)
+        while text:  # again while another writer changed the record in between
+            record = _load(text, TokenRecord)
+            if record.revoked:
+                return record, False
+            revoked = attrs.evolve(record, revoked_at=at)
+            found = await self._write_token(token_id, text, _dump(revoked), audit)
+            if found is None:
+                return revoked, True
+            text = found
+        return None
+
+    async def _write_token(
+        self, token_id: str, expected: str, new: str, audit: AuditEntry
+    ) -> str | None:
+        """Put ``new`` in place of ``expected`` ("": none) with ``audit``; ``None`` when done,
+        else what was found instead (nothing written)."""
+        with self._guard():
+            async with self._audit_lock:
+                while True:  # again while another replica's append moved the chain's head
+                    sealed = audit_chain.seal(audit, self._chain_head)
+                    reply: Any = await self._put_token(
+                        keys=[self._keys.tokens, *self._audit_keys()],
+                        args=[token_id, expected, new, *self._audit_args(sealed)],
+                    )
+                    status = self._status(reply, sealed)
+                    if status == 1:
+                        return None
+                    if status != _HEAD_MOVED:
+                        return str(cast(list[Any], reply)[1])
+
+    # --- revoked certificates ----------------------------------------------------------------
+
+    async def revoke_certificate(
+        self, revocation: Revocation, audit: AuditEntry
+    ) -> tuple[Revocation, bool]:
+        record_json = _dump_without_seq(revocation)
+        with self._guard():
+            async with self._audit_lock:
+                while True:  # again while another replica's append moved the chain's head
+                    sealed = audit_chain.seal(audit, self._chain_head)
+                    reply: Any = await self._revoke(
+                        keys=[self._keys.revoked, self._keys.revoked_seq, *self._audit_keys()],
+                        args=[revocation.key, record_json, *self._audit_args(sealed)],
+                    )
+                    status = self._status(reply, sealed)
+                    if status != _HEAD_MOVED:
+                        break
+        return _load(cast(list[Any], reply)[1], Revocation), status == 1
+
+    async def revocations(self, *, after: int = 0) -> list[Revocation]:
+        with self._guard():
+            reply: Any = await self._revocations(
+                keys=[self._keys.revoked, self._keys.revoked_seq], args=[after]
+            )
+        found = [_load(text, Revocation) for text in cast(list[str], reply)]
+        return sorted((r for r in found if r.seq > after), key=lambda r: r.seq)
+
 
 # --- coredis connections that tidy up after a failed connect ----------------------------------
 
@@ -577,6 +725,44 @@ def _close_buffers(connection: TCPConnection | UnixDomainSocketConnection) -> No
 # --- helpers ---------------------------------------------------------------------------------
 
 
+_TLS_PARAMETERS = {
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+    "ssl_cert_reqs",
+}
+
+
+def _tls_options(url: str) -> dict[str, Any]:
+    """For ``rediss://``: the TLS context, verified by default (certificate and host name)."""
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return {}
+    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    unknown = sorted({name for name in query if name.startswith("ssl_")} - _TLS_PARAMETERS)
+    if unknown:
+        raise StoreUnavailable(f"bad Redis URL: unknown TLS parameter {unknown[0]!r}")
+    ca = query.get("ssl_ca_certs")
+    try:
+        if ca is None:
+            context = ssl.create_default_context()
+        elif Path(ca).is_dir():
+            context = ssl.create_default_context(capath=ca)
+        else:
+            context = ssl.create_default_context(cafile=ca)
+        if query.get("ssl_check_hostname", "true").lower() in ("false", "0", "no"):
+            context.check_hostname = False
+        if query.get("ssl_cert_reqs", "required").lower() == "none":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if "ssl_certfile" in query:
+            context.load_cert_chain(query["ssl_certfile"], query.get("ssl_keyfile"))
+    except (OSError, ssl.SSLError) as exc:
+        raise StoreUnavailable(f"Redis TLS settings in the store URL: {exc}") from None
+    return {"ssl_context": context}
+
+
 def _dump_without_seq(value: object) -> str:
     """The JSON with ``seq`` left out: the Lua script puts the seq it assigns first."""
     data = codec.unstructure(value)
@@ -584,6 +770,16 @@ def _dump_without_seq(value: object) -> str:
     text = json.dumps(data, separators=(",", ":"))
     if not text.startswith('{"'):
         raise StoreError(f"cannot store {type(value).__name__}: encodes to {text[:20]!r}")
+    return text
+
+
+def _with_cause(exc: BaseException) -> str:
+    """The error and what caused it: coredis's "Unable to establish a connection" says why
+    (refused, a certificate that does not verify ...) only in its cause."""
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f": {cause}"
     return text
 
 

@@ -26,6 +26,7 @@ import trio
 
 from transporter.protocol import audit_chain
 from transporter.protocol.audit_chain import ChainHead
+from transporter.protocol.identity import Revocation
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -37,11 +38,13 @@ from transporter.protocol.model import (
     TimelineEntry,
 )
 from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.protocol.tokens import TokenRecord
 from transporter.store.base import (
     EventConflict,
     Page,
     StoreError,
     StoreUnavailable,
+    TokenConflict,
 )
 from transporter.store.rows import clamp_limit as _limit
 from transporter.store.rows import cursor_seq
@@ -50,7 +53,7 @@ from transporter.store.rows import load as _load
 from transporter.store.rows import page as _page
 
 DEFAULT_TIMEOUT = 10.0
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # States whose events still need work. Constant text (no input of anybody's), used both in the
 # partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
@@ -97,6 +100,24 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             id INTEGER PRIMARY KEY CHECK (id = 1),
             seq INTEGER NOT NULL,
             hash TEXT NOT NULL
+        )""",
+    ),
+    # 4: API tokens (transporter.protocol.tokens): the record holds the hash of the token's
+    # text, never the text.
+    4: (
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            record TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+    # 5: revoked agent certificates (transporter.protocol.identity), by serial or fingerprint;
+    # seq orders them, so that control planes ask only for the ones after the last they saw.
+    5: (
+        """CREATE TABLE revocations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            record TEXT NOT NULL
         )""",
     ),
 }
@@ -222,6 +243,28 @@ class SQLiteStore:
 
     async def audit_head(self) -> ChainHead:
         return await self._call(_stored_audit_head)
+
+    async def create_token(self, record: TokenRecord, audit: AuditEntry) -> None:
+        await self._call(_create_token, record, audit)
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        return await self._call(_get_token, token_id)
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        return await self._call(_list_tokens)
+
+    async def revoke_token(
+        self, token_id: str, at: float, audit: AuditEntry
+    ) -> tuple[TokenRecord, bool] | None:
+        return await self._call(_revoke_token, token_id, at, audit)
+
+    async def revoke_certificate(
+        self, revocation: Revocation, audit: AuditEntry
+    ) -> tuple[Revocation, bool]:
+        return await self._call(_revoke_certificate, revocation, audit)
+
+    async def revocations(self, *, after: int = 0) -> list[Revocation]:
+        return await self._call(_revocations, after)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -547,6 +590,72 @@ def _list_audit(conn: sqlite3.Connection, limit: int, before: int | None) -> Pag
     ).fetchall()
     entries = [_load(text, AuditEntry) for (text,) in rows]
     return _page(entries, limit, lambda entry: entry.seq)
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def _create_token(conn: sqlite3.Connection, record: TokenRecord, audit: AuditEntry) -> None:
+    with _write(conn, durable=True):
+        if _get_token(conn, record.id) is not None:
+            raise TokenConflict(record.id)
+        conn.execute(
+            "INSERT INTO tokens (id, created_at, record) VALUES (?, ?, ?)",
+            (record.id, record.created_at, _dump(record)),
+        )
+        _append_audit(conn, audit)
+
+
+def _get_token(conn: sqlite3.Connection, token_id: str) -> TokenRecord | None:
+    row = conn.execute("SELECT record FROM tokens WHERE id = ?", (token_id,)).fetchone()
+    return None if row is None else _load(row[0], TokenRecord)
+
+
+def _list_tokens(conn: sqlite3.Connection) -> list[TokenRecord]:
+    rows = conn.execute("SELECT record FROM tokens ORDER BY created_at, id").fetchall()
+    return [_load(text, TokenRecord) for (text,) in rows]
+
+
+def _revoke_token(
+    conn: sqlite3.Connection, token_id: str, at: float, audit: AuditEntry
+) -> tuple[TokenRecord, bool] | None:
+    with _write(conn, durable=True):
+        record = _get_token(conn, token_id)
+        if record is None:
+            return None
+        if record.revoked:
+            return record, False
+        record = attrs.evolve(record, revoked_at=at)
+        conn.execute("UPDATE tokens SET record = ? WHERE id = ?", (_dump(record), token_id))
+        _append_audit(conn, audit)
+        return record, True
+
+
+# --- revoked certificates --------------------------------------------------------------------
+
+
+def _revoke_certificate(
+    conn: sqlite3.Connection, revocation: Revocation, audit: AuditEntry
+) -> tuple[Revocation, bool]:
+    with _write(conn, durable=True):
+        row = conn.execute(
+            "SELECT seq, record FROM revocations WHERE key = ?", (revocation.key,)
+        ).fetchone()
+        if row is not None:
+            return attrs.evolve(_load(row[1], Revocation), seq=row[0]), False
+        cur = conn.execute(
+            "INSERT INTO revocations (key, record) VALUES (?, ?)",
+            (revocation.key, _dump(attrs.evolve(revocation, seq=0))),
+        )
+        _append_audit(conn, audit)
+        return attrs.evolve(revocation, seq=_rowid(cur)), True
+
+
+def _revocations(conn: sqlite3.Connection, after: int) -> list[Revocation]:
+    rows = conn.execute(
+        "SELECT seq, record FROM revocations WHERE seq > ? ORDER BY seq", (after,)
+    ).fetchall()
+    return [attrs.evolve(_load(text, Revocation), seq=seq) for seq, text in rows]
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""Dialling the control plane: TCP, then TLS (the bundle's certificate; the control plane's CA
+as the only one trusted), then the WebSocket upgrade, each step failing fast with a reason a
+person can act on.
+
+trio-websocket's client waits for the upgrade's answer even when the connection has broken
+under it (the control plane refused this agent's certificate: TLS 1.3 says so only after the
+client's side of the handshake is done). So the stream is watched here, and a broken one ends
+the wait with what TLS said (``certificate expired``, ``unknown ca``, ...), rather than a
+timeout that says nothing.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+from urllib.parse import urlsplit
+
+import trio
+from trio_websocket import WebSocketConnection, wrap_client_stream
+
+from transporter.protocol.identity import describe_tls_error
+
+
+class DialError(Exception):
+    """The connection could not be set up; the message says at which step and why."""
+
+
+class _Watched(trio.abc.HalfCloseableStream):
+    """A stream that remembers how it broke, and says so at once."""
+
+    def __init__(self, inner: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+        self.inner = inner
+        self.broken = trio.Event()
+        self.error: BaseException | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            data = await self.inner.receive_some(max_bytes)
+        except trio.BrokenResourceError as exc:
+            self._break(exc)
+            raise
+        if not data:  # the far side closed
+            self.broken.set()
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.inner.send_all(data)
+        except trio.BrokenResourceError as exc:
+            self._break(exc)
+            raise
+
+    async def send_eof(self) -> None:
+        if isinstance(self.inner, trio.SocketStream):
+            await self.inner.send_eof()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def _break(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.broken.set()
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[WebSocketConnection]:
+    """A WebSocket connection to ``url`` for the block, set up within ``connect_timeout``
+    (``trio.TooSlowError`` after it); :class:`DialError` (or ``OSError`` for TCP, or
+    ``ConnectionRejected`` for an HTTP refusal) when it cannot be. Closed at the end, its
+    socket too, whichever side ended it."""
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(connect_timeout):
+            ws, stream = await _dial(nursery, url, ssl_context, max_message_size)
+        try:
+            yield ws
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await ws.aclose()
+                # trio-websocket leaves the socket open when the far side closed first.
+                await trio.aclose_forcefully(stream)
+            nursery.cancel_scope.cancel()
+
+
+async def _dial(
+    nursery: trio.Nursery, url: str, ssl_context: ssl.SSLContext | None, max_message_size: int
+) -> tuple[WebSocketConnection, _Watched]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if secure and ssl_context is None:
+        raise DialError("a wss:// URL needs the bundle's TLS settings")
+    tcp = await trio.open_tcp_stream(host, port)
+    watched: _Watched | None = None
+    try:
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
+        if ssl_context is not None and secure:
+            tls = trio.SSLStream(tcp, ssl_context, server_hostname=host, https_compatible=True)
+            try:
+                await tls.do_handshake()
+            except trio.BrokenResourceError as exc:
+                reason = describe_tls_error(exc)
+                raise DialError(f"TLS handshake with {host}:{port}: {reason}") from None
+            stream = tls
+        watched = _Watched(stream)
+        return await _upgrade(nursery, watched, host, resource, max_message_size, secure), watched
+    except BaseException:
+        await trio.aclose_forcefully(watched or tcp)
+        raise
+
+
+async def _upgrade(
+    nursery: trio.Nursery,
+    watched: _Watched,
+    host: str,
+    resource: str,
+    max_message_size: int,
+    secure: bool,
+) -> WebSocketConnection:
+    connected: list[WebSocketConnection] = []  # stays empty when the stream broke first
+    async with trio.open_nursery() as waiting:
+
+        async def watch() -> None:
+            await watched.broken.wait()
+            waiting.cancel_scope.cancel()
+
+        waiting.start_soon(watch)
+        connection = await wrap_client_stream(
+            nursery,
+            cast(trio.SocketStream, watched),  # any stream will do; its type is only hinted
+            host,
+            resource,
+            max_message_size=max_message_size,
+        )
+        connected.append(connection)
+        waiting.cancel_scope.cancel()
+    if connected:
+        return connected[0]
+    if watched.error is not None:
+        reason = describe_tls_error(watched.error)
+        raise DialError(f"the connection broke during the WebSocket upgrade: {reason}")
+    if secure:
+        raise DialError(
+            "the control plane closed the connection after the TLS handshake: it did not"
+            " accept this agent's certificate (another CA's, expired, or not yet valid;"
+            " its log says which)"
+        )
+    raise DialError(
+        "the control plane closed the connection before the WebSocket upgrade (does it"
+        " serve wss:// only?)"
+    )

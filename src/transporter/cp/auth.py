@@ -1,0 +1,257 @@
+"""Who is asking, and may they: bearer tokens on the HTTP API (:mod:`transporter.protocol.tokens`).
+
+Every endpoint needs a token unless it is declared open (health, readiness, the OpenAPI
+document); each declares the least role it needs, and an endpoint that declares nothing needs
+``admin`` (deny by default). The token's record is read from the store at every request, so a
+revocation holds at once, in every control plane on the store.
+
+Refusals say what is missing: 401 (``unauthorized``, with ``WWW-Authenticate: Bearer``) when
+there is no valid token, 403 (``forbidden``) when the token's role or agents do not allow the
+request. Each refusal is written to the audit log (``api.refused``), at most
+:data:`AUDIT_RATE` a second on average (bursts of :data:`AUDIT_BURST`): a flood of bad requests
+cannot make the log grow without bound; those left out are counted in the next one written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import attrs
+import trio
+
+from transporter.protocol.model import AuditEntry
+from transporter.protocol.tokens import Role, TokenRecord, token_id_of
+from transporter.store.base import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+AUDIT_RATE: Final = 10.0
+"""Refusals written to the audit log per second, on average."""
+AUDIT_BURST: Final = 100
+REALM: Final = 'Bearer realm="transporter"'
+_MAX_PATH_SHOWN = 200
+
+
+class Refused(Exception):
+    """A request the caller may not make: 401 or 403, with a message that says what is missing."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        caller: Caller | None = None,
+        invalid_token: bool = False,
+        agent: str = "",
+        event_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.caller = caller
+        """Who asked, when known (a revoked token is known, but refused)."""
+        self.invalid_token = invalid_token
+        self.agent = agent
+        self.event_id = event_id
+
+    @property
+    def code(self) -> str:
+        return "unauthorized" if self.status == 401 else "forbidden"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self.status != 401:
+            return []
+        if self.invalid_token:
+            return [("WWW-Authenticate", f'{REALM}, error="invalid_token"')]
+        return [("WWW-Authenticate", REALM)]
+
+
+@attrs.frozen
+class Caller:
+    """Who made a request: the token's record, or ``None`` (no token needed: an open endpoint,
+    or authentication turned off, when the caller may do everything)."""
+
+    token: TokenRecord | None
+
+    @property
+    def identity(self) -> str:
+        """The audit log's ``actor`` for what the caller does; ``""`` without a token."""
+        return "" if self.token is None else self.token.identity
+
+    @property
+    def created_by(self) -> str | None:
+        """What an event it submits is ``created_by``; ``None``: what the request says (only
+        when authentication is off)."""
+        return None if self.token is None else self.token.identity
+
+    @property
+    def reaches_every_agent(self) -> bool:
+        return self.token is None or self.token.reaches_every_agent
+
+    def may_target(self, agent: str) -> bool:
+        return self.token is None or self.token.may_target(agent)
+
+    def require_target(self, agent: str, doing: str) -> None:
+        """:class:`Refused` (403) unless the caller may ``doing`` (``"submit events for"``,
+        ``"read"``) the agent ``agent``."""
+        if not self.may_target(agent):
+            message = f"{self.reach(doing)}; not agent {agent!r}"
+            raise Refused(403, message, caller=self, agent=agent)
+
+    def reach(self, doing: str) -> str:
+        """``your token 'ci' may read agents matching 'team-a-*'``."""
+        if self.token is None:
+            return f"you may {doing} every agent"
+        patterns = ", ".join(repr(pattern) for pattern in self.token.agents)
+        return f"your token {self.token.name!r} may {doing} agents matching {patterns}"
+
+
+OPEN = Caller(None)
+
+
+class Gate:
+    """Authentication and the role each endpoint needs; one per app."""
+
+    def __init__(
+        self, store: Store, *, enabled: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.enabled = enabled
+        self.clock = clock
+        self._needs: dict[str, Role | None] = {}
+        self._budget = float(AUDIT_BURST)
+        self._budget_at: float | None = None
+        self._left_out = 0
+
+    # --- what endpoints need ----------------------------------------------------------------
+
+    def needs[F: Callable[..., Any]](self, role: Role) -> Callable[[F], F]:
+        """Declare the least role the endpoint (the decorated view function) needs."""
+
+        def mark(view: F) -> F:
+            self._needs[view.__name__] = role
+            return view
+
+        return mark
+
+    def open[F: Callable[..., Any]](self, view: F) -> F:
+        """Declare the endpoint open: no token needed."""
+        self._needs[view.__name__] = None
+        return view
+
+    def declared(self) -> dict[str, Role | None]:
+        return dict(self._needs)
+
+    # --- per request ------------------------------------------------------------------------
+
+    async def admit(self, endpoint: str | None, authorization: str | None) -> Caller:
+        """The caller of a request to ``endpoint`` (``None``: no route matched, which the
+        router answers once the caller is known), or :class:`Refused`."""
+        if endpoint is not None and endpoint in self._needs and self._needs[endpoint] is None:
+            return OPEN
+        if not self.enabled:
+            return OPEN
+        token = await self._authenticate(authorization)
+        caller = Caller(token)
+        if endpoint is None:
+            return caller
+        needed = self._needs.get(endpoint) or Role.ADMIN
+        if not token.role.allows(needed):
+            roles = " or ".join(role.value for role in needed.and_above)
+            raise Refused(
+                403,
+                f"this endpoint needs a token with role {roles}; yours ({token.name!r}) has"
+                f" {token.role.value}",
+                caller=caller,
+            )
+        return caller
+
+    async def _authenticate(self, authorization: str | None) -> TokenRecord:
+        if not authorization:
+            raise Refused(
+                401,
+                "this endpoint needs a token: send 'Authorization: Bearer tpt_…' (a token from"
+                " `transporter token create` on the control plane's host)",
+            )
+        scheme, _, text = authorization.strip().partition(" ")
+        text = text.strip()
+        if scheme.lower() != "bearer" or not text:
+            raise Refused(
+                401,
+                f"the Authorization header must be 'Bearer <token>', not {scheme[:20]!r} …",
+                invalid_token=True,
+            )
+        token_id = token_id_of(text)
+        if token_id is None:
+            raise Refused(
+                401,
+                "the bearer token is not a transporter token (tpt_<id>_<secret>)",
+                invalid_token=True,
+            )
+        record = await self.store.get_token(token_id)
+        if record is None or not record.matches(text):
+            raise Refused(
+                401,
+                "the bearer token is not valid (unknown, or not its secret)",
+                invalid_token=True,
+            )
+        if record.revoked_at is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.revoked_at))
+            raise Refused(
+                401,
+                f"the bearer token {record.id} ({record.name!r}) was revoked at {when}",
+                caller=Caller(record),
+                invalid_token=True,
+            )
+        return record
+
+    # --- refusals in the audit log ----------------------------------------------------------
+
+    async def record_refusal(
+        self, refused: Refused, *, method: str, path: str, remote: str | None
+    ) -> None:
+        """Write the refusal to the audit log (within the budget) and the log."""
+        if not self._take_budget():
+            self._left_out += 1
+            return
+        left_out, self._left_out = self._left_out, 0
+        shown = path if len(path) <= _MAX_PATH_SHOWN else path[:_MAX_PATH_SHOWN] + "…"
+        detail = f"{refused.status} {method} {shown} from {remote or 'unknown'}: {refused.message}"
+        if left_out:
+            detail += f" ({left_out} refusals before this one were not recorded one by one)"
+        caller = refused.caller
+        actor = caller.identity if caller is not None else ""
+        log.info("refused: %s%s", f"{actor} " if actor else "", detail)
+        entry = AuditEntry(
+            at=self.clock(),
+            action="api.refused",
+            actor=actor,
+            agent_id=refused.agent,
+            event_id=refused.event_id,
+            detail=detail,
+        )
+        try:
+            await self.store.audit(entry)
+        except StoreUnavailable as exc:  # the refusal stands; it is in the log at least
+            log.warning("could not write a refusal to the audit log: %s", exc)
+
+    def _take_budget(self) -> bool:
+        now = trio.current_time()
+        since = 0.0 if self._budget_at is None else now - self._budget_at
+        self._budget = min(AUDIT_BURST, self._budget + since * AUDIT_RATE)
+        self._budget_at = now
+        if self._budget < 1:
+            return False
+        self._budget -= 1
+        return True
+
+
+def listing(agents: Iterable[str]) -> str:
+    """``'a', 'b' and 3 more``: a few agent ids for a message."""
+    unique = list(dict.fromkeys(agents))
+    shown = ", ".join(repr(agent) for agent in unique[:5])
+    return shown + (f" and {len(unique) - 5} more" if len(unique) > 5 else "")

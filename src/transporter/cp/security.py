@@ -1,0 +1,54 @@
+"""What the control plane needs, at start, to be secure by default: its CA (made in the data
+folder on the first start, as k3s does, unless given as files), the agent channel's serving
+certificate (issued again at every start, for ``--tls-san`` and the local names), the TLS
+context that requires agents' client certificates, and the event-signing key."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import attrs
+
+from transporter.config import CpConfig
+from transporter.cp.pki import open_authority, write_serving
+from transporter.cp.signer import EventSigner, open_signing_key
+from transporter.cp.tls import server_context
+
+log = logging.getLogger("transporter.cp")
+
+
+@attrs.frozen
+class Credentials:
+    signer: EventSigner
+    tls: ssl.SSLContext | None
+    """``None``: plain WebSocket (``--insecure-plain-ws``)."""
+
+
+def prepare(settings: CpConfig) -> Credentials:
+    """Load (or on the first start, make) the CA and keys; :class:`~.pki.PkiError` when a file
+    given or found cannot be used. Blocking file work: call it before the event loop, or in a
+    worker thread."""
+    security = settings.security
+    data_dir = settings.data_dir
+    authority = None
+    if not security.insecure_plain_ws:  # first: a CA that cannot be used leaves nothing made
+        authority, made = open_authority(data_dir, security.ca_cert, security.ca_key, create=True)
+        if made:
+            log.info("CA created in %s (first start): %s", data_dir, authority.cert_file)
+    signer, made = open_signing_key(data_dir, security.signing_key, create=True)
+    if made:
+        log.info("event-signing key created in %s (first start)", data_dir)
+    if authority is None:
+        log.warning(
+            "AGENT CHANNEL SECURITY IS OFF (--insecure-plain-ws): plain ws:// without TLS;"
+            " agents are not authenticated and may register as any id, and whoever can reach"
+            " the port or the network between may read and change what goes over it. Use it on"
+            " a closed test network only."
+        )
+        return Credentials(signer, None)
+    names = [*security.tls_san]
+    if settings.agent_listen.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        names.append(settings.agent_listen.host)
+    cert_file, key_file = write_serving(authority, data_dir, names)
+    return Credentials(signer, server_context(authority.cert_file, cert_file, key_file))

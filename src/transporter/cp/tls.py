@@ -1,0 +1,55 @@
+"""TLS on the agent channel: the server's context (mutual TLS with the control plane's CA), the
+handshake of one connection, and the agent's certificate out of it.
+
+The handshake is done here, before the WebSocket upgrade is read, so that a connection without a
+valid certificate (none, another CA's, expired, not for clients) never reaches the agent
+channel's code, and a failed handshake is logged with its reason.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import trio
+
+from transporter.protocol.identity import IdentityError, PeerCertificate, describe_tls_error
+
+
+class HandshakeFailed(Exception):
+    """The TLS handshake did not complete: no or a bad client certificate, not TLS at all, or
+    too slow. The message says why, as far as TLS tells."""
+
+
+def server_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """TLS 1.2 or later; a client certificate issued by the CA in ``ca_file`` is required."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(str(cert_file), str(key_file))
+    # Agents do not resume TLS sessions (each connection is a full handshake, and they are
+    # long-lived): no session tickets to make and send, nor state kept for them.
+    context.num_tickets = 0
+    return context
+
+
+async def handshake(
+    stream: trio.SocketStream, context: ssl.SSLContext
+) -> trio.SSLStream[trio.SocketStream]:
+    """The server side of a TLS handshake on ``stream`` (bound it with a cancel scope);
+    :class:`HandshakeFailed` unless it completes with a client certificate the CA issued."""
+    tls = trio.SSLStream(stream, context, server_side=True, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        raise HandshakeFailed(describe_tls_error(exc)) from None
+    return tls
+
+
+def peer_certificate(tls: trio.SSLStream[trio.SocketStream]) -> PeerCertificate:
+    """The verified client certificate of a completed handshake; :class:`IdentityError` when
+    it names no agent."""
+    der = tls.getpeercert(binary_form=True)
+    if not der:  # CERT_REQUIRED makes the handshake fail first; kept as a guard
+        raise IdentityError("no client certificate")
+    return PeerCertificate.of(der)

@@ -1,0 +1,104 @@
+"""The agent channel's credentials for tests: a CA and an event-signing key, made with the
+product's own code (``transporter.cp.pki``, ``transporter.cp.signer``), and agents' bundles
+issued from them (``transporter.cp.bundle``).
+
+Control planes started by tests are given this CA and key as files (``--ca-cert``, ``--ca-key``,
+``--signing-key``), the way replicas share theirs; so any agent, whichever control plane it
+dials (or through whichever fault proxy), gets a bundle it will accept. One :func:`shared` set
+is made per test run; a test that needs a CA of its own (a wrong one) makes another.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import itertools
+import shutil
+import ssl
+import tempfile
+from pathlib import Path
+
+import attrs
+
+from transporter.agent.bundle import Bundle, load_bundle
+from transporter.config import ChannelSecurity
+from transporter.cp.bundle import write_bundle
+from transporter.cp.pki import CA_CERT_FILE, CA_KEY_FILE, Authority, open_authority
+from transporter.cp.signer import SIGNING_KEY_FILE, EventSigner, open_signing_key
+
+
+@attrs.define
+class TestPki:
+    folder: Path
+    authority: Authority
+    signer: EventSigner
+    _bundles: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    @classmethod
+    def create(cls, folder: Path) -> TestPki:
+        """A new CA and signing key in ``folder``, as a control plane's first start makes them."""
+        authority, _ = open_authority(folder, create=True)
+        signer, _ = open_signing_key(folder, create=True)
+        return cls(folder, authority, signer)
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.folder / CA_CERT_FILE
+
+    @property
+    def ca_key(self) -> Path:
+        return self.folder / CA_KEY_FILE
+
+    @property
+    def signing_key(self) -> Path:
+        return self.folder / SIGNING_KEY_FILE
+
+    def security(self, *, insecure_plain_ws: bool = False) -> ChannelSecurity:
+        """A control plane's settings for this CA and key."""
+        return ChannelSecurity(
+            ca_cert=self.ca_cert,
+            ca_key=self.ca_key,
+            signing_key=self.signing_key,
+            insecure_plain_ws=insecure_plain_ws,
+        )
+
+    def cp_flags(self) -> list[str]:
+        """The same, as ``transporter cp`` flags."""
+        return [
+            "--ca-cert",
+            str(self.ca_cert),
+            "--ca-key",
+            str(self.ca_key),
+            "--signing-key",
+            str(self.signing_key),
+        ]
+
+    def bundle_dir(
+        self, agent_id: str, *, days: float = 30, now: datetime.datetime | None = None
+    ) -> Path:
+        """A new bundle for ``agent_id`` (``now`` in the past: one that has expired)."""
+        out = self.folder / "bundles" / f"{agent_id}-{next(self._bundles)}"
+        write_bundle(self.authority, self.signer, agent_id, out, days=days, now=now)
+        return out
+
+    def bundle(
+        self, agent_id: str, *, days: float = 30, now: datetime.datetime | None = None
+    ) -> Bundle:
+        return load_bundle(self.bundle_dir(agent_id, days=days, now=now))
+
+    def client_context(self, agent_id: str) -> ssl.SSLContext:
+        return self.bundle(agent_id).ssl_context()
+
+
+_shared: list[TestPki] = []
+
+
+def shared() -> TestPki:
+    """The test run's CA and signing key (made on first use, removed when the run ends)."""
+    if not _shared:
+        folder = Path(tempfile.mkdtemp(prefix="transporter-test-pki-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _shared.append(TestPki.create(folder))
+    return _shared[0]

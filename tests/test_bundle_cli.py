@@ -1,0 +1,166 @@
+"""``transporter bundle create`` and ``bundle revoke`` as users run them, against a real
+``transporter cp`` process that made its CA at its first start; an agent (in this process, on
+real TLS) connects with the bundle, and is cut off by the revocation."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import trio
+
+from tests.badinput.conftest import LogWatch
+from tests.e2e.harness import InstantRunner
+from tests.procs import PYTHON_TRANSPORTER, running_cp
+from transporter.agent.bundle import load_bundle
+from transporter.agent.session import Backoff, Session, agent_info
+
+_AGENT_CHANNEL = re.compile(r"agent channel listening on (wss://\S+)")
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PYTHON_TRANSPORTER, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_bundle_needs_the_control_planes_ca(tmp_path: Path) -> None:
+    done = run(
+        "bundle",
+        "create",
+        "--agent-id",
+        "a",
+        "--out",
+        str(tmp_path / "b"),
+        "--data-dir",
+        str(tmp_path / "cp"),
+    )
+    assert done.returncode == 1
+    assert "no CA in" in done.stderr and "start the control plane" in done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_agent_refuses_to_start_as_another_id_than_its_bundles(tmp_path: Path) -> None:
+    data = tmp_path / "cp"
+    with running_cp(data):
+        assert (
+            run(
+                "bundle",
+                "create",
+                "--agent-id",
+                "site-1",
+                "--out",
+                str(tmp_path / "b"),
+                "--data-dir",
+                str(data),
+            ).returncode
+            == 0
+        )
+    done = run(
+        "agent",
+        "--bundle",
+        str(tmp_path / "b"),
+        "--agent-id",
+        "site-2",
+        "--cp-url",
+        "wss://cp.invalid/ws",
+        "--kubeconfig",
+        str(tmp_path / "none"),
+    )
+    assert done.returncode == 2
+    assert "is not the agent of bundle" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_control_plane_with_a_ca_it_cannot_use_stops_at_start(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("not a certificate")
+    (tmp_path / "ca.key").write_text("not a key")
+    done = run(
+        "cp",
+        "--data-dir",
+        str(tmp_path / "cp"),
+        "--ca-cert",
+        str(tmp_path / "ca.crt"),
+        "--ca-key",
+        str(tmp_path / "ca.key"),
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.startswith("transporter cp: error:") and "not a PEM certificate" in done.stderr
+    )
+
+
+async def test_create_connect_revoke(tmp_path: Path, logs: LogWatch) -> None:
+    data, out = tmp_path / "cp", tmp_path / "bundle"
+    with running_cp(data) as cp:
+        assert "CA created in" in cp.output
+        assert (data / "ca.crt").exists()
+        assert stat.S_IMODE((data / "ca.key").stat().st_mode) == 0o600
+        found = _AGENT_CHANNEL.search(cp.output)
+        assert found is not None, cp.output
+        url = found.group(1)
+
+        done = run(
+            "bundle", "create", "--agent-id", "site-1", "--out", str(out), "--data-dir", str(data)
+        )
+        assert done.returncode == 0, done.stderr
+        serial = re.search(r"serial\s+([0-9a-f]+)", done.stdout)
+        assert serial is not None, done.stdout
+        bundle = load_bundle(out)
+        assert (bundle.agent_id, bundle.serial) == ("site-1", serial.group(1))
+        assert f"bundle revoke {bundle.serial}" in done.stdout
+        again = run(
+            "bundle", "create", "--agent-id", "site-1", "--out", str(out), "--data-dir", str(data)
+        )
+        assert again.returncode == 1 and "not an empty folder" in again.stderr
+
+        session = Session(
+            agent_info("site-1", "test", {}),
+            url,
+            InstantRunner(),
+            backoff=Backoff(first=0.05, cap=0.5),
+            ssl_context=bundle.ssl_context(),
+            signing_key=bundle.signing_key,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            with trio.fail_after(30):
+                await session.connected.wait()
+
+            revoked = await trio.to_thread.run_sync(
+                run,
+                "bundle",
+                "revoke",
+                bundle.fingerprint,
+                "--reason",
+                "laptop lost",
+                "--data-dir",
+                str(data),
+            )
+            assert revoked.returncode == 0, revoked.stderr
+            assert f"revoked fingerprint {bundle.fingerprint}" in revoked.stdout
+            # The control plane (another process) notices, tells the agent and closes.
+            await logs.wait_for("control plane refused a message: revoked")
+            await logs.wait_for("still unreachable", "refused with HTTP 403")
+            nursery.cancel_scope.cancel()
+
+        twice = run("bundle", "revoke", bundle.fingerprint, "--data-dir", str(data))
+        assert twice.returncode == 0 and "was revoked already" in twice.stdout
+        bad = run("bundle", "revoke", "not-a-serial", "--data-dir", str(data))
+        assert bad.returncode == 2 and "neither a certificate's serial" in bad.stderr
+    verified = run("audit", "verify", "--data-dir", str(data))
+    assert verified.returncode == 0, verified.stdout
+    assert "refused: certificate fingerprint" in cp.output and "is revoked" in cp.output
+
+
+def test_a_plain_channel_is_said_loudly(tmp_path: Path) -> None:
+    with running_cp(tmp_path / "cp", "--insecure-plain-ws") as cp:
+        assert "agent channel listening on ws://" in cp.output
+        assert "AGENT CHANNEL SECURITY IS OFF" in cp.output
+    assert not (tmp_path / "cp" / "ca.crt").exists()

@@ -1,0 +1,194 @@
+"""The control plane's CA, agents' certificates and bundles, and naming certificates: real keys
+and certificates made with ``cryptography``, files in tmp_path."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from transporter.agent.bundle import BundleError, load_bundle
+from transporter.cp.bundle import write_bundle
+from transporter.cp.pki import (
+    CA_KEY_FILE,
+    PkiError,
+    new_authority,
+    open_authority,
+    write_serving,
+)
+from transporter.cp.signer import SIGNING_KEY_FILE, open_signing_key
+from transporter.protocol.identity import (
+    BUNDLE_KEY_FILE,
+    BUNDLE_SIGNING_FILE,
+    IdentityError,
+    NotACertificate,
+    PeerCertificate,
+    Revocation,
+    Revoked,
+    agent_id_of,
+    parse_certificate_ref,
+)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_first_start_makes_the_ca_and_the_signing_key_and_later_ones_keep_them(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    authority, made = open_authority(data, create=True)
+    signer, key_made = open_signing_key(data, create=True)
+    assert made and key_made
+    assert mode(data / CA_KEY_FILE) == 0o600
+    assert mode(data / SIGNING_KEY_FILE) == 0o600
+    again, made = open_authority(data, create=True)
+    signer_again, key_made = open_signing_key(data, create=True)
+    assert not made and not key_made
+    assert again.certificate == authority.certificate
+    assert signer_again.public_pem() == signer.public_pem()
+    constraints = authority.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.value.ca
+
+
+def test_commands_other_than_the_first_start_never_make_a_ca(tmp_path: Path) -> None:
+    with pytest.raises(PkiError, match="start the control plane with this --data-dir once"):
+        open_authority(tmp_path, create=False)
+    with pytest.raises(PkiError, match="--signing-key"):
+        open_signing_key(tmp_path, create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ca_given_as_files_is_checked(tmp_path: Path) -> None:
+    ca = new_authority()
+    cert, key = tmp_path / "ca.pem", tmp_path / "ca-key.pem"
+    cert.write_bytes(ca.cert_pem())
+    key.write_bytes(ca.key_pem())
+    authority, made = open_authority(tmp_path / "data", cert, key, create=True)
+    assert not made and authority.certificate == ca.certificate
+    assert not (tmp_path / "data").exists()  # nothing made in the data folder
+
+    other = tmp_path / "other-key.pem"
+    other.write_bytes(new_authority().key_pem())
+    with pytest.raises(PkiError, match="is not the key of"):
+        open_authority(tmp_path, cert, other, create=True)
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(authority.issue_agent("a").cert_pem())
+    with pytest.raises(PkiError, match="not a CA certificate"):
+        open_authority(tmp_path, leaf, key, create=True)
+    with pytest.raises(PkiError, match="both"):
+        open_authority(tmp_path, cert, None, create=True)
+    with pytest.raises(PkiError, match="cannot read"):
+        open_authority(tmp_path, tmp_path / "missing.pem", key, create=True)
+
+
+def test_an_agent_certificate_names_its_agent_and_serves_clients_only(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path, create=True)
+    issued = authority.issue_agent("site-7")
+    certificate = issued.certificate
+    assert agent_id_of(certificate) == "site-7"
+    usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert certificate.issuer == authority.certificate.subject
+    peer = PeerCertificate.of(certificate.public_bytes(serialization.Encoding.DER))
+    assert (peer.agent_id, peer.serial, peer.fingerprint) == (
+        "site-7",
+        issued.serial,
+        issued.fingerprint,
+    )
+
+
+def test_the_serving_certificate_holds_the_names_agents_dial(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path, create=True)
+    cert_file, key_file = write_serving(authority, tmp_path, ["cp.example.com", "10.0.0.5"])
+    assert mode(key_file) == 0o600
+    chain = x509.load_pem_x509_certificates(cert_file.read_bytes())
+    assert chain[1] == authority.certificate  # the chain: it, then the CA
+    names = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"cp.example.com", "localhost"} <= set(names.get_values_for_type(x509.DNSName))
+    assert {ipaddress.ip_address("10.0.0.5"), ipaddress.ip_address("127.0.0.1")} <= set(
+        names.get_values_for_type(x509.IPAddress)
+    )
+    usage = chain[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    with pytest.raises(IdentityError):  # it is nobody's agent certificate
+        agent_id_of(chain[0])
+
+
+def test_a_bundle_holds_what_the_agent_needs(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path / "cp", create=True)
+    signer, _ = open_signing_key(tmp_path / "cp", create=True)
+    issued = write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
+    assert mode(tmp_path / "bundle" / BUNDLE_KEY_FILE) == 0o600
+    bundle = load_bundle(tmp_path / "bundle")
+    assert (bundle.agent_id, bundle.serial, bundle.fingerprint) == (
+        "site-3",
+        issued.serial,
+        issued.fingerprint,
+    )
+    assert bundle.signing_key == signer.key.public_key()
+    bundle.ssl_context()
+    with pytest.raises(PkiError, match="not an empty folder"):
+        write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
+
+
+def test_a_broken_bundle_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path / "cp", create=True)
+    signer, _ = open_signing_key(tmp_path / "cp", create=True)
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        write_bundle(authority, signer, "site-3", folder, days=10)
+    (one / BUNDLE_SIGNING_FILE).write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(BundleError, match=r"event-signing\.pub is not an Ed25519 public key"):
+        load_bundle(one)
+    (two / BUNDLE_KEY_FILE).unlink()
+    with pytest.raises(BundleError, match=r"No such file"):
+        load_bundle(two)
+    with pytest.raises(BundleError, match=r"cannot read agent\.crt"):
+        load_bundle(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1f2E", ("serial", "1f2e")),
+        ("0x00ab", ("serial", "ab")),
+        ("0A:1B:2C", ("serial", "a1b2c")),
+        ("AB" * 32, ("fingerprint", "ab" * 32)),
+        (":".join(["cd"] * 32), ("fingerprint", "cd" * 32)),
+    ],
+)
+def test_a_certificate_is_named_by_serial_or_fingerprint(
+    text: str, expected: tuple[str, str]
+) -> None:
+    assert parse_certificate_ref(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "xyz", "12 34", "a" * 41, "a" * 65])
+def test_text_that_names_no_certificate_is_refused(text: str) -> None:
+    with pytest.raises(NotACertificate):
+        parse_certificate_ref(text)
+
+
+def test_revocations_cover_a_certificate_by_serial_or_by_fingerprint() -> None:
+    peer = PeerCertificate("a", "abc", "f" * 64, 0.0)
+    revoked = Revoked()
+    assert revoked.covers(peer) is None
+    by_fingerprint = Revocation("fingerprint", "f" * 64, 1.0, seq=4)
+    revoked.add(Revocation("serial", "abd", 1.0, seq=3))
+    revoked.add(by_fingerprint)
+    assert revoked.covers(peer) == by_fingerprint
+    assert revoked.seq == 4
+    assert peer.revoked_by(by_fingerprint)
+    assert not peer.revoked_by(Revocation("serial", "abd", 1.0))
