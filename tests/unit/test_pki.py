@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from transporter.agent.bundle import BundleError, load_bundle
 from transporter.cp.bundle import write_bundle
 from transporter.cp.pki import (
+    CA_CERT_FILE,
     CA_KEY_FILE,
     PkiError,
     new_authority,
@@ -56,6 +57,18 @@ def test_the_first_start_makes_the_ca_and_the_signing_key_and_later_ones_keep_th
     assert signer_again.public_pem() == signer.public_pem()
     constraints = authority.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.value.ca
+
+
+def test_a_first_start_cut_short_after_the_key_is_made_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    open_authority(data, create=True)
+    (data / CA_CERT_FILE).unlink()  # as if killed between writing the key and the certificate
+    with pytest.raises(PkiError):
+        open_authority(data, create=False)  # a command never makes one
+    authority, made = open_authority(data, create=True)
+    assert made
+    again, made = open_authority(data, create=False)
+    assert not made and again.certificate == authority.certificate
 
 
 def test_commands_other_than_the_first_start_never_make_a_ca(tmp_path: Path) -> None:

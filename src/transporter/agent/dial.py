@@ -27,6 +27,21 @@ class DialError(Exception):
     """The connection could not be set up; the message says at which step and why."""
 
 
+class DeadConnection(Exception):
+    """Raised in a :func:`connect` block when the peer stopped answering: the connection is
+    then closed at once, without waiting for a close handshake nobody will answer."""
+
+
+CLOSE_WAIT = 5.0
+"""Seconds a clean close waits for the control plane's side of the close handshake."""
+
+
+def _dead(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(DeadConnection) is not None
+    return isinstance(exc, DeadConnection)
+
+
 class _Watched(trio.abc.HalfCloseableStream):
     """A stream that remembers how it broke, and says so at once."""
 
@@ -83,11 +98,17 @@ async def connect(
     async with trio.open_nursery() as nursery:
         with trio.fail_after(connect_timeout):
             ws, stream = await _dial(nursery, url, ssl_context, max_message_size)
+        close_wait = CLOSE_WAIT
         try:
             yield ws
+        except BaseException as exc:
+            if _dead(exc):
+                close_wait = 0.0
+            raise
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await ws.aclose()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(close_wait):
+                    await ws.aclose()
                 # trio-websocket leaves the socket open when the far side closed first.
                 await trio.aclose_forcefully(stream)
             nursery.cancel_scope.cancel()

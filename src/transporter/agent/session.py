@@ -31,7 +31,7 @@ from trio_websocket import (
 )
 
 from transporter import __version__
-from transporter.agent.dial import DialError, connect
+from transporter.agent.dial import DeadConnection, DialError, connect
 from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
 from transporter.protocol import codec, signing
@@ -68,7 +68,7 @@ class Rejected(Exception):
     """The control plane refused this agent (bad registration); retrying will not help soon."""
 
 
-class Silent(Exception):
+class Silent(DeadConnection):
     """The control plane did not answer a ping in time: the connection is taken for dead."""
 
 
@@ -222,15 +222,17 @@ class Session:
         return message
 
     async def _heartbeat(self, ws: WebSocketConnection, interval: float, dead_after: float) -> None:
-        """A heartbeat and a ping every ``interval``; raises :class:`Silent` when a ping has no
-        pong within ``dead_after`` (sending may block too, on a connection nobody reads)."""
+        """A heartbeat and a ping every ``interval``; raises :class:`Silent` when ``dead_after``
+        passed since the last pong (sending may block too, on a connection nobody reads)."""
+        answered = trio.current_time()  # the welcome was the last answer
         while True:
             started = trio.current_time()
-            with trio.move_on_after(dead_after) as waiting:
+            with trio.move_on_at(answered + dead_after) as waiting:
                 await ws.send_message(codec.encode(Heartbeat(at=time.time())))
                 await ws.ping()
             if waiting.cancelled_caught:
                 raise Silent(f"no answer from the control plane for {dead_after:g} s")
+            answered = trio.current_time()
             await trio.sleep_until(started + interval)
 
     async def _write(self, ws: WebSocketConnection) -> None:

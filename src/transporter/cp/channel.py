@@ -65,6 +65,7 @@ from transporter.protocol.model import (
     Phase,
 )
 from transporter.protocol.status import StatusUpdate
+from transporter.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,13 @@ class AgentChannel:
                         self.settings.max_message_bytes,
                     )
                     break
+        except* StoreUnavailable as outage:
+            # Not a bug: the agent dials again, and is served once the store is back.
+            log.warning(
+                "agent channel %s: connection closed, the store is unavailable: %s",
+                _peer(ws),
+                outage.exceptions[0],
+            )
         except* Exception:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", _peer(ws))
@@ -348,29 +356,31 @@ class AgentChannel:
                 certificate=certificate,
             )
             replaced = self.hub.registry.attach(connection)
-            self.hub.agent_registered(info.id)
-            store = self.hub.store
-            await store.put_agent(
-                AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now)
-            )
-            action = "agent.replaced" if replaced else "agent.connected"
-            detail = f"from {_peer(ws)}"
-            if certificate is not None:
-                detail += f", certificate serial {certificate.serial}"
-            await store.audit(AuditEntry(at=now, action=action, agent_id=info.id, detail=detail))
-            log.info(
-                "agent %s connected from %s%s",
-                info.id,
-                _peer(ws),
-                " (replacing its previous connection)" if replaced else "",
-            )
-            welcome = Welcome(
-                agent_id=info.id,
-                heartbeat_interval=self.settings.heartbeat_interval,
-                dead_after=self.settings.dead_after,
-            )
-            await ws.send_message(codec.encode(welcome))
-            try:
+            try:  # from here on, whatever fails (the store, the socket) detaches it again
+                self.hub.agent_registered(info.id)
+                store = self.hub.store
+                await store.put_agent(
+                    AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now)
+                )
+                action = "agent.replaced" if replaced else "agent.connected"
+                detail = f"from {_peer(ws)}"
+                if certificate is not None:
+                    detail += f", certificate serial {certificate.serial}"
+                await store.audit(
+                    AuditEntry(at=now, action=action, agent_id=info.id, detail=detail)
+                )
+                log.info(
+                    "agent %s connected from %s%s",
+                    info.id,
+                    _peer(ws),
+                    " (replacing its previous connection)" if replaced else "",
+                )
+                welcome = Welcome(
+                    agent_id=info.id,
+                    heartbeat_interval=self.settings.heartbeat_interval,
+                    dead_after=self.settings.dead_after,
+                )
+                await ws.send_message(codec.encode(welcome))
                 # Few tasks a connection (memory per connection matters with thousands of
                 # agents): this one reads, a child delivers from the outbox, another waits for
                 # reports to be written to acknowledge them. Health is watched for all
@@ -515,7 +525,10 @@ class AgentChannel:
                 elif silent >= unhealthy and connection.status is AgentStatus.CONNECTED:
                     connection.status = AgentStatus.UNHEALTHY
                     log.warning("agent %s: nothing heard for %.1f s", connection.agent_id, silent)
-                    await self._save_status(connection)
+                    try:
+                        await self._save_status(connection)
+                    except StoreUnavailable as exc:  # shown again when it speaks or goes
+                        log.warning("agent %s: status not saved: %s", connection.agent_id, exc)
             await trio.sleep(self.settings.heartbeat_interval / 4)
 
     async def _save_status(self, connection: Connection) -> None:

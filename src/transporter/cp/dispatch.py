@@ -22,7 +22,7 @@ from transporter.cp.writer import Pending, StatusWriter
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import EventConflict, Store
+from transporter.store.base import EventConflict, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -237,22 +237,33 @@ class Hub:
             nursery.start_soon(self.expire_forever)
 
     async def expire_forever(self, *, interval: float = EXPIRY_INTERVAL) -> None:
+        """End events whose TTL passed; a store outage pauses this, it never ends it."""
+        outage = False
         while True:
-            now = time.time()
-            for event_id in await self.store.expiring(now):
-                record = await self.store.get_event(event_id)
-                if record is None:
-                    continue
-                await self.update(
-                    event_id,
-                    record.event.target_agent,
-                    StatusUpdate(
-                        at=now,
-                        state=EventState.EXPIRED,
-                        message="TTL passed before the event finished",
-                    ),
-                )
+            try:
+                await self._expire(time.time())
+            except StoreUnavailable as exc:
+                if not outage:
+                    log.warning("expiry paused: %s", exc)
+                outage = True
+            else:
+                if outage:
+                    log.info("expiry resumed: the store answers again")
+                outage = False
             await trio.sleep(interval)
+
+    async def _expire(self, now: float) -> None:
+        for event_id in await self.store.expiring(now):
+            record = await self.store.get_event(event_id)
+            if record is None:
+                continue
+            await self.update(
+                event_id,
+                record.event.target_agent,
+                StatusUpdate(
+                    at=now, state=EventState.EXPIRED, message="TTL passed before the event finished"
+                ),
+            )
 
 
 def _accepted_audit(event: Event) -> AuditEntry:

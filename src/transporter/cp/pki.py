@@ -216,7 +216,10 @@ def open_authority(
     if cert_file is not None and key_file is not None:
         return Authority(_load_ca(cert_file, key_file), cert_file), False
     cert_file, key_file = data_dir / CA_CERT_FILE, data_dir / CA_KEY_FILE
-    if cert_file.exists() or key_file.exists():
+    # The key is written first, the certificate second: a key alone is a first start that was
+    # cut short (nothing can have been issued without the certificate), so it is made again.
+    interrupted = create and key_file.exists() and not cert_file.exists()
+    if (cert_file.exists() or key_file.exists()) and not interrupted:
         return Authority(_load_ca(cert_file, key_file), cert_file), False
     if not create:
         raise PkiError(
@@ -225,7 +228,7 @@ def open_authority(
         )
     issued = new_authority()
     _make_folder(data_dir)
-    write_private(key_file, issued.key_pem())
+    write_private(key_file, issued.key_pem(), replace=interrupted)
     write_public(cert_file, issued.cert_pem())
     return Authority(issued, cert_file), True
 
