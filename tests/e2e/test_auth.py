@@ -87,6 +87,8 @@ WELL_FORMED_UNKNOWN = "tpt_0123456789ab_" + "A" * 43
         (None, "this endpoint needs a token: send 'Authorization: Bearer tpt_", False),
         ("Basic dXNlcjpwdw==", "must be 'Bearer <token>', not 'Basic'", True),
         ("Bearer", "must be 'Bearer <token>'", True),
+        # A token sent without "Bearer ": refused without quoting any of it.
+        (WELL_FORMED_UNKNOWN, "must be 'Bearer <token>', not a bare credential", True),
         ("Bearer not-a-token", "not a transporter token (tpt_<id>_<secret>)", True),
         (f"Bearer {WELL_FORMED_UNKNOWN}", "not valid (unknown, or not its secret)", True),
         (f"bearer {WELL_FORMED_UNKNOWN}", "not valid (unknown, or not its secret)", True),
@@ -107,6 +109,7 @@ async def test_without_a_valid_token_every_endpoint_is_401_saying_why(
     answer = await http(f"{cp.bound.api_url}{path}", method, body, headers=headers)
     error = assert_error(answer, 401, "unauthorized")
     assert words in error["message"]
+    assert "tpt_0123" not in error["message"]
     challenge = answer.headers["www-authenticate"]
     assert challenge.startswith('Bearer realm="transporter"')
     assert ('error="invalid_token"' in challenge) is invalid

@@ -131,6 +131,22 @@ async def test_an_expired_certificate_is_refused(cp: ControlPlane, logs: LogWatc
     assert await cp.client.agents() == []
 
 
+async def test_a_connection_is_closed_when_its_certificate_expires(
+    cp: ControlPlane, logs: LogWatch
+) -> None:
+    short = cp.authority.bundle("site-1", days=4 / 86400)  # valid for 4 more seconds
+    agent = session(short, cp.agent_url)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent.run)
+        with trio.fail_after(TIMEOUT):
+            await agent.connected.wait()
+        await logs.wait_for("agent site-1: its certificate expired; closing its connection")
+        assert time.time() >= short.not_after
+        nursery.cancel_scope.cancel()
+    entries = [e for e in await cp.client.audit() if e.action == "agent.expired"]
+    assert [e.agent_id for e in entries] == ["site-1"]
+
+
 async def test_a_connection_without_a_certificate_is_refused(
     cp: ControlPlane, logs: LogWatch
 ) -> None:

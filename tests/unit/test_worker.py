@@ -200,15 +200,22 @@ async def test_a_refused_event_is_acknowledged_reported_failed_and_never_run() -
             "signature does not match: refused",
             (),
         )
-        # Delivered again (the report was lost): the same answer, still never run.
+        # Delivered again (the report was lost): refused again, never run.
+        worker.refuse(event("forged", configmap("x")), "signature does not match: refused")
+        assert (sink.reports[-1].state, sink.reports[-1].message) == (final.state, final.message)
+        assert runner.started == []
+        # The refusal is not that id's result: a genuine event under the id still runs.
         await worker.offer(event("forged", configmap("x")))
-        assert sink.reports[-1] == final
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["forged"]
+        runner.gate("forged").set()
+        await trio.testing.wait_all_tasks_blocked()
         # A refused copy of an event that is running leaves that event alone.
         await worker.offer(event("real", configmap("y")))
         await trio.testing.wait_all_tasks_blocked()
         worker.refuse(event("real", configmap("evil")), "signature does not match: refused")
         runner.gate("real").set()
         await trio.testing.wait_all_tasks_blocked()
-        assert runner.started == ["real"]
+        assert runner.started == ["forged", "real"]
         assert sink.reports[-1].state is EventState.COMPLETED
         nursery.cancel_scope.cancel()

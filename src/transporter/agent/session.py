@@ -68,6 +68,11 @@ class Rejected(Exception):
     """The control plane refused this agent (bad registration); retrying will not help soon."""
 
 
+CLOCK_SKEW = 300.0
+"""Seconds an event may arrive after its TTL passed (by this host's clock) and still run: the
+control plane never sends one after, but the two clocks may disagree."""
+
+
 class Silent(DeadConnection):
     """The control plane did not answer a ping in time: the connection is taken for dead."""
 
@@ -287,6 +292,12 @@ class Session:
         if event.target_agent != self.info.id:
             log.warning("event %s refused: it is for agent %s", event.id, event.target_agent)
             return f"event for agent {event.target_agent!r}, not this one: refused"
+        late = time.time() - event.expires_at
+        if late > CLOCK_SKEW:
+            # Signed, but old: someone who can write to the store could put back an event
+            # that ran long ago (a delete, say); its TTL, which the signature covers, says no.
+            log.warning("event %s refused: its TTL passed %.0f s ago", event.id, late)
+            return f"its TTL passed {late:.0f} s ago: refused"
         return None
 
 

@@ -171,7 +171,8 @@ class Worker:
         """Take a delivered event that must not run (its signature does not match): it is
         acknowledged and reported ``failed`` with ``message`` at once, and nothing of it is
         looked at. An id that is running or finished here keeps what it has: the refused copy
-        is not the event that ran under that id."""
+        is not the event that ran under that id; nor is the refusal remembered as that id's
+        result (a genuine event under the id may still come)."""
         self.sink.received(event.id)
         final = self.finished.get(event.id)
         if final is not None:
@@ -179,10 +180,7 @@ class Worker:
             return
         if event.id in self.running:
             return
-        reporter = Reporter(event.id, self.sink)
-        reporter(EventState.FAILED, Phase.FAILED, message, ())
-        if reporter.last is not None:
-            self._remember(event.id, reporter.last)
+        Reporter(event.id, self.sink)(EventState.FAILED, Phase.FAILED, message, ())
 
     def _remember(self, event_id: str, final: Status) -> None:
         self.finished[event_id] = final

@@ -15,6 +15,7 @@ cannot make the log grow without bound; those left out are counted in the next o
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -33,6 +34,8 @@ AUDIT_RATE: Final = 10.0
 AUDIT_BURST: Final = 100
 REALM: Final = 'Bearer realm="transporter"'
 _MAX_PATH_SHOWN = 200
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,15}")
+"""What an authentication scheme looks like (``Basic``, ``Negotiate``): quoted in a refusal."""
 
 
 class Refused(Exception):
@@ -180,9 +183,12 @@ class Gate:
         scheme, _, text = authorization.strip().partition(" ")
         text = text.strip()
         if scheme.lower() != "bearer" or not text:
+            # The scheme is named only when it looks like one: a token sent without "Bearer "
+            # would otherwise be quoted (in the answer, the log and the audit log).
+            said = f"not {scheme!r} …" if _SCHEME.fullmatch(scheme) else "not a bare credential"
             raise Refused(
                 401,
-                f"the Authorization header must be 'Bearer <token>', not {scheme[:20]!r} …",
+                f"the Authorization header must be 'Bearer <token>', {said}",
                 invalid_token=True,
             )
         token_id = token_id_of(text)

@@ -196,7 +196,7 @@ class AgentChannel:
         return self.revocations.revoked.covers(certificate)
 
     async def _audit_refusal(self, certificate: PeerCertificate, detail: str) -> None:
-        await self.hub.store.audit(
+        await self._audit_safely(
             AuditEntry(
                 at=time.time(),
                 action="agent.refused",
@@ -204,6 +204,14 @@ class AgentChannel:
                 detail=detail,
             )
         )
+
+    async def _audit_safely(self, entry: AuditEntry) -> None:
+        """An audit entry outside any connection's handler: a store outage is logged, it must
+        not end the agent channel (a revoked agent dials again and again, with backoff)."""
+        try:
+            await self.hub.store.audit(entry)
+        except StoreUnavailable as exc:
+            log.warning("audit entry %s for %s not written: %s", entry.action, entry.agent_id, exc)
 
     async def _revoked(self, revocations: list[Revocation]) -> None:
         """Close the connections whose certificates were just revoked (first all of them, at
@@ -234,7 +242,7 @@ class AgentChannel:
                 revocation.kind,
                 revocation.value,
             )
-            await self.hub.store.audit(
+            await self._audit_safely(
                 AuditEntry(
                     at=time.time(),
                     action="agent.revoked",
@@ -508,14 +516,33 @@ class AgentChannel:
 
     async def watch_health(self) -> None:
         """Mark agents ``unhealthy`` after ``missed_heartbeats`` intervals of silence, and close
-        their connections after ``dead_heartbeats`` intervals."""
+        their connections after ``dead_heartbeats`` intervals, or once their certificates
+        expire (checked at the handshake, but a connection may outlive it)."""
         unhealthy = self.settings.heartbeat_interval * self.settings.missed_heartbeats
         dead = self.settings.dead_after
         while True:
             now = time.time()
             for connection in self.hub.registry.all():
                 silent = now - connection.last_heartbeat
-                if silent >= dead and not connection.cancel_scope.cancel_called:
+                certificate = connection.certificate
+                if connection.cancel_scope.cancel_called:
+                    continue
+                if certificate is not None and certificate.not_after <= now:
+                    log.warning(
+                        "agent %s: its certificate expired; closing its connection",
+                        connection.agent_id,
+                    )
+                    connection.cancel_scope.cancel()
+                    await self._audit_safely(
+                        AuditEntry(
+                            at=now,
+                            action="agent.expired",
+                            agent_id=connection.agent_id,
+                            detail=f"certificate serial {certificate.serial} expired;"
+                            " connection closed",
+                        )
+                    )
+                elif silent >= dead:
                     log.warning(
                         "agent %s: nothing heard for %.1f s; closing its connection as dead",
                         connection.agent_id,

@@ -118,6 +118,13 @@ async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> No
         )
     else:
         log.info("API: bearer tokens required (`transporter token list` shows them)")
+    if not settings.listen.is_loopback:
+        log.warning(
+            "the API on %s is plain HTTP: bearer tokens cross the network readable. Put it"
+            " behind a TLS-terminating proxy, or listen on 127.0.0.1 and reach it through an"
+            " SSH tunnel, until the control plane serves TLS itself.",
+            settings.listen,
+        )
 
 
 def main(settings: CpConfig) -> int:

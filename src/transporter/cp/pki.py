@@ -248,20 +248,33 @@ def write_serving(authority: Authority, data_dir: Path, names: Iterable[str]) ->
 def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
     """A key file, readable by its owner only from the moment it exists; written whole under a
     temporary name first, so that a reader never sees half of it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
     if not replace and path.exists():
-        temporary.unlink()
         raise PkiError(f"{path} exists; not replaced")
-    temporary.replace(path)
+    _write_whole(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> None:
+    _write_whole(path, data, 0o644)
+
+
+def _write_whole(path: Path, data: bytes, mode: int) -> None:
+    """``data`` into ``path`` under a temporary name first, synced, then renamed and the folder
+    synced: a reader (or a start after a power cut) sees all of it or none. The temporary file
+    is created afresh (never through a link, nor one left over with other permissions)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)  # whatever the umask
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
     temporary.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _make_folder(folder: Path) -> None:

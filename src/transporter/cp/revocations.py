@@ -43,6 +43,9 @@ class RevocationWatch:
             except StoreUnavailable as exc:
                 log.warning("cannot read revoked certificates from the store: %s", exc)
                 continue
+            except Exception:  # a record we cannot read must not end the agent channel
+                log.exception("cannot read revoked certificates from the store")
+                continue
             if not new:
                 continue
             for revocation in new:

@@ -22,6 +22,8 @@ SIGNING_KEY_FILE = "event-signing.key"
 INLINE_BYTES = 256 * 1024
 """Events with fewer bytes of manifests than this are signed on the event loop; larger ones
 (up to 3 MiB, some milliseconds each) in a worker thread, so that requests keep flowing."""
+INLINE_EVENTS = 16
+"""Events of one batch signed on the event loop at most."""
 
 
 class EventSigner:
@@ -38,9 +40,10 @@ class EventSigner:
         return signing.sign(event, self.key)
 
     async def sign_many(self, events: Sequence[Event]) -> list[Event]:
-        """Each event signed, large ones off the event loop."""
+        """Each event signed; large ones, and batches of many, off the event loop (about
+        0.1 ms an event: a batch of 1,000 would hold everything else up for 100 ms)."""
         size = sum(len(text) for event in events for text in event.payload.manifests)
-        if size < INLINE_BYTES:
+        if size < INLINE_BYTES and len(events) <= INLINE_EVENTS:
             return [self.sign(event) for event in events]
         return await trio.to_thread.run_sync(
             lambda: [self.sign(event) for event in events], limiter=self._limiter

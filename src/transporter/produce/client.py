@@ -19,6 +19,17 @@ from transporter.protocol import codec
 from transporter.protocol.model import AgentRecord, AuditEntry, EventRecord
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is here: following it would send the bearer
+    token to wherever it points (urllib copies the Authorization header to the new URL)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class ApiError(Exception):
     """The control plane answered with an error (``status`` 4xx/5xx) and said why."""
 
@@ -70,7 +81,7 @@ class Client:
 
         def call() -> Any:
             try:
-                with urllib.request.urlopen(request, timeout=limit) as answer:  # noqa: S310
+                with _OPENER.open(request, timeout=limit) as answer:
                     return json.load(answer)
             except urllib.error.HTTPError as exc:
                 try:
