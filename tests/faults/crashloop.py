@@ -122,12 +122,16 @@ def cp_kill_cycles(
         started = time.monotonic()
         cp.start()
         startup = time.monotonic() - started
-        agent = AgentProcess(agent_id, cp.agent_url, kubeconfig, work / "agent.log")
+        # Made once, after the first start: every restart must still take the token (in the
+        # store) and the agent's certificate (from the CA in the data folder).
+        api = cp.create_admin_token()
+        bundle = cp.create_bundle(agent_id, work / "agent-bundle")
+        agent = AgentProcess(agent_id, cp.agent_url, bundle, kubeconfig, work / "agent.log")
         agent.start()
         # Spread the stream over the cycles (it catches up in a burst after each restart).
         cycle_time = startup + sum(settings.up) / 2
         producer = Producer(
-            cp.api_url,
+            api,
             bodies,
             pace=settings.cycles * cycle_time / max(settings.events, 1),
             batch=settings.batch,
@@ -140,7 +144,7 @@ def cp_kill_cycles(
         cp.ready()
         producer.join(timeout=settings.finish_timeout)
         outcome = producer.outcome
-        records = final_records(cp.api_url, outcome.accepted, timeout=settings.finish_timeout)
+        records = final_records(api, outcome.accepted, timeout=settings.finish_timeout)
         if agent.process is not None and not agent.process.alive():
             raise RuntimeError(f"the agent exited by itself:\n{agent.process.tail()}")
         accepted = set(outcome.accepted)

@@ -7,20 +7,20 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from tests.faults.producer import call
+from tests.faults.producer import ApiAccess, call
 
 TERMINAL = {"completed", "failed", "expired"}
 LONG_POLL = 20.0
 
 
-def final_record(api_url: str, event_id: str, *, deadline: float) -> dict[str, Any] | None:
+def final_record(api: ApiAccess, event_id: str, *, deadline: float) -> dict[str, Any] | None:
     """The event's record once it has ended, or as it stands at ``deadline`` (monotonic);
     ``None`` when the control plane does not know the event."""
     since = 0
     while True:
         wait = max(0.0, min(LONG_POLL, deadline - time.monotonic()))
         path = f"/events/{quote(event_id, safe='')}?wait={wait:.1f}&since={since}"
-        status, record = call(api_url, "GET", path, timeout=wait + 30)
+        status, record = call(api, "GET", path, timeout=wait + 30)
         if status == 404:
             return None
         if status != 200:
@@ -31,11 +31,11 @@ def final_record(api_url: str, event_id: str, *, deadline: float) -> dict[str, A
 
 
 def final_records(
-    api_url: str, event_ids: Iterable[str], *, timeout: float
+    api: ApiAccess, event_ids: Iterable[str], *, timeout: float
 ) -> dict[str, dict[str, Any] | None]:
     """:func:`final_record` of each event, all within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    return {event_id: final_record(api_url, event_id, deadline=deadline) for event_id in event_ids}
+    return {event_id: final_record(api, event_id, deadline=deadline) for event_id in event_ids}
 
 
 def not_completed(records: dict[str, dict[str, Any] | None]) -> list[str]:

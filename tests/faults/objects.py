@@ -25,14 +25,14 @@ def configmap_yaml(name: str, namespace: str, data: Mapping[str, str]) -> str:
 def event_body(
     event_id: str, agent: str, objects: Mapping[str, Data], namespace: str
 ) -> dict[str, Any]:
-    """``POST /events`` of an event that applies one ConfigMap per item of ``objects``."""
+    """``POST /events`` of an event that applies one ConfigMap per item of ``objects``. (No
+    ``created_by``: the control plane sets it from the submitting token's name.)"""
     return {
         "id": event_id,
         "target_agent": agent,
         "payload": {
             "manifests": [configmap_yaml(name, namespace, data) for name, data in objects.items()]
         },
-        "created_by": "fault-tests",
     }
 
 

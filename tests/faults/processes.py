@@ -1,5 +1,10 @@
 """``transporter cp`` and ``transporter agent`` as real processes that can be killed with -9 and
-started again: the control plane on the ports it bound the first time, the agent with its id."""
+started again: the control plane on the ports it bound the first time, the agent with its id.
+
+They run with the secure defaults: the API takes an admin token made on the control plane's
+store, and each agent dials the agent channel over wss:// with a bundle (client certificate)
+issued by the control plane's CA, which it makes at its first start in its data folder and
+keeps across restarts."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.bed.process import die_with_parent
+from tests.faults.producer import ApiAccess
+from tests.procs import create_bundle, create_token
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
 API_LISTENING = re.compile(r"API listening on (http://\S+)")
@@ -25,13 +32,13 @@ DIAL_FAILED = re.compile(r"(reconnecting) with backoff")
 """The agent's line when a connection failed, or could not be made (once per outage)."""
 START_TIMEOUT = 60.0
 """Seconds for a role process to say it is ready (a loaded 2-core machine needs a few)."""
-ENV = {
-    # What these tests are about is durability, not security: the API without tokens and the
-    # agent channel over plain ws://, as on a closed test network (--insecure-no-auth,
-    # --insecure-plain-ws). Set as variables: a transporter without these flags ignores them.
-    "TRANSPORTER_INSECURE_NO_AUTH": "true",
-    "TRANSPORTER_INSECURE_PLAIN_WS": "true",
-}
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without ``TRANSPORTER_*`` variables: the processes run with
+    the flags given here only (a ``TRANSPORTER_INSECURE_NO_AUTH`` of the caller's shell would
+    turn the security these tests run with off)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
 
 
 class Watched:
@@ -50,7 +57,7 @@ class Watched:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **ENV},
+            env=_environment(),
             preexec_fn=die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -124,7 +131,8 @@ class Watched:
 
 class ControlPlaneProcess:
     """``transporter cp``. The first start binds free ports; every later start binds the same
-    ones (the agent keeps dialling its one URL, the producer its one API URL)."""
+    ones (the agent keeps dialling its one URL, the producer its one API URL), and finds in
+    ``data_dir`` the CA its first start made (the agents' bundles stay valid)."""
 
     def __init__(self, data_dir: Path, log: Path, *, store: str | None = None) -> None:
         self.data_dir = data_dir
@@ -132,9 +140,16 @@ class ControlPlaneProcess:
         self.log = log
         self.api_port = 0
         self.agent_port = 0
-        self.agent_scheme = "ws"
+        self.agent_scheme = "wss"
         self.process: Watched | None = None
         self.starts = 0
+        self._token: str | None = None
+
+    @property
+    def api(self) -> ApiAccess:
+        """The API with the admin token of :meth:`create_admin_token`."""
+        assert self._token is not None, "create_admin_token() first"
+        return ApiAccess(self.api_url, self._token)
 
     @property
     def api_url(self) -> str:
@@ -181,6 +196,20 @@ class ControlPlaneProcess:
         self.spawn()
         self.ready()
 
+    def create_admin_token(self) -> ApiAccess:
+        """``transporter token create --role admin`` on its store, once it has started (the
+        store is set up): :attr:`api` from then on. The token lives in the store, and outlives
+        the process's restarts."""
+        assert self.api_port, "start() first"
+        self._token = create_token(*self.store_flags, name="fault-tests", role="admin")
+        return self.api
+
+    def create_bundle(self, agent_id: str, out: Path) -> Path:
+        """``transporter bundle create`` for ``agent_id`` from the CA in ``data_dir`` (made at
+        the first start): the new folder ``out``, for :class:`AgentProcess`."""
+        assert self.api_port, "start() first"
+        return create_bundle(self.data_dir, agent_id, out)
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()
@@ -194,7 +223,7 @@ class ControlPlaneProcess:
         what the command said."""
         done = subprocess.run(
             [*TRANSPORTER, "audit", "verify", *self.store_flags],
-            env={**os.environ, **ENV},
+            env=_environment(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -204,14 +233,19 @@ class ControlPlaneProcess:
 
 
 class AgentProcess:
-    """``transporter agent`` on a cluster; started again, it is the same agent (its id)."""
+    """``transporter agent`` on a cluster; started again, it is the same agent (its id, and the
+    bundle of that id from :meth:`ControlPlaneProcess.create_bundle`)."""
 
-    def __init__(self, agent_id: str, cp_url: str, kubeconfig: Path, log: Path) -> None:
+    def __init__(
+        self, agent_id: str, cp_url: str, bundle: Path, kubeconfig: Path, log: Path
+    ) -> None:
         self.argv = [
             *TRANSPORTER,
             "agent",
             "--agent-id",
             agent_id,
+            "--bundle",
+            str(bundle),
             "--cp-url",
             cp_url,
             "--kubeconfig",

@@ -26,15 +26,26 @@ class Unanswered(Exception):
     """No HTTP answer: refused, cut, timed out."""
 
 
+@attrs.frozen
+class ApiAccess:
+    """The control plane's HTTP API as a client reaches it: where, and with which token."""
+
+    url: str
+    """``http://HOST:PORT``."""
+    token: str = attrs.field(repr=False)
+    """Sent as ``Authorization: Bearer`` with every request."""
+
+
 def call(
-    base_url: str, method: str, path: str, body: Any = None, *, timeout: float = 60.0
+    api: ApiAccess, method: str, path: str, body: Any = None, *, timeout: float = 60.0
 ) -> tuple[int, Any]:
     """One request on a connection of its own (the server may be a new process each time)."""
-    parts = urlsplit(base_url)
+    parts = urlsplit(api.url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"}
     try:
         data = None if body is None else json.dumps(body)
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        connection.request(method, path, body=data, headers=headers)
         answer = connection.getresponse()
         text = answer.read()
     except (OSError, http.client.HTTPException) as exc:
@@ -68,9 +79,9 @@ class Producer:
     ``batch`` > 1: that many events per ``POST /events/batch`` (one durable write each)."""
 
     def __init__(
-        self, api_url: str, bodies: Sequence[dict[str, Any]], *, pace: float, batch: int = 1
+        self, api: ApiAccess, bodies: Sequence[dict[str, Any]], *, pace: float, batch: int = 1
     ) -> None:
-        self.api_url = api_url
+        self.api = api
         self.bodies = list(bodies)
         self.pace = pace
         self.batch = batch
@@ -148,7 +159,7 @@ class Producer:
         """The answer, or ``None`` when it is not final (no answer, 5xx)."""
         self.outcome.attempts += 1
         try:
-            status, answer = call(self.api_url, "POST", path, body, timeout=REQUEST_TIMEOUT)
+            status, answer = call(self.api, "POST", path, body, timeout=REQUEST_TIMEOUT)
         except Unanswered:
             self.outcome.answers["unanswered"] += 1
             return None

@@ -15,7 +15,7 @@ from tests.bed.kube import Cluster
 from tests.faults.follow import TERMINAL, final_record
 from tests.faults.objects import configmaps, create_namespace, event_body, wrong_objects
 from tests.faults.processes import AgentProcess, ControlPlaneProcess
-from tests.faults.producer import call
+from tests.faults.producer import ApiAccess, call
 
 pytestmark = pytest.mark.kube
 
@@ -23,14 +23,14 @@ OBJECTS = 300
 """ConfigMaps in the event: applied one after the other, a few seconds of applying."""
 
 
-def follow_until_phase(api_url: str, event_id: str, phase: str, timeout: float) -> dict[str, Any]:
+def follow_until_phase(api: ApiAccess, event_id: str, phase: str, timeout: float) -> dict[str, Any]:
     """The event's record once its phase is ``phase`` (long poll); fails if it ends first."""
     deadline = time.monotonic() + timeout
     since = 0
     while True:
         left = deadline - time.monotonic()
         assert left > 0, f"event {event_id} not in phase {phase!r} within {timeout} s"
-        status, record = call(api_url, "GET", f"/events/{event_id}?wait={left:.1f}&since={since}")
+        status, record = call(api, "GET", f"/events/{event_id}?wait={left:.1f}&since={since}")
         assert status == 200, record
         if record["phase"] == phase:
             return dict(record)
@@ -58,14 +58,18 @@ def test_an_event_whose_agent_is_killed_while_applying_is_delivered_again_and_co
     agent: AgentProcess | None = None
     try:
         cp.start()
-        agent = AgentProcess(namespace, cp.agent_url, cluster.kubeconfig, tmp_path / "agent.log")
+        api = cp.create_admin_token()
+        bundle = cp.create_bundle(namespace, tmp_path / "bundle")
+        agent = AgentProcess(
+            namespace, cp.agent_url, bundle, cluster.kubeconfig, tmp_path / "agent.log"
+        )
         agent.start()
         status, answer = call(
-            cp.api_url, "POST", "/events", event_body(event_id, namespace, objects, namespace)
+            api, "POST", "/events", event_body(event_id, namespace, objects, namespace)
         )
         assert status == 202, answer
 
-        follow_until_phase(cp.api_url, event_id, "applying", timeout=60)
+        follow_until_phase(api, event_id, "applying", timeout=60)
         wait_for_some_objects(cluster.kubeconfig, namespace, timeout=60)
         agent.kill()
         applied_before = len(configmaps(cluster.kubeconfig, namespace))
@@ -73,7 +77,7 @@ def test_an_event_whose_agent_is_killed_while_applying_is_delivered_again_and_co
         assert 0 < applied_before < OBJECTS
 
         agent.start()
-        record = final_record(cp.api_url, event_id, deadline=time.monotonic() + 120)
+        record = final_record(api, event_id, deadline=time.monotonic() + 120)
         assert record is not None
         assert record["state"] == "completed", record["message"]
         phases = [entry["phase"] for entry in record["timeline"]]

@@ -51,7 +51,7 @@ def assert_alive(cp: ControlPlaneProcess) -> None:
 def readyz(cp: ControlPlaneProcess) -> tuple[int, Any]:
     """``GET /readyz``; when nothing answers, the control plane must have died: show why."""
     try:
-        return call(cp.api_url, "GET", "/readyz")
+        return call(cp.api, "GET", "/readyz")
     except Unanswered:
         assert cp.process is not None
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -107,12 +107,12 @@ class Stream:
         # ran a submit but died before its reply, so the control plane answered 503 and the
         # retry found the event stored.
         assert set(outcome.answers) <= {"202", "503", "200"}, outcome.answers
-        records = final_records(self.cp.api_url, outcome.accepted, timeout=120)
+        records = final_records(self.cp.api, outcome.accepted, timeout=120)
         assert not_completed(records) == []
         assert wrong_objects(self.expected, configmaps(kubeconfig, self.namespace)) == []
         assert_alive(self.cp)
         assert self.cp.starts == 1
-        status, record = call(self.cp.api_url, "GET", f"/agents/{self.agent_id}")
+        status, record = call(self.cp.api, "GET", f"/agents/{self.agent_id}")
         assert (status, record["status"]) == (200, "connected")
 
 
@@ -134,9 +134,13 @@ def streaming(
     producer: Producer | None = None
     try:
         cp.start()
-        agent = AgentProcess(namespace, cp.agent_url, cluster.kubeconfig, work / "agent.log")
+        api = cp.create_admin_token()
+        bundle = cp.create_bundle(namespace, work / "bundle")
+        agent = AgentProcess(
+            namespace, cp.agent_url, bundle, cluster.kubeconfig, work / "agent.log"
+        )
         agent.start()
-        producer = Producer(cp.api_url, bodies, pace=pace)
+        producer = Producer(api, bodies, pace=pace)
         producer.start()
         yield Stream(cp, redis, producer, namespace, namespace, expected)
     finally:
@@ -171,11 +175,14 @@ def test_an_agent_that_dials_during_a_redis_outage_then_falls_silent_does_not_ki
     Redis still down: the control plane must keep no half-registered connection to watch, or
     at least live through failing to store that its agent is unhealthy."""
     with streaming(cluster, redis_factory(aof=True), tmp_path, events=40, pace=0.1) as stream:
+        silent_id = f"{stream.agent_id}-silent"
+        silent_bundle = stream.cp.create_bundle(silent_id, tmp_path / "silent-bundle")
         stream.producer.wait_for_accepted(20, timeout=60)
         stream.kill_redis()
         silent = AgentProcess(
-            f"{stream.agent_id}-silent",
+            silent_id,
             stream.cp.agent_url,
+            silent_bundle,
             cluster.kubeconfig,
             tmp_path / "silent-agent.log",
         )
@@ -189,7 +196,7 @@ def test_an_agent_that_dials_during_a_redis_outage_then_falls_silent_does_not_ki
             assert silent.process is not None
             silent.process.wait_for(CONNECTED_AGAIN)
             stream.check_all_done(cluster.kubeconfig)
-            status, record = call(stream.cp.api_url, "GET", f"/agents/{stream.agent_id}-silent")
+            status, record = call(stream.cp.api, "GET", f"/agents/{silent_id}")
             assert (status, record["status"]) == (200, "connected")
         finally:
             silent.stop()

@@ -302,8 +302,10 @@ class Session:
 
 
 def _describe(exc: BaseException) -> str:
-    """What went wrong, in a line: the innermost error, not the nurseries around it."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+    """What went wrong, in a line: the innermost error, not the nurseries around it (of
+    several at once, e.g. the reader's and the writer's when the connection broke, the
+    first)."""
+    while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     if isinstance(exc, ConnectionRejected):
         body = (exc.body or b"").decode(errors="replace").strip()
