@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from tests.badinput.conftest import LogWatch
+from tests.bed.redis import RedisServer
 from tests.e2e.harness import InstantRunner
 from tests.procs import PYTHON_TRANSPORTER, running_cp
 from transporter.agent.bundle import load_bundle
@@ -164,3 +165,20 @@ def test_a_plain_channel_is_said_loudly(tmp_path: Path) -> None:
         assert "agent channel listening on ws://" in cp.output
         assert "AGENT CHANNEL SECURITY IS OFF" in cp.output
     assert not (tmp_path / "cp" / "ca.crt").exists()
+
+
+def test_a_replica_with_other_keys_on_the_same_store_stops_at_start(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Each --data-dir makes a CA and signing key of its own on its first start: a second
+    control plane on the first one's Redis would fail every agent, so it refuses to start."""
+    with running_cp(tmp_path / "first", "--store", redis_server.url):
+        pass  # it pinned its keys' fingerprints in the store
+    with running_cp(tmp_path / "first", "--store", redis_server.url):
+        pass  # the same keys again: fine
+    flags = ["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"]
+    done = run("cp", "--data-dir", str(tmp_path / "second"), "--store", redis_server.url, *flags)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("transporter cp: error: this control plane's signing key"), last
+    assert "must share their keys" in last

@@ -17,7 +17,7 @@ from transporter.cp.dispatch import Hub
 from transporter.cp.http import serve_api
 from transporter.cp.pki import PkiError
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
-from transporter.cp.security import Credentials, prepare
+from transporter.cp.security import Credentials, KeyMismatch, pin_keys, prepare
 from transporter.store import Store, open_store
 
 log = logging.getLogger("transporter.cp")
@@ -62,6 +62,7 @@ async def serve(
         credentials = await trio.to_thread.run_sync(prepare, settings)
     store_spec = settings.effective_store
     async with open_store(store_spec) as store, trio.open_nursery() as nursery:
+        await pin_keys(store, credentials)
         hub = Hub(store, credentials.signer, shared_store=store_spec.kind == "redis")
         revocations = None
         if credentials.tls is not None:
@@ -134,4 +135,20 @@ def main(settings: CpConfig) -> int:
     except (PkiError, OSError) as exc:
         print(f"transporter cp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return runtime.run(partial(serve, settings, credentials=credentials))
+    try:
+        return runtime.run(partial(serve, settings, credentials=credentials))
+    except BaseExceptionGroup as group:  # from the nurseries around serve
+        mismatch = group.subgroup(KeyMismatch)
+        if mismatch is None:
+            raise
+        print(f"transporter cp: error: {_first(mismatch)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyMismatch as exc:
+        print(f"transporter cp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

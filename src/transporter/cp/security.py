@@ -5,15 +5,18 @@ context that requires agents' client certificates, and the event-signing key."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 
 import attrs
+from cryptography.hazmat.primitives import hashes
 
 from transporter.config import CpConfig
 from transporter.cp.pki import open_authority, write_serving
 from transporter.cp.signer import EventSigner, open_signing_key
 from transporter.cp.tls import server_context
+from transporter.store import Store
 
 log = logging.getLogger("transporter.cp")
 
@@ -23,6 +26,35 @@ class Credentials:
     signer: EventSigner
     tls: ssl.SSLContext | None
     """``None``: plain WebSocket (``--insecure-plain-ws``)."""
+    ca_fingerprint: str | None = None
+    """SHA-256 of the CA's certificate (hex); ``None`` without TLS."""
+
+    @property
+    def signing_fingerprint(self) -> str:
+        """SHA-256 (hex) of the event-signing public key, as agents' bundles hold it."""
+        return hashlib.sha256(self.signer.public_pem()).hexdigest()
+
+
+class KeyMismatch(Exception):
+    """This control plane's CA or signing key is not the one its store was first used with:
+    replicas on one store must share them (agents trust one CA and one signing key)."""
+
+
+async def pin_keys(store: Store, credentials: Credentials) -> None:
+    """Pin this control plane's key fingerprints in the store on first use; raise
+    :class:`KeyMismatch` when the store holds another replica's."""
+    pins = [("signing key", credentials.signing_fingerprint, "--signing-key")]
+    if credentials.ca_fingerprint is not None:
+        pins.append(("CA", credentials.ca_fingerprint, "--ca-cert and --ca-key"))
+    for name, mine, flags in pins:
+        pinned = await store.pin(f"{name} sha256", mine)
+        if pinned != mine:
+            raise KeyMismatch(
+                f"this control plane's {name} (SHA-256 {mine[:16]}…) is not the one its store"
+                f" was first used with ({pinned[:16]}…): control planes sharing a store must"
+                f" share their keys; give this one the others' {flags} (or its --data-dir's"
+                " files)"
+            )
 
 
 def prepare(settings: CpConfig) -> Credentials:
@@ -51,4 +83,6 @@ def prepare(settings: CpConfig) -> Credentials:
     if settings.agent_listen.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
         names.append(settings.agent_listen.host)
     cert_file, key_file = write_serving(authority, data_dir, names)
-    return Credentials(signer, server_context(authority.cert_file, cert_file, key_file))
+    fingerprint = authority.certificate.fingerprint(hashes.SHA256()).hex()
+    context = server_context(authority.cert_file, cert_file, key_file)
+    return Credentials(signer, context, ca_fingerprint=fingerprint)

@@ -226,3 +226,10 @@ class Store(Protocol):
         """The revocations with ``seq`` greater than ``after``, oldest first. Cheap when there
         is nothing new: control planes ask every few seconds."""
         ...
+
+    async def pin(self, name: str, value: str) -> str:
+        """Record ``value`` under ``name`` unless a value is recorded there already (atomically:
+        of control planes starting at once, one wins); returns the value recorded. Control
+        planes pin the fingerprints of their CA and signing key, so that a replica with other
+        keys on the same store refuses to start instead of failing every agent."""
+        ...

@@ -16,6 +16,7 @@ Keys (``P`` is the prefix, ``transporter:`` by default; agent ids and states are
     P tokens                       hash: token id -> TokenRecord JSON (the token's hash, never it)
     P revoked                      hash: "serial:HEX" or "fingerprint:HEX" -> Revocation JSON
     P revoked:seq                  INCR: the last revocation's seq (control planes poll it)
+    P pins                         hash: name -> value pinned by the first control plane
 
 Every write is one Lua script, so it is atomic: ``submit`` (event, indexes, audit entry), a
 token's creation or revocation with its audit entry, and the compare-and-set of
@@ -240,6 +241,7 @@ class _Keys:
         self.tokens = prefix + "tokens"
         self.revoked = prefix + "revoked"
         self.revoked_seq = prefix + "revoked:seq"
+        self.pins = prefix + "pins"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
         if agent is None and state is None:
@@ -604,6 +606,14 @@ class RedisStore:
         found = await self._write_token(record.id, "", _dump(record), audit)
         if found is not None:
             raise TokenConflict(record.id)
+
+    async def pin(self, name: str, value: str) -> str:
+        with self._guard():
+            await self._client.hsetnx(self._keys.pins, name, value)
+            pinned = await self._client.hget(self._keys.pins, name)
+        if pinned is None:  # only if someone deleted it in between: pin again
+            return await self.pin(name, value)
+        return pinned
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         with self._guard():

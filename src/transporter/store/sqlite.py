@@ -53,7 +53,7 @@ from transporter.store.rows import load as _load
 from transporter.store.rows import page as _page
 
 DEFAULT_TIMEOUT = 10.0
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # States whose events still need work. Constant text (no input of anybody's), used both in the
 # partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
@@ -119,6 +119,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             key TEXT NOT NULL UNIQUE,
             record TEXT NOT NULL
         )""",
+    ),
+    # 6: values pinned by the first control plane (Store.pin): its keys' fingerprints.
+    6: (
+        """CREATE TABLE pins (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID""",
     ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
@@ -246,6 +253,9 @@ class SQLiteStore:
 
     async def create_token(self, record: TokenRecord, audit: AuditEntry) -> None:
         await self._call(_create_token, record, audit)
+
+    async def pin(self, name: str, value: str) -> str:
+        return await self._call(_pin, name, value)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         return await self._call(_get_token, token_id)
@@ -604,6 +614,13 @@ def _create_token(conn: sqlite3.Connection, record: TokenRecord, audit: AuditEnt
             (record.id, record.created_at, _dump(record)),
         )
         _append_audit(conn, audit)
+
+
+def _pin(conn: sqlite3.Connection, name: str, value: str) -> str:
+    with _write(conn, durable=True):
+        conn.execute("INSERT OR IGNORE INTO pins (name, value) VALUES (?, ?)", (name, value))
+        row = conn.execute("SELECT value FROM pins WHERE name = ?", (name,)).fetchone()
+    return str(row[0])
 
 
 def _get_token(conn: sqlite3.Connection, token_id: str) -> TokenRecord | None:
