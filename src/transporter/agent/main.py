@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import attrs
 import trio
@@ -14,7 +17,7 @@ from transporter import runtime
 from transporter.agent.bundle import Bundle, BundleError, load_bundle
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
-from transporter.agent.session import Session, agent_info
+from transporter.agent.session import Backoff, Session, agent_info
 from transporter.config import AgentConfig
 from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable
 
@@ -24,10 +27,35 @@ EXIT_USAGE = 2
 """As for the command line's usage errors: a policy file we cannot use."""
 
 
+START_BACKOFF = Backoff(first=1.0, cap=30.0)
+"""Between attempts to reach the cluster's API server at start."""
+
+
+async def connect_when_reachable(
+    stack: contextlib.AsyncExitStack, kubeconfig: Path | None, *, backoff: Backoff = START_BACKOFF
+) -> KubeTarget:
+    """The cluster's target, once its API server answers: an agent started while it is down
+    (a node rebooting, a control-plane upgrade) waits for it instead of exiting. A kubeconfig
+    that cannot be used is still an error at once (:class:`KubeConfigError`)."""
+    rng = random.Random()  # noqa: S311 - jitter, not secrets
+    attempt = 0
+    while True:
+        try:
+            return await stack.enter_async_context(KubeTarget.connect(kubeconfig))
+        except KubeUnavailable as exc:
+            if attempt == 0:
+                log.warning("cannot reach the cluster yet: %s; trying again with backoff", exc)
+            else:
+                log.debug("cluster still unreachable: %s", exc)
+        await trio.sleep(backoff.delay(attempt, rng))
+        attempt += 1
+
+
 async def serve(
     settings: AgentConfig, policy: Policy, bundle: Bundle | None, shutdown: trio.Event
 ) -> None:
-    async with KubeTarget.connect(settings.kubeconfig) as target:
+    async with contextlib.AsyncExitStack() as stack:
+        target = await connect_when_reachable(stack, settings.kubeconfig)
         log.info("cluster %s: Kubernetes %s", settings.cluster_name, target.server_version)
         log.info("policy: %s", policy.summary())
         _log_security(settings, bundle)
