@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -51,17 +50,3 @@ class LogWatch(logging.Handler):
             with trio.fail_after(ANSWER_TIMEOUT):
                 await event.wait()
         return self.matching(*words)[0]
-
-
-@pytest.fixture
-def logs() -> Iterator[LogWatch]:
-    watch = LogWatch()
-    logger = logging.getLogger("transporter")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(watch)
-    try:
-        yield watch
-    finally:
-        logger.removeHandler(watch)
-        logger.setLevel(level)
