@@ -107,7 +107,7 @@ def test_create_list_revoke(tmp_path: Path) -> None:
     assert [t["id"] for t in as_json] == [token_id, admin_id]
     assert as_json[0]["agents"] == ["team-a-*", "staging"] and as_json[0]["revoked_at"] is None
     assert "hash" not in as_json[0]
-    secret = text.rsplit("_", 1)[1]
+    secret = text.split("_", 2)[2]
     assert secret not in listed.stdout + json.dumps(as_json)
 
     revoked = run("token", "revoke", token_id, *where)

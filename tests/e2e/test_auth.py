@@ -365,7 +365,7 @@ async def test_refusals_are_in_the_audit_log_with_who_asked(plane: ControlPlane)
     created = [e for e in await plane.client.audit() if e.action == "token.created"]
     assert {e.detail.split("'")[1] for e in created} == {"harness", "dashboard"}
     for entry in await plane.client.audit(limit=500):
-        assert reader not in entry.detail and reader.rsplit("_", 1)[1] not in entry.detail
+        assert reader not in entry.detail and reader.split("_", 2)[2] not in entry.detail
 
 
 async def test_a_flood_of_refusals_is_recorded_within_a_budget(

@@ -143,7 +143,7 @@ async def test_the_token_is_never_stored_only_its_hash(backend: Backend) -> None
     """Everything the store wrote, read behind its back: the SQLite file and its WAL, or every
     Redis key and value. The token's text and its secret are nowhere; its hash is."""
     text, record = token()
-    secret = text.rsplit("_", 1)[1]
+    secret = text.split("_", 2)[2]
     async with backend.open() as store:
         await store.create_token(record, created(record))
         await store.revoke_token(record.id, r.T0 + 1, revoked(record, r.T0 + 1))
