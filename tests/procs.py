@@ -39,10 +39,14 @@ class Started:
 
 @contextlib.contextmanager
 def started(
-    argv: Sequence[str], *patterns: re.Pattern[str], timeout: float = 120.0
+    argv: Sequence[str],
+    *patterns: re.Pattern[str],
+    timeout: float = 120.0,
+    stop_timeout: float = 15.0,
 ) -> Iterator[tuple[Started, list[str]]]:
     """Start a process and wait until its stderr has matched every pattern; yields it and the
-    first group of each match. On the way out it is stopped (SIGTERM, then SIGKILL)."""
+    first group of each match. On the way out it is stopped (SIGTERM, then SIGKILL after
+    ``stop_timeout`` seconds)."""
     popen = subprocess.Popen(
         list(argv),
         stdin=subprocess.DEVNULL,
@@ -79,7 +83,7 @@ def started(
         if popen.poll() is None:
             popen.terminate()
             try:
-                popen.wait(15)
+                popen.wait(stop_timeout)
             except subprocess.TimeoutExpired:
                 popen.kill()
         popen.wait()
