@@ -72,7 +72,8 @@ def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, s
     ]
     where = store_args(data_dir, extra)
     # A profiler writes its report on the way out, which takes a while.
-    with started(argv, _API, _AGENT, stop_timeout=300 if profile else 15) as (process, (api, agent)):
+    stop_timeout = 300 if profile else 15
+    with started(argv, _API, _AGENT, stop_timeout=stop_timeout) as (process, (api, agent)):
         yield process, api, agent, create_token(*where, name="bench", role="admin")
 
 

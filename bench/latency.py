@@ -11,6 +11,7 @@ direct apply. Targets (issue 3): p50 no worse than 1.5 x the direct apply, p99 <
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import sys
 import tempfile
@@ -84,7 +85,7 @@ def steps_of(record: dict[str, Any], posted: float, seen: float) -> dict[str, fl
             marks.append((name, entry["at"]))
     marks.append(("seen", seen))
     gaps = {"posted": marks[0][1] - posted}
-    for (_, before), (name, at) in zip(marks, marks[1:], strict=False):
+    for (_, before), (name, at) in itertools.pairwise(marks):
         gaps[name] = at - before
     return gaps
 
