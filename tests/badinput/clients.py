@@ -161,9 +161,9 @@ class RawAgent:
         assert message
         return message
 
-    async def register(self, agent_id: str) -> dict[str, Any]:
+    async def register(self, agent_id: str, protocol: int = 1) -> dict[str, Any]:
         await self.open(agent_id)
-        await self.send({"type": "register", "agent": {"id": agent_id}, "protocol": 1})
+        await self.send({"type": "register", "agent": {"id": agent_id}, "protocol": protocol})
         welcome = await self.receive()
         assert welcome["type"] == "welcome", welcome
         return welcome

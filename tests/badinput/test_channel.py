@@ -115,7 +115,7 @@ async def test_messages_before_registration_are_refused_then_it_may_register(
     [
         ({"type": "register", "agent": {"id": "Not An Id"}}, "invalid"),
         ({"type": "register", "agent": {"id": "agent-1\n"}}, "invalid"),
-        ({"type": "register", "agent": {"id": "agent-1"}, "protocol": 99}, "protocol"),
+        ({"type": "register", "agent": {"id": "agent-1"}, "protocol": 0}, "protocol"),
     ],
 )
 async def test_a_registration_that_cannot_be_accepted_ends_that_connection_only(
@@ -158,6 +158,42 @@ async def test_reports_on_another_agents_event_are_refused(
         assert (await owner.receive())["type"] == "status_ack"
         assert (await cp.client.event(event["id"])).state.value == "completed"
         await still_served(cp, intruder, "intruder")
+
+
+@pytest.mark.parametrize(("asked", "spoken"), [(1, 1), (2, 2), (99, 2)])
+async def test_the_welcome_names_the_protocol_both_speak(
+    cp: ControlPlane, asked: int, spoken: int
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        welcome = await agent.register("agent-a", protocol=asked)
+        assert welcome["protocol"] == spoken
+
+
+async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(
+    cp: ControlPlane,
+) -> None:
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register("agent-a", protocol=2)
+        ids = [
+            (await cp.client.submit(event_body("agent-a", configmap(f"c{n}")))).event_id
+            for n in range(3)
+        ]
+        assert sorted([(await agent.next_delivery())["id"] for _ in ids]) == sorted(ids)
+        done = {"state": "completed", "phase": "completed", "resources": []}
+        statuses = [{"event_id": i, "seq": 1, "at": 1.0, **done} for i in ids]
+        await agent.send({"type": "reports", "received": ids, "statuses": statuses})
+        acknowledged: set[tuple[str, int]] = set()
+        while len(acknowledged) < len(ids):  # in one ``acks`` as a rule; that is not promised
+            answer = await agent.receive()
+            acks = answer["acks"] if answer["type"] == "acks" else [answer]
+            assert all(ack.get("type", "status_ack") == "status_ack" for ack in acks), answer
+            acknowledged |= {(ack["event_id"], ack["seq"]) for ack in acks}
+        assert acknowledged == {(i, 1) for i in ids}
+        for event_id in ids:
+            record = await cp.client.event(event_id)
+            assert record.state.value == "completed"
+            phases = [(e.state.value, e.phase and e.phase.value) for e in record.timeline]
+            assert phases[-2:] == [("in_progress", "received"), ("completed", "completed")]
 
 
 async def test_a_message_at_the_limit_is_read(cp: ControlPlane) -> None:

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from transporter.protocol import codec
-from transporter.protocol.messages import Deliver, Heartbeat, Register, Status, StatusAck
+from transporter.protocol.messages import (
+    AckBatch,
+    Deliver,
+    Heartbeat,
+    Register,
+    ReportBatch,
+    Status,
+    StatusAck,
+)
 from transporter.protocol.model import (
     Action,
     AgentInfo,
@@ -49,6 +57,11 @@ EVENT = Event(
             (ResourceResult("v1", "ConfigMap", "c", "default", ResourceStatus.FAILED, "no"),),
         ),
         StatusAck("e-1", 3),
+        ReportBatch(
+            received=("e-1", "e-2"),
+            statuses=(Status("e-1", 1, 2.0, EventState.IN_PROGRESS, Phase.VALIDATING),),
+        ),
+        AckBatch((StatusAck("e-1", 1), StatusAck("e-2", 4))),
     ],
 )
 def test_every_message_survives_the_wire(message: codec.Message) -> None:  # type: ignore[name-defined]

@@ -36,12 +36,15 @@ from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import (
+    BATCHES,
+    AckBatch,
     Deliver,
     Error,
     Heartbeat,
     Message,
     Received,
     Register,
+    ReportBatch,
     Status,
     StatusAck,
     Welcome,
@@ -80,6 +83,15 @@ class Silent(DeadConnection):
 INLINE_VERIFY_BYTES = 256 * 1024
 """Events with fewer bytes of manifests are checked on the event loop; larger ones (hashing
 some MB) in a worker thread, so that heartbeats and reports keep going."""
+
+BATCH_RECEIVED = 256
+"""Acknowledgements of deliveries sent in one ``reports`` message at most."""
+BATCH_STATUSES = 64
+"""Status reports sent in one ``reports`` message at most."""
+BATCH_RESOURCES = 16
+"""A report with more resources' results than this is sent in a message of its own (it may
+be large; a batch of them could pass the control plane's message size limit)."""
+BATCH_MESSAGE_CHARS = 4096
 
 DEFAULT_DEAD_HEARTBEATS = 4
 """Heartbeat intervals without a pong before the connection is dropped, when the control plane
@@ -213,7 +225,7 @@ class Session:
                 interval = welcome.heartbeat_interval
                 dead_after = welcome.dead_after or interval * DEFAULT_DEAD_HEARTBEATS
                 nursery.start_soon(self._heartbeat, ws, interval, dead_after)
-                nursery.start_soon(self._write, ws)
+                nursery.start_soon(self._write, ws, welcome.protocol >= BATCHES)
                 nursery.start_soon(self._read, ws)
         finally:
             self.connected = trio.Event()
@@ -240,16 +252,21 @@ class Session:
             answered = trio.current_time()
             await trio.sleep_until(started + interval)
 
-    async def _write(self, ws: WebSocketConnection) -> None:
-        """The one task that sends events' messages: acks first, then reports in order."""
+    async def _write(self, ws: WebSocketConnection, batches: bool) -> None:
+        """The one task that sends events' messages: acks first, then reports in order; in
+        ``reports`` batches when the control plane speaks them (``batches``)."""
         self.reports.resend_all()  # a new connection: what was not acknowledged goes again
         while True:
             self._outgoing_bell = trio.Event()
             received, self._received = self._received, []
-            for event_id in received:
-                await ws.send_message(codec.encode(Received(event_id)))
-            for status in self.reports.take_unsent():
-                await ws.send_message(codec.encode(status))
+            statuses = self.reports.take_unsent()
+            messages: list[Received | Status | ReportBatch] = (
+                batched(received, statuses)
+                if batches
+                else [*(Received(event_id) for event_id in received), *statuses]
+            )
+            for message in messages:
+                await ws.send_message(codec.encode(message))
             await self._outgoing_bell.wait()
 
     async def _read(self, ws: WebSocketConnection) -> None:
@@ -268,6 +285,9 @@ class Session:
                     self.worker.refuse(message.event, problem)
             elif isinstance(message, StatusAck):
                 self.reports.ack(message.event_id, message.seq)
+            elif isinstance(message, AckBatch):
+                for ack in message.acks:
+                    self.reports.ack(ack.event_id, ack.seq)
             elif isinstance(message, Error):
                 log.warning(
                     "control plane refused a message: %s: %s", message.code, message.message
@@ -299,6 +319,42 @@ class Session:
             log.warning("event %s refused: its TTL passed %.0f s ago", event.id, late)
             return f"its TTL passed {late:.0f} s ago: refused"
         return None
+
+
+def batched(received: list[str], statuses: list[Status]) -> list[Received | Status | ReportBatch]:
+    """The messages that carry ``received`` and then ``statuses``, in that order: ``reports``
+    of a bounded size, a lone one as itself, and a large report (many resources' results, or a
+    long message) always in a message of its own."""
+    messages: list[Received | Status | ReportBatch] = []
+    run: list[Status] = []
+
+    def flush(ids: list[str]) -> None:
+        if len(ids) + len(run) == 1:
+            messages.append(Received(ids[0]) if ids else run[0])
+        elif ids or run:
+            messages.append(ReportBatch(received=tuple(ids), statuses=tuple(run)))
+        run.clear()
+
+    chunks = [received[i : i + BATCH_RECEIVED] for i in range(0, len(received), BATCH_RECEIVED)]
+    ids = chunks.pop() if chunks else []  # the last goes with the first reports
+    for chunk in chunks:
+        flush(chunk)
+    for status in statuses:
+        large = (
+            len(status.resources or ()) > BATCH_RESOURCES
+            or len(status.message) > BATCH_MESSAGE_CHARS
+        )
+        if large:
+            flush(ids)
+            ids = []
+            messages.append(status)
+        else:
+            run.append(status)
+            if len(run) == BATCH_STATUSES:
+                flush(ids)
+                ids = []
+    flush(ids)
+    return messages
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 Per connection: the agent registers first (within ``register_timeout``), is welcomed, then three
 tasks run until the connection ends: a reader (heartbeats, acknowledgements, status reports,
 handed to the store's writer in order), an acknowledger (waits for those writes, then sends
-``status_ack``) and the delivery task of :class:`Hub`. One task watches every connection's
+``status_ack``, or one ``acks`` for all the reports a write stored) and the delivery task of
+:class:`Hub`. One task watches every connection's
 health: an agent silent for ``missed_heartbeats`` intervals is ``unhealthy``; silent for
 ``dead_heartbeats`` intervals, its connection is taken for dead (a half-open TCP connection
 never ends by itself) and closed.
@@ -46,13 +47,17 @@ from transporter.cp.writer import Pending
 from transporter.protocol import codec
 from transporter.protocol.identity import IdentityError, PeerCertificate, Revocation
 from transporter.protocol.messages import (
+    BATCHES,
+    OLDEST_PROTOCOL,
     PROTOCOL_VERSION,
+    AckBatch,
     CpMessage,
     Error,
     Heartbeat,
     Message,
     Received,
     Register,
+    ReportBatch,
     Status,
     StatusAck,
     Welcome,
@@ -318,11 +323,12 @@ class AgentChannel:
                 except ConfigError as exc:
                     await self._refuse(ws, "invalid", str(exc))
                     return None
-                if message.protocol != PROTOCOL_VERSION:
+                if message.protocol < OLDEST_PROTOCOL:
                     await self._refuse(
                         ws,
                         "protocol",
-                        f"protocol {message.protocol} not supported (this is {PROTOCOL_VERSION})",
+                        f"protocol {message.protocol} not supported (this control plane speaks"
+                        f" {OLDEST_PROTOCOL} to {PROTOCOL_VERSION})",
                     )
                     return None
                 if certificate is not None and message.agent.id != certificate.agent_id:
@@ -344,6 +350,7 @@ class AgentChannel:
         if register is None:
             return
         info = register.agent
+        protocol = min(register.protocol, PROTOCOL_VERSION)  # what both speak
         now = time.time()
 
         async def send(message: CpMessage) -> None:
@@ -362,6 +369,7 @@ class AgentChannel:
                 cancel_scope=scope,
                 last_heartbeat=now,
                 certificate=certificate,
+                protocol=protocol,
             )
             replaced = self.hub.registry.attach(connection)
             try:  # from here on, whatever fails (the store, the socket) detaches it again
@@ -387,6 +395,7 @@ class AgentChannel:
                     agent_id=info.id,
                     heartbeat_interval=self.settings.heartbeat_interval,
                     dead_after=self.settings.dead_after,
+                    protocol=protocol,
                 )
                 await ws.send_message(codec.encode(welcome))
                 # Few tasks a connection (memory per connection matters with thousands of
@@ -451,28 +460,14 @@ class AgentChannel:
             if message is None or isinstance(message, Heartbeat):
                 continue
             if isinstance(message, Received):
-                connection.acknowledged(message.event_id)
-                received = StatusUpdate(
-                    at=time.time(),
-                    state=EventState.IN_PROGRESS,
-                    phase=Phase.RECEIVED,
-                    message="received by agent",
-                )
-                pending = await self._report(connection, message.event_id, received)
-                if pending is not None:
-                    await stored.send((pending, None))
+                await self._received(connection, message.event_id, stored)
             elif isinstance(message, Status):
-                update = StatusUpdate(
-                    at=message.at,
-                    state=message.state,
-                    phase=message.phase,
-                    message=message.message,
-                    resources=message.resources,
-                )
-                pending = await self._report(connection, message.event_id, update)
-                if pending is not None:
-                    connection.acknowledged(message.event_id)
-                    await stored.send((pending, StatusAck(message.event_id, message.seq)))
+                await self._status(connection, message, stored)
+            elif isinstance(message, ReportBatch):
+                for event_id in message.received:
+                    await self._received(connection, event_id, stored)
+                for status in message.statuses:
+                    await self._status(connection, status, stored)
             elif isinstance(message, Register):
                 await self._refuse(
                     ws, "already_registered", f"this connection is agent {connection.agent_id!r}"
@@ -482,17 +477,66 @@ class AgentChannel:
                     ws, "unexpected", f"{message.TAG!r} is not for the agent to send"
                 )
 
+    async def _received(
+        self,
+        connection: Connection,
+        event_id: str,
+        stored: trio.MemorySendChannel[tuple[Pending, StatusAck | None]],
+    ) -> None:
+        """The agent has the event: recorded as its ``received`` phase."""
+        connection.acknowledged(event_id)
+        received = StatusUpdate(
+            at=time.time(),
+            state=EventState.IN_PROGRESS,
+            phase=Phase.RECEIVED,
+            message="received by agent",
+        )
+        pending = await self._report(connection, event_id, received)
+        if pending is not None:
+            await stored.send((pending, None))
+
+    async def _status(
+        self,
+        connection: Connection,
+        status: Status,
+        stored: trio.MemorySendChannel[tuple[Pending, StatusAck | None]],
+    ) -> None:
+        update = StatusUpdate(
+            at=status.at,
+            state=status.state,
+            phase=status.phase,
+            message=status.message,
+            resources=status.resources,
+        )
+        pending = await self._report(connection, status.event_id, update)
+        if pending is not None:
+            connection.acknowledged(status.event_id)
+            await stored.send((pending, StatusAck(status.event_id, status.seq)))
+
     async def _acknowledge(
         self,
         connection: Connection,
         stored: trio.MemoryReceiveChannel[tuple[Pending, StatusAck | None]],
     ) -> None:
-        """Once each report is written (in the order read), tell the agent it may forget it."""
+        """Once each report is written (in the order read), tell the agent it may forget it:
+        the reports already read when one is written (the writer commits them together, as a
+        rule) are acknowledged in one ``acks`` message when the agent speaks protocol 2."""
         async for pending, ack in stored:
-            await self.hub.updated(pending, connection.agent_id)
-            # Stored, or refused as stale (the event is final): the agent may forget it.
-            if ack is not None:
-                await connection.send(ack)
+            acks: list[StatusAck] = []
+            while True:
+                await self.hub.updated(pending, connection.agent_id)
+                # Stored, or refused as stale (the event is final): the agent may forget it.
+                if ack is not None:
+                    acks.append(ack)
+                try:  # the reports read meanwhile, most of them stored by the same commit
+                    pending, ack = stored.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            if len(acks) > 1 and connection.protocol >= BATCHES:
+                await connection.send(AckBatch(tuple(acks)))
+            else:
+                for ack in acks:
+                    await connection.send(ack)
 
     async def _report(
         self, connection: Connection, event_id: str, update: StatusUpdate

@@ -55,6 +55,8 @@ class Connection:
     certificate: PeerCertificate | None = None
     """The agent's client certificate (``None`` on a plain ``ws://`` channel): a revocation of
     it closes this connection."""
+    protocol: int = 1
+    """The protocol version spoken on this connection (the lower of the agent's and ours)."""
 
     @property
     def agent_id(self) -> str:

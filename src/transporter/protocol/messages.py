@@ -1,7 +1,12 @@
 """Messages on the agent channel. Each is an attrs class; the ``type`` field tags it on the wire.
 
-agent → cp: register, heartbeat, received, status
-cp → agent: welcome, deliver, status_ack, error
+agent → cp: register, heartbeat, received, status, reports
+cp → agent: welcome, deliver, status_ack, acks, error
+
+Protocol versions: the agent says its own in ``register``; the control plane answers in
+``welcome`` with the one both speak (the lower), and both keep to it on that connection.
+Version 2 adds ``reports`` and ``acks``: several acknowledgements and status reports in one
+WebSocket message, so that a busy connection carries a message per batch, not per report.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ import attrs
 
 from transporter.protocol.model import AgentInfo, Event, EventState, Phase, ResourceResult
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+OLDEST_PROTOCOL = 1
+"""The oldest protocol version the control plane still speaks (agents not yet upgraded)."""
+BATCHES = 2
+"""The protocol version from which ``reports`` and ``acks`` may be sent."""
 
 
 @attrs.frozen
@@ -84,6 +93,25 @@ class StatusAck:
 
 
 @attrs.frozen
+class ReportBatch:
+    """Several ``received`` and ``status`` messages in one (protocol 2): the ``received``
+    first, then the reports, each in the order the agent made them."""
+
+    TAG: ClassVar[str] = "reports"
+    received: tuple[str, ...] = ()
+    statuses: tuple[Status, ...] = ()
+
+
+@attrs.frozen
+class AckBatch:
+    """Several ``status_ack`` messages in one (protocol 2), in the order the reports were
+    stored."""
+
+    TAG: ClassVar[str] = "acks"
+    acks: tuple[StatusAck, ...]
+
+
+@attrs.frozen
 class Error:
     """Something the peer sent was refused. The connection stays up unless said otherwise."""
 
@@ -92,9 +120,20 @@ class Error:
     message: str
 
 
-AgentMessage = Register | Heartbeat | Received | Status
-CpMessage = Welcome | Deliver | StatusAck | Error
-Message = Register | Welcome | Heartbeat | Deliver | Received | Status | StatusAck | Error
+AgentMessage = Register | Heartbeat | Received | Status | ReportBatch
+CpMessage = Welcome | Deliver | StatusAck | AckBatch | Error
+Message = (
+    Register
+    | Welcome
+    | Heartbeat
+    | Deliver
+    | Received
+    | Status
+    | StatusAck
+    | ReportBatch
+    | AckBatch
+    | Error
+)
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Register,
     Welcome,
@@ -103,5 +142,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Received,
     Status,
     StatusAck,
+    ReportBatch,
+    AckBatch,
     Error,
 )

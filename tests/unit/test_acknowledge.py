@@ -1,0 +1,65 @@
+"""The agent channel's acknowledger, on a real SQLite store: the reports one write stored are
+acknowledged in one ``acks`` message on a protocol-2 connection, and one ``status_ack`` each on
+a protocol-1 connection (agents not upgraded yet)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests import pki as test_pki
+from tests.store import records as r
+from transporter.config import StoreSpec
+from transporter.cp.channel import AgentChannel, ChannelSettings
+from transporter.cp.dispatch import Hub
+from transporter.cp.registry import Connection
+from transporter.cp.writer import Pending
+from transporter.protocol.messages import AckBatch, CpMessage, StatusAck
+from transporter.protocol.model import AgentInfo, EventState
+from transporter.store import open_store
+
+
+@pytest.mark.parametrize("protocol", [1, 2])
+async def test_reports_stored_together_are_acknowledged_together(
+    tmp_path: Path, protocol: int
+) -> None:
+    sent: list[CpMessage] = []
+
+    async def sender(message: CpMessage) -> None:
+        sent.append(message)
+
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        events = [r.event(f"ev-{n}") for n in range(3)]
+        await store.submit_many([(e, r.accepted_audit(e)) for e in events])
+        hub = Hub(store, test_pki.shared().signer)
+        channel = AgentChannel(hub, ChannelSettings(), tls=None)
+        connection = Connection(
+            info=AgentInfo("agent-a"),
+            connected_since=time.time(),
+            sender=sender,
+            cancel_scope=trio.CancelScope(),
+            last_heartbeat=time.time(),
+            protocol=protocol,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hub.writer.run)
+            send, receive = trio.open_memory_channel[tuple[Pending, StatusAck | None]](16)
+            for n, event in enumerate(events):  # read before the acknowledger looks
+                pending = await hub.enqueue(
+                    event.id, "agent-a", r.update(EventState.ASSIGNED, r.T0 + 1)
+                )
+                await send.send((pending, StatusAck(event.id, n + 1)))
+            await send.aclose()
+            await channel._acknowledge(connection, receive)
+            nursery.cancel_scope.cancel()
+        for event in events:  # acknowledged once stored
+            record = await store.get_event(event.id)
+            assert record is not None and record.state is EventState.ASSIGNED
+    acks = tuple(StatusAck(e.id, n + 1) for n, e in enumerate(events))
+    if protocol == 1:
+        assert sent == list(acks)
+    else:
+        assert sent == [AckBatch(acks)]
