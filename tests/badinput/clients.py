@@ -112,6 +112,8 @@ class RawAgent:
     pki: TestPki | None = None
     _ws: WebSocketConnection | None = None
     _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
+    _delivered: list[dict[str, Any]] = attrs.field(factory=list)
+    """Events of a ``deliveries`` message not yet taken by :meth:`next_delivery`."""
 
     @property
     def ws(self) -> WebSocketConnection:
@@ -161,18 +163,23 @@ class RawAgent:
         assert message
         return message
 
-    async def register(self, agent_id: str, protocol: int = 1) -> dict[str, Any]:
+    async def register(self, agent_id: str, protocol: int | None = 1) -> dict[str, Any]:
+        """Register as ``agent_id`` speaking ``protocol`` (``None``: not said)."""
         await self.open(agent_id)
-        await self.send({"type": "register", "agent": {"id": agent_id}, "protocol": protocol})
+        said = {} if protocol is None else {"protocol": protocol}
+        await self.send({"type": "register", "agent": {"id": agent_id}, **said})
         welcome = await self.receive()
         assert welcome["type"] == "welcome", welcome
         return welcome
 
     async def next_delivery(self) -> dict[str, Any]:
-        """The next ``deliver`` (heartbeat-free: the control plane sends nothing else unasked)."""
-        message = await self.receive()
-        assert message["type"] == "deliver", message
-        event: dict[str, Any] = message["event"]
+        """The next event delivered, alone (``deliver``) or in a ``deliveries`` batch (protocol
+        2); heartbeat-free: the control plane sends nothing else unasked."""
+        if not self._delivered:
+            message = await self.receive()
+            assert message["type"] in ("deliver", "deliveries"), message
+            self._delivered = [message["event"]] if "event" in message else message["events"]
+        event: dict[str, Any] = self._delivered.pop(0)
         return event
 
     async def report(self, event_id: str, seq: int, state: str, **extra: Any) -> None:

@@ -160,13 +160,33 @@ async def test_reports_on_another_agents_event_are_refused(
         await still_served(cp, intruder, "intruder")
 
 
-@pytest.mark.parametrize(("asked", "spoken"), [(1, 1), (2, 2), (99, 2)])
+@pytest.mark.parametrize(("asked", "spoken"), [(None, 1), (1, 1), (2, 2), (99, 2)])
 async def test_the_welcome_names_the_protocol_both_speak(
-    cp: ControlPlane, asked: int, spoken: int
+    cp: ControlPlane, asked: int | None, spoken: int
 ) -> None:
     async with raw_agent(cp.agent_url) as agent:
         welcome = await agent.register("agent-a", protocol=asked)
         assert welcome["protocol"] == spoken
+
+
+@pytest.mark.parametrize("protocol", [1, 2])
+async def test_events_queued_for_an_agent_arrive_in_one_message_on_protocol_2(
+    cp: ControlPlane, protocol: int
+) -> None:
+    ids = [
+        (await cp.client.submit(event_body("agent-a", configmap(f"c{n}")))).event_id
+        for n in range(3)
+    ]  # queued before the agent connects: its delivery task reads them at once
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register("agent-a", protocol=protocol)
+        if protocol == 1:
+            messages = [await agent.receive() for _ in ids]
+            assert [m["type"] for m in messages] == ["deliver"] * 3
+            assert [m["event"]["id"] for m in messages] == ids
+        else:
+            message = await agent.receive()
+            assert message["type"] == "deliveries"
+            assert [event["id"] for event in message["events"]] == ids
 
 
 async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(

@@ -10,6 +10,7 @@ from transporter.protocol import codec
 from transporter.protocol.messages import (
     AckBatch,
     Deliver,
+    DeliverBatch,
     Heartbeat,
     Register,
     ReportBatch,
@@ -47,6 +48,7 @@ EVENT = Event(
         Register(AgentInfo("agent-1", labels={"env": "prod"}, capabilities=("k8s_resource",))),
         Heartbeat(at=12.5),
         Deliver(EVENT),
+        DeliverBatch((EVENT, EVENT)),
         Status(
             "e-1",
             3,

@@ -37,8 +37,10 @@ from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import (
     BATCHES,
+    PROTOCOL_VERSION,
     AckBatch,
     Deliver,
+    DeliverBatch,
     Error,
     Heartbeat,
     Message,
@@ -200,7 +202,7 @@ class Session:
             connect_timeout=self.connect_timeout,
         ) as ws:
             with trio.fail_after(self.connect_timeout):
-                await ws.send_message(codec.encode(Register(agent=self.info)))
+                await ws.send_message(codec.encode(Register(agent=self.info, protocol=PROTOCOL_VERSION)))
                 welcome = await self._expect_welcome(ws)
             await self._registered(ws, welcome)
 
@@ -278,11 +280,10 @@ class Session:
                 log.warning("control plane sent an invalid message: %s", exc.message)
                 continue
             if isinstance(message, Deliver):
-                problem = await self._check(message.event)
-                if problem is None:
-                    await self.worker.offer(message.event)
-                else:
-                    self.worker.refuse(message.event, problem)
+                await self._take(message.event)
+            elif isinstance(message, DeliverBatch):
+                for event in message.events:
+                    await self._take(event)
             elif isinstance(message, StatusAck):
                 self.reports.ack(message.event_id, message.seq)
             elif isinstance(message, AckBatch):
@@ -294,6 +295,13 @@ class Session:
                 )
             else:
                 log.warning("control plane sent an unexpected %r message", message.TAG)
+
+    async def _take(self, event: Event) -> None:
+        problem = await self._check(event)
+        if problem is None:
+            await self.worker.offer(event)
+        else:
+            self.worker.refuse(event, problem)
 
     async def _check(self, event: Event) -> str | None:
         """Why ``event`` must not run (its report's message), or ``None``: it is this agent's,

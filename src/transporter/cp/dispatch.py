@@ -19,7 +19,7 @@ from transporter.cp.registry import Connection, Registry
 from transporter.cp.signer import EventSigner
 from transporter.cp.watch import EventWatch
 from transporter.cp.writer import Pending, StatusWriter
-from transporter.protocol.messages import Deliver
+from transporter.protocol.messages import BATCHES, Deliver, DeliverBatch
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
 from transporter.store.base import EventConflict, Store, StoreUnavailable
@@ -30,6 +30,10 @@ WINDOW = 256
 """Events in flight to one agent at most; the agent's own concurrency limit is smaller."""
 ACK_TIMEOUT = 30.0
 """Seconds an agent has to acknowledge a delivery before it is sent again."""
+BATCH_EVENTS = 64
+"""Events sent in one ``deliveries`` message at most (protocol 2)."""
+BATCH_CHARS = 256 * 1024
+"""Characters of manifests in one ``deliveries`` message at most; a larger event goes alone."""
 EXPIRY_INTERVAL = 1.0
 PRUNE_INTERVAL = 5.0
 
@@ -142,6 +146,7 @@ class Hub:
             if room > 0:
                 now = time.time()
                 written: list[tuple[AuditEntry, Pending]] = []
+                sending: list[Event] = []
                 for seq, event in await self.store.outbox(
                     connection.agent_id, after=last_seq, limit=room
                 ):
@@ -151,7 +156,8 @@ class Hub:
                     # Recorded before it is sent, so that it is in the store before the agent's
                     # answer (which the agent's reader hands to the same writer).
                     written.append(await self._delivering(event, now))
-                    await self._send(connection, event)
+                    sending.append(event)
+                await self._send_many(connection, sending)
                 await self._delivered(written)
             await self._resend_unacknowledged(connection, ack_timeout)
             # Rung on new events and on finished ones (a slot is free again); otherwise awake
@@ -175,6 +181,18 @@ class Hub:
         connection.in_flight.add(event.id)
         connection.unacked[event.id] = trio.current_time()
         await connection.send(Deliver(event))
+
+    async def _send_many(self, connection: Connection, events: list[Event]) -> None:
+        """Send ``events`` in order: in ``deliveries`` batches when the agent speaks them."""
+        if connection.protocol < BATCHES:
+            for event in events:
+                await self._send(connection, event)
+            return
+        for batch in batches(events):
+            for event in batch:
+                connection.in_flight.add(event.id)
+                connection.unacked[event.id] = trio.current_time()
+            await connection.send(Deliver(batch[0]) if len(batch) == 1 else DeliverBatch(batch))
 
     async def _resend_unacknowledged(self, connection: Connection, ack_timeout: float) -> None:
         """Send again what the agent did not acknowledge in time (and is not finished)."""
@@ -264,6 +282,24 @@ class Hub:
                     at=now, state=EventState.EXPIRED, message="TTL passed before the event finished"
                 ),
             )
+
+
+def batches(events: list[Event]) -> list[tuple[Event, ...]]:
+    """``events`` in order, in batches of at most :data:`BATCH_EVENTS` events and
+    :data:`BATCH_CHARS` characters of manifests (a larger event in a batch of its own)."""
+    made: list[tuple[Event, ...]] = []
+    batch: list[Event] = []
+    size = 0
+    for event in events:
+        chars = sum(len(text) for text in event.payload.manifests)
+        if batch and (len(batch) == BATCH_EVENTS or size + chars > BATCH_CHARS):
+            made.append(tuple(batch))
+            batch, size = [], 0
+        batch.append(event)
+        size += chars
+    if batch:
+        made.append(tuple(batch))
+    return made
 
 
 def _accepted_audit(event: Event) -> AuditEntry:

@@ -1,12 +1,13 @@
 """Messages on the agent channel. Each is an attrs class; the ``type`` field tags it on the wire.
 
 agent → cp: register, heartbeat, received, status, reports
-cp → agent: welcome, deliver, status_ack, acks, error
+cp → agent: welcome, deliver, deliveries, status_ack, acks, error
 
 Protocol versions: the agent says its own in ``register``; the control plane answers in
 ``welcome`` with the one both speak (the lower), and both keep to it on that connection.
-Version 2 adds ``reports`` and ``acks``: several acknowledgements and status reports in one
-WebSocket message, so that a busy connection carries a message per batch, not per report.
+Version 2 adds ``deliveries``, ``reports`` and ``acks``: several events, acknowledgements or
+status reports in one WebSocket message, so that a busy connection carries a message per batch,
+not per event or report.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ PROTOCOL_VERSION = 2
 OLDEST_PROTOCOL = 1
 """The oldest protocol version the control plane still speaks (agents not yet upgraded)."""
 BATCHES = 2
-"""The protocol version from which ``reports`` and ``acks`` may be sent."""
+"""The protocol version from which ``deliveries``, ``reports`` and ``acks`` may be sent."""
 
 
 @attrs.frozen
@@ -30,7 +31,9 @@ class Register:
 
     TAG: ClassVar[str] = "register"
     agent: AgentInfo
-    protocol: int = PROTOCOL_VERSION
+    protocol: int = OLDEST_PROTOCOL
+    """The newest protocol version the agent speaks; a registration that names none speaks
+    the oldest."""
 
 
 @attrs.frozen
@@ -59,6 +62,15 @@ class Deliver:
 
     TAG: ClassVar[str] = "deliver"
     event: Event
+
+
+@attrs.frozen
+class DeliverBatch:
+    """Several events for the agent to execute (protocol 2), in the order they are to be
+    taken."""
+
+    TAG: ClassVar[str] = "deliveries"
+    events: tuple[Event, ...]
 
 
 @attrs.frozen
@@ -121,12 +133,13 @@ class Error:
 
 
 AgentMessage = Register | Heartbeat | Received | Status | ReportBatch
-CpMessage = Welcome | Deliver | StatusAck | AckBatch | Error
+CpMessage = Welcome | Deliver | DeliverBatch | StatusAck | AckBatch | Error
 Message = (
     Register
     | Welcome
     | Heartbeat
     | Deliver
+    | DeliverBatch
     | Received
     | Status
     | StatusAck
@@ -139,6 +152,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Welcome,
     Heartbeat,
     Deliver,
+    DeliverBatch,
     Received,
     Status,
     StatusAck,

@@ -1,5 +1,6 @@
-"""How the agent packs its acknowledgements and reports into messages (protocol 2): in order,
-in bounded batches, and a large report in a message of its own."""
+"""How the agent packs its acknowledgements and reports, and the control plane its deliveries,
+into messages (protocol 2): in order, in bounded batches, and a large one in a message of its
+own."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from transporter.agent.session import (
     BATCH_STATUSES,
     batched,
 )
+from transporter.cp.dispatch import BATCH_CHARS, BATCH_EVENTS, batches
 from transporter.protocol.messages import Received, ReportBatch, Status
-from transporter.protocol.model import EventState, Phase, ResourceResult, ResourceStatus
+from transporter.protocol.model import (
+    Event,
+    EventState,
+    K8sPayload,
+    Phase,
+    ResourceResult,
+    ResourceStatus,
+)
 
 
 def status(n: int, resources: int = 0, message: str = "") -> Status:
@@ -67,3 +76,24 @@ def test_a_large_report_goes_alone_between_the_others() -> None:
         long,
         ReportBatch((), (status(5), status(6))),
     ]
+
+
+def test_deliveries_go_in_bounded_batches_in_order() -> None:
+    def event(n: int, chars: int = 100) -> Event:
+        manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '"
+        return Event(
+            id=f"ev-{n}",
+            target_agent="agent-a",
+            payload=K8sPayload((manifest + "x" * chars + "'}\n",)),
+            ttl=60,
+            created_at=1.0,
+        )
+
+    assert batches([]) == []
+    events = [event(n) for n in range(BATCH_EVENTS * 2 + 1)]
+    made = batches(events)
+    assert [e for batch in made for e in batch] == events
+    assert [len(batch) for batch in made] == [BATCH_EVENTS, BATCH_EVENTS, 1]
+    large = event(99, chars=BATCH_CHARS)
+    made = batches([event(1), event(2), large, event(3)])
+    assert made == [(event(1), event(2)), (large,), (event(3),)]
