@@ -30,9 +30,13 @@ from bench.common import (
     started,
     wait_for_agents,
 )
+from transporter.cp.trim import INTERVAL as TRIM_INTERVAL
 
 SETTLE = 3.0
 """Seconds to let heartbeats and allocations settle before reading RSS."""
+TRIMMED = TRIM_INTERVAL + SETTLE
+"""Seconds after the agents connected before the control plane's RSS is read: it gives freed
+memory back (:mod:`transporter.cp.trim`) at most this long after connections came."""
 
 
 def main() -> int:
@@ -81,7 +85,7 @@ def main() -> int:
                 if harness.stdout.readline().strip() != "ready":
                     raise RuntimeError("the agents did not all connect")
                 wait_for_agents(api, args.connections)
-                time.sleep(SETTLE)
+                time.sleep(TRIMMED)
                 after = rss_kib(cp.pid)
             finally:
                 harness.terminate()

@@ -202,7 +202,9 @@ class Session:
             connect_timeout=self.connect_timeout,
         ) as ws:
             with trio.fail_after(self.connect_timeout):
-                await ws.send_message(codec.encode(Register(agent=self.info, protocol=PROTOCOL_VERSION)))
+                await ws.send_message(
+                    codec.encode(Register(agent=self.info, protocol=PROTOCOL_VERSION))
+                )
                 welcome = await self._expect_welcome(ws)
             await self._registered(ws, welcome)
 

@@ -120,6 +120,8 @@ class AgentChannel:
         self.settings = settings
         self.tls = tls
         self.revocations = revocations
+        self.churn = 0
+        """Agent connections registered plus those ended, so far (:mod:`.trim` watches it)."""
 
     async def serve(
         self,
@@ -372,6 +374,7 @@ class AgentChannel:
                 protocol=protocol,
             )
             replaced = self.hub.registry.attach(connection)
+            self.churn += 1
             try:  # from here on, whatever fails (the store, the socket) detaches it again
                 self.hub.agent_registered(info.id)
                 store = self.hub.store
@@ -416,6 +419,7 @@ class AgentChannel:
                     await self._disconnected(connection, ws)
 
     async def _disconnected(self, connection: Connection, ws: WebSocketConnection) -> None:
+        self.churn += 1
         if not self.hub.registry.detach(connection):
             return  # replaced by a newer connection, which owns the record now
         now = time.time()

@@ -18,6 +18,7 @@ from transporter.cp.http import serve_api
 from transporter.cp.pki import PkiError
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
 from transporter.cp.security import Credentials, KeyMismatch, pin_keys, prepare
+from transporter.cp.trim import trim_after_changes
 from transporter.store import Store, open_store
 
 log = logging.getLogger("transporter.cp")
@@ -86,6 +87,7 @@ async def serve(
                 )
             )
             background.start_soon(hub.run)
+            background.start_soon(trim_after_changes, lambda: agents.churn)
             log.info("store: %s", store_spec.display)
             for warning in await store.durability_warnings():
                 log.warning("store: %s", warning)
