@@ -194,6 +194,18 @@ async def test_concurrent_appends_from_many_tasks_and_stores_keep_one_chain(
             store = stores[k % 3]
             more = [r.event(f"batch-{k}-{n}") for n in range(5)]
             await store.submit_many([(e, r.accepted_audit(e)) for e in more])
+            sent = r.update(EventState.ASSIGNED, r.T0 + 1)
+            received = r.update(EventState.IN_PROGRESS, r.T0 + 2, Phase.RECEIVED)
+            steps = [
+                (e.id, step, audit(k, action=f"event.{name}", event_id=e.id))
+                for e in more
+                for name, step in (("delivered", sent), ("received", received))
+            ]
+            updated = await store.update_many(steps)  # two of each event's steps in one batch
+            assert [None if u is None else u.state for u in updated] == [
+                EventState.ASSIGNED,
+                EventState.IN_PROGRESS,
+            ] * 5
 
         async with trio.open_nursery() as nursery:
             for n in range(len(events)):
@@ -201,7 +213,7 @@ async def test_concurrent_appends_from_many_tasks_and_stores_keep_one_chain(
             for k in range(6):
                 nursery.start_soon(batch, k)
 
-        expected = len(events) * 4 + 6 * 5
+        expected = len(events) * 4 + 6 * 5 * 3
         for store in stores:
             log = await whole_log(store)
             assert len(log) == expected

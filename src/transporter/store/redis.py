@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -378,43 +378,37 @@ class RedisStore:
         return []
 
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-        keys = self._keys
-        agent = event.target_agent
-        queued = EventState.QUEUED
-        record_json = _dump_without_seq(accepted(EventRecord(event=event, seq=0)))
         with self._guard():
             async with self._audit_lock:
                 while True:  # again while another replica's append moved the chain's head
                     sealed = audit_chain.seal(audit, self._chain_head)
                     reply: Any = await self._submit(
-                        keys=[
-                            keys.events,
-                            keys.seq,
-                            keys.all,
-                            keys.index(agent=agent),
-                            keys.index(state=queued),
-                            keys.index(agent=agent, state=queued),
-                            keys.outbox(agent),
-                            keys.expiry,
-                            *self._audit_keys(),
-                        ],
-                        args=[
-                            event.id,
-                            record_json,
-                            repr(event.expires_at),
-                            *self._audit_args(sealed),
-                        ],
+                        keys=self._submit_keys(event), args=self._submit_args(event, sealed)
                     )
                     status = self._status(reply, sealed)
                     if status != _HEAD_MOVED:
                         break
-        text = cast(list[Any], reply)[1]
-        record = _load(text, EventRecord)
-        if status == 1:
-            return record, True
-        if record.event.same_request(event):
-            return record, False
-        raise EventConflict(event.id)
+        return _submitted(event, status, reply)
+
+    def _submit_keys(self, event: Event) -> list[str]:
+        keys = self._keys
+        agent = event.target_agent
+        queued = EventState.QUEUED
+        return [
+            keys.events,
+            keys.seq,
+            keys.all,
+            keys.index(agent=agent),
+            keys.index(state=queued),
+            keys.index(agent=agent, state=queued),
+            keys.outbox(agent),
+            keys.expiry,
+            *self._audit_keys(),
+        ]
+
+    def _submit_args(self, event: Event, sealed: AuditEntry) -> list[str]:
+        record_json = _dump_without_seq(accepted(EventRecord(event=event, seq=0)))
+        return [event.id, record_json, repr(event.expires_at), *self._audit_args(sealed)]
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         with self._guard():
@@ -438,22 +432,128 @@ class RedisStore:
     async def submit_many(
         self, items: Sequence[tuple[Event, AuditEntry]]
     ) -> list[tuple[EventRecord, bool] | EventConflict]:
-        # One atomic script per event; Redis has no multi-key batch that keeps each event's
-        # idempotency check, and a round trip here is cheap next to a disk flush.
-        results: list[tuple[EventRecord, bool] | EventConflict] = []
-        for event, audit in items:
+        """One atomic script per event, as :meth:`submit`, all of them in one round trip (a
+        pipeline): each audit entry sealed after the one before, as the scripts will append
+        them. One that finds the chain's head elsewhere (another replica appended, or an
+        earlier event of the batch existed already and appended nothing) wrote nothing; those
+        are submitted again one by one."""
+        results: list[tuple[EventRecord, bool] | EventConflict | None] = [None] * len(items)
+        again: list[int] = []
+        with self._guard():
+            async with self._audit_lock:
+                head = self._chain_head
+                sealed = []
+                for _, audit in items:
+                    sealed.append(audit_chain.seal(audit, head))
+                    head = audit_chain.head_of(sealed[-1])
+                async with self._client.pipeline(transaction=False) as pipe:
+                    requests: list[Awaitable[Any]] = [
+                        self._submit(
+                            keys=self._submit_keys(event),
+                            args=self._submit_args(event, seal),
+                            client=pipe,
+                        )
+                        for (event, _), seal in zip(items, sealed, strict=True)
+                    ]
+                for index, (request, seal) in enumerate(zip(requests, sealed, strict=True)):
+                    reply: Any = await request
+                    status = self._status(reply, seal)
+                    if status == _HEAD_MOVED:
+                        again.append(index)
+                        continue
+                    try:
+                        results[index] = _submitted(items[index][0], status, reply)
+                    except EventConflict as conflict:
+                        results[index] = conflict
+        for index in again:
+            event, audit = items[index]
             try:
-                results.append(await self.submit(event, audit))
+                results[index] = await self.submit(event, audit)
             except EventConflict as conflict:
-                results.append(conflict)
-        return results
+                results[index] = conflict
+        return [result for result in results if result is not None]
 
     async def update_many(
         self, items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]]
     ) -> list[EventRecord | None]:
+        """Like :meth:`update_event` for each, in order, in two round trips: the records read
+        at once (a pipeline), each update advanced from the one before it (an event may have
+        several in a batch), then every compare-and-set at once. One whose record changed
+        meanwhile, or whose audit entry found the chain's head elsewhere, wrote nothing: those
+        are done again one by one, in order."""
+        if len(items) < 2:
+            return [
+                await self.update_event(event_id, update, audit=audit)
+                for event_id, update, audit in items
+            ]
+        keys = self._keys
+        results: list[EventRecord | None] = [None] * len(items)
+        again: list[int] = []
+        with self._guard():
+            ids = list(dict.fromkeys(event_id for event_id, _, _ in items))
+            async with self._client.pipeline(transaction=False) as pipe:
+                reads = [pipe.hget(keys.events, event_id) for event_id in ids]
+            current: dict[str, str | None] = {}
+            for event_id, read in zip(ids, reads, strict=True):
+                current[event_id] = await read
+            async with self._audit_lock:
+                head = self._chain_head
+                planned: list[tuple[int, EventRecord, AuditEntry | None, Any]] = []
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for index, (event_id, update, audit) in enumerate(items):
+                        text = current[event_id]
+                        if text is None:
+                            continue  # unknown: None, as update_event says
+                        old = _load(text, EventRecord)
+                        new = advance(old, update)
+                        if new is None:
+                            continue  # stale or a repeat: None
+                        new_text = _dump(new)
+                        event_keys, event_args = self._cas_parts(old, text, new, new_text)
+                        seal = None
+                        if audit is not None:
+                            seal = audit_chain.seal(audit, head)
+                            head = audit_chain.head_of(seal)
+                            event_keys += self._audit_keys()
+                            event_args += self._audit_args(seal)
+                        request: Awaitable[Any] = self._compare_and_set(
+                            keys=event_keys, args=event_args, client=pipe
+                        )
+                        planned.append((index, new, seal, request))
+                        current[event_id] = new_text
+                for index, new, seal, request in planned:
+                    status = self._status(await request, seal)
+                    if status == 1:
+                        results[index] = new
+                    elif status != -1:  # changed meanwhile, or the chain moved: nothing written
+                        again.append(index)
+        for index in again:
+            event_id, update, audit = items[index]
+            results[index] = await self.update_event(event_id, update, audit=audit)
+        return results
+
+    def _cas_parts(
+        self, old: EventRecord, text: str, new: EventRecord, new_text: str
+    ) -> tuple[list[str], list[str]]:
+        """The compare-and-set script's keys and arguments (no audit) to turn ``old``, read as
+        ``text``, into ``new`` (``new_text``)."""
+        keys = self._keys
+        agent = new.event.target_agent
+        old_state = old.state
         return [
-            await self.update_event(event_id, update, audit=audit)
-            for event_id, update, audit in items
+            keys.events,
+            keys.index(state=old_state),
+            keys.index(state=new.state),
+            keys.index(agent=agent, state=old_state),
+            keys.index(agent=agent, state=new.state),
+            keys.outbox(agent),
+            keys.expiry,
+        ], [
+            new.event.id,
+            hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(),
+            new_text,
+            str(new.seq),
+            "1" if new.state.terminal else "0",
         ]
 
     async def update_event(
@@ -469,23 +569,7 @@ class RedisStore:
                 new = advance(old, update)
                 if new is None:
                     return None
-                agent = old.event.target_agent
-                event_keys = [
-                    keys.events,
-                    keys.index(state=old.state),
-                    keys.index(state=new.state),
-                    keys.index(agent=agent, state=old.state),
-                    keys.index(agent=agent, state=new.state),
-                    keys.outbox(agent),
-                    keys.expiry,
-                ]
-                event_args = [
-                    event_id,
-                    hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(),
-                    _dump(new),
-                    str(new.seq),
-                    "1" if new.state.terminal else "0",
-                ]
+                event_keys, event_args = self._cas_parts(old, text, new, _dump(new))
                 if audit is None:
                     reply: Any = await self._compare_and_set(keys=event_keys, args=event_args)
                     status = self._status(reply, None)
@@ -771,6 +855,17 @@ def _tls_options(url: str) -> dict[str, Any]:
     except (OSError, ssl.SSLError) as exc:
         raise StoreUnavailable(f"Redis TLS settings in the store URL: {exc}") from None
     return {"ssl_context": context}
+
+
+def _submitted(event: Event, status: int, reply: Any) -> tuple[EventRecord, bool]:
+    """What the submit script's ``reply`` (status 1 or 0) means for ``event``: stored, already
+    there (the same request), or :class:`EventConflict` (another event under its id)."""
+    record = _load(cast(list[Any], reply)[1], EventRecord)
+    if status == 1:
+        return record, True
+    if record.event.same_request(event):
+        return record, False
+    raise EventConflict(event.id)
 
 
 def _dump_without_seq(value: object) -> str:
