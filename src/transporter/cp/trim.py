@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -28,6 +29,7 @@ TIMEOUT = 10.0
 """Seconds a trim may take before it is abandoned (it finishes in its thread regardless)."""
 
 Trim = Callable[[], object]
+Runner = Callable[[Trim], Awaitable[object]]
 
 
 def malloc_trim() -> Trim | None:
@@ -42,20 +44,28 @@ def malloc_trim() -> Trim | None:
     return lambda: function(0)
 
 
+async def in_a_thread(trim: Trim, *, limiter: trio.CapacityLimiter | None = None) -> None:
+    """Run ``trim`` in a worker thread (under ``limiter``), abandoned after :data:`TIMEOUT`
+    seconds."""
+    with trio.move_on_after(TIMEOUT):
+        await trio.to_thread.run_sync(trim, limiter=limiter, abandon_on_cancel=True)
+
+
 async def trim_after_changes(
     changes: Callable[[], int],
     *,
     trim: Trim | None = None,
     interval: float = INTERVAL,
-    timeout: float = TIMEOUT,  # noqa: ASYNC109 - bounds each trim, not the whole call
+    run: Runner | None = None,
 ) -> None:
-    """Trim once ``changes()`` (a count of connections opened and closed) has moved since the
-    last look; every ``interval`` seconds at most. Runs until cancelled."""
+    """Trim once ``changes()``, a count of connections opened and closed, has moved since the
+    last look; every ``interval`` seconds at most. ``run`` runs each trim (default: in a
+    worker thread, one at a time). Runs until cancelled."""
     trim = trim or malloc_trim()
     if trim is None:
         log.debug("no malloc_trim in this C library: freed memory is not given back")
         return
-    limiter = trio.CapacityLimiter(1)
+    run = run or partial(in_a_thread, limiter=trio.CapacityLimiter(1))
     seen = changes()
     while True:
         await trio.sleep(interval)
@@ -63,5 +73,4 @@ async def trim_after_changes(
         if now == seen:
             continue
         seen = now
-        with trio.move_on_after(timeout):
-            await trio.to_thread.run_sync(trim, limiter=limiter, abandon_on_cancel=True)
+        await run(trim)
