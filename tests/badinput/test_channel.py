@@ -200,8 +200,9 @@ async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(
         ]
         assert sorted([(await agent.next_delivery())["id"] for _ in ids]) == sorted(ids)
         done = {"state": "completed", "phase": "completed", "resources": []}
-        statuses = [{"event_id": i, "seq": 1, "at": 1.0, **done} for i in ids]
-        await agent.send({"type": "reports", "received": ids, "statuses": statuses})
+        received = [{"event_id": i, "at": 1.5} for i in ids]
+        statuses = [{"event_id": i, "seq": 1, "at": 2.0, **done} for i in ids]
+        await agent.send({"type": "reports", "received": received, "statuses": statuses})
         acknowledged: set[tuple[str, int]] = set()
         while len(acknowledged) < len(ids):  # in one ``acks`` as a rule; that is not promised
             answer = await agent.receive()
@@ -212,8 +213,13 @@ async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(
         for event_id in ids:
             record = await cp.client.event(event_id)
             assert record.state.value == "completed"
-            phases = [(e.state.value, e.phase and e.phase.value) for e in record.timeline]
-            assert phases[-2:] == [("in_progress", "received"), ("completed", "completed")]
+            phases = [
+                (e.state.value, e.phase and e.phase.value, e.at) for e in record.timeline
+            ]  # at the agent's times, as it said them
+            assert phases[-2:] == [
+                ("in_progress", "received", 1.5),
+                ("completed", "completed", 2.0),
+            ]
 
 
 async def test_a_message_at_the_limit_is_read(cp: ControlPlane) -> None:

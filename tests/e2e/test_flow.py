@@ -121,6 +121,10 @@ async def test_apply_on_one_cluster_leaves_the_other_untouched(
         Phase.VERIFYING,
         Phase.COMPLETED,
     ]
+    # One host, one clock: the control plane's stamps and the agent's (its receipt too) are
+    # in the order they happened.
+    times = [entry.at for entry in record.timeline]
+    assert times == sorted(times)
     configmap = await read(
         cluster, lambda api: k8s.CoreV1Api(api).read_namespaced_config_map(cm, ns)
     )

@@ -11,7 +11,7 @@ from transporter.agent.session import (
     batched,
 )
 from transporter.cp.dispatch import BATCH_CHARS, BATCH_EVENTS, batches
-from transporter.protocol.messages import Received, ReportBatch, Status
+from transporter.protocol.messages import Receipt, ReportBatch, Status
 from transporter.protocol.model import (
     Event,
     EventState,
@@ -29,13 +29,15 @@ def status(n: int, resources: int = 0, message: str = "") -> Status:
     )
 
 
-def flattened(messages: list[Received | Status | ReportBatch]) -> tuple[list[str], list[Status]]:
-    received: list[str] = []
+def receipt(n: int) -> Receipt:
+    return Receipt(f"ev-{n}", 1000.0 + n)
+
+
+def flattened(messages: list[Status | ReportBatch]) -> tuple[list[Receipt], list[Status]]:
+    received: list[Receipt] = []
     statuses: list[Status] = []
     for message in messages:
-        if isinstance(message, Received):
-            received.append(message.event_id)
-        elif isinstance(message, Status):
+        if isinstance(message, Status):
             statuses.append(message)
         else:
             assert not statuses or not message.received, "a received after a report"
@@ -46,13 +48,13 @@ def flattened(messages: list[Received | Status | ReportBatch]) -> tuple[list[str
 
 def test_nothing_and_one_of_a_kind_go_as_they_are() -> None:
     assert batched([], []) == []
-    assert batched(["ev-1"], []) == [Received("ev-1")]
+    assert batched([receipt(1)], []) == [ReportBatch((receipt(1),))]  # with when it came
     assert batched([], [status(1)]) == [status(1)]
-    assert batched(["ev-1"], [status(1)]) == [ReportBatch(("ev-1",), (status(1),))]
+    assert batched([receipt(1)], [status(1)]) == [ReportBatch((receipt(1),), (status(1),))]
 
 
 def test_many_go_in_bounded_batches_in_order() -> None:
-    received = [f"ev-{n}" for n in range(BATCH_RECEIVED * 2 + 5)]
+    received = [receipt(n) for n in range(BATCH_RECEIVED * 2 + 5)]
     statuses = [status(n) for n in range(BATCH_STATUSES * 3 + 2)]
     messages = batched(received, statuses)
     assert flattened(messages) == (received, statuses)
@@ -67,10 +69,10 @@ def test_a_large_report_goes_alone_between_the_others() -> None:
     large = status(2, resources=BATCH_RESOURCES + 1)
     long = status(4, message="x" * 5000)
     statuses = [status(1), large, status(3), long, status(5), status(6)]
-    messages = batched(["ev-1"], statuses)
-    assert flattened(messages) == (["ev-1"], statuses)
+    messages = batched([receipt(1)], statuses)
+    assert flattened(messages) == ([receipt(1)], statuses)
     assert messages == [
-        ReportBatch(("ev-1",), (status(1),)),
+        ReportBatch((receipt(1),), (status(1),)),
         large,
         status(3),
         long,

@@ -12,6 +12,7 @@ from transporter.protocol.messages import (
     Deliver,
     DeliverBatch,
     Heartbeat,
+    Receipt,
     Register,
     ReportBatch,
     Status,
@@ -60,7 +61,7 @@ EVENT = Event(
         ),
         StatusAck("e-1", 3),
         ReportBatch(
-            received=("e-1", "e-2"),
+            received=(Receipt("e-1", 1.5), Receipt("e-2", 1.75)),
             statuses=(Status("e-1", 1, 2.0, EventState.IN_PROGRESS, Phase.VALIDATING),),
         ),
         AckBatch((StatusAck("e-1", 1), StatusAck("e-2", 4))),

@@ -19,6 +19,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Sequence
 
 import attrs
 import trio
@@ -44,6 +45,7 @@ from transporter.protocol.messages import (
     Error,
     Heartbeat,
     Message,
+    Receipt,
     Received,
     Register,
     ReportBatch,
@@ -129,7 +131,7 @@ class Session:
         self.connect_timeout = connect_timeout
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._outgoing_bell = trio.Event()
-        self._received: list[str] = []
+        self._received: list[Receipt] = []
         self._up_since: float | None = None
         self._outage_since: float | None = None
         self._outage_reason = ""
@@ -140,7 +142,7 @@ class Session:
     # --- Sink, for the worker -----------------------------------------------------------------
 
     def received(self, event_id: str) -> None:
-        self._received.append(event_id)
+        self._received.append(Receipt(event_id, time.time()))
         self._outgoing_bell.set()
 
     def report(self, status: Status) -> None:
@@ -264,10 +266,10 @@ class Session:
             self._outgoing_bell = trio.Event()
             received, self._received = self._received, []
             statuses = self.reports.take_unsent()
-            messages: list[Received | Status | ReportBatch] = (
+            messages: Sequence[Received | Status | ReportBatch] = (
                 batched(received, statuses)
                 if batches
-                else [*(Received(event_id) for event_id in received), *statuses]
+                else [*(Received(receipt.event_id) for receipt in received), *statuses]
             )
             for message in messages:
                 await ws.send_message(codec.encode(message))
@@ -331,16 +333,16 @@ class Session:
         return None
 
 
-def batched(received: list[str], statuses: list[Status]) -> list[Received | Status | ReportBatch]:
+def batched(received: list[Receipt], statuses: list[Status]) -> list[Status | ReportBatch]:
     """The messages that carry ``received`` and then ``statuses``, in that order: ``reports``
-    of a bounded size, a lone one as itself, and a large report (many resources' results, or a
-    long message) always in a message of its own."""
-    messages: list[Received | Status | ReportBatch] = []
+    of a bounded size, a lone report as itself, and a large report (many resources' results,
+    or a long message) always in a message of its own."""
+    messages: list[Status | ReportBatch] = []
     run: list[Status] = []
 
-    def flush(ids: list[str]) -> None:
-        if len(ids) + len(run) == 1:
-            messages.append(Received(ids[0]) if ids else run[0])
+    def flush(ids: list[Receipt]) -> None:
+        if not ids and len(run) == 1:
+            messages.append(run[0])
         elif ids or run:
             messages.append(ReportBatch(received=tuple(ids), statuses=tuple(run)))
         run.clear()

@@ -468,8 +468,8 @@ class AgentChannel:
             elif isinstance(message, Status):
                 await self._status(connection, message, stored)
             elif isinstance(message, ReportBatch):
-                for event_id in message.received:
-                    await self._received(connection, event_id, stored)
+                for receipt in message.received:
+                    await self._received(connection, receipt.event_id, stored, receipt.at)
                 for status in message.statuses:
                     await self._status(connection, status, stored)
             elif isinstance(message, Register):
@@ -486,11 +486,13 @@ class AgentChannel:
         connection: Connection,
         event_id: str,
         stored: trio.MemorySendChannel[tuple[Pending, StatusAck | None]],
+        at: float | None = None,
     ) -> None:
-        """The agent has the event: recorded as its ``received`` phase."""
+        """The agent has the event: recorded as its ``received`` phase, at the time the agent
+        says (protocol 2; as its other reports), else now."""
         connection.acknowledged(event_id)
         received = StatusUpdate(
-            at=time.time(),
+            at=time.time() if at is None else at,
             state=EventState.IN_PROGRESS,
             phase=Phase.RECEIVED,
             message="received by agent",

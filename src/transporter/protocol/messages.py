@@ -105,12 +105,21 @@ class StatusAck:
 
 
 @attrs.frozen
+class Receipt:
+    """The agent has had event ``event_id`` since ``at`` (its clock, as its reports' times)."""
+
+    event_id: str
+    at: float
+
+
+@attrs.frozen
 class ReportBatch:
-    """Several ``received`` and ``status`` messages in one (protocol 2): the ``received``
-    first, then the reports, each in the order the agent made them."""
+    """Several acknowledgements (``received``, with when) and ``status`` messages in one
+    (protocol 2): the acknowledgements first, then the reports, each in the order the agent
+    made them."""
 
     TAG: ClassVar[str] = "reports"
-    received: tuple[str, ...] = ()
+    received: tuple[Receipt, ...] = ()
     statuses: tuple[Status, ...] = ()
 
 
