@@ -48,12 +48,18 @@ async def fetch(client: Client, event_id: str, *, wait: float = 0.0, since: int 
     return (await shown([await client.event(event_id, wait=wait, since=since)]))[0]
 
 
+OUTCOME_ONLY = 1_000_000
+"""A ``since`` no timeline reaches: the control plane answers when the event has ended."""
+
+
 async def follow(client: Client, event_id: str, *, console: Console | None) -> EventRecord:
-    """Follow an event until it ends, printing each new timeline entry. Bound it with a cancel
-    scope: it long-polls the control plane, it does not give up by itself."""
+    """Follow an event until it ends, printing each new timeline entry; without a
+    ``console``, ask only for the outcome (one long poll, not one per phase). Bound it with a
+    cancel scope: it long-polls the control plane, it does not give up by itself."""
     seen = 0
     while True:
-        record = await fetch(client, event_id, wait=LONG_POLL, since=seen)
+        since = seen if console is not None else OUTCOME_ONLY
+        record = await fetch(client, event_id, wait=LONG_POLL, since=since)
         if console is not None:
             for entry in record.timeline[seen:]:
                 console.print(render.timeline_line(entry))
