@@ -17,7 +17,8 @@ from transporter.cp.channel import AgentChannel, ChannelSettings
 from transporter.cp.dispatch import Hub
 from transporter.cp.registry import Connection
 from transporter.cp.writer import Pending
-from transporter.protocol.messages import AckBatch, CpMessage, StatusAck
+from transporter.protocol import codec
+from transporter.protocol.messages import AckBatch, Message, StatusAck
 from transporter.protocol.model import AgentInfo, EventState
 from transporter.store import open_store
 
@@ -26,10 +27,10 @@ from transporter.store import open_store
 async def test_reports_stored_together_are_acknowledged_together(
     tmp_path: Path, protocol: int
 ) -> None:
-    sent: list[CpMessage] = []
+    sent: list[Message] = []
 
-    async def sender(message: CpMessage) -> None:
-        sent.append(message)
+    async def sender(text: str) -> None:
+        sent.append(codec.decode(text))
 
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
         events = [r.event(f"ev-{n}") for n in range(3)]

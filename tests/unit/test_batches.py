@@ -10,12 +10,10 @@ from transporter.agent.session import (
     BATCH_STATUSES,
     batched,
 )
-from transporter.cp.dispatch import BATCH_CHARS, BATCH_EVENTS, batches
+from transporter.cp.dispatch import BATCH_BYTES, BATCH_EVENTS, batches
 from transporter.protocol.messages import Receipt, ReportBatch, Status
 from transporter.protocol.model import (
-    Event,
     EventState,
-    K8sPayload,
     Phase,
     ResourceResult,
     ResourceStatus,
@@ -81,21 +79,9 @@ def test_a_large_report_goes_alone_between_the_others() -> None:
 
 
 def test_deliveries_go_in_bounded_batches_in_order() -> None:
-    def event(n: int, chars: int = 100) -> Event:
-        manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '"
-        return Event(
-            id=f"ev-{n}",
-            target_agent="agent-a",
-            payload=K8sPayload((manifest + "x" * chars + "'}\n",)),
-            ttl=60,
-            created_at=1.0,
-        )
-
     assert batches([]) == []
-    events = [event(n) for n in range(BATCH_EVENTS * 2 + 1)]
-    made = batches(events)
-    assert [e for batch in made for e in batch] == events
+    made = batches([100] * (BATCH_EVENTS * 2 + 1))
+    assert [i for batch in made for i in batch] == list(range(BATCH_EVENTS * 2 + 1))
     assert [len(batch) for batch in made] == [BATCH_EVENTS, BATCH_EVENTS, 1]
-    large = event(99, chars=BATCH_CHARS)
-    made = batches([event(1), event(2), large, event(3)])
-    assert made == [(event(1), event(2)), (large,), (event(3),)]
+    half = BATCH_BYTES // 2
+    assert batches([half, half, 1, BATCH_BYTES * 4, 1]) == [[0, 1], [2], [3], [4]]

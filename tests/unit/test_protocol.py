@@ -43,6 +43,17 @@ EVENT = Event(
 )
 
 
+def test_events_encoded_apart_make_the_same_deliver_and_deliveries() -> None:
+    other = Event(id="e-2", target_agent="agent-1", payload=EVENT.payload, ttl=60, created_at=1.0)
+    one, two = codec.encode_event(EVENT), codec.encode_event(other)
+    assert one.isascii()  # its length is its size in bytes
+    assert codec.decode(codec.deliver_text(one)) == Deliver(EVENT)
+    assert codec.decode(codec.deliveries_text([one, two])) == DeliverBatch((EVENT, other))
+    assert json.loads(codec.deliveries_text([one, two])) == json.loads(
+        codec.encode(DeliverBatch((EVENT, other)))
+    )
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -51,7 +51,6 @@ from transporter.protocol.messages import (
     OLDEST_PROTOCOL,
     PROTOCOL_VERSION,
     AckBatch,
-    CpMessage,
     Error,
     Heartbeat,
     Message,
@@ -355,8 +354,8 @@ class AgentChannel:
         protocol = min(register.protocol, PROTOCOL_VERSION)  # what both speak
         now = time.time()
 
-        async def send(message: CpMessage) -> None:
-            await ws.send_message(codec.encode(message))
+        async def send(text: str) -> None:
+            await ws.send_message(text)
 
         if certificate is not None and self._revocation_of(certificate) is not None:
             # Revoked while it registered: checked again here, with no pause before attach,

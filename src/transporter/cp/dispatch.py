@@ -19,7 +19,8 @@ from transporter.cp.registry import Connection, Registry
 from transporter.cp.signer import EventSigner
 from transporter.cp.watch import EventWatch
 from transporter.cp.writer import Pending, StatusWriter
-from transporter.protocol.messages import BATCHES, Deliver, DeliverBatch
+from transporter.protocol import codec
+from transporter.protocol.messages import BATCHES, Deliver
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
 from transporter.store.base import EventConflict, Store, StoreUnavailable
@@ -32,8 +33,9 @@ ACK_TIMEOUT = 30.0
 """Seconds an agent has to acknowledge a delivery before it is sent again."""
 BATCH_EVENTS = 64
 """Events sent in one ``deliveries`` message at most (protocol 2)."""
-BATCH_CHARS = 256 * 1024
-"""Characters of manifests in one ``deliveries`` message at most; a larger event goes alone."""
+BATCH_BYTES = 512 * 1024
+"""Bytes of events (as sent) in one ``deliveries`` message at most; a larger event goes alone
+(an event is at most the agent's message limit, so it always fits in a message of its own)."""
 EXPIRY_INTERVAL = 1.0
 PRUNE_INTERVAL = 5.0
 
@@ -188,11 +190,15 @@ class Hub:
             for event in events:
                 await self._send(connection, event)
             return
-        for batch in batches(events):
-            for event in batch:
-                connection.in_flight.add(event.id)
-                connection.unacked[event.id] = trio.current_time()
-            await connection.send(Deliver(batch[0]) if len(batch) == 1 else DeliverBatch(batch))
+        encoded = [codec.encode_event(event) for event in events]
+        for batch in batches([len(text) for text in encoded]):
+            for index in batch:
+                connection.in_flight.add(events[index].id)
+                connection.unacked[events[index].id] = trio.current_time()
+            if len(batch) == 1:
+                await connection.send_text(codec.deliver_text(encoded[batch[0]]))
+            else:
+                await connection.send_text(codec.deliveries_text([encoded[i] for i in batch]))
 
     async def _resend_unacknowledged(self, connection: Connection, ack_timeout: float) -> None:
         """Send again what the agent did not acknowledge in time (and is not finished)."""
@@ -284,21 +290,21 @@ class Hub:
             )
 
 
-def batches(events: list[Event]) -> list[tuple[Event, ...]]:
-    """``events`` in order, in batches of at most :data:`BATCH_EVENTS` events and
-    :data:`BATCH_CHARS` characters of manifests (a larger event in a batch of its own)."""
-    made: list[tuple[Event, ...]] = []
-    batch: list[Event] = []
-    size = 0
-    for event in events:
-        chars = sum(len(text) for text in event.payload.manifests)
-        if batch and (len(batch) == BATCH_EVENTS or size + chars > BATCH_CHARS):
-            made.append(tuple(batch))
-            batch, size = [], 0
-        batch.append(event)
-        size += chars
+def batches(sizes: list[int]) -> list[list[int]]:
+    """The indexes of events of these ``sizes`` (bytes as sent), in order, in batches of at
+    most :data:`BATCH_EVENTS` events and :data:`BATCH_BYTES` bytes (a larger event in a batch
+    of its own)."""
+    made: list[list[int]] = []
+    batch: list[int] = []
+    total = 0
+    for index, size in enumerate(sizes):
+        if batch and (len(batch) == BATCH_EVENTS or total + size > BATCH_BYTES):
+            made.append(batch)
+            batch, total = [], 0
+        batch.append(index)
+        total += size
     if batch:
-        made.append(tuple(batch))
+        made.append(batch)
     return made
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import CpMessage
 from transporter.protocol.model import AgentInfo, AgentStatus
@@ -40,8 +41,8 @@ class Connection:
 
     info: AgentInfo
     connected_since: float
-    sender: Callable[[CpMessage], Awaitable[None]]
-    """Writes one message to the agent's socket (safe from several tasks at once)."""
+    sender: Callable[[str], Awaitable[None]]
+    """Writes one message, encoded, to the agent's socket (safe from several tasks at once)."""
     cancel_scope: trio.CancelScope
     last_heartbeat: float
     status: AgentStatus = AgentStatus.CONNECTED
@@ -67,7 +68,11 @@ class Connection:
         self.unacked.pop(event_id, None)
 
     async def send(self, message: CpMessage) -> None:
-        await self.sender(message)
+        await self.sender(codec.encode(message))
+
+    async def send_text(self, text: str) -> None:
+        """A message already encoded (:func:`~transporter.protocol.codec.deliveries_text`)."""
+        await self.sender(text)
 
 
 class Registry:

@@ -10,6 +10,7 @@ Rules (cattrs' JSON preset, plus):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import cattrs
@@ -17,6 +18,7 @@ from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
 from transporter.protocol.messages import MESSAGE_TYPES, Message
+from transporter.protocol.model import Event
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Default bound of one agent-channel message (an event's manifests travel in one)."""
@@ -55,6 +57,23 @@ def structure[T](data: Any, kind: type[T]) -> T:
 
 def encode(message: Message) -> str:
     return json.dumps(converter.unstructure(message, Message), separators=(",", ":"))
+
+
+def encode_event(event: Event) -> str:
+    """One event as JSON (ASCII: its length is its size in bytes), to send in a ``deliver`` or
+    ``deliveries`` message made by :func:`deliver_text` or :func:`deliveries_text`."""
+    return json.dumps(converter.unstructure(event, Event), separators=(",", ":"))
+
+
+def deliver_text(event: str) -> str:
+    """``encode(Deliver(e))``, from ``event = encode_event(e)``."""
+    return '{"type":"deliver","event":' + event + "}"
+
+
+def deliveries_text(events: Sequence[str]) -> str:
+    """``encode(DeliverBatch(es))``, from the events as :func:`encode_event` gave them: a
+    batch's size is known before it is made."""
+    return '{"type":"deliveries","events":[' + ",".join(events) + "]}"
 
 
 def _no_constant(name: str) -> Any:
