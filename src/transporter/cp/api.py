@@ -319,8 +319,8 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
         wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
         since = _int_arg("since", 0, 0, 1_000_000)
         deadline = time.monotonic() + wait
+        record = await hub.store.get_event(event_id)
         while True:
-            record = await hub.store.get_event(event_id)
             if record is None:
                 return _error(404, "not_found", f"no event {event_id!r}")
             if not caller.may_target(record.event.target_agent):
@@ -335,9 +335,12 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
             left = deadline - time.monotonic()
             if len(record.timeline) > since or record.state.terminal or left <= 0:
                 return await views.one(record), 200
-            # Woken by this process's updates; the cap covers other replicas' writes.
+            # Woken by this process's updates, with the record written; the cap covers other
+            # replicas' writes, read from the store.
+            written = None
             with trio.move_on_after(min(left, 1.0) if hub.shared_store else left):
-                await hub.watch.wait(event_id)
+                written = await hub.watch.wait(event_id)
+            record = written or await hub.store.get_event(event_id)
 
     @app.get("/events")
     @gate.needs(Role.READ)

@@ -124,7 +124,7 @@ class Hub:
         if record is None:
             return None
         event_id = pending.event_id
-        self.watch.changed(event_id)
+        self.watch.changed(event_id, record)
         if record.state.terminal:
             connection = self.registry.get(agent_id)
             if connection is not None and event_id in connection.in_flight:
@@ -246,8 +246,9 @@ class Hub:
     async def _delivered(self, written: list[tuple[AuditEntry, Pending]]) -> None:
         """Wait for the records of :meth:`_delivering`; wake those watching the events."""
         for audit, pending in written:
-            if await pending.wait() is not None:
-                self.watch.changed(audit.event_id)
+            record = await pending.wait()
+            if record is not None:
+                self.watch.changed(audit.event_id, record)
             else:
                 # A redelivery of an event already in progress: the audit still says it was sent.
                 await self.store.audit(audit)
