@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl
 import time
 from functools import partial
@@ -292,7 +293,11 @@ class AgentChannel:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", _peer(ws))
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
+            # Closing waits for the agent's answer, which this connection's reader takes in;
+            # when the server stops (we are cancelled) that reader is cancelled too and no answer
+            # can come: the close frame is sent, and the socket closed soon after.
+            stopping = trio.current_effective_deadline() == -math.inf
+            with trio.CancelScope(shield=True), trio.move_on_after(0.2 if stopping else 5):
                 await ws.aclose()
 
     async def _refuse(self, ws: WebSocketConnection, code: str, message: str) -> None:
