@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ __all__ = [
     "TRANSPORTER",
     "Api",
     "Started",
+    "agents_harness",
     "control_plane",
     "cpu_seconds",
     "create_bundle",
@@ -94,6 +96,38 @@ class Api:
 
     def close(self) -> None:
         self.connection.close()
+
+
+@contextlib.contextmanager
+def agents_harness(
+    agent_url: str, cp_data_dir: Path, agents: int, *, expect: int = 0
+) -> Iterator[subprocess.Popen[str]]:
+    """``agents`` agents of bench/agents.py in another process, every one registered when this
+    yields (``expect``: they print ``received N in S s`` once they have that many events)."""
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("agents.py")),
+        "--cp-url",
+        agent_url,
+        "--cp-data-dir",
+        str(cp_data_dir),
+        "--agents",
+        str(agents),
+        "--expect",
+        str(expect),
+    ]
+    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert popen.stdout is not None
+        line = popen.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the agents did not all connect: {line!r}")
+        yield popen
+    finally:
+        popen.terminate()
+        popen.wait(30)
+        if popen.stdout is not None:
+            popen.stdout.close()
 
 
 def wait_for_agents(api: Api, count: int, timeout: float = 120) -> None:

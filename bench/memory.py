@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from tests.bed.kube import running_cluster
 from bench.common import (
     TRANSPORTER,
     Api,
+    agents_harness,
     control_plane,
     create_bundle,
     rss_kib,
@@ -66,32 +66,10 @@ def main() -> int:
                 agent_kib = rss_kib(agent.pid)
             time.sleep(SETTLE)
             before = rss_kib(cp.pid)
-            harness = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(__file__).with_name("agents.py")),
-                    "--cp-url",
-                    agent_url,
-                    "--cp-data-dir",
-                    str(work / "cp"),
-                    "--agents",
-                    str(args.connections),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert harness.stdout is not None
-                if harness.stdout.readline().strip() != "ready":
-                    raise RuntimeError("the agents did not all connect")
+            with agents_harness(agent_url, work / "cp", args.connections):
                 wait_for_agents(api, args.connections)
                 time.sleep(TRIMMED)
                 after = rss_kib(cp.pid)
-            finally:
-                harness.terminate()
-                harness.wait(30)
-                if harness.stdout is not None:
-                    harness.stdout.close()
             api.close()
     per = (after - before) / args.connections
     print(f"idle agent RSS          {agent_kib / 1024:6.1f} MiB (target <= 50 MB)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,41 +18,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Api, control_plane, wait_for_agents
+from bench.common import Api, agents_harness, control_plane, wait_for_agents
 
 
 def stop_with(agents: int, work: Path) -> float:
-    with control_plane(work / f"cp-{agents}") as (cp, api_url, agent_url, token):
+    data_dir = work / f"cp-{agents}"
+    with (
+        control_plane(data_dir) as (cp, api_url, agent_url, token),
+        agents_harness(agent_url, data_dir, agents),
+    ):
         api = Api(api_url, token)
-        harness = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("agents.py")),
-                "--cp-url",
-                agent_url,
-                "--cp-data-dir",
-                str(work / f"cp-{agents}"),
-                "--agents",
-                str(agents),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert harness.stdout is not None
-            if harness.stdout.readline().strip() != "ready":
-                raise RuntimeError("the agents did not all connect")
-            wait_for_agents(api, agents)
-            api.close()
-            start = time.perf_counter()
-            cp.popen.send_signal(signal.SIGTERM)
-            cp.popen.wait(120)
-            return time.perf_counter() - start
-        finally:
-            harness.terminate()
-            harness.wait(30)
-            if harness.stdout is not None:
-                harness.stdout.close()
+        wait_for_agents(api, agents)
+        api.close()
+        start = time.perf_counter()
+        cp.popen.send_signal(signal.SIGTERM)
+        cp.popen.wait(120)
+        return time.perf_counter() - start
 
 
 def main() -> int:

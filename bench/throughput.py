@@ -10,55 +10,19 @@ HTTP clients in threads) share its cores. Target (issue 3): >= 3,000 events/s.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bed.redis import running_redis
 
-from bench.common import Api, control_plane, cpu_seconds, rss_kib
+from bench.common import Api, agents_harness, control_plane, cpu_seconds, rss_kib
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
-
-
-@contextlib.contextmanager
-def harness(
-    agent_url: str, cp_data_dir: Path, agents: int, expect: int
-) -> Iterator[subprocess.Popen[str]]:
-    popen = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("agents.py")),
-            "--cp-url",
-            agent_url,
-            "--cp-data-dir",
-            str(cp_data_dir),
-            "--agents",
-            str(agents),
-            "--expect",
-            str(expect),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert popen.stdout is not None
-        line = popen.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"agents did not start: {line!r}")
-        yield popen
-    finally:
-        popen.terminate()
-        popen.wait(15)
-        if popen.stdout is not None:
-            popen.stdout.close()
 
 
 def load(api_url: str, token: str, events: int, agents: int, clients: int, batch: int) -> None:
@@ -92,7 +56,7 @@ def load(api_url: str, token: str, events: int, agents: int, clients: int, batch
 def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespace) -> None:
     with (
         control_plane(work / f"cp-{kind}", *store_args) as (cp, api_url, agent_url, token),
-        harness(agent_url, work / f"cp-{kind}", args.agents, args.events) as agents,
+        agents_harness(agent_url, work / f"cp-{kind}", args.agents, expect=args.events) as agents,
     ):
         cpu_before = cpu_seconds(cp.pid), cpu_seconds(agents.pid)
         start = time.perf_counter()
