@@ -24,18 +24,16 @@ Modes (:class:`Mode`), switched with the methods of the same names:
 from __future__ import annotations
 
 import enum
-import socket
-import struct
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import trio
 
+from tests.bed.listen import reset_on_close, serve_on_loopback
+
 _QUEUE = 64
 """Chunks in flight per direction of one connection before reading stops (backpressure)."""
-_RST = struct.pack("ii", 1, 0)
-"""SO_LINGER on, 0 s: close() sends an RST instead of a FIN."""
 
 
 class Mode(enum.Enum):
@@ -113,11 +111,7 @@ class FaultProxy:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``started()`` once :attr:`port` is set."""
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+        await serve_on_loopback(self, self._handle, task_status=task_status)
 
     # --- faults -------------------------------------------------------------------------------
 
@@ -185,7 +179,7 @@ class FaultProxy:
             for stream in (client, link.upstream):
                 if stream is not None:
                     if link.rst:
-                        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+                        reset_on_close(stream)
                     stream.socket.close()  # no checkpoint: cancelled or not, both get closed
             self._links.discard(link)
             link.closed.set()

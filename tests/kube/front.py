@@ -23,6 +23,7 @@ import trio
 import yaml
 
 from tests.bed.kube import Cluster
+from tests.bed.listen import serve_on_loopback
 
 MAX_READ = 64 * 1024
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
@@ -132,11 +133,7 @@ class FaultFront:
             await self._arrival.wait()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+        await serve_on_loopback(self, self._handle, task_status=task_status)
 
     def _take(self, method: str) -> Fault | None:
         for fault in self._faults:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-import struct
-
 import trio
+
+from tests.bed.listen import reset_on_close, serve_on_loopback
 
 
 class Relay:
@@ -28,11 +27,7 @@ class Relay:
         return f"https://127.0.0.1:{self.port}"
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+        await serve_on_loopback(self, self._handle, task_status=task_status)
 
     def cut(self, *, silent: bool) -> None:
         """Drop every open connection; from now on answer nothing (``silent``) or forward."""
@@ -57,7 +52,7 @@ class Relay:
     async def _handle(self, client: trio.SocketStream) -> None:
         if self.refusing:
             # Linger 0: closing sends RST, which the client sees as "connection reset by peer".
-            client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(client)
             self.refused += 1
             self._refusal.set()
             self._refusal = trio.Event()

@@ -180,8 +180,7 @@ class Hub:
                     connection.acknowledged(gone)
 
     async def _send(self, connection: Connection, event: Event) -> None:
-        connection.in_flight.add(event.id)
-        connection.unacked[event.id] = trio.current_time()
+        _sending(connection, event)
         await connection.send(Deliver(event))
 
     async def _send_many(self, connection: Connection, events: list[Event]) -> None:
@@ -193,8 +192,7 @@ class Hub:
         encoded = [codec.encode_event(event) for event in events]
         for batch in batches([len(text) for text in encoded]):
             for index in batch:
-                connection.in_flight.add(events[index].id)
-                connection.unacked[events[index].id] = trio.current_time()
+                _sending(connection, events[index])
             if len(batch) == 1:
                 await connection.send_text(codec.deliver_text(encoded[batch[0]]))
             else:
@@ -289,6 +287,12 @@ class Hub:
                     at=now, state=EventState.EXPIRED, message="TTL passed before the event finished"
                 ),
             )
+
+
+def _sending(connection: Connection, event: Event) -> None:
+    """``event`` goes out on ``connection`` now: in flight, and unacknowledged from now."""
+    connection.in_flight.add(event.id)
+    connection.unacked[event.id] = trio.current_time()
 
 
 def batches(sizes: list[int]) -> list[list[int]]:
