@@ -72,7 +72,10 @@ def main() -> int:
                 after = rss_kib(cp.pid)
             api.close()
     per = (after - before) / args.connections
-    print(f"idle agent RSS          {agent_kib / 1024:6.1f} MiB (target <= 50 MB)")
+    print(
+        f"idle agent RSS          {agent_kib / 1024:6.1f} MiB = {agent_kib * 1024 / 1e6:.1f} MB"
+        " (target <= 50 MB)"
+    )
     print(
         f"control plane RSS       {before / 1024:6.1f} MiB idle, {after / 1024:.1f} MiB with "
         f"{args.connections} agent connections"

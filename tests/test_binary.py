@@ -1,19 +1,26 @@
-"""The single-file build (``make binary``) runs on its own: ``--version`` and a serving ``cp``."""
+"""The single-file build (``make binary``) runs on its own: ``--version``, a serving ``cp``, and
+an event applied by its agent on the test bed's cluster."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.procs import running_cp
+from tests.bed.kube import Cluster
+from tests.procs import create_bundle, running_cp, started
 from transporter import __version__
 from transporter.agent.bundle import load_bundle
 
+AGENT_CHANNEL = re.compile(r"agent channel listening on (wss://\S+)")
+REGISTERED = re.compile(r"(registered) with")
 BINARY = Path(__file__).resolve().parents[1] / "dist" / "transporter"
 
 pytestmark = pytest.mark.binary
@@ -62,3 +69,58 @@ def test_the_binary_makes_its_ca_and_issues_a_bundle(binary: Path, tmp_path: Pat
         )
         assert done.returncode == 0, done.stderr
     assert load_bundle(tmp_path / "b").agent_id == "site-1"
+
+
+@pytest.mark.kube
+def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_path: Path) -> None:
+    """The agent of the one file reaches the API server through the client it imports lean
+    (kube/client.py: frozen modules, deferred packages) and applies an event end to end."""
+    name = f"binary-{uuid.uuid4().hex[:10]}"
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n"
+    )
+    data = tmp_path / "cp"
+    with running_cp(data, command=[str(binary)]) as cp:
+        found = AGENT_CHANNEL.search(cp.output)
+        assert found is not None, cp.output
+        bundle = create_bundle(data, "site-1", tmp_path / "bundle", command=[str(binary)])
+        agent_argv = [
+            str(binary),
+            "agent",
+            "--bundle",
+            str(bundle),
+            "--cp-url",
+            found.group(1),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+        ]
+        with started(agent_argv, REGISTERED, timeout=60) as (agent, _):
+            done = subprocess.run(
+                [
+                    str(binary),
+                    "produce",
+                    "k8s",
+                    "--cp-url",
+                    cp.api_url,
+                    "--agent",
+                    "site-1",
+                    "--manifest",
+                    str(manifest),
+                    "--wait",
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                env={"TRANSPORTER_TOKEN": cp.new_token()},
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr + agent.output
+        assert "Traceback" not in agent.output
+    shown = json.loads(done.stdout)
+    assert shown["state"] == "completed"
+    assert [(r["kind"], r["name"], r["status"]) for r in shown["resources"]] == [
+        ("ConfigMap", name, "created")
+    ]

@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 
 import attrs
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
+from transporter.kube.client import Configuration, load_incluster_config, load_kube_config
 from transporter.kube.errors import KubeConfigError
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -22,7 +21,7 @@ DEFAULT_KUBECONFIG = Path("~/.kube/config")
 
 @attrs.frozen
 class LoadedConfig:
-    configuration: k8s.Configuration
+    configuration: Configuration
     source: str
     """Where it came from, for messages: ``in-cluster service account`` or ``kubeconfig PATH``."""
 
@@ -36,19 +35,19 @@ def _in_cluster_available() -> bool:
 
 
 def _load_in_cluster() -> LoadedConfig:
-    configuration = k8s.Configuration()
+    configuration = Configuration()
     try:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except Exception as exc:  # the loader raises ConfigException, OSError, ValueError ...
         raise KubeConfigError(f"in-cluster service account unusable: {exc}") from None
     return LoadedConfig(_finish(configuration), "in-cluster service account")
 
 
 def _load_file(paths: list[Path], source: str) -> LoadedConfig:
-    configuration = k8s.Configuration()
+    configuration = Configuration()
     joined = os.pathsep.join(str(path) for path in paths)
     try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        load_kube_config(  # type: ignore[no-untyped-call]
             config_file=joined, client_configuration=configuration, persist_config=False
         )
     except Exception as exc:  # ConfigException, yaml errors, OSError, KeyError, TypeError ...
@@ -56,7 +55,7 @@ def _load_file(paths: list[Path], source: str) -> LoadedConfig:
     return LoadedConfig(_finish(configuration), source)
 
 
-def _finish(configuration: k8s.Configuration) -> k8s.Configuration:
+def _finish(configuration: Configuration) -> Configuration:
     # urllib3 must not retry on its own: we retry (bounded, with backoff) and time every call.
     configuration.retries = False
     return configuration

@@ -17,7 +17,8 @@ import ssl
 from typing import Any
 
 import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException, OpenApiException
+
+from transporter.kube.client import ApiException, OpenApiException
 
 MAX_BODY_IN_MESSAGE = 500
 """Characters of a non-Status error body quoted in a message."""

@@ -16,10 +16,12 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import trio
-from kubernetes import client as k8s
 
+from transporter import __version__
+from transporter.kube.client import Configuration, RESTClientObject
 from transporter.kube.errors import (
     LIBRARY_ERRORS,
     KubeUnavailable,
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
+USER_AGENT = f"transporter/{__version__}"
 
 THREAD_GRACE = 1.0
 """Seconds the trio deadline allows beyond the client's own timeout before abandoning it."""
@@ -48,8 +51,21 @@ MAX_THREADS = 4
 """Worker threads one target uses at most (its dedicated limiter)."""
 
 
+def _request_headers(configuration: Configuration, content_type: str) -> dict[str, str]:
+    """Headers of one request: what we accept and send, and the credentials of the moment.
+
+    The token is read per request: the kubeconfig loader's hook renews expiring ones
+    (exec plugins, token files).
+    """
+    headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
+    bearer = configuration.auth_settings().get("BearerToken")
+    if bearer is not None and bearer["value"]:
+        headers[bearer["key"]] = bearer["value"]
+    return headers
+
+
 def _call(
-    api: k8s.ApiClient,
+    rest: RESTClientObject,
     method: str,
     path: str,
     query: Sequence[tuple[str, str]],
@@ -62,22 +78,24 @@ def _call(
     Errors come back as our own.
     """
     try:
-        request = api.param_serialize(
+        configuration = rest.configuration
+        url = configuration.host + path
+        if query:
+            url += "?" + urlencode(list(query), quote_via=quote)
+        response = rest.request(  # type: ignore[no-untyped-call]
             method,
-            path,
-            query_params=list(query),
-            header_params={"Accept": JSON, "Content-Type": content_type},
+            url,
+            headers=_request_headers(configuration, content_type),
             body=dict(body) if body is not None else None,
-            auth_settings=["BearerToken"],
+            _request_timeout=timeout,
         )
-        response = api.call_api(*request, _request_timeout=timeout)
         try:
-            data = response.read()  # type: ignore[no-untyped-call]
+            data = response.read()
         except BaseException:
             response.response.close()  # a half-read connection must not go back to the pool
             raise
         response.response.release_conn()
-        retry_after = response.getheader("Retry-After")  # type: ignore[no-untyped-call]
+        retry_after = response.getheader("Retry-After")
         return int(response.status), retry_after, bytes(data or b"")
     except LIBRARY_ERRORS as exc:
         raise from_library(exc) from None
@@ -88,13 +106,13 @@ class Transport:
 
     def __init__(
         self,
-        api: k8s.ApiClient,
+        rest: RESTClientObject,
         *,
         timeout: float,
         limiter: trio.CapacityLimiter,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
-        self._api = api
+        self._rest = rest
         self.timeout = timeout
         self._limiter = limiter
         self.retry = retry
@@ -102,7 +120,7 @@ class Transport:
     @property
     def server(self) -> str:
         """The API server's URL."""
-        return str(self._api.configuration.host)
+        return str(self._rest.configuration.host)
 
     async def _once(
         self,
@@ -113,7 +131,7 @@ class Transport:
         content_type: str,
     ) -> Any:
         def run() -> tuple[int, str | None, bytes]:
-            return _call(self._api, method, path, query, body, content_type, self.timeout)
+            return _call(self._rest, method, path, query, body, content_type, self.timeout)
 
         try:
             with trio.fail_after(self.timeout + THREAD_GRACE):
@@ -193,16 +211,16 @@ class Transport:
 
         Requests still running in abandoned threads end with their own timeout.
         """
-        _close(self._api)
+        _close(self._rest)
 
 
-def _close(api: k8s.ApiClient) -> None:
+def _close(rest: RESTClientObject) -> None:
     with contextlib.suppress(*LIBRARY_ERRORS):
-        api.close()  # type: ignore[no-untyped-call]
+        rest.close()
 
 
 def new_transport(
-    configuration: k8s.Configuration,
+    configuration: Configuration,
     *,
     timeout: float,
     limiter: trio.CapacityLimiter,
@@ -210,7 +228,7 @@ def new_transport(
 ) -> Transport:
     """A transport over a fresh client (building it does no I/O, so not in a thread)."""
     try:
-        api = k8s.ApiClient(configuration)
+        rest = RESTClientObject(configuration)
     except LIBRARY_ERRORS as exc:  # e.g. an unusable proxy setting
         raise from_library(exc) from None
-    return Transport(api, timeout=timeout, limiter=limiter, retry=retry)
+    return Transport(rest, timeout=timeout, limiter=limiter, retry=retry)
