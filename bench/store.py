@@ -1,0 +1,154 @@
+"""The store's share of one event's way, alone: per event, the submit (in batches, as
+``POST /events/batch`` does), the ``assigned`` record with its audit entry, and the ``received``
+phase (each in batches, as the control plane's writer groups them), for each store.
+
+    .venv/bin/python bench/store.py [--events 5000] [--batch 100] [--store sqlite|redis|both]
+
+No network but Redis's, no other process busy: a steadier figure than bench/throughput.py's for
+changes to the store. It prints wall time per event and the CPU this process spent per event
+(for Redis, redis-server's own CPU is not in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.bed.redis import running_redis
+
+from transporter.protocol.model import (
+    AuditEntry,
+    Event,
+    EventState,
+    K8sPayload,
+    Phase,
+)
+from transporter.protocol.status import StatusUpdate
+from transporter.store.base import Store
+from transporter.store.redis import RedisStore
+from transporter.store.sqlite import SQLiteStore
+
+MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
+
+
+def _events(count: int, agents: int) -> list[Event]:
+    now = time.time()
+    return [
+        Event(
+            id=str(uuid.uuid4()),
+            target_agent=f"bench-{n % agents}",
+            payload=K8sPayload(manifests=(MANIFEST,)),
+            ttl=86400,
+            created_at=now,
+        )
+        for n in range(count)
+    ]
+
+
+async def _timed(step: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    await step()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def measure(kind: str, store: Store, count: int, batch: int) -> None:
+    events = _events(count, 100)
+    chunks = [events[i : i + batch] for i in range(0, count, batch)]
+
+    async def submit() -> None:
+        for chunk in chunks:
+            audits = [
+                AuditEntry(
+                    at=e.created_at, action="event.accepted", agent_id=e.target_agent, event_id=e.id
+                )
+                for e in chunk
+            ]
+            await store.submit_many(list(zip(chunk, audits, strict=True)))
+
+    async def assigned() -> None:
+        now = time.time()
+        for chunk in chunks:
+            await store.update_many(
+                [
+                    (
+                        e.id,
+                        StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent"),
+                        AuditEntry(
+                            at=now,
+                            action="event.delivered",
+                            agent_id=e.target_agent,
+                            event_id=e.id,
+                        ),
+                    )
+                    for e in chunk
+                ]
+            )
+
+    async def received() -> None:
+        now = time.time()
+        for chunk in chunks:
+            await store.update_many(
+                [
+                    (
+                        e.id,
+                        StatusUpdate(at=now, state=EventState.IN_PROGRESS, phase=Phase.RECEIVED),
+                        None,
+                    )
+                    for e in chunk
+                ]
+            )
+
+    total_wall = total_cpu = 0.0
+    for name, step in (("submit", submit), ("assigned", assigned), ("received", received)):
+        wall, cpu = await _timed(step)
+        total_wall += wall
+        total_cpu += cpu
+        print(
+            f"{kind:<7} {name:<9} {wall / count * 1e6:7.0f} µs/event wall"
+            f" {cpu / count * 1e6:7.0f} µs/event CPU"
+        )
+    print(
+        f"{kind:<7} {'all':<9} {total_wall / count * 1e6:7.0f} µs/event wall"
+        f" {total_cpu / count * 1e6:7.0f} µs/event CPU ({count / total_wall:.0f} events/s)"
+    )
+
+
+async def run(args: argparse.Namespace, work: Path, redis_url: str | None) -> None:
+    if args.store in ("sqlite", "both"):
+        sqlite = await SQLiteStore.open(work / "bench.db")
+        try:
+            await measure("sqlite", sqlite, args.events, args.batch)
+        finally:
+            await sqlite.aclose()
+    if redis_url is not None:
+        async with RedisStore.open(redis_url) as redis:
+            await measure("redis", redis, args.events, args.batch)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.store == "sqlite":
+            trio.run(run, args, work, None)
+        else:
+            with running_redis(work / "redis") as redis:
+                trio.run(run, args, work, redis.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
