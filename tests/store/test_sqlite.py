@@ -220,3 +220,72 @@ async def test_a_missing_chain_head_stops_appends_with_a_clear_error(tmp_path: P
         result = await verify_audit(store)
         assert result.broken is not None
         assert result.broken.reason == "the store's head is seq 0, but the log goes on to seq 1"
+
+
+async def test_progress_another_process_wrote_is_read_not_the_remembered(tmp_path: Path) -> None:
+    """The store remembers the progress it decoded or wrote; another process on the same file
+    (two stores here) moves the event on, and each store reads, and builds on, what is in the
+    file."""
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as first, open_store(spec(path)) as second:
+        await first.submit(r.event(), r.accepted_audit(r.event()))
+        assigned, received, validating, applying = r.JOURNEY[:4]
+        await first.update_event("ev-1", assigned)
+        assert await second.update_event("ev-1", received) is not None
+        seen = await first.get_event("ev-1")
+        assert seen is not None
+        assert (seen.state, seen.phase) == (EventState.IN_PROGRESS, Phase.RECEIVED)
+        after = await first.update_event("ev-1", validating)
+        assert after is not None
+        assert [entry.phase for entry in after.timeline][-2:] == [Phase.RECEIVED, Phase.VALIDATING]
+        await second.update_event("ev-1", applying)
+        assert await first.get_event("ev-1") == await second.get_event("ev-1")
+
+
+async def test_a_write_rolled_back_leaves_no_remembered_progress_behind(tmp_path: Path) -> None:
+    """A batch that fails after an event's progress was written (its audit entry cannot be
+    appended) is rolled back whole; what the store remembered of it is not used after."""
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as store:
+        await store.submit(r.event(), r.accepted_audit(r.event()))
+        before = await store.get_event("ev-1")
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            head = conn.execute("SELECT id, seq, hash FROM audit_head").fetchone()
+            conn.execute("DELETE FROM audit_head")
+            conn.commit()
+        with pytest.raises(StoreError, match="chain head is missing"):
+            await store.update_many(
+                [("ev-1", r.JOURNEY[0], AuditEntry(at=r.T0, action="event.delivered"))]
+            )
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (?, ?, ?)", head)
+            conn.commit()
+        assert await store.get_event("ev-1") == before
+        moved = await store.update_event("ev-1", r.JOURNEY[0])
+        assert moved is not None and moved.state is EventState.ASSIGNED
+        assert (await verify_audit(store)).intact
+
+
+async def test_a_batch_appends_its_audit_entries_in_order_and_moves_the_head_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "transporter.db"
+    events = [r.event(f"ev-{n}") for n in range(5)]
+    async with open_store(spec(path)) as store:
+        await store.submit_many([(ev, r.accepted_audit(ev)) for ev in events])
+        assert isinstance(store, SQLiteStore)
+        statements: list[str] = []
+        await store._call(lambda conn: conn.set_trace_callback(statements.append))
+        delivered = [
+            AuditEntry(at=r.T0 + n, action="event.delivered", event_id=ev.id)
+            for n, ev in enumerate(events)
+        ]
+        await store.update_many(
+            [(ev.id, r.JOURNEY[0], entry) for ev, entry in zip(events, delivered, strict=True)]
+        )
+        await store._call(lambda conn: conn.set_trace_callback(None))
+        assert sum(s.startswith("UPDATE audit_head") for s in statements) == 1
+        entries = await store.audit_after(5)
+        assert [(e.seq, e.event_id) for e in entries] == [(6 + n, f"ev-{n}") for n in range(5)]
+        assert await store.audit_head() == ChainHead(10, entries[-1].hash)
+        assert (await verify_audit(store)).intact

@@ -71,7 +71,10 @@ class ChainHead:
 
 def canonical(entry: AuditEntry) -> bytes:
     """The bytes that ``entry.hash`` is the SHA-256 of (see the module's docstring)."""
-    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    return _encoded({name: getattr(entry, name) for name in HASHED_FIELDS})
+
+
+def _encoded(fields: dict[str, object]) -> bytes:
     text = json.dumps(
         fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     )
@@ -86,8 +89,11 @@ def entry_hash(entry: AuditEntry) -> str:
 def seal(entry: AuditEntry, head: ChainHead) -> AuditEntry:
     """``entry`` as the record that follows ``head``: with its ``seq``, ``prev_hash`` and
     ``hash`` (whatever those fields held before is replaced)."""
-    linked = attrs.evolve(entry, seq=head.seq + 1, prev_hash=head.hash, hash="")
-    return attrs.evolve(linked, hash=entry_hash(linked))
+    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    fields["seq"] = head.seq + 1
+    fields["prev_hash"] = head.hash
+    digest = hashlib.sha256(_encoded(fields)).hexdigest()
+    return attrs.evolve(entry, seq=head.seq + 1, prev_hash=head.hash, hash=digest)
 
 
 def head_of(entry: AuditEntry) -> ChainHead:

@@ -364,13 +364,19 @@ def _submit_many(
     """All in one transaction, synced once: a batch costs one disk flush, not one each."""
     results: list[tuple[EventRecord, bool] | EventConflict] = []
     with _write(conn, durable=True):
+        audit_log = _AuditAppender(conn)
         for event, audit in items:
-            results.append(_submit_one(conn, events, event, audit))
+            results.append(_submit_one(conn, events, audit_log, event, audit))
+        audit_log.finish()
     return results
 
 
 def _submit_one(
-    conn: sqlite3.Connection, events: _EventCache, event: Event, audit: AuditEntry
+    conn: sqlite3.Connection,
+    events: _EventCache,
+    audit_log: _AuditAppender,
+    event: Event,
+    audit: AuditEntry,
 ) -> tuple[EventRecord, bool] | EventConflict:
     existing = _get_event(conn, events, event.id)
     if existing is not None:
@@ -378,6 +384,8 @@ def _submit_one(
             return existing, False
         return EventConflict(event.id)
     progress = accepted(EventRecord(event=event, seq=0))
+    stored = _Progress.of(progress)
+    text = _dump(stored)
     cur = conn.execute(
         "INSERT INTO events (id, target_agent, state, expires_at, event, progress)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -387,11 +395,12 @@ def _submit_one(
             EventState.QUEUED.value,
             event.expires_at,
             _dump(event),
-            _dump(_Progress.of(progress)),
+            text,
         ),
     )
-    _append_audit(conn, audit)
+    audit_log.append(audit)
     events.put(event)
+    events.wrote(event.id, text, stored)
     return attrs.evolve(progress, seq=_rowid(cur)), True
 
 
@@ -401,15 +410,23 @@ _RECORD_COLUMNS = "seq, id, event, progress"
 def _record(events: _EventCache, row: tuple[int, str, str, str]) -> EventRecord:
     seq, event_id, event_text, progress_text = row
     event = events.get(event_id) or events.put(_load(event_text, Event))
-    return _load(progress_text, _Progress).record(event, seq)
+    return events.progress(event_id, progress_text).record(event, seq)
 
 
 def _get_event(conn: sqlite3.Connection, events: _EventCache, event_id: str) -> EventRecord | None:
-    row = conn.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
-        (event_id,),
-    ).fetchone()
-    return None if row is None else _record(events, row)
+    """The record of ``event_id``; the event itself (manifests: up to megabytes) is read and
+    decoded only when it is not in ``events`` already (it never changes once stored)."""
+    row = conn.execute("SELECT seq, progress FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
+        return None
+    seq, progress_text = row
+    event = events.get(event_id)
+    if event is None:
+        found = conn.execute("SELECT event FROM events WHERE id = ?", (event_id,)).fetchone()
+        if found is None:
+            return None
+        event = events.put(_load(found[0], Event))
+    return events.progress(event_id, progress_text).record(event, seq)
 
 
 def _list_events(
@@ -457,12 +474,16 @@ def _update_many(
 ) -> list[EventRecord | None]:
     """All in one transaction: the control plane's writer batches what arrives together."""
     with _write(conn):
-        return [_update_one(conn, events, *item) for item in items]
+        audit_log = _AuditAppender(conn)
+        results = [_update_one(conn, events, audit_log, *item) for item in items]
+        audit_log.finish()
+        return results
 
 
 def _update_one(
     conn: sqlite3.Connection,
     events: _EventCache,
+    audit_log: _AuditAppender,
     event_id: str,
     update: StatusUpdate,
     audit: AuditEntry | None,
@@ -473,12 +494,18 @@ def _update_one(
     record = advance(old, update)
     if record is None:
         return None
-    conn.execute(
-        "UPDATE events SET state = ?, progress = ? WHERE id = ?",
-        (record.state.value, _dump(_Progress.of(record)), event_id),
-    )
+    stored = _Progress.of(record)
+    text = _dump(stored)
+    if record.state is old.state:  # the phases of a running event: no index to touch
+        conn.execute("UPDATE events SET progress = ? WHERE id = ?", (text, event_id))
+    else:
+        conn.execute(
+            "UPDATE events SET state = ?, progress = ? WHERE id = ?",
+            (record.state.value, text, event_id),
+        )
+    events.wrote(event_id, text, stored)
     if audit is not None:
-        _append_audit(conn, audit)
+        audit_log.append(audit)
     return record
 
 
@@ -531,21 +558,54 @@ def _audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
 
 def _append_audit(conn: sqlite3.Connection, entry: AuditEntry) -> AuditEntry:
     """Seal ``entry`` after the chain head and move the head, inside the caller's write
-    transaction: ``BEGIN IMMEDIATE`` holds the file's one write lock from the head's read to the
-    commit, so no other append (of this process or any other on the file) comes in between."""
-    head = _audit_head(conn)
-    if head is None:
-        raise StoreError(
-            "the audit log's chain head is missing from the SQLite store (was the file edited?);"
-            " `transporter audit verify` checks the log"
-        )
-    stored = audit_chain.seal(entry, head)
-    conn.execute(
-        "INSERT INTO audit (seq, at, action, agent_id, event_id, record) VALUES (?, ?, ?, ?, ?, ?)",
-        (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, _dump(stored)),
-    )
-    conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (stored.seq, stored.hash))
+    transaction (see :class:`_AuditAppender`)."""
+    appender = _AuditAppender(conn)
+    stored = appender.append(entry)
+    appender.finish()
     return stored
+
+
+class _AuditAppender:
+    """Appends records to the audit chain inside the caller's write transaction: the head is
+    read at the first append and written once, by :meth:`finish`, before the commit.
+
+    ``BEGIN IMMEDIATE`` holds the file's one write lock from the head's read to the commit, so
+    no other append (of this process or any other on the file) comes in between; a transaction
+    that fails before :meth:`finish` is rolled back whole, records and head alike.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._head: ChainHead | None = None
+        self._moved = False
+
+    def append(self, entry: AuditEntry) -> AuditEntry:
+        head = self._head
+        if head is None:
+            head = _audit_head(self._conn)
+            if head is None:
+                raise StoreError(
+                    "the audit log's chain head is missing from the SQLite store (was the file"
+                    " edited?); `transporter audit verify` checks the log"
+                )
+        stored = audit_chain.seal(entry, head)
+        self._conn.execute(
+            "INSERT INTO audit (seq, at, action, agent_id, event_id, record)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, _dump(stored)),
+        )
+        self._head = ChainHead(stored.seq, stored.hash)
+        self._moved = True
+        return stored
+
+    def finish(self) -> None:
+        """Write the new head (call it last in the transaction)."""
+        if self._moved and self._head is not None:
+            self._conn.execute(
+                "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+                (self._head.seq, self._head.hash),
+            )
+            self._moved = False
 
 
 def _audit_head(conn: sqlite3.Connection) -> ChainHead | None:
@@ -720,12 +780,20 @@ class _Progress:
 
 
 class _EventCache:
-    """Events decoded lately, by id. Events never change once stored, so a hit is always right
-    (whichever process wrote the file); used only from the store's one worker thread."""
+    """Events and progress decoded lately, by event id; used only from the store's one worker
+    thread.
 
-    def __init__(self, size: int = 4096) -> None:
+    Events never change once stored, so an event found here is always right (whichever process
+    wrote the file). Progress does change: it is kept with the text it was decoded from, and
+    used only when the text just read is that same text.
+    """
+
+    def __init__(self, size: int = 4096, progress_size: int = 4096) -> None:
         self.size = size
+        self.progress_size = progress_size
+        """Progress kept at most: enough for the events a busy control plane has under way."""
         self._events: OrderedDict[str, Event] = OrderedDict()
+        self._progress: OrderedDict[str, tuple[str, _Progress]] = OrderedDict()
 
     def get(self, event_id: str) -> Event | None:
         event = self._events.get(event_id)
@@ -734,11 +802,29 @@ class _EventCache:
         return event
 
     def put(self, event: Event) -> Event:
-        self._events[event.id] = event
-        self._events.move_to_end(event.id)
-        while len(self._events) > self.size:
-            self._events.popitem(last=False)
+        _remember(self._events, event.id, event, self.size)
         return event
+
+    def progress(self, event_id: str, text: str) -> _Progress:
+        """``text`` (an event's stored progress) decoded: from here when it was lately."""
+        known = self._progress.get(event_id)
+        if known is not None and known[0] == text:
+            self._progress.move_to_end(event_id)
+            return known[1]
+        progress = _load(text, _Progress)
+        self.wrote(event_id, text, progress)
+        return progress
+
+    def wrote(self, event_id: str, text: str, progress: _Progress) -> None:
+        """``progress`` was stored as ``text`` (in the transaction under way)."""
+        _remember(self._progress, event_id, (text, progress), self.progress_size)
+
+
+def _remember[T](cache: OrderedDict[str, T], key: str, value: T, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _cursor_seq(cursor: str | None) -> int | None:
