@@ -1,6 +1,7 @@
 """The store's share of one event's way, alone: per event, the submit (in batches, as
 ``POST /events/batch`` does), the ``assigned`` record with its audit entry, and the ``received``
-phase (each in batches, as the control plane's writer groups them), for each store.
+phase (each in batches, as the control plane's writer groups them), for each store. The events
+go through in waves of one batch, each step after the other, as in the control plane.
 
     .venv/bin/python bench/store.py [--events 5000] [--batch 100] [--store sqlite|redis|both]
 
@@ -17,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -37,6 +39,7 @@ from transporter.store.base import Store
 from transporter.store.redis import RedisStore
 from transporter.store.sqlite import SQLiteStore
 
+STEPS = ("submit", "assigned", "received")
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 
 
@@ -54,49 +57,43 @@ def _events(count: int, agents: int) -> list[Event]:
     ]
 
 
-async def _timed(step: Callable[[], Awaitable[object]]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    await step()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 async def measure(kind: str, store: Store, count: int, batch: int) -> None:
+    """Events go through in waves of ``batch``: submitted, then sent (``assigned``), then
+    received, as they follow each other in the control plane."""
     events = _events(count, 100)
-    chunks = [events[i : i + batch] for i in range(0, count, batch)]
-
-    async def submit() -> None:
-        for chunk in chunks:
-            audits = [
-                AuditEntry(
-                    at=e.created_at, action="event.accepted", agent_id=e.target_agent, event_id=e.id
-                )
-                for e in chunk
-            ]
-            await store.submit_many(list(zip(chunk, audits, strict=True)))
-
-    async def assigned() -> None:
+    wall = dict.fromkeys(STEPS, 0.0)
+    cpu = dict.fromkeys(STEPS, 0.0)
+    for start in range(0, count, batch):
+        chunk = events[start : start + batch]
         now = time.time()
-        for chunk in chunks:
-            await store.update_many(
+        steps: dict[str, Callable[[], Awaitable[object]]] = {
+            "submit": partial(
+                store.submit_many,
+                [
+                    (
+                        e,
+                        AuditEntry(
+                            at=now, action="event.accepted", agent_id=e.target_agent, event_id=e.id
+                        ),
+                    )
+                    for e in chunk
+                ],
+            ),
+            "assigned": partial(
+                store.update_many,
                 [
                     (
                         e.id,
                         StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent"),
                         AuditEntry(
-                            at=now,
-                            action="event.delivered",
-                            agent_id=e.target_agent,
-                            event_id=e.id,
+                            at=now, action="event.delivered", agent_id=e.target_agent, event_id=e.id
                         ),
                     )
                     for e in chunk
-                ]
-            )
-
-    async def received() -> None:
-        now = time.time()
-        for chunk in chunks:
-            await store.update_many(
+                ],
+            ),
+            "received": partial(
+                store.update_many,
                 [
                     (
                         e.id,
@@ -104,18 +101,20 @@ async def measure(kind: str, store: Store, count: int, batch: int) -> None:
                         None,
                     )
                     for e in chunk
-                ]
-            )
-
-    total_wall = total_cpu = 0.0
-    for name, step in (("submit", submit), ("assigned", assigned), ("received", received)):
-        wall, cpu = await _timed(step)
-        total_wall += wall
-        total_cpu += cpu
+                ],
+            ),
+        }
+        for name, step in steps.items():
+            started, used = time.perf_counter(), time.process_time()
+            await step()
+            wall[name] += time.perf_counter() - started
+            cpu[name] += time.process_time() - used
+    for name in STEPS:
         print(
-            f"{kind:<7} {name:<9} {wall / count * 1e6:7.0f} µs/event wall"
-            f" {cpu / count * 1e6:7.0f} µs/event CPU"
+            f"{kind:<7} {name:<9} {wall[name] / count * 1e6:7.0f} µs/event wall"
+            f" {cpu[name] / count * 1e6:7.0f} µs/event CPU"
         )
+    total_wall, total_cpu = sum(wall.values()), sum(cpu.values())
     print(
         f"{kind:<7} {'all':<9} {total_wall / count * 1e6:7.0f} µs/event wall"
         f" {total_cpu / count * 1e6:7.0f} µs/event CPU ({count / total_wall:.0f} events/s)"
