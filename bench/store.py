@@ -57,6 +57,10 @@ def _events(count: int, agents: int) -> list[Event]:
     ]
 
 
+def _audit(event: Event, action: str, at: float) -> AuditEntry:
+    return AuditEntry(at=at, action=action, agent_id=event.target_agent, event_id=event.id)
+
+
 async def measure(kind: str, store: Store, count: int, batch: int) -> None:
     """Events go through in waves of ``batch``: submitted, then sent (``assigned``), then
     received, as they follow each other in the control plane."""
@@ -66,43 +70,16 @@ async def measure(kind: str, store: Store, count: int, batch: int) -> None:
     for start in range(0, count, batch):
         chunk = events[start : start + batch]
         now = time.time()
+        sent = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
+        received = StatusUpdate(at=now, state=EventState.IN_PROGRESS, phase=Phase.RECEIVED)
         steps: dict[str, Callable[[], Awaitable[object]]] = {
             "submit": partial(
-                store.submit_many,
-                [
-                    (
-                        e,
-                        AuditEntry(
-                            at=now, action="event.accepted", agent_id=e.target_agent, event_id=e.id
-                        ),
-                    )
-                    for e in chunk
-                ],
+                store.submit_many, [(e, _audit(e, "event.accepted", now)) for e in chunk]
             ),
             "assigned": partial(
-                store.update_many,
-                [
-                    (
-                        e.id,
-                        StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent"),
-                        AuditEntry(
-                            at=now, action="event.delivered", agent_id=e.target_agent, event_id=e.id
-                        ),
-                    )
-                    for e in chunk
-                ],
+                store.update_many, [(e.id, sent, _audit(e, "event.delivered", now)) for e in chunk]
             ),
-            "received": partial(
-                store.update_many,
-                [
-                    (
-                        e.id,
-                        StatusUpdate(at=now, state=EventState.IN_PROGRESS, phase=Phase.RECEIVED),
-                        None,
-                    )
-                    for e in chunk
-                ],
-            ),
+            "received": partial(store.update_many, [(e.id, received, None) for e in chunk]),
         }
         for name, step in steps.items():
             started, used = time.perf_counter(), time.process_time()
