@@ -25,7 +25,13 @@ from transporter.protocol.model import (
 from transporter.protocol.status import accepted, advance
 from transporter.protocol.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
-from transporter.store.sqlite import _AFTER_MIGRATION, _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from transporter.store.sqlite import (
+    _AFTER_MIGRATION,
+    _MIGRATIONS,
+    SCHEMA_VERSION,
+    SQLiteStore,
+    _EventCache,
+)
 
 
 def spec(path: Path) -> StoreSpec:
@@ -289,3 +295,22 @@ async def test_a_batch_appends_its_audit_entries_in_order_and_moves_the_head_onc
         assert [(e.seq, e.event_id) for e in entries] == [(6 + n, f"ev-{n}") for n in range(5)]
         assert await store.audit_head() == ChainHead(10, entries[-1].hash)
         assert (await verify_audit(store)).intact
+
+
+def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
+    cache = _EventCache(size=100, manifest_bytes=1000)
+    events = [r.event(f"ev-{n}", manifests=("x" * 400,)) for n in range(4)]
+    for ev in events:
+        assert cache.put(ev) is ev
+    assert [cache.get(ev.id) is not None for ev in events] == [False, False, True, True]
+    assert cache.manifest_total == 800
+    big = r.event("big", manifests=("y" * 2000,))
+    assert cache.put(big) is big  # larger than the whole budget: not kept, nothing evicted
+    assert cache.get("big") is None
+    assert cache.manifest_total == 800
+    assert cache.put(events[3]) is events[3]  # kept again: counted once
+    assert cache.manifest_total == 800
+    few = _EventCache(size=2)
+    for ev in events:
+        few.put(ev)
+    assert [few.get(ev.id) is not None for ev in events] == [False, False, True, True]

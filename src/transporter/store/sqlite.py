@@ -779,6 +779,10 @@ class _Progress:
         )
 
 
+EVENT_CACHE_BYTES = 32 * 1024 * 1024
+"""Characters of manifests the store keeps decoded at most (an event may hold megabytes)."""
+
+
 class _EventCache:
     """Events and progress decoded lately, by event id; used only from the store's one worker
     thread.
@@ -788,11 +792,19 @@ class _EventCache:
     used only when the text just read is that same text.
     """
 
-    def __init__(self, size: int = 4096, progress_size: int = 4096) -> None:
+    def __init__(
+        self,
+        size: int = 4096,
+        progress_size: int = 4096,
+        manifest_bytes: int = EVENT_CACHE_BYTES,
+    ) -> None:
         self.size = size
         self.progress_size = progress_size
         """Progress kept at most: enough for the events a busy control plane has under way."""
+        self.manifest_bytes = manifest_bytes
+        """Characters of manifests kept at most, all events together (events may be large)."""
         self._events: OrderedDict[str, Event] = OrderedDict()
+        self._bytes = 0
         self._progress: OrderedDict[str, tuple[str, _Progress]] = OrderedDict()
 
     def get(self, event_id: str) -> Event | None:
@@ -802,8 +814,23 @@ class _EventCache:
         return event
 
     def put(self, event: Event) -> Event:
-        _remember(self._events, event.id, event, self.size)
+        """Keep ``event`` (one larger than the whole budget is not kept); returns it."""
+        replaced = self._events.pop(event.id, None)
+        if replaced is not None:
+            self._bytes -= _manifest_bytes(replaced)
+        if _manifest_bytes(event) > self.manifest_bytes:
+            return event
+        self._events[event.id] = event
+        self._bytes += _manifest_bytes(event)
+        while self._events and (len(self._events) > self.size or self._bytes > self.manifest_bytes):
+            _, oldest = self._events.popitem(last=False)
+            self._bytes -= _manifest_bytes(oldest)
         return event
+
+    @property
+    def manifest_total(self) -> int:
+        """Characters of manifests kept now."""
+        return self._bytes
 
     def progress(self, event_id: str, text: str) -> _Progress:
         """``text`` (an event's stored progress) decoded: from here when it was lately."""
@@ -818,6 +845,10 @@ class _EventCache:
     def wrote(self, event_id: str, text: str, progress: _Progress) -> None:
         """``progress`` was stored as ``text`` (in the transaction under way)."""
         _remember(self._progress, event_id, (text, progress), self.progress_size)
+
+
+def _manifest_bytes(event: Event) -> int:
+    return sum(len(manifest) for manifest in event.payload.manifests)
 
 
 def _remember[T](cache: OrderedDict[str, T], key: str, value: T, size: int) -> None:
