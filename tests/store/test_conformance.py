@@ -568,3 +568,31 @@ async def test_a_batch_of_updates_applies_in_order(store: Store) -> None:
     assert one is not None and one.phase is Phase.RECEIVED
     audit = await store.list_audit(limit=10)
     assert [entry.action for entry in audit.items].count("event.completed") == 1
+
+
+async def test_what_another_writer_stored_is_read_not_what_was_remembered(
+    backend: Backend,
+) -> None:
+    """A store remembers the records it decoded or wrote; another process on the same data (a
+    second store here: a replica, or another process on the file) moves the event on, and each
+    store reads, and builds on, what is stored. Whole batches too."""
+    async with backend.open() as first, backend.open() as second:
+        await first.submit(r.event(), r.accepted_audit(r.event()))
+        assigned, received, validating, applying, verifying = r.JOURNEY[:5]
+        await first.update_event("ev-1", assigned)
+        assert await second.update_event("ev-1", received) is not None
+        seen = await first.get_event("ev-1")
+        assert seen is not None
+        assert (seen.state, seen.phase) == (EventState.IN_PROGRESS, Phase.RECEIVED)
+        (after,) = await first.update_many([("ev-1", validating, None)])
+        assert after is not None
+        assert [entry.phase for entry in after.timeline][-2:] == [Phase.RECEIVED, Phase.VALIDATING]
+        await second.update_event("ev-1", applying)
+        last, repeat = await first.update_many(
+            [("ev-1", verifying, None), ("ev-1", attrs.evolve(verifying, at=r.T0 + 9), None)]
+        )
+        assert last is not None and last.phase is Phase.VERIFYING
+        assert repeat is None  # the first of the batch changed what the second is read against
+        assert await first.get_event("ev-1") == await second.get_event("ev-1")
+        phases = [entry.phase for entry in last.timeline if entry.phase is not None]
+        assert phases[-4:] == [Phase.RECEIVED, Phase.VALIDATING, Phase.APPLYING, Phase.VERIFYING]

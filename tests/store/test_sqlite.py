@@ -228,26 +228,6 @@ async def test_a_missing_chain_head_stops_appends_with_a_clear_error(tmp_path: P
         assert result.broken.reason == "the store's head is seq 0, but the log goes on to seq 1"
 
 
-async def test_progress_another_process_wrote_is_read_not_the_remembered(tmp_path: Path) -> None:
-    """The store remembers the progress it decoded or wrote; another process on the same file
-    (two stores here) moves the event on, and each store reads, and builds on, what is in the
-    file."""
-    path = tmp_path / "transporter.db"
-    async with open_store(spec(path)) as first, open_store(spec(path)) as second:
-        await first.submit(r.event(), r.accepted_audit(r.event()))
-        assigned, received, validating, applying = r.JOURNEY[:4]
-        await first.update_event("ev-1", assigned)
-        assert await second.update_event("ev-1", received) is not None
-        seen = await first.get_event("ev-1")
-        assert seen is not None
-        assert (seen.state, seen.phase) == (EventState.IN_PROGRESS, Phase.RECEIVED)
-        after = await first.update_event("ev-1", validating)
-        assert after is not None
-        assert [entry.phase for entry in after.timeline][-2:] == [Phase.RECEIVED, Phase.VALIDATING]
-        await second.update_event("ev-1", applying)
-        assert await first.get_event("ev-1") == await second.get_event("ev-1")
-
-
 async def test_a_write_rolled_back_leaves_no_remembered_progress_behind(tmp_path: Path) -> None:
     """A batch that fails after an event's progress was written (its audit entry cannot be
     appended) is rolled back whole; what the store remembered of it is not used after."""

@@ -67,8 +67,8 @@ from transporter.store.base import (
     StoreUnavailable,
     TokenConflict,
 )
+from transporter.store.rows import Decoded, cursor_seq
 from transporter.store.rows import clamp_limit as _limit
-from transporter.store.rows import cursor_seq
 from transporter.store.rows import dump as _dump
 from transporter.store.rows import load as _load
 from transporter.store.rows import page as _page
@@ -276,6 +276,8 @@ class RedisStore:
         """Held while appending to the audit chain: this process's appends take turns."""
         self._chain_head = ChainHead()
         """The chain's head as last seen; a script that finds another corrects it."""
+        self._decoded = Decoded(EventRecord)
+        """Event records decoded lately, used while the stored text is the same."""
 
     @classmethod
     @asynccontextmanager
@@ -413,7 +415,7 @@ class RedisStore:
     async def get_event(self, event_id: str) -> EventRecord | None:
         with self._guard():
             text = await self._client.hget(self._keys.events, event_id)
-        return None if text is None else _load(text, EventRecord)
+        return None if text is None else self._decoded.load(event_id, text)
 
     async def list_events(
         self,
@@ -504,11 +506,12 @@ class RedisStore:
                         text = current[event_id]
                         if text is None:
                             continue  # unknown: None, as update_event says
-                        old = _load(text, EventRecord)
+                        old = self._decoded.load(event_id, text)
                         new = advance(old, update)
                         if new is None:
                             continue  # stale or a repeat: None
                         new_text = _dump(new)
+                        self._decoded.wrote(event_id, new_text, new)
                         event_keys, event_args = self._cas_parts(old, text, new, new_text)
                         seal = None
                         if audit is not None:
@@ -565,11 +568,13 @@ class RedisStore:
                 text = await self._client.hget(keys.events, event_id)
                 if text is None:
                     return None
-                old = _load(text, EventRecord)
+                old = self._decoded.load(event_id, text)
                 new = advance(old, update)
                 if new is None:
                     return None
-                event_keys, event_args = self._cas_parts(old, text, new, _dump(new))
+                new_text = _dump(new)
+                self._decoded.wrote(event_id, new_text, new)
+                event_keys, event_args = self._cas_parts(old, text, new, new_text)
                 if audit is None:
                     reply: Any = await self._compare_and_set(keys=event_keys, args=event_args)
                     status = self._status(reply, None)

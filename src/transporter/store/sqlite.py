@@ -46,8 +46,8 @@ from transporter.store.base import (
     StoreUnavailable,
     TokenConflict,
 )
+from transporter.store.rows import Decoded, cursor_seq
 from transporter.store.rows import clamp_limit as _limit
-from transporter.store.rows import cursor_seq
 from transporter.store.rows import dump as _dump
 from transporter.store.rows import load as _load
 from transporter.store.rows import page as _page
@@ -799,13 +799,12 @@ class _EventCache:
         manifest_bytes: int = EVENT_CACHE_BYTES,
     ) -> None:
         self.size = size
-        self.progress_size = progress_size
-        """Progress kept at most: enough for the events a busy control plane has under way."""
         self.manifest_bytes = manifest_bytes
         """Characters of manifests kept at most, all events together (events may be large)."""
         self._events: OrderedDict[str, Event] = OrderedDict()
         self._bytes = 0
-        self._progress: OrderedDict[str, tuple[str, _Progress]] = OrderedDict()
+        # Enough for the events a busy control plane has under way.
+        self._progress = Decoded(_Progress, size=progress_size)
 
     def get(self, event_id: str) -> Event | None:
         event = self._events.get(event_id)
@@ -834,28 +833,15 @@ class _EventCache:
 
     def progress(self, event_id: str, text: str) -> _Progress:
         """``text`` (an event's stored progress) decoded: from here when it was lately."""
-        known = self._progress.get(event_id)
-        if known is not None and known[0] == text:
-            self._progress.move_to_end(event_id)
-            return known[1]
-        progress = _load(text, _Progress)
-        self.wrote(event_id, text, progress)
-        return progress
+        return self._progress.load(event_id, text)
 
     def wrote(self, event_id: str, text: str, progress: _Progress) -> None:
         """``progress`` was stored as ``text`` (in the transaction under way)."""
-        _remember(self._progress, event_id, (text, progress), self.progress_size)
+        self._progress.wrote(event_id, text, progress)
 
 
 def _manifest_bytes(event: Event) -> int:
     return sum(len(manifest) for manifest in event.payload.manifests)
-
-
-def _remember[T](cache: OrderedDict[str, T], key: str, value: T, size: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > size:
-        cache.popitem(last=False)
 
 
 def _cursor_seq(cursor: str | None) -> int | None:
