@@ -1,6 +1,6 @@
 """Memory: RSS of an idle agent, and of a control plane holding many idle agent connections.
 
-    .venv/bin/python bench/memory.py [--connections 1000]
+    .venv/bin/python bench/memory.py [--connections 1000] [--agent-binary dist/transporter]
 
 The agent is the real ``transporter agent`` on the test bed's cluster. The connections come from
 bench/agents.py (real sessions, registered and heartbeating) in another process. Targets
@@ -39,10 +39,23 @@ TRIMMED = TRIM_INTERVAL + SETTLE
 memory back (:mod:`transporter.cp.trim`) at most this long after connections came."""
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the single file runs its interpreter as a child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(grandchild for child in children for grandchild in _tree(int(child)))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument(
+        "--agent-binary",
+        type=Path,
+        help="run the agent from this single file (make binary): its RSS is then the sum of the"
+        " file's bootloader and the interpreter it starts",
+    )
     args = parser.parse_args()
+    agent_command = [str(args.agent_binary)] if args.agent_binary else list(TRANSPORTER)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with (
@@ -51,7 +64,7 @@ def main() -> int:
         ):
             api = Api(api_url, token)
             agent_argv = [
-                *TRANSPORTER,
+                *agent_command,
                 "agent",
                 "--bundle",
                 str(create_bundle(work / "cp", "idle", work / "bundle")),
@@ -63,7 +76,7 @@ def main() -> int:
             with started(agent_argv, re.compile(r"(registered) with")) as (agent, _):
                 wait_for_agents(api, 1)
                 time.sleep(SETTLE)
-                agent_kib = rss_kib(agent.pid)
+                agent_kib = sum(rss_kib(pid) for pid in _tree(agent.pid))
             time.sleep(SETTLE)
             before = rss_kib(cp.pid)
             with agents_harness(agent_url, work / "cp", args.connections):

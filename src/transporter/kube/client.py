@@ -9,7 +9,8 @@ about 11 MiB of an idle agent (``bench/memory.py``) that the agent never uses.
 So, unless the full client is already loaded, the packages ``kubernetes``, ``kubernetes.client``
 and ``kubernetes.utils`` are put in ``sys.modules`` without running their ``__init__``; their
 submodules import as usual. The first use of any other name of theirs runs the ``__init__`` then,
-so code that wants the full client (tests, a user's plugin) still gets it.
+so code that wants the full client (tests, a user's plugin) still gets it, but for the single file:
+``transporter.spec`` leaves the unused parts out of it.
 
 Tied to the client's module layout (``requirements/lock.txt`` pins it); ``tests/kube/
 test_client.py`` checks what is and is not loaded.
