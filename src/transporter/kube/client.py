@@ -3,14 +3,15 @@
 We speak JSON to the API server through the client's REST layer (urllib3 under the client's TLS,
 proxy and kubeconfig handling) and load credentials with its config loaders. ``import
 kubernetes`` would also run the package's ``__init__``: the generated API classes, the dynamic
-client, watch, stream, informer, leader election, and through ``ApiClient`` pydantic. That is
-about 11 MiB of an idle agent (``bench/memory.py``) that the agent never uses.
+client, watch, stream, informer, leader election, and through ``ApiClient`` pydantic; and the
+config loaders import requests and oauthlib for one deprecated auth provider. Together 15 MiB
+of an idle agent's 62 (``bench/memory.py``) that the agent never uses.
 
-So, unless the full client is already loaded, the packages ``kubernetes``, ``kubernetes.client``
-and ``kubernetes.utils`` are put in ``sys.modules`` without running their ``__init__``; their
-submodules import as usual. The first use of any other name of theirs runs the ``__init__`` then,
-so code that wants the full client (tests, a user's plugin) still gets it, but for the single file:
-``transporter.spec`` leaves the unused parts out of it.
+So, unless the full client is already loaded, the packages of :data:`DEFERRED` are put in
+``sys.modules`` without running their ``__init__``; their submodules import as usual. The first
+use of any other name of theirs runs the ``__init__`` then, so code that wants the full client
+(tests, a user's plugin) still gets it, but for the single file: ``transporter.spec`` leaves the
+unused parts out of it.
 
 Tied to the client's module layout (``requirements/lock.txt`` pins it); ``tests/kube/
 test_client.py`` checks what is and is not loaded.
