@@ -283,13 +283,13 @@ def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
     for ev in events:
         assert cache.put(ev) is ev
     assert [cache.get(ev.id) is not None for ev in events] == [False, False, True, True]
-    assert cache.manifest_total == 800
+    assert cache.events.weight == 800
     big = r.event("big", manifests=("y" * 2000,))
     assert cache.put(big) is big  # larger than the whole budget: not kept, nothing evicted
     assert cache.get("big") is None
-    assert cache.manifest_total == 800
+    assert cache.events.weight == 800
     assert cache.put(events[3]) is events[3]  # kept again: counted once
-    assert cache.manifest_total == 800
+    assert cache.events.weight == 800
     few = _EventCache(size=2)
     for ev in events:
         few.put(ev)

@@ -40,12 +40,12 @@ def test_the_cache_is_bounded_by_count_and_by_characters() -> None:
     by_count = Decoded(AuditEntry, size=3)
     for key, text in texts.items():
         by_count.load(key, text)
-    assert list(by_count._kept) == ["k7", "k8", "k9"]
+    assert by_count.recent.keys() == ["k7", "k8", "k9"]
     by_chars = Decoded(AuditEntry, chars=len(texts["k0"]) * 2)
     for key, text in texts.items():
         by_chars.load(key, text)
-    assert list(by_chars._kept) == ["k8", "k9"]
-    assert by_chars.kept_chars == len(texts["k8"]) + len(texts["k9"])
+    assert by_chars.recent.keys() == ["k8", "k9"]
+    assert by_chars.recent.weight == len(texts["k8"]) + len(texts["k9"])
     huge = json.dumps({"at": 1.0, "action": "y" * 1000})
     assert by_chars.load("huge", huge).action == "y" * 1000  # decoded, not kept
-    assert list(by_chars._kept) == ["k8", "k9"]
+    assert by_chars.recent.keys() == ["k8", "k9"]

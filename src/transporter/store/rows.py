@@ -22,10 +22,45 @@ def load[T](text: str, kind: type[T]) -> T:
         raise StoreError(f"a stored {kind.__name__} cannot be read: {exc}") from exc
 
 
-DECODED_SIZE = 4096
-"""Values a :class:`Decoded` keeps at most."""
-DECODED_CHARS = 32 * 1024 * 1024
-"""Characters of stored text a :class:`Decoded` keeps at most, all values together."""
+RECENT_SIZE = 4096
+"""Values a :class:`Recent` keeps at most."""
+RECENT_WEIGHT = 32 * 1024 * 1024
+"""Total weight (characters of stored text) a :class:`Recent` keeps at most."""
+
+
+class Recent[T]:
+    """The values used lately, by key, bounded by their count and by their total weight; one
+    heavier than the whole budget is not kept (and evicts nothing)."""
+
+    def __init__(self, *, size: int = RECENT_SIZE, weight: int = RECENT_WEIGHT) -> None:
+        self.size = size
+        self.max_weight = weight
+        self._kept: OrderedDict[str, tuple[T, int]] = OrderedDict()
+        self.weight = 0
+        """The weight of what is kept now."""
+
+    def get(self, key: str) -> T | None:
+        found = self._kept.get(key)
+        if found is None:
+            return None
+        self._kept.move_to_end(key)
+        return found[0]
+
+    def put(self, key: str, value: T, weight: int) -> None:
+        replaced = self._kept.pop(key, None)
+        if replaced is not None:
+            self.weight -= replaced[1]
+        if weight > self.max_weight:
+            return
+        self._kept[key] = (value, weight)
+        self.weight += weight
+        while len(self._kept) > self.size or self.weight > self.max_weight:
+            _, (_, oldest) = self._kept.popitem(last=False)
+            self.weight -= oldest
+
+    def keys(self) -> list[str]:
+        """What is kept, least recently used first."""
+        return list(self._kept)
 
 
 class Decoded[T]:
@@ -35,19 +70,16 @@ class Decoded[T]:
     the work of updating it, and a running event is updated at each phase."""
 
     def __init__(
-        self, kind: type[T], *, size: int = DECODED_SIZE, chars: int = DECODED_CHARS
+        self, kind: type[T], *, size: int = RECENT_SIZE, chars: int = RECENT_WEIGHT
     ) -> None:
         self.kind = kind
-        self.size = size
-        self.chars = chars
-        self._kept: OrderedDict[str, tuple[str, T]] = OrderedDict()
-        self._chars = 0
+        self.recent: Recent[tuple[str, T]] = Recent(size=size, weight=chars)
+        """What is kept: ``(text, value)`` by key, weighed by the text's length."""
 
     def load(self, key: str, text: str) -> T:
         """``text``, stored under ``key``, decoded (:func:`load`): from here when it was lately."""
-        known = self._kept.get(key)
+        known = self.recent.get(key)
         if known is not None and known[0] == text:
-            self._kept.move_to_end(key)
             return known[1]
         value = load(text, self.kind)
         self.wrote(key, text, value)
@@ -55,20 +87,7 @@ class Decoded[T]:
 
     def wrote(self, key: str, text: str, value: T) -> None:
         """``value`` is (about to be) stored under ``key`` as ``text``."""
-        replaced = self._kept.pop(key, None)
-        if replaced is not None:
-            self._chars -= len(replaced[0])
-        if len(text) > self.chars:
-            return
-        self._kept[key] = (text, value)
-        self._chars += len(text)
-        while len(self._kept) > self.size or self._chars > self.chars:
-            _, (oldest, _) = self._kept.popitem(last=False)
-            self._chars -= len(oldest)
-
-    @property
-    def kept_chars(self) -> int:
-        return self._chars
+        self.recent.put(key, (text, value), len(text))
 
 
 def page[T](items: list[T], limit: int, seq: Callable[[T], int]) -> Page[T]:

@@ -15,7 +15,6 @@ the head inside the caller's write transaction, whose lock keeps every other wri
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +45,7 @@ from transporter.store.base import (
     StoreUnavailable,
     TokenConflict,
 )
-from transporter.store.rows import Decoded, cursor_seq
+from transporter.store.rows import Decoded, Recent, cursor_seq
 from transporter.store.rows import clamp_limit as _limit
 from transporter.store.rows import dump as _dump
 from transporter.store.rows import load as _load
@@ -577,7 +576,7 @@ class _AuditAppender:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._head: ChainHead | None = None
-        self._moved = False
+        """The head after this transaction's last append; ``None`` before the first."""
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         head = self._head
@@ -594,18 +593,16 @@ class _AuditAppender:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, _dump(stored)),
         )
-        self._head = ChainHead(stored.seq, stored.hash)
-        self._moved = True
+        self._head = audit_chain.head_of(stored)
         return stored
 
     def finish(self) -> None:
         """Write the new head (call it last in the transaction)."""
-        if self._moved and self._head is not None:
+        if self._head is not None:
             self._conn.execute(
                 "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
                 (self._head.seq, self._head.hash),
             )
-            self._moved = False
 
 
 def _audit_head(conn: sqlite3.Connection) -> ChainHead | None:
@@ -798,38 +795,18 @@ class _EventCache:
         progress_size: int = 4096,
         manifest_bytes: int = EVENT_CACHE_BYTES,
     ) -> None:
-        self.size = size
-        self.manifest_bytes = manifest_bytes
-        """Characters of manifests kept at most, all events together (events may be large)."""
-        self._events: OrderedDict[str, Event] = OrderedDict()
-        self._bytes = 0
+        # Events weigh their manifests' characters (an event may hold megabytes).
+        self.events: Recent[Event] = Recent(size=size, weight=manifest_bytes)
         # Enough for the events a busy control plane has under way.
         self._progress = Decoded(_Progress, size=progress_size)
 
     def get(self, event_id: str) -> Event | None:
-        event = self._events.get(event_id)
-        if event is not None:
-            self._events.move_to_end(event_id)
-        return event
+        return self.events.get(event_id)
 
     def put(self, event: Event) -> Event:
         """Keep ``event`` (one larger than the whole budget is not kept); returns it."""
-        replaced = self._events.pop(event.id, None)
-        if replaced is not None:
-            self._bytes -= _manifest_bytes(replaced)
-        if _manifest_bytes(event) > self.manifest_bytes:
-            return event
-        self._events[event.id] = event
-        self._bytes += _manifest_bytes(event)
-        while self._events and (len(self._events) > self.size or self._bytes > self.manifest_bytes):
-            _, oldest = self._events.popitem(last=False)
-            self._bytes -= _manifest_bytes(oldest)
+        self.events.put(event.id, event, _manifest_bytes(event))
         return event
-
-    @property
-    def manifest_total(self) -> int:
-        """Characters of manifests kept now."""
-        return self._bytes
 
     def progress(self, event_id: str, text: str) -> _Progress:
         """``text`` (an event's stored progress) decoded: from here when it was lately."""
