@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from transporter.kube import ManifestError, yaml_safe
+from transporter.kube import ManifestError
 from transporter.kube.manifests import MAX_TOTAL_CHARS, parse_manifests
-from transporter.kube.yaml_safe import MAX_ALIAS_NODES, MAX_DEPTH
+from transporter.protocol import yaml_reader
+from transporter.protocol.yaml_reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_EXPANDED_BYTES
 
 LOADERS = [
-    pytest.param(yaml_safe.C_LOADER, id="libyaml"),
-    pytest.param(yaml_safe.PythonLoader, id="python"),
+    pytest.param(yaml_reader.C_LOADER, id="libyaml"),
+    pytest.param(yaml_reader.PythonLoader, id="python"),
 ]
 
 
@@ -19,7 +20,7 @@ def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     """Every test runs with the libyaml parser and with the pure-Python one."""
     if request.param is None:
         pytest.skip("PyYAML was built without libyaml")
-    monkeypatch.setattr(yaml_safe, "LOADER", request.param)
+    monkeypatch.setattr(yaml_reader, "LOADER", request.param)
 
 
 CONFIGMAP = """\
@@ -155,14 +156,14 @@ def test_the_problem_names_the_manifest_document_and_item() -> None:
 def test_invalid_yaml_says_where_without_quoting_the_document() -> None:
     text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {pw: hunter2\n"
     problem = _problem(CONFIGMAP, text)
-    assert problem.startswith("manifest 2, document 1: invalid YAML: ")
+    assert problem.startswith("manifest 2, document 1: not valid YAML: ")
     assert "line 5" in problem
     assert "hunter2" not in problem
 
 
 def test_a_yaml_error_in_a_later_document_names_that_document() -> None:
     assert _problem(CONFIGMAP + "---\nkey: [unclosed\n").startswith(
-        "manifest 1, document 2: invalid YAML"
+        "manifest 1, document 2: not valid YAML"
     )
 
 
@@ -243,3 +244,16 @@ def test_unknown_tags_are_refused() -> None:
 
 def test_oversized_input_is_refused() -> None:
     assert "exceed" in _problem("#" * (MAX_TOTAL_CHARS + 1))
+
+
+def test_what_aliases_expand_to_is_bounded_in_bytes() -> None:
+    """One 1 MB string aliased 20 times is a 1 MB manifest that would build 20 MB."""
+    big = "x" * (1024 * 1024)
+    uses = ", ".join(["*big"] * 20)
+    manifest = (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a, labels: {{a: &big {big}}}}}\n"
+    )
+    manifest += f"data: {{list: [{uses}]}}\n"
+    problem = _problem(manifest)
+    assert f"expands to more than {MAX_EXPANDED_BYTES} bytes" in problem
+    assert problem.startswith("manifest 1, document 1: YAML")

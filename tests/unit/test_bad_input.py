@@ -2,8 +2,9 @@
 
 The control plane never composes nor constructs a manifest: it reads the parser's events and
 keeps the bounds there (:func:`transporter.protocol.submission.parse_submission`). These tests
-also hold it to the agent's loader (:mod:`transporter.kube.yaml_safe`): what one refuses for its
-shape, so does the other, so an accepted event never fails for its YAML's shape on the agent.
+also hold it to the agent's loader (:mod:`transporter.protocol.yaml_reader`): what one refuses
+for its shape, so does the other, so an accepted event never fails for its YAML's shape on the
+agent.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from typing import Any
 import pytest
 import yaml
 
-from transporter.kube.yaml_safe import AliasBudget, load_documents
 from transporter.protocol import codec
 from transporter.protocol.messages import Deliver
 from transporter.protocol.submission import (
     MAX_EVENT_BYTES,
     MAX_MANIFEST_BYTES,
-    MAX_YAML_ALIAS_NODES,
-    MAX_YAML_DEPTH,
     EventTooLarge,
     InvalidEvent,
     parse_submission,
 )
+from transporter.protocol.yaml_reader import MAX_ALIAS_NODES as MAX_YAML_ALIAS_NODES
+from transporter.protocol.yaml_reader import MAX_DEPTH as MAX_YAML_DEPTH
+from transporter.protocol.yaml_reader import MAX_EXPANDED_BYTES, Budget, load_documents
 
 
 def submit(*manifests: str, **fields: Any) -> Any:
@@ -242,6 +243,9 @@ AGREEMENT = [
     "a: &deep " + flow(60) + "\nb: " + "[" * 39 + "*deep" + "]" * 39 + "\n",
     "a: &deep " + flow(60) + "\nb: " + "[" * 40 + "*deep" + "]" * 40 + "\n",
     "base: &b {x: 1}\nmore:\n  <<: *b\n  y: 2\n",
+    "a: &big " + "x" * 1024 * 1024 + "\nb: [" + ", ".join(["*big"] * 6) + "]\n",
+    "a: &big " + "x" * 1024 * 1024 + "\nb: [" + ", ".join(["*big"] * 8) + "]\n",
+    "a: &big " + "x" * (1024 * 1024 - 4) + "\nb: [" + ", ".join(["*big"] * 7) + "]\n",
 ]
 
 
@@ -253,7 +257,7 @@ def test_the_control_plane_and_the_agent_agree_on_the_bounds(text: str) -> None:
     except InvalidEvent:
         control_plane = False
     try:
-        list(load_documents(text, AliasBudget()))
+        list(load_documents(text, Budget()))
         agent = True
     except yaml.YAMLError:
         agent = False
@@ -271,3 +275,32 @@ def test_reading_a_large_manifest_does_not_build_it() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024
+
+
+def big_aliased(size: int, uses: int) -> str:
+    """One string of ``size`` characters, anchored once and aliased ``uses`` times."""
+    aliases = ", ".join(["*big"] * uses)
+    return f"a: &big {'x' * size}\nb: [{aliases}]\n"
+
+
+def test_what_aliases_expand_to_is_bounded_in_bytes_at_submission() -> None:
+    """A 1 MB string aliased 2,000 times is a 1 MB manifest that would build 2 GB: refused
+    at once, naming the manifest, without building it."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        problem = refusal(big_aliased(1024 * 1024, 2000))
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert problem.field == "payload.manifests[0]"
+    assert f"expands to more than {MAX_EXPANDED_BYTES} bytes" in problem.problem
+    assert elapsed < 2.0 and peak < 16 * 1024 * 1024
+    submit(big_aliased(1024 * 1024, 6))  # 7 MB once expanded: within the bound
+
+
+def test_the_expansion_budget_is_one_for_the_whole_event() -> None:
+    half = big_aliased(1024 * 1024, 4)  # 5 MB each
+    submit(half)
+    assert refusal(half, half).field == "payload.manifests[1]"

@@ -24,9 +24,8 @@ from transporter.protocol.submission import (
     MAX_MANIFEST_BYTES,
     MAX_MANIFESTS,
     MAX_TTL,
-    MAX_YAML_ALIAS_NODES,
-    MAX_YAML_DEPTH,
 )
+from transporter.protocol.yaml_reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_EXPANDED_BYTES
 
 JSON = "application/json"
 
@@ -76,8 +75,9 @@ def _schemas() -> dict[str, Any]:
             "description": (
                 "YAML texts, each of one or more documents: together at most "
                 f"{MAX_MANIFEST_BYTES} bytes (UTF-8), and the whole event at most "
-                f"{MAX_EVENT_BYTES} bytes as JSON; nesting at most {MAX_YAML_DEPTH} levels; "
-                f"aliases standing for at most {MAX_YAML_ALIAS_NODES} nodes in all. Over a "
+                f"{MAX_EVENT_BYTES} bytes as JSON; nesting at most {MAX_DEPTH} levels; "
+                f"aliases standing for at most {MAX_ALIAS_NODES} nodes, and at most "
+                f"{MAX_EXPANDED_BYTES} bytes once every alias is expanded, in all. Over a "
                 "size limit: 413; over a YAML bound: 400."
             ),
             "minItems": 1,

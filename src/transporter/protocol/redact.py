@@ -40,6 +40,7 @@ from typing import Any, Final
 import attrs
 import yaml
 
+from transporter.protocol import yaml_reader
 from transporter.protocol.model import EventRecord
 
 REDACTED: Final = "<redacted>"
@@ -49,33 +50,11 @@ LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 MIN_ANYWHERE: Final = 4
 """Values at least this long are replaced wherever they occur in a message."""
 
-_BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
 _ECHO = re.compile(r"(\.(?:data|stringData)\b[^\n]*?: expected [^\n]*?, got ).*")
 """Server-side apply's type errors, which print the submitted value after ``got``."""
-
-
-class _Loader(_BASE_LOADER):  # type: ignore[valid-type,misc]
-    """PyYAML's safe loader, refusing duplicate keys (with two ``kind`` keys, which is it?) and
-    leaving timestamps as the strings they were written as (as the agent's loader does)."""
-
-    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own attribute, replaced whole
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-        for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items()
-    }
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, "duplicate key", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 def may_hold_secret(text: str) -> bool:
@@ -206,10 +185,6 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _load(text: str) -> list[Any]:
-    return list(yaml.load_all(text, Loader=_Loader))  # a SafeLoader
-
-
 class Scrubber:
     """Replaces known Secret values in text by :data:`REDACTED`.
 
@@ -331,67 +306,119 @@ def _scalars(node: yaml.Node, seen: set[int]) -> Iterator[str]:
                 yield from _scalars(part, seen)
 
 
-def _written_values(text: str) -> set[str]:
-    """The Secrets' values as written in ``text``, read from its nodes (composed, never
-    constructed): also where constructing fails (``!!int abc``) and the manifest is not shown."""
+def _written_values(secret: yaml.MappingNode, seen: set[int]) -> set[str]:
+    """A Secret's values as written, read from its nodes (also where constructing fails:
+    ``!!int abc``, and the manifest is not shown)."""
     found: set[str] = set()
-    seen: set[int] = set()
-    try:
-        documents = list(yaml.compose_all(text, Loader=_Loader))
-    except (yaml.YAMLError, RecursionError):
-        return found
-    for document in documents:
-        for secret in _secret_nodes(document):
-            for key, value in secret.value:
-                if not isinstance(key, yaml.ScalarNode):
-                    continue
-                if key.value in SECRET_FIELDS:
-                    parts = (
-                        [v for _, v in value.value]
-                        if isinstance(value, yaml.MappingNode)
-                        else [value]
-                    )
-                    for part in parts:
-                        for scalar in _scalars(part, seen):
-                            found |= _forms(scalar, decode=key.value == "data")
-                elif key.value == "metadata":
-                    annotations = _field(value, "annotations")
-                    annotation = _field(annotations, LAST_APPLIED) if annotations else None
-                    if isinstance(annotation, yaml.ScalarNode):
-                        found.add(str(annotation.value))
-    found.discard("")
+    for key, value in secret.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        if key.value in SECRET_FIELDS:
+            parts = [v for _, v in value.value] if isinstance(value, yaml.MappingNode) else [value]
+            for part in parts:
+                for scalar in _scalars(part, seen):
+                    found |= _forms(scalar, decode=key.value == "data")
+        elif key.value == "metadata":
+            annotations = _field(value, "annotations")
+            annotation = _field(annotations, LAST_APPLIED) if annotations else None
+            if isinstance(annotation, yaml.ScalarNode):
+                found.add(str(annotation.value))
     return found
 
 
-def redact_manifest(text: str) -> tuple[str, set[str]]:
-    """The manifest as it may be shown, and the Secret values it holds (see module doc)."""
+def _blank(node: yaml.Node, seen: set[int]) -> None:
+    """Every scalar in ``node`` becomes :data:`REDACTED`, in place: the node may be shared
+    through aliases, and every place that shows it must show the blank."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        node.value, node.tag, node.style = REDACTED, _STR_TAG, None
+    elif isinstance(node, yaml.SequenceNode):
+        for part in node.value:
+            _blank(part, seen)
+    elif isinstance(node, yaml.MappingNode):
+        for pair in node.value:
+            for part in pair:
+                _blank(part, seen)
+
+
+def _blanked(node: yaml.Node, seen: set[int]) -> yaml.Node:
+    """``node`` blanked; a collection is shown as one :data:`REDACTED`."""
+    _blank(node, seen)
+    if isinstance(node, yaml.ScalarNode):
+        return node
+    return yaml.ScalarNode(_STR_TAG, REDACTED)
+
+
+def _redact_secret_node(secret: yaml.MappingNode) -> None:
+    """The values under ``data`` and ``stringData`` (keys kept) and the last-applied copy of
+    the Secret become :data:`REDACTED`."""
+    seen: set[int] = set()
+    for index, (key, value) in enumerate(secret.value):
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        if key.value in SECRET_FIELDS:
+            if isinstance(value, yaml.MappingNode):
+                value.value = [(k, _blanked(v, seen)) for k, v in value.value]
+            elif not (isinstance(value, yaml.ScalarNode) and value.tag == _NULL_TAG):
+                secret.value[index] = (key, _blanked(value, seen))
+        elif key.value == "metadata":
+            annotations = _field(value, "annotations")
+            if isinstance(annotations, yaml.MappingNode):
+                annotations.value = [
+                    (k, _blanked(v, seen) if _is_key(k, LAST_APPLIED) else v)
+                    for k, v in annotations.value
+                ]
+
+
+def _is_key(node: yaml.Node, name: str) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.value == name
+
+
+def redact_manifest(text: str, budget: yaml_reader.Budget | None = None) -> tuple[str, set[str]]:
+    """The manifest as it may be shown, and the Secret values it holds (see module doc).
+
+    Read as nodes with the bounds of :mod:`.yaml_reader` (``budget``: shared by an event's
+    manifests) and written out again from them, aliases kept: nothing is expanded, so what is
+    shown is no larger than what was sent.
+    """
     if not may_hold_secret(text):
         return text, set()
-    values = _written_values(text)
+    budget = budget or yaml_reader.Budget()
     try:
-        documents = _load(text)
-        for document in documents:
-            values |= secret_values(document)
-        if not values and not any(any(_secrets(d)) for d in documents):
-            return text, set()
-        shown = yaml.dump_all(
-            [redact_object(d) for d in documents if d is not None],
+        documents = yaml_reader.compose_documents(text, budget)
+    except (yaml.YAMLError, RecursionError):
+        return REDACTED, set()
+    secrets = [secret for doc in documents if doc is not None for secret in _secret_nodes(doc)]
+    if not secrets:
+        return text, set()
+    seen: set[int] = set()
+    values = set().union(*(_written_values(secret, seen) for secret in secrets))
+    values.discard("")
+    try:  # what cannot be built (duplicate keys, a value its tag cannot read) is not shown
+        for _ in yaml_reader.load_documents(text, yaml_reader.Budget()):
+            pass
+        for secret in secrets:
+            _redact_secret_node(secret)
+        shown = yaml.serialize_all(
+            [doc for doc in documents if doc is not None],
             Dumper=_DUMPER,
-            sort_keys=False,
             allow_unicode=True,
             explicit_start=len(documents) > 1,
         )
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError, KeyError, AttributeError):
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
         return REDACTED, values
-    return shown, values
+    return str(shown), values
 
 
 def redact_manifests(manifests: Sequence[str]) -> tuple[tuple[str, ...], Scrubber]:
     """Each manifest as it may be shown, and a :class:`Scrubber` for the values of all."""
     shown: list[str] = []
     values: set[str] = set()
+    budget = yaml_reader.Budget()
     for text in manifests:
-        one, found = redact_manifest(text)
+        one, found = redact_manifest(text, budget)
         shown.append(one)
         values |= found
     return tuple(shown), Scrubber(values)

@@ -1,12 +1,10 @@
 """Turning a producer's JSON into an :class:`Event`, field by field, or saying what is wrong.
 
 Pure: the caller supplies the time and a fresh id. The YAML of each manifest is checked for
-syntax and for its bounds only, from the parser's event stream (never composed into a tree nor
-constructed, so aliases are not expanded and memory does not grow with the document); what the
-objects mean is the agent's business in its ``validating`` phase.
-
-The limits here are shared: the agent's YAML loader (:mod:`transporter.kube.yaml_safe`) keeps the
-same nesting and alias bounds, so an event accepted here is never refused there for its shape.
+syntax and for its bounds only (:func:`transporter.protocol.yaml_reader.scan`: the parser's
+events, never a tree, so aliases are not expanded and memory does not grow with the document);
+what the objects mean is the agent's business in its ``validating`` phase, where the same
+reader keeps the same bounds.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from transporter.protocol import codec
+from transporter.protocol import codec, yaml_reader
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import EVENT_TYPE_K8S, Action, Event, K8sPayload
 from transporter.protocol.signing import SIGNATURE_CHARS
@@ -32,14 +30,6 @@ MAX_EVENT_BYTES = codec.MAX_MESSAGE_BYTES
 """Size of the event as the agent channel carries it (one ``deliver`` message, JSON). Checked
 last, because JSON escaping makes the text longer (a newline takes 2 bytes, other characters up
 to 12): an event over it could never reach its agent, whose channel refuses such a message."""
-MAX_YAML_DEPTH = 100
-"""Deepest nesting of YAML nodes in one document (a scalar inside ``[[…]]`` is at depth 3)."""
-MAX_YAML_ALIAS_NODES = 100_000
-"""Nodes the YAML aliases of one event may stand for, each alias counted as a copy of the node
-it names (a "billion laughs" document is refused, never expanded)."""
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser when PyYAML was built with it (about 6 times faster), else pure Python."""
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _AGENT = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _FIELDS = {"id", "type", "target_agent", "payload", "ttl", "priority", "labels", "created_by"}
@@ -82,112 +72,11 @@ def _text(value: Any, field: str, what: str) -> str:
     return str(value)
 
 
-class _YamlRefused(yaml.YAMLError):
-    """Valid YAML beyond our bounds."""
-
-    def __init__(self, problem: str, mark: Any) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.problem_mark = mark
-
-
-class _Collection:
-    """A sequence or mapping being read: its nodes so far and the height of its tallest child."""
-
-    __slots__ = ("anchor", "height", "nodes")
-
-    def __init__(self, anchor: str | None) -> None:
-        self.anchor = anchor
-        self.nodes = 1
-        self.height = 0
-
-
-class _AliasBudget:
-    """Nodes the aliases of one event may still stand for."""
-
-    def __init__(self) -> None:
-        self.left = MAX_YAML_ALIAS_NODES
-
-
-_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
-_ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
-
-
-def _scan_yaml(text: str, budget: _AliasBudget) -> None:
-    """Read ``text`` as YAML events only, keeping the bounds; raises :class:`yaml.YAMLError`.
-
-    Work and memory are linear in the text and nothing is expanded: an alias counts as the
-    ``(nodes, height)`` measured when the node it names was read. Refused like the agent's
-    loader refuses them: nesting deeper than :data:`MAX_YAML_DEPTH`, aliases standing for
-    more than :data:`MAX_YAML_ALIAS_NODES` nodes, an alias inside the node it names (a cycle),
-    and undefined or duplicate anchors.
-    """
-    open_: list[_Collection] = []
-    named: dict[str, tuple[int, int]] = {}
-    """Anchors of the current document that are read to the end: ``(nodes, height)``."""
-    for event in yaml.parse(text, Loader=_LOADER):
-        nodes = height = 0
-        if isinstance(event, yaml.ScalarEvent | yaml.SequenceStartEvent | yaml.MappingStartEvent):
-            if len(open_) >= MAX_YAML_DEPTH:
-                raise _YamlRefused(f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
-            anchor = event.anchor
-            if anchor is not None and (anchor in named or any(c.anchor == anchor for c in open_)):
-                raise _YamlRefused(f"duplicate anchor &{anchor}", event.start_mark)
-            if isinstance(event, _STARTS):
-                open_.append(_Collection(anchor))
-                continue
-            nodes = height = 1
-            if anchor is not None:
-                named[anchor] = (1, 1)
-        elif isinstance(event, _ENDS):
-            done = open_.pop()
-            nodes, height = done.nodes, done.height + 1
-            if done.anchor is not None:
-                named[done.anchor] = (nodes, height)
-        elif isinstance(event, yaml.AliasEvent):
-            anchor = event.anchor
-            if anchor not in named:
-                enclosing = any(c.anchor == anchor for c in open_)
-                problem = "refers to a node that contains it" if enclosing else "is not defined"
-                raise _YamlRefused(f"alias *{anchor} {problem}", event.start_mark)
-            nodes, height = named[anchor]
-            budget.left -= nodes
-            if budget.left < 0:
-                raise _YamlRefused(
-                    f"aliases expand to more than {MAX_YAML_ALIAS_NODES} nodes", event.start_mark
-                )
-            if len(open_) + height > MAX_YAML_DEPTH:
-                raise _YamlRefused(f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
-        elif isinstance(event, yaml.DocumentStartEvent):
-            named.clear()  # anchors belong to one document
-            continue
-        else:
-            continue
-        if open_:
-            parent = open_[-1]
-            parent.nodes += nodes
-            parent.height = max(parent.height, height)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """The problem and where, never quoting the document (a manifest may hold secrets)."""
-    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
-    context = getattr(exc, "context", None)
-    text = f"YAML {problem}" if isinstance(exc, _YamlRefused) else f"not valid YAML: {problem}"
-    if context:
-        text += f" ({context})"
-    mark = getattr(exc, "problem_mark", None)
-    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
-    if isinstance(line, int) and isinstance(column, int):
-        text += f" at line {line + 1}, column {column + 1}"
-    return text
-
-
-def _check_yaml(text: str, field: str, budget: _AliasBudget) -> None:
+def _check_yaml(text: str, field: str, budget: yaml_reader.Budget) -> None:
     try:
-        _scan_yaml(text, budget)
+        yaml_reader.scan(text, budget)
     except yaml.YAMLError as exc:
-        raise InvalidEvent(field, _yaml_problem(exc)) from None
+        raise InvalidEvent(field, yaml_reader.yaml_problem(exc)) from None
 
 
 def parse_payload(value: Any) -> K8sPayload:
@@ -200,7 +89,7 @@ def parse_payload(value: Any) -> K8sPayload:
     if len(manifests) > MAX_MANIFESTS:
         raise EventTooLarge("payload.manifests", f"more than {MAX_MANIFESTS} manifests")
     total = 0
-    budget = _AliasBudget()
+    budget = yaml_reader.Budget()
     for index, manifest in enumerate(manifests):
         field = f"payload.manifests[{index}]"
         text = _text(manifest, field, "a string of YAML")
