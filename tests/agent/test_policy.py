@@ -13,6 +13,7 @@ from transporter.agent.policy import (
     DEFAULT_POLICY,
     MAX_SHOWN,
     NOT_APPLIED,
+    ClusterView,
     Policy,
     PolicyError,
     load_policy,
@@ -64,73 +65,172 @@ def webhooks(kind: str) -> PlannedObject:
     return obj("admissionregistration.k8s.io/v1", kind, "hooks", webhooks=[])
 
 
-def rules_broken(policy: Policy, *objects: PlannedObject) -> dict[str, list[str]]:
+def rules_broken(
+    policy: Policy, *objects: PlannedObject, delete: bool = False, view: ClusterView | None = None
+) -> dict[str, list[str]]:
     """``name`` → the rules that object breaks, for the refused objects."""
     return {
         refusal.object.name: [reason.rule for reason in refusal.reasons]
-        for refusal in policy.check(objects)
+        for refusal in policy.check(objects, view, delete=delete)
     }
 
 
-def test_the_default_policy_lets_ordinary_objects_through() -> None:
-    objects = [
-        namespace("team-a"),
-        configmap("cm", "team-a"),
-        obj("apps/v1", "Deployment", "web", "team-a", spec={}),
-        role("reader", "get", "list", "watch"),
-        binding("readers", "ClusterRole", "reader"),
-        binding("viewers", "ClusterRole", "view", namespace="team-a"),
-        role("editor", "get", "update", namespace="team-a"),
-        obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "gadgets.example.com"),
-        obj("example.com/v1", "APIService", "not-the-real-one"),  # another group's kind
-        obj("example.com/v1", "ClusterRoleBinding", "x", roleRef={"name": "cluster-admin"}),
-        namespace("kube-public"),
-    ]
-    assert DEFAULT_POLICY.check(objects) == []
+def rule(
+    *verbs: str, resources: tuple[str, ...] = ("configmaps",), group: str = ""
+) -> dict[str, Any]:
+    return {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+
+
+def ruled(name: str, *rules: dict[str, Any], namespace: str | None = None) -> PlannedObject:
+    return obj(RBAC, "Role" if namespace else "ClusterRole", name, namespace, rules=list(rules))
+
+
+def pod_deployment(name: str, namespace: str, account: str = "default") -> PlannedObject:
+    template = {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"serviceAccountName": account, "containers": [{"name": "main", "image": "x"}]},
+    }
+    return obj("apps/v1", "Deployment", name, namespace, spec={"template": template})
+
+
+def account_bound_to(role: str, account: str, namespace: str) -> ClusterView:
+    """A view in which a ClusterRoleBinding binds ServiceAccount ``account`` to ``role``."""
+    binding = {
+        "metadata": {"name": "b"},
+        "roleRef": {"kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+    return ClusterView(bindings={None: [binding], namespace: []})
+
+
+Case = tuple[list[PlannedObject], str, bool, ClusterView | None]
+
+
+def case(
+    objects: list[PlannedObject],
+    rule: str,
+    *,
+    delete: bool = False,
+    view: ClusterView | None = None,
+) -> Any:
+    return pytest.param(objects, rule, delete, view, id=rule + ("-delete" if delete else ""))
 
 
 DEFAULT_REFUSALS = [
-    pytest.param([binding("ops", "ClusterRole", "cluster-admin")], "cluster-admin", id="crb"),
-    pytest.param(
-        [binding("ops", "ClusterRole", "cluster-admin", namespace="team-a")],
-        "cluster-admin",
-        id="rolebinding-to-cluster-admin",
+    case([binding("ops", "ClusterRole", "cluster-admin")], "cluster-admin"),
+    case([binding("ops", "ClusterRole", "edit", namespace="team-a")], "builtin-roles"),
+    case([role("ops", "*")], "wildcard-verbs"),
+    case([ruled("ops", rule("get", resources=("*",)), namespace="team-a")], "wildcard-resources"),
+    case(
+        [
+            ruled(
+                "ops",
+                rule("create", resources=("rolebindings",), group="rbac.authorization.k8s.io"),
+                namespace="team-a",
+            )
+        ],
+        "rbac-writes",
     ),
-    pytest.param([role("ops", "*")], "wildcard-verbs", id="clusterrole-star"),
-    pytest.param([role("ops", "get", "*", namespace="team-a")], "wildcard-verbs", id="role-star"),
-    pytest.param(
-        [webhooks("MutatingWebhookConfiguration")], "mutating-webhooks", id="mutating-webhooks"
+    case([ruled("ops", rule("impersonate", resources=("users",)))], "impersonation"),
+    case([ruled("ops", rule("list", resources=("secrets",)))], "secrets"),
+    case([ruled("ops", rule("create", resources=("pods",)))], "workloads-everywhere"),
+    case([ruled("ops", rule("get", resources=("nodes/proxy",)))], "node-access"),
+    case(
+        [
+            ruled(
+                "ops",
+                rule(
+                    "patch",
+                    resources=("validatingwebhookconfigurations",),
+                    group="admissionregistration.k8s.io",
+                ),
+            )
+        ],
+        "admission-writes",
     ),
-    pytest.param(
-        [webhooks("ValidatingWebhookConfiguration")],
-        "validating-webhooks",
-        id="validating-webhooks",
+    case(
+        [obj(RBAC, "ClusterRole", "ops", aggregationRule={"clusterRoleSelectors": []})],
+        "aggregation",
     ),
-    pytest.param(
-        [obj("apiregistration.k8s.io/v1", "APIService", "ops", spec={})],
-        "apiservices",
-        id="apiservice",
+    case(
+        [pod_deployment("web", "team-a", "ops")],
+        "powerful-service-accounts",
+        view=account_bound_to("cluster-admin", "ops", "team-a"),
     ),
-    pytest.param([configmap("ops", "kube-system")], "kube-system", id="in-kube-system"),
-    pytest.param([namespace("kube-system")], "kube-system", id="namespace-kube-system"),
+    case(
+        [obj("v1", "Secret", "t", "team-a", type="kubernetes.io/service-account-token")],
+        "service-account-tokens",
+    ),
+    case([webhooks("MutatingWebhookConfiguration")], "mutating-webhooks"),
+    case([webhooks("ValidatingWebhookConfiguration")], "validating-webhooks"),
+    case(
+        [obj("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "p", spec={})],
+        "admission-policies",
+    ),
+    case(
+        [
+            obj(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "gadgets.example.com",
+                spec={"conversion": {"strategy": "Webhook"}},
+            )
+        ],
+        "crd-conversion-webhooks",
+    ),
+    case([obj("apiregistration.k8s.io/v1", "APIService", "ops", spec={})], "apiservices"),
+    case([configmap("ops", "kube-system")], "kube-system"),
+    case([role("ops", "get", namespace="team-a")], "delete-rbac", delete=True),
+    case([webhooks("ValidatingWebhookConfiguration")], "delete-admission", delete=True),
+    case(
+        [obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "gadgets.example.com")],
+        "delete-crds",
+        delete=True,
+    ),
+    case(
+        [obj("apiregistration.k8s.io/v1", "APIService", "v1.example.com")],
+        "delete-apiservices",
+        delete=True,
+    ),
+    case(
+        [configmap("ops")],
+        "delete-system",
+        delete=True,
+        view=ClusterView(
+            merged={
+                0: {
+                    "metadata": {
+                        "name": "ops",
+                        "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    }
+                }
+            }
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("objects", "rule"), DEFAULT_REFUSALS)
-def test_each_default_refusal_names_its_rule(objects: list[PlannedObject], rule: str) -> None:
-    assert rules_broken(DEFAULT_POLICY, *objects) == {objects[0].name: [rule]}
-    [refusal] = DEFAULT_POLICY.check(objects)
+@pytest.mark.parametrize(("objects", "rule", "delete", "view"), DEFAULT_REFUSALS)
+def test_each_default_refusal_names_its_rule(
+    objects: list[PlannedObject], rule: str, delete: bool, view: ClusterView | None
+) -> None:
+    assert rules_broken(DEFAULT_POLICY, *objects, delete=delete, view=view) == {
+        objects[0].name: [rule]
+    }
+    [refusal] = DEFAULT_POLICY.check(objects, view, delete=delete)
     assert refusal.message.startswith("refused by agent policy: ")
     assert refusal.message.endswith(f"(rule {rule})")
 
 
-@pytest.mark.parametrize(("objects", "rule"), DEFAULT_REFUSALS)
+@pytest.mark.parametrize(("objects", "rule", "delete", "view"), DEFAULT_REFUSALS)
 def test_each_default_refusal_can_be_allowed_explicitly(
-    objects: list[PlannedObject], rule: str
+    objects: list[PlannedObject], rule: str, delete: bool, view: ClusterView | None
 ) -> None:
-    assert Policy(allow=frozenset({rule})).check(objects) == []
+    assert Policy(allow=frozenset({rule})).check(objects, view, delete=delete) == []
     others = frozenset(ALLOWANCES) - {rule}
-    assert rules_broken(Policy(allow=others), *objects) == {objects[0].name: [rule]}
+    assert rules_broken(Policy(allow=others), *objects, delete=delete, view=view) == {
+        objects[0].name: [rule]
+    }
 
 
 def test_the_default_refusals_are_exactly_the_allowances() -> None:
@@ -320,7 +420,7 @@ def test_the_readme_example_is_a_valid_policy() -> None:
     [
         ("kinds: ['*']\nkindz: []\n", "unknown key 'kindz' (known: version, kinds,"),
         ("allow: [cluster-admins]\n", "allow[0]: unknown allowance 'cluster-admins' (known:"),
-        ("allow: cluster-admin\n", "allow must be a list of: cluster-admin, wildcard-verbs"),
+        ("allow: cluster-admin\n", "allow must be a list of: cluster-admin, builtin-roles"),
         ("allow: [[x]]\n", "allow[0]: unknown allowance ['x']"),
         ("kinds: [Deployment]\n", "kinds[0]: 'Deployment' is not GROUP/KIND (write core/"),
         ("kinds: [/ConfigMap]\n", "kinds[0]: '/ConfigMap' is not GROUP/KIND"),
@@ -339,6 +439,8 @@ def test_the_readme_example_is_a_valid_policy() -> None:
         ("", "is empty (write {} for the default policy)"),
         ("# nothing\n", "is empty"),
         ("{}\n---\n{}\n", "holds several YAML documents"),
+        ("podSecurity: strict\n", "podSecurity: 'strict' is not one of privileged, baseline"),
+        ("podSecurity: [baseline]\n", "podSecurity: ['baseline'] is not one of"),
     ],
 )
 def test_a_bad_policy_file_is_a_one_line_error_naming_the_key(text: str, complaint: str) -> None:

@@ -29,9 +29,14 @@ def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
     """Agents with unique ids (the clusters are shared by the test session)."""
 
     def make(
-        cluster: Cluster, *, labels: dict[str, str] | None = None, policy: Policy = DEFAULT_POLICY
+        cluster: Cluster,
+        *,
+        labels: dict[str, str] | None = None,
+        policy: Policy = DEFAULT_POLICY,
+        impersonate: bool = False,
     ) -> Agent:
-        return Agent(nursery, f"agent-{next(_agents)}", cluster, labels or {}, policy)
+        agent_id = f"agent-{next(_agents)}"
+        return Agent(nursery, agent_id, cluster, labels or {}, policy, impersonate=impersonate)
 
     return make
 

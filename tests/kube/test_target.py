@@ -334,7 +334,7 @@ async def test_lists_are_expanded_and_empty_documents_skipped(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("kind: [unclosed\n", "manifest 1, document 1: invalid YAML"),
+        ("kind: [unclosed\n", "manifest 1, document 1: not valid YAML"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "metadata.name is missing"),
         ("- not\n- a mapping\n", "expected a mapping (an object), got a list"),
         ("a: &x [1, *x]\n", "alias *x refers to itself"),

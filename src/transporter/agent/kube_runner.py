@@ -1,8 +1,10 @@
 """The phases of a ``k8s_resource`` event on this agent's cluster.
 
-validating (parse, discover kinds, check the agent's policy) → applying (server-side apply, or
-delete) → verifying (read back) → completed | failed. Every resource's result is reported, also
-when others failed. An event the policy refuses fails before anything of it is applied.
+validating (parse, discover kinds, read what the policy needs — objects as the apply would
+leave them, by server-side dry run — and check the agent's policy) → applying (server-side
+apply, or delete) → verifying (read back) → completed | failed. Every resource's result is
+reported, also when others failed. An event the policy refuses fails before anything of it is
+applied; an object whose dry run the API server refused is not applied (the others are).
 
 Every message reported (the event's, and each resource's) is scrubbed of the values of the
 event's Secrets first: the API server quotes submitted values in some of its errors, and a
@@ -19,9 +21,17 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from transporter.agent.policy import DEFAULT_POLICY, Policy, refusal_message, refused_results
+from transporter.agent.impersonation import NotImpersonable, headers_for
+from transporter.agent.inspection import inspect
+from transporter.agent.policy import (
+    DEFAULT_POLICY,
+    ClusterView,
+    Policy,
+    refusal_message,
+    refused_results,
+)
 from transporter.agent.worker import Reporter
-from transporter.kube import KubeTarget, KubeUnavailable, ManifestError
+from transporter.kube import KubeTarget, KubeUnavailable, ManifestError, Plan
 from transporter.protocol.model import (
     Action,
     Event,
@@ -96,9 +106,13 @@ class ScrubbedReporter:
 
 
 class KubeRunner:
-    def __init__(self, target: KubeTarget, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self, target: KubeTarget, policy: Policy = DEFAULT_POLICY, *, impersonate: bool = False
+    ) -> None:
+        """``impersonate``: act as each event's producer (:mod:`.impersonation`)."""
         self.target = target
         self.policy = policy
+        self.impersonate = impersonate
 
     async def __call__(self, event: Event, report: Reporter) -> None:
         scrubbed = ScrubbedReporter(report)
@@ -109,6 +123,8 @@ class KubeRunner:
                 scrubbed.scrub = await _scrubber_of(event)
             if isinstance(exc, ManifestError):
                 message = f"invalid manifests: {exc}"
+            elif isinstance(exc, NotImpersonable):
+                message = str(exc)
             elif isinstance(exc, KubeUnavailable):
                 message = f"cluster unavailable: {exc}"
             else:
@@ -120,32 +136,53 @@ class KubeRunner:
 
     async def _phases(self, event: Event, report: ScrubbedReporter) -> None:
         report(EventState.IN_PROGRESS, Phase.VALIDATING)
+        headers = headers_for(event) if self.impersonate else None
         plan = await self.target.plan(event.payload.manifests)
         secrets = [obj.body for obj in plan.objects if obj.kind == "Secret"]
         if secrets:  # lists are expanded in the plan: each Secret is an object of its own
             report.scrub = await trio.to_thread.run_sync(
                 Scrubber.of_objects, secrets, abandon_on_cancel=True
             )
-        refusals = self.policy.check(plan.objects)
+        delete = event.payload.action is Action.DELETE
+        view = await inspect(self.target, self.policy, plan.objects, delete=delete, headers=headers)
+        refusals = self.policy.check(plan.objects, view, delete=delete)
         if refusals:  # nothing of the event is applied (or deleted)
             message = refusal_message(refusals)
             log.warning("event %s: %s", event.id, report.scrub(message))
             results = [*plan.problems, *refused_results(plan.objects, refusals)]
             await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return
-        if event.payload.action is Action.DELETE:
+        plan, unseen = _without_refused(plan, view, delete=delete)
+        if delete:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
-            results = [*plan.problems, *await self.target.delete(plan)]
+            done = await self.target.delete(plan, headers=headers)
         else:
             report(EventState.IN_PROGRESS, Phase.APPLYING)
-            applied = await self.target.apply(plan)
+            applied = await self.target.apply(plan, headers=headers)
             report(EventState.IN_PROGRESS, Phase.VERIFYING)
-            results = [*plan.problems, *await self.target.verify(applied)]
+            done = await self.target.verify(applied, headers=headers)
+        results = [*plan.problems, *unseen, *done]
         failed = any(r.status is ResourceStatus.FAILED for r in results)
         state, phase = (
             (EventState.FAILED, Phase.FAILED) if failed else (EventState.COMPLETED, Phase.COMPLETED)
         )
         await report.finish(state, phase, summary(results), tuple(results))
+
+
+def _without_refused(
+    plan: Plan, view: ClusterView, *, delete: bool
+) -> tuple[Plan, list[ResourceResult]]:
+    """The plan without the objects the API server would not show (their dry run, or their
+    read before a delete, was refused), and their results: what is not seen is not sent."""
+    if not view.refused:
+        return plan, []
+    doing = "to show it before the delete" if delete else "a dry run of it"
+    unseen = [
+        plan.objects[index].result(ResourceStatus.FAILED, f"the API server refused {doing}: {why}")
+        for index, why in sorted(view.refused.items())
+    ]
+    kept = tuple(obj for i, obj in enumerate(plan.objects) if i not in view.refused)
+    return attrs.evolve(plan, objects=kept), unseen
 
 
 async def _scrubber_of(event: Event) -> Scrubber:

@@ -15,6 +15,7 @@ from transporter.kube.errors import (
     KubeUnavailable,
     ManifestError,
 )
+from transporter.kube.inspect import Seen
 from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.retry import RetryPolicy
 from transporter.kube.target import KubeTarget
@@ -33,4 +34,5 @@ __all__ = [
     "Plan",
     "PlannedObject",
     "RetryPolicy",
+    "Seen",
 ]

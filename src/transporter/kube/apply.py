@@ -15,7 +15,7 @@ bounded retries) does, because then nothing else would get through either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
@@ -29,13 +29,12 @@ from transporter.kube.errors import (
     KubeNotReady,
     KubeRejected,
 )
+from transporter.kube.inspect import apply_query
 from transporter.kube.manifests import api_version_of
 from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.planning import unknown_kind
 from transporter.kube.transport import APPLY_PATCH, Transport
 from transporter.protocol.model import ResourceResult, ResourceStatus
-
-FIELD_MANAGER = "transporter"
 
 
 def _content(answer: dict[str, Any]) -> dict[str, Any]:
@@ -54,19 +53,25 @@ def _resource_version(answer: dict[str, Any]) -> str | None:
     return version if isinstance(version, str) else None
 
 
-async def _apply_one(transport: Transport, obj: PlannedObject, resource: ResourceInfo) -> Applied:
+async def _apply_one(
+    transport: Transport,
+    obj: PlannedObject,
+    resource: ResourceInfo,
+    headers: Mapping[str, str] | None,
+) -> Applied:
     path = resource.object_path(obj.name, obj.namespace)
     try:
         try:
-            before: dict[str, Any] | None = await transport.get(path)
+            before: dict[str, Any] | None = await transport.get(path, headers)
         except KubeNotFound:
             before = None
         answer = await transport.request(
             "PATCH",
             path,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=apply_query(),
             body=obj.body,
             content_type=APPLY_PATCH,
+            headers=headers,
         )
     except KubeRejected as exc:
         return Applied(obj, resource, error=exc)
@@ -141,8 +146,14 @@ class _CrdTracker:
 
 
 async def apply_plan(
-    transport: Transport, discovery: Discovery, plan: Plan, *, crd_timeout: float
+    transport: Transport,
+    discovery: Discovery,
+    plan: Plan,
+    *,
+    crd_timeout: float,
+    headers: Mapping[str, str] | None = None,
 ) -> list[Applied]:
+    """``headers``: sent with each object's requests (impersonation)."""
     crds = _CrdTracker(discovery, crd_timeout)
     results: list[Applied] = []
     for obj in plan.objects:
@@ -153,7 +164,7 @@ async def apply_plan(
                 results.append(Applied(obj, None, error=found))
                 continue
             resource = found
-        applied = await _apply_one(transport, obj, resource)
+        applied = await _apply_one(transport, obj, resource, headers)
         if isinstance(applied.error, KubeNotFound):
             discovery.forget(obj.api_version)  # the kind may be gone: ask again next time
         if is_crd(obj.api_version, obj.kind):
@@ -172,7 +183,11 @@ def _verdict(applied: Applied) -> ResourceStatus:
     return ResourceStatus.UPDATED
 
 
-async def verify_applied(transport: Transport, applied: Sequence[Applied]) -> list[ResourceResult]:
+async def verify_applied(
+    transport: Transport,
+    applied: Sequence[Applied],
+    headers: Mapping[str, str] | None = None,
+) -> list[ResourceResult]:
     """Read back every object that was applied; one result per :class:`Applied`, in order."""
     results: list[ResourceResult] = []
     for one in applied:
@@ -181,7 +196,7 @@ async def verify_applied(transport: Transport, applied: Sequence[Applied]) -> li
             results.append(obj.result(ResourceStatus.FAILED, str(one.error or "not applied")))
             continue
         try:
-            await transport.get(one.resource.object_path(obj.name, obj.namespace))
+            await transport.get(one.resource.object_path(obj.name, obj.namespace), headers)
         except KubeNotFound:
             results.append(obj.result(ResourceStatus.FAILED, "applied, but gone when read back"))
             continue

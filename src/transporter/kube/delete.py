@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from transporter.kube.discovery import Discovery
@@ -23,14 +24,17 @@ def _pending_finalizers(answer: Any) -> bool:
 
 
 async def _delete_one(
-    transport: Transport, discovery: Discovery, obj: PlannedObject
+    transport: Transport,
+    discovery: Discovery,
+    obj: PlannedObject,
+    headers: Mapping[str, str] | None,
 ) -> ResourceResult:
     try:
         resource = obj.resource or await discovery.resolve(obj.api_version, obj.kind)
         if resource is None:  # its CRD is not installed, so no such object can exist
             return obj.result(ResourceStatus.NOT_FOUND, unknown_kind(obj.api_version, obj.kind))
         path = resource.object_path(obj.name, obj.namespace)
-        answer = await transport.request("DELETE", path, body=DELETE_OPTIONS)
+        answer = await transport.request("DELETE", path, body=DELETE_OPTIONS, headers=headers)
     except KubeNotFound:
         return obj.result(ResourceStatus.NOT_FOUND)
     except KubeRejected as exc:
@@ -41,8 +45,11 @@ async def _delete_one(
 
 
 async def delete_plan(
-    transport: Transport, discovery: Discovery, plan: Plan
+    transport: Transport,
+    discovery: Discovery,
+    plan: Plan,
+    headers: Mapping[str, str] | None = None,
 ) -> list[ResourceResult]:
     """One result per object, in the order deleted. Raises :class:`KubeUnavailable`."""
     discovery.begin()
-    return [await _delete_one(transport, discovery, obj) for obj in reversed(plan.objects)]
+    return [await _delete_one(transport, discovery, obj, headers) for obj in reversed(plan.objects)]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from transporter.kube import config
+from transporter.kube import config, inspect, state
 from transporter.kube.apply import apply_plan, verify_applied
 from transporter.kube.delete import delete_plan
 from transporter.kube.discovery import Discovery
 from transporter.kube.errors import KubeConfigError, KubeRejected, KubeUnavailable
+from transporter.kube.inspect import Seen
 from transporter.kube.manifests import parse_manifests
-from transporter.kube.plan import Applied, Plan
+from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.planning import make_plan
 from transporter.kube.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from transporter.kube.transport import MAX_THREADS, Transport, new_transport
@@ -97,17 +98,70 @@ class KubeTarget:
         )
         return await make_plan(objects, self._discovery)
 
-    async def apply(self, plan: Plan) -> list[Applied]:
-        """Applying: server-side apply of each object in plan order; one result per object."""
-        return await apply_plan(self._transport, self._discovery, plan, crd_timeout=self.timeout)
+    async def apply(self, plan: Plan, *, headers: Mapping[str, str] | None = None) -> list[Applied]:
+        """Applying: server-side apply of each object in plan order; one result per object.
 
-    async def verify(self, applied: Sequence[Applied]) -> list[ResourceResult]:
+        ``headers``: sent with every request about the plan's objects (impersonation).
+        """
+        return await apply_plan(
+            self._transport, self._discovery, plan, crd_timeout=self.timeout, headers=headers
+        )
+
+    async def verify(
+        self, applied: Sequence[Applied], *, headers: Mapping[str, str] | None = None
+    ) -> list[ResourceResult]:
         """Verifying: read back what was applied; created, updated, unchanged or failed."""
-        return await verify_applied(self._transport, applied)
+        return await verify_applied(self._transport, applied, headers)
 
-    async def delete(self, plan: Plan) -> list[ResourceResult]:
+    async def delete(
+        self, plan: Plan, *, headers: Mapping[str, str] | None = None
+    ) -> list[ResourceResult]:
         """Delete each object of the plan, in reverse order: deleted, not_found or failed."""
-        return await delete_plan(self._transport, self._discovery, plan)
+        return await delete_plan(self._transport, self._discovery, plan, headers)
+
+    # --- looking before changing anything (the policy's view) ------------------------------
+
+    async def dry_run(
+        self, obj: PlannedObject, *, headers: Mapping[str, str] | None = None
+    ) -> Seen:
+        """The object as applying it would leave it (a server-side dry run)."""
+        return await inspect.dry_run_apply(self._transport, obj, headers)
+
+    async def current(
+        self, obj: PlannedObject, *, headers: Mapping[str, str] | None = None
+    ) -> Seen:
+        """The object as it is now."""
+        return await inspect.current(self._transport, obj, headers)
+
+    async def read_role(
+        self, kind: str, namespace: str | None, name: str
+    ) -> Mapping[str, Any] | None:
+        """A Role or ClusterRole as the cluster holds it; ``None``: there is none."""
+        return await inspect.read_role(self._transport, kind, namespace, name)
+
+    async def list_bindings(self, namespace: str | None) -> list[Mapping[str, Any]]:
+        """The RoleBindings of ``namespace``, or (``None``) every ClusterRoleBinding."""
+        return await inspect.list_bindings(self._transport, namespace)
+
+    async def aggregation_selectors(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """``(name, selector)`` of every ClusterRole that aggregates others."""
+        return await inspect.aggregation_selectors(self._transport)
+
+    # --- the agent's own state (ConfigMaps in a namespace of its own) --------------------
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        await state.ensure_namespace(self._transport, namespace)
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[Mapping[str, Any]]:
+        return await state.list_config_maps(self._transport, namespace, selector)
+
+    async def add_to_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        await state.add_to_config_map(self._transport, namespace, name, data, labels)
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        await state.delete_config_map(self._transport, namespace, name)
 
 
 async def _server_version(transport: Transport, source: str) -> str:

@@ -51,13 +51,17 @@ MAX_THREADS = 4
 """Worker threads one target uses at most (its dedicated limiter)."""
 
 
-def _request_headers(configuration: Configuration, content_type: str) -> dict[str, str]:
-    """Headers of one request: what we accept and send, and the credentials of the moment.
+def _request_headers(
+    configuration: Configuration, content_type: str, extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Headers of one request: what we accept and send, ``extra`` (impersonation), and the
+    credentials of the moment.
 
     The token is read per request: the kubeconfig loader's hook renews expiring ones
     (exec plugins, token files).
     """
     headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
+    headers.update(extra or {})
     bearer = configuration.auth_settings().get("BearerToken")
     if bearer is not None and bearer["value"]:
         headers[bearer["key"]] = bearer["value"]
@@ -72,6 +76,7 @@ def _call(
     body: Mapping[str, Any] | None,
     content_type: str,
     timeout: float,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> tuple[int, str | None, bytes]:
     """One blocking HTTP request (in a worker thread): status, ``Retry-After`` and body.
 
@@ -85,7 +90,7 @@ def _call(
         response = rest.request(  # type: ignore[no-untyped-call]
             method,
             url,
-            headers=_request_headers(configuration, content_type),
+            headers=_request_headers(configuration, content_type, extra_headers),
             body=dict(body) if body is not None else None,
             _request_timeout=timeout,
         )
@@ -129,9 +134,10 @@ class Transport:
         query: Sequence[tuple[str, str]],
         body: Mapping[str, Any] | None,
         content_type: str,
+        headers: Mapping[str, str] | None,
     ) -> Any:
         def run() -> tuple[int, str | None, bytes]:
-            return _call(self._rest, method, path, query, body, content_type, self.timeout)
+            return _call(self._rest, method, path, query, body, content_type, self.timeout, headers)
 
         try:
             with trio.fail_after(self.timeout + THREAD_GRACE):
@@ -161,8 +167,11 @@ class Transport:
         body: Mapping[str, Any] | None = None,
         content_type: str = JSON,
         retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer; :class:`KubeRejected` or :class:`KubeUnavailable` else.
+
+        ``headers`` are sent beside ours (impersonation: ``Impersonate-User``).
 
         Transient failures are tried again as ``retry`` (default: the transport's policy)
         says; the :class:`KubeUnavailable` raised in the end is the last failure, saying how
@@ -174,7 +183,7 @@ class Transport:
         while True:
             tries += 1
             try:
-                return await self._once(method, path, query, body, content_type)
+                return await self._once(method, path, query, body, content_type, headers)
             except KubeUnavailable as exc:
                 elapsed = trio.current_time() - start
                 wait = next_delay(
@@ -202,8 +211,8 @@ class Transport:
                 )
             await trio.sleep(wait)
 
-    async def get(self, path: str) -> dict[str, Any]:
-        answer = await self.request("GET", path)
+    async def get(self, path: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        answer = await self.request("GET", path, headers=headers)
         return answer if isinstance(answer, dict) else {}
 
     def close(self) -> None:
