@@ -9,6 +9,7 @@ another agent registering afterwards).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from tests.badinput.clients import (
 )
 from tests.badinput.conftest import LogWatch
 from tests.e2e.harness import ControlPlane
+from transporter.protocol.messages import PROTOCOL_VERSION
 
 
 async def still_served(cp: ControlPlane, agent: RawAgent, agent_id: str) -> None:
@@ -160,7 +162,9 @@ async def test_reports_on_another_agents_event_are_refused(
         await still_served(cp, intruder, "intruder")
 
 
-@pytest.mark.parametrize(("asked", "spoken"), [(None, 1), (1, 1), (2, 2), (99, 2)])
+@pytest.mark.parametrize(
+    ("asked", "spoken"), [(None, 1), (1, 1), (2, 2), (3, 3), (99, PROTOCOL_VERSION)]
+)
 async def test_the_welcome_names_the_protocol_both_speak(
     cp: ControlPlane, asked: int | None, spoken: int
 ) -> None:
@@ -200,8 +204,9 @@ async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(
         ]
         assert sorted([(await agent.next_delivery())["id"] for _ in ids]) == sorted(ids)
         done = {"state": "completed", "phase": "completed", "resources": []}
-        received = [{"event_id": i, "at": 1.5} for i in ids]
-        statuses = [{"event_id": i, "seq": 1, "at": 2.0, **done} for i in ids]
+        now = time.time()
+        received = [{"event_id": i, "at": now - 2.5} for i in ids]
+        statuses = [{"event_id": i, "seq": 1, "at": now - 2.0, **done} for i in ids]
         await agent.send({"type": "reports", "received": received, "statuses": statuses})
         acknowledged: set[tuple[str, int]] = set()
         while len(acknowledged) < len(ids):  # in one ``acks`` as a rule; that is not promised
@@ -217,8 +222,8 @@ async def test_a_batch_of_reports_is_read_in_order_and_each_report_acknowledged(
                 (e.state.value, e.phase and e.phase.value, e.at) for e in record.timeline
             ]  # at the agent's times, as it said them
             assert phases[-2:] == [
-                ("in_progress", "received", 1.5),
-                ("completed", "completed", 2.0),
+                ("in_progress", "received", now - 2.5),
+                ("completed", "completed", now - 2.0),
             ]
 
 
@@ -256,3 +261,33 @@ async def test_an_oversized_message_closes_that_connection_with_1009(
             await again.register("big-talker")
             await still_served(cp, again, "big-talker")
     await another_agent_registers(cp)
+
+
+@pytest.mark.parametrize("at", [1e18, -1e18, 0.0])
+async def test_a_report_is_stored_within_its_bounds(cp: ControlPlane, at: float) -> None:
+    """Times from the far future or past, a message of 50,000 characters and results with
+    names of any length: the report is kept, within bounds (nothing accepted is lost)."""
+    async with raw_agent(cp.agent_url) as agent:
+        await agent.register("agent-a", protocol=2)
+        event_id = (await cp.client.submit(event_body("agent-a", configmap("c")))).event_id
+        await agent.next_delivery()
+        result = {
+            "api_version": "v1",
+            "kind": "ConfigMap",
+            "name": "n" * 5000,
+            "namespace": "default",
+            "status": "failed",
+            "message": "m" * 5000,
+        }
+        before = time.time()
+        await agent.report(
+            event_id, 1, "failed", at=at, phase="failed", message="x" * 50_000, resources=[result]
+        )
+        assert (await agent.receive())["type"] == "status_ack"
+        record = await cp.client.event(event_id)
+        assert record.state.value == "failed"
+        last = record.timeline[-1]
+        assert before - 31 * 24 * 3600 <= last.at <= time.time()
+        assert len(record.message) <= 4096 and record.message.endswith("characters cut)")
+        [stored] = record.resources
+        assert len(stored.name) <= 253 and len(stored.message) <= 2048

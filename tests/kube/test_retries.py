@@ -19,12 +19,12 @@ import pytest
 import trio
 
 from tests.bed.kube import Cluster
+from tests.bed.sink import RecordingSink
 from tests.kube.front import FaultFront, pointed_at
 from tests.kube.relay import Relay
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, RetryPolicy
-from transporter.protocol.messages import Status
 from transporter.protocol.model import Event, EventState, K8sPayload, Phase, ResourceStatus
 
 pytestmark = pytest.mark.kube
@@ -188,17 +188,6 @@ async def test_an_answer_slower_than_the_request_timeout_is_asked_again(
     assert retried.status == 201  # created
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.reports: list[Status] = []
-
-    def received(self, event_id: str) -> None:
-        pass
-
-    def report(self, status: Status) -> None:
-        self.reports.append(status)
-
-
 def event(event_id: str, *manifests: str) -> Event:
     return Event(
         id=event_id, target_agent="a", payload=K8sPayload(manifests), ttl=60, created_at=0.0
@@ -209,7 +198,7 @@ async def test_an_event_on_an_unavailable_cluster_fails_saying_why(
     front: FaultFront, tmp_path: Path, unique: str
 ) -> None:
     front.answer(503, method="PATCH")
-    sink = Sink()
+    sink = RecordingSink()
     async with KubeTarget.connect(front.kubeconfig(tmp_path), timeout=5.0, retry=SHORT) as target:
         await KubeRunner(target)(event("e1", configmap(f"never-{unique}")), Reporter("e1", sink))
     last = sink.reports[-1]
@@ -224,7 +213,7 @@ async def test_an_event_on_an_unavailable_cluster_fails_saying_why(
 async def test_an_event_through_an_overloaded_cluster_completes(
     front: FaultFront, tmp_path: Path, unique: str
 ) -> None:
-    sink = Sink()
+    sink = RecordingSink()
     async with KubeTarget.connect(front.kubeconfig(tmp_path), timeout=5.0, retry=SHORT) as target:
         front.answer(429, times=2, retry_after="0")  # whatever comes next: discovery, GET ...
         await KubeRunner(target)(event("e2", configmap(f"later-{unique}")), Reporter("e2", sink))

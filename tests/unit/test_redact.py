@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from tests.bed.sink import RecordingSink
 from transporter.agent.kube_runner import KubeRunner, ScrubbedReporter
 from transporter.agent.worker import Reporter
-from transporter.kube import KubeTarget, ManifestError, Plan, PlannedObject
+from transporter.kube import KubeTarget, ManifestError, Plan, PlannedObject, Seen
 from transporter.kube.manifests import parse_manifests
-from transporter.protocol.messages import Status
 from transporter.protocol.model import (
     Event,
     EventRecord,
@@ -349,19 +349,8 @@ def test_manifest_errors_never_quote_a_value(text: str) -> None:
 # --- the agent's reports --------------------------------------------------------------------
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.reports: list[Status] = []
-
-    def received(self, event_id: str) -> None:
-        pass
-
-    def report(self, status: Status) -> None:
-        self.reports.append(status)
-
-
 def test_scrubbed_reporter() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     report = ScrubbedReporter(Reporter("e1", sink))
     report.scrub = Scrubber([STRING])
     result = ResourceResult("v1", "Secret", "s", None, ResourceStatus.FAILED, f"got {STRING}")
@@ -384,7 +373,10 @@ class Exploding:
         body = load(SECRET)[0]
         return Plan((PlannedObject("v1", "Secret", "creds", "team-a", True, body),))
 
-    async def apply(self, plan: Plan) -> Any:
+    async def dry_run(self, obj: PlannedObject, *, headers: Any = None) -> Seen:
+        return Seen(obj.body)
+
+    async def apply(self, plan: Plan, *, headers: Any = None) -> Any:
         raise RuntimeError(f"cannot apply {b64(DATA)}")
 
 
@@ -393,7 +385,7 @@ async def test_unexpected_errors_are_scrubbed_in_reports_and_logs(
     fail_after_plan: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sink = Sink()
+    sink = RecordingSink()
     runner = KubeRunner(cast(KubeTarget, Exploding(fail_after_plan)))
     event = Event(id="e1", target_agent="a", payload=K8sPayload((SECRET,)), ttl=60, created_at=0)
     await runner(event, Reporter("e1", sink))
@@ -419,3 +411,27 @@ def test_an_events_repr_never_shows_its_manifests() -> None:
     event = Event(id="e", target_agent="a", payload=K8sPayload((secret,)), ttl=1, created_at=0)
     assert "s3cr3t-REPR" not in repr(event)
     assert "s3cr3t-REPR" not in str(event)
+
+
+def test_a_manifest_is_shown_without_expanding_its_aliases() -> None:
+    """A Secret whose 100 kB annotation is aliased 60 times (6 MB built): shown with its
+    aliases kept, about as large as it was sent, never as built."""
+    big = "v" * 100_000
+    uses = ", ".join(["*big"] * 60)
+    text = (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  annotations: {{a: &big {big}}}\n"
+        f"  labels: {{}}\nstringData: {{pw: {STRING}}}\nextra: [{uses}]\n"
+    )
+    shown, values = redact_manifest(text)
+    assert STRING not in shown and STRING in values
+    assert len(shown) < 2 * len(text)
+    assert load(shown)[0]["extra"] == [big] * 60
+
+
+def test_a_manifest_past_the_expansion_bound_is_not_shown() -> None:
+    """Only a writer of the store could put one there (submission refuses it): it is
+    replaced whole rather than built."""
+    big = "v" * (1024 * 1024)
+    uses = ", ".join(["*big"] * 20)
+    text = f"kind: Secret\nmetadata: {{name: s, labels: {{a: &big {big}}}}}\nextra: [{uses}]\n"
+    assert redact_manifest(text)[0] == REDACTED

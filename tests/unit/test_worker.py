@@ -9,6 +9,8 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from tests.bed.sink import RecordingSink
+from transporter.agent.journal import Ran
 from transporter.agent.reports import Reports
 from transporter.agent.worker import Reporter, Worker, object_keys
 from transporter.protocol.messages import Status
@@ -25,16 +27,21 @@ def event(event_id: str, *manifests: str) -> Event:
     )
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.acks: list[str] = []
-        self.reports: list[Status] = []
+class Ledger:
+    """The worker's ledger as a dict (the journal in a real cluster: tests/e2e/test_replay.py),
+    saying what it was told and when."""
 
-    def received(self, event_id: str) -> None:
-        self.acks.append(event_id)
+    def __init__(self, sink: RecordingSink) -> None:
+        self.sink = sink
+        self.entries: dict[str, Ran] = {}
+        self.reports_when_recorded: list[int] = []
 
-    def report(self, status: Status) -> None:
-        self.reports.append(status)
+    def get(self, event_id: str) -> Ran | None:
+        return self.entries.get(event_id)
+
+    async def record(self, event: Event, final: Status) -> None:
+        self.reports_when_recorded.append(len(self.sink.reports))
+        self.entries[event.id] = Ran(final.state.value, final.at, final.at + 60, final.message)
 
 
 class GatedRunner:
@@ -60,7 +67,7 @@ class GatedRunner:
 
 
 async def test_events_on_the_same_object_run_in_delivery_order() -> None:
-    runner, sink = GatedRunner(), Sink()
+    runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink, concurrency=4)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
@@ -80,7 +87,7 @@ async def test_events_on_the_same_object_run_in_delivery_order() -> None:
 
 
 async def test_at_most_concurrency_events_run_at_once() -> None:
-    runner, sink = GatedRunner(), Sink()
+    runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink, concurrency=2)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
@@ -97,7 +104,7 @@ async def test_at_most_concurrency_events_run_at_once() -> None:
 
 
 async def test_a_repeated_delivery_is_not_run_again() -> None:
-    runner, sink = GatedRunner(), Sink()
+    runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
@@ -110,10 +117,40 @@ async def test_a_repeated_delivery_is_not_run_again() -> None:
         assert final.state is EventState.COMPLETED
         await worker.offer(event("once", configmap("x")))  # after it finished
         await trio.testing.wait_all_tasks_blocked()
+        assert sink.reports[-1] == final  # its end not stored yet: its result, sent again
+        sink.stored.add((final.event_id, final.seq))
+        await worker.offer(event("once", configmap("x")))  # its end was stored: a replay
+        await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert runner.started == ["once"]
-    assert sink.acks == ["once", "once", "once"]
-    assert sink.reports[-1] == final  # its recorded result, sent again
+    assert sink.acks == ["once"] * 4
+    replay = sink.reports[-1]
+    assert replay.replay and replay.seq == final.seq + 1
+    assert (replay.state, replay.message[:14]) == (EventState.COMPLETED, "not run again:")
+
+
+async def test_what_ran_is_written_down_before_its_end_is_reported_and_never_run_again() -> None:
+    runner, sink = GatedRunner(), RecordingSink()
+    ledger = Ledger(sink)
+    worker = Worker(runner, sink, ledger=ledger)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await worker.offer(event("once", configmap("x")))
+        await trio.testing.wait_all_tasks_blocked()
+        runner.gate("once").set()
+        await trio.testing.wait_all_tasks_blocked()
+        final = sink.reports[-1]
+        assert final.state is EventState.COMPLETED
+        assert ledger.reports_when_recorded == [len(sink.reports) - 1]  # written, then sent
+        restarted, later = Worker(runner, RecordingSink(), ledger=ledger), RecordingSink()
+        restarted.sink = later
+        await nursery.start(restarted.run)
+        await restarted.offer(event("once", configmap("x")))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert runner.started == ["once"]
+    [replay] = later.reports
+    assert replay.replay and replay.state is EventState.COMPLETED
 
 
 def test_the_report_buffer_is_bounded_and_keeps_the_newest() -> None:
@@ -141,9 +178,9 @@ def test_object_keys_come_from_nodes_and_never_expand_aliases() -> None:
     )
     keys = object_keys(event("e", configmap("plain"), listed, bomb, "not: [valid"))
     assert keys == {
-        ("v1", "ConfigMap", "ns", "plain"),
-        ("v1", "ConfigMap", "ns", "one"),
-        ("v1", "Secret", "", "two"),
+        ("", "ConfigMap", "plain"),
+        ("", "ConfigMap", "one"),
+        ("", "Secret", "two"),
     }  # and the bomb's document names nothing, and cost nothing
 
 
@@ -173,7 +210,7 @@ def test_an_outage_is_described_by_its_innermost_error() -> None:
 
 
 async def test_a_large_events_order_is_read_off_the_event_loop_and_still_kept() -> None:
-    runner, sink = GatedRunner(), Sink()
+    runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink, concurrency=4)
     big = configmap("shared") + "data:\n" + "".join(f"  k{n}: v{n}\n" for n in range(8000))
     async with trio.open_nursery() as nursery:
@@ -190,7 +227,7 @@ async def test_a_large_events_order_is_read_off_the_event_loop_and_still_kept() 
 
 
 async def test_a_refused_event_is_acknowledged_reported_failed_and_never_run() -> None:
-    runner, sink = GatedRunner(), Sink()
+    runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink, concurrency=4)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)

@@ -15,11 +15,12 @@ import trio
 
 from transporter import runtime
 from transporter.agent.bundle import Bundle, BundleError, load_bundle
+from transporter.agent.journal import Journal
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 from transporter.agent.session import Backoff, Session, agent_info
-from transporter.config import AgentConfig
-from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable
+from transporter.config import AgentConfig, ConfigError, parse_namespace
+from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
 
 log = logging.getLogger("transporter.agent")
 
@@ -51,16 +52,53 @@ async def connect_when_reachable(
         attempt += 1
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+DEFAULT_STATE_NAMESPACE = "transporter-system"
+
+
+def state_namespace(settings: AgentConfig) -> str:
+    """``--state-namespace``, else the namespace of the pod's ServiceAccount, else
+    :data:`DEFAULT_STATE_NAMESPACE`."""
+    if settings.state_namespace:
+        return settings.state_namespace
+    try:
+        return parse_namespace(SERVICE_ACCOUNT_NAMESPACE.read_text().strip())
+    except (OSError, ConfigError):
+        return DEFAULT_STATE_NAMESPACE
+
+
+class JournalError(Exception):
+    """The agent cannot keep its journal: it would run replayed events again."""
+
+
+async def open_journal(target: KubeTarget, namespace: str, agent_id: str) -> Journal:
+    journal = Journal(target, namespace, agent_id)
+    try:
+        await journal.load()
+    except KubeRejected as exc:
+        raise JournalError(
+            f"cannot keep what this agent ran in namespace {namespace}: {exc} (let the agent's"
+            " account get, list, create, patch and delete ConfigMaps there, and create the"
+            " namespace; or give --state-namespace)"
+        ) from None
+    return journal
+
+
 async def serve(
     settings: AgentConfig, policy: Policy, bundle: Bundle | None, shutdown: trio.Event
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
         target = await connect_when_reachable(stack, settings.kubeconfig)
         log.info("cluster %s: Kubernetes %s", settings.cluster_name, target.server_version)
+        namespace = state_namespace(settings)
+        journal = await open_journal(target, namespace, settings.agent_id)
+        policy = attrs.evolve(policy, state_namespace=namespace)
         log.info("policy: %s", policy.summary())
         _log_security(settings, bundle)
         info = agent_info(settings.agent_id, settings.cluster_name, settings.labels)
-        runner = KubeRunner(target, policy)
+        runner = KubeRunner(target, policy, impersonate=settings.impersonate == "producer")
+        if settings.impersonate:
+            log.info("events act as their producers (impersonation): the cluster's RBAC decides")
         session = Session(
             info,
             settings.cp_url,
@@ -68,6 +106,7 @@ async def serve(
             concurrency=settings.concurrency,
             ssl_context=None if bundle is None else bundle.ssl_context(),
             signing_key=None if bundle is None else bundle.signing_key,
+            ledger=journal,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.run)
@@ -135,5 +174,8 @@ def main(settings: AgentConfig) -> int:
             exc = exc.exceptions[0]
         if isinstance(exc, KubeConfigError | KubeUnavailable):
             print(f"transporter agent: cannot use the cluster: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, JournalError):
+            print(f"transporter agent: error: {exc}", file=sys.stderr)
             return 1
         raise

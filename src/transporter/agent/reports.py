@@ -42,6 +42,10 @@ class Reports:
         if self._newest.get(event_id) == seq:
             del self._newest[event_id]
 
+    def is_pending(self, report: Status) -> bool:
+        """Whether ``report`` waits for its acknowledgement."""
+        return (report.event_id, report.seq) in self._pending
+
     def take_unsent(self) -> list[Status]:
         """Reports not sent on this connection yet, oldest first; they count as sent now."""
         taken = [self._pending[key] for key in self._unsent if key in self._pending]

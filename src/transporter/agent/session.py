@@ -34,11 +34,12 @@ from trio_websocket import (
 from transporter import __version__
 from transporter.agent.dial import DeadConnection, DialError, connect
 from transporter.agent.reports import Reports
-from transporter.agent.worker import DEFAULT_CONCURRENCY, Runner, Worker
+from transporter.agent.worker import DEFAULT_CONCURRENCY, Ledger, Runner, Worker
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import (
     BATCHES,
     PROTOCOL_VERSION,
+    REPLAYS,
     AckBatch,
     Deliver,
     DeliverBatch,
@@ -116,16 +117,18 @@ class Session:
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
         signing_key: Ed25519PublicKey | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         """``ssl_context``: for a ``wss://`` URL, the bundle's (its certificate, the control
         plane's CA). ``signing_key``: the control plane's, from the bundle; ``None`` runs
-        events unchecked (``--insecure-plain-ws`` without a bundle only)."""
+        events unchecked (``--insecure-plain-ws`` without a bundle only). ``ledger``: where
+        what ran is written (:mod:`.journal`), so that nothing runs twice."""
         self.info = info
         self.cp_url = cp_url
         self.ssl_context = ssl_context if cp_url.startswith("wss://") else None
         self.signing_key = signing_key
         self._verifying = trio.CapacityLimiter(1)
-        self.worker = Worker(runner, self, concurrency=concurrency)
+        self.worker = Worker(runner, self, concurrency=concurrency, ledger=ledger)
         self.reports = reports or Reports()
         self.backoff = backoff
         self.connect_timeout = connect_timeout
@@ -144,6 +147,9 @@ class Session:
     def received(self, event_id: str) -> None:
         self._received.append(Receipt(event_id, time.time()))
         self._outgoing_bell.set()
+
+    def unacknowledged(self, status: Status) -> bool:
+        return self.reports.is_pending(status)
 
     def report(self, status: Status) -> None:
         self.reports.add(status)
@@ -231,7 +237,7 @@ class Session:
                 interval = welcome.heartbeat_interval
                 dead_after = welcome.dead_after or interval * DEFAULT_DEAD_HEARTBEATS
                 nursery.start_soon(self._heartbeat, ws, interval, dead_after)
-                nursery.start_soon(self._write, ws, welcome.protocol >= BATCHES)
+                nursery.start_soon(self._write, ws, welcome.protocol)
                 nursery.start_soon(self._read, ws)
         finally:
             self.connected = trio.Event()
@@ -258,14 +264,17 @@ class Session:
             answered = trio.current_time()
             await trio.sleep_until(started + interval)
 
-    async def _write(self, ws: WebSocketConnection, batches: bool) -> None:
+    async def _write(self, ws: WebSocketConnection, protocol: int) -> None:
         """The one task that sends events' messages: acks first, then reports in order; in
-        ``reports`` batches when the control plane speaks them (``batches``)."""
+        ``reports`` batches when the control plane speaks them (``protocol``)."""
         self.reports.resend_all()  # a new connection: what was not acknowledged goes again
+        batches = protocol >= BATCHES
         while True:
             self._outgoing_bell = trio.Event()
             received, self._received = self._received, []
             statuses = self.reports.take_unsent()
+            if protocol < REPLAYS:  # a control plane that does not know the word
+                statuses = [attrs.evolve(s, replay=False) if s.replay else s for s in statuses]
             messages: Sequence[Received | Status | ReportBatch] = (
                 batched(received, statuses)
                 if batches

@@ -16,8 +16,11 @@ from typing import Protocol
 import trio
 import yaml
 
+from transporter.agent.journal import Ran
+from transporter.protocol import yaml_reader
 from transporter.protocol.messages import Status
 from transporter.protocol.model import Event, EventState, Phase, ResourceResult
+from transporter.protocol.report_bounds import bounded_report
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,10 @@ MAX_WAITING = 1024
 INLINE_KEYS_BYTES = 64 * 1024
 """Events with less YAML than this are read for their ordering keys on the event loop."""
 
-ObjectKey = tuple[str, str, str, str]
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser when PyYAML has it (several times faster), else the Python one."""
+ObjectKey = tuple[str, str, str]
+"""``(group, kind, name)``: events naming the same object wait their turn. Without the version
+or the namespace (``default`` may be written or left out), so that two spellings of one object
+are never applied at once; objects that merely share a name are ordered too, harmlessly."""
 
 
 class Sink(Protocol):
@@ -42,15 +46,31 @@ class Sink(Protocol):
 
     def report(self, status: Status) -> None: ...
 
+    def unacknowledged(self, status: Status) -> bool:
+        """Whether the control plane has not (yet) said it stored ``status``."""
+        ...
+
+
+class Ledger(Protocol):
+    """What this agent ran, kept where a restart does not lose it (:mod:`.journal`)."""
+
+    def get(self, event_id: str) -> Ran | None: ...
+
+    async def record(self, event: Event, final: Status) -> None: ...
+
 
 class Reporter:
-    """Numbered status reports of one event."""
+    """Numbered status reports of one event. With ``hold_final``, the last report (a terminal
+    state) is kept in :attr:`held` instead of being sent: the worker sends it once it is
+    written down."""
 
-    def __init__(self, event_id: str, sink: Sink) -> None:
+    def __init__(self, event_id: str, sink: Sink, *, hold_final: bool = False) -> None:
         self.event_id = event_id
         self.sink = sink
         self.seq = 0
         self.last: Status | None = None
+        self.hold_final = hold_final
+        self.held: Status | None = None
 
     def __call__(
         self,
@@ -60,6 +80,7 @@ class Reporter:
         resources: tuple[ResourceResult, ...] | None = None,
     ) -> None:
         self.seq += 1
+        message, resources = bounded_report(message, resources)
         self.last = Status(
             event_id=self.event_id,
             seq=self.seq,
@@ -69,6 +90,9 @@ class Reporter:
             message=message,
             resources=resources,
         )
+        if self.hold_final and state.terminal:
+            self.held = self.last
+            return
         self.sink.report(self.last)
 
 
@@ -81,22 +105,22 @@ class Runner(Protocol):
 def object_keys(event: Event) -> set[ObjectKey]:
     """The objects an event names, for ordering; unparsable manifests name none.
 
-    Reads the YAML as nodes (composed, not constructed), looking only at the few fields it
-    needs: aliases are never expanded here, so an alias bomb costs nothing before the
-    validating phase refuses it.
+    Reads the YAML as nodes (composed, not constructed, with the bounds of
+    :mod:`transporter.protocol.yaml_reader`), looking only at the few fields it needs: aliases
+    are never expanded here.
     """
     keys: set[ObjectKey] = set()
     for text in event.payload.manifests:
         try:
-            documents = list(yaml.compose_all(text, Loader=_LOADER))
+            documents = yaml_reader.compose_documents(text, yaml_reader.Budget())
         except yaml.YAMLError:
             continue
         for node in _objects(documents):
             meta = _field(node, "metadata")
             kind, name = _scalar(_field(node, "kind")), _scalar(_field(meta, "name"))
             if kind and name:
-                api_version = _scalar(_field(node, "apiVersion"))
-                keys.add((api_version, kind, _scalar(_field(meta, "namespace")), name))
+                group = _scalar(_field(node, "apiVersion")).rpartition("/")[0]
+                keys.add((group, kind, name))
     return keys
 
 
@@ -125,10 +149,18 @@ def _objects(documents: Iterable[yaml.Node | None]) -> Iterable[yaml.MappingNode
 
 class Worker:
     def __init__(
-        self, runner: Runner, sink: Sink, *, concurrency: int = DEFAULT_CONCURRENCY
+        self,
+        runner: Runner,
+        sink: Sink,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        ledger: Ledger | None = None,
     ) -> None:
+        """``ledger``: where what ran is written before its final report goes out, and looked
+        up when an event comes that is not remembered here (after a restart)."""
         self.runner = runner
         self.sink = sink
+        self.ledger = ledger
         self.slots = trio.CapacityLimiter(concurrency)
         self.running: set[str] = set()
         self.finished: OrderedDict[str, Status] = OrderedDict()
@@ -149,9 +181,16 @@ class Worker:
         """Take a delivered event: acknowledge it, and run it unless it ran or is running."""
         self.sink.received(event.id)
         final = self.finished.get(event.id)
-        if final is not None:
+        if final is not None and self.sink.unacknowledged(final):
             log.debug("event %s delivered again; it finished, sending its result again", event.id)
             self.sink.report(final)
+            return
+        if final is not None:  # its end was stored: only a writer of the store sends it again
+            self._replay(event.id, final.state, final.at, final.message, final.seq + 1)
+            return
+        ran = self.ledger.get(event.id) if self.ledger is not None else None
+        if ran is not None:
+            self._replay(event.id, EventState(ran.state), ran.finished_at, ran.message, 1)
             return
         if event.id in self.running:
             log.debug("event %s delivered again while running", event.id)
@@ -182,18 +221,43 @@ class Worker:
             return
         Reporter(event.id, self.sink)(EventState.FAILED, Phase.FAILED, message, ())
 
+    def _replay(self, event_id: str, state: EventState, at: float, message: str, seq: int) -> None:
+        """Answer a delivery of an event that ran here to the end: it is not run again."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+        log.warning(
+            "event %s delivered again after it ran here (%s at %s): not run again, reported"
+            " as a replay",
+            event_id,
+            state.value,
+            when,
+        )
+        phase = Phase.COMPLETED if state is EventState.COMPLETED else Phase.FAILED
+        replay = Status(
+            event_id=event_id,
+            seq=seq,
+            at=time.time(),
+            state=state,
+            phase=phase,
+            message=f"not run again: it ran on this agent, {state.value} at {when}: {message}",
+            replay=True,
+        )
+        self._remember(event_id, replay)
+        self.sink.report(replay)
+
     def _remember(self, event_id: str, final: Status) -> None:
         self.finished[event_id] = final
         while len(self.finished) > REMEMBER:
             self.finished.popitem(last=False)
 
     async def _execute(self, event: Event, keys: set[ObjectKey]) -> None:
-        reporter = Reporter(event.id, self.sink)
+        reporter = Reporter(event.id, self.sink, hold_final=self.ledger is not None)
         try:
             while not all(self._queues[key][0] == event.id for key in keys):
                 await self._turn_changed.wait()
             async with self.slots:
                 await self.runner(event, reporter)
+                if reporter.held is not None:
+                    await self._write_down(event, reporter.held)
         finally:
             for key in keys:
                 line = self._queues[key]
@@ -206,3 +270,13 @@ class Worker:
             self._room.release()
             if reporter.last is not None and reporter.last.state.terminal:
                 self._remember(event.id, reporter.last)
+
+    async def _write_down(self, event: Event, final: Status) -> None:
+        """Write in the ledger that ``event`` ran, then send its final report; a ledger that
+        cannot be written loses no report (the event may then run again if sent again)."""
+        assert self.ledger is not None
+        try:
+            await self.ledger.record(event, final)
+        except Exception as exc:
+            log.error("event %s: could not write that it ran: %s", event.id, exc)
+        self.sink.report(final)

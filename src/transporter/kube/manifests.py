@@ -5,8 +5,9 @@ Each manifest string may hold several documents (``---``). Empty documents are s
 mapping with ``apiVersion``, ``kind`` and ``metadata.name``; anything else is a
 :class:`ManifestError` that names the manifest, document (and list item) and the problem.
 
-Untrusted input is bounded: the total size and object count here, aliases, depth and keys in
-:mod:`transporter.kube.yaml_safe`. Values come out JSON-shaped.
+Untrusted input is bounded: the total size and object count here; depth, aliases, the size
+once expanded and keys by :mod:`transporter.protocol.yaml_reader`, with the same bounds the
+control plane checked at submission. Values come out JSON-shaped.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import attrs
 import yaml
 
 from transporter.kube.errors import ManifestError
-from transporter.kube.yaml_safe import AliasBudget, json_key, load_documents, yaml_problem
+from transporter.protocol.report_bounds import MAX_RESOURCES
+from transporter.protocol.yaml_reader import Budget, json_key, load_documents, yaml_problem
 
 MAX_TOTAL_CHARS = 8 * 1024 * 1024
 """All manifests of one plan together."""
-MAX_OBJECTS = 2000
-"""Objects in one plan, after list expansion."""
+MAX_OBJECTS = MAX_RESOURCES
+"""Objects in one plan, after list expansion: as many results as a report may carry."""
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _API_VERSION = re.compile(rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[a-z0-9]+$")
@@ -60,7 +62,7 @@ def api_version_of(group: str, version: str) -> str:
     return f"{group}/{version}" if group else version
 
 
-def _documents(text: str, where: str, budget: AliasBudget) -> Iterator[tuple[int, Any]]:
+def _documents(text: str, where: str, budget: Budget) -> Iterator[tuple[int, Any]]:
     """``(1-based index, document)`` of each document in ``text``."""
     index = 1
     try:
@@ -68,7 +70,8 @@ def _documents(text: str, where: str, budget: AliasBudget) -> Iterator[tuple[int
             yield index, document
             index += 1
     except yaml.YAMLError as exc:
-        raise ManifestError(f"{where}, document {index}", yaml_problem(exc)) from None
+        problem = yaml_problem(exc, where="of the manifest")
+        raise ManifestError(f"{where}, document {index}", problem) from None
 
 
 def _to_json(value: Any, path: str) -> Any:
@@ -170,7 +173,7 @@ def parse_manifests(manifests: Sequence[str]) -> list[ManifestObject]:
     if total > MAX_TOTAL_CHARS:
         raise ManifestError("", f"manifests of {total} characters exceed {MAX_TOTAL_CHARS}")
     objects: list[ManifestObject] = []
-    budget = AliasBudget()
+    budget = Budget()
     for m, text in enumerate(manifests, start=1):
         for d, document in _documents(text, f"manifest {m}", budget):
             if document is None:

@@ -7,7 +7,9 @@ Protocol versions: the agent says its own in ``register``; the control plane ans
 ``welcome`` with the one both speak (the lower), and both keep to it on that connection.
 Version 2 adds ``deliveries``, ``reports`` and ``acks``: several events, acknowledgements or
 status reports in one WebSocket message, so that a busy connection carries a message per batch,
-not per event or report.
+not per event or report. Version 3 adds ``replay`` to ``status``: the agent refused to run an
+event again that it ran before (the control plane audits it). A field added in a version is
+left out of the message when it has its default, so that older peers never see it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import attrs
 
 from transporter.protocol.model import AgentInfo, Event, EventState, Phase, ResourceResult
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 OLDEST_PROTOCOL = 1
 """The oldest protocol version the control plane still speaks (agents not yet upgraded)."""
 BATCHES = 2
 """The protocol version from which ``deliveries``, ``reports`` and ``acks`` may be sent."""
+REPLAYS = 3
+"""The protocol version from which a ``status`` may say ``replay``."""
 
 
 @attrs.frozen
@@ -93,6 +97,9 @@ class Status:
     phase: Phase | None = None
     message: str = ""
     resources: tuple[ResourceResult, ...] | None = None
+    replay: bool = False
+    """Protocol 3: the agent ran this event before and did not run it again; the report says
+    how it ended then."""
 
 
 @attrs.frozen
