@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
-_API = re.compile(r"API listening on (http://\S+)")
+_API = re.compile(r"API listening on (https?://\S+)")
 _AGENT = re.compile(r"agent channel listening on (wss?://\S+)")
 
 
@@ -81,11 +82,19 @@ def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, s
 
 class Api:
     """A keep-alive HTTP/1.1 client of the control plane (the benchmark's own load), with
-    ``token`` as its bearer token."""
+    ``token`` as its bearer token, trusting the CA in the control plane's ``data_dir``."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str, data_dir: Path) -> None:
         parts = urlsplit(base_url)
-        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=str(data_dir / "ca.crt"))
+            self.connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=60, context=context
+            )
+        else:
+            self.connection = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=60
+            )
         self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

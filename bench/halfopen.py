@@ -118,7 +118,7 @@ def main() -> int:
                 str(cluster.kubeconfig),
             ]
             with started(agent_argv, re.compile(r"(registered) with")) as (agent, _):
-                api = Api(api_url, token)
+                api = Api(api_url, token, work / "cp")
                 wait_for_agents(api, 1)
                 accepted = faulty.counts().accepted
                 start = time.monotonic()

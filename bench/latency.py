@@ -145,7 +145,7 @@ def main() -> int:
                     str(cluster.kubeconfig),
                 ]
                 with started(agent_argv, re.compile(r"(registered) with")):
-                    api = Api(api_url, token)
+                    api = Api(api_url, token, work / "cp")
                     wait_for_agents(api, 1)
                     waited = {
                         follow: through_transporter(api, args.events, follow=follow)

@@ -62,7 +62,7 @@ def main() -> int:
             running_cluster("bench", work / "cluster") as cluster,
             control_plane(work / "cp") as (cp, api_url, agent_url, token),
         ):
-            api = Api(api_url, token)
+            api = Api(api_url, token, work / "cp")
             agent_argv = [
                 *agent_command,
                 "agent",

@@ -27,7 +27,7 @@ def stop_with(agents: int, work: Path) -> float:
         control_plane(data_dir) as (cp, api_url, agent_url, token),
         agents_harness(agent_url, data_dir, agents),
     ):
-        api = Api(api_url, token)
+        api = Api(api_url, token, data_dir)
         wait_for_agents(api, agents)
         api.close()
         start = time.perf_counter()

@@ -25,7 +25,9 @@ from bench.common import Api, agents_harness, control_plane, cpu_seconds, rss_ki
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 
 
-def load(api_url: str, token: str, events: int, agents: int, clients: int, batch: int) -> None:
+def load(
+    api_url: str, token: str, data_dir: Path, events: int, agents: int, clients: int, batch: int
+) -> None:
     """POST ``events`` events from ``clients`` threads: one per request when ``batch`` is 1,
     else ``batch`` per ``POST /events/batch``."""
 
@@ -33,7 +35,7 @@ def load(api_url: str, token: str, events: int, agents: int, clients: int, batch
         return {"target_agent": f"bench-{n % agents}", "payload": {"manifests": [MANIFEST]}}
 
     def post(offset: int) -> None:
-        api = Api(api_url, token)
+        api = Api(api_url, token, data_dir)
         mine = list(range(offset, events, clients))
         for start in range(0, len(mine), batch):
             chunk = mine[start : start + batch]
@@ -60,7 +62,9 @@ def measure(kind: str, store_args: list[str], work: Path, args: argparse.Namespa
     ):
         cpu_before = cpu_seconds(cp.pid), cpu_seconds(agents.pid)
         start = time.perf_counter()
-        load(api_url, token, args.events, args.agents, args.clients, args.batch)
+        load(
+            api_url, token, work / f"cp-{kind}", args.events, args.agents, args.clients, args.batch
+        )
         posted = time.perf_counter() - start
         assert agents.stdout is not None
         done = agents.stdout.readline()

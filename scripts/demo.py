@@ -5,8 +5,9 @@ with ``DEMO_KUBECONFIG=~/.kube/config make demo``), and an example event (exampl
 applied with its phases shown live. The API needs tokens, as everywhere: the demo makes two with
 ``transporter token create``, one that may submit for the demo's agent, one admin. The agent
 channel is mutual TLS, as everywhere: the control plane makes its CA at its first start, and the
-demo issues the agent's bundle with ``transporter bundle create``. Ctrl-C stops everything and
-removes the demo's data.
+demo issues the agent's bundle with ``transporter bundle create``; the API is HTTPS with a
+certificate from that CA, which the producer is given (``TRANSPORTER_CA_CERT``). Ctrl-C stops
+everything and removes the demo's data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,13 +36,14 @@ AGENTS = os.environ.get("DEMO_AGENT_LISTEN", "127.0.0.1:8443")
 AGENT_ID = "demo-agent"
 
 
-def wait_for_agent(api: str, token: str, deadline: float) -> None:
+def wait_for_agent(api: str, token: str, ca: Path, deadline: float) -> None:
     request = urllib.request.Request(
-        f"http://{api}/agents/{AGENT_ID}", headers={"Authorization": f"Bearer {token}"}
+        f"https://{api}/agents/{AGENT_ID}", headers={"Authorization": f"Bearer {token}"}
     )
+    context = ssl.create_default_context(cafile=str(ca))
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - http://
+            with urllib.request.urlopen(request, timeout=2, context=context) as answer:  # noqa: S310
                 if json.load(answer)["status"] == "connected":
                     return
         except OSError:
@@ -116,7 +119,7 @@ def main() -> int:
         token = create_token("demo", "submit", "--agents", AGENT_ID, *data_dir)
         admin = create_token("demo-admin", "admin", *data_dir)
         cp = start("cp", "cp", "--listen", API, "--agent-listen", AGENTS, *data_dir)
-        print(f"control plane  http://{API}  (log {work / 'cp.log'})")
+        print(f"control plane  https://{API}  (log {work / 'cp.log'})")
         print(f"tokens         demo (submit for {AGENT_ID}), demo-admin (admin)")
         # The control plane made its CA and event-signing key at its first start: issue the
         # agent's bundle from them, as an operator does on the control plane's host.
@@ -138,7 +141,8 @@ def main() -> int:
             "env=demo",
         )
         print(f"agent          {AGENT_ID}  (log {work / 'agent.log'})", flush=True)
-        wait_for_agent(API, token, time.monotonic() + 60)
+        ca = work / "cp" / "ca.crt"
+        wait_for_agent(API, token, ca, time.monotonic() + 60)
         print(
             "\nevent          apply examples/hello through the agent, phases as they happen:\n",
             flush=True,
@@ -151,26 +155,26 @@ def main() -> int:
                 "--agent",
                 AGENT_ID,
                 "--cp-url",
-                f"http://{API}",
+                f"https://{API}",
                 "--manifest",
                 str(REPO / "examples" / "hello"),
                 "--wait",
             ],
             check=False,
-            env={**os.environ, "TRANSPORTER_TOKEN": token},
+            env={**os.environ, "TRANSPORTER_TOKEN": token, "TRANSPORTER_CA_CERT": str(ca)},
         )
         produce = " ".join(["transporter", "produce"])
         print(
             f"""
 Everything keeps running until Ctrl-C. Try, in another terminal (. .venv/bin/activate):
-  export TRANSPORTER_TOKEN={token}
+  export TRANSPORTER_TOKEN={token} TRANSPORTER_CA_CERT={ca} TRANSPORTER_CP_URL=https://{API}
   ADMIN_TOKEN={admin}
-  {produce} get agents --cp-url http://{API}
-  {produce} get events --cp-url http://{API}
-  {produce} k8s --agent {AGENT_ID} --manifest examples/hello --wait --cp-url http://{API}
-  {produce} k8s --agent {AGENT_ID} --manifest examples/hello --delete --wait --cp-url http://{API}
+  {produce} get agents
+  {produce} get events
+  {produce} k8s --agent {AGENT_ID} --manifest examples/hello --wait
+  {produce} k8s --agent {AGENT_ID} --manifest examples/hello --delete --wait
   kubectl --kubeconfig {kubeconfig} get all,configmaps -n transporter-hello
-  curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://{API}/audit
+  curl -s --cacert {ca} -H "Authorization: Bearer $ADMIN_TOKEN" https://{API}/audit
   transporter token list --data-dir {work / "cp"}""",
             flush=True,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import attrs
 
 PYTHON_TRANSPORTER = (sys.executable, "-m", "transporter")
-_LISTENING = re.compile(r"API listening on (http://\S+)")
+_LISTENING = re.compile(r"API listening on (https?://\S+)")
 
 
 @attrs.define
@@ -98,6 +99,13 @@ class RunningCp(Started):
     store_args: list[str] = attrs.field(factory=list)
     """The flags that name its store (``--data-dir DIR``, and ``--store URL`` when given)."""
     command: Sequence[str] = PYTHON_TRANSPORTER
+    ca_file: Path | None = None
+    """The CA of its API's certificate (``produce --ca-cert``)."""
+
+    @property
+    def api_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts this control plane's API certificate."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def new_token(self, name: str = "tests", role: str = "admin", *agents: str) -> str:
         """``transporter token create`` on this control plane's store: the token it printed."""
@@ -171,5 +179,13 @@ def running_cp(
         str(data_dir),
         *extra,
     ]
+    ca_file = Path(extra[list(extra).index("--ca-cert") + 1]) if "--ca-cert" in extra else None
     with started(argv, _LISTENING) as (process, (url,)):
-        yield RunningCp(process.popen, process.lines, url, store_args(data_dir, extra), command)
+        yield RunningCp(
+            process.popen,
+            process.lines,
+            url,
+            store_args(data_dir, extra),
+            command,
+            ca_file or data_dir / "ca.crt",
+        )

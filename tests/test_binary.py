@@ -46,7 +46,9 @@ def test_the_binary_answers_version(binary: Path) -> None:
 
 def test_the_binary_serves_healthz_and_stops_on_sigterm(binary: Path, tmp_path: Path) -> None:
     with running_cp(tmp_path, command=[str(binary)]) as cp:
-        with urllib.request.urlopen(f"{cp.api_url}/healthz", timeout=10) as answer:
+        with urllib.request.urlopen(
+            f"{cp.api_url}/healthz", timeout=10, context=cp.api_context
+        ) as answer:
             assert answer.status == 200
         assert cp.stop(signal.SIGTERM) == 0
     assert "Traceback" not in cp.output
@@ -103,6 +105,8 @@ def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_
                     "k8s",
                     "--cp-url",
                     cp.api_url,
+                    "--ca-cert",
+                    str(cp.ca_file),
                     "--agent",
                     "site-1",
                     "--manifest",

@@ -161,10 +161,43 @@ async def test_create_connect_revoke(tmp_path: Path, logs: LogWatch) -> None:
 
 
 def test_a_plain_channel_is_said_loudly(tmp_path: Path) -> None:
-    with running_cp(tmp_path / "cp", "--insecure-plain-ws") as cp:
+    with running_cp(tmp_path / "cp", "--insecure-plain-ws", "--insecure-plain-http") as cp:
         assert "agent channel listening on ws://" in cp.output
         assert "AGENT CHANNEL SECURITY IS OFF" in cp.output
-    assert not (tmp_path / "cp" / "ca.crt").exists()
+        assert "API TLS IS OFF (--insecure-plain-http)" in cp.output
+        assert cp.api_url.startswith("http://")
+    assert not (tmp_path / "cp" / "ca.crt").exists()  # nothing needed a CA
+
+
+def test_revoke_takes_only_a_certificate_that_was_issued(tmp_path: Path) -> None:
+    data = tmp_path / "cp"
+    with running_cp(data):
+        pass  # its first start made the CA
+    serials = {}
+    for agent in ("site-1", "site-2"):
+        out = tmp_path / agent
+        made = run(
+            "bundle", "create", "--agent-id", agent, "--out", str(out), "--data-dir", str(data)
+        )
+        assert made.returncode == 0, made.stderr
+        serials[agent] = load_bundle(out)
+    where = ["--data-dir", str(data)]
+    never = run("bundle", "revoke", "deadbeef", *where)
+    assert never.returncode == 1 and "no certificate issued here" in never.stderr
+    assert len(never.stderr.strip().splitlines()) == 1
+    too_short = run("bundle", "revoke", serials["site-1"].serial[:5], *where)
+    assert too_short.returncode == 1 and "needs 8 digits" in too_short.stderr
+    prefix = serials["site-1"].serial[:12]
+    by_prefix = run("bundle", "revoke", prefix, *where)
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert f"{prefix} is the start of serial {serials['site-1'].serial}" in by_prefix.stdout
+    assert f"revoked serial {serials['site-1'].serial}" in by_prefix.stdout
+    whole = run("bundle", "revoke", serials["site-2"].fingerprint, *where)
+    assert whole.returncode == 0 and "revoked fingerprint" in whole.stdout
+    old = run("bundle", "revoke", "0123456789abcdef", "--unrecorded", *where)
+    assert old.returncode == 0 and "revoked serial 123456789abcdef" in old.stdout
+    verified = run("audit", "verify", *where)
+    assert verified.returncode == 0, verified.stdout
 
 
 def test_a_replica_with_other_keys_on_the_same_store_stops_at_start(

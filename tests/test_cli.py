@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 
 from tests.procs import PYTHON_TRANSPORTER, running_cp
 from transporter import __version__, cli
-from transporter.config import Address, AgentConfig, CpConfig, ProduceConfig, StoreSpec
+from transporter.config import (
+    Address,
+    AgentConfig,
+    CpConfig,
+    ProduceConfig,
+    QueryConfig,
+    StoreSpec,
+)
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,6 +32,10 @@ def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=60,
         check=False,
     )
+
+
+TOKEN = "tpt_0123456789ab_" + "A" * 43
+PLAIN_AGENT = ["agent", "--agent-id", "a", "--cp-url", "ws://c/ws", "--insecure-plain-ws"]
 
 
 def test_version() -> None:
@@ -63,6 +75,15 @@ def test_version() -> None:
         (["produce", "k8s", "--agent", "a", "--manifest", "m.yaml", "-o", "xml"], "invalid choice"),
         (["nonsense"], "invalid choice"),
         ([], "required"),
+        (["cp", "--api-tls-cert", "c.pem"], "--api-tls-cert and --api-tls-key together"),
+        (
+            ["produce", "get", "agents", "--cp-url", "http://cp.example:8080", "--token", TOKEN],
+            "plain HTTP and not this host: the token would cross the network readable",
+        ),
+        (["produce", "get", "agents", "--token", TOKEN + "!"], "holds the character U+0021"),
+        (["produce", "get", "agents", "--token", "not-a-token"], "is not a transporter token"),
+        ([*PLAIN_AGENT, "--impersonate", "everyone"], "invalid choice"),
+        ([*PLAIN_AGENT, "--state-namespace", "Bad_NS"], "namespace 'Bad_NS'"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv: list[str], complaint: str) -> None:
@@ -72,6 +93,42 @@ def test_usage_errors_are_one_line_and_exit_2(argv: list[str], complaint: str) -
     assert len(lines) == 1, done.stderr
     assert complaint in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_token_with_a_line_ending_is_taken_and_a_bad_one_never_shown() -> None:
+    """From a file written on Windows, a token ends with a carriage return: it is dropped."""
+    parsed = cli.parse(["produce", "get", "agents", "--token", TOKEN + "\r\n"])
+    assert parsed.token == TOKEN  # type: ignore[union-attr]
+    done = run("produce", "get", "agents", "--token", TOKEN[:20] + "\r" + TOKEN[20:])
+    assert done.returncode == 2
+    assert "a carriage return at position 21" in done.stderr
+    assert TOKEN[20:] not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_token_may_go_in_cleartext_to_this_host_only() -> None:
+    for url in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]", "https://cp.x"):
+        parsed = cli.parse(["produce", "get", "agents", "--cp-url", url, "--token", TOKEN])
+        assert isinstance(parsed, QueryConfig) and parsed.token == TOKEN
+    parsed = cli.parse(["produce", "get", "agents", "--cp-url", "http://cp.example:8080"])
+    assert isinstance(parsed, QueryConfig) and parsed.token is None  # nothing to protect
+
+
+def test_a_control_plane_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flag, other in (("--listen", "--agent-listen"), ("--agent-listen", "--listen")):
+            done = run(
+                "cp", flag, f"127.0.0.1:{port}", other, "127.0.0.1:0", "--data-dir", str(tmp_path)
+            )
+            assert done.returncode == 1, done.stderr
+            last = done.stderr.strip().splitlines()[-1]
+            assert last == (
+                f"transporter cp: error: cannot listen on 127.0.0.1:{port} ({flag}):"
+                " Address already in use"
+            )
+            assert "Traceback" not in done.stderr
 
 
 def test_flags_become_typed_settings(tmp_path: Path) -> None:
@@ -121,7 +178,9 @@ def test_a_bad_environment_value_names_the_variable() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cp_answers_healthz_and_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
     with running_cp(tmp_path) as cp:
-        with urllib.request.urlopen(f"{cp.api_url}/healthz", timeout=10) as answer:
+        with urllib.request.urlopen(
+            f"{cp.api_url}/healthz", timeout=10, context=cp.api_context
+        ) as answer:
             assert answer.status == 200
             assert json.load(answer) == {"status": "ok", "version": __version__}
         assert cp.stop(signum) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -51,12 +52,12 @@ def create(*argv: str) -> tuple[str, str, subprocess.CompletedProcess[str]]:
     return text, found.group(1), done
 
 
-def get(url: str, token: str | None) -> int:
+def get(url: str, token: str | None, context: ssl.SSLContext) -> int:
     request = urllib.request.Request(url)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         with exc:
@@ -136,7 +137,7 @@ def test_changes_are_in_the_audit_log_without_the_token(tmp_path: Path) -> None:
         request = urllib.request.Request(
             f"{cp.api_url}/audit", headers={"Authorization": f"Bearer {admin}"}
         )
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=cp.api_context) as answer:
             entries = json.load(answer)["items"]
     actions = [(e["action"], e["detail"].split("'")[1]) for e in reversed(entries)]
     assert actions[:3] == [
@@ -156,13 +157,13 @@ def test_a_running_control_plane_takes_a_new_token_and_refuses_it_once_revoked(
     with running_cp(tmp_path) as cp:
         assert "there is none yet: create one on this host" in cp.output
         url = f"{cp.api_url}/events"
-        assert get(url, None) == 401
+        assert get(url, None, cp.api_context) == 401
         token = cp.new_token("ci", "read", "*")
-        assert get(url, token) == 200
+        assert get(url, token, cp.api_context) == 200
         token_id = TOKEN.fullmatch(token).group(1)  # type: ignore[union-attr]
         assert run("token", "revoke", token_id, "--data-dir", str(tmp_path)).returncode == 0
-        assert get(url, token) == 401
-        assert get(f"{cp.api_url}/healthz", None) == 200
+        assert get(url, token, cp.api_context) == 401
+        assert get(f"{cp.api_url}/healthz", None, cp.api_context) == 200
 
 
 @pytest.mark.redis
@@ -176,7 +177,7 @@ def test_tokens_in_redis_by_address_or_url(redis_server: RedisServer) -> None:
 
 def test_insecure_no_auth_serves_without_tokens_and_warns(tmp_path: Path) -> None:
     with running_cp(tmp_path, "--insecure-no-auth") as cp:
-        assert get(f"{cp.api_url}/events", None) == 200
+        assert get(f"{cp.api_url}/events", None, cp.api_context) == 200
     assert "API AUTHENTICATION IS OFF (--insecure-no-auth)" in cp.output
 
 
@@ -248,3 +249,18 @@ def test_flags_and_variables_become_settings(
     assert "tpt_from_env" not in repr(produce)
     query = cli.parse(["produce", "get", "events", "--token", "tpt_from_flag"])
     assert isinstance(query, QueryConfig) and query.token == "tpt_from_flag"
+
+
+def test_the_store_token_create_makes_first_is_its_owners_alone(tmp_path: Path) -> None:
+    """As the README shows it, before the control plane's first start: every submitted Secret
+    will be in that file, so no other local user may read it, whatever the umask."""
+    data = tmp_path / "state" / "transporter"
+    done = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec "$@"', "sh", *PYTHON_TRANSPORTER, "token", "create",
+         "--name", "ci", "--role", "admin", "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir()}
+    assert "transporter.db" in files and set(files.values()) == {0o600}, files

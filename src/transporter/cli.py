@@ -142,7 +142,12 @@ _DEBUG = _Flag("--debug", "log at debug level", switch=True)
 # Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
 # commands that open its store.
 _STORE_FLAGS = (
-    _Flag("--data-dir", "folder for the embedded store", _path, metavar="DIR"),
+    _Flag(
+        "--data-dir",
+        "the control plane's data folder: its embedded store, CA and keys",
+        _path,
+        metavar="DIR",
+    ),
     _Flag(
         "--store",
         "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
@@ -211,6 +216,20 @@ CP_FLAGS = (
         metavar="NAME",
     ),
     _INSECURE_PLAIN_WS,
+    _Flag(
+        "--api-tls-cert",
+        "certificate (PEM, with its chain) for the HTTPS API (default: issued from the CA for"
+        " the agent channel's names)",
+        _path,
+        metavar="FILE",
+    ),
+    _Flag("--api-tls-key", "the key of --api-tls-cert", _path, metavar="FILE"),
+    _Flag(
+        "--insecure-plain-http",
+        "serve the API over plain HTTP: tokens cross the network readable (a closed test"
+        " network, or a TLS proxy on this host, only)",
+        switch=True,
+    ),
     _DEBUG,
 )
 
@@ -226,11 +245,17 @@ BUNDLE_CREATE_FLAGS = (
         "365",
         metavar="N",
     ),
-    _Flag("--data-dir", "the control plane's data folder (its CA and keys)", _path, metavar="DIR"),
+    *_STORE_FLAGS,
     *_KEY_FLAGS,
 )
 BUNDLE_REVOKE_FLAGS = (
     _Flag("--reason", "why, for the audit log", str, metavar="TEXT"),
+    _Flag(
+        "--unrecorded",
+        "revoke a whole serial or fingerprint the store has no record of (issued by an older"
+        " version)",
+        switch=True,
+    ),
     *_STORE_FLAGS,
 )
 
@@ -271,10 +296,24 @@ AGENT_FLAGS = (
     _Flag("--concurrency", "events executed at once", config.parse_positive_int, "4", metavar="N"),
     _Flag(
         "--policy",
-        "policy file: what the control plane may touch (default: refuse bindings to"
-        " cluster-admin, '*' verbs, webhooks, APIServices and kube-system)",
+        "policy file: what the control plane may touch (default: refuse whatever could grant"
+        " power beyond the objects themselves: see the README's Agent policy)",
         _path,
         metavar="FILE",
+    ),
+    _Flag(
+        "--state-namespace",
+        "namespace where the agent keeps what it ran, which events may not touch (default: its"
+        " ServiceAccount's in a pod, else transporter-system)",
+        config.parse_namespace,
+        metavar="NAME",
+    ),
+    _Flag(
+        "--impersonate",
+        "producer: act as each event's producer (user transporter:<created_by>, group"
+        " transporter:producers), so the cluster's RBAC decides what each may do",
+        str,
+        choices=("producer",),
     ),
     _DEBUG,
 )
@@ -283,15 +322,22 @@ _HTTP_CP_URL = _Flag(
     "--cp-url",
     "control plane HTTP API",
     config.parse_http_url,
-    "http://localhost:8080",
+    "https://localhost:8080",
     metavar="URL",
+)
+_PRODUCE_CA = _Flag(
+    "--ca-cert",
+    "CA that issued the control plane's certificate (its DATA_DIR/ca.crt; default: the"
+    " system's trust store)",
+    _path,
+    metavar="FILE",
 )
 _OUTPUT = _Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o")
 _TOKEN = _Flag(
     "--token",
     "API token (tpt_…), sent as 'Authorization: Bearer'; the variable keeps it out of the"
     " process list",
-    _non_empty,
+    config.parse_token,
     metavar="TOKEN",
 )
 
@@ -326,6 +372,7 @@ PRODUCE_K8S_FLAGS = (
         metavar="SECONDS",
     ),
     _TOKEN,
+    _PRODUCE_CA,
 )
 
 PRODUCE_GET_FLAGS = (
@@ -348,6 +395,7 @@ PRODUCE_GET_FLAGS = (
     ),
     _OUTPUT,
     _TOKEN,
+    _PRODUCE_CA,
 )
 
 
@@ -529,6 +577,10 @@ def parse(argv: Sequence[str]) -> Settings:
         data_dir = values["data_dir"] or config.default_data_dir()
         if (values["ca_cert"] is None) != (values["ca_key"] is None):
             parser.error("give --ca-cert and --ca-key together, or neither")
+        if (values["api_tls_cert"] is None) != (values["api_tls_key"] is None):
+            parser.error("give --api-tls-cert and --api-tls-key together, or neither")
+        if values["insecure_plain_http"] and values["api_tls_cert"] is not None:
+            parser.error("--insecure-plain-http serves no TLS: leave out --api-tls-cert")
         return config.CpConfig(
             listen=values["listen"],
             agent_listen=values["agent_listen"],
@@ -541,6 +593,11 @@ def parse(argv: Sequence[str]) -> Settings:
                 signing_key=values["signing_key"],
                 tls_san=tuple(values["tls_san"]),
                 insecure_plain_ws=values["insecure_plain_ws"],
+            ),
+            api=config.ApiSecurity(
+                tls_cert=values["api_tls_cert"],
+                tls_key=values["api_tls_key"],
+                insecure_plain_http=values["insecure_plain_http"],
             ),
             debug=values["debug"],
         )
@@ -581,6 +638,8 @@ def parse(argv: Sequence[str]) -> Settings:
             labels=dict(values["label"]),
             concurrency=values["concurrency"],
             policy=values["policy"],
+            state_namespace=values["state_namespace"] or "",
+            impersonate=values["impersonate"] or "",
             debug=values["debug"],
         )
     if namespace.kind == "get":
@@ -591,6 +650,7 @@ def parse(argv: Sequence[str]) -> Settings:
             parser.error(f"get {namespace.what} needs an id")
         if not single and namespace.name:
             parser.error(f"get {namespace.what} takes no id (did you mean {namespace.what[:-1]}?)")
+        _check_transport(values, parser)
         return config.QueryConfig(
             what=namespace.what,
             name=namespace.name,
@@ -602,9 +662,11 @@ def parse(argv: Sequence[str]) -> Settings:
             timeout=values["timeout"],
             output=values["output"],
             token=values["token"],
+            ca_cert=values["ca_cert"],
         )
     parser, flags = table["produce k8s"]
     values = _resolve(namespace, parser, flags)
+    _check_transport(values, parser)
     return config.ProduceConfig(
         agent=values["agent"],
         manifests=tuple(values["manifest"]),
@@ -616,7 +678,15 @@ def parse(argv: Sequence[str]) -> Settings:
         delete=values["delete"],
         ttl=values["ttl"],
         token=values["token"],
+        ca_cert=values["ca_cert"],
     )
+
+
+def _check_transport(values: dict[str, Any], parser: _Parser) -> None:
+    try:
+        config.check_token_transport(values["cp_url"], values["token"])
+    except ConfigError as exc:
+        parser.error(f"--cp-url: {exc}")
 
 
 def _flag_env(name: str) -> str:
@@ -633,14 +703,19 @@ def _parse_bundle(
         if store is None:
             store = config.StoreSpec.sqlite_in(values["data_dir"] or config.default_data_dir())
         return config.BundleRevokeConfig(
-            store=store, certificate=namespace.certificate, reason=values["reason"] or ""
+            store=store,
+            certificate=namespace.certificate,
+            reason=values["reason"] or "",
+            unrecorded=values["unrecorded"],
         )
     if (values["ca_cert"] is None) != (values["ca_key"] is None):
         parser.error("give --ca-cert and --ca-key together, or neither")
+    data_dir = values["data_dir"] or config.default_data_dir()
     return config.BundleCreateConfig(
         agent_id=values["agent_id"],
         out=values["out"],
-        data_dir=values["data_dir"] or config.default_data_dir(),
+        data_dir=data_dir,
+        store=_store_of(values, parser) or config.StoreSpec.sqlite_in(data_dir),
         ca_cert=values["ca_cert"],
         ca_key=values["ca_key"],
         signing_key=values["signing_key"],
@@ -672,6 +747,8 @@ def _parse_token(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever a command writes (the store, keys, bundles) is its owner's alone, whoever runs it.
+    os.umask(0o077)
     settings = parse(sys.argv[1:] if argv is None else argv)
     # Each role's heavy imports happen here, not at the top of this module.
     if isinstance(settings, config.CpConfig):

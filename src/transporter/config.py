@@ -49,12 +49,7 @@ class Address:
     @property
     def is_loopback(self) -> bool:
         """Whether only this host can reach it (``localhost``, 127.0.0.0/8, ``::1``)."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return host_is_loopback(self.host)
 
 
 @attrs.frozen
@@ -127,6 +122,19 @@ def parse_label(text: str) -> tuple[str, str]:
     return key, value
 
 
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_namespace(text: str) -> str:
+    """A Kubernetes namespace name (a DNS label)."""
+    if not _NAMESPACE.fullmatch(text):
+        raise ConfigError(
+            f"namespace {text!r} must be 1-63 lower-case letters, digits or '-', starting and"
+            " ending with a letter or digit"
+        )
+    return text
+
+
 def parse_agent_id(text: str) -> str:
     """Agent ids are DNS labels (lower case, digits, '-' and '.'), at most 63 characters."""
     if not _AGENT_ID.fullmatch(text):
@@ -149,6 +157,51 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{text!r} is not an http:// or https:// URL with a host")
     return text.rstrip("/")
+
+
+def parse_token(text: str) -> str:
+    """An API token as given: whitespace around it (the newline or carriage return a file or a
+    copy brings along) is dropped; a character no token holds is refused, saying which and
+    where, never quoting the token."""
+    token = text.strip()
+    if not token:
+        raise ConfigError("is empty")
+    for position, char in enumerate(token, start=1):
+        if not (char.isascii() and (char.isalnum() or char in "_-")):
+            raise ConfigError(
+                f"is not a token: it holds {_character(char)} at position {position}; a token"
+                " is tpt_<id>_<secret> (letters, digits, '_' and '-')"
+            )
+    if not token.startswith("tpt_"):
+        raise ConfigError("is not a transporter token: tokens are tpt_<id>_<secret>")
+    return token
+
+
+def _character(char: str) -> str:
+    names = {"\r": "a carriage return", "\n": "a line feed", "\t": "a tab", " ": "a space"}
+    return names.get(char, f"the character U+{ord(char):04X}")
+
+
+def host_is_loopback(host: str | None) -> bool:
+    """Whether only this host can be reached at ``host`` (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token_transport(url: str, token: str | None) -> None:
+    """A token is sent in cleartext only to this host: ``http://`` elsewhere is refused."""
+    parts = urlsplit(url)
+    if token is not None and parts.scheme == "http" and not host_is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{url} is plain HTTP and not this host: the token would cross the network"
+            " readable; use https:// (the control plane serves HTTPS by default)"
+        )
 
 
 def parse_positive_float(text: str) -> float:
@@ -212,6 +265,21 @@ class ChannelSecurity:
 
 
 @attrs.frozen(kw_only=True)
+class ApiSecurity:
+    """How the HTTP API is served: HTTPS by default, with the control plane's serving
+    certificate (from its CA, for the same names as the agent channel's) or the files given."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    """A certificate (chain) and its key for the API, as PEM files (both or neither).
+    ``None``: the serving certificate issued from the control plane's CA."""
+
+    insecure_plain_http: bool = False
+    """Serve plain HTTP: bearer tokens cross the network readable. For a closed test network
+    or behind a TLS-terminating proxy on the same host; the control plane warns loudly."""
+
+
+@attrs.frozen(kw_only=True)
 class CpConfig:
     """Settings of ``transporter cp``."""
 
@@ -226,6 +294,9 @@ class CpConfig:
 
     security: ChannelSecurity = ChannelSecurity()
     """TLS and client certificates on the agent channel; the event-signing key."""
+
+    api: ApiSecurity = ApiSecurity()
+    """TLS on the HTTP API."""
 
     store: StoreSpec | None = None
     """``None`` means the embedded SQLite file in ``data_dir``."""
@@ -275,8 +346,17 @@ class AgentConfig:
 
     policy: Path | None = None
     """Policy file: which kinds and namespaces the control plane may touch, and which dangerous
-    defaults it may ask for. ``None``: the default policy, which refuses bindings to
-    cluster-admin, ``*`` verbs, admission webhooks, APIServices and kube-system."""
+    defaults it may ask for. ``None``: the default policy, which refuses whatever could grant
+    power beyond the objects themselves (see the README's Agent policy)."""
+
+    state_namespace: str = ""
+    """Where the agent keeps what it ran (:mod:`transporter.agent.journal`); events may not
+    touch it. ``""``: the namespace of its ServiceAccount when it runs in a pod, else
+    ``transporter-system``."""
+
+    impersonate: Literal["", "producer"] = ""
+    """``producer``: act as each event's producer (Kubernetes impersonation), so the cluster's
+    RBAC decides what each producer may do, behind the policy."""
 
     debug: bool = False
 
@@ -287,7 +367,7 @@ class ProduceConfig:
 
     agent: str
     manifests: tuple[Path, ...]
-    cp_url: str = "http://localhost:8080"
+    cp_url: str = "https://localhost:8080"
     mode: Literal["http"] = "http"
     wait: bool = False
     timeout: float = 300.0
@@ -299,6 +379,9 @@ class ProduceConfig:
     """Seconds the event may take before it expires; ``None``: the control plane's default."""
     token: str | None = attrs.field(default=None, repr=False)
     """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""
+    ca_cert: Path | None = None
+    """The CA that issued the control plane's certificate (its ``DATA_DIR/ca.crt``);
+    ``None``: the system's trust store."""
 
 
 @attrs.frozen(kw_only=True)
@@ -345,6 +428,8 @@ class BundleCreateConfig:
     out: Path
     """A new (or empty) folder to write the bundle into."""
     data_dir: Path
+    store: StoreSpec
+    """Where the issued certificate is recorded (the control plane's store)."""
     ca_cert: Path | None = None
     ca_key: Path | None = None
     signing_key: Path | None = None
@@ -358,8 +443,12 @@ class BundleRevokeConfig:
 
     store: StoreSpec
     certificate: str
-    """The certificate's serial number (hex) or SHA-256 fingerprint."""
+    """The certificate's serial number (hex) or SHA-256 fingerprint, or an unambiguous prefix of
+    one of a recorded certificate."""
     reason: str = ""
+    unrecorded: bool = False
+    """Revoke a whole serial or fingerprint that the store has no record of (a certificate
+    issued before certificates were recorded)."""
 
 
 QUERY_KINDS = ("events", "event", "agents", "agent")
@@ -371,7 +460,7 @@ class QueryConfig:
 
     what: Literal["events", "event", "agents", "agent"]
     name: str | None = None
-    cp_url: str = "http://localhost:8080"
+    cp_url: str = "https://localhost:8080"
     agent: str | None = None
     state: str | None = None
     limit: int = 50
@@ -380,3 +469,5 @@ class QueryConfig:
     output: Literal["text", "json"] = "text"
     token: str | None = attrs.field(default=None, repr=False)
     """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""
+    ca_cert: Path | None = None
+    """As :attr:`ProduceConfig.ca_cert`."""

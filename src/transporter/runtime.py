@@ -14,23 +14,27 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from transporter.logs import Guard, quiet_libraries
+
 log = logging.getLogger("transporter")
 
 Role = Callable[[trio.Event], Awaitable[None]]
 
 
 def configure_logging(*, debug: bool) -> None:
+    """One handler for every logger, through :class:`transporter.logs.Guard` (no secret, no
+    forged line, whoever logs)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
     )
+    handler.addFilter(Guard())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    if not debug:
-        # Libraries that are chatty at INFO; their warnings still show.
-        for name in ("hypercorn.error", "hypercorn.access", "kubernetes", "urllib3"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
+    if not debug:  # chatty at INFO; its warnings still show
+        logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
 
 
 async def run_until_signal(role: Role, *, grace: float = 10.0) -> None:

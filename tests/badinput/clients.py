@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -59,7 +60,7 @@ async def http(
 
     def call() -> Answer:
         try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
+            with urllib.request.urlopen(request, timeout=60, context=api_context()) as answer:
                 headers = {k.lower(): v for k, v in answer.headers.items()}
                 return Answer(
                     answer.status, answer.read(), headers.get("content-type", ""), headers
@@ -70,6 +71,23 @@ async def http(
                 return Answer(exc.code, exc.read(), headers.get("content-type", ""), headers)
 
     return await trio.to_thread.run_sync(call)
+
+
+def api_context(pki: TestPki | None = None) -> ssl.SSLContext:
+    """A client's TLS context that trusts control planes of the test run's CA (or ``pki``'s)."""
+    return ssl.create_default_context(cafile=str((pki or test_pki.shared()).ca_cert))
+
+
+async def raw_stream(base_url: str, *, pki: TestPki | None = None) -> trio.abc.Stream:
+    """A connection to the API at ``base_url`` for writing HTTP by hand (TLS on https://)."""
+    parts = urlsplit(base_url)
+    assert parts.hostname is not None and parts.port is not None
+    tcp = await trio.open_tcp_stream(parts.hostname, parts.port)
+    if parts.scheme != "https":
+        return tcp
+    tls = trio.SSLStream(tcp, api_context(pki), server_hostname=parts.hostname)
+    await tls.do_handshake()
+    return tls
 
 
 def assert_error(

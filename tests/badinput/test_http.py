@@ -17,6 +17,7 @@ from tests.badinput.clients import (
     event_body,
     http,
     raw_agent,
+    raw_stream,
 )
 from tests.e2e.harness import ControlPlane
 from transporter.protocol import codec
@@ -24,9 +25,9 @@ from transporter.protocol.submission import (
     MAX_EVENT_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_MANIFESTS,
-    MAX_YAML_ALIAS_NODES,
-    MAX_YAML_DEPTH,
 )
+from transporter.protocol.yaml_reader import MAX_ALIAS_NODES as MAX_YAML_ALIAS_NODES
+from transporter.protocol.yaml_reader import MAX_DEPTH as MAX_YAML_DEPTH
 
 
 async def post_event(cp: ControlPlane, body: bytes | str | object) -> Answer:
@@ -41,8 +42,8 @@ async def nothing_stored_and_still_serving(cp: ControlPlane) -> None:
 
 async def head_only(cp: ControlPlane, method: str, path: str, *, content_length: int) -> Answer:
     """Send a request's head announcing a body, never the body, and read the answer."""
-    host, port = cp.client.base_url.removeprefix("http://").rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
+    host = cp.client.base_url.removeprefix("https://").rsplit(":", 1)[0]
+    stream = await raw_stream(cp.client.base_url)
     async with stream:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"

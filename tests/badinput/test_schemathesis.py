@@ -50,7 +50,7 @@ async def seed(cp: RunningCp, token: str) -> None:
     """Something for the read operations to show: an agent, events (one with results), audit."""
     found = _AGENT_CHANNEL.search(cp.output)
     assert found is not None, cp.output
-    client = Client(cp.api_url, token=token)
+    client = Client(cp.api_url, token=token, ca_file=cp.ca_file)
     async with raw_agent(found.group(1), identity="seed") as agent:
         await agent.send(
             {
@@ -116,7 +116,8 @@ schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
 
 
 def test_the_process_serves_this_document(cp_process: RunningCp) -> None:
-    with urllib.request.urlopen(f"{cp_process.api_url}/openapi.json", timeout=30) as answer:
+    url = f"{cp_process.api_url}/openapi.json"
+    with urllib.request.urlopen(url, timeout=30, context=cp_process.api_context) as answer:
         assert json.load(answer) == document()
 
 
@@ -165,6 +166,7 @@ def test_api(case: schemathesis.Case[Any], cp_process: RunningCp, token: str) ->
             headers={"Authorization": f"Bearer {token}"},
             checks=checks,
             timeout=30,
+            verify=str(cp_process.ca_file),
         )
     except Exception:
         tail = "".join(cp_process.lines[-40:])

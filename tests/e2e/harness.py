@@ -8,6 +8,7 @@ id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from tests import pki as test_pki
 from tests.bed.kube import Cluster
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.kube_runner import KubeRunner
+from transporter.agent.main import DEFAULT_STATE_NAMESPACE, open_journal
 from transporter.agent.policy import DEFAULT_POLICY, Policy
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
-from transporter.config import Address, ChannelSecurity, CpConfig, StoreSpec
+from transporter.config import Address, ApiSecurity, ChannelSecurity, CpConfig, StoreSpec
 from transporter.cp.channel import ChannelSettings
 from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget
@@ -81,6 +83,8 @@ class ControlPlane:
     makes its own in ``data_dir`` at the first start (the product's default)."""
     insecure: bool = False
     """Plain ``ws://`` (``--insecure-plain-ws``): no TLS, any agent id."""
+    plain_http: bool = False
+    """The API over plain HTTP (``--insecure-plain-http``); else HTTPS, as by default."""
     revocation_poll: float = 0.2
     """Seconds between looks for revoked certificates (2 s in the product)."""
     bound: Bound | None = None
@@ -95,6 +99,7 @@ class ControlPlane:
             data_dir=self.data_dir,
             store=self.store,
             insecure_no_auth=not self.auth,
+            api=ApiSecurity(insecure_plain_http=self.plain_http),
             security=(
                 ChannelSecurity(insecure_plain_ws=self.insecure)
                 if self.pki is None
@@ -146,12 +151,21 @@ class ControlPlane:
     @property
     def client(self) -> Client:
         """A client with the admin ``token`` (none without ``auth``)."""
-        assert self.bound is not None
-        return Client(self.bound.api_url, timeout=30, token=self.token)
+        return self.client_with(self.token)
 
     def client_with(self, token: str | None) -> Client:
         assert self.bound is not None
-        return Client(self.bound.api_url, timeout=30, token=token)
+        return Client(self.bound.api_url, timeout=30, token=token, ca_file=self.ca_file)
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA of this control plane's HTTPS certificate (``produce --ca-cert``)."""
+        return self.pki.ca_cert if self.pki is not None else self.data_dir / "ca.crt"
+
+    @property
+    def api_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts this control plane's API certificate."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -193,6 +207,10 @@ class Agent:
     bundle: Bundle | Path | None = None
     """Its credentials; ``None``: a bundle for ``agent_id`` from the test run's CA (none on a
     ``ws://`` URL, where events then run unchecked)."""
+    impersonate: bool = False
+    """Act as each event's producer (``--impersonate producer``)."""
+    state_namespace: str = DEFAULT_STATE_NAMESPACE
+    """Where it keeps what it ran (``--state-namespace``)."""
     session: Session | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -206,7 +224,9 @@ class Agent:
                     self._scope = scope
                     async with KubeTarget.connect(self.cluster.kubeconfig) as target:
                         info = agent_info(self.agent_id, self.cluster.name, self.labels)
-                        runner = KubeRunner(target, self.policy)
+                        journal = await open_journal(target, self.state_namespace, self.agent_id)
+                        policy = attrs.evolve(self.policy, state_namespace=self.state_namespace)
+                        runner = KubeRunner(target, policy, impersonate=self.impersonate)
                         bundle = self.credentials(cp_url)
                         session = Session(
                             info,
@@ -215,6 +235,7 @@ class Agent:
                             backoff=FAST_BACKOFF,
                             ssl_context=None if bundle is None else bundle.ssl_context(),
                             signing_key=None if bundle is None else bundle.signing_key,
+                            ledger=journal,
                         )
                         task_status.started(session)
                         await session.run()

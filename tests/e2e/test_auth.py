@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from tests.badinput.clients import Answer, assert_error, configmap, event_body, http
+from tests.badinput.conftest import LogWatch
 from tests.bed.redis import RedisServer
 from tests.e2e.harness import ControlPlane
 from tests.procs import PYTHON_TRANSPORTER
@@ -20,7 +21,7 @@ from tests.store import records as r
 from transporter.config import StoreSpec
 from transporter.cp import api, auth
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import Role, token_id_of
+from transporter.protocol.tokens import Role, new_token, token_id_of
 from transporter.store import open_store
 
 
@@ -368,11 +369,12 @@ async def test_refusals_are_in_the_audit_log_with_who_asked(plane: ControlPlane)
         assert reader not in entry.detail and reader.split("_", 2)[2] not in entry.detail
 
 
-async def test_a_flood_of_refusals_is_recorded_within_a_budget(
+async def test_a_flood_of_refusals_is_recorded_within_each_callers_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At most AUDIT_BURST at once, then AUDIT_RATE a second; the next one written counts
-    those left out. (The gate alone, on a real store: the budget is not timed here.)"""
+    """Callers without a known token: at most AUDIT_BURST at once per address, then AUDIT_RATE
+    a second; the next one written for that address counts those left out. Another address
+    has a budget of its own. (The gate alone, on a real store: the budget is not timed here.)"""
     monkeypatch.setattr(auth, "AUDIT_BURST", 3)
     monkeypatch.setattr(auth, "AUDIT_RATE", 0.0)
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
@@ -381,14 +383,46 @@ async def test_a_flood_of_refusals_is_recorded_within_a_budget(
         for _ in range(10):
             await gate.record_refusal(refused, method="GET", path="/events", remote="10.0.0.1")
         assert len((await store.list_audit()).items) == 3
+        await gate.record_refusal(refused, method="GET", path="/events", remote="10.0.0.2")
+        assert len((await store.list_audit()).items) == 4
         monkeypatch.setattr(auth, "AUDIT_RATE", 1e9)  # refilled at once
-        await gate.record_refusal(refused, method="GET", path="/x" * 500, remote=None)
+        gate._by_address["10.0.0.1"].rate = 1e9
+        await gate.record_refusal(refused, method="GET", path="/x" * 500, remote="10.0.0.1")
         last = (await store.list_audit()).items[0]
         assert last.detail.startswith("401 GET /x/x")
         assert "…" in last.detail and len(last.detail) < 400
         assert last.detail.endswith(
-            "from unknown: no token (7 refusals before this one were not recorded one by one)"
+            "from 10.0.0.1: no token (7 refusals from this address before it were not recorded)"
         )
+
+
+async def test_a_known_tokens_refusals_are_never_hidden_by_a_flood(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: LogWatch
+) -> None:
+    """150 unauthenticated requests first (from one address, and from many), then a scoped
+    token's probes of another tenant's agents: every probe is in the audit log and the log."""
+    monkeypatch.setattr(auth, "AUDIT_RATE", 0.0)
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        gate = auth.Gate(store)
+        anonymous = auth.Refused(401, "no token")
+        for n in range(150):
+            for remote in ("10.0.0.1", f"10.0.1.{n}"):
+                await gate.record_refusal(anonymous, method="GET", path="/events", remote=remote)
+        _, record = new_token(
+            name="team-a", role=Role.READ, agents=("team-a-*",), now=0.0, created_by="test"
+        )
+        caller = auth.Caller(record)
+        for n in range(20):
+            probe = auth.Refused(403, f"not agent team-b-{n}", caller=caller, agent=f"team-b-{n}")
+            await gate.record_refusal(
+                probe, method="GET", path=f"/agents/team-b-{n}", remote="10.0.0.1"
+            )
+        entries = (await store.list_audit(limit=500)).items
+        probes = [e for e in entries if e.actor == "token:team-a"]
+        assert sorted(e.agent_id for e in probes) == sorted(f"team-b-{n}" for n in range(20))
+        assert len(logs.matching("refused: token:team-a 403")) == 20
+        # ...and the flood itself stayed within the anonymous budget.
+        assert len(entries) - len(probes) <= auth.ANONYMOUS_BURST
 
 
 # --- authentication off ---------------------------------------------------------------------

@@ -15,23 +15,34 @@ import trio
 from tests.bed.kube import Cluster
 from tests.e2e.harness import Agent, ControlPlane
 from tests.e2e.test_flow import configmap_yaml, unique
+from tests.pki import TestPki
 from transporter.protocol.tokens import Role
 
 pytestmark = pytest.mark.kube
 
 
 async def produce(
-    cp: ControlPlane, *args: str, token: str | None = None
+    cp: ControlPlane, *args: str, token: str | None = None, ca: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """``transporter produce`` with the control plane's admin token in ``TRANSPORTER_TOKEN``
-    (or ``token``; ``""``: none)."""
+    (or ``token``; ``""``: none), trusting its CA (or ``ca``)."""
     assert cp.bound is not None
-    env = {k: v for k, v in os.environ.items() if k != "TRANSPORTER_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
     given = cp.token if token is None else token
     if given:
         env["TRANSPORTER_TOKEN"] = given
     return await trio.run_process(
-        [sys.executable, "-m", "transporter", "produce", *args, "--cp-url", cp.bound.api_url],
+        [
+            sys.executable,
+            "-m",
+            "transporter",
+            "produce",
+            *args,
+            "--cp-url",
+            cp.bound.api_url,
+            "--ca-cert",
+            str(ca or cp.ca_file),
+        ],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
@@ -141,3 +152,17 @@ async def test_the_producer_sends_its_token_and_says_what_is_missing(
     assert json.loads(shown.stdout)["event"]["created_by"] == "token:ci"
     listed = await produce(cp, "get", "events", "-o", "json", "--token", reader, token="junk")
     assert [e["event"]["id"] for e in json.loads(listed.stdout)] == [event_id]
+
+
+async def test_a_control_plane_whose_certificate_is_not_trusted_is_not_sent_a_token(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    """The producer verifies the API's certificate against the CA it is given: another CA's
+    control plane (or a man in the middle) gets nothing, and the user is told what to give."""
+    other = TestPki.create(tmp_path / "other-ca")
+    done = await produce(cp, "get", "agents", ca=other.ca_cert)
+    assert done.returncode == 1
+    error = done.stderr.decode()
+    assert "certificate is not trusted" in error and "--ca-cert" in error, error
+    assert "Traceback" not in error
+    assert (await produce(cp, "get", "agents")).returncode == 0

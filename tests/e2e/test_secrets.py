@@ -106,7 +106,17 @@ def leaks(text: str) -> list[str]:
 async def produce(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[bytes]:
     assert cp.bound is not None
     return await trio.run_process(
-        [sys.executable, "-m", "transporter", "produce", *args, "--cp-url", cp.bound.api_url],
+        [
+            sys.executable,
+            "-m",
+            "transporter",
+            "produce",
+            *args,
+            "--cp-url",
+            cp.bound.api_url,
+            "--ca-cert",
+            str(cp.ca_file),
+        ],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
@@ -123,7 +133,7 @@ async def get(cp: ControlPlane, path: str) -> str:
     request = urllib.request.Request(url, headers=cp.headers)
 
     def call() -> str:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=cp.api_context) as answer:
             return str(answer.read().decode())
 
     return await trio.to_thread.run_sync(call)

@@ -24,7 +24,7 @@ from tests.faults.producer import ApiAccess
 from tests.procs import create_bundle, create_token
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
-API_LISTENING = re.compile(r"API listening on (http://\S+)")
+API_LISTENING = re.compile(r"API listening on (https?://\S+)")
 AGENT_LISTENING = re.compile(r"agent channel listening on (wss?://\S+)")
 REGISTERED = re.compile(r"(registered) with")
 """The agent's line when its first connection to the control plane is up."""
@@ -149,12 +149,12 @@ class ControlPlaneProcess:
     def api(self) -> ApiAccess:
         """The API with the admin token of :meth:`create_admin_token`."""
         assert self._token is not None, "create_admin_token() first"
-        return ApiAccess(self.api_url, self._token)
+        return ApiAccess(self.api_url, self._token, self.data_dir / "ca.crt")
 
     @property
     def api_url(self) -> str:
         assert self.api_port, "start() first"
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"https://127.0.0.1:{self.api_port}"
 
     @property
     def agent_url(self) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,17 +33,29 @@ class ApiAccess:
     """The control plane's HTTP API as a client reaches it: where, and with which token."""
 
     url: str
-    """``http://HOST:PORT``."""
+    """``https://HOST:PORT`` (or ``http://`` with ``--insecure-plain-http``)."""
     token: str = attrs.field(repr=False)
     """Sent as ``Authorization: Bearer`` with every request."""
+    ca_file: Path | None = None
+    """The CA of the API's certificate."""
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        parts = urlsplit(self.url)
+        if parts.scheme == "http":
+            return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+        context = ssl.create_default_context(
+            cafile=None if self.ca_file is None else str(self.ca_file)
+        )
+        return http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout, context=context
+        )
 
 
 def call(
     api: ApiAccess, method: str, path: str, body: Any = None, *, timeout: float = 60.0
 ) -> tuple[int, Any]:
     """One request on a connection of its own (the server may be a new process each time)."""
-    parts = urlsplit(api.url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    connection = api.connection(timeout)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"}
     try:
         data = None if body is None else json.dumps(body)

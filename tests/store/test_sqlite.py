@@ -294,3 +294,48 @@ def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
     for ev in events:
         few.put(ev)
     assert [few.get(ev.id) is not None for ev in events] == [False, False, True, True]
+
+
+async def test_the_files_are_the_owners_alone_and_looser_ones_are_made_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every submitted Secret is in the file: a new folder is 0700, the file and its -wal and
+    -shm 0600, whatever the umask; files of ours found looser are made owner-only at open, a
+    folder found looser is said (it may be shared on purpose)."""
+    path = tmp_path / "data" / "transporter.db"
+    async with open_store(spec(path)) as store:
+        await store.submit(r.event(), r.accepted_audit(r.event()))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert modes == dict.fromkeys(modes, 384) and "transporter.db" in modes
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    with caplog.at_level("WARNING", logger="transporter.store"):
+        async with open_store(spec(path)):
+            pass
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "was readable by other users (mode 0o644): made owner-only" in caplog.text
+    assert f"chmod 700 {path.parent}" in caplog.text
+
+
+async def test_a_row_whose_event_says_another_id_never_stands_for_that_event(
+    tmp_path: Path,
+) -> None:
+    """A tampered row (its JSON names another event's id) shows under its own id only: the
+    other event is still read from its own row, whichever was read first."""
+    path = tmp_path / "transporter.db"
+    genuine, other = r.event("genuine"), r.event("other")
+    async with open_store(spec(path)) as store:
+        await store.submit(genuine, r.accepted_audit(genuine))
+        await store.submit(other, r.accepted_audit(other))
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        (text,) = conn.execute("SELECT event FROM events WHERE id = 'other'").fetchone()
+        tampered = json.loads(text) | {"id": "genuine"}
+        tampered["payload"]["manifests"] = ["kind: Evil\n"]
+        conn.execute("UPDATE events SET event = ? WHERE id = 'other'", (json.dumps(tampered),))
+    async with open_store(spec(path)) as store:
+        shown = await store.get_event("other")
+        assert shown is not None and shown.event.id == "other"
+        assert shown.event.payload.manifests == ("kind: Evil\n",)
+        real = await store.get_event("genuine")
+        assert real is not None and real.event.payload.manifests == genuine.payload.manifests

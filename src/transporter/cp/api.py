@@ -58,6 +58,26 @@ class BadQuery(ValueError):
     pass
 
 
+class BadBody(ValueError):
+    """A request whose body (or its framing) cannot be read as the API's: answered 400, and
+    the connection closed (what else it carries cannot be trusted to line up)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+async def _json_body(code: str, field: str) -> Any:
+    """The request's body as strict JSON; :class:`BadBody` saying why it is not."""
+    body = await request.get_json(force=True, silent=True)
+    if body is None:
+        problem = getattr(request, "json_problem", "not JSON")
+        raise BadBody(code, f"the body is {problem}", field)
+    return body
+
+
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     text = request.args.get(name)
     if text is None:
@@ -149,6 +169,12 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
     async def bad_query(exc: BadQuery) -> tuple[dict[str, Any], int]:
         return _error(400, "invalid_query", str(exc))
 
+    @app.errorhandler(BadBody)
+    async def bad_body(exc: BadBody) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
+        extra = {"field": exc.field} if exc.field else {}
+        body, status = _error(400, exc.code, exc.message, **extra)
+        return body, status, [("Connection", "close")]
+
     @app.errorhandler(Refused)
     async def not_allowed(exc: Refused) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
         await gate.record_refusal(
@@ -156,6 +182,15 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
         )
         body, status = _error(exc.status, exc.code, exc.message)
         return body, status, exc.headers
+
+    @app.before_request
+    async def framing() -> None:
+        """Both lengths at once is how request smuggling starts: a proxy in front may frame
+        the body by the other one."""
+        if "Content-Length" in request.headers and "Transfer-Encoding" in request.headers:
+            raise BadBody(
+                "bad_request", "a request may not carry both Content-Length and Transfer-Encoding"
+            )
 
     @app.before_request
     async def authenticate() -> None:
@@ -227,9 +262,7 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
     async def submit() -> tuple[dict[str, Any], int]:
         """An event is created_by its token; a token may submit only for its agents (403)."""
         caller = _caller()
-        body = await request.get_json(force=True, silent=True)
-        if body is None:
-            return _error(400, "invalid_event", "the body is not JSON", field="body")
+        body = await _json_body("invalid_event", "body")
         for agent in _targets([body]):
             caller.require_target(agent, "submit events for")
         try:
@@ -261,7 +294,7 @@ def create_app(hub: Hub, *, auth: bool = True) -> QuartTrio:
         mistake about who they are, not one event's.
         """
         caller = _caller()
-        body = await request.get_json(force=True, silent=True)
+        body = await _json_body("invalid_batch", "events")
         items = body.get("events") if isinstance(body, dict) else None
         if not isinstance(items, list) or set(body) - {"events"}:
             return _error(

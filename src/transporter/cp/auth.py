@@ -7,9 +7,12 @@ revocation holds at once, in every control plane on the store.
 
 Refusals say what is missing: 401 (``unauthorized``, with ``WWW-Authenticate: Bearer``) when
 there is no valid token, 403 (``forbidden``) when the token's role or agents do not allow the
-request. Each refusal is written to the audit log (``api.refused``), at most
-:data:`AUDIT_RATE` a second on average (bursts of :data:`AUDIT_BURST`): a flood of bad requests
-cannot make the log grow without bound; those left out are counted in the next one written.
+request. Each refusal is written to the audit log (``api.refused``) and the log. A known token's
+refusals (its role, its agents, its revocation) are always written: it is accountable, and its
+probes must never hide among others. Callers without a known token have a budget each, by
+address (:data:`AUDIT_RATE` a second on average, bursts of :data:`AUDIT_BURST`), and all of them
+together :data:`ANONYMOUS_RATE`: a flood cannot make the log grow without bound, nor use up
+anyone else's budget; those left out are counted in the next one written for that address.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -29,9 +33,14 @@ from transporter.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-AUDIT_RATE: Final = 10.0
-"""Refusals written to the audit log per second, on average."""
-AUDIT_BURST: Final = 100
+AUDIT_RATE: Final = 2.0
+"""Refusals of one address without a known token written per second, on average."""
+AUDIT_BURST: Final = 20
+ANONYMOUS_RATE: Final = 20.0
+"""Refusals of all callers without a known token written per second, on average."""
+ANONYMOUS_BURST: Final = 200
+ADDRESSES: Final = 4096
+"""Addresses whose budgets are kept; the longest unseen is forgotten first."""
 REALM: Final = 'Bearer realm="transporter"'
 _MAX_PATH_SHOWN = 200
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,15}")
@@ -126,9 +135,8 @@ class Gate:
         self.enabled = enabled
         self.clock = clock
         self._needs: dict[str, Role | None] = {}
-        self._budget = float(AUDIT_BURST)
-        self._budget_at: float | None = None
-        self._left_out = 0
+        self._anonymous = Bucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
+        self._by_address: OrderedDict[str, Bucket] = OrderedDict()
 
     # --- what endpoints need ----------------------------------------------------------------
 
@@ -220,17 +228,21 @@ class Gate:
     async def record_refusal(
         self, refused: Refused, *, method: str, path: str, remote: str | None
     ) -> None:
-        """Write the refusal to the audit log (within the budget) and the log."""
-        if not self._take_budget():
-            self._left_out += 1
-            return
-        left_out, self._left_out = self._left_out, 0
+        """Write the refusal to the audit log and the log (within its caller's budget)."""
+        caller = refused.caller
+        actor = caller.identity if caller is not None else ""
+        left_out = 0
+        if not actor:  # no known token: a budget per address, and one for all of them
+            bucket = self._bucket(remote or "unknown")
+            now = trio.current_time()
+            if not (bucket.take(now) and self._anonymous.take(now)):
+                bucket.left_out += 1
+                return
+            left_out, bucket.left_out = bucket.left_out, 0
         shown = path if len(path) <= _MAX_PATH_SHOWN else path[:_MAX_PATH_SHOWN] + "…"
         detail = f"{refused.status} {method} {shown} from {remote or 'unknown'}: {refused.message}"
         if left_out:
-            detail += f" ({left_out} refusals before this one were not recorded one by one)"
-        caller = refused.caller
-        actor = caller.identity if caller is not None else ""
+            detail += f" ({left_out} refusals from this address before it were not recorded)"
         log.info("refused: %s%s", f"{actor} " if actor else "", detail)
         entry = AuditEntry(
             at=self.clock(),
@@ -245,14 +257,31 @@ class Gate:
         except StoreUnavailable as exc:  # the refusal stands; it is in the log at least
             log.warning("could not write a refusal to the audit log: %s", exc)
 
-    def _take_budget(self) -> bool:
-        now = trio.current_time()
-        since = 0.0 if self._budget_at is None else now - self._budget_at
-        self._budget = min(AUDIT_BURST, self._budget + since * AUDIT_RATE)
-        self._budget_at = now
-        if self._budget < 1:
+    def _bucket(self, address: str) -> Bucket:
+        bucket = self._by_address.pop(address, None) or Bucket(AUDIT_RATE, AUDIT_BURST)
+        self._by_address[address] = bucket
+        while len(self._by_address) > ADDRESSES:
+            self._by_address.popitem(last=False)
+        return bucket
+
+
+class Bucket:
+    """A token bucket: ``rate`` a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.at: float | None = None
+        self.left_out = 0
+
+    def take(self, now: float) -> bool:
+        since = 0.0 if self.at is None else now - self.at
+        self.tokens = min(self.burst, self.tokens + since * self.rate)
+        self.at = now
+        if self.tokens < 1:
             return False
-        self._budget -= 1
+        self.tokens -= 1
         return True
 
 

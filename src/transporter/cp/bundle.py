@@ -9,9 +9,12 @@ beside the binary (``transporter agent --bundle DIR``)::
     agent.key           its private key (mode 0600)
     event-signing.pub   the control plane's event-signing public key
 
-``revoke`` stores a revocation (by serial or fingerprint) in the control plane's store, with its
-audit entry; every control plane on that store refuses the certificate from then on, and closes
-the connection it has open with it within seconds (see :mod:`transporter.cp.revocations`).
+Every certificate ``create`` issues is recorded in the control plane's store (with its audit
+entry) before its bundle is written. ``revoke`` takes the serial or fingerprint of a recorded
+certificate, whole or as an unambiguous prefix of at least eight digits, and stores its
+revocation, with its audit entry; every control plane on that store refuses the certificate
+from then on, and closes the connection it has open with it within seconds (see
+:mod:`transporter.cp.revocations`). Anything else (never issued, ambiguous, a typo) is refused.
 """
 
 from __future__ import annotations
@@ -31,13 +34,22 @@ from transporter.protocol.identity import (
     BUNDLE_CERT_FILE,
     BUNDLE_KEY_FILE,
     BUNDLE_SIGNING_FILE,
+    MIN_PREFIX,
+    IssuedCertificate,
     NotACertificate,
+    RefKind,
     Revocation,
+    matching_certificates,
     parse_certificate_ref,
 )
 from transporter.protocol.model import AuditEntry
 
 EXIT_USAGE = 2
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PkiError(f"{out} exists and is not an empty folder; give a new one")
 
 
 def write_bundle(
@@ -51,15 +63,29 @@ def write_bundle(
 ) -> Issued:
     """Issue ``agent_id``'s certificate and write its bundle into ``out`` (new, or empty).
     ``now``: when the certificate's validity starts (tests: certificates of the past)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PkiError(f"{out} exists and is not an empty folder; give a new one")
+    check_out(out)
     issued = authority.issue_agent(agent_id, days=days, now=now)
+    write_files(authority, signer, issued, out)
+    return issued
+
+
+def write_files(authority: Authority, signer: EventSigner, issued: Issued, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     (out / BUNDLE_CA_FILE).write_bytes(authority.issued.cert_pem())
     (out / BUNDLE_CERT_FILE).write_bytes(issued.cert_pem())
     write_private(out / BUNDLE_KEY_FILE, issued.key_pem())
     (out / BUNDLE_SIGNING_FILE).write_bytes(signer.public_pem())
-    return issued
+
+
+def record_of(issued: Issued, agent_id: str, by: str) -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=issued.serial,
+        fingerprint=issued.fingerprint,
+        agent_id=agent_id,
+        not_after=issued.not_after.timestamp(),
+        issued_at=time.time(),
+        issued_by=by,
+    )
 
 
 def who() -> str:
@@ -81,17 +107,46 @@ def revocation_audit(revocation: Revocation) -> AuditEntry:
 
 
 def create_main(settings: BundleCreateConfig) -> int:
-    """``transporter bundle create``: 0 written, 1 the CA or key cannot be used."""
+    """``transporter bundle create``: 0 written, 1 the CA or key cannot be used, or the store
+    cannot record the certificate (then nothing is written)."""
+    import trio  # here: see transporter.cli's docstring
+
+    from transporter.store import StoreError, open_store
+
     prog = "transporter bundle create"
     try:
         authority, _ = open_authority(
             settings.data_dir, settings.ca_cert, settings.ca_key, create=False
         )
         signer, _ = open_signing_key(settings.data_dir, settings.signing_key, create=False)
-        issued = write_bundle(
-            authority, signer, settings.agent_id, settings.out, days=settings.days
-        )
+        check_out(settings.out)
+        issued = authority.issue_agent(settings.agent_id, days=settings.days)
     except (PkiError, OSError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    record = record_of(issued, settings.agent_id, who())
+    audit = AuditEntry(
+        at=record.issued_at,
+        action="certificate.issued",
+        actor=record.issued_by,
+        agent_id=settings.agent_id,
+        detail=f"serial {record.serial}, fingerprint {record.fingerprint}",
+    )
+
+    async def store_it() -> None:
+        async with open_store(settings.store) as store:
+            await store.record_certificate(record, audit)
+
+    try:
+        trio.run(store_it)
+        write_files(authority, signer, issued, settings.out)
+    except StoreError as exc:
+        print(
+            f"{prog}: cannot record the certificate in {settings.store.display}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     print(
@@ -123,17 +178,26 @@ def revoke_main(settings: BundleRevokeConfig) -> int:
     if spec.path is not None and not spec.path.is_file():
         print(f"{prog}: error: no store at {spec.path} (see --help)", file=sys.stderr)
         return EXIT_USAGE
-    revocation = Revocation(kind, value, time.time(), by=who(), reason=settings.reason)
 
-    async def store_it() -> tuple[Revocation, bool]:
+    async def revoke(target: tuple[RefKind, str] | None) -> tuple[Revocation, bool] | str:
         async with open_store(spec) as store:
+            if target is None:
+                chosen = _choose(settings.certificate, await store.issued_certificates())
+                if isinstance(chosen, str):
+                    return chosen
+                target = chosen
+            revocation = Revocation(*target, time.time(), by=who(), reason=settings.reason)
             return await store.revoke_certificate(revocation, revocation_audit(revocation))
 
     try:
-        stored, created = trio.run(store_it)
+        done = trio.run(revoke, (kind, value) if settings.unrecorded else None)
     except StoreError as exc:
-        print(f"{prog}: cannot write to the store {spec.display}: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot use the store {spec.display}: {exc}", file=sys.stderr)
         return 1
+    if isinstance(done, str):
+        print(f"{prog}: error: {done}", file=sys.stderr)
+        return 1
+    stored, created = done
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stored.at))
     if created:
         print(
@@ -143,3 +207,22 @@ def revoke_main(settings: BundleRevokeConfig) -> int:
     else:
         print(f"{stored.kind} {stored.value} was revoked already, at {when} UTC by {stored.by}")
     return 0
+
+
+def _choose(text: str, issued: list[IssuedCertificate]) -> tuple[RefKind, str] | str:
+    """The one recorded certificate ``text`` names, as what to revoke; else why not (one line)."""
+    found, by_prefix = matching_certificates(text, issued)
+    if len(found) == 1:
+        certificate = found[0]
+        if by_prefix:
+            print(f"{text.strip()} is the start of {certificate.describe()}")
+            return "serial", certificate.serial
+        return parse_certificate_ref(text)
+    if found:
+        named = "; ".join(c.describe() for c in found[:5])
+        return f"{text.strip()} begins {len(found)} certificates ({named}): give more of it"
+    return (
+        f"no certificate issued here has the serial or fingerprint {text.strip()} (a prefix"
+        f" needs {MIN_PREFIX} digits at least). A certificate issued before certificates were"
+        " recorded: give its whole serial or fingerprint with --unrecorded"
+    )

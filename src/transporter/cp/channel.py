@@ -40,7 +40,9 @@ from trio_websocket import (
 )
 
 from transporter.config import Address, ConfigError, parse_agent_id
+from transporter.cp.connections import Gate, Limits, Throttled, peer_of
 from transporter.cp.dispatch import ACK_TIMEOUT, Hub
+from transporter.cp.http import open_listeners
 from transporter.cp.registry import Connection
 from transporter.cp.revocations import RevocationWatch
 from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
@@ -69,6 +71,7 @@ from transporter.protocol.model import (
     EventState,
     Phase,
 )
+from transporter.protocol.report_bounds import bounded_time, bounded_update
 from transporter.protocol.status import StatusUpdate
 from transporter.store.base import StoreUnavailable
 
@@ -80,6 +83,13 @@ REPORTS_IN_WRITING = 256
 connection is not read until some are written (backpressure)."""
 MESSAGE_TOO_BIG = 1009
 """WebSocket close code trio-websocket sends when a message exceeds ``max_message_size``."""
+
+
+HANDSHAKES = Limits(total=256, per_address=32, handshake_timeout=10.0)
+
+
+HANDSHAKES = Limits(total=256, per_address=32, handshake_timeout=10.0)
+"""Bounds of the agent channel's TLS handshakes (:attr:`ChannelSettings.handshakes`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -99,6 +109,9 @@ class ChannelSettings:
     connect_timeout: float = 10.0
     """Seconds for the TLS handshake, and again for the WebSocket upgrade."""
     max_message_bytes: int = codec.MAX_MESSAGE_BYTES
+    handshakes: Limits = HANDSHAKES
+    """TLS handshakes under way at once, in all and from one address, and how long each may
+    take: an unauthenticated flood is closed before it costs TLS work or memory."""
 
     @property
     def dead_after(self) -> float:
@@ -120,6 +133,8 @@ class AgentChannel:
         self.settings = settings
         self.tls = tls
         self.revocations = revocations
+        self.handshakes = Gate("agent channel", settings.handshakes)
+        self._failed_handshakes = Throttled(log)
         self.churn = 0
         """Agent connections registered plus those ended, so far (:mod:`.trim` watches it)."""
 
@@ -130,7 +145,7 @@ class AgentChannel:
         task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until cancelled; ``started()`` gives the bound addresses."""
-        listeners = await trio.open_tcp_listeners(address.port, host=address.host or None)
+        listeners = await open_listeners(address, "--agent-listen")
         bound = [Address(*listener.socket.getsockname()[:2]) for listener in listeners]
         async with trio.open_nursery() as nursery:
             if self.tls is None:
@@ -153,18 +168,40 @@ class AgentChannel:
 
     async def _handle_tls(self, stream: trio.SocketStream) -> None:
         """One TCP connection: the TLS handshake (a client certificate from our CA), then the
-        WebSocket upgrade, refused for a certificate that names no agent or is revoked."""
+        WebSocket upgrade, refused for a certificate that names no agent or is revoked.
+
+        Handshakes under way are bounded (:attr:`ChannelSettings.handshakes`), in all and per
+        address: past them a connection is closed before any TLS work."""
         assert self.tls is not None
-        peer = _address(stream)
-        timeout = self.settings.connect_timeout
-        try:
-            with trio.fail_after(timeout):
-                tls = await handshake(stream, self.tls)
-        except (HandshakeFailed, trio.TooSlowError) as exc:
-            reason = str(exc) or f"no TLS handshake within {timeout:g} s"
-            log.warning("agent channel %s: TLS handshake failed: %s", peer, reason)
+        address = peer_of(stream)
+        if not self.handshakes.enter(address):
             await trio.aclose_forcefully(stream)
             return
+        try:
+            tls = await self._handshake(stream)
+        finally:
+            self.handshakes.leave(address)
+            self.churn += 1  # a flood of handshakes leaves memory to give back too
+        if tls is not None:
+            await self._upgrade(tls, _address(stream))
+
+    async def _handshake(
+        self, stream: trio.SocketStream
+    ) -> trio.SSLStream[trio.SocketStream] | None:
+        assert self.tls is not None
+        timeout = self.handshakes.limits.handshake_timeout
+        try:
+            with trio.fail_after(timeout):
+                return await handshake(stream, self.tls)
+        except (HandshakeFailed, trio.TooSlowError) as exc:
+            reason = str(exc) or f"no TLS handshake within {timeout:g} s"
+            self._failed_handshakes.warning(
+                "agent channel %s: TLS handshake failed: %s", _address(stream), reason
+            )
+            await trio.aclose_forcefully(stream)
+            return None
+
+    async def _upgrade(self, tls: trio.SSLStream[trio.SocketStream], peer: str) -> None:
         refusal = ""
         certificate: PeerCertificate | None = None
         try:
@@ -495,8 +532,9 @@ class AgentChannel:
         """The agent has the event: recorded as its ``received`` phase, at the time the agent
         says (protocol 2; as its other reports), else now."""
         connection.acknowledged(event_id)
+        now = time.time()
         received = StatusUpdate(
-            at=time.time() if at is None else at,
+            at=now if at is None else bounded_time(at, now),
             state=EventState.IN_PROGRESS,
             phase=Phase.RECEIVED,
             message="received by agent",
@@ -518,10 +556,34 @@ class AgentChannel:
             message=status.message,
             resources=status.resources,
         )
+        # The agent's word: stored within bounds (its time, its texts, how many results).
+        update = bounded_update(update, time.time())
         pending = await self._report(connection, status.event_id, update)
+        if pending is not None and status.replay:
+            await self._replayed(connection, status.event_id, update.message)
         if pending is not None:
             connection.acknowledged(status.event_id)
             await stored.send((pending, StatusAck(status.event_id, status.seq)))
+
+    async def _replayed(self, connection: Connection, event_id: str, message: str) -> None:
+        """The agent was sent an event it had run before, and did not run it again: only a
+        writer of the store (or a crash of the agent between its journal and its report) sends
+        one again. Said in the log and the audit log."""
+        log.warning(
+            "agent %s refused to run event %s again (a replay): %s",
+            connection.agent_id,
+            event_id,
+            message,
+        )
+        await self._audit_safely(
+            AuditEntry(
+                at=time.time(),
+                action="event.replay_refused",
+                agent_id=connection.agent_id,
+                event_id=event_id,
+                detail=message,
+            )
+        )
 
     async def _acknowledge(
         self,

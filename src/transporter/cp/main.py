@@ -14,16 +14,18 @@ from transporter.config import Address, CpConfig
 from transporter.cp.api import create_app
 from transporter.cp.channel import PATH, AgentChannel, ChannelSettings
 from transporter.cp.dispatch import Hub
-from transporter.cp.http import serve_api
+from transporter.cp.http import ApiServer, StartupError
 from transporter.cp.pki import PkiError
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
 from transporter.cp.security import Credentials, KeyMismatch, pin_keys, prepare
 from transporter.cp.trim import trim_after_changes
-from transporter.store import Store, open_store
+from transporter.store import Store, StoreError, open_store
 
 log = logging.getLogger("transporter.cp")
 
 EXIT_USAGE = 2
+EXIT_START = 1
+"""The control plane could not start: a port in use, a store that cannot be opened."""
 
 
 @attrs.frozen
@@ -78,14 +80,12 @@ async def serve(
             agent_addresses: list[Address] = await background.start(
                 agents.serve, settings.agent_listen
             )
-            api_urls: list[str] = await nursery.start(
-                partial(
-                    serve_api,
-                    create_app(hub, auth=not settings.insecure_no_auth),
-                    settings.listen,
-                    shutdown,
-                )
+            api = ApiServer(
+                create_app(hub, auth=not settings.insecure_no_auth),
+                settings.listen,
+                tls=credentials.api_tls,
             )
+            api_urls: list[str] = await nursery.start(api.serve, shutdown)
             background.start_soon(hub.run)
             background.start_soon(trim_after_changes, lambda: agents.churn)
             log.info("store: %s", store_spec.display)
@@ -121,36 +121,45 @@ async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> No
         )
     else:
         log.info("API: bearer tokens required (`transporter token list` shows them)")
-    if not settings.listen.is_loopback:
+    if settings.api.insecure_plain_http:
         log.warning(
-            "the API on %s is plain HTTP: bearer tokens cross the network readable. Put it"
-            " behind a TLS-terminating proxy, or listen on 127.0.0.1 and reach it through an"
-            " SSH tunnel, until the control plane serves TLS itself.",
+            "API TLS IS OFF (--insecure-plain-http): the API on %s is plain HTTP, and bearer"
+            " tokens cross the network readable%s. Use it behind a TLS-terminating proxy on"
+            " this host, or on a closed test network, only.",
             settings.listen,
+            "" if settings.listen.is_loopback else " to anyone on the way",
         )
 
 
 def main(settings: CpConfig) -> int:
+    """Exit codes: 0 stopped on a signal; 1 could not start (a port in use, the store cannot be
+    opened); 2 bad settings (a CA, key or certificate file that cannot be used, keys that are
+    not the store's). Every failure to start is one line on stderr."""
     runtime.configure_logging(debug=settings.debug)
     try:  # before serving anything: a CA or key file that cannot be used is a usage error
         credentials = prepare(settings)
     except (PkiError, OSError) as exc:
-        print(f"transporter cp: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), EXIT_USAGE)
     try:
         return runtime.run(partial(serve, settings, credentials=credentials))
-    except BaseExceptionGroup as group:  # from the nurseries around serve
-        mismatch = group.subgroup(KeyMismatch)
-        if mismatch is None:
-            raise
-        print(f"transporter cp: error: {_first(mismatch)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyMismatch as exc:
-        print(f"transporter cp: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except BaseException as exc:
+        failure = _first(exc)
+        if isinstance(failure, KeyMismatch):
+            return _fail(str(failure), EXIT_USAGE)
+        if isinstance(failure, StartupError):
+            return _fail(str(failure), EXIT_START)
+        if isinstance(failure, StoreError):
+            return _fail(f"the store {settings.effective_store.display}: {failure}", EXIT_START)
+        raise
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"transporter cp: error: {message}", file=sys.stderr)
+    return code
 
 
 def _first(exc: BaseException) -> BaseException:
+    """The first failure inside nested exception groups (the nurseries around serve)."""
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc

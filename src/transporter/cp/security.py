@@ -1,19 +1,22 @@
 """What the control plane needs, at start, to be secure by default: its CA (made in the data
-folder on the first start, as k3s does, unless given as files), the agent channel's serving
-certificate (issued again at every start, for ``--tls-san`` and the local names), the TLS
-context that requires agents' client certificates, and the event-signing key."""
+folder on the first start, as k3s does, unless given as files), its serving certificate (issued
+again at every start, for ``--tls-san``, the addresses it listens on and the local names), the
+agent channel's TLS context (agents' client certificates required), the HTTPS API's, and the
+event-signing key."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import ssl
+from pathlib import Path
 
 import attrs
 from cryptography.hazmat.primitives import hashes
 
-from transporter.config import CpConfig
-from transporter.cp.pki import open_authority, write_serving
+from transporter.config import ApiSecurity, CpConfig
+from transporter.cp.http import api_context
+from transporter.cp.pki import PkiError, open_authority, write_serving
 from transporter.cp.signer import EventSigner, open_signing_key
 from transporter.cp.tls import server_context
 from transporter.store import Store
@@ -25,9 +28,11 @@ log = logging.getLogger("transporter.cp")
 class Credentials:
     signer: EventSigner
     tls: ssl.SSLContext | None
-    """``None``: plain WebSocket (``--insecure-plain-ws``)."""
+    """The agent channel's; ``None``: plain WebSocket (``--insecure-plain-ws``)."""
     ca_fingerprint: str | None = None
     """SHA-256 of the CA's certificate (hex); ``None`` without TLS."""
+    api_tls: ssl.SSLContext | None = None
+    """The HTTPS API's; ``None``: plain HTTP (``--insecure-plain-http``)."""
 
     @property
     def signing_fingerprint(self) -> str:
@@ -61,28 +66,59 @@ def prepare(settings: CpConfig) -> Credentials:
     """Load (or on the first start, make) the CA and keys; :class:`~.pki.PkiError` when a file
     given or found cannot be used. Blocking file work: call it before the event loop, or in a
     worker thread."""
-    security = settings.security
+    security, api = settings.security, settings.api
     data_dir = settings.data_dir
     authority = None
-    if not security.insecure_plain_ws:  # first: a CA that cannot be used leaves nothing made
+    issued_for_api = not api.insecure_plain_http and api.tls_cert is None
+    if not security.insecure_plain_ws or issued_for_api:
+        # first: a CA that cannot be used leaves nothing made
         authority, made = open_authority(data_dir, security.ca_cert, security.ca_key, create=True)
         if made:
             log.info("CA created in %s (first start): %s", data_dir, authority.cert_file)
     signer, made = open_signing_key(data_dir, security.signing_key, create=True)
     if made:
         log.info("event-signing key created in %s (first start)", data_dir)
-    if authority is None:
-        log.warning(
-            "AGENT CHANNEL SECURITY IS OFF (--insecure-plain-ws): plain ws:// without TLS;"
-            " agents are not authenticated and may register as any id, and whoever can reach"
-            " the port or the network between may read and change what goes over it. Use it on"
-            " a closed test network only."
-        )
-        return Credentials(signer, None)
-    names = [*security.tls_san]
-    if settings.agent_listen.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
-        names.append(settings.agent_listen.host)
-    cert_file, key_file = write_serving(authority, data_dir, names)
-    fingerprint = authority.certificate.fingerprint(hashes.SHA256()).hex()
-    context = server_context(authority.cert_file, cert_file, key_file)
-    return Credentials(signer, context, ca_fingerprint=fingerprint)
+    serving = None
+    if authority is not None:
+        serving = write_serving(authority, data_dir, _names(settings))
+    channel = None
+    fingerprint = None
+    if security.insecure_plain_ws:
+        _warn_plain_ws()
+    elif authority is not None and serving is not None:
+        fingerprint = authority.certificate.fingerprint(hashes.SHA256()).hex()
+        channel = server_context(authority.cert_file, *serving)
+    return Credentials(signer, channel, ca_fingerprint=fingerprint, api_tls=_api_tls(api, serving))
+
+
+def _names(settings: CpConfig) -> list[str]:
+    """The names the serving certificate is for, beside the local ones: ``--tls-san`` and the
+    addresses the control plane listens on, when they name one."""
+    names = [*settings.security.tls_san]
+    for address in (settings.agent_listen, settings.listen):
+        if address.host not in ("", "0.0.0.0", "::", *names):  # noqa: S104 - compared, not bound
+            names.append(address.host)
+    return names
+
+
+def _api_tls(api: ApiSecurity, serving: tuple[Path, Path] | None) -> ssl.SSLContext | None:
+    if api.insecure_plain_http:
+        return None
+    if api.tls_cert is not None and api.tls_key is not None:
+        cert, key = api.tls_cert, api.tls_key
+    else:
+        assert serving is not None, "the CA issues the API's certificate when none is given"
+        cert, key = serving
+    try:
+        return api_context(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise PkiError(f"the API's certificate {cert} or key {key} cannot be used: {exc}") from None
+
+
+def _warn_plain_ws() -> None:
+    log.warning(
+        "AGENT CHANNEL SECURITY IS OFF (--insecure-plain-ws): plain ws:// without TLS;"
+        " agents are not authenticated and may register as any id, and whoever can reach"
+        " the port or the network between may read and change what goes over it. Use it on"
+        " a closed test network only."
+    )

@@ -7,9 +7,11 @@ decoded into the protocol's types with the one converter.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,7 +29,12 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def opener(ca_file: Path | None) -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect and trusts ``ca_file`` (the control plane's CA) for
+    HTTPS, else the system's trust store. TLS 1.2 or later, host names checked."""
+    context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return urllib.request.build_opener(_NoRedirects, urllib.request.HTTPSHandler(context=context))
 
 
 class ApiError(Exception):
@@ -56,9 +63,22 @@ class Submitted:
 class Client:
     """``token``: the API token, sent with every request as ``Authorization: Bearer``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
+        """``ca_file``: the CA that issued the control plane's certificate (else the system's
+        trust store). Raises :class:`Unreachable` when ``ca_file`` cannot be read."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        try:
+            self._opener = opener(ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise Unreachable(f"cannot use the CA file {ca_file}: {exc}") from None
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token is not None:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -81,7 +101,7 @@ class Client:
 
         def call() -> Any:
             try:
-                with _OPENER.open(request, timeout=limit) as answer:
+                with self._opener.open(request, timeout=limit) as answer:
                     return json.load(answer)
             except urllib.error.HTTPError as exc:
                 try:
@@ -96,6 +116,11 @@ class Client:
                 ) from None
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    reason = (
+                        f"its certificate is not trusted ({reason.verify_message}): give the"
+                        " control plane's CA with --ca-cert (its DATA_DIR/ca.crt)"
+                    )
                 raise Unreachable(f"{self.base_url}: {reason}") from None
 
         try:

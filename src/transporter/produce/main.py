@@ -76,7 +76,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
         print(f"transporter produce: {exc}", file=sys.stderr)
         outcome.append(EXIT_USAGE)
         return
-    client = Client(settings.cp_url, token=settings.token)
+    client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
     body: dict[str, Any] = {
         "target_agent": settings.agent,
         "payload": {"manifests": manifests, "action": "delete" if settings.delete else "apply"},
@@ -116,7 +116,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
 
 async def query(settings: QueryConfig, outcome: list[int]) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    client = Client(settings.cp_url, token=settings.token)
+    client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
     json_out = settings.output == "json"
     now = time.time()
     if settings.what == "events":

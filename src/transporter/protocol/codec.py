@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
-from transporter.protocol.messages import MESSAGE_TYPES, Message
+from transporter.protocol.messages import MESSAGE_TYPES, Message, Status
 from transporter.protocol.model import Event
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -40,6 +41,11 @@ def _tag(cls: Any) -> str:
     return str(cls.TAG)
 
 
+# Fields a protocol version added travel only when set, so older peers never see them.
+converter.register_unstructure_hook(
+    Status,
+    make_dict_unstructure_fn(Status, converter, replay=override(omit_if_default=True)),
+)
 configure_tagged_union(Message, converter, tag_generator=_tag, tag_name="type")
 
 
@@ -80,13 +86,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def loads(text: str | bytes) -> Any:
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"duplicate key {key!r}")
+        found[key] = value
+    return found
+
+
+def loads(text: str | bytes, *, unique_keys: bool = False) -> Any:
     """JSON text to data, stricter than :func:`json.loads`, for everything a peer sends us.
 
     Refused with :class:`ValueError`: ``NaN`` and ``Infinity`` (not JSON, though Python reads
     them), nesting too deep for the parser (a ``RecursionError`` otherwise, which nothing
-    expects), strings with a lone surrogate (``"\\ud800"``: no text encoding can store it), and
-    bytes that are not UTF-8.
+    expects), strings with a lone surrogate (``"\\ud800"``: no text encoding can store it),
+    bytes that are not UTF-8, and with ``unique_keys`` an object with a key twice (which one
+    counts? a proxy in front may read the other).
     """
     if isinstance(text, bytes):
         # UTF-8, strictly: json.loads would also take UTF-16 or UTF-32, and encoded surrogates.
@@ -94,7 +110,8 @@ def loads(text: str | bytes) -> Any:
     else:
         text.encode()  # a raw surrogate in the text itself (UnicodeEncodeError)
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        hook = _unique if unique_keys else None
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=hook)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if "\\ud" in text or "\\uD" in text:  # an escaped surrogate, perhaps of a valid pair

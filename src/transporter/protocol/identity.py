@@ -182,3 +182,45 @@ def describe_tls_error(exc: BaseException) -> str:
     text = str(getattr(cause, "reason", "")).replace("_", " ").lower()
     verify = getattr(cause, "verify_message", None)
     return f"{text}: {verify}" if verify else text
+
+
+MIN_PREFIX: Final = 8
+"""Hex digits a prefix of a serial or fingerprint must have to name a certificate."""
+
+
+@attrs.frozen
+class IssuedCertificate:
+    """An agent certificate the control plane's CA issued (``transporter bundle create``
+    records each in the store, so that ``bundle revoke`` revokes only what exists)."""
+
+    serial: str
+    fingerprint: str
+    agent_id: str
+    not_after: float
+    issued_at: float
+    issued_by: str = ""
+    seq: int = 0
+    """Assigned by the store: 1, 2, 3 … in the order certificates were recorded."""
+
+    def describe(self) -> str:
+        return f"serial {self.serial} (agent {self.agent_id}, fingerprint {self.fingerprint[:16]}…)"
+
+
+def matching_certificates(
+    text: str, issued: list[IssuedCertificate]
+) -> tuple[list[IssuedCertificate], bool]:
+    """The recorded certificates ``text`` names: its serial or fingerprint whole, else (when it
+    has :data:`MIN_PREFIX` digits at least) those it begins. The flag says a prefix matched.
+    Raises :class:`NotACertificate` for text that is neither."""
+    kind, value = parse_certificate_ref(text)
+    exact = [c for c in issued if (c.serial if kind == "serial" else c.fingerprint) == value]
+    if exact:
+        return exact, False
+    cleaned = text.strip().lower().replace(":", "").removeprefix("0x")
+    if len(cleaned) < MIN_PREFIX:
+        return [], False
+    serial_prefix = cleaned.lstrip("0") or "0"
+    found = [
+        c for c in issued if c.serial.startswith(serial_prefix) or c.fingerprint.startswith(cleaned)
+    ]
+    return found, bool(found)

@@ -15,7 +15,7 @@ from typing import Protocol
 import attrs
 
 from transporter.protocol.audit_chain import ChainHead
-from transporter.protocol.identity import Revocation
+from transporter.protocol.identity import IssuedCertificate, Revocation
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -225,6 +225,17 @@ class Store(Protocol):
     async def revocations(self, *, after: int = 0) -> list[Revocation]:
         """The revocations with ``seq`` greater than ``after``, oldest first. Cheap when there
         is nothing new: control planes ask every few seconds."""
+        ...
+
+    # --- issued agent certificates ------------------------------------------------------------
+
+    async def record_certificate(self, certificate: IssuedCertificate, audit: AuditEntry) -> None:
+        """Record a certificate the CA issued, with its audit entry, as one atomic step (a
+        serial recorded already is left as it is)."""
+        ...
+
+    async def issued_certificates(self) -> list[IssuedCertificate]:
+        """Every certificate recorded, oldest first."""
         ...
 
     async def pin(self, name: str, value: str) -> str:

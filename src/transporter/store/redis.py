@@ -16,6 +16,8 @@ Keys (``P`` is the prefix, ``transporter:`` by default; agent ids and states are
     P tokens                       hash: token id -> TokenRecord JSON (the token's hash, never it)
     P revoked                      hash: "serial:HEX" or "fingerprint:HEX" -> Revocation JSON
     P revoked:seq                  INCR: the last revocation's seq (control planes poll it)
+    P certificates                 hash: serial -> IssuedCertificate JSON (bundle create)
+    P certificates:seq             INCR: the last recorded certificate's seq
     P pins                         hash: name -> value pinned by the first control plane
 
 Every write is one Lua script, so it is atomic: ``submit`` (event, indexes, audit entry), a
@@ -56,7 +58,7 @@ from coredis.typing import RedisError
 
 from transporter.protocol import audit_chain, codec
 from transporter.protocol.audit_chain import ChainHead
-from transporter.protocol.identity import Revocation
+from transporter.protocol.identity import IssuedCertificate, Revocation
 from transporter.protocol.model import AgentRecord, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.protocol.tokens import TokenRecord
@@ -241,6 +243,8 @@ class _Keys:
         self.tokens = prefix + "tokens"
         self.revoked = prefix + "revoked"
         self.revoked_seq = prefix + "revoked:seq"
+        self.certificates = prefix + "certificates"
+        self.certificates_seq = prefix + "certificates:seq"
         self.pins = prefix + "pins"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
@@ -768,6 +772,26 @@ class RedisStore:
                     if status != _HEAD_MOVED:
                         break
         return _load(cast(list[Any], reply)[1], Revocation), status == 1
+
+    async def record_certificate(self, certificate: IssuedCertificate, audit: AuditEntry) -> None:
+        record_json = _dump_without_seq(certificate)
+        keys = [self._keys.certificates, self._keys.certificates_seq, *self._audit_keys()]
+        with self._guard():
+            async with self._audit_lock:
+                while True:  # the revocations' script: put a field once, with its audit entry
+                    sealed = audit_chain.seal(audit, self._chain_head)
+                    reply: Any = await self._revoke(
+                        keys=keys,
+                        args=[certificate.serial, record_json, *self._audit_args(sealed)],
+                    )
+                    if self._status(reply, sealed) != _HEAD_MOVED:
+                        return
+
+    async def issued_certificates(self) -> list[IssuedCertificate]:
+        with self._guard():
+            stored: Any = await self._client.hvals(self._keys.certificates)
+        found = [_load(text, IssuedCertificate) for text in cast(list[str], stored)]
+        return sorted(found, key=lambda c: c.seq)
 
     async def revocations(self, *, after: int = 0) -> list[Revocation]:
         with self._guard():

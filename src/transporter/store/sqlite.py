@@ -14,6 +14,7 @@ the head inside the caller's write transaction, whose lock keeps every other wri
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ import trio
 
 from transporter.protocol import audit_chain
 from transporter.protocol.audit_chain import ChainHead
-from transporter.protocol.identity import Revocation
+from transporter.protocol.identity import IssuedCertificate, Revocation
 from transporter.protocol.model import (
     AgentRecord,
     AuditEntry,
@@ -45,14 +46,17 @@ from transporter.store.base import (
     StoreUnavailable,
     TokenConflict,
 )
+from transporter.store.files import prepare_private, tighten
 from transporter.store.rows import Decoded, Recent, cursor_seq
 from transporter.store.rows import clamp_limit as _limit
 from transporter.store.rows import dump as _dump
 from transporter.store.rows import load as _load
 from transporter.store.rows import page as _page
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 10.0
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # States whose events still need work. Constant text (no input of anybody's), used both in the
 # partial indexes and in the queries, which must repeat it exactly for SQLite to use them.
@@ -125,6 +129,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             name TEXT PRIMARY KEY,
             value TEXT NOT NULL
         ) WITHOUT ROWID""",
+    ),
+    # 7: the agent certificates the CA issued (bundle create), for bundle revoke to find.
+    7: (
+        """CREATE TABLE certificates (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            serial TEXT NOT NULL UNIQUE,
+            record TEXT NOT NULL
+        )""",
     ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
@@ -275,12 +287,18 @@ class SQLiteStore:
     async def revocations(self, *, after: int = 0) -> list[Revocation]:
         return await self._call(_revocations, after)
 
+    async def record_certificate(self, certificate: IssuedCertificate, audit: AuditEntry) -> None:
+        await self._call(_record_certificate, certificate, audit)
+
+    async def issued_certificates(self) -> list[IssuedCertificate]:
+        return await self._call(_issued_certificates)
+
 
 # --- opening ---------------------------------------------------------------------------------
 
 
 def _connect(path: Path, busy_ms: int) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_private(path)
     conn = sqlite3.connect(path, check_same_thread=False, autocommit=True)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
@@ -297,6 +315,7 @@ def _connect(path: Path, busy_ms: int) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, path)
+        tighten(path)  # the -wal and -shm files exist now
     except BaseException:
         conn.close()
         raise
@@ -408,7 +427,7 @@ _RECORD_COLUMNS = "seq, id, event, progress"
 
 def _record(events: _EventCache, row: tuple[int, str, str, str]) -> EventRecord:
     seq, event_id, event_text, progress_text = row
-    event = events.get(event_id) or events.put(_load(event_text, Event))
+    event = events.get(event_id) or events.read(event_id, event_text)
     return events.progress(event_id, progress_text).record(event, seq)
 
 
@@ -424,7 +443,7 @@ def _get_event(conn: sqlite3.Connection, events: _EventCache, event_id: str) -> 
         found = conn.execute("SELECT event FROM events WHERE id = ?", (event_id,)).fetchone()
         if found is None:
             return None
-        event = events.put(_load(found[0], Event))
+        event = events.read(event_id, found[0])
     return events.progress(event_id, progress_text).record(event, seq)
 
 
@@ -517,8 +536,7 @@ def _outbox(
         (agent_id, after, limit),
     ).fetchall()
     return [
-        (seq, events.get(event_id) or events.put(_load(text, Event)))
-        for seq, event_id, text in rows
+        (seq, events.get(event_id) or events.read(event_id, text)) for seq, event_id, text in rows
     ]
 
 
@@ -725,6 +743,23 @@ def _revoke_certificate(
         return attrs.evolve(revocation, seq=_rowid(cur)), True
 
 
+def _record_certificate(
+    conn: sqlite3.Connection, certificate: IssuedCertificate, audit: AuditEntry
+) -> None:
+    with _write(conn, durable=True):
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO certificates (serial, record) VALUES (?, ?)",
+            (certificate.serial, _dump(attrs.evolve(certificate, seq=0))),
+        )
+        if cur.rowcount:
+            _append_audit(conn, audit)
+
+
+def _issued_certificates(conn: sqlite3.Connection) -> list[IssuedCertificate]:
+    rows = conn.execute("SELECT seq, record FROM certificates ORDER BY seq").fetchall()
+    return [attrs.evolve(_load(text, IssuedCertificate), seq=seq) for seq, text in rows]
+
+
 def _revocations(conn: sqlite3.Connection, after: int) -> list[Revocation]:
     rows = conn.execute(
         "SELECT seq, record FROM revocations WHERE seq > ? ORDER BY seq", (after,)
@@ -807,6 +842,17 @@ class _EventCache:
         """Keep ``event`` (one larger than the whole budget is not kept); returns it."""
         self.events.put(event.id, event, _manifest_bytes(event))
         return event
+
+    def read(self, event_id: str, text: str) -> Event:
+        """The event of row ``event_id``, stored as ``text``: kept under the row's id, which
+        the event is made to carry. A row whose JSON names another id was written by someone
+        else than us; it must not stand for that other event here (and its signature, which
+        covers the id, no longer matches: its agent will refuse it)."""
+        event = _load(text, Event)
+        if event.id != event_id:
+            log.warning("store: event row %r holds an event that says it is %r", event_id, event.id)
+            event = attrs.evolve(event, id=event_id)
+        return self.put(event)
 
     def progress(self, event_id: str, text: str) -> _Progress:
         """``text`` (an event's stored progress) decoded: from here when it was lately."""

@@ -1,0 +1,101 @@
+"""Bounds on who may hold a connection open, before anything of theirs is read: at most so many
+in all, and so many from one address, on each port of the control plane.
+
+A connection over either bound is closed at once, without a TLS handshake (the expensive part
+of a flood) or a byte read. Refusals are logged within a budget per port (:class:`Throttled`),
+with the count of those left out, so that a flood cannot fill the log either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Final
+
+import attrs
+import trio
+
+log = logging.getLogger(__name__)
+
+LOG_BURST: Final = 20
+LOG_RATE: Final = 1.0
+"""Log lines about refused connections or failed handshakes, per port: a burst, then a rate."""
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """The bounds of one port."""
+
+    total: int
+    """Connections held at once (agents' included); past it new ones are closed at once."""
+    per_address: int
+    """Connections held at once from one address."""
+    handshake_timeout: float = 10.0
+    """Seconds a TLS handshake may take."""
+
+
+class Throttled:
+    """Log lines at most :data:`LOG_BURST` at once, then :data:`LOG_RATE` a second; the others
+    are counted, and the count said in the next line written."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._allowance = float(LOG_BURST)
+        self._last: float | None = None
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = trio.current_time()
+        since = 0.0 if self._last is None else now - self._last
+        self._last = now
+        self._allowance = min(LOG_BURST, self._allowance + since * LOG_RATE)
+        if self._allowance < 1:
+            self._left_out += 1
+            return
+        self._allowance -= 1
+        if self._left_out:
+            message += " (and %d more like it, not logged one by one)"
+            args = (*args, self._left_out)
+            self._left_out = 0
+        self._log.warning(message, *args)
+
+
+class Gate:
+    """Counts the connections of one port; :meth:`enter` says whether one more may stay."""
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.name = name
+        self.limits = limits
+        self.open = 0
+        self._by_address: Counter[str] = Counter()
+        self.refused = 0
+        self._refusals = Throttled(log)
+
+    def enter(self, address: str) -> bool:
+        """Take a place for a connection from ``address``; ``False``: close it now (and do not
+        call :meth:`leave`)."""
+        if self.open >= self.limits.total:
+            why = f"{self.limits.total} connections open"
+        elif self._by_address[address] >= self.limits.per_address:
+            why = f"{self.limits.per_address} connections open from that address"
+        else:
+            self.open += 1
+            self._by_address[address] += 1
+            return True
+        self.refused += 1
+        self._refusals.warning("%s: connection from %s closed at once: %s", self.name, address, why)
+        return False
+
+    def leave(self, address: str) -> None:
+        self.open -= 1
+        self._by_address[address] -= 1
+        if self._by_address[address] <= 0:
+            del self._by_address[address]
+
+
+def peer_of(stream: trio.SocketStream) -> str:
+    """The remote host of a TCP stream (not the port: limits are per address)."""
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "(gone)"

@@ -1,0 +1,122 @@
+"""What every log line goes through, whoever writes it: no secret in it, no line forged by it.
+
+- :class:`Guard` is a filter on the one handler every process logs through, so it sees the
+  records of every library too (hpack logs request headers at debug, the Kubernetes client
+  response bodies, URLs carry Redis passwords). It removes bearer tokens, our API tokens,
+  JSON Web Tokens (Kubernetes service-account tokens), Basic credentials, passwords in URLs
+  and PEM private keys, from the message and from a traceback.
+- Every string a record carries as an argument is escaped (:func:`escape`): control
+  characters, line and paragraph separators and bidirectional controls become visible escapes,
+  so a client-supplied value (a request path with ``%0A``, a header) can never start a line of
+  its own or hide text. Our format strings are ours; what fills them is not.
+- Libraries that log what they carry (headers, bodies, commands) are kept at WARNING even with
+  ``--debug`` (:data:`QUIET`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+REDACTED: Final = "<redacted>"
+QUIET: Final = (
+    "hpack",
+    "h2",
+    "h11",
+    "hypercorn.access",
+    "kubernetes",
+    "urllib3",
+    "coredis",
+    "quart.serving",
+    "trio-websocket",
+    "trio_websocket",
+    "wsproto",
+    "asyncio",
+)
+"""Loggers that write what passes through them (headers, bodies, commands): WARNING at most."""
+
+_SECRETS: Final = (
+    # Our API tokens: the id stays (it names the token), the secret goes.
+    (re.compile(r"\b(tpt_[0-9a-f]{6,32}_)[A-Za-z0-9_\-]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{12,}"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b(basic\s+)[A-Za-z0-9+/=]{4,}"), rf"\1{REDACTED}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"), REDACTED),
+    (re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^:/\s@'\"]*:)[^@\s/'\"]+@"), rf"\1{REDACTED}@"),
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
+        ),
+        f"-----{REDACTED} PRIVATE KEY-----",
+    ),
+    (
+        re.compile(r"(?i)([\"']?(?:password|passwd)[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"),
+        rf"\1{REDACTED}",
+    ),
+)
+_UNSAFE: Final = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+OURS: Final = "transporter"
+"""Our loggers' prefix: their format strings are ours, so only their arguments are escaped;
+another library's whole message is."""
+
+
+def scrub(text: str) -> str:
+    """``text`` without the secrets :class:`Guard` knows the shapes of."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\n":
+        return "\\n"
+    if char == "\r":
+        return "\\r"
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with every character that could break or disguise a log line made visible."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+class Guard(logging.Filter):
+    """Escapes a record's string arguments and scrubs secrets from what it will print."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_arg(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _arg(value) for key, value in record.args.items()}
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's bad format string: show it as it is
+            message = f"{record.msg!r} % {record.args!r}"
+        if not record.name.startswith(OURS):
+            message = escape(message)
+        record.msg, record.args = scrub(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+
+def _arg(value: object) -> object:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, bytes | bytearray):
+        return escape(repr(bytes(value)))
+    return value
+
+
+def quiet_libraries() -> None:
+    """Keep :data:`QUIET` at WARNING, whatever the root level."""
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
