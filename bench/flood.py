@@ -27,6 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import control_plane, percentile, rss_kib
 
+FLOOD_FROM = "127.0.0.2"
+"""The flood's source address: another host's, as an attacker's would be (the probes of
+/healthz come from 127.0.0.1, each address with its own share of connections)."""
+
 
 def flood(host: str, ports: list[int], seconds: float, hold: int) -> None:
     """Open and hold connections that send nothing; print how many were opened."""
@@ -55,6 +59,7 @@ def flood(host: str, ports: list[int], seconds: float, hold: int) -> None:
                     continue
             sock = socket.socket()
             try:
+                sock.bind((FLOOD_FROM, 0))
                 sock.connect((host, port))
             except OSError as exc:
                 sock.close()
@@ -73,10 +78,9 @@ def healthz(api_url: str, context: ssl.SSLContext) -> float | None:
     parts = urlsplit(api_url)
     started = time.perf_counter()
     try:
-        with (
-            socket.create_connection((parts.hostname, parts.port), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
-        ):
+        raw = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as HTTP clients do
+        with raw, context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
             tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
             if not tls.recv(64).startswith(b"HTTP/1.1 200"):
                 return None
@@ -119,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the flood lasts")
     parser.add_argument("--hold", type=int, default=16_000, help="connections held at once")
+    parser.add_argument("--after", type=float, default=30.0, help="seconds watched after it")
     parser.add_argument("--flood", nargs=3, metavar=("HOST", "PORTS", "SECONDS"))
     args = parser.parse_args()
     if args.flood:
@@ -149,7 +154,7 @@ def main() -> None:
             lines_before = len(cp.lines)
             during = sample(api_url, context, cp.pid, args.seconds)
             opened = int((flooder.communicate(timeout=60)[0] or "0").strip() or 0)
-            after = sample(api_url, context, cp.pid, 15)
+            after = sample(api_url, context, cp.pid, args.after)
             logged = len(cp.lines) - lines_before
         report("before", *before)
         report("during", *during)

@@ -69,11 +69,14 @@ class Gate:
         self.open = 0
         self._by_address: Counter[str] = Counter()
         self.refused = 0
+        self.churn = 0
+        """Connections let in or refused so far (the memory trim watches it)."""
         self._refusals = Throttled(log)
 
     def enter(self, address: str) -> bool:
         """Take a place for a connection from ``address``; ``False``: close it now (and do not
         call :meth:`leave`)."""
+        self.churn += 1
         if self.open >= self.limits.total:
             why = f"{self.limits.total} connections open"
         elif self._by_address[address] >= self.limits.per_address:

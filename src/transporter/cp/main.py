@@ -87,7 +87,8 @@ async def serve(
             )
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             background.start_soon(hub.run)
-            background.start_soon(trim_after_changes, lambda: agents.churn)
+            # Connections of either port (a flood of them too) leave memory to give back.
+            background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
             log.info("store: %s", store_spec.display)
             for warning in await store.durability_warnings():
                 log.warning("store: %s", warning)
