@@ -8,7 +8,10 @@ id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel."""
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -193,6 +196,31 @@ class ControlPlane:
             return {"signing_key": self.authority.signer.key.public_key()}
         bundle = self.bundle(agent_id)
         return {"ssl_context": bundle.ssl_context(), "signing_key": bundle.signing_key}
+
+
+async def run_produce(
+    cp: ControlPlane,
+    *args: str,
+    token: str | None = None,
+    ca: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """``transporter produce ARGS`` as a user runs it against ``cp``: its admin token in
+    ``TRANSPORTER_TOKEN`` (or ``token``; ``""``: none), trusting its CA (or ``ca``), with no
+    other ``TRANSPORTER_*`` variable of ours; ``env`` adds to the environment."""
+    assert cp.bound is not None
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+    given = cp.token if token is None else token
+    if given:
+        environment["TRANSPORTER_TOKEN"] = given
+    argv = [sys.executable, "-m", "transporter", "produce", *args, "--cp-url", cp.bound.api_url]
+    return await trio.run_process(
+        [*argv, "--ca-cert", str(ca or cp.ca_file)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env={**environment, **(env or {})},
+    )
 
 
 @attrs.define

@@ -92,6 +92,11 @@ def rules(group: str, resources: str, verbs: str) -> str:
     return f"[{{apiGroups: ['{group}'], resources: [{resources}], verbs: [{verbs}]}}]"
 
 
+def granted(name: str, rules: str, scene: Scene) -> list[str]:
+    """A ClusterRole with ``rules``, bound to the attacker."""
+    return [cluster_role(name, rules), crb(name, name, scene.account)]
+
+
 def privileged_pod(namespace: str) -> str:
     return f"""apiVersion: v1
 kind: Pod
@@ -137,18 +142,12 @@ ATTEMPTS = [
     ),
     Attempt(
         "every-verb-spelled-out",
-        lambda s, n: [
-            cluster_role(f"all-{n}", rules("*", "'*'", EVERY_VERB)),
-            crb(f"all-{n}", f"all-{n}", s.account),
-        ],
+        lambda s, n: granted(f"all-{n}", rules("*", "'*'", EVERY_VERB), s),
         frozenset({"wildcard-resources", "rbac-writes", "impersonation", "secrets"}),
     ),
     Attempt(
         "impersonate-users-and-groups",
-        lambda s, n: [
-            cluster_role(f"imp-{n}", rules("", "users, groups", "impersonate")),
-            crb(f"imp-{n}", f"imp-{n}", s.account),
-        ],
+        lambda s, n: granted(f"imp-{n}", rules("", "users, groups", "impersonate"), s),
         frozenset({"impersonation"}),
     ),
     Attempt(
@@ -165,10 +164,7 @@ ATTEMPTS = [
     ),
     Attempt(
         "read-every-secret",
-        lambda s, n: [
-            cluster_role(f"sec-{n}", rules("", "secrets", "get, list")),
-            crb(f"sec-{n}", f"sec-{n}", s.account),
-        ],
+        lambda s, n: granted(f"sec-{n}", rules("", "secrets", "get, list"), s),
         frozenset({"secrets"}),
     ),
     Attempt(

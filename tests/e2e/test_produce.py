@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import trio
 
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane
+from tests.e2e.harness import Agent, ControlPlane, run_produce
 from tests.e2e.test_flow import configmap_yaml, unique
 from tests.pki import TestPki
 from transporter.protocol.tokens import Role
@@ -21,33 +17,7 @@ from transporter.protocol.tokens import Role
 pytestmark = pytest.mark.kube
 
 
-async def produce(
-    cp: ControlPlane, *args: str, token: str | None = None, ca: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    """``transporter produce`` with the control plane's admin token in ``TRANSPORTER_TOKEN``
-    (or ``token``; ``""``: none), trusting its CA (or ``ca``)."""
-    assert cp.bound is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
-    given = cp.token if token is None else token
-    if given:
-        env["TRANSPORTER_TOKEN"] = given
-    return await trio.run_process(
-        [
-            sys.executable,
-            "-m",
-            "transporter",
-            "produce",
-            *args,
-            "--cp-url",
-            cp.bound.api_url,
-            "--ca-cert",
-            str(ca or cp.ca_file),
-        ],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        env=env,
-    )
+
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -62,7 +32,8 @@ async def test_exit_codes_and_output(
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
     good = write(tmp_path, "good.yaml", configmap_yaml(unique("cm"), None, a="1"))
-    done = await produce(cp, "k8s", "--agent", agent.agent_id, "--manifest", str(good), "--wait")
+    args = ("k8s", "--agent", agent.agent_id, "--manifest", str(good), "--wait")
+    done = await run_produce(cp, *args)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
     for word in (
@@ -79,7 +50,7 @@ async def test_exit_codes_and_output(
     bad = write(
         tmp_path, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: BAD_NAME\n"
     )
-    failed = await produce(
+    failed = await run_produce(
         cp, "k8s", "--agent", agent.agent_id, "--manifest", str(bad), "--wait", "-o", "json"
     )
     assert failed.returncode == 1
@@ -87,33 +58,33 @@ async def test_exit_codes_and_output(
     assert result["state"] == "failed"
     assert "BAD_NAME" in result["resources"][0]["message"]  # the API server's own words
 
-    missing = await produce(
+    missing = await run_produce(
         cp, "k8s", "--agent", agent.agent_id, "--manifest", str(tmp_path / "nope.yaml")
     )
     assert missing.returncode == 2
     assert b"no such file" in missing.stderr
 
     invalid = write(tmp_path, "invalid.yaml", "kind: [")
-    refused = await produce(cp, "k8s", "--agent", agent.agent_id, "--manifest", str(invalid))
+    refused = await run_produce(cp, "k8s", "--agent", agent.agent_id, "--manifest", str(invalid))
     assert refused.returncode == 2
     assert b"not valid YAML" in refused.stderr
 
-    offline = await produce(
+    offline = await run_produce(
         cp, "k8s", "--agent", "nobody-home", "--manifest", str(good), "--wait", "--timeout", "1"
     )
     assert offline.returncode == 1
     assert b"never registered" in offline.stdout
     assert b"not finished after 1 s" in offline.stdout
 
-    events = await produce(cp, "get", "events", "-o", "json")
+    events = await run_produce(cp, "get", "events", "-o", "json")
     assert events.returncode == 0
     assert len(json.loads(events.stdout)) == 3
-    agents = await produce(cp, "get", "agents")
+    agents = await run_produce(cp, "get", "agents")
     assert agents.returncode == 0
     assert agent.agent_id in agents.stdout.decode()
     assert "connected" in agents.stdout.decode()
     first_id = json.loads(events.stdout)[-1]["event"]["id"]
-    one = await produce(cp, "get", "event", first_id)
+    one = await run_produce(cp, "get", "event", first_id)
     assert one.returncode == 0
     assert "timeline" in one.stdout.decode()
 
@@ -125,32 +96,32 @@ async def test_the_producer_sends_its_token_and_says_what_is_missing(
     manifest = str(write(tmp_path, "cm.yaml", configmap_yaml(unique("cm"), None, a="1")))
     submit = ("k8s", "--agent", "team-a-1", "--manifest", manifest)
 
-    none = await produce(cp, *submit, token="")
+    none = await run_produce(cp, *submit, token="")
     assert none.returncode == 2
     assert b"refused: 401 unauthorized: this endpoint needs a token" in none.stderr
     assert b"(the token comes from --token or TRANSPORTER_TOKEN)" in none.stderr
 
     reader = await cp.new_token("viewer", Role.READ, ("team-a-*",))
-    read_only = await produce(cp, *submit, token=reader)
+    read_only = await run_produce(cp, *submit, token=reader)
     assert read_only.returncode == 2
     assert b"403 forbidden: this endpoint needs a token with role submit or admin" in (
         read_only.stderr
     )
     submitter = await cp.new_token("ci", Role.SUBMIT, ("team-a-*",))
-    elsewhere = await produce(
+    elsewhere = await run_produce(
         cp, "k8s", "--agent", "prod-1", "--manifest", manifest, token=submitter
     )
     assert elsewhere.returncode == 2
     assert b"not agent 'prod-1'" in elsewhere.stderr
 
     # The flag works as the variable does, and wins over it.
-    flagged = await produce(cp, *submit, "--token", submitter, "-o", "json", token="")
+    flagged = await run_produce(cp, *submit, "--token", submitter, "-o", "json", token="")
     assert flagged.returncode == 0, flagged.stderr
     event_id = json.loads(flagged.stdout)["event_id"]
-    shown = await produce(cp, "get", "event", event_id, "-o", "json", token=reader)
+    shown = await run_produce(cp, "get", "event", event_id, "-o", "json", token=reader)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["event"]["created_by"] == "token:ci"
-    listed = await produce(cp, "get", "events", "-o", "json", "--token", reader, token="junk")
+    listed = await run_produce(cp, "get", "events", "-o", "json", "--token", reader, token="junk")
     assert [e["event"]["id"] for e in json.loads(listed.stdout)] == [event_id]
 
 
@@ -160,9 +131,9 @@ async def test_a_control_plane_whose_certificate_is_not_trusted_is_not_sent_a_to
     """The producer verifies the API's certificate against the CA it is given: another CA's
     control plane (or a man in the middle) gets nothing, and the user is told what to give."""
     other = TestPki.create(tmp_path / "other-ca")
-    done = await produce(cp, "get", "agents", ca=other.ca_cert)
+    done = await run_produce(cp, "get", "agents", ca=other.ca_cert)
     assert done.returncode == 1
     error = done.stderr.decode()
     assert "certificate is not trusted" in error and "--ca-cert" in error, error
     assert "Traceback" not in error
-    assert (await produce(cp, "get", "agents")).returncode == 0
+    assert (await run_produce(cp, "get", "agents")).returncode == 0

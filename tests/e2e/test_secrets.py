@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ import yaml
 from kubernetes import client as k8s
 
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane
+from tests.e2e.harness import Agent, ControlPlane, run_produce
 from tests.e2e.test_flow import configmap_yaml, namespace_yaml, read, unique
 from transporter.protocol.redact import REDACTED
 
@@ -104,25 +102,8 @@ def leaks(text: str) -> list[str]:
 
 
 async def produce(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[bytes]:
-    assert cp.bound is not None
-    return await trio.run_process(
-        [
-            sys.executable,
-            "-m",
-            "transporter",
-            "produce",
-            *args,
-            "--cp-url",
-            cp.bound.api_url,
-            "--ca-cert",
-            str(cp.ca_file),
-        ],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        # tables wide enough not to fold messages
-        env={**os.environ, "COLUMNS": "400", "TRANSPORTER_TOKEN": cp.token or ""},
-    )
+    # tables wide enough not to fold messages
+    return await run_produce(cp, *args, env={"COLUMNS": "400"})
 
 
 async def get(cp: ControlPlane, path: str) -> str:
