@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 import attrs
+
+from transporter.protocol import ids
 
 
 class ConfigError(ValueError):
@@ -103,46 +105,26 @@ class StoreSpec:
         return cls("redis", f"redis://{address}/0")
 
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_AGENT_ID = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+def _checked[T](check: Callable[[str], T], text: str) -> T:
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_label(text: str) -> tuple[str, str]:
     """``K=V`` with Kubernetes label syntax, so labels can later select agents like kubectl -l."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise ConfigError(f"label {text!r} is not KEY=VALUE")
-    if not _LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
-        raise ConfigError(f"label key {key!r} is not a valid Kubernetes label key")
-    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-        raise ConfigError(f"label value {value!r} is not a valid Kubernetes label value")
-    return key, value
-
-
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    return _checked(ids.check_label, text)
 
 
 def parse_namespace(text: str) -> str:
     """A Kubernetes namespace name (a DNS label)."""
-    if not _NAMESPACE.fullmatch(text):
-        raise ConfigError(
-            f"namespace {text!r} must be 1-63 lower-case letters, digits or '-', starting and"
-            " ending with a letter or digit"
-        )
-    return text
+    return _checked(ids.check_namespace, text)
 
 
 def parse_agent_id(text: str) -> str:
     """Agent ids are DNS labels (lower case, digits, '-' and '.'), at most 63 characters."""
-    if not _AGENT_ID.fullmatch(text):
-        raise ConfigError(
-            f"agent id {text!r} must be 1-63 lower-case letters, digits, '-' or '.',"
-            " starting and ending with a letter or digit"
-        )
-    return text
+    return _checked(ids.check_agent_id, text)
 
 
 def parse_ws_url(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transporter.protocol import ids
 from transporter.protocol.model import (
     EVENT_TYPE_K8S,
     Action,
@@ -60,8 +61,8 @@ _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
 _INTEGER = {"type": "integer"}
 _LABELS = {"type": "object", "additionalProperties": _STRING}
-_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_AGENT_PATTERN = "^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"
+_ID_PATTERN = ids.EVENT_ID
+_AGENT_PATTERN = ids.AGENT_ID
 
 _UNAVAILABLE = _error("The store did not answer (``store_unavailable``); try again.")
 _BAD_QUERY = _error("A query parameter is not valid (``invalid_query``).")

@@ -23,6 +23,8 @@ from typing import Final, Literal
 import attrs
 from cryptography import x509
 
+from transporter.protocol.ids import is_agent_id
+
 AGENT_URI_PREFIX: Final = "spiffe://transporter/agent/"
 
 # An agent's bundle: the files ``transporter bundle create`` writes into one folder, which the
@@ -36,8 +38,6 @@ BUNDLE_SIGNING_FILE: Final = "event-signing.pub"
 """The control plane's event-signing public key (Ed25519, PEM)."""
 
 _HEX = re.compile(r"^[0-9a-f]+$")
-_AGENT_ID = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
-"""As ``transporter.config.parse_agent_id`` has it: a DNS label of at most 63 characters."""
 
 
 class IdentityError(ValueError):
@@ -67,7 +67,7 @@ def agent_id_of(certificate: x509.Certificate) -> str:
         raise IdentityError(
             f"the certificate names {len(ids)} agents ({AGENT_URI_PREFIX}ID URIs), not one"
         )
-    if not _AGENT_ID.fullmatch(ids[0]):
+    if not is_agent_id(ids[0]):
         raise IdentityError(f"the certificate names {ids[0]!r}, which is not an agent id")
     return ids[0]
 

@@ -9,13 +9,12 @@ reader keeps the same bounds.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
-from transporter.protocol import codec, yaml_reader
+from transporter.protocol import codec, ids, yaml_reader
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import EVENT_TYPE_K8S, Action, Event, K8sPayload
 from transporter.protocol.signing import SIGNATURE_CHARS
@@ -30,8 +29,6 @@ MAX_EVENT_BYTES = codec.MAX_MESSAGE_BYTES
 """Size of the event as the agent channel carries it (one ``deliver`` message, JSON). Checked
 last, because JSON escaping makes the text longer (a newline takes 2 bytes, other characters up
 to 12): an event over it could never reach its agent, whose channel refuses such a message."""
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_AGENT = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _FIELDS = {"id", "type", "target_agent", "payload", "ttl", "priority", "labels", "created_by"}
 _PAYLOAD_FIELDS = {"manifests", "action"}
 
@@ -123,18 +120,18 @@ def parse_submission(
         event_id = new_id()
     else:  # null included: like every other optional field, absent or valid
         _require(
-            isinstance(event_id, str) and _ID.fullmatch(event_id),
+            isinstance(event_id, str) and ids.is_event_id(event_id),
             "id",
-            "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            f"must be {ids.EVENT_ID_RULE}",
         )
     kind = body.get("type", EVENT_TYPE_K8S)
     _require(kind == EVENT_TYPE_K8S, "type", f"must be {EVENT_TYPE_K8S!r}")
     target = body.get("target_agent")
     _require(target is not None, "target_agent", "is required")
     _require(
-        isinstance(target, str) and _AGENT.fullmatch(target),
+        isinstance(target, str) and ids.is_agent_id(target),
         "target_agent",
-        "must be an agent id: 1-63 lower-case letters, digits, '-' or '.'",
+        f"must be an agent id: {ids.AGENT_ID_RULE}",
     )
     _require("payload" in body, "payload", "is required")
     payload = parse_payload(body["payload"])
