@@ -9,7 +9,11 @@ from transporter.config import StoreSpec
 from transporter.store.audit import VerifyResult, verify_audit
 from transporter.store.base import (
     MAX_LIMIT,
+    AgentStore,
+    AuditStore,
+    CredentialStore,
     EventConflict,
+    EventStore,
     InvalidCursor,
     Page,
     Store,
@@ -24,7 +28,11 @@ DEFAULT_TIMEOUT = 10.0
 __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_LIMIT",
+    "AgentStore",
+    "AuditStore",
+    "CredentialStore",
     "EventConflict",
+    "EventStore",
     "InvalidCursor",
     "Page",
     "Store",

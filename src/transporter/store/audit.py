@@ -10,7 +10,7 @@ import attrs
 
 from transporter.protocol.audit_chain import Broken, ChainCheck, ChainHead
 from transporter.protocol.model import AuditEntry
-from transporter.store.base import MAX_LIMIT, Store, StoreError, StoreUnavailable
+from transporter.store.base import MAX_LIMIT, AuditStore, StoreError, StoreUnavailable
 
 
 @attrs.frozen
@@ -42,7 +42,7 @@ class VerifyResult:
         )
 
 
-async def verify_audit(store: Store, *, page: int = MAX_LIMIT) -> VerifyResult:
+async def verify_audit(store: AuditStore, *, page: int = MAX_LIMIT) -> VerifyResult:
     """Walk the whole audit log oldest first, ``page`` records at a time, recomputing the chain.
 
     Names the first record whose ``seq``, ``prev_hash`` or ``hash`` does not match, or that
@@ -75,7 +75,7 @@ async def verify_audit(store: Store, *, page: int = MAX_LIMIT) -> VerifyResult:
 
 
 async def _readable_part(
-    store: Store, after: int, page: int
+    store: AuditStore, after: int, page: int
 ) -> tuple[list[AuditEntry], str | None]:
     """The page after ``after`` read one record at a time: the records up to the first that
     cannot be read, and what is wrong with that one."""

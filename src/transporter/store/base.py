@@ -73,20 +73,8 @@ class Page[T]:
     """Pass back to get the next page; ``None`` when there is no more."""
 
 
-class Store(Protocol):
-    """What the control plane needs from durable state."""
-
-    async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the store answers (``/readyz``)."""
-
-    async def aclose(self) -> None: ...
-
-    async def durability_warnings(self) -> list[str]:
-        """What keeps this store from the promise that an accepted event survives a crash,
-        one sentence each; empty when it keeps it. The control plane logs them at start."""
-        ...
-
-    # --- events -------------------------------------------------------------------------------
+class EventStore(Protocol):
+    """Events: accepted once, then their progress as their agent reports it."""
 
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
         """Store a new event as ``queued`` together with its audit entry, durably, at once.
@@ -147,7 +135,9 @@ class Store(Protocol):
         """Ids of unfinished events whose ``expires_at`` is at or before ``now``."""
         ...
 
-    # --- agents -------------------------------------------------------------------------------
+
+class AgentStore(Protocol):
+    """What the control plane last knew of each agent."""
 
     async def put_agent(self, record: AgentRecord) -> None: ...
 
@@ -157,13 +147,15 @@ class Store(Protocol):
         """Sorted by id."""
         ...
 
-    # --- audit --------------------------------------------------------------------------------
 
-    # The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`): every append, by
-    # :meth:`audit` or with :meth:`submit`, :meth:`submit_many`, :meth:`update_event` and
-    # :meth:`update_many`, reads the store's chain head, seals the entry after it (``seq``,
-    # ``prev_hash``, ``hash``; whatever the caller put there is replaced) and moves the head, as
-    # one atomic step: concurrent appends, from any task or process, never fork the chain.
+class AuditStore(Protocol):
+    """The audit log, a hash chain (:mod:`transporter.protocol.audit_chain`).
+
+    Every append, by :meth:`audit` or with a write of another concern (``submit``,
+    ``update_event``, a token's change ...), reads the store's chain head, seals the entry after
+    it (``seq``, ``prev_hash``, ``hash``; whatever the caller put there is replaced) and moves
+    the head, as one atomic step: concurrent appends, from any task or process, never fork it.
+    """
 
     async def audit(self, entry: AuditEntry) -> AuditEntry:
         """Append ``entry``; returns it as stored: with its ``seq``, ``prev_hash`` and ``hash``."""
@@ -182,6 +174,10 @@ class Store(Protocol):
         """The chain head the store keeps beside the log: ``seq`` and ``hash`` of the last entry
         it appended (``ChainHead()`` before the first)."""
         ...
+
+
+class CredentialStore(Protocol):
+    """API tokens, revoked and issued agent certificates, and pinned key fingerprints."""
 
     # --- API tokens ---------------------------------------------------------------------------
 
@@ -238,9 +234,26 @@ class Store(Protocol):
         """Every certificate recorded, oldest first."""
         ...
 
+    # --- pins ---------------------------------------------------------------------------------
+
     async def pin(self, name: str, value: str) -> str:
         """Record ``value`` under ``name`` unless a value is recorded there already (atomically:
         of control planes starting at once, one wins); returns the value recorded. Control
         planes pin the fingerprints of their CA and signing key, so that a replica with other
         keys on the same store refuses to start instead of failing every agent."""
+        ...
+
+
+class Store(EventStore, AgentStore, AuditStore, CredentialStore, Protocol):
+    """What the control plane needs from durable state: every concern above, and the store's
+    own life."""
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers (``/readyz``)."""
+
+    async def aclose(self) -> None: ...
+
+    async def durability_warnings(self) -> list[str]:
+        """What keeps this store from the promise that an accepted event survives a crash,
+        one sentence each; empty when it keeps it. The control plane logs them at start."""
         ...
