@@ -25,13 +25,9 @@ from transporter.protocol.model import (
 from transporter.protocol.status import accepted, advance
 from transporter.protocol.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
-from transporter.store.sqlite import (
-    _AFTER_MIGRATION,
-    _MIGRATIONS,
-    SCHEMA_VERSION,
-    SQLiteStore,
-    _EventCache,
-)
+from transporter.store.sqlite import SQLiteStore
+from transporter.store.sqlite.cache import EventCache
+from transporter.store.sqlite.schema import AFTER_MIGRATION, MIGRATIONS, SCHEMA_VERSION
 
 
 def spec(path: Path) -> StoreSpec:
@@ -133,7 +129,7 @@ async def test_a_version_1_file_is_migrated_without_losing_an_event(tmp_path: Pa
     )
     assert record is not None
     conn = sqlite3.connect(path)
-    for statement in _MIGRATIONS[1]:
+    for statement in MIGRATIONS[1]:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO events (id, target_agent, state, expires_at, record) VALUES (?, ?, ?, ?, ?)",
@@ -159,7 +155,7 @@ async def test_a_version_2_file_gets_its_audit_entries_chained(tmp_path: Path) -
     path = tmp_path / "transporter.db"
     conn = sqlite3.connect(path)
     for version in (1, 2):
-        for statement in _MIGRATIONS[version]:
+        for statement in MIGRATIONS[version]:
             conn.execute(statement)
     old = [
         AuditEntry(at=r.T0 + seq, action="agent.connected", agent_id=f"a{seq}", seq=seq)
@@ -194,9 +190,9 @@ async def test_a_version_3_file_gets_a_table_of_tokens(tmp_path: Path) -> None:
     path = tmp_path / "transporter.db"
     conn = sqlite3.connect(path)  # the file as version 3 left it, with an audit entry
     for version in (1, 2, 3):
-        for statement in _MIGRATIONS[version]:
+        for statement in MIGRATIONS[version]:
             conn.execute(statement)
-    _AFTER_MIGRATION[3](conn)
+    AFTER_MIGRATION[3](conn)
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
@@ -278,7 +274,7 @@ async def test_a_batch_appends_its_audit_entries_in_order_and_moves_the_head_onc
 
 
 def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
-    cache = _EventCache(size=100, manifest_bytes=1000)
+    cache = EventCache(size=100, manifest_bytes=1000)
     events = [r.event(f"ev-{n}", manifests=("x" * 400,)) for n in range(4)]
     for ev in events:
         assert cache.put(ev) is ev
@@ -290,7 +286,7 @@ def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
     assert cache.events.weight == 800
     assert cache.put(events[3]) is events[3]  # kept again: counted once
     assert cache.events.weight == 800
-    few = _EventCache(size=2)
+    few = EventCache(size=2)
     for ev in events:
         few.put(ev)
     assert [few.get(ev.id) is not None for ev in events] == [False, False, True, True]

@@ -1,0 +1,40 @@
+"""The SQLite store's agent records."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from transporter.protocol.model import AgentRecord
+from transporter.store.json_rows import dump, load
+from transporter.store.sqlite.connection import SQLiteConnection
+from transporter.store.sqlite.transaction import write
+
+
+class SQLiteAgents(SQLiteConnection):
+    async def put_agent(self, record: AgentRecord) -> None:
+        await self._call(_put_agent, record)
+
+    async def get_agent(self, agent_id: str) -> AgentRecord | None:
+        return await self._call(_get_agent, agent_id)
+
+    async def list_agents(self) -> list[AgentRecord]:
+        return await self._call(_list_agents)
+
+
+def _put_agent(conn: sqlite3.Connection, record: AgentRecord) -> None:
+    with write(conn):
+        conn.execute(
+            "INSERT INTO agents (id, record) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+            (record.info.id, dump(record)),
+        )
+
+
+def _get_agent(conn: sqlite3.Connection, agent_id: str) -> AgentRecord | None:
+    row = conn.execute("SELECT record FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    return None if row is None else load(row[0], AgentRecord)
+
+
+def _list_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    rows = conn.execute("SELECT record FROM agents ORDER BY id").fetchall()
+    return [load(text, AgentRecord) for (text,) in rows]

@@ -1,0 +1,106 @@
+"""Opening the SQLite file, and running the store's calls in its worker thread.
+
+sqlite3 blocks, so every call runs in a worker thread through ``trio.to_thread.run_sync`` with a
+dedicated ``CapacityLimiter(1)`` (one connection, used by one thread at a time) and a timeout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import trio
+
+from transporter.store.base import StoreError, StoreUnavailable
+from transporter.store.files import prepare_private, tighten
+from transporter.store.sqlite.cache import EventCache
+from transporter.store.sqlite.schema import migrate
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class SQLiteConnection:
+    """The store's one connection and its life; the concerns' parts call :meth:`_call`."""
+
+    def __init__(self, conn: sqlite3.Connection, *, call_timeout: float) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._timeout = call_timeout
+        self._limiter = trio.CapacityLimiter(1)
+        self._events = EventCache()
+        """Decoded events, used only from the worker thread (the limiter serialises it)."""
+
+    @classmethod
+    async def open(cls, path: Path, *, call_timeout: float = DEFAULT_TIMEOUT) -> Self:
+        """Open (and create or migrate) the file; the caller must :meth:`aclose` the store.
+
+        Not under ``fail_after``: abandoning the thread could leak the connection it opens. It
+        is bounded by ``busy_timeout`` instead (the only wait that can be long).
+        """
+        try:
+            conn = await trio.to_thread.run_sync(connect, path, round(call_timeout * 1000))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the folder of {path}: {exc}") from exc
+        return cls(conn, call_timeout=call_timeout)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # Through the limiter, so that a call still running in its thread finishes first.
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def _call[R](self, fn: Callable[..., R], *args: Any) -> R:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("the store is closed")
+        try:
+            with trio.fail_after(self._timeout):
+                # abandon_on_cancel: the timeout must hold even while the thread is stuck. The
+                # thread keeps the limiter until it ends, so nothing else uses the connection.
+                return await trio.to_thread.run_sync(
+                    fn, conn, *args, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except trio.TooSlowError:
+            raise StoreUnavailable(f"SQLite did not answer within {self._timeout} s") from None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def ping(self) -> None:
+        await self._call(_ping)
+
+    async def durability_warnings(self) -> list[str]:
+        return []  # accepting commits with synchronous=FULL in WAL mode (see connect)
+
+
+def connect(path: Path, busy_ms: int) -> sqlite3.Connection:
+    prepare_private(path)
+    conn = sqlite3.connect(path, check_same_thread=False, autocommit=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"SQLite store {path}: journal_mode is {mode!r}, WAL is required")
+        # In WAL mode, NORMAL syncs only at checkpoints: a power cut (not a kill -9: the WAL is
+        # in the OS's cache by then) could lose transactions that were already committed. FULL
+        # syncs the WAL at every commit. Accepting an event is FULL (see write(durable=True)),
+        # so it is on disk before the producer hears "202 accepted", as promised; progress
+        # reports are NORMAL: one lost in a power cut leaves its event unfinished, so it is
+        # delivered again and the agent answers with the result it recorded. Each FULL commit
+        # also syncs every NORMAL one before it in the WAL.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+        tighten(path)  # the -wal and -shm files exist now
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()

@@ -1,0 +1,185 @@
+"""The SQLite store's events: accepting them, and reading them back.
+
+Records are stored as the JSON of the one converter (:mod:`transporter.protocol.codec`) beside
+the columns that queries need: the event (written once) apart from its progress
+(:mod:`transporter.store.event_parts`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import attrs
+
+from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.status import accepted
+from transporter.store.base import EventConflict, Page
+from transporter.store.event_parts import Progress
+from transporter.store.json_rows import dump
+from transporter.store.paging import clamp_limit, cursor_seq, page
+from transporter.store.sqlite.audit import AuditAppender
+from transporter.store.sqlite.cache import EventCache
+from transporter.store.sqlite.connection import SQLiteConnection
+from transporter.store.sqlite.schema import OPEN, SEQ_END
+from transporter.store.sqlite.transaction import rowid, write
+
+
+class SQLiteEvents(SQLiteConnection):
+    async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+        return await self._call(_submit, self._events, event, audit)
+
+    async def submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry]]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        return await self._call(_submit_many, self._events, list(items))
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        return await self._call(get_event, self._events, event_id)
+
+    async def list_events(
+        self,
+        *,
+        agent: str | None = None,
+        state: EventState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventRecord]:
+        before = cursor_seq(cursor, below=SEQ_END)
+        return await self._call(
+            _list_events, self._events, agent, state, clamp_limit(limit), before
+        )
+
+    async def outbox(
+        self, agent_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Event]]:
+        return await self._call(_outbox, self._events, agent_id, after, clamp_limit(limit))
+
+    async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
+        return await self._call(_expiring, now, clamp_limit(limit))
+
+
+def _submit(
+    conn: sqlite3.Connection, events: EventCache, event: Event, audit: AuditEntry
+) -> tuple[EventRecord, bool]:
+    (result,) = _submit_many(conn, events, [(event, audit)])
+    if isinstance(result, EventConflict):
+        raise result
+    return result
+
+
+def _submit_many(
+    conn: sqlite3.Connection, events: EventCache, items: Sequence[tuple[Event, AuditEntry]]
+) -> list[tuple[EventRecord, bool] | EventConflict]:
+    """All in one transaction, synced once: a batch costs one disk flush, not one each."""
+    results: list[tuple[EventRecord, bool] | EventConflict] = []
+    with write(conn, durable=True):
+        audit_log = AuditAppender(conn)
+        for event, audit in items:
+            results.append(_submit_one(conn, events, audit_log, event, audit))
+        audit_log.finish()
+    return results
+
+
+def _submit_one(
+    conn: sqlite3.Connection,
+    events: EventCache,
+    audit_log: AuditAppender,
+    event: Event,
+    audit: AuditEntry,
+) -> tuple[EventRecord, bool] | EventConflict:
+    existing = get_event(conn, events, event.id)
+    if existing is not None:
+        if existing.event.same_request(event):
+            return existing, False
+        return EventConflict(event.id)
+    progress = accepted(EventRecord(event=event, seq=0))
+    stored = Progress.of(progress)
+    text = dump(stored)
+    cur = conn.execute(
+        "INSERT INTO events (id, target_agent, state, expires_at, event, progress)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.target_agent,
+            EventState.QUEUED.value,
+            event.expires_at,
+            dump(event),
+            text,
+        ),
+    )
+    audit_log.append(audit)
+    events.put(event)
+    events.wrote(event.id, text, stored)
+    return attrs.evolve(progress, seq=rowid(cur)), True
+
+
+def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> EventRecord | None:
+    """The record of ``event_id``; the event itself (manifests: up to megabytes) is read and
+    decoded only when it is not in ``events`` already (it never changes once stored)."""
+    row = conn.execute("SELECT seq, progress FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
+        return None
+    seq, progress_text = row
+    event = events.get(event_id)
+    if event is None:
+        found = conn.execute("SELECT event FROM events WHERE id = ?", (event_id,)).fetchone()
+        if found is None:
+            return None
+        event = events.read(event_id, found[0])
+    return events.progress(event_id, progress_text).record(event, seq)
+
+
+def _record(events: EventCache, row: tuple[int, str, str, str]) -> EventRecord:
+    seq, event_id, event_text, progress_text = row
+    event = events.get(event_id) or events.read(event_id, event_text)
+    return events.progress(event_id, progress_text).record(event, seq)
+
+
+def _list_events(
+    conn: sqlite3.Connection,
+    events: EventCache,
+    agent: str | None,
+    state: EventState | None,
+    limit: int,
+    before: int | None,
+) -> Page[EventRecord]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if agent is not None:
+        clauses.append("target_agent = ?")
+        params.append(agent)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state.value)
+    if before is not None:
+        clauses.append("seq < ?")
+        params.append(before)
+    where = " AND ".join(clauses) or "1"
+    # Only the constant fragments above are interpolated; every value is a bound parameter.
+    query = f"SELECT seq, id, event, progress FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    rows = conn.execute(query, (*params, limit + 1)).fetchall()
+    records = [_record(events, row) for row in rows]
+    return page(records, limit, lambda record: record.seq)
+
+
+def _outbox(
+    conn: sqlite3.Connection, events: EventCache, agent_id: str, after: int, limit: int
+) -> list[tuple[int, Event]]:
+    rows = conn.execute(
+        f"SELECT seq, id, event FROM events WHERE target_agent = ? AND state IN {OPEN}"  # noqa: S608
+        " AND seq > ? ORDER BY seq LIMIT ?",
+        (agent_id, after, limit),
+    ).fetchall()
+    return [
+        (seq, events.get(event_id) or events.read(event_id, text)) for seq, event_id, text in rows
+    ]
+
+
+def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
+    rows = conn.execute(
+        f"SELECT id FROM events WHERE state IN {OPEN} AND expires_at <= ?"  # noqa: S608
+        " ORDER BY expires_at, seq LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    return [str(event_id) for (event_id,) in rows]

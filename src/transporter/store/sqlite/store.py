@@ -1,0 +1,13 @@
+"""The SQLite store, composed of its concerns' parts."""
+
+from __future__ import annotations
+
+from transporter.store.sqlite.agents import SQLiteAgents
+from transporter.store.sqlite.audit import SQLiteAudit
+from transporter.store.sqlite.credentials import SQLiteCredentials
+from transporter.store.sqlite.events import SQLiteEvents
+from transporter.store.sqlite.progress import SQLiteProgress
+
+
+class SQLiteStore(SQLiteEvents, SQLiteProgress, SQLiteAgents, SQLiteAudit, SQLiteCredentials):
+    """The :class:`~transporter.store.base.Store` in one SQLite file. Open with :meth:`open`."""
