@@ -17,7 +17,7 @@ from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AuditEntry, EventState
 from transporter.protocol.status import StatusUpdate
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
-from transporter.store.redis import _tls_options
+from transporter.store.redis.connection import tls_options
 
 pytestmark = pytest.mark.redis
 
@@ -97,10 +97,10 @@ async def test_tls_verifies_the_server_by_default(tmp_path: Path) -> None:
         # The certificate names localhost as well: the same server by that name is fine.
         async with open_store(StoreSpec.parse(server.url.replace("127.0.0.1", "localhost"))) as s:
             await s.ping()
-    context = _tls_options("rediss://h:1/0")["ssl_context"]
+    context = tls_options("rediss://h:1/0")["ssl_context"]
     assert context.check_hostname
     assert context.verify_mode is ssl.CERT_REQUIRED
-    lax = _tls_options("rediss://h:1/0?ssl_check_hostname=false")["ssl_context"]
+    lax = tls_options("rediss://h:1/0?ssl_check_hostname=false")["ssl_context"]
     assert not lax.check_hostname
 
 

@@ -1,0 +1,158 @@
+"""The Redis store's events: accepting them, and reading them back.
+
+``submit`` is one script (event, progress, indexes, audit entry). Reads fetch an event's text
+with its progress: events are decoded again only when their text changed (see records.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import coredis
+
+from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.status import accepted
+from transporter.store.base import EventConflict, Page
+from transporter.store.json_rows import dump, dump_without_seq
+from transporter.store.paging import clamp_limit, cursor_seq, page
+from transporter.store.redis.connection import RedisConnection
+from transporter.store.redis.records import NumberedProgress
+from transporter.store.redis.scripts import HEAD_MOVED
+
+SEQ_END = 2**53
+"""Above every ``seq`` a zset's score holds exactly (a double)."""
+
+type Submitted = tuple[EventRecord, bool] | EventConflict
+
+
+class RedisEvents(RedisConnection):
+    async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
+        keys, args = self._submit_parts(event)
+        async with self._guard():
+            status, reply, _ = await self._chain.append(self._scripts.submit, keys, args, audit)
+        result = self._submitted(event, args[1], status, reply)  # args[1]: the event's JSON
+        if isinstance(result, EventConflict):
+            raise result
+        return result
+
+    async def submit_many(self, items: Sequence[tuple[Event, AuditEntry]]) -> list[Submitted]:
+        """One atomic script per event, as :meth:`submit`, all of them in one round trip (a
+        pipeline): each audit entry sealed after the one before, as the scripts will append
+        them. One that finds the chain's head elsewhere (another replica appended, or an
+        earlier event of the batch existed already and appended nothing) wrote nothing; those
+        are submitted again one by one."""
+        results: list[Submitted | None] = [None] * len(items)
+        parts = [self._submit_parts(event) for event, _ in items]
+        again: list[int] = []
+        async with self._guard(), self._chain.lock:
+            sealed = self._chain.seal_all([audit for _, audit in items])
+            async with self._client.pipeline(transaction=False) as pipe:
+                requests = [
+                    self._chain.call(self._scripts.submit, keys, args, seal, pipe)
+                    for (keys, args), seal in zip(parts, sealed, strict=True)
+                ]
+            for index, (request, seal) in enumerate(zip(requests, sealed, strict=True)):
+                reply = await request
+                status = self._chain.follow(reply, seal)
+                if status == HEAD_MOVED:
+                    again.append(index)
+                    continue
+                event_text = parts[index][1][1]  # the script's second argument
+                results[index] = self._submitted(items[index][0], event_text, status, reply)
+        for index in again:
+            event, audit = items[index]
+            try:
+                results[index] = await self.submit(event, audit)
+            except EventConflict as conflict:
+                results[index] = conflict
+        return [result for result in results if result is not None]
+
+    def _submit_parts(self, event: Event) -> tuple[list[str], list[str]]:
+        """The submit script's keys and arguments but the audit chain's."""
+        keys = self._keys
+        agent = event.target_agent
+        queued = EventState.QUEUED
+        progress = NumberedProgress.of(accepted(EventRecord(event=event, seq=0)))
+        return [
+            keys.event,
+            keys.progress,
+            keys.seq,
+            keys.all,
+            keys.index(agent=agent),
+            keys.index(state=queued),
+            keys.index(agent=agent, state=queued),
+            keys.outbox(agent),
+            keys.expiry,
+        ], [event.id, dump(event), dump_without_seq(progress), repr(event.expires_at)]
+
+    def _submitted(self, event: Event, text: str, status: int, reply: Any) -> Submitted:
+        """What the submit script's ``reply`` (status 1 or 0) means for ``event`` (``text``):
+        stored, already there (the same request), or another event under its id."""
+        answer = cast(list[Any], reply)
+        if status == 1:
+            self._texts.events.wrote(event.id, text, event)
+            return self._texts.progress.load(event.id, answer[1]).whole(event), True
+        existing = self._texts.record(event.id, answer[1], answer[2])
+        if existing.event.same_request(event):
+            return existing, False
+        return EventConflict(event.id)
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async with self._guard():
+            async with self._client.pipeline(transaction=False) as pipe:
+                progress = pipe.hget(self._keys.progress, event_id)
+                event = pipe.hget(self._keys.event, event_id)
+            progress_text, event_text = await progress, await event
+        if progress_text is None:
+            return None
+        return self._texts.record(event_id, progress_text, event_text)
+
+    async def list_events(
+        self,
+        *,
+        agent: str | None = None,
+        state: EventState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventRecord]:
+        limit = clamp_limit(limit)
+        before = cursor_seq(cursor, below=SEQ_END)
+        upper = "+inf" if before is None else f"({before}"
+        records = await self._page(self._keys.index(agent, state), upper, "rev", limit + 1)
+        return page(records, limit, lambda record: record.seq)
+
+    async def outbox(
+        self, agent_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[tuple[int, Event]]:
+        records = await self._page(
+            self._keys.outbox(agent_id), "+inf", "fwd", clamp_limit(limit), lower=f"({after}"
+        )
+        return [(record.seq, record.event) for record in records]
+
+    async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
+        async with self._guard():
+            ids = await self._client.zrange(
+                self._keys.expiry,
+                "-inf",
+                repr(now),
+                sortby=coredis.PureToken.BYSCORE,
+                offset=0,
+                count=clamp_limit(limit),
+            )
+        return list(ids)
+
+    async def _page(
+        self, index: str, upper: str, order: str, count: int, *, lower: str = "-inf"
+    ) -> list[EventRecord]:
+        async with self._guard():
+            reply: Any = await self._scripts.page(
+                keys=[index, self._keys.progress, self._keys.event],
+                args=[lower, upper, order, count],
+            )
+        found = cast(list[str | None], reply)
+        return [
+            self._texts.record(str(event_id), progress, event)
+            for event_id, progress, event in zip(found[::3], found[1::3], found[2::3], strict=True)
+            if progress is not None
+        ]

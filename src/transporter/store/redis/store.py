@@ -1,0 +1,13 @@
+"""The Redis store, composed of its concerns' parts."""
+
+from __future__ import annotations
+
+from transporter.store.redis.agents import RedisAgents
+from transporter.store.redis.audit import RedisAudit
+from transporter.store.redis.credentials import RedisCredentials
+from transporter.store.redis.events import RedisEvents
+from transporter.store.redis.progress import RedisProgress
+
+
+class RedisStore(RedisEvents, RedisProgress, RedisAgents, RedisAudit, RedisCredentials):
+    """The :class:`~transporter.store.base.Store` on a Redis server. Open with :meth:`open`."""
