@@ -4,10 +4,12 @@ phase (each in batches, as the control plane's writer groups them), for each sto
 go through in waves of one batch, each step after the other, as in the control plane.
 
     .venv/bin/python bench/store.py [--events 5000] [--batch 100] [--store sqlite|redis|both]
+                                    [--manifest-bytes N]
 
 No network but Redis's, no other process busy: a steadier figure than bench/throughput.py's for
 changes to the store. It prints wall time per event and the CPU this process spent per event
-(for Redis, redis-server's own CPU is not in it).
+(for Redis, redis-server's own CPU is not in it). ``--manifest-bytes`` pads each event's one
+ConfigMap to about that size, to see what the store's work costs with larger events.
 """
 
 from __future__ import annotations
@@ -43,13 +45,15 @@ STEPS = ("submit", "assigned", "received")
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 
 
-def _events(count: int, agents: int) -> list[Event]:
+def _events(count: int, agents: int, manifest_bytes: int) -> list[Event]:
     now = time.time()
+    padding = max(manifest_bytes - len(MANIFEST), 0)
+    manifest = MANIFEST + (f"  pad: {'x' * padding}\n" if padding else "")
     return [
         Event(
             id=str(uuid.uuid4()),
             target_agent=f"bench-{n % agents}",
-            payload=K8sPayload(manifests=(MANIFEST,)),
+            payload=K8sPayload(manifests=(manifest,)),
             ttl=86400,
             created_at=now,
         )
@@ -61,10 +65,12 @@ def _audit(event: Event, action: str, at: float) -> AuditEntry:
     return AuditEntry(at=at, action=action, agent_id=event.target_agent, event_id=event.id)
 
 
-async def measure(kind: str, store: Store, count: int, batch: int) -> None:
+async def measure(
+    kind: str, store: Store, count: int, batch: int, *, manifest_bytes: int = 0
+) -> None:
     """Events go through in waves of ``batch``: submitted, then sent (``assigned``), then
     received, as they follow each other in the control plane."""
-    events = _events(count, 100)
+    events = _events(count, 100, manifest_bytes)
     wall = dict.fromkeys(STEPS, 0.0)
     cpu = dict.fromkeys(STEPS, 0.0)
     for start in range(0, count, batch):
@@ -102,12 +108,16 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str | None) -> No
     if args.store in ("sqlite", "both"):
         sqlite = await SQLiteStore.open(work / "bench.db")
         try:
-            await measure("sqlite", sqlite, args.events, args.batch)
+            await measure(
+                "sqlite", sqlite, args.events, args.batch, manifest_bytes=args.manifest_bytes
+            )
         finally:
             await sqlite.aclose()
     if redis_url is not None:
         async with RedisStore.open(redis_url) as redis:
-            await measure("redis", redis, args.events, args.batch)
+            await measure(
+                "redis", redis, args.events, args.batch, manifest_bytes=args.manifest_bytes
+            )
 
 
 def main() -> int:
@@ -115,6 +125,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
+    parser.add_argument("--manifest-bytes", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
