@@ -27,7 +27,7 @@ from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.cp.bundle import write_bundle
 from transporter.cp.pki import open_authority
-from transporter.cp.signer import open_signing_key
+from transporter.cp.signing_key import open_signing_key
 from transporter.protocol.model import Event, EventState, Phase
 
 

@@ -29,7 +29,7 @@ from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.dial import connect
 from transporter.cp.bundle import write_bundle
 from transporter.cp.pki import open_authority
-from transporter.cp.signer import open_signing_key
+from transporter.cp.signing_key import open_signing_key
 
 REGISTER_TIMEOUT = 30.0
 

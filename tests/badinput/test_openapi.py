@@ -14,8 +14,11 @@ from quart_trio import QuartTrio
 
 from tests import pki as test_pki
 from transporter.config import StoreSpec
-from transporter.cp.api import create_app
-from transporter.cp.dispatch import Hub
+from transporter.cp.api import GATE, create_app
+from transporter.cp.api.services import Services
+from transporter.cp.intake import Intake
+from transporter.cp.live import LiveAgents
+from transporter.cp.watch import EventWatch
 from transporter.store import open_store
 
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -24,7 +27,9 @@ _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[QuartTrio]:
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
-        yield create_app(Hub(store, test_pki.shared().signer))
+        live = LiveAgents()
+        intake = Intake(store, test_pki.shared().signer, live)
+        yield create_app(Services(store, intake, live, EventWatch()))
 
 
 @pytest.fixture
@@ -85,10 +90,10 @@ async def test_every_refusal_has_the_error_body(document: dict[str, Any]) -> Non
 async def test_every_route_declares_what_it_needs_as_the_document_says(
     app: QuartTrio, document: dict[str, Any]
 ) -> None:
-    """The gate's declarations (cp/api.py) and the document's ``security`` and
-    ``x-transporter-role`` (cp/openapi.py) agree, operation by operation; no route is left to
+    """The gate's declarations (cp/api/) and the document's ``security`` and
+    ``x-transporter-role`` (cp/openapi/) agree, operation by operation; no route is left to
     the default."""
-    declared = app.extensions["transporter.gate"].declared()
+    declared = app.extensions[GATE].declared()
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()} - {"static"}
     assert set(declared) == endpoints
     assert document["security"] == [{"bearer": []}]

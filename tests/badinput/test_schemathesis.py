@@ -32,7 +32,7 @@ from tests import pki as test_pki
 from tests.badinput.clients import configmap, event_body, raw_agent
 from tests.procs import RunningCp, running_cp
 from transporter import __version__
-from transporter.cp import api
+from transporter.cp.api import events, submit
 from transporter.cp.openapi import openapi_document
 from transporter.produce.client import Client
 
@@ -93,7 +93,10 @@ def token(cp_process: RunningCp) -> str:
 def document() -> dict[str, Any]:
     """What ``GET /openapi.json`` serves (checked below against the running process)."""
     return openapi_document(
-        version=__version__, max_wait=api.MAX_WAIT, max_limit=api.MAX_LIMIT, max_batch=api.MAX_BATCH
+        version=__version__,
+        max_wait=events.MAX_WAIT,
+        max_limit=events.MAX_LIMIT,
+        max_batch=submit.MAX_BATCH,
     )
 
 

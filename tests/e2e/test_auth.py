@@ -19,7 +19,8 @@ from tests.e2e.harness import ControlPlane
 from tests.procs import PYTHON_TRANSPORTER
 from tests.store import records as r
 from transporter.config import StoreSpec
-from transporter.cp import api, auth
+from transporter.cp.api import access as auth
+from transporter.cp.api import events as event_routes
 from transporter.protocol.model import AuditEntry
 from transporter.protocol.tokens import Role, new_token, token_id_of
 from transporter.store import open_store
@@ -222,8 +223,8 @@ async def test_a_read_token_sees_only_its_agents(
 
     # Small pages of the store, and few of them per answer: answers shorter than their limit
     # that still give a cursor, and every event of team a exactly once.
-    monkeypatch.setattr(api, "SCAN_PAGE", 3)
-    monkeypatch.setattr(api, "SCAN_PAGES", 2)
+    monkeypatch.setattr(event_routes, "SCAN_PAGE", 3)
+    monkeypatch.setattr(event_routes, "SCAN_PAGES", 2)
     for limit in (1, 4, 50):
         seen: list[str] = []
         cursor = ""

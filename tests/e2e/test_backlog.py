@@ -17,7 +17,7 @@ from tests.e2e.harness import FAST_BACKOFF, ControlPlane
 from transporter.agent.session import Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.config import StoreSpec
-from transporter.cp.dispatch import WINDOW
+from transporter.cp.live import WINDOW
 from transporter.protocol.model import Event, EventState, Phase
 from transporter.store import open_store
 

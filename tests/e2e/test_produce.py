@@ -17,9 +17,6 @@ from transporter.protocol.tokens import Role
 pytestmark = pytest.mark.kube
 
 
-
-
-
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text)

@@ -10,7 +10,7 @@ from transporter.agent.session import (
     BATCH_STATUSES,
     batched,
 )
-from transporter.cp.dispatch import BATCH_BYTES, BATCH_EVENTS, batches
+from transporter.cp.delivery import BATCH_BYTES, BATCH_EVENTS, batches
 from transporter.protocol.messages import Receipt, ReportBatch, Status
 from transporter.protocol.model import (
     EventState,

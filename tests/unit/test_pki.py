@@ -23,7 +23,7 @@ from transporter.cp.pki import (
     open_authority,
     write_serving,
 )
-from transporter.cp.signer import SIGNING_KEY_FILE, open_signing_key
+from transporter.cp.signing_key import SIGNING_KEY_FILE, open_signing_key
 from transporter.protocol.identity import (
     BUNDLE_KEY_FILE,
     BUNDLE_SIGNING_FILE,

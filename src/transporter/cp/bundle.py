@@ -28,7 +28,7 @@ from pathlib import Path
 
 from transporter.config import BundleCreateConfig, BundleRevokeConfig
 from transporter.cp.pki import Authority, Issued, PkiError, open_authority, write_private
-from transporter.cp.signer import EventSigner, open_signing_key
+from transporter.cp.signing_key import EventSigner, open_signing_key
 from transporter.protocol.identity import (
     BUNDLE_CA_FILE,
     BUNDLE_CERT_FILE,

@@ -11,14 +11,21 @@ import trio
 
 from transporter import runtime
 from transporter.config import Address, CpConfig
+from transporter.cp.agent_link import Parts
 from transporter.cp.api import create_app
+from transporter.cp.api.services import Services
 from transporter.cp.channel import PATH, AgentChannel, ChannelSettings
-from transporter.cp.dispatch import Hub
+from transporter.cp.delivery import Delivery
+from transporter.cp.expiry import expire_forever
 from transporter.cp.http import ApiServer, StartupError
+from transporter.cp.intake import Intake
+from transporter.cp.live import LiveAgents
 from transporter.cp.pki import PkiError
+from transporter.cp.progress import Progress
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
 from transporter.cp.security import Credentials, KeyMismatch, pin_keys, prepare
 from transporter.cp.trim import trim_after_changes
+from transporter.cp.watch import EventWatch
 from transporter.store import Store, StoreError, open_store
 
 log = logging.getLogger("transporter.cp")
@@ -66,14 +73,18 @@ async def serve(
     store_spec = settings.effective_store
     async with open_store(store_spec) as store, trio.open_nursery() as nursery:
         await pin_keys(store, credentials)
-        hub = Hub(store, credentials.signer, shared_store=store_spec.kind == "redis")
+        channel = channel or ChannelSettings()
+        parts, services = _assemble(
+            store,
+            credentials,
+            shared=store_spec.kind == "redis",
+            ack_timeout=channel.ack_timeout,
+        )
         revocations = None
         if credentials.tls is not None:
             revocations = RevocationWatch(store, interval=revocation_poll or POLL_INTERVAL)
             await revocations.load()
-        agents = AgentChannel(
-            hub, channel or ChannelSettings(), tls=credentials.tls, revocations=revocations
-        )
+        agents = AgentChannel(parts, channel, tls=credentials.tls, revocations=revocations)
         # The agent channel and the expiry task stop at once on shutdown; the API (outer
         # nursery) finishes the requests it is answering first (hypercorn's graceful stop).
         async with trio.open_nursery() as background:
@@ -81,12 +92,13 @@ async def serve(
                 agents.serve, settings.agent_listen
             )
             api = ApiServer(
-                create_app(hub, auth=not settings.insecure_no_auth),
+                create_app(services, auth=not settings.insecure_no_auth),
                 settings.listen,
                 tls=credentials.api_tls,
             )
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
-            background.start_soon(hub.run)
+            background.start_soon(parts.progress.run)
+            background.start_soon(expire_forever, store, parts.progress)
             # Connections of either port (a flood of them too) leave memory to give back.
             background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
             log.info("store: %s", store_spec.display)
@@ -102,6 +114,24 @@ async def serve(
             task_status.started(bound)
             await shutdown.wait()
             background.cancel_scope.cancel()
+
+
+def _assemble(
+    store: Store, credentials: Credentials, *, shared: bool, ack_timeout: float
+) -> tuple[Parts, Services]:
+    """The control plane's parts, each for its own job, and what the API sees of them."""
+    live = LiveAgents()
+    watch = EventWatch()
+    intake = Intake(store, credentials.signer, live)
+    progress = Progress(store, live, watch)
+    parts = Parts(
+        store=store,
+        live=live,
+        intake=intake,
+        progress=progress,
+        delivery=Delivery(store, progress, ack_timeout=ack_timeout),
+    )
+    return parts, Services(store, intake, live, watch, shared_store=shared)
 
 
 async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from transporter.config import ApiSecurity, CpConfig
 from transporter.cp.http import api_context
 from transporter.cp.pki import PkiError, open_authority, write_serving
-from transporter.cp.signer import EventSigner, open_signing_key
+from transporter.cp.signing_key import EventSigner, open_signing_key
 from transporter.cp.tls import server_context
 from transporter.store import Store
 

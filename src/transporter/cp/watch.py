@@ -1,45 +1,61 @@
 """Wake HTTP requests that wait for an event to change (``GET /events/{id}?wait=``), with the
-record as it was written, so that they need not read it again."""
+record as it was written, so that they need not read it again.
+
+A request subscribes *before* it reads the event, and stays subscribed until it answers: a
+change that lands between its read and its wait, or while it looks at a record it was woken
+with, is never lost.
+"""
 
 from __future__ import annotations
 
-import attrs
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import trio
 
 from transporter.protocol.model import EventRecord
 
 
-@attrs.define(eq=False)
-class _Waiting:
-    woken: trio.Event = attrs.field(factory=trio.Event)
-    record: EventRecord | None = None
+class Subscription:
+    """One request's interest in one event."""
+
+    def __init__(self) -> None:
+        self._woken = trio.Event()
+        self._record: EventRecord | None = None
+
+    def _changed(self, record: EventRecord | None) -> None:
+        self._record = record
+        self._woken.set()
+
+    async def next(self) -> EventRecord | None:
+        """Return once the event changed since the last call (at once if it already has): the
+        record last written, or ``None`` when the writer did not give it (read it again).
+        Bound it with a cancel scope."""
+        await self._woken.wait()
+        self._woken = trio.Event()
+        record, self._record = self._record, None
+        return record
 
 
 class EventWatch:
-    """Per-event wake-ups. Holds an entry only while someone waits on that event."""
+    """Per-event subscriptions. Holds an entry only while someone is subscribed."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, tuple[_Waiting, int]] = {}
+        self._subscribed: dict[str, set[Subscription]] = {}
 
     def changed(self, event_id: str, record: EventRecord | None = None) -> None:
         """``event_id`` changed; ``record`` is what was written (``None``: read it again)."""
-        entry = self._waiting.pop(event_id, None)
-        if entry is not None:
-            entry[0].record = record
-            entry[0].woken.set()
+        for subscription in self._subscribed.get(event_id, ()):
+            subscription._changed(record)
 
-    async def wait(self, event_id: str) -> EventRecord | None:
-        """Return when ``event_id`` changes: the record written, when the writer gave it.
-        Bound it with a cancel scope."""
-        event, count = self._waiting.get(event_id, (_Waiting(), 0))
-        self._waiting[event_id] = (event, count + 1)
+    @contextmanager
+    def watching(self, event_id: str) -> Iterator[Subscription]:
+        subscription = Subscription()
+        self._subscribed.setdefault(event_id, set()).add(subscription)
         try:
-            await event.woken.wait()
-            return event.record
+            yield subscription
         finally:
-            current = self._waiting.get(event_id)
-            if current is not None and current[0] is event:
-                if current[1] <= 1:
-                    del self._waiting[event_id]
-                else:
-                    self._waiting[event_id] = (event, current[1] - 1)
+            subscribers = self._subscribed[event_id]
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribed[event_id]

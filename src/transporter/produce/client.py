@@ -140,8 +140,14 @@ class Client:
         answer: dict[str, Any] = await self._call("POST", "/events/batch", {"events": events})
         return answer
 
-    async def event(self, event_id: str, *, wait: float = 0.0, since: int = 0) -> EventRecord:
-        query = urllib.parse.urlencode({"wait": wait, "since": since}) if wait else ""
+    async def event(
+        self, event_id: str, *, wait: float = 0.0, since: int = 0, manifests: bool = False
+    ) -> EventRecord:
+        """With ``wait``, the manifests are left out (an empty list) unless ``manifests``."""
+        args: dict[str, Any] = {"wait": wait, "since": since} if wait else {}
+        if wait and manifests:
+            args["manifests"] = "true"
+        query = urllib.parse.urlencode(args)
         path = f"/events/{urllib.parse.quote(event_id, safe='')}" + (f"?{query}" if query else "")
         data = await self._call("GET", path, read_timeout=self.timeout + wait)
         return codec.structure(data, EventRecord)

@@ -13,6 +13,7 @@ import time
 from functools import partial
 from typing import Any
 
+import attrs
 import trio
 from rich.console import Console
 
@@ -23,7 +24,6 @@ from transporter.produce.client import ApiError, Client, Unreachable
 from transporter.produce.files import ManifestFileError, read_manifests
 from transporter.protocol import codec
 from transporter.protocol.model import EventRecord, EventState
-from transporter.protocol.redact import needs_redaction, redact_record
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LONG_POLL = 20.0
@@ -31,21 +31,6 @@ LONG_POLL = 20.0
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
-
-
-async def shown(records: list[EventRecord]) -> list[EventRecord]:
-    """Records as they may be shown: Secrets' values redacted. The control plane answers so
-    already; this keeps it so with one of an older version. Parses YAML in a worker thread."""
-    if not any(needs_redaction(record) for record in records):
-        return records
-    return await trio.to_thread.run_sync(
-        lambda: [redact_record(record) for record in records], abandon_on_cancel=True
-    )
-
-
-async def fetch(client: Client, event_id: str, *, wait: float = 0.0, since: int = 0) -> EventRecord:
-    """One event, as it may be shown (see :func:`shown`)."""
-    return (await shown([await client.event(event_id, wait=wait, since=since)]))[0]
 
 
 OUTCOME_ONLY = 1_000_000
@@ -59,7 +44,10 @@ async def follow(client: Client, event_id: str, *, console: Console | None) -> E
     seen = 0
     while True:
         since = seen if console is not None else OUTCOME_ONLY
-        record = await fetch(client, event_id, wait=LONG_POLL, since=since)
+        # Only an answer that may be the last carries the manifests: the outcome, when asked.
+        record = await client.event(
+            event_id, wait=LONG_POLL, since=since, manifests=console is None
+        )
         if console is not None:
             for entry in record.timeline[seen:]:
                 console.print(render.timeline_line(entry))
@@ -98,7 +86,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
     with trio.move_on_after(settings.timeout):
         record = await follow(client, submitted.event_id, console=console if text else None)
     if record is None:
-        record = await fetch(client, submitted.event_id)
+        record = await client.event(submitted.event_id)
         message = f"event {submitted.event_id} not finished after {settings.timeout:g} s"
         if text:
             console.print(f"[bold red]{message}[/] (state {record.state.value})")
@@ -120,8 +108,8 @@ async def query(settings: QueryConfig, outcome: list[int]) -> None:
     json_out = settings.output == "json"
     now = time.time()
     if settings.what == "events":
-        records = await shown(
-            await client.events(agent=settings.agent, state=settings.state, limit=settings.limit)
+        records = await client.events(
+            agent=settings.agent, state=settings.state, limit=settings.limit
         )
         if json_out:
             _print_json(codec.unstructure(records))
@@ -129,10 +117,13 @@ async def query(settings: QueryConfig, outcome: list[int]) -> None:
             console.print(render.events_table(records, now))
     elif settings.what == "event":
         assert settings.name is not None
-        record = await fetch(client, settings.name)
+        record = await client.event(settings.name)
         if settings.watch and not record.state.terminal:
             with trio.move_on_after(settings.timeout):
-                record = await follow(client, settings.name, console=None if json_out else console)
+                followed = await follow(
+                    client, settings.name, console=None if json_out else console
+                )
+                record = attrs.evolve(followed, event=record.event)  # with its manifests
         if json_out:
             _print_json(codec.unstructure(record))
         else:

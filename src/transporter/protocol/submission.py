@@ -22,6 +22,10 @@ from transporter.protocol.signing import SIGNATURE_CHARS
 DEFAULT_TTL = 24 * 3600
 MAX_TTL = 30 * 24 * 3600
 MAX_MANIFESTS = 500
+MIN_PRIORITY = -1000
+MAX_PRIORITY = 1000
+MAX_CREATED_BY = 256
+"""Characters of a ``created_by`` given without authentication."""
 """Manifests (strings, each of one or more YAML documents) in one event."""
 MAX_MANIFEST_BYTES = 3 * 1024 * 1024
 """Total size of an event's manifests (UTF-8), checked before any YAML is read."""
@@ -136,7 +140,7 @@ def parse_submission(
     _require("payload" in body, "payload", "is required")
     payload = parse_payload(body["payload"])
     ttl = _int(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL)
-    priority = _int(body.get("priority", 0), "priority", -1000, 1000)
+    priority = _int(body.get("priority", 0), "priority", MIN_PRIORITY, MAX_PRIORITY)
     labels = body.get("labels", {})
     _require(isinstance(labels, Mapping), "labels", "must be an object of strings")
     for key, value in labels.items():
@@ -152,9 +156,9 @@ def parse_submission(
     else:
         created_by = body.get("created_by", "")
         _require(
-            isinstance(created_by, str) and len(created_by) <= 256,
+            isinstance(created_by, str) and len(created_by) <= MAX_CREATED_BY,
             "created_by",
-            "must be a string of at most 256 characters",
+            f"must be a string of at most {MAX_CREATED_BY} characters",
         )
         _text(created_by, "created_by", "a string")
     event = Event(

@@ -1,10 +1,10 @@
-"""Group commit of progress: the updates that arrive while one write is under way are written
-together in the next, in one store transaction (one worker-thread hop, one commit).
+"""Group commit of events' progress: the updates that arrive while one write is under way are
+written together in the next, in one store transaction (one worker-thread hop, one commit).
 
 With many agents reporting at once this turns hundreds of small writes a second into a few
 larger ones; alone, an update is written at once, so latency does not suffer.
 
-:meth:`StatusWriter.enqueue` takes an update without waiting for its write, so that one agent's
+:meth:`GroupCommit.enqueue` takes an update without waiting for its write, so that one agent's
 reports, read one after another off its connection, share commits too (in the order they were
 enqueued); :meth:`Pending.wait` then gives the result.
 """
@@ -45,7 +45,7 @@ class Pending:
         return self.result
 
 
-class StatusWriter:
+class GroupCommit:
     def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
         self.store = store
         self.max_batch = max_batch

@@ -9,7 +9,7 @@ import trio.testing
 
 from tests.store import records as r
 from transporter.config import StoreSpec
-from transporter.cp.writer import StatusWriter
+from transporter.cp.group_commit import GroupCommit
 from transporter.protocol.model import EventState
 from transporter.store import open_store
 from transporter.store.sqlite import SQLiteStore
@@ -22,7 +22,7 @@ async def test_updates_that_arrive_together_are_written_together(tmp_path: Path)
         await store.submit_many([(e, r.accepted_audit(e)) for e in events])
         statements: list[str] = []
         await store._call(lambda conn: conn.set_trace_callback(statements.append))
-        writer = StatusWriter(store)
+        writer = GroupCommit(store)
         results: dict[str, EventState] = {}
 
         async def report(event_id: str) -> None:
@@ -47,7 +47,7 @@ async def test_without_a_running_writer_an_update_is_written_on_its_own(tmp_path
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
         event = r.event("ev-1")
         await store.submit(event, r.accepted_audit(event))
-        writer = StatusWriter(store)
+        writer = GroupCommit(store)
         record = await writer.update("ev-1", r.update(EventState.ASSIGNED, r.T0 + 1))
         assert record is not None
         assert record.state is EventState.ASSIGNED

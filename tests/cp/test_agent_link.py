@@ -1,6 +1,6 @@
-"""The agent channel's acknowledger, on a real SQLite store: the reports one write stored are
-acknowledged in one ``acks`` message on a protocol-2 connection, and one ``status_ack`` each on
-a protocol-1 connection (agents not upgraded yet)."""
+"""A connection's acknowledger (:class:`transporter.cp.agent_link.AgentLink`), on a real SQLite
+store: the reports one write stored are acknowledged in one ``acks`` message on a protocol-2
+connection, and one ``status_ack`` each on a protocol-1 connection (agents not upgraded yet)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,27 @@ import trio
 from tests import pki as test_pki
 from tests.store import records as r
 from transporter.config import StoreSpec
-from transporter.cp.channel import AgentChannel, ChannelSettings
-from transporter.cp.dispatch import Hub
-from transporter.cp.registry import Connection
-from transporter.cp.writer import Pending
+from transporter.cp.agent_link import AgentLink, Parts
+from transporter.cp.channel import ChannelSettings
+from transporter.cp.delivery import Delivery
+from transporter.cp.group_commit import Pending
+from transporter.cp.intake import Intake
+from transporter.cp.live import Connection, LiveAgents
+from transporter.cp.progress import Progress
+from transporter.cp.watch import EventWatch
 from transporter.protocol import codec
-from transporter.protocol.messages import AckBatch, Message, StatusAck
-from transporter.protocol.model import AgentInfo, EventState
+from transporter.protocol.identity import PeerCertificate
+from transporter.protocol.messages import AckBatch, Message, Register, StatusAck
+from transporter.protocol.model import AgentInfo, AuditEntry, EventState
 from transporter.store import open_store
+
+
+class NoGuard:
+    async def audit_safely(self, entry: AuditEntry) -> None:
+        raise AssertionError(f"nothing to audit here: {entry}")
+
+    def is_revoked(self, certificate: PeerCertificate) -> bool:
+        return False
 
 
 @pytest.mark.parametrize("protocol", [1, 2])
@@ -35,26 +48,35 @@ async def test_reports_stored_together_are_acknowledged_together(
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
         events = [r.event(f"ev-{n}") for n in range(3)]
         await store.submit_many([(e, r.accepted_audit(e)) for e in events])
-        hub = Hub(store, test_pki.shared().signer)
-        channel = AgentChannel(hub, ChannelSettings(), tls=None)
+        live = LiveAgents()
+        progress = Progress(store, live, EventWatch())
+        parts = Parts(
+            store=store,
+            live=live,
+            intake=Intake(store, test_pki.shared().signer, live),
+            progress=progress,
+            delivery=Delivery(store, progress),
+        )
+        link = AgentLink(parts, ChannelSettings().link, None, NoGuard())
+        link.conversation.register(Register(AgentInfo("agent-a"), protocol))
         connection = Connection(
             info=AgentInfo("agent-a"),
             connected_since=time.time(),
             sender=sender,
             cancel_scope=trio.CancelScope(),
-            last_heartbeat=time.time(),
+            last_heard=time.time(),
             protocol=protocol,
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(hub.writer.run)
+            nursery.start_soon(progress.run)
             send, receive = trio.open_memory_channel[tuple[Pending, StatusAck | None]](16)
             for n, event in enumerate(events):  # read before the acknowledger looks
-                pending = await hub.enqueue(
+                pending = await progress.enqueue(
                     event.id, "agent-a", r.update(EventState.ASSIGNED, r.T0 + 1)
                 )
                 await send.send((pending, StatusAck(event.id, n + 1)))
             await send.aclose()
-            await channel._acknowledge(connection, receive)
+            await link._acknowledge(connection, receive)
             nursery.cancel_scope.cancel()
         for event in events:  # acknowledged once stored
             record = await store.get_event(event.id)

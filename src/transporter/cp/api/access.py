@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -124,6 +124,24 @@ class Caller:
 
 OPEN = Caller(None)
 
+_DECLARED: Final = "transporter_needs"
+
+
+def needs[F: Callable[..., Any]](role: Role) -> Callable[[F], F]:
+    """Declare the least role the endpoint (the decorated view function) needs."""
+
+    def mark(view: F) -> F:
+        setattr(view, _DECLARED, role)
+        return view
+
+    return mark
+
+
+def open_route[F: Callable[..., Any]](view: F) -> F:
+    """Declare the endpoint open: no token needed."""
+    setattr(view, _DECLARED, None)
+    return view
+
 
 class Gate:
     """Authentication and the role each endpoint needs; one per app."""
@@ -140,19 +158,14 @@ class Gate:
 
     # --- what endpoints need ----------------------------------------------------------------
 
-    def needs[F: Callable[..., Any]](self, role: Role) -> Callable[[F], F]:
-        """Declare the least role the endpoint (the decorated view function) needs."""
-
-        def mark(view: F) -> F:
-            self._needs[view.__name__] = role
-            return view
-
-        return mark
-
-    def open[F: Callable[..., Any]](self, view: F) -> F:
-        """Declare the endpoint open: no token needed."""
-        self._needs[view.__name__] = None
-        return view
+    def learn(self, views: Mapping[str, Callable[..., Any]]) -> None:
+        """Take each endpoint's declaration (:func:`needs`, :func:`open_route`) from the app's
+        view functions, by endpoint name; call it once every blueprint is registered."""
+        self._needs = {
+            endpoint: getattr(view, _DECLARED)
+            for endpoint, view in views.items()
+            if hasattr(view, _DECLARED)
+        }
 
     def declared(self) -> dict[str, Role | None]:
         return dict(self._needs)

@@ -1,4 +1,4 @@
-"""The agents connected to this control plane process, and how to reach each one.
+"""The agents connected to this control-plane process, and how to reach each one.
 
 In memory only: what must survive a restart (the agents' records, their outboxes) is in the
 store. One connection per agent id; a newer connection replaces the older, which is closed.
@@ -11,10 +11,14 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from transporter.cp.window import DeliveryWindow
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import CpMessage
 from transporter.protocol.model import AgentInfo, AgentStatus
+
+WINDOW = 256
+"""Events in flight to one agent at most; the agent's own concurrency limit is smaller."""
 
 
 class Doorbell:
@@ -44,15 +48,11 @@ class Connection:
     sender: Callable[[str], Awaitable[None]]
     """Writes one message, encoded, to the agent's socket (safe from several tasks at once)."""
     cancel_scope: trio.CancelScope
-    last_heartbeat: float
+    last_heard: float
     status: AgentStatus = AgentStatus.CONNECTED
     outbox_bell: Doorbell = attrs.field(factory=Doorbell)
     """Rung when the agent may have something new to receive (new event, slot freed)."""
-    in_flight: set[str] = attrs.field(factory=set)
-    """Events sent on this connection that are not finished yet."""
-    unacked: dict[str, float] = attrs.field(factory=dict)
-    """Events sent and not yet acknowledged (``received``), with when they were last sent
-    (``trio.current_time()``); a subset of :attr:`in_flight`."""
+    window: DeliveryWindow = attrs.field(factory=lambda: DeliveryWindow(WINDOW))
     certificate: PeerCertificate | None = None
     """The agent's client certificate (``None`` on a plain ``ws://`` channel): a revocation of
     it closes this connection."""
@@ -63,10 +63,6 @@ class Connection:
     def agent_id(self) -> str:
         return self.info.id
 
-    def acknowledged(self, event_id: str) -> None:
-        """The agent has ``event_id`` (it said ``received``, or reported on it)."""
-        self.unacked.pop(event_id, None)
-
     async def send(self, message: CpMessage) -> None:
         await self.sender(codec.encode(message))
 
@@ -75,7 +71,9 @@ class Connection:
         await self.sender(text)
 
 
-class Registry:
+class LiveAgents:
+    """The connections of this process, by agent id."""
+
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
 
@@ -98,8 +96,15 @@ class Registry:
         return self._connections.get(agent_id)
 
     def ring(self, agent_id: str) -> None:
+        """The agent may have something new to receive."""
         connection = self._connections.get(agent_id)
         if connection is not None:
+            connection.outbox_bell.ring()
+
+    def finished(self, agent_id: str, event_id: str) -> None:
+        """``event_id`` of ``agent_id`` ended: its slot on the agent's connection is free."""
+        connection = self._connections.get(agent_id)
+        if connection is not None and connection.window.finished(event_id):
             connection.outbox_bell.ring()
 
     def __len__(self) -> int:

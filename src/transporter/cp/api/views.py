@@ -26,8 +26,14 @@ class EventViews:
     def __init__(self) -> None:
         self._limiter = trio.CapacityLimiter(REDACT_THREADS)
 
-    async def one(self, record: EventRecord) -> dict[str, Any]:
-        shown: dict[str, Any] = (await self.many([record]))[0]
+    async def one(self, record: EventRecord, *, manifests: bool = True) -> dict[str, Any]:
+        """``manifests=False``: its progress only, the payload's ``manifests`` an empty list (an
+        event has at least one, so the empty list cannot be mistaken; nothing to redact)."""
+        if not manifests:
+            shown: dict[str, Any] = codec.unstructure(record)
+            shown["event"]["payload"]["manifests"] = []
+            return shown
+        shown = (await self.many([record]))[0]
         return shown
 
     async def many(self, records: Sequence[EventRecord]) -> list[Any]:

@@ -1,0 +1,128 @@
+"""Reading events: ``GET /events/{id}`` (waiting for it to change, if asked) and ``GET /events``.
+
+A ``read`` or ``submit`` token sees only the events of the agents its patterns match.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+from quart import Blueprint, request
+
+from transporter.cp.api.access import Caller, Refused, needs
+from transporter.cp.api.errors import Answer, BadQuery, error
+from transporter.cp.api.queries import bool_arg, caller, float_arg, int_arg
+from transporter.cp.api.services import services
+from transporter.cp.openapi.bounds import EVENTS_PAGE, MAX_SINCE
+from transporter.protocol.model import EventRecord, EventState
+from transporter.protocol.tokens import Role
+from transporter.store.base import Page
+
+routes = Blueprint("events", __name__)
+
+MAX_WAIT = 60.0
+"""Longest ``?wait=`` a request may hold ``GET /events/{id}``."""
+MAX_LIMIT = 500
+SCAN_PAGE = 500
+SCAN_PAGES = 10
+"""``GET /events`` for a token that sees only some agents reads the store's pages of
+:data:`SCAN_PAGE` events, at most :data:`SCAN_PAGES` of them, keeping those the token may see:
+an answer may then hold fewer items than ``limit`` and still give a ``cursor`` to go on from."""
+OTHER_REPLICAS = 1.0
+"""With a shared store, a waiting request reads the event again this often: other replicas'
+writes do not wake it."""
+
+
+@routes.get("/events/<event_id>")
+@needs(Role.READ)
+async def get_event(event_id: str) -> Answer:
+    """One event. ``?wait=S&since=N``: hold the answer up to S seconds until the timeline has
+    more than N entries (how ``produce --wait`` follows phases without polling). A waiting
+    request is answered without the manifests unless ``manifests=true``: it follows progress.
+
+    An event for an agent outside the token's reach is refused (403) without naming the agent:
+    the caller has its id already, and learns why they cannot see it."""
+    who = caller()
+    wait = float_arg("wait", 0.0, 0.0, MAX_WAIT)
+    since = int_arg("since", 0, 0, MAX_SINCE)
+    with_manifests = bool_arg("manifests", wait == 0)
+    deadline = time.monotonic() + wait
+    found = services()
+    # Subscribed before the first read, so that no change between a read and the wait is lost.
+    with found.watch.watching(event_id) as subscription:
+        record = await found.store.get_event(event_id)
+        while True:
+            if record is None:
+                return error(404, "not_found", f"no event {event_id!r}")
+            _require_visible(who, record)
+            left = deadline - time.monotonic()
+            if len(record.timeline) > since or record.state.terminal or left <= 0:
+                return await found.views.one(record, manifests=with_manifests), 200
+            written = None
+            with trio.move_on_after(min(left, OTHER_REPLICAS) if found.shared_store else left):
+                written = await subscription.next()
+            record = written or await found.store.get_event(event_id)
+
+
+def _require_visible(who: Caller, record: EventRecord) -> None:
+    if not who.may_target(record.event.target_agent):
+        raise Refused(
+            403,
+            f"event {record.event.id!r} is for an agent outside your token's reach:"
+            f" {who.reach('read')}",
+            caller=who,
+            agent=record.event.target_agent,
+            event_id=record.event.id,
+        )
+
+
+@routes.get("/events")
+@needs(Role.READ)
+async def list_events() -> Answer:
+    """Newest first. A token that sees only some agents gets only their events (and 403 when
+    it asks for another agent's)."""
+    who = caller()
+    state = _state_arg()
+    agent = request.args.get("agent") or None
+    limit = int_arg("limit", EVENTS_PAGE, 1, MAX_LIMIT)
+    cursor = request.args.get("cursor") or None
+    if agent is not None:
+        who.require_target(agent, "read")
+    store = services().store
+    if agent is not None or who.reaches_every_agent:
+        page = await store.list_events(agent=agent, state=state, limit=limit, cursor=cursor)
+    else:
+        page = await _visible_events(who, state, limit, cursor)
+    return {"items": await services().views.many(page.items), "cursor": page.cursor}, 200
+
+
+def _state_arg() -> EventState | None:
+    text = request.args.get("state")
+    if text is None:
+        return None
+    try:
+        return EventState(text)
+    except ValueError:
+        states = ", ".join(s.value for s in EventState)
+        raise BadQuery(f"state must be one of {states}") from None
+
+
+async def _visible_events(
+    who: Caller, state: EventState | None, limit: int, cursor: str | None
+) -> Page[EventRecord]:
+    """The events ``who`` may see, newest first, from the store's pages (see
+    :data:`SCAN_PAGE`); the cursor is the ``seq`` of the last event looked at."""
+    items: list[EventRecord] = []
+    for _ in range(SCAN_PAGES):
+        page = await services().store.list_events(state=state, limit=SCAN_PAGE, cursor=cursor)
+        for index, record in enumerate(page.items):
+            if who.may_target(record.event.target_agent):
+                items.append(record)
+                if len(items) == limit:
+                    more = index + 1 < len(page.items) or page.cursor is not None
+                    return Page(items, str(record.seq) if more else None)
+        if page.cursor is None:
+            return Page(items, None)
+        cursor = page.cursor
+    return Page(items, cursor)

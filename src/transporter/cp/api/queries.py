@@ -1,0 +1,64 @@
+"""Reading a request's query and body, strictly: a value out of bounds is a 400 that says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import g, request
+
+from transporter.cp.api.access import Caller
+from transporter.cp.api.errors import BadBody, BadQuery
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}")
+    return value
+
+
+def float_arg(name: str, default: float, low: float, high: float) -> float:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a number") from None
+    if not low <= value <= high:
+        raise BadQuery(f"{name} must be between {low} and {high}")
+    return value
+
+
+def bool_arg(name: str, default: bool) -> bool:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise BadQuery(f"{name} must be true or false")
+
+
+async def json_body(code: str, field: str) -> Any:
+    """The request's body as strict JSON; :class:`BadBody` saying why it is not."""
+    body = await request.get_json(force=True, silent=True)
+    if body is None:
+        problem = getattr(request, "json_problem", "not JSON")
+        raise BadBody(code, f"the body is {problem}", field)
+    return body
+
+
+def caller() -> Caller:
+    """Who makes the current request (set before every request by the gate)."""
+    found = g.get("caller")
+    if not isinstance(found, Caller):  # cannot happen: every request passes the gate first
+        raise RuntimeError("no caller for this request")
+    return found

@@ -1,0 +1,46 @@
+"""What the HTTP API works with: the control plane's parts it needs, named, and held by the app."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+from quart import current_app
+
+from transporter.cp.api.views import EventViews
+from transporter.cp.intake import Intake
+from transporter.cp.live import LiveAgents
+from transporter.cp.watch import EventWatch
+from transporter.store.base import Store
+
+CHECK_THREADS = 2
+"""Large submissions checked at once (CPU-bound); more wait for a thread."""
+
+
+@attrs.frozen
+class Services:
+    store: Store
+    """Events, agents and the audit log, read; tokens, for the gate."""
+    intake: Intake
+    """Where accepted events go."""
+    live: LiveAgents
+    """The agents connected to this process (their live status)."""
+    watch: EventWatch
+    """Wakes waiting ``GET /events/{id}`` requests."""
+    shared_store: bool = False
+    """Whether other control-plane replicas write to the store (Redis)."""
+    views: EventViews = attrs.field(factory=EventViews)
+    """Turns records into answers (Secrets redacted)."""
+    checking: trio.CapacityLimiter = attrs.field(
+        factory=lambda: trio.CapacityLimiter(CHECK_THREADS)
+    )
+    """Threads that check large submissions."""
+
+
+KEY = "transporter.services"
+
+
+def services() -> Services:
+    """The services of the app serving the current request."""
+    found = current_app.extensions[KEY]
+    assert isinstance(found, Services)
+    return found

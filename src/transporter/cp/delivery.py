@@ -1,0 +1,151 @@
+"""Outboxes onto connections: each connection's delivery task sends the agent its unfinished
+events, oldest first, as many as its window has room for, and again what it does not
+acknowledge in time.
+
+The outbox is the store's (it survives restarts and costs no memory here): each connection
+reads the agent's unfinished events in order and sends those not yet sent on it; a new
+connection therefore redelivers everything unfinished, which the agent de-duplicates by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+
+from transporter.cp.group_commit import Pending
+from transporter.cp.live import Connection
+from transporter.cp.progress import Progress
+from transporter.protocol import codec
+from transporter.protocol.messages import BATCHES, Deliver
+from transporter.protocol.model import AuditEntry, Event
+from transporter.store.base import Store
+
+log = logging.getLogger(__name__)
+
+ACK_TIMEOUT = 30.0
+"""Seconds an agent has to acknowledge a delivery before it is sent again."""
+BATCH_EVENTS = 64
+"""Events sent in one ``deliveries`` message at most (protocol 2)."""
+BATCH_BYTES = 512 * 1024
+"""Bytes of events (as sent) in one ``deliveries`` message at most; a larger event goes alone
+(an event is at most the agent's message limit, so it always fits in a message of its own)."""
+PRUNE_INTERVAL = 5.0
+"""Seconds between looks at whether events in flight were ended elsewhere (another replica)."""
+
+
+class Delivery:
+    """Sends connections their agents' outboxes (one per control plane)."""
+
+    def __init__(self, store: Store, progress: Progress, *, ack_timeout: float = ACK_TIMEOUT):
+        self.store = store
+        self.progress = progress
+        self.ack_timeout = ack_timeout
+
+    async def run(self, connection: Connection) -> None:
+        """Send the agent its unfinished events, oldest first, until the connection ends.
+
+        Each event is read from the store once (after the last ``seq`` sent); a delivery not
+        acknowledged within ``ack_timeout`` is sent again.
+        """
+        last_seq = 0
+        window = connection.window
+        while True:
+            if window.room > 0:
+                last_seq = await self._send_new(connection, last_seq)
+            await self._resend_unacknowledged(connection)
+            # Rung on new events and on finished ones (a slot is free again); otherwise awake
+            # when the oldest unacknowledged delivery is due again.
+            wait = PRUNE_INTERVAL
+            due = window.next_due(self.ack_timeout)
+            if due is not None:
+                wait = max(0.0, min(wait, due - trio.current_time()))
+            with trio.move_on_after(wait) as idle:
+                await connection.outbox_bell.wait()
+            if idle.cancelled_caught and len(window):
+                # Events ended by another replica (expired there) free their slots too.
+                outbox = await self.store.outbox(connection.agent_id, limit=window.size)
+                window.keep_only(event.id for _, event in outbox)
+
+    async def _send_new(self, connection: Connection, last_seq: int) -> int:
+        """Send what came after ``last_seq``; returns the last ``seq`` read."""
+        now = time.time()
+        written: list[tuple[AuditEntry, Pending]] = []
+        sending: list[Event] = []
+        outbox = await self.store.outbox(
+            connection.agent_id, after=last_seq, limit=connection.window.room
+        )
+        for seq, event in outbox:
+            last_seq = seq
+            if event.expires_at <= now:
+                continue  # the expiry task ends it; it is never sent after its TTL
+            # Recorded before it is sent, so that it is in the store before the agent's
+            # answer (which the agent's reader hands to the same writer).
+            written.append(await self.progress.delivering(event, now))
+            sending.append(event)
+        await self._send_many(connection, sending)
+        await self.progress.delivered(written)
+        return last_seq
+
+    async def _send_many(self, connection: Connection, events: list[Event]) -> None:
+        """Send ``events`` in order: in ``deliveries`` batches when the agent speaks them."""
+        if connection.protocol < BATCHES:
+            for event in events:
+                connection.window.sending(event.id, trio.current_time())
+                await connection.send(Deliver(event))
+            return
+        encoded = [codec.encode_event(event) for event in events]
+        for batch in batches([len(text) for text in encoded]):
+            for index in batch:
+                connection.window.sending(events[index].id, trio.current_time())
+            if len(batch) == 1:
+                await connection.send_text(codec.deliver_text(encoded[batch[0]]))
+            else:
+                await connection.send_text(codec.deliveries_text([encoded[i] for i in batch]))
+
+    async def _resend_unacknowledged(self, connection: Connection) -> None:
+        """Send again what the agent did not acknowledge in time (and is not finished)."""
+        window = connection.window
+        for event_id in window.due(trio.current_time(), self.ack_timeout):
+            record = await self.store.get_event(event_id)
+            if not window.waiting_for_ack(event_id):
+                continue  # acknowledged meanwhile
+            if record is None or record.state.terminal:
+                window.finished(event_id)
+                continue
+            log.warning(
+                "agent %s did not acknowledge event %s within %g s; sending it again",
+                connection.agent_id,
+                event_id,
+                self.ack_timeout,
+            )
+            window.sending(event_id, trio.current_time())
+            await connection.send(Deliver(record.event))
+            await self.store.audit(
+                AuditEntry(
+                    at=time.time(),
+                    action="event.delivered",
+                    agent_id=connection.agent_id,
+                    event_id=event_id,
+                    detail=f"again: not acknowledged within {self.ack_timeout:g} s",
+                )
+            )
+
+
+def batches(sizes: list[int]) -> list[list[int]]:
+    """The indexes of events of these ``sizes`` (bytes as sent), in order, in batches of at
+    most :data:`BATCH_EVENTS` events and :data:`BATCH_BYTES` bytes (a larger event in a batch
+    of its own)."""
+    made: list[list[int]] = []
+    batch: list[int] = []
+    total = 0
+    for index, size in enumerate(sizes):
+        if batch and (len(batch) == BATCH_EVENTS or total + size > BATCH_BYTES):
+            made.append(batch)
+            batch, total = [], 0
+        batch.append(index)
+        total += size
+    if batch:
+        made.append(batch)
+    return made

@@ -1,0 +1,62 @@
+"""Accepting events: signed, stored durably with their audit entry, then the agent's connection
+(if it is here) told that its outbox has something new."""
+
+from __future__ import annotations
+
+from transporter.cp.live import LiveAgents
+from transporter.cp.signing_key import EventSigner
+from transporter.protocol.model import AuditEntry, Event, EventRecord
+from transporter.store.base import EventConflict, Store
+
+
+class Intake:
+    """Where the API hands accepted events (one per control plane)."""
+
+    def __init__(self, store: Store, signer: EventSigner, live: LiveAgents) -> None:
+        self.store = store
+        self.signer = signer
+        """Signs every event before it is stored: agents refuse events that do not match."""
+        self.live = live
+        self._known_agents: set[str] = set()
+        """Agents known to have registered (they are never forgotten, so a hit is final)."""
+
+    async def accept(self, event: Event) -> tuple[EventRecord, bool]:
+        (event,) = await self.signer.sign_many([event])
+        record, created = await self.store.submit(event, accepted_audit(event))
+        if created:
+            self.live.ring(event.target_agent)
+        return record, created
+
+    async def accept_many(
+        self, events: list[Event]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        """Like :meth:`accept` for each event, in one durable write."""
+        events = await self.signer.sign_many(events)
+        audits = [accepted_audit(event) for event in events]
+        results = await self.store.submit_many(list(zip(events, audits, strict=True)))
+        for event, result in zip(events, results, strict=True):
+            if not isinstance(result, EventConflict) and result[1]:
+                self.live.ring(event.target_agent)
+        return results
+
+    def agent_registered(self, agent_id: str) -> None:
+        self._known_agents.add(agent_id)
+
+    async def agent_known(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` ever registered (with this store)."""
+        if agent_id not in self._known_agents:
+            if await self.store.get_agent(agent_id) is None:
+                return False
+            self._known_agents.add(agent_id)
+        return True
+
+
+def accepted_audit(event: Event) -> AuditEntry:
+    return AuditEntry(
+        at=event.created_at,
+        action="event.accepted",
+        actor=event.created_by,
+        agent_id=event.target_agent,
+        event_id=event.id,
+        detail=f"{event.payload.action.value} {len(event.payload.manifests)} manifest(s)",
+    )

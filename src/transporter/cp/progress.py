@@ -1,0 +1,79 @@
+"""How events go, recorded: agents' reports, deliveries and expiries written to the store in
+order (group commits), then whoever waits on the event woken and its slot on the agent's
+connection freed when it ended."""
+
+from __future__ import annotations
+
+from transporter.cp.group_commit import GroupCommit, Pending
+from transporter.cp.live import LiveAgents
+from transporter.cp.watch import EventWatch
+from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.status import StatusUpdate
+from transporter.store.base import Store
+
+
+class Progress:
+    """Writes events' progress (one per control plane)."""
+
+    def __init__(self, store: Store, live: LiveAgents, watch: EventWatch) -> None:
+        self.store = store
+        self.live = live
+        self.watch = watch
+        self.writer = GroupCommit(store)
+
+    async def run(self) -> None:
+        """The group commit's writer; runs until cancelled."""
+        await self.writer.run()
+
+    async def update(
+        self, event_id: str, agent_id: str, update: StatusUpdate
+    ) -> EventRecord | None:
+        """Record a state change of one of ``agent_id``'s events, with the audit entry of a
+        final state in the same write; wakes watchers and frees the agent's slot at the end."""
+        return await self.updated(await self.enqueue(event_id, agent_id, update), agent_id)
+
+    async def enqueue(self, event_id: str, agent_id: str, update: StatusUpdate) -> Pending:
+        """The first half of :meth:`update`: handed to the writer, in order, not yet written.
+        Pass the result to :meth:`updated`."""
+        audit = None
+        if update.state.terminal:
+            audit = AuditEntry(
+                at=update.at,
+                action=f"event.{update.state.value}",
+                agent_id=agent_id,
+                event_id=event_id,
+                detail=update.message,
+            )
+        return await self.writer.enqueue(event_id, update, audit)
+
+    async def updated(self, pending: Pending, agent_id: str) -> EventRecord | None:
+        """The second half of :meth:`update`: once written, wake watchers, free the slot."""
+        record = await pending.wait()
+        if record is None:
+            return None
+        self.watch.changed(pending.event_id, record)
+        if record.state.terminal:
+            self.live.finished(agent_id, pending.event_id)
+        return record
+
+    async def delivering(self, event: Event, now: float) -> tuple[AuditEntry, Pending]:
+        """Hand the writer the record that ``event`` is sent (``assigned``, and audited).
+
+        Deliveries are written in the order sent, together in the writer's next group commit:
+        not one commit after each event, which would hold a backlog to a few dozen a second.
+        """
+        update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
+        audit = AuditEntry(
+            at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
+        )
+        return audit, await self.writer.enqueue(event.id, update, audit)
+
+    async def delivered(self, written: list[tuple[AuditEntry, Pending]]) -> None:
+        """Wait for the records of :meth:`delivering`; wake those watching the events."""
+        for audit, pending in written:
+            record = await pending.wait()
+            if record is not None:
+                self.watch.changed(audit.event_id, record)
+            else:
+                # A redelivery of an event already in progress: the audit still says it was sent.
+                await self.store.audit(audit)
