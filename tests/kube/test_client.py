@@ -1,123 +1,114 @@
-"""The lean import of the official client (kube/client.py); requests made without its ApiClient."""
+"""Our HTTP client of the API server (kube/client.py): what it loads, and how it trusts the
+server."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-import trio
-import yaml
 
 from tests.bed.kube import Cluster
-from transporter.kube import KubeRejected
-from transporter.kube.config import load
-from transporter.kube.transport import Transport, new_transport
+from tests.kube.accounts import certificate_data, connected, with_user
+from transporter.kube import KubeUnavailable
+from transporter.kube.retry import NO_RETRY
 
-NOT_LOADED = (
-    "pydantic",
-    "requests",
-    "requests_oauthlib.oauth2_session",
-    "kubernetes.client.api_client",
-    "kubernetes.client.api",
-    "kubernetes.dynamic",
-    "kubernetes.watch",
-    "kubernetes.stream",
-)
+REPO = Path(__file__).resolve().parents[2]
+SECRETS = "/api/v1/namespaces/default/secrets"
 
 
-def _python(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+def excluded_from_the_single_file() -> list[str]:
+    """``EXCLUDES`` of transporter.spec, read without running it."""
+    tree = ast.parse((REPO / "transporter.spec").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "EXCLUDES" for target in node.targets
+        ):
+            excludes: list[str] = ast.literal_eval(node.value)
+            return excludes
+    raise AssertionError("transporter.spec has no EXCLUDES list")
 
 
-def test_the_agent_loads_only_the_parts_of_the_client_it_uses() -> None:
-    out = _python(
-        "import sys, json, transporter.agent.main\n"
-        f"print(json.dumps([m for m in {NOT_LOADED!r} if m in sys.modules]))\n"
-    )
-    assert json.loads(out) == []
+AGENT_RUN = """
+import json, pkgutil, sys
+from pathlib import Path
+import trio
+import transporter
+from transporter.kube import KubeTarget
 
+for found in pkgutil.walk_packages(transporter.__path__, "transporter."):
+    if not found.name.endswith("__main__"):
+        __import__(found.name)
 
-def test_the_whole_client_is_still_there_for_whoever_asks() -> None:
-    out = _python(
-        "import transporter.kube.client\n"
-        "import kubernetes\n"
-        "from kubernetes import client, dynamic\n"
-        "from kubernetes.config import kube_config\n"
-        "import requests_oauthlib\n"
-        "assert isinstance(client.CoreV1Api, type), client.CoreV1Api\n"
-        "assert isinstance(kube_config.ApiClient(), client.ApiClient)\n"
-        "assert isinstance(dynamic.DynamicClient, type)\n"
-        "assert isinstance(requests_oauthlib.OAuth2Session, type)\n"
-        "session = kube_config.OAuth2Session(client_id='x')\n"
-        "assert isinstance(session, requests_oauthlib.OAuth2Session)\n"
-        "print(kubernetes.__version__)\n"
-    )
-    assert out.strip()
+async def main():
+    async with KubeTarget.connect(Path(sys.argv[1])) as target:
+        plan = await target.plan(["apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: probe}\\n"])
+        await target.dry_run(plan.objects[0])
 
-
-async def _admin(cluster: Cluster) -> Transport:
-    loaded = await trio.to_thread.run_sync(load, cluster.kubeconfig)
-    return new_transport(loaded.configuration, timeout=10.0, limiter=trio.CapacityLimiter(1))
-
-
-def _token_kubeconfig(cluster: Cluster, token: str, path: Path) -> Path:
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    for user in config["users"]:
-        user["user"] = {"token": token}
-    path.write_text(yaml.safe_dump(config))
-    return path
+trio.run(main)
+excluded = json.loads(sys.argv[2])
+print(json.dumps(sorted(
+    name for name in sys.modules
+    if any(name == x or name.startswith(x + ".") for x in excluded)
+)))
+"""
 
 
 @pytest.mark.kube
-async def test_a_bearer_token_from_the_kubeconfig_is_sent(cluster: Cluster, tmp_path: Path) -> None:
-    name = f"lean-{uuid.uuid4().hex[:8]}"
-    admin = await _admin(cluster)
-    try:
-        await admin.request(
-            "POST",
-            "/api/v1/namespaces/default/serviceaccounts",
-            body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
-        )
-        issued = await admin.request(
-            "POST",
-            f"/api/v1/namespaces/default/serviceaccounts/{name}/token",
-            body={
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": 600},
-            },
-        )
-    finally:
-        admin.close()
-    token = issued["status"]["token"]
+def test_the_agent_loads_nothing_the_single_file_leaves_out(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Every module of ours imported, then an agent's connection with a client certificate:
+    neither the official client nor anything else ``transporter.spec`` excludes is loaded, so
+    the file has all it needs."""
+    excluded = excluded_from_the_single_file()
+    assert "kubernetes" in excluded
+    kubeconfig = with_user(cluster, certificate_data(cluster), tmp_path / "config")
+    done = subprocess.run(
+        [sys.executable, "-c", AGENT_RUN, str(kubeconfig), json.dumps(excluded)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
 
-    as_account = _token_kubeconfig(cluster, token, tmp_path / "account.kubeconfig")
-    loaded = await trio.to_thread.run_sync(load, as_account)
-    transport = new_transport(loaded.configuration, timeout=10.0, limiter=trio.CapacityLimiter(1))
-    try:
+
+# --- trusting the server ---------------------------------------------------------------------
+
+
+@pytest.mark.kube
+async def test_tls_server_name_is_the_name_checked(cluster: Cluster, tmp_path: Path) -> None:
+    named = {"tls-server-name": "kubernetes.default.svc"}  # in the serving certificate
+    good = with_user(cluster, certificate_data(cluster), tmp_path / "good", cluster_changes=named)
+    async with connected(good) as transport:
         assert "gitVersion" in await transport.get("/version")
-        with pytest.raises(KubeRejected) as refused:
-            await transport.get("/api/v1/namespaces/default/secrets")
-    finally:
-        transport.close()
-    # Authenticated as the account (RBAC gives it nothing), not anonymous and not refused.
-    assert refused.value.code == 403
-    assert f"system:serviceaccount:default:{name}" in refused.value.message
+    wrong = {"tls-server-name": "wrong.example"}
+    bad = with_user(cluster, certificate_data(cluster), tmp_path / "bad", cluster_changes=wrong)
+    async with connected(bad) as transport:
+        with pytest.raises(KubeUnavailable, match="TLS with the API server failed"):
+            await transport.request("GET", "/version", retry=NO_RETRY)
 
-    wrong = _token_kubeconfig(cluster, token[:-4] + "AAAA", tmp_path / "wrong.kubeconfig")
-    loaded = await trio.to_thread.run_sync(load, wrong)
-    transport = new_transport(loaded.configuration, timeout=10.0, limiter=trio.CapacityLimiter(1))
-    try:
-        with pytest.raises(KubeRejected) as unauthorised:
-            await transport.get("/api/v1/namespaces/default/secrets")
-    finally:
-        transport.close()
-    assert unauthorised.value.code == 401
+
+@pytest.mark.kube
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+async def test_without_the_clusters_ca_the_server_is_not_trusted_unless_told(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    no_ca = {"certificate-authority-data": None}
+    system = with_user(
+        cluster, certificate_data(cluster), tmp_path / "system", cluster_changes=no_ca
+    )
+    async with connected(system) as transport:
+        with pytest.raises(KubeUnavailable, match="certificate verify failed"):
+            await transport.request("GET", "/version", retry=NO_RETRY)
+    insecure = no_ca | {"insecure-skip-tls-verify": True}
+    skipped = with_user(
+        cluster, certificate_data(cluster), tmp_path / "insecure", cluster_changes=insecure
+    )
+    async with connected(skipped) as transport:
+        assert "gitVersion" in await transport.get("/version")

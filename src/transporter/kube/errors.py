@@ -1,4 +1,4 @@
-"""Our own errors, named by whose fault it is. No exception of the kubernetes client escapes kube/.
+"""Our own errors, named by whose fault it is. No exception of urllib3 or ssl escapes kube/.
 
 - :class:`ManifestError`: the submitted manifests are invalid (the producer's fault).
 - :class:`KubeConfigError`: no usable kubeconfig or in-cluster account (the operator's fault).
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 from typing import Any
 
 import urllib3.exceptions
-
-from transporter.kube.client import ApiException, OpenApiException
 
 MAX_BODY_IN_MESSAGE = 500
 """Characters of a non-Status error body quoted in a message."""
@@ -36,7 +35,7 @@ class KubeError(Exception):
 
 
 class KubeConfigError(KubeError):
-    """No way to reach the cluster could be configured: a missing or broken kubeconfig."""
+    """No credentials to reach the cluster: a missing or broken kubeconfig or service account."""
 
 
 class ManifestError(KubeError):
@@ -138,31 +137,42 @@ def _urllib3_message(exc: urllib3.exceptions.HTTPError) -> str:
     return f"connection to the API server failed: {reason}"
 
 
+def _official_client_error(exc: BaseException) -> KubeError | None:
+    """An ``ApiException`` of the official client, for code beside us that still calls it.
+
+    Looked up, not imported: if one was raised, its module is loaded.
+    """
+    module = sys.modules.get("kubernetes.client.exceptions")
+    api_exception = getattr(module, "ApiException", None)
+    if api_exception is None or not isinstance(exc, api_exception):
+        return None
+    status = getattr(exc, "status", 0)
+    if status:
+        body = getattr(exc, "body", None)
+        return from_response(int(status), body.encode() if isinstance(body, str) else b"")
+    # status 0: it failed before any answer (it wraps TLS errors this way)
+    reason = str(getattr(exc, "reason", "") or "").replace("\n", ": ")
+    return KubeUnavailable(f"request to the API server failed: {reason}")
+
+
 def from_library(exc: BaseException) -> KubeError:
-    """Translate an exception of the client stack (kubernetes, urllib3, ssl, sockets)."""
+    """Translate an exception of the HTTP stack (urllib3, ssl, sockets)."""
     if isinstance(exc, KubeError):
         return exc
     if isinstance(exc, urllib3.exceptions.HTTPError):
         return KubeUnavailable(_urllib3_message(exc))
-    if isinstance(exc, ApiException):
-        if exc.status:  # the client read an answer; normally handled by from_response
-            body = exc.body.encode() if isinstance(exc.body, str) else b""
-            return from_response(int(exc.status), body)
-        # status 0: the client failed before any answer (it wraps TLS errors this way)
-        reason = str(exc.reason or "").replace("\n", ": ")
-        return KubeUnavailable(f"request to the API server failed: {reason}")
-    if isinstance(exc, OpenApiException):
-        return KubeUnavailable(f"the kubernetes client could not make the request: {exc}")
     if isinstance(exc, ssl.SSLError):
         return KubeUnavailable(f"TLS with the API server failed: {exc}")
     if isinstance(exc, OSError):
         return KubeUnavailable(f"cannot talk to the API server: {exc}")
-    return KubeUnavailable(f"the kubernetes client failed: {type(exc).__name__}: {exc}")
+    translated = _official_client_error(exc)
+    if translated is not None:
+        return translated
+    return KubeUnavailable(f"the HTTP client failed: {type(exc).__name__}: {exc}")
 
 
 LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
-    OpenApiException,
     OSError,  # includes ssl.SSLError, TimeoutError, ConnectionError
 )
-"""What the client stack raises for a failed request; translated by :func:`from_library`."""
+"""What the HTTP stack raises for a failed request; translated by :func:`from_library`."""

@@ -1,15 +1,14 @@
-"""Requests to the API server without blocking trio: the only module that calls the client.
+"""JSON requests to the API server without blocking trio.
 
 Every request runs in a worker thread (one dedicated :class:`trio.CapacityLimiter` per target),
-inside ``trio.fail_after`` and with the client's own ``_request_timeout``, so a hung server
-costs at most the timeout. Transient failures (:class:`KubeUnavailable`) are retried as the
-target's :class:`~transporter.kube.retry.RetryPolicy` says, honouring ``Retry-After``; the
-error raised in the end says how long we tried. Answers are JSON objects (dicts).
+inside ``trio.fail_after`` and with the HTTP client's own timeout, so a hung server costs at
+most the timeout. Transient failures (:class:`KubeUnavailable`) are retried as the target's
+:class:`~transporter.kube.retry.RetryPolicy` says, honouring ``Retry-After``; the error raised
+in the end says how long we tried. Answers are JSON objects (dicts).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -21,13 +20,9 @@ from urllib.parse import quote, urlencode
 import trio
 
 from transporter import __version__
-from transporter.kube.client import Configuration, RESTClientObject
-from transporter.kube.errors import (
-    LIBRARY_ERRORS,
-    KubeUnavailable,
-    from_library,
-    from_response,
-)
+from transporter.kube.access import ClusterAccess
+from transporter.kube.client import Answer, HttpClient
+from transporter.kube.errors import KubeUnavailable, from_response
 from transporter.kube.retry import (
     DEFAULT_RETRY,
     GiveUp,
@@ -48,62 +43,7 @@ USER_AGENT = f"transporter/{__version__}"
 THREAD_GRACE = 1.0
 """Seconds the trio deadline allows beyond the client's own timeout before abandoning it."""
 MAX_THREADS = 4
-"""Worker threads one target uses at most (its dedicated limiter)."""
-
-
-def _request_headers(
-    configuration: Configuration, content_type: str, extra: Mapping[str, str] | None
-) -> dict[str, str]:
-    """Headers of one request: what we accept and send, ``extra`` (impersonation), and the
-    credentials of the moment.
-
-    The token is read per request: the kubeconfig loader's hook renews expiring ones
-    (exec plugins, token files).
-    """
-    headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
-    headers.update(extra or {})
-    bearer = configuration.auth_settings().get("BearerToken")
-    if bearer is not None and bearer["value"]:
-        headers[bearer["key"]] = bearer["value"]
-    return headers
-
-
-def _call(
-    rest: RESTClientObject,
-    method: str,
-    path: str,
-    query: Sequence[tuple[str, str]],
-    body: Mapping[str, Any] | None,
-    content_type: str,
-    timeout: float,
-    extra_headers: Mapping[str, str] | None = None,
-) -> tuple[int, str | None, bytes]:
-    """One blocking HTTP request (in a worker thread): status, ``Retry-After`` and body.
-
-    Errors come back as our own.
-    """
-    try:
-        configuration = rest.configuration
-        url = configuration.host + path
-        if query:
-            url += "?" + urlencode(list(query), quote_via=quote)
-        response = rest.request(  # type: ignore[no-untyped-call]
-            method,
-            url,
-            headers=_request_headers(configuration, content_type, extra_headers),
-            body=dict(body) if body is not None else None,
-            _request_timeout=timeout,
-        )
-        try:
-            data = response.read()
-        except BaseException:
-            response.response.close()  # a half-read connection must not go back to the pool
-            raise
-        response.response.release_conn()
-        retry_after = response.getheader("Retry-After")
-        return int(response.status), retry_after, bytes(data or b"")
-    except LIBRARY_ERRORS as exc:
-        raise from_library(exc) from None
+"""Worker threads one target uses at most (its dedicated limiter), and so connections."""
 
 
 class Transport:
@@ -111,13 +51,13 @@ class Transport:
 
     def __init__(
         self,
-        rest: RESTClientObject,
+        client: HttpClient,
         *,
         timeout: float,
         limiter: trio.CapacityLimiter,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
-        self._rest = rest
+        self._client = client
         self.timeout = timeout
         self._limiter = limiter
         self.retry = retry
@@ -125,7 +65,7 @@ class Transport:
     @property
     def server(self) -> str:
         """The API server's URL."""
-        return str(self._rest.configuration.host)
+        return self._client.server
 
     async def _once(
         self,
@@ -136,18 +76,28 @@ class Transport:
         content_type: str,
         headers: Mapping[str, str] | None,
     ) -> Any:
-        def run() -> tuple[int, str | None, bytes]:
-            return _call(self._rest, method, path, query, body, content_type, self.timeout, headers)
+        target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
+        sent = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
+        sent.update(headers or {})  # impersonation
+
+        def run() -> Answer:
+            # Encoded here, not in trio's thread: a manifest may be megabytes. JSON is YAML too,
+            # so server-side apply takes it.
+            encoded = None if body is None else json.dumps(body).encode()
+            return self._client.request(
+                method, target, headers=sent, body=encoded, timeout=self.timeout
+            )
 
         try:
             with trio.fail_after(self.timeout + THREAD_GRACE):
-                status, retry_after, data = await trio.to_thread.run_sync(
+                answer = await trio.to_thread.run_sync(
                     run, limiter=self._limiter, abandon_on_cancel=True
                 )
         except trio.TooSlowError:
             raise KubeUnavailable(
                 f"the API server did not answer {method} {path} within {self.timeout:g} s"
             ) from None
+        status, retry_after, data = answer.status, answer.retry_after, answer.data
         if not 200 <= status <= 299:
             asked = parse_retry_after(retry_after, now=time.time())
             raise from_response(status, data, write=method in WRITES, retry_after=asked)
@@ -216,28 +166,20 @@ class Transport:
         return answer if isinstance(answer, dict) else {}
 
     def close(self) -> None:
-        """Close the client's idle connections (no I/O to wait for, so not in a thread).
+        """Close idle connections (no I/O to wait for, so not in a thread).
 
         Requests still running in abandoned threads end with their own timeout.
         """
-        _close(self._rest)
-
-
-def _close(rest: RESTClientObject) -> None:
-    with contextlib.suppress(*LIBRARY_ERRORS):
-        rest.close()
+        self._client.close()
 
 
 def new_transport(
-    configuration: Configuration,
+    configuration: ClusterAccess,
     *,
     timeout: float,
     limiter: trio.CapacityLimiter,
     retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Transport:
-    """A transport over a fresh client (building it does no I/O, so not in a thread)."""
-    try:
-        rest = RESTClientObject(configuration)
-    except LIBRARY_ERRORS as exc:  # e.g. an unusable proxy setting
-        raise from_library(exc) from None
-    return Transport(rest, timeout=timeout, limiter=limiter, retry=retry)
+    """A transport to the API server of ``configuration`` (no I/O until the first request)."""
+    client = HttpClient(configuration, maxsize=MAX_THREADS)
+    return Transport(client, timeout=timeout, limiter=limiter, retry=retry)
