@@ -1,9 +1,11 @@
 """Identities on a test cluster for the credential tests: service accounts and their tokens
-(TokenRequest), and kubeconfigs that use them."""
+(TokenRequest), kubeconfigs that use them, and exec credential plugins that hand them out."""
 
 from __future__ import annotations
 
 import base64
+import json
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,9 @@ from tests.bed.kube import Cluster
 from transporter.kube import KubeRejected
 from transporter.kube.config import LoadedConfig, load
 from transporter.kube.transport import Transport, new_transport
+
+EXEC_V1 = "client.authentication.k8s.io/v1"
+EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 
 
 @asynccontextmanager
@@ -114,3 +119,66 @@ def certificate_data(cluster: Cluster) -> dict[str, str]:
         "client-certificate-data": base64.b64encode(cluster.certs.admin_cert.read_bytes()).decode(),
         "client-key-data": base64.b64encode(cluster.certs.admin_key.read_bytes()).decode(),
     }
+
+
+PLUGIN = """\
+#!{python}
+# A test exec credential plugin: does what {plan} says, and notes each run in {runs}.
+import datetime, json, os, sys, time
+seen = {{
+    "info": json.loads(os.environ["KUBERNETES_EXEC_INFO"]),
+    "args": sys.argv[1:],
+    "env": os.environ.get("PLUGIN_TEST_ENV"),
+}}
+with open({runs!r}, "a") as runs:
+    runs.write(json.dumps(seen) + "\\n")
+plan = json.load(open({plan!r}))
+time.sleep(plan.get("sleep", 0))
+if plan.get("exit"):
+    sys.stderr.write(plan.get("stderr", ""))
+    sys.exit(plan["exit"])
+if "stdout" in plan:
+    sys.stdout.write(plan["stdout"])
+    sys.exit(0)
+keys = ("token", "clientCertificateData", "clientKeyData")
+status = {{key: plan[key] for key in keys if key in plan}}
+if plan.get("lifetime") is not None:
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=plan["lifetime"])
+    status["expirationTimestamp"] = until.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+credential = {{"apiVersion": plan["apiVersion"], "kind": "ExecCredential", "status": status}}
+json.dump(credential, sys.stdout)
+"""
+
+
+class Plugin:
+    """An exec credential plugin in ``folder`` whose answers a test sets with :meth:`plan`."""
+
+    def __init__(self, folder: Path, *, api_version: str = EXEC_V1) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "credential-plugin"
+        self.runs_file = folder / "plugin-runs"
+        self.plan_file = folder / "plugin-plan.json"
+        self.api_version = api_version
+        self.path.write_text(
+            PLUGIN.format(python=sys.executable, plan=str(self.plan_file), runs=str(self.runs_file))
+        )
+        self.path.chmod(0o755)
+        self.plan()
+
+    def plan(self, **plan: Any) -> None:
+        self.plan_file.write_text(json.dumps({"apiVersion": self.api_version, **plan}))
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every run so far: ``info`` (its ``KUBERNETES_EXEC_INFO``), ``args``, and ``env``
+        (``$PLUGIN_TEST_ENV``)."""
+        if not self.runs_file.exists():
+            return []
+        return [json.loads(line) for line in self.runs_file.read_text().splitlines()]
+
+    def exec_entry(self, **extra: Any) -> dict[str, Any]:
+        """The ``users[].user.exec`` that runs it."""
+        entry: dict[str, Any] = {"command": str(self.path), "apiVersion": self.api_version}
+        if self.api_version == EXEC_V1:
+            entry["interactiveMode"] = "Never"
+        return entry | extra

@@ -1,6 +1,6 @@
 """Each way of proving who we are, against the test bed's real API server: a client
-certificate, a bearer token (a ServiceAccount's, from the TokenRequest API), a token file, the
-in-cluster service account, and kubeconfig files merged.
+certificate, a bearer token (a ServiceAccount's, from the TokenRequest API), a token file, an
+exec credential plugin, the in-cluster service account, and kubeconfig files merged.
 
 The API server's RBAC shows who it took us for: a ServiceAccount without rights is answered 403
 naming it; a wrong token 401.
@@ -19,6 +19,9 @@ import yaml
 
 from tests.bed.kube import Cluster
 from tests.kube.accounts import (
+    EXEC_V1,
+    EXEC_V1BETA1,
+    Plugin,
     account_name,
     account_token,
     certificate_data,
@@ -26,7 +29,7 @@ from tests.kube.accounts import (
     using,
     with_user,
 )
-from transporter.kube import KubeConfigError, KubeRejected, KubeTarget
+from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
 from transporter.kube import config as kube_config
 from transporter.kube.transport import Transport
 
@@ -103,6 +106,109 @@ async def test_a_token_file_is_read_again_when_it_changes(cluster: Cluster, tmp_
         (tmp_path / "token.new").write_text(await account_token(cluster, second))
         (tmp_path / "token.new").replace(tmp_path / "token")
         assert await refused_as(transport) == account_name("default", second)
+
+
+# --- exec credential plugins -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api_version", [EXEC_V1, EXEC_V1BETA1])
+async def test_an_exec_plugins_token_is_used_until_it_expires(
+    cluster: Cluster, tmp_path: Path, api_version: str
+) -> None:
+    name = unique("exec")
+    plugin = Plugin(tmp_path / "plugin", api_version=api_version)
+    plugin.plan(token=await account_token(cluster, name), lifetime=2)
+    entry = plugin.exec_entry(args=["--flag", "x"], env=[{"name": "PLUGIN_TEST_ENV", "value": "v"}])
+    kubeconfig = with_user(cluster, {"exec": entry}, tmp_path / "config")
+    async with connected(kubeconfig) as transport:
+        assert await refused_as(transport) == account_name("default", name)
+        assert await refused_as(transport) == account_name("default", name)
+        assert len(plugin.requests) == 1  # the token is kept while it is valid
+        await trio.sleep(2.5)
+        assert await refused_as(transport) == account_name("default", name)
+        assert len(plugin.requests) == 2  # expired: the plugin ran again
+    seen = plugin.requests[0]
+    assert seen["info"] == {
+        "apiVersion": api_version,
+        "kind": "ExecCredential",
+        "spec": {"interactive": False},
+    }
+    assert (seen["args"], seen["env"]) == (["--flag", "x"], "v")
+
+
+async def test_an_exec_plugin_runs_again_when_its_token_is_refused(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    name = unique("again")
+    token = await account_token(cluster, name)
+    plugin = Plugin(tmp_path / "plugin")
+    plugin.plan(token=token[:-4] + "AAAA")  # no expiry: kept until refused
+    kubeconfig = with_user(cluster, {"exec": plugin.exec_entry()}, tmp_path / "config")
+    async with connected(kubeconfig) as transport:
+        with pytest.raises(KubeRejected) as unauthorised:
+            await transport.get(SECRETS)
+        assert unauthorised.value.code == 401
+        plugin.plan(token=token)
+        assert await refused_as(transport) == account_name("default", name)
+    assert len(plugin.requests) == 2
+
+
+async def test_an_exec_plugins_client_certificate_and_the_cluster_it_is_told(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    plugin = Plugin(tmp_path / "plugin")
+    plugin.plan(
+        clientCertificateData=cluster.certs.admin_cert.read_text(),
+        clientKeyData=cluster.certs.admin_key.read_text(),
+        lifetime=600,
+    )
+    entry = plugin.exec_entry(provideClusterInfo=True)
+    kubeconfig = with_user(cluster, {"exec": entry}, tmp_path / "config")
+    async with connected(kubeconfig) as transport:
+        assert (await transport.get(SECRETS))["kind"] == "SecretList"  # as the admin
+    told = plugin.requests[0]["info"]["spec"]["cluster"]
+    assert told["server"] == cluster.server
+    assert told["certificate-authority-data"]
+
+
+async def test_an_exec_plugin_that_fails_is_a_clear_error(cluster: Cluster, tmp_path: Path) -> None:
+    plugin = Plugin(tmp_path / "plugin")
+    kubeconfig = with_user(cluster, {"exec": plugin.exec_entry()}, tmp_path / "config")
+    where = f'kubeconfig {kubeconfig}: users["{cluster.name}-admin"].user.exec'
+
+    plugin.plan(exit=3, stderr="you are not logged in\n")
+    with pytest.raises(KubeConfigError) as failed:
+        async with KubeTarget.connect(kubeconfig):
+            pass
+    assert str(failed.value) == (
+        f"exec plugin {str(plugin.path)!r} ({where}) exited with 3: you are not logged in"
+    )
+
+    plugin.plan(stdout="Please log in at https://example.com\n")
+    with pytest.raises(KubeConfigError, match="printed something that is not JSON"):
+        async with KubeTarget.connect(kubeconfig):
+            pass
+
+    missing = {"command": "no-such-plugin", "apiVersion": EXEC_V1, "interactiveMode": "Never"}
+    absent = with_user(
+        cluster, {"exec": missing | {"installHint": "install it"}}, tmp_path / "absent"
+    )
+    with pytest.raises(KubeConfigError, match=r"cannot run: .*\(install it\)$"):
+        async with KubeTarget.connect(absent):
+            pass
+
+
+async def test_an_exec_plugin_that_hangs_is_cut_off_at_the_timeout(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    plugin = Plugin(tmp_path / "plugin")
+    plugin.plan(token="never", sleep=30)
+    kubeconfig = with_user(cluster, {"exec": plugin.exec_entry()}, tmp_path / "config")
+    start = trio.current_time()
+    with pytest.raises(KubeUnavailable, match="did not finish within"):
+        async with KubeTarget.connect(kubeconfig, timeout=1.0):
+            pass
+    assert trio.current_time() - start < 3.0
 
 
 # --- in-cluster ------------------------------------------------------------------------------

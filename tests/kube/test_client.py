@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.bed.kube import Cluster
-from tests.kube.accounts import certificate_data, connected, with_user
+from tests.kube.accounts import Plugin, certificate_data, connected, with_user
 from transporter.kube import KubeUnavailable
 from transporter.kube.retry import NO_RETRY
 
@@ -61,12 +61,17 @@ print(json.dumps(sorted(
 def test_the_agent_loads_nothing_the_single_file_leaves_out(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """Every module of ours imported, then an agent's connection with a client certificate:
-    neither the official client nor anything else ``transporter.spec`` excludes is loaded, so
-    the file has all it needs."""
+    """Every module of ours imported, then an agent's connection with an exec plugin's client
+    certificate: neither the official client nor anything else ``transporter.spec`` excludes
+    is loaded, so the file has all it needs."""
     excluded = excluded_from_the_single_file()
     assert "kubernetes" in excluded
-    kubeconfig = with_user(cluster, certificate_data(cluster), tmp_path / "config")
+    plugin = Plugin(tmp_path / "plugin")
+    plugin.plan(
+        clientCertificateData=cluster.certs.admin_cert.read_text(),
+        clientKeyData=cluster.certs.admin_key.read_text(),
+    )
+    kubeconfig = with_user(cluster, {"exec": plugin.exec_entry()}, tmp_path / "config")
     done = subprocess.run(
         [sys.executable, "-c", AGENT_RUN, str(kubeconfig), json.dumps(excluded)],
         capture_output=True,
@@ -76,6 +81,7 @@ def test_the_agent_loads_nothing_the_single_file_leaves_out(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+    assert len(plugin.requests) == 1
 
 
 # --- trusting the server ---------------------------------------------------------------------

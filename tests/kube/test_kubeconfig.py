@@ -16,6 +16,7 @@ import yaml
 from tests.bed.certs import ClusterCerts, make_cluster_certs
 from transporter.kube import KubeConfigError
 from transporter.kube.access import Fixed, TokenFile
+from transporter.kube.exec_plugin import ExecCredentials
 from transporter.kube.kubeconfig import read
 
 Config = dict[str, Any]
@@ -131,6 +132,23 @@ def test_paths_are_relative_to_the_file_that_names_them(
     assert access.credentials.current(0).token == "from-file"
 
 
+def test_an_exec_command_with_a_slash_is_relative_to_its_file(
+    config: Config, tmp_path: Path
+) -> None:
+    user_of(config).clear()
+    user_of(config)["exec"] = {
+        "command": "bin/plugin",
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+    }
+    credentials = read([write(tmp_path / "config", config)]).credentials
+    assert isinstance(credentials, ExecCredentials)
+    assert credentials.config.command == str(tmp_path / "bin" / "plugin")
+    user_of(config)["exec"]["command"] = "kubelogin"  # looked up in $PATH
+    credentials = read([write(tmp_path / "config", config)]).credentials
+    assert isinstance(credentials, ExecCredentials)
+    assert credentials.config.command == "kubelogin"
+
+
 def test_a_context_without_a_user_is_anonymous(config: Config, tmp_path: Path) -> None:
     del config["contexts"][0]["context"]["user"]
     credentials = read([write(tmp_path / "config", config)]).credentials
@@ -158,6 +176,15 @@ def _context(config: Config) -> Config:
     return body
 
 
+def _exec(**values: Any) -> Callable[[Config], None]:
+    def change(config: Config) -> None:
+        user_of(config).clear()
+        user_of(config)["exec"] = {"command": "plugin", **values}
+
+    return change
+
+
+V1 = "client.authentication.k8s.io/v1"
 U = 'users["u"].user'
 C = 'clusters["c"].cluster'
 
@@ -230,7 +257,32 @@ BROKEN: list[tuple[str, Callable[[Config], None], str]] = [
         _set(user_of, tokenFile="token"),
         f"{U}: token and tokenFile are set; keep one",
     ),
-    ("exec plugins come later", _set(user_of, exec={"command": "x"}), f"{U}.exec: unknown key"),
+    (
+        "token and exec",
+        _set(user_of, exec={"command": "x"}),
+        f"{U}: token and exec are set; keep one",
+    ),
+    (
+        "v1 without interactiveMode",
+        _exec(apiVersion=V1),
+        f"{U}.exec.interactiveMode: missing (required by {V1})",
+    ),
+    (
+        "interactive plugin",
+        _exec(apiVersion=V1, interactiveMode="Always"),
+        f"{U}.exec.interactiveMode: Always needs a terminal, and the agent has none",
+    ),
+    (
+        "old plugin API",
+        _exec(apiVersion="client.authentication.k8s.io/v1alpha1"),
+        f"{U}.exec.apiVersion: 'client.authentication.k8s.io/v1alpha1': must be one of",
+    ),
+    (
+        "exec env",
+        _exec(apiVersion=V1, interactiveMode="Never", env=[{"name": "A"}]),
+        f"{U}.exec.env[0]: must be {{name, value}}, both strings",
+    ),
+    ("unknown exec key", _exec(apiVersion=V1, colour="blue"), f"{U}.exec.colour: unknown key"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 Made by :mod:`~transporter.kube.kubeconfig` or :mod:`~transporter.kube.incluster`, used by
 :mod:`~transporter.kube.client` for every request. Credentials that change while the agent runs
-(a rotated token file) are asked for again at each request.
+(a rotated token file, an exec plugin's expiring token) are asked for again at each request.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class HttpClient:
     """Connections to one API server, shared by the worker threads of its transport.
 
     The pool is made at the first request (in a worker thread: loading certificates is file
-    I/O), and made anew when the client certificate changes.
+    I/O), and made anew when the client certificate changes (an exec plugin's new one).
     """
 
     def __init__(self, access: ClusterAccess, *, maxsize: int) -> None:

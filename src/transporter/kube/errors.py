@@ -1,7 +1,8 @@
 """Our own errors, named by whose fault it is. No exception of urllib3 or ssl escapes kube/.
 
 - :class:`ManifestError`: the submitted manifests are invalid (the producer's fault).
-- :class:`KubeConfigError`: no usable kubeconfig or in-cluster account (the operator's fault).
+- :class:`KubeConfigError`: no usable kubeconfig or in-cluster account, or an exec credential
+  plugin that fails (the operator's fault).
 - :class:`KubeRejected`: the API server refused (its Status message, reason and code);
   :class:`KubeNotFound` is the 404 case.
 - :class:`KubeUnavailable`: the API server could not be reached or answered too slowly, or
@@ -35,7 +36,8 @@ class KubeError(Exception):
 
 
 class KubeConfigError(KubeError):
-    """No credentials to reach the cluster: a missing or broken kubeconfig or service account."""
+    """No credentials to reach the cluster: a missing or broken kubeconfig or service account,
+    or an exec credential plugin that fails."""
 
 
 class ManifestError(KubeError):

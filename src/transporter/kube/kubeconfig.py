@@ -2,8 +2,8 @@
 
 Several files (``$KUBECONFIG``) merge as kubectl merges them: the first file to name a cluster,
 user or context wins whole (a later entry of the same name is ignored, even its other keys),
-and so does the first file to set ``current-context``. Relative paths in an entry are
-relative to the file the entry came from.
+and so does the first file to set ``current-context``. Relative paths in an entry (files,
+an exec plugin's command with a ``/``) are relative to the file the entry came from.
 
 Only what the current context uses is checked, and strictly: an unknown key there is an error,
 and so is what we do not do (``auth-provider``, basic auth, impersonation in the kubeconfig),
@@ -36,6 +36,7 @@ from transporter.kube.access import (
     header_safe,
 )
 from transporter.kube.errors import KubeConfigError
+from transporter.kube.exec_plugin import ExecCredentials, exec_config
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 TOP_KEYS = frozenset(
@@ -52,7 +53,7 @@ CONTEXT_KEYS = frozenset({"cluster", "user", "namespace", "extensions"})
 USER_KEYS = frozenset(
     {
         "client-certificate", "client-certificate-data", "client-key", "client-key-data",
-        "token", "tokenFile", "extensions",
+        "token", "tokenFile", "exec", "extensions",
     }
 )  # fmt: skip
 REFUSED_USER_KEYS = {
@@ -66,6 +67,8 @@ REFUSED_USER_KEYS = {
     "as-groups": "impersonation in the kubeconfig is not supported (see --impersonate)",
     "as-user-extra": "impersonation in the kubeconfig is not supported (see --impersonate)",
 }
+EXEC_EXTENSION = "client.authentication.k8s.io/exec"
+"""The cluster extension handed to an exec plugin as ``spec.cluster.config``."""
 
 
 @attrs.frozen
@@ -211,6 +214,20 @@ def _named(merged: Merged, section: str, name: str, asked: str) -> _Entry:
     return entry
 
 
+def _cluster_info(cluster: _Entry, ca_pem: bytes | None) -> dict[str, Any]:
+    """``spec.cluster`` of an ExecCredential request (``provideClusterInfo``)."""
+    info: dict[str, Any] = {"server": cluster.body["server"]}
+    for key in ("tls-server-name", "insecure-skip-tls-verify", "disable-compression"):
+        if key in cluster.body:
+            info[key] = cluster.body[key]
+    if ca_pem is not None:
+        info["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    for extension in cluster.body.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == EXEC_EXTENSION:
+            info["config"] = extension.get("extension")
+    return info
+
+
 def _server(cluster: _Entry) -> tuple[str, ServerTrust]:
     cluster.check_keys(CLUSTER_KEYS)
     server = cluster.text("server")
@@ -247,7 +264,7 @@ def _certificate(user: _Entry) -> ClientCertificate | None:
     return certificate
 
 
-def _credentials(user: _Entry | None) -> Credentials:
+def _credentials(user: _Entry | None, cluster_info: Mapping[str, Any]) -> Credentials:
     if user is None:
         return Fixed(Auth())  # a context without a user: anonymous, as with kubectl
     for key in user.body:
@@ -255,12 +272,23 @@ def _credentials(user: _Entry | None) -> Credentials:
             raise user.fail(str(key), REFUSED_USER_KEYS[str(key)])
     user.check_keys(USER_KEYS)
     certificate = _certificate(user)
-    given = [key for key in ("token", "tokenFile") if user.body.get(key) not in (None, "")]
+    given = [key for key in ("token", "tokenFile", "exec") if user.body.get(key) not in (None, "")]
     if len(given) > 1:
         raise user.fail(None, f"{' and '.join(given)} are set; keep one")
     token_file = user.text("tokenFile")
     if token_file is not None:
         return TokenFile(user.resolve(token_file), user.where("tokenFile"), certificate=certificate)
+    if "exec" in given:
+        body = user.body["exec"]
+        if not isinstance(body, dict):
+            raise user.fail("exec", "must be a mapping")
+
+        def resolve(command: str) -> str:
+            relative = "/" in command and not command.startswith("/")
+            return str(user.resolve(command)) if relative else command
+
+        config = exec_config(body, where=user.where("exec"), resolve=resolve, cluster=cluster_info)
+        return ExecCredentials(config, certificate=certificate)
     token = user.text("token")
     if token is not None and not header_safe(token):
         raise user.fail("token", "not a bearer token (visible ASCII, no spaces)")
@@ -283,7 +311,7 @@ def access(merged: Merged) -> ClusterAccess:
     server, trust = _server(cluster)
     user_name = context.text("user")
     user = None if user_name is None else _named(merged, "users", user_name, context.where("user"))
-    credentials = _credentials(user)
+    credentials = _credentials(user, _cluster_info(cluster, trust.ca_pem))
     return ClusterAccess(server, trust, credentials)
 
 

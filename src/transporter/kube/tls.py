@@ -1,8 +1,8 @@
 """TLS contexts for an API server: its CAs, and our client certificate when we have one.
 
 ``ssl`` loads a certificate and key only from a file: they are written to an anonymous
-in-memory file (``memfd``, Linux) so a key from a kubeconfig's ``-data`` never touches a
-disk; elsewhere to a private temporary folder removed at once.
+in-memory file (``memfd``, Linux) so a key from a kubeconfig's ``-data`` or an exec plugin
+never touches a disk; elsewhere to a private temporary folder removed at once.
 """
 
 from __future__ import annotations
