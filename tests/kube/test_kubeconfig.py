@@ -230,6 +230,11 @@ BROKEN: list[tuple[str, Callable[[Config], None], str]] = [
     ),
     ("unknown cluster key", _set(cluster_of, colour="blue"), f"{C}.colour: unknown key"),
     (
+        "socks proxy",
+        _set(cluster_of, proxy_url="socks5://proxy:1080"),
+        f"{C}.proxy-url: 'socks5://proxy:1080': only http:// and https:// proxies work",
+    ),
+    (
         "oidc auth provider",
         _set(user_of, auth_provider={"name": "oidc", "config": {"id-token": "x"}}),
         f"{U}.auth-provider: auth providers (oidc, gcp, azure) are deprecated and gone from"

@@ -134,3 +134,5 @@ class ClusterAccess:
     """Its URL, without a trailing ``/`` (it may have a path: a proxy in front of it)."""
     trust: ServerTrust
     credentials: Credentials
+    proxy: str | None = None
+    """``proxy-url``; ``None``: the ``HTTPS_PROXY`` / ``NO_PROXY`` environment decides."""

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import urllib3
@@ -25,6 +26,8 @@ from transporter.kube.errors import (
     KubeUnavailable,
     from_library,
 )
+from transporter.kube.proxy import SUPPORTED as PROXY_SCHEMES
+from transporter.kube.proxy import proxy_for
 
 
 @attrs.frozen
@@ -78,7 +81,12 @@ class HttpClient:
             options["assert_hostname"] = False
         if trust.server_name:
             options["server_hostname"] = trust.server_name
-        return urllib3.PoolManager(num_pools=1, **options)
+        proxy = proxy_for(self.access.server, self.access.proxy)
+        if proxy is None:
+            return urllib3.PoolManager(num_pools=1, **options)
+        if urlsplit(proxy).scheme not in PROXY_SCHEMES:
+            raise KubeConfigError(f"proxy {proxy}: only http:// and https:// proxies work")
+        return urllib3.ProxyManager(proxy, num_pools=1, **options)
 
     def request(
         self,

@@ -37,6 +37,7 @@ from transporter.kube.access import (
 )
 from transporter.kube.errors import KubeConfigError
 from transporter.kube.exec_plugin import ExecCredentials, exec_config
+from transporter.kube.proxy import SUPPORTED as PROXY_SCHEMES
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 TOP_KEYS = frozenset(
@@ -45,7 +46,7 @@ TOP_KEYS = frozenset(
 CLUSTER_KEYS = frozenset(
     {
         "server", "certificate-authority", "certificate-authority-data",
-        "insecure-skip-tls-verify", "tls-server-name", "disable-compression",
+        "insecure-skip-tls-verify", "tls-server-name", "proxy-url", "disable-compression",
         "extensions",
     }
 )  # fmt: skip
@@ -217,7 +218,7 @@ def _named(merged: Merged, section: str, name: str, asked: str) -> _Entry:
 def _cluster_info(cluster: _Entry, ca_pem: bytes | None) -> dict[str, Any]:
     """``spec.cluster`` of an ExecCredential request (``provideClusterInfo``)."""
     info: dict[str, Any] = {"server": cluster.body["server"]}
-    for key in ("tls-server-name", "insecure-skip-tls-verify", "disable-compression"):
+    for key in ("tls-server-name", "insecure-skip-tls-verify", "proxy-url", "disable-compression"):
         if key in cluster.body:
             info[key] = cluster.body[key]
     if ca_pem is not None:
@@ -228,7 +229,7 @@ def _cluster_info(cluster: _Entry, ca_pem: bytes | None) -> dict[str, Any]:
     return info
 
 
-def _server(cluster: _Entry) -> tuple[str, ServerTrust]:
+def _server(cluster: _Entry) -> tuple[str, ServerTrust, str | None]:
     cluster.check_keys(CLUSTER_KEYS)
     server = cluster.text("server")
     if server is None:
@@ -241,12 +242,15 @@ def _server(cluster: _Entry) -> tuple[str, ServerTrust]:
     cluster.flag("disable-compression")  # we never ask for compression
     if insecure and ca_pem is not None:
         raise cluster.fail(None, "insecure-skip-tls-verify with a certificate-authority; keep one")
+    proxy = cluster.text("proxy-url")
+    if proxy is not None and urlsplit(proxy).scheme not in PROXY_SCHEMES:
+        raise cluster.fail("proxy-url", f"{proxy!r}: only http:// and https:// proxies work")
     trust = ServerTrust(ca_pem, insecure, cluster.text("tls-server-name"))
     try:
         tls.context(trust, None)
     except (ssl.SSLError, ValueError) as exc:
         raise cluster.fail("certificate-authority", f"no usable CA certificate: {exc}") from None
-    return server.rstrip("/"), trust
+    return server.rstrip("/"), trust, proxy
 
 
 def _certificate(user: _Entry) -> ClientCertificate | None:
@@ -308,11 +312,11 @@ def access(merged: Merged) -> ClusterAccess:
     if cluster_name is None:
         raise context.fail("cluster", "missing")
     cluster = _named(merged, "clusters", cluster_name, context.where("cluster"))
-    server, trust = _server(cluster)
+    server, trust, proxy = _server(cluster)
     user_name = context.text("user")
     user = None if user_name is None else _named(merged, "users", user_name, context.where("user"))
     credentials = _credentials(user, _cluster_info(cluster, trust.ca_pem))
-    return ClusterAccess(server, trust, credentials)
+    return ClusterAccess(server, trust, credentials, proxy)
 
 
 def read(paths: Sequence[Path]) -> ClusterAccess:
