@@ -1,6 +1,6 @@
 """Memory: RSS of an idle agent, and of a control plane holding many idle agent connections.
 
-    .venv/bin/python bench/memory.py [--connections 1000] [--agent-binary dist/transporter]
+    .venv/bin/python bench/memory.py [--connections 1000 | 0] [--agent-binary dist/transporter]
 
 The agent is the real ``transporter agent`` on the test bed's cluster. The connections come from
 bench/agents.py (real sessions, registered and heartbeating) in another process. Targets
@@ -47,7 +47,9 @@ def _tree(pid: int) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument(
+        "--connections", type=int, default=1000, help="0: measure the idle agent only"
+    )
     parser.add_argument(
         "--agent-binary",
         type=Path,
@@ -77,18 +79,21 @@ def main() -> int:
                 wait_for_agents(api, 1)
                 time.sleep(SETTLE)
                 agent_kib = sum(rss_kib(pid) for pid in _tree(agent.pid))
-            time.sleep(SETTLE)
-            before = rss_kib(cp.pid)
-            with agents_harness(agent_url, work / "cp", args.connections):
-                wait_for_agents(api, args.connections)
-                time.sleep(TRIMMED)
-                after = rss_kib(cp.pid)
+            if args.connections:
+                time.sleep(SETTLE)
+                before = rss_kib(cp.pid)
+                with agents_harness(agent_url, work / "cp", args.connections):
+                    wait_for_agents(api, args.connections)
+                    time.sleep(TRIMMED)
+                    after = rss_kib(cp.pid)
             api.close()
-    per = (after - before) / args.connections
     print(
         f"idle agent RSS          {agent_kib / 1024:6.1f} MiB = {agent_kib * 1024 / 1e6:.1f} MB"
         " (target <= 50 MB)"
     )
+    if not args.connections:
+        return 0
+    per = (after - before) / args.connections
     print(
         f"control plane RSS       {before / 1024:6.1f} MiB idle, {after / 1024:.1f} MiB with "
         f"{args.connections} agent connections"
