@@ -65,11 +65,11 @@ async def hammer(
                 ssl_context=None if contexts is None else contexts[slot],
                 max_message_size=1 << 20,
                 connect_timeout=REGISTER_TIMEOUT,
-            ) as ws:
+            ) as channel:
                 register = {"type": "register", "agent": {"id": agents[slot]}, "protocol": 1}
-                await ws.send_message(json.dumps(register))
+                await channel.send(json.dumps(register))
                 with trio.fail_after(REGISTER_TIMEOUT):
-                    answer = json.loads(await ws.get_message())
+                    answer = json.loads(await channel.receive())
                 if answer["type"] != "welcome":
                     raise RuntimeError(f"refused: {answer}")
             took.append(time.perf_counter() - start)

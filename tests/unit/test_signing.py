@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from typing import Any
 
 import attrs
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from transporter.agent.session import CLOCK_SKEW, Session, agent_info
-from transporter.agent.worker import Reporter
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import Action, Event, K8sPayload
@@ -144,21 +141,3 @@ def test_a_repeated_submit_is_the_same_request_whatever_its_signature() -> None:
     again = event(created_at=1_700_000_100.0)
     assert first.same_request(again)
     assert not first.same_request(event(priority=1))
-
-
-async def test_the_agent_refuses_a_signed_event_long_past_its_ttl() -> None:
-    """The control plane never sends an expired event; an agent refuses one that comes anyway
-    (put back into the store by someone who can write there), beyond a clock skew."""
-
-    async def never(event: Event, report: Reporter) -> None:  # pragma: no cover - never runs
-        raise AssertionError("ran")
-
-    session = Session(agent_info("site-1", "c", {}), "ws://unused", never, signing_key=PUBLIC)
-    now = time.time()
-    fresh = signing.sign(event(created_at=now, ttl=60), KEY)
-    assert await session._check(fresh) is None
-    skewed = signing.sign(event(created_at=now - 60 - CLOCK_SKEW / 2, ttl=60), KEY)
-    assert await session._check(skewed) is None
-    old = signing.sign(event(created_at=now - 3600 - 2 * CLOCK_SKEW, ttl=3600), KEY)
-    problem = await session._check(old)
-    assert problem is not None and "TTL passed" in problem

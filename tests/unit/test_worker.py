@@ -197,18 +197,6 @@ def test_reports_are_sent_once_per_connection_and_again_after_a_reconnect() -> N
     assert [(s.event_id, s.seq) for s in reports.take_unsent()] == [("a", 2), ("b", 1)]
 
 
-def test_an_outage_is_described_by_its_innermost_error() -> None:
-    from transporter.agent.session import _describe
-
-    nested = ExceptionGroup(
-        "outer", [ExceptionGroup("inner", [ConnectionRefusedError(111, "refused")])]
-    )
-    assert _describe(nested) == "ConnectionRefusedError: [Errno 111] refused"
-    # Two tasks failed at once as the connection broke: the first says what happened.
-    both = ExceptionGroup("nursery", [BrokenPipeError(32, "broken"), TimeoutError()])
-    assert _describe(ExceptionGroup("outer", [both])) == "BrokenPipeError: [Errno 32] broken"
-
-
 async def test_a_large_events_order_is_read_off_the_event_loop_and_still_kept() -> None:
     runner, sink = GatedRunner(), RecordingSink()
     worker = Worker(runner, sink, concurrency=4)

@@ -1,6 +1,11 @@
 """Dialling the control plane: TCP, then TLS (the bundle's certificate; the control plane's CA
 as the only one trusted), then the WebSocket upgrade, each step failing fast with a reason a
-person can act on.
+person can act on; and the :class:`Channel` that carries messages once connected.
+
+This is the agent's transport edge: every socket, TLS and WebSocket error becomes one of the
+channel's own (:class:`DialError` before the connection is up, :class:`ChannelClosed` after),
+as :mod:`transporter.kube` does for the API server's, so the session above handles two kinds
+of failure, not a dozen libraries' exceptions.
 
 trio-websocket's client waits for the upgrade's answer even when the connection has broken
 under it (the control plane refused this agent's certificate: TLS 1.3 says so only after the
@@ -11,6 +16,7 @@ timeout that says nothing.
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,18 +24,67 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import trio
-from trio_websocket import WebSocketConnection, wrap_client_stream
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    wrap_client_stream,
+)
 
 from transporter.protocol.identity import describe_tls_error
 
 
-class DialError(Exception):
+class ChannelError(Exception):
+    """The channel to the control plane failed; the message says how, in a line."""
+
+
+class DialError(ChannelError):
     """The connection could not be set up; the message says at which step and why."""
 
 
-class DeadConnection(Exception):
+class ChannelClosed(ChannelError):
+    """The connection ended (closed by the control plane, or broken under us)."""
+
+
+class DeadConnection(ChannelError):
     """Raised in a :func:`connect` block when the peer stopped answering: the connection is
     then closed at once, without waiting for a close handshake nobody will answer."""
+
+
+class Channel:
+    """A connected WebSocket, in the channel's terms: text messages, pings, and
+    :class:`ChannelClosed` whichever way it ends."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send_message(text)
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _closed(exc) from exc
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._ws.get_message()
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _closed(exc) from exc
+
+    async def ping(self) -> None:
+        """Return once the control plane answered a ping (bound it with a cancel scope)."""
+        try:
+            await self._ws.ping()
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _closed(exc) from exc
+
+
+def _closed(exc: BaseException) -> ChannelClosed:
+    reason = getattr(exc, "reason", None)
+    if reason is None:
+        return ChannelClosed(f"the connection broke: {describe_tls_error(exc)}")
+    said = f": {reason.reason}" if getattr(reason, "reason", None) else ""
+    return ChannelClosed(f"the control plane closed the connection ({reason.code}{said})")
 
 
 CLOSE_WAIT = 5.0
@@ -90,28 +145,70 @@ async def connect(
     ssl_context: ssl.SSLContext | None,
     max_message_size: int,
     connect_timeout: float,
-) -> AsyncIterator[WebSocketConnection]:
-    """A WebSocket connection to ``url`` for the block, set up within ``connect_timeout``
-    (``trio.TooSlowError`` after it); :class:`DialError` (or ``OSError`` for TCP, or
-    ``ConnectionRejected`` for an HTTP refusal) when it cannot be. Closed at the end, its
-    socket too, whichever side ended it."""
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(connect_timeout):
-            ws, stream = await _dial(nursery, url, ssl_context, max_message_size)
-        close_wait = CLOSE_WAIT
-        try:
-            yield ws
-        except BaseException as exc:
-            if _dead(exc):
-                close_wait = 0.0
+) -> AsyncIterator[Channel]:
+    """A connection to ``url`` for the block, set up within ``connect_timeout``;
+    :class:`DialError` (as itself) when it cannot be. Closed at the end, its socket too,
+    whichever side ended it."""
+    up = False
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(connect_timeout):
+                ws, stream = await _dial(nursery, url, ssl_context, max_message_size)
+            up = True
+            close_wait = CLOSE_WAIT
+            try:
+                yield Channel(ws)
+            except BaseException as exc:
+                if _dead(exc):
+                    close_wait = 0.0
+                raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(close_wait):
+                        await ws.aclose()
+                    # trio-websocket leaves the socket open when the far side closed first.
+                    await trio.aclose_forcefully(stream)
+                nursery.cancel_scope.cancel()
+    except BaseException as exc:
+        # trio-websocket's reader task raises an HTTP refusal, so it comes out of the nursery.
+        problem = None if up else _dial_problem(_leaf(exc), urlsplit(url).netloc, connect_timeout)
+        if problem is None:
             raise
-        finally:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(close_wait):
-                    await ws.aclose()
-                # trio-websocket leaves the socket open when the far side closed first.
-                await trio.aclose_forcefully(stream)
-            nursery.cancel_scope.cancel()
+        raise problem from exc
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _dial_problem(exc: BaseException, where: str, connect_timeout: float) -> DialError | None:
+    """The :class:`DialError` that says what ``exc`` means, or ``None`` to let it through."""
+    if isinstance(exc, DialError):
+        return exc
+    if isinstance(exc, trio.TooSlowError):
+        return DialError(f"no connection to {where} within {connect_timeout:g} s")
+    if isinstance(exc, ConnectionRejected):
+        body = (exc.body or b"").decode(errors="replace").strip()[:500]
+        said = f": {body}" if body else ""
+        return DialError(f"refused with HTTP {exc.status_code}{said}")
+    if isinstance(exc, HandshakeError):
+        return DialError(f"the WebSocket upgrade with {where} failed: {exc}")
+    if isinstance(exc, OSError):
+        return DialError(f"cannot connect to {where}: {_os_reason(exc)}")
+    return None
+
+
+def _os_reason(exc: OSError) -> str:
+    """What the system said (trio's error for the addresses it tried carries each one's)."""
+    cause: BaseException | None = exc.__cause__
+    while isinstance(cause, BaseExceptionGroup):
+        cause = cause.exceptions[0]
+    for error in (cause, exc):
+        if isinstance(error, OSError) and error.errno:
+            return os.strerror(error.errno)
+    return str(exc)
 
 
 async def _dial(

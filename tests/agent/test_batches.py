@@ -1,16 +1,14 @@
-"""How the agent packs its acknowledgements and reports, and the control plane its deliveries,
-into messages (protocol 2): in order, in bounded batches, and a large one in a message of its
-own."""
+"""How the agent packs its acknowledgements and reports into messages (protocol 2): in order,
+in bounded batches, and a large one in a message of its own."""
 
 from __future__ import annotations
 
-from transporter.agent.session import (
+from transporter.agent.conversation import (
     BATCH_RECEIVED,
     BATCH_RESOURCES,
     BATCH_STATUSES,
     batched,
 )
-from transporter.cp.delivery import BATCH_BYTES, BATCH_EVENTS, batches
 from transporter.protocol.messages import Receipt, ReportBatch, Status
 from transporter.protocol.model import (
     EventState,
@@ -76,12 +74,3 @@ def test_a_large_report_goes_alone_between_the_others() -> None:
         long,
         ReportBatch((), (status(5), status(6))),
     ]
-
-
-def test_deliveries_go_in_bounded_batches_in_order() -> None:
-    assert batches([]) == []
-    made = batches([100] * (BATCH_EVENTS * 2 + 1))
-    assert [i for batch in made for i in batch] == list(range(BATCH_EVENTS * 2 + 1))
-    assert [len(batch) for batch in made] == [BATCH_EVENTS, BATCH_EVENTS, 1]
-    half = BATCH_BYTES // 2
-    assert batches([half, half, 1, BATCH_BYTES * 4, 1]) == [[0, 1], [2], [3], [4]]
