@@ -25,8 +25,9 @@ from transporter.protocol.model import EventState, Phase
 
 pytestmark = [pytest.mark.kube, pytest.mark.redis]
 
-EVENTS_KEY = "transporter:events"
-"""The Redis hash of stored events (transporter.store.redis, default prefix)."""
+EVENTS_KEY = "transporter:event"
+"""The Redis hash of stored events, apart from their progress (transporter.store.redis,
+default prefix)."""
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ async def edit_in_redis(
     async with client:
         text = await client.hget(EVENTS_KEY, event_id)
         assert text is not None
-        record = json.loads(text)
-        change(record["event"])
-        await client.hset(EVENTS_KEY, {event_id: json.dumps(record, separators=(",", ":"))})
+        event = json.loads(text)
+        change(event)
+        await client.hset(EVENTS_KEY, {event_id: json.dumps(event, separators=(",", ":"))})
 
 
 def flip_a_bit(signature: str) -> str:

@@ -1,16 +1,16 @@
-"""rows.Decoded: decoded values reused only while the stored text is the same."""
+"""cache.Decoded: decoded values reused only while the stored text is the same."""
 
 from __future__ import annotations
 
 import json
 
 from transporter.protocol.model import AuditEntry
-from transporter.store import rows
-from transporter.store.rows import Decoded
+from transporter.store import json_rows
+from transporter.store.cache import Decoded
 
 
 def _text(entry: AuditEntry) -> str:
-    return rows.dump(entry)
+    return json_rows.dump(entry)
 
 
 def test_a_value_is_decoded_once_while_its_text_stays_the_same() -> None:
