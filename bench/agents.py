@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
-from transporter.cp.bundle import write_bundle
+from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import open_authority
 from transporter.cp.signing_key import open_signing_key
 from transporter.protocol.model import Event, EventState, Phase

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Api, control_plane, rss_kib
 from transporter.kube.manifests import parse_manifests
-from transporter.protocol.redact import redact_manifest
 from transporter.protocol.submission import InvalidEvent, parse_submission
+from transporter.security.redact import redact_manifest
 
 MB = 1024 * 1024
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import control_plane, cpu_seconds
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.dial import connect
-from transporter.cp.bundle import write_bundle
+from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import open_authority
 from transporter.cp.signing_key import open_signing_key
 

@@ -1,6 +1,6 @@
 """The agent channel's credentials for tests: a CA and an event-signing key, made with the
 product's own code (``transporter.cp.pki``, ``transporter.cp.signing_key``), and agents' bundles
-issued from them (``transporter.cp.bundle``).
+issued from them (``transporter.cp.admin.bundles``).
 
 Control planes started by tests are given this CA and key as files (``--ca-cert``, ``--ca-key``,
 ``--signing-key``), the way replicas share theirs; so any agent, whichever control plane it
@@ -22,7 +22,7 @@ import attrs
 
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.config import ChannelSecurity
-from transporter.cp.bundle import write_bundle
+from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import CA_CERT_FILE, CA_KEY_FILE, Authority, open_authority
 from transporter.cp.signing_key import SIGNING_KEY_FILE, EventSigner, open_signing_key
 

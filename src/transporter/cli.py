@@ -23,8 +23,8 @@ import attrs
 
 from transporter import __version__, config
 from transporter.config import ConfigError
-from transporter.protocol import tokens
 from transporter.protocol.model import EventState
+from transporter.security import tokens
 
 EXIT_USAGE = 2
 
@@ -764,15 +764,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(
         settings, config.TokenCreateConfig | config.TokenListConfig | config.TokenRevokeConfig
     ):
-        from transporter.cp.tokens import main as token_main
+        from transporter.cp.admin.tokens import main as token_main
 
         return token_main(settings)
     if isinstance(settings, config.BundleCreateConfig):
-        from transporter.cp.bundle import create_main
+        from transporter.cp.admin.bundles import create_main
 
         return create_main(settings)
     if isinstance(settings, config.BundleRevokeConfig):
-        from transporter.cp.bundle import revoke_main
+        from transporter.cp.admin.bundles import revoke_main
 
         return revoke_main(settings)
     from transporter.produce.main import main as produce_main

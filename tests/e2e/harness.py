@@ -33,7 +33,7 @@ from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget
 from transporter.produce.client import Client
 from transporter.protocol.model import AuditEntry, Event, EventState, Phase
-from transporter.protocol.tokens import Role, TokenRecord, new_token
+from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import open_store
 
 

@@ -22,7 +22,7 @@ from transporter.config import StoreSpec
 from transporter.cp.api import access as auth
 from transporter.cp.api import events as event_routes
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import Role, new_token, token_id_of
+from transporter.security.tokens import Role, new_token, token_id_of
 from transporter.store import open_store
 
 

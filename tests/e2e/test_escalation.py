@@ -23,7 +23,7 @@ from tests.e2e.harness import Agent, ControlPlane
 from tests.e2e.test_flow import finish
 from transporter.agent.policy import ALLOWANCES, Policy
 from transporter.protocol.model import EventRecord, EventState, Phase
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 
 pytestmark = pytest.mark.kube
 

@@ -21,7 +21,7 @@ from tests.pki import TestPki, shared
 from transporter.agent.bundle import Bundle
 from transporter.agent.dial import ChannelClosed, DialError, connect
 from transporter.agent.session import Session, agent_info
-from transporter.cp.bundle import revocation_audit
+from transporter.cp.admin.bundles import revocation_audit
 from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AgentStatus
 from transporter.store import open_store

@@ -14,7 +14,7 @@ from tests.bed.rbac import apply_as_admin, in_thread
 from tests.e2e.harness import Agent, ControlPlane
 from tests.e2e.test_flow import configmap_yaml, deployment_yaml, event_body, finish
 from transporter.protocol.model import EventState, ResourceStatus
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 
 pytestmark = pytest.mark.kube
 

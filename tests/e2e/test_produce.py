@@ -12,7 +12,7 @@ from tests.bed.kube import Cluster
 from tests.e2e.harness import Agent, ControlPlane, run_produce
 from tests.e2e.test_flow import configmap_yaml, unique
 from tests.pki import TestPki
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 
 pytestmark = pytest.mark.kube
 

@@ -16,7 +16,7 @@ import yaml
 
 from tests.bed.kube import Cluster
 from transporter.kube import KubeRejected
-from transporter.kube.config import LoadedConfig, load
+from transporter.kube.credentials import LoadedConfig, load
 from transporter.kube.transport import Transport, new_transport
 
 EXEC_V1 = "client.authentication.k8s.io/v1"

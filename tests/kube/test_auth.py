@@ -30,7 +30,7 @@ from tests.kube.accounts import (
     with_user,
 )
 from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
-from transporter.kube import config as kube_config
+from transporter.kube import credentials as kube_config
 from transporter.kube.transport import Transport
 
 pytestmark = pytest.mark.kube

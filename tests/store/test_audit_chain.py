@@ -17,8 +17,8 @@ import trio
 
 from tests.store import records as r
 from tests.store.backend import Backend
-from transporter.protocol.audit_chain import GENESIS, ChainHead, canonical, entry_hash
 from transporter.protocol.model import AuditEntry, EventState, Phase
+from transporter.security.audit_chain import GENESIS, ChainHead, canonical, entry_hash
 from transporter.store import EventConflict, Store, verify_audit
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ from coredis.exceptions import ResponseError
 
 from tests.bed.redis import RedisServer
 from tests.store import records as r
-from transporter.protocol import audit_chain, codec
-from transporter.protocol.audit_chain import ChainHead
+from transporter.protocol import codec
 from transporter.protocol.model import AuditEntry, EventRecord, EventState, Phase
 from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.security import audit_chain
+from transporter.security.audit_chain import ChainHead
 from transporter.store import StoreError, StoreUnavailable, verify_audit
 from transporter.store.redis import RedisStore
 from transporter.store.redis.keys import Keys

@@ -13,7 +13,6 @@ import trio
 from tests.store import records as r
 from transporter.config import StoreSpec
 from transporter.protocol import codec
-from transporter.protocol.audit_chain import GENESIS, ChainHead
 from transporter.protocol.model import (
     AuditEntry,
     EventRecord,
@@ -23,7 +22,8 @@ from transporter.protocol.model import (
     ResourceStatus,
 )
 from transporter.protocol.status import accepted, advance
-from transporter.protocol.tokens import Role, new_token
+from transporter.security.audit_chain import GENESIS, ChainHead
+from transporter.security.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
 from transporter.store.sqlite import SQLiteStore
 from transporter.store.sqlite.cache import EventCache

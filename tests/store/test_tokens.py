@@ -14,7 +14,7 @@ import trio
 from tests.store import records as r
 from tests.store.backend import Backend
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import Role, TokenRecord, new_token
+from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import Store, TokenConflict, verify_audit
 
 

@@ -10,7 +10,8 @@ import attrs
 import pytest
 
 from transporter.protocol import codec
-from transporter.protocol.audit_chain import (
+from transporter.protocol.model import AuditEntry
+from transporter.security.audit_chain import (
     GENESIS,
     HASHED_FIELDS,
     Broken,
@@ -21,7 +22,6 @@ from transporter.protocol.audit_chain import (
     head_of,
     seal,
 )
-from transporter.protocol.model import AuditEntry
 
 ENTRY = AuditEntry(
     at=1_700_000_000.123456,

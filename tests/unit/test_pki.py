@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from transporter.agent.bundle import BundleError, load_bundle
-from transporter.cp.bundle import write_bundle
+from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import (
     CA_CERT_FILE,
     CA_KEY_FILE,

@@ -28,7 +28,8 @@ from transporter.protocol.model import (
     ResourceStatus,
     TimelineEntry,
 )
-from transporter.protocol.redact import (
+from transporter.protocol.submission import InvalidEvent, parse_submission
+from transporter.security.redact import (
     LAST_APPLIED,
     REDACTED,
     Scrubber,
@@ -37,7 +38,6 @@ from transporter.protocol.redact import (
     redact_record,
     secret_values,
 )
-from transporter.protocol.submission import InvalidEvent, parse_submission
 
 DATA = "s3cr3t-DATA-42"
 STRING = "s3cr3t-STRING-42"

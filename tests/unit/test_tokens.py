@@ -9,7 +9,7 @@ import pytest
 
 from transporter.protocol import codec
 from transporter.protocol.submission import InvalidEvent, parse_submission
-from transporter.protocol.tokens import (
+from transporter.security.tokens import (
     Role,
     TokenRecord,
     check_agents,

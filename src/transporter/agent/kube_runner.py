@@ -8,7 +8,7 @@ applied; an object whose dry run the API server refused is not applied (the othe
 
 Every message reported (the event's, and each resource's) is scrubbed of the values of the
 event's Secrets first: the API server quotes submitted values in some of its errors, and a
-report is stored, audited and shown (:mod:`transporter.protocol.redact`).
+report is stored, audited and shown (:mod:`transporter.security.redact`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from transporter.protocol.model import (
     ResourceResult,
     ResourceStatus,
 )
-from transporter.protocol.redact import Scrubber, redact_manifests
+from transporter.security.redact import Scrubber, redact_manifests
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from transporter.cp.agent_link import Parts
 from transporter.cp.api import create_app
 from transporter.cp.api.services import Services
 from transporter.cp.channel import PATH, AgentChannel, ChannelSettings
+from transporter.cp.credentials import Credentials, KeyMismatch, pin_keys, prepare
 from transporter.cp.delivery import Delivery
 from transporter.cp.expiry import expire_forever
 from transporter.cp.http import ApiServer, StartupError
@@ -23,7 +24,6 @@ from transporter.cp.live import LiveAgents
 from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
-from transporter.cp.security import Credentials, KeyMismatch, pin_keys, prepare
 from transporter.cp.trim import trim_after_changes
 from transporter.cp.watch import EventWatch
 from transporter.store import Store, StoreError, open_store
@@ -66,7 +66,7 @@ async def serve(
     revocation_poll: float | None = None,
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """``credentials``: as :func:`~transporter.cp.security.prepare` gives them (read here when
+    """``credentials``: as :func:`~transporter.cp.credentials.prepare` gives them (read here when
     not given). ``revocation_poll``: seconds between looks for revoked certificates."""
     if credentials is None:
         credentials = await trio.to_thread.run_sync(prepare, settings)

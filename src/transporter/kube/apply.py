@@ -32,8 +32,8 @@ from transporter.kube.errors import (
 from transporter.kube.inspect import apply_query
 from transporter.kube.manifests import api_version_of
 from transporter.kube.plan import Applied, Plan, PlannedObject
-from transporter.kube.planning import unknown_kind
 from transporter.kube.transport import APPLY_PATCH, Transport
+from transporter.kube.validate import unknown_kind
 from transporter.protocol.model import ResourceResult, ResourceStatus
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from transporter.kube.discovery import Discovery
 from transporter.kube.errors import KubeNotFound, KubeRejected
 from transporter.kube.plan import Plan, PlannedObject
-from transporter.kube.planning import unknown_kind
 from transporter.kube.transport import Transport
+from transporter.kube.validate import unknown_kind
 from transporter.protocol.model import ResourceResult, ResourceStatus
 
 DELETE_OPTIONS = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}

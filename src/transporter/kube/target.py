@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from transporter.kube import config, inspect, state
+from transporter.kube import credentials, inspect, state
 from transporter.kube.apply import apply_plan, verify_applied
 from transporter.kube.delete import delete_plan
 from transporter.kube.discovery import Discovery
@@ -17,9 +17,9 @@ from transporter.kube.errors import KubeConfigError, KubeRejected, KubeUnavailab
 from transporter.kube.inspect import Seen
 from transporter.kube.manifests import parse_manifests
 from transporter.kube.plan import Applied, Plan, PlannedObject
-from transporter.kube.planning import make_plan
 from transporter.kube.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from transporter.kube.transport import MAX_THREADS, Transport, new_transport
+from transporter.kube.validate import make_plan
 from transporter.protocol.model import ResourceResult
 
 PARSE_THREADS = 2
@@ -28,12 +28,12 @@ PARSE_THREADS = 2
 
 async def _load_config(
     kubeconfig: Path | None, limit: float, limiter: trio.CapacityLimiter
-) -> config.LoadedConfig:
+) -> credentials.LoadedConfig:
     """Load in a worker thread: reading files, and maybe running an exec credential plugin."""
     try:
         with trio.fail_after(limit):
             return await trio.to_thread.run_sync(
-                config.load, kubeconfig, limiter=limiter, abandon_on_cancel=True
+                credentials.load, kubeconfig, limiter=limiter, abandon_on_cancel=True
             )
     except trio.TooSlowError:
         raise KubeConfigError(f"loading the Kubernetes credentials took over {limit:g} s") from None
@@ -70,7 +70,7 @@ class KubeTarget:
         timeout: float = 30.0,  # noqa: ASYNC109 - bounds each request, not the whole call
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> AsyncIterator[KubeTarget]:
-        """Load credentials (see :mod:`transporter.kube.config`) and check the server answers.
+        """Load credentials (see :mod:`transporter.kube.credentials`) and check the server answers.
 
         ``timeout`` bounds every request (and the wait for a CRD to be Established); ``retry``
         says how every request after this check tries again while the server is unavailable.

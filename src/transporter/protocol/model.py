@@ -178,4 +178,4 @@ class AuditEntry:
     """The ``hash`` of the record before this one (64 zeros for the first); set by the store."""
     hash: str = ""
     """SHA-256 of this record, ``prev_hash`` included; set by the store. The audit log is a hash
-    chain: :mod:`transporter.protocol.audit_chain` defines it."""
+    chain: :mod:`transporter.security.audit_chain` defines it."""

@@ -1,15 +1,15 @@
 """Checking the audit log's hash chain in any store: :func:`verify_audit`.
 
 The chain itself (what a record's hash covers, the genesis value) is defined in
-:mod:`transporter.protocol.audit_chain`; the stores seal each record as they append it.
+:mod:`transporter.security.audit_chain`; the stores seal each record as they append it.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from transporter.protocol.audit_chain import Broken, ChainCheck, ChainHead
 from transporter.protocol.model import AuditEntry
+from transporter.security.audit_chain import Broken, ChainCheck, ChainHead
 from transporter.store.base import MAX_LIMIT, AuditStore, StoreError, StoreUnavailable
 
 

@@ -14,7 +14,6 @@ from typing import Protocol
 
 import attrs
 
-from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.identity import IssuedCertificate, Revocation
 from transporter.protocol.model import (
     AgentRecord,
@@ -24,7 +23,8 @@ from transporter.protocol.model import (
     EventState,
 )
 from transporter.protocol.status import StatusUpdate
-from transporter.protocol.tokens import TokenRecord
+from transporter.security.audit_chain import ChainHead
+from transporter.security.tokens import TokenRecord
 
 MAX_LIMIT = 1000
 """The most items one call returns; a larger ``limit`` is lowered to this."""
@@ -149,7 +149,7 @@ class AgentStore(Protocol):
 
 
 class AuditStore(Protocol):
-    """The audit log, a hash chain (:mod:`transporter.protocol.audit_chain`).
+    """The audit log, a hash chain (:mod:`transporter.security.audit_chain`).
 
     Every append, by :meth:`audit` or with a write of another concern (``submit``,
     ``update_event``, a token's change ...), reads the store's chain head, seals the entry after

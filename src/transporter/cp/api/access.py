@@ -1,4 +1,4 @@
-"""Who is asking, and may they: bearer tokens on the HTTP API (:mod:`transporter.protocol.tokens`).
+"""Who is asking, and may they: bearer tokens on the HTTP API (:mod:`transporter.security.tokens`).
 
 Every endpoint needs a token unless it is declared open (health, readiness, the OpenAPI
 document); each declares the least role it needs, and an endpoint that declares nothing needs
@@ -28,7 +28,7 @@ import attrs
 import trio
 
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import Role, TokenRecord, token_id_of
+from transporter.security.tokens import Role, TokenRecord, token_id_of
 from transporter.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)

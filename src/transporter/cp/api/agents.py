@@ -13,7 +13,7 @@ from transporter.cp.api.queries import caller
 from transporter.cp.api.services import Services, services
 from transporter.protocol import codec
 from transporter.protocol.model import AgentRecord, AgentStatus
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 
 routes = Blueprint("agents", __name__)
 

@@ -11,7 +11,7 @@ from transporter.cp.api.queries import int_arg
 from transporter.cp.api.services import services
 from transporter.cp.openapi.bounds import AUDIT_PAGE
 from transporter.protocol import codec
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 
 routes = Blueprint("audit", __name__)
 

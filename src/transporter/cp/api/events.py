@@ -16,7 +16,7 @@ from transporter.cp.api.queries import bool_arg, caller, float_arg, int_arg
 from transporter.cp.api.services import services
 from transporter.cp.openapi.bounds import EVENTS_PAGE, MAX_SINCE
 from transporter.protocol.model import EventRecord, EventState
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 from transporter.store.base import Page
 
 routes = Blueprint("events", __name__)

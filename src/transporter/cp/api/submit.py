@@ -21,7 +21,7 @@ from transporter.cp.api.queries import caller, json_body
 from transporter.cp.api.services import services
 from transporter.protocol.model import Event
 from transporter.protocol.submission import EventTooLarge, InvalidEvent, parse_submission
-from transporter.protocol.tokens import Role
+from transporter.security.tokens import Role
 from transporter.store.base import EventConflict
 
 routes = Blueprint("submit", __name__)

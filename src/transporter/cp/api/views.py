@@ -1,7 +1,7 @@
 """Events as the API answers with them: Secrets' values redacted.
 
 The store keeps each event as submitted (its agent needs the real manifests); every answer that
-carries an event goes through :func:`transporter.protocol.redact.redact_record`. Only events that
+carries an event goes through :func:`transporter.security.redact.redact_record`. Only events that
 may hold a Secret are parsed, in a worker thread, since a few MB of YAML take a while.
 """
 
@@ -14,7 +14,7 @@ import trio
 
 from transporter.protocol import codec
 from transporter.protocol.model import EventRecord
-from transporter.protocol.redact import needs_redaction, redact_record
+from transporter.security.redact import needs_redaction, redact_record
 
 REDACT_THREADS = 2
 """Answers redacted at once (CPU-bound); more wait for a thread."""

@@ -16,7 +16,7 @@ from transporter.cp.openapi.parts import (
     obj,
     ref,
 )
-from transporter.protocol import ids, tokens
+from transporter.protocol import ids
 from transporter.protocol.model import (
     EVENT_TYPE_K8S,
     Action,
@@ -33,6 +33,7 @@ from transporter.protocol.submission import (
     MAX_TTL,
 )
 from transporter.protocol.yaml_reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_EXPANDED_BYTES
+from transporter.security import tokens
 
 STATE: dict[str, Any] = {"enum": [s.value for s in EventState]}
 _PHASE = nullable({"enum": [p.value for p in Phase]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from transporter.cp.openapi.parts import error
-from transporter.protocol.tokens import PREFIX, Role
+from transporter.security.tokens import PREFIX, Role
 
 OPEN_OPERATIONS = frozenset({"healthz", "readyz", "openapi"})
 """Operations that need no token."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from coredis.response.types import StreamEntry
 
-from transporter.protocol import audit_chain
-from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AuditEntry
+from transporter.security import audit_chain
+from transporter.security.audit_chain import ChainHead
 from transporter.store.base import Page, StoreError
 from transporter.store.json_rows import load
 from transporter.store.paging import clamp_limit, cursor_seq, page

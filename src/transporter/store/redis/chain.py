@@ -17,9 +17,9 @@ import coredis
 import trio
 from coredis.commands.script import Script
 
-from transporter.protocol import audit_chain
-from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AuditEntry
+from transporter.security import audit_chain
+from transporter.security.audit_chain import ChainHead
 from transporter.store.base import StoreError
 from transporter.store.json_rows import dump
 from transporter.store.redis.keys import Keys

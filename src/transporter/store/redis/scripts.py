@@ -1,6 +1,6 @@
 """The Redis store's Lua scripts: every write is one script, so it is atomic.
 
-The audit log is a hash chain (:mod:`transporter.protocol.audit_chain`), whose SHA-256 Redis's
+The audit log is a hash chain (:mod:`transporter.security.audit_chain`), whose SHA-256 Redis's
 Lua cannot compute. So an append is a compare-and-set on the chain's head: the client seals the
 entry after the head it last saw, and the script appends it and moves the head only if that is
 still the head; else it writes nothing and answers with the current head (see chain.py).

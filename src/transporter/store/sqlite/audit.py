@@ -1,4 +1,4 @@
-"""The SQLite store's audit log, a hash chain (:mod:`transporter.protocol.audit_chain`).
+"""The SQLite store's audit log, a hash chain (:mod:`transporter.security.audit_chain`).
 
 Every append, whichever call makes it, reads the chain's head (table ``audit_head``), seals the
 entry after it and moves the head inside the caller's write transaction, whose lock keeps every
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from transporter.protocol import audit_chain
-from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AuditEntry
+from transporter.security import audit_chain
+from transporter.security.audit_chain import ChainHead
 from transporter.store.base import Page, StoreError
 from transporter.store.json_rows import dump, load
 from transporter.store.paging import clamp_limit, cursor_seq, page

@@ -11,7 +11,7 @@ import attrs
 
 from transporter.protocol.identity import IssuedCertificate, Revocation
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import TokenRecord
+from transporter.security.tokens import TokenRecord
 from transporter.store.base import TokenConflict
 from transporter.store.json_rows import dump, load
 from transporter.store.sqlite.audit import append_audit

@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from transporter.protocol import audit_chain
-from transporter.protocol.audit_chain import ChainHead
 from transporter.protocol.model import AuditEntry, EventState
+from transporter.security import audit_chain
+from transporter.security.audit_chain import ChainHead
 from transporter.store.base import StoreError
 from transporter.store.json_rows import dump, load
 from transporter.store.sqlite.transaction import write
@@ -56,7 +56,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " progress = json_remove(record, '$.event', '$.seq')",
         "ALTER TABLE events DROP COLUMN record",
     ),
-    # 3: the audit log becomes a hash chain (transporter.protocol.audit_chain); its head (the
+    # 3: the audit log becomes a hash chain (transporter.security.audit_chain); its head (the
     # seq and hash of the last entry) is kept in a row of its own, moved by every append.
     3: (
         """CREATE TABLE audit_head (
@@ -65,7 +65,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             hash TEXT NOT NULL
         )""",
     ),
-    # 4: API tokens (transporter.protocol.tokens): the record holds the hash of the token's
+    # 4: API tokens (transporter.security.tokens): the record holds the hash of the token's
     # text, never the text.
     4: (
         """CREATE TABLE tokens (

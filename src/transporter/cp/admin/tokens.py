@@ -24,7 +24,7 @@ import trio
 from transporter import config
 from transporter.protocol import codec
 from transporter.protocol.model import AuditEntry
-from transporter.protocol.tokens import Role, TokenRecord, new_token
+from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import Store, StoreError, TokenConflict, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

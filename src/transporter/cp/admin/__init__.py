@@ -1,0 +1,2 @@
+"""Commands run on the control plane's host, against its store and keys: ``transporter token``
+and ``transporter bundle``."""
