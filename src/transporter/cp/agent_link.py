@@ -20,6 +20,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
+from transporter.cp import roster
 from transporter.cp.conversation import AgentConversation, Refuse, Report
 from transporter.cp.delivery import Delivery
 from transporter.cp.group_commit import Pending
@@ -29,8 +30,7 @@ from transporter.cp.progress import Progress
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import Error, Register, StatusAck, Welcome
-from transporter.protocol.model import AgentRecord, AgentStatus, AuditEntry, EventState
-from transporter.protocol.status import StatusUpdate
+from transporter.protocol.model import AgentStatus, AuditEntry
 from transporter.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -198,23 +198,10 @@ class AgentLink:
     async def _welcome(
         self, ws: WebSocketConnection, connection: Connection, replaced: bool
     ) -> None:
-        info, now = connection.info, connection.connected_since
-        self.parts.intake.agent_registered(info.id)
-        store = self.parts.store
-        await store.put_agent(AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now))
-        detail = f"from {peer_of_ws(ws)}"
-        if self.certificate is not None:
-            detail += f", certificate serial {self.certificate.serial}"
-        action = "agent.replaced" if replaced else "agent.connected"
-        await store.audit(AuditEntry(at=now, action=action, agent_id=info.id, detail=detail))
-        log.info(
-            "agent %s connected from %s%s",
-            info.id,
-            peer_of_ws(ws),
-            " (replacing its previous connection)" if replaced else "",
-        )
+        self.parts.intake.agent_registered(connection.agent_id)
+        await roster.arrived(self.parts.store, connection, peer=peer_of_ws(ws), replaced=replaced)
         welcome = Welcome(
-            agent_id=info.id,
+            agent_id=connection.agent_id,
             heartbeat_interval=self.settings.heartbeat_interval,
             dead_after=self.settings.dead_after,
             protocol=connection.protocol,
@@ -222,23 +209,8 @@ class AgentLink:
         await ws.send_message(codec.encode(welcome))
 
     async def _disconnected(self, connection: Connection) -> None:
-        if not self.parts.live.detach(connection):
-            return  # replaced by a newer connection, which owns the record now
-        now = time.time()
-        info = connection.info
-        await save_status(self.parts.store, connection, AgentStatus.DISCONNECTED)
-        await self.parts.store.audit(
-            AuditEntry(at=now, action="agent.disconnected", agent_id=info.id)
-        )
-        # Sent but not finished: back to queued (in_progress ones stay as they are).
-        went_away = StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away")
-        progress = self.parts.progress
-        pending = [
-            await progress.enqueue(event_id, info.id, went_away) for event_id in connection.window
-        ]
-        for one in pending:
-            await progress.updated(one, info.id)
-        log.info("agent %s disconnected", info.id)
+        if self.parts.live.detach(connection):  # else a newer connection owns the record now
+            await roster.left(self.parts.store, self.parts.progress, connection)
 
     async def _read(
         self,
@@ -255,7 +227,7 @@ class AgentLink:
             connection.last_heard = now
             if connection.status is not AgentStatus.CONNECTED:
                 connection.status = AgentStatus.CONNECTED
-                await save_status(self.parts.store, connection)
+                await roster.save_status(self.parts.store, connection)
             if isinstance(message, Refuse):
                 await self._refuse(ws, message)
                 continue
@@ -279,8 +251,6 @@ class AgentLink:
             )
             return
         pending = await self.parts.progress.enqueue(event_id, connection.agent_id, report.update)
-        if report.ack is not None:
-            connection.window.acknowledged(event_id)
         await stored.send((pending, report.ack))
         if report.replay:
             await self._replayed(connection, event_id, report.update.message)
@@ -329,21 +299,6 @@ class AgentLink:
                     break
             for message in self.conversation.acks(acks):
                 await connection.send(message)
-
-
-async def save_status(
-    store: Store, connection: Connection, status: AgentStatus | None = None
-) -> None:
-    """Store the agent's record as this connection sees it (``status``: its new status)."""
-    await store.put_agent(
-        AgentRecord(
-            connection.info,
-            status or connection.status,
-            connection.connected_since,
-            connection.last_heard,
-            updated_at=time.time(),
-        )
-    )
 
 
 def peer_of_ws(ws: WebSocketConnection) -> str:

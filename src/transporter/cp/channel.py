@@ -26,13 +26,14 @@ from trio_websocket import (
 )
 
 from transporter.config import Address
-from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts, save_status
+from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
 from transporter.cp.connections import Gate, Limits, Throttled, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT
 from transporter.cp.health import watch_health
 from transporter.cp.http import open_listeners
 from transporter.cp.live import Connection
 from transporter.cp.revocations import RevocationWatch
+from transporter.cp.roster import save_status
 from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
 from transporter.protocol import codec
 from transporter.protocol.identity import IdentityError, PeerCertificate, Revocation
