@@ -119,16 +119,8 @@ def parse_submission(
     _require(isinstance(body, Mapping), "body", "must be a JSON object")
     extra = sorted(set(body) - _FIELDS)
     _require(not extra, extra[0] if extra else "", "unknown field")
-    event_id = body.get("id")
-    if "id" not in body:
-        event_id = new_id()
-    else:  # null included: like every other optional field, absent or valid
-        _require(
-            isinstance(event_id, str) and ids.is_event_id(event_id),
-            "id",
-            f"must be {ids.EVENT_ID_RULE}",
-        )
     kind = body.get("type", EVENT_TYPE_K8S)
+    event_id = _event_id(body, new_id)
     _require(kind == EVENT_TYPE_K8S, "type", f"must be {EVENT_TYPE_K8S!r}")
     target = body.get("target_agent")
     _require(target is not None, "target_agent", "is required")
@@ -138,38 +130,15 @@ def parse_submission(
         f"must be an agent id: {ids.AGENT_ID_RULE}",
     )
     _require("payload" in body, "payload", "is required")
-    payload = parse_payload(body["payload"])
-    ttl = _int(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL)
-    priority = _int(body.get("priority", 0), "priority", MIN_PRIORITY, MAX_PRIORITY)
-    labels = body.get("labels", {})
-    _require(isinstance(labels, Mapping), "labels", "must be an object of strings")
-    for key, value in labels.items():
-        _text(key, "labels", "an object of strings")
-        _text(value, f"labels.{key}", "a string")
-    if created_by is not None:
-        _require(
-            "created_by" not in body,
-            "created_by",
-            f"is set by the control plane from the submitting token (here {created_by!r});"
-            " leave it out",
-        )
-    else:
-        created_by = body.get("created_by", "")
-        _require(
-            isinstance(created_by, str) and len(created_by) <= MAX_CREATED_BY,
-            "created_by",
-            f"must be a string of at most {MAX_CREATED_BY} characters",
-        )
-        _text(created_by, "created_by", "a string")
     event = Event(
         id=event_id,
         target_agent=target,
-        payload=payload,
-        ttl=ttl,
+        payload=parse_payload(body["payload"]),
+        ttl=_int(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL),
         created_at=now,
-        priority=priority,
-        labels=dict(labels),
-        created_by=created_by,
+        priority=_int(body.get("priority", 0), "priority", MIN_PRIORITY, MAX_PRIORITY),
+        labels=_labels(body.get("labels", {})),
+        created_by=_created_by(body, created_by),
     )
     # As the agent channel will carry it: signed (the signature is added when it is accepted).
     size = len(codec.encode(Deliver(event))) + SIGNATURE_CHARS
@@ -179,3 +148,42 @@ def parse_submission(
             f"the event takes {size} bytes as sent to its agent, more than {MAX_EVENT_BYTES}",
         )
     return event
+
+
+def _event_id(body: Mapping[str, Any], new_id: Callable[[], str]) -> str:
+    if "id" not in body:
+        return new_id()
+    event_id = body["id"]  # null included: like every other optional field, absent or valid
+    _require(
+        isinstance(event_id, str) and ids.is_event_id(event_id),
+        "id",
+        f"must be {ids.EVENT_ID_RULE}",
+    )
+    return str(event_id)
+
+
+def _labels(labels: Any) -> dict[str, str]:
+    _require(isinstance(labels, Mapping), "labels", "must be an object of strings")
+    for key, value in labels.items():
+        _text(key, "labels", "an object of strings")
+        _text(value, f"labels.{key}", "a string")
+    return dict(labels)
+
+
+def _created_by(body: Mapping[str, Any], created_by: str | None) -> str:
+    if created_by is not None:
+        _require(
+            "created_by" not in body,
+            "created_by",
+            f"is set by the control plane from the submitting token (here {created_by!r});"
+            " leave it out",
+        )
+        return created_by
+    claimed = body.get("created_by", "")
+    _require(
+        isinstance(claimed, str) and len(claimed) <= MAX_CREATED_BY,
+        "created_by",
+        f"must be a string of at most {MAX_CREATED_BY} characters",
+    )
+    _text(claimed, "created_by", "a string")
+    return str(claimed)
