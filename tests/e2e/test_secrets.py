@@ -26,7 +26,7 @@ from kubernetes import client as k8s
 from tests.bed.kube import Cluster
 from tests.e2e.harness import Agent, ControlPlane, run_produce
 from tests.e2e.test_flow import configmap_yaml, namespace_yaml, read, unique
-from transporter.security.redact import REDACTED
+from transporter.security.scrub import REDACTED
 
 pytestmark = pytest.mark.kube
 

@@ -29,15 +29,8 @@ from transporter.protocol.model import (
     TimelineEntry,
 )
 from transporter.protocol.submission import InvalidEvent, parse_submission
-from transporter.security.redact import (
-    LAST_APPLIED,
-    REDACTED,
-    Scrubber,
-    redact_manifest,
-    redact_manifests,
-    redact_record,
-    secret_values,
-)
+from transporter.security.redact import redact_manifest, redact_manifests, redact_record
+from transporter.security.scrub import LAST_APPLIED, REDACTED, Scrubber, secret_values
 
 DATA = "s3cr3t-DATA-42"
 STRING = "s3cr3t-STRING-42"

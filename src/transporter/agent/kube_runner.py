@@ -40,7 +40,8 @@ from transporter.protocol.model import (
     ResourceResult,
     ResourceStatus,
 )
-from transporter.security.redact import Scrubber, redact_manifests
+from transporter.security.redact import redact_manifests
+from transporter.security.scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
