@@ -31,6 +31,7 @@ from transporter.agent.policy.podjson import (
     text,
     true_ish,
     user_namespaced,
+    uses_detail,
 )
 
 APPARMOR_ANNOTATION_PREFIX: Final = "container.apparmor.security.beta.kubernetes.io/"
@@ -197,12 +198,15 @@ def host_probes_and_host_lifecycle(metadata: Json, spec: Json) -> Result:
             forbidden.update(hosts)
     if not bad_containers:
         return None
-    count = len(bad_containers)
-    hosts_word = pluralize("probe or lifecycle host", "probe or lifecycle hosts", len(forbidden))
     return (
         "probe or lifecycle host",
-        f"{containers_phrase(sorted(bad_containers))} {pluralize('uses', 'use', count)} "
-        f"{hosts_word} {join_quote(sorted(forbidden))}",
+        uses_detail(
+            containers_phrase(sorted(bad_containers)),
+            len(bad_containers),
+            "probe or lifecycle host",
+            "probe or lifecycle hosts",
+            sorted(forbidden),
+        ),
     )
 
 

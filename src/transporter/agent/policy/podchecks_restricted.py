@@ -33,6 +33,7 @@ from transporter.agent.policy.podjson import (
     sub,
     text,
     user_namespaced,
+    uses_detail,
     windows,
 )
 
@@ -134,12 +135,15 @@ def restricted_volumes(metadata: Json, spec: Json) -> Result:
             kinds.add(kind)
     if not bad:
         return None
-    count = len(bad)
-    kinds_word = pluralize("restricted volume type", "restricted volume types", len(kinds))
     return (
         "restricted volume types",
-        f"{pluralize('volume', 'volumes', count)} {join_quote(bad)} "
-        f"{pluralize('uses', 'use', count)} {kinds_word} {join_quote(sorted(kinds))}",
+        uses_detail(
+            f"{pluralize('volume', 'volumes', len(bad))} {join_quote(bad)}",
+            len(bad),
+            "restricted volume type",
+            "restricted volume types",
+            sorted(kinds),
+        ),
     )
 
 

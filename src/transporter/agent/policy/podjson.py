@@ -191,6 +191,13 @@ def containers_phrase(names: list[str]) -> str:
     return f"{pluralize('container', 'containers', len(names))} {join_quote(names)}"
 
 
+def uses_detail(who: str, count: int, what: str, whats: str, values: list[str]) -> str:
+    """``containers "a", "b" use hostPorts "80", "443"``: ``who`` names ``count`` users."""
+    return f"{who} {pluralize('uses', 'use', count)} {pluralize(what, whats, len(values))} " + (
+        join_quote(values)
+    )
+
+
 def setters_detail(pod: bool, names: list[str], predicate: str) -> str | None:
     """``pod and containers "a", "b" <predicate>``; None if neither the pod nor any container."""
     setters = ["pod"] if pod else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from quart import g, request
@@ -11,26 +12,23 @@ from transporter.cp.api.errors import BadBody, BadQuery
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
-    text = request.args.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadQuery(f"{name} must be a whole number") from None
-    if not low <= value <= high:
-        raise BadQuery(f"{name} must be between {low} and {high}")
-    return value
+    return _number_arg(name, default, low, high, int, "a whole number")
 
 
 def float_arg(name: str, default: float, low: float, high: float) -> float:
+    return _number_arg(name, default, low, high, float, "a number")
+
+
+def _number_arg[N: (int, float)](
+    name: str, default: N, low: N, high: N, kind: Callable[[str], N], what: str
+) -> N:
     text = request.args.get(name)
     if text is None:
         return default
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise BadQuery(f"{name} must be a number") from None
+        raise BadQuery(f"{name} must be {what}") from None
     if not low <= value <= high:
         raise BadQuery(f"{name} must be between {low} and {high}")
     return value
