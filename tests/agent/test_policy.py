@@ -435,7 +435,7 @@ def test_the_readme_example_is_a_valid_policy() -> None:
         ("version: true\n", "version: True is not supported"),
         ("- kinds\n", "must be a mapping with the keys version, kinds,"),
         ("kinds: [unclosed\n", "not valid YAML: "),
-        ("allow: []\nallow: [kube-system]\n", "not valid YAML: duplicate key 'allow' at line 2"),
+        ("allow: []\nallow: [kube-system]\n", "YAML duplicate key 'allow' at line 2"),
         ("", "is empty (write {} for the default policy)"),
         ("# nothing\n", "is empty"),
         ("{}\n---\n{}\n", "holds several YAML documents"),

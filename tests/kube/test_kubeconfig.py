@@ -345,3 +345,23 @@ def test_merged_files_say_which_were_read(config: Config, tmp_path: Path) -> Non
     assert str(caught.value) == (
         f"kubeconfig {first}: current-context: no context named 'gone' in any of {first}, {second}"
     )
+
+
+def test_a_kubeconfig_is_read_by_the_bounded_reader_without_quoting_it(tmp_path: Path) -> None:
+    """A key written twice would silently win one way or the other: refused, with its place;
+    an alias bomb is refused by its expanded size; neither message quotes the file."""
+    twice = write(tmp_path / "twice", "current-context: a\ncurrent-context: b\n")
+    with pytest.raises(KubeConfigError, match="YAML duplicate key 'current-context' at line 2"):
+        read([twice])
+    lines = ["a: &a [" + ",".join(["secret-value"] * 50) + "]"]
+    lines += [
+        f"{chr(98 + n)}: &{chr(98 + n)} [" + ",".join([f"*{chr(97 + n)}"] * 50) + "]"
+        for n in range(4)
+    ]
+    bomb = write(tmp_path / "bomb", "\n".join(lines) + "\n")
+    with pytest.raises(KubeConfigError, match="YAML aliases expand to more than") as caught:
+        read([bomb])
+    assert "secret-value" not in str(caught.value)
+    several = write(tmp_path / "several", "kind: Config\n---\nkind: Config\n")
+    with pytest.raises(KubeConfigError, match="several YAML documents"):
+        read([several])

@@ -38,6 +38,7 @@ from transporter.kube.access import (
 from transporter.kube.errors import KubeConfigError
 from transporter.kube.exec_plugin import ExecCredentials, exec_config
 from transporter.kube.proxy import SUPPORTED as PROXY_SCHEMES
+from transporter.protocol import yaml_reader
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 TOP_KEYS = frozenset(
@@ -144,14 +145,17 @@ def _load(path: Path) -> Mapping[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KubeConfigError(f"kubeconfig {path}: cannot read it: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
+    try:  # the one bounded reader; it never quotes the text (a kubeconfig holds secrets)
+        loaded = yaml_reader.load_documents(text, yaml_reader.Budget())
+        documents = [document for document in loaded if document is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise KubeConfigError(f"kubeconfig {path}: not valid YAML{at}") from None
-    if document is None:
+        problem = yaml_reader.yaml_problem(exc)
+        raise KubeConfigError(f"kubeconfig {path}: {problem}") from None
+    if len(documents) > 1:
+        raise KubeConfigError(f"kubeconfig {path}: holds several YAML documents; it is one")
+    if not documents:
         return {}  # an empty file is an empty config, as for kubectl
+    document = documents[0]
     if not isinstance(document, dict):
         raise KubeConfigError(f"kubeconfig {path}: not a kubeconfig (no mapping at the top)")
     for key in document:

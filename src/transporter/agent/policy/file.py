@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -11,35 +11,10 @@ import yaml
 from transporter.agent.policy.model import ALLOWANCES, PolicyError
 from transporter.agent.policy.podsecurity import Level
 from transporter.agent.policy.rules import Policy
+from transporter.protocol import yaml_reader
 
 KEYS: Final = ("version", "kinds", "namespaces", "clusterScoped", "podSecurity", "allow")
 """The keys of a policy file; any other is an error."""
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys (which would silently override)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line: the problem and where it is."""
-    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-    mark = getattr(exc, "problem_mark", None)
-    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
-    if isinstance(line, int) and isinstance(column, int):
-        problem += f" at line {line + 1}, column {column + 1}"
-    return f"not valid YAML: {problem}"
 
 
 def _patterns(
@@ -70,10 +45,10 @@ def _check_kind_pattern(pattern: str, where: str) -> None:
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
     """A policy from the text of a policy file. Raises :class:`PolicyError` (one line)."""
-    try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+    try:  # the one bounded reader: duplicate keys refused (they would silently override)
+        documents = list(yaml_reader.load_documents(text, yaml_reader.Budget()))
     except yaml.YAMLError as exc:
-        raise PolicyError(_yaml_problem(exc)) from None
+        raise PolicyError(yaml_reader.yaml_problem(exc)) from None
     documents = [doc for doc in documents if doc is not None]
     if not documents:
         raise PolicyError("is empty (write {} for the default policy)")
