@@ -8,7 +8,6 @@ import re
 import pytest
 
 from transporter.protocol import codec
-from transporter.protocol.submission import InvalidEvent, parse_submission
 from transporter.security.tokens import (
     Role,
     TokenRecord,
@@ -118,27 +117,3 @@ def test_names_that_are_refused(name: str) -> None:
 def test_names_that_are_fine() -> None:
     for name in ("ci", "CI.deploy_2", "a", "x" * 64):
         assert check_name(name) == name
-
-
-# --- created_by comes from the token --------------------------------------------------------
-
-BODY = {"target_agent": "a", "payload": {"manifests": ["kind: ConfigMap\n"]}}
-
-
-def test_a_token_s_identity_becomes_created_by() -> None:
-    event = parse_submission(BODY, now=1.0, new_id=lambda: "e", created_by="token:ci")
-    assert event.created_by == "token:ci"
-
-
-def test_a_body_that_says_created_by_is_refused_when_the_token_says_it() -> None:
-    with pytest.raises(InvalidEvent) as caught:
-        parse_submission(
-            {**BODY, "created_by": "token:ci"}, now=1.0, new_id=lambda: "e", created_by="token:ci"
-        )
-    assert caught.value.field == "created_by"
-    assert "token:ci" in caught.value.problem and "leave it out" in caught.value.problem
-
-
-def test_without_authentication_the_body_says_created_by() -> None:
-    event = parse_submission({**BODY, "created_by": "alice"}, now=1.0, new_id=lambda: "e")
-    assert event.created_by == "alice"

@@ -1,5 +1,6 @@
-"""The control plane's CA, agents' certificates and bundles, and naming certificates: real keys
-and certificates made with ``cryptography``, files in tmp_path."""
+"""The control plane's CA and signing key, and the certificates it issues
+(:mod:`transporter.cp.pki`): real keys and certificates made with ``cryptography``, files in
+tmp_path."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from transporter.agent.bundle import BundleError, load_bundle
-from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import (
     CA_CERT_FILE,
     CA_KEY_FILE,
@@ -24,17 +22,7 @@ from transporter.cp.pki import (
     write_serving,
 )
 from transporter.cp.signing_key import SIGNING_KEY_FILE, open_signing_key
-from transporter.protocol.identity import (
-    BUNDLE_KEY_FILE,
-    BUNDLE_SIGNING_FILE,
-    IdentityError,
-    NotACertificate,
-    PeerCertificate,
-    Revocation,
-    Revoked,
-    agent_id_of,
-    parse_certificate_ref,
-)
+from transporter.protocol.identity import IdentityError, PeerCertificate, agent_id_of
 
 
 def mode(path: Path) -> int:
@@ -133,75 +121,3 @@ def test_the_serving_certificate_holds_the_names_agents_dial(tmp_path: Path) -> 
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
     with pytest.raises(IdentityError):  # it is nobody's agent certificate
         agent_id_of(chain[0])
-
-
-def test_a_bundle_holds_what_the_agent_needs(tmp_path: Path) -> None:
-    authority, _ = open_authority(tmp_path / "cp", create=True)
-    signer, _ = open_signing_key(tmp_path / "cp", create=True)
-    issued = write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
-    assert mode(tmp_path / "bundle" / BUNDLE_KEY_FILE) == 0o600
-    bundle = load_bundle(tmp_path / "bundle")
-    assert (bundle.agent_id, bundle.serial, bundle.fingerprint) == (
-        "site-3",
-        issued.serial,
-        issued.fingerprint,
-    )
-    assert bundle.signing_key == signer.key.public_key()
-    bundle.ssl_context()
-    with pytest.raises(PkiError, match="not an empty folder"):
-        write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
-
-
-def test_a_broken_bundle_is_refused_with_the_file_named(tmp_path: Path) -> None:
-    authority, _ = open_authority(tmp_path / "cp", create=True)
-    signer, _ = open_signing_key(tmp_path / "cp", create=True)
-    one, two = tmp_path / "one", tmp_path / "two"
-    for folder in (one, two):
-        write_bundle(authority, signer, "site-3", folder, days=10)
-    (one / BUNDLE_SIGNING_FILE).write_bytes(
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    with pytest.raises(BundleError, match=r"event-signing\.pub is not an Ed25519 public key"):
-        load_bundle(one)
-    (two / BUNDLE_KEY_FILE).unlink()
-    with pytest.raises(BundleError, match=r"No such file"):
-        load_bundle(two)
-    with pytest.raises(BundleError, match=r"cannot read agent\.crt"):
-        load_bundle(tmp_path / "nowhere")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("1f2E", ("serial", "1f2e")),
-        ("0x00ab", ("serial", "ab")),
-        ("0A:1B:2C", ("serial", "a1b2c")),
-        ("AB" * 32, ("fingerprint", "ab" * 32)),
-        (":".join(["cd"] * 32), ("fingerprint", "cd" * 32)),
-    ],
-)
-def test_a_certificate_is_named_by_serial_or_fingerprint(
-    text: str, expected: tuple[str, str]
-) -> None:
-    assert parse_certificate_ref(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "xyz", "12 34", "a" * 41, "a" * 65])
-def test_text_that_names_no_certificate_is_refused(text: str) -> None:
-    with pytest.raises(NotACertificate):
-        parse_certificate_ref(text)
-
-
-def test_revocations_cover_a_certificate_by_serial_or_by_fingerprint() -> None:
-    peer = PeerCertificate("a", "abc", "f" * 64, 0.0)
-    revoked = Revoked()
-    assert revoked.covers(peer) is None
-    by_fingerprint = Revocation("fingerprint", "f" * 64, 1.0, seq=4)
-    revoked.add(Revocation("serial", "abd", 1.0, seq=3))
-    revoked.add(by_fingerprint)
-    assert revoked.covers(peer) == by_fingerprint
-    assert revoked.seq == 4
-    assert peer.revoked_by(by_fingerprint)
-    assert not peer.revoked_by(Revocation("serial", "abd", 1.0))

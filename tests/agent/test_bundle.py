@@ -1,0 +1,59 @@
+"""An agent's bundle (:mod:`transporter.agent.bundle`): what ``bundle create`` writes
+(:mod:`transporter.cp.admin.bundles`) holds what the agent needs, and a broken one is refused
+naming the file."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from transporter.agent.bundle import BundleError, load_bundle
+from transporter.cp.admin.bundles import write_bundle
+from transporter.cp.pki import PkiError, open_authority
+from transporter.cp.signing_key import open_signing_key
+from transporter.protocol.identity import BUNDLE_KEY_FILE, BUNDLE_SIGNING_FILE
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_bundle_holds_what_the_agent_needs(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path / "cp", create=True)
+    signer, _ = open_signing_key(tmp_path / "cp", create=True)
+    issued = write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
+    assert mode(tmp_path / "bundle" / BUNDLE_KEY_FILE) == 0o600
+    bundle = load_bundle(tmp_path / "bundle")
+    assert (bundle.agent_id, bundle.serial, bundle.fingerprint) == (
+        "site-3",
+        issued.serial,
+        issued.fingerprint,
+    )
+    assert bundle.signing_key == signer.key.public_key()
+    bundle.ssl_context()
+    with pytest.raises(PkiError, match="not an empty folder"):
+        write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
+
+
+def test_a_broken_bundle_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    authority, _ = open_authority(tmp_path / "cp", create=True)
+    signer, _ = open_signing_key(tmp_path / "cp", create=True)
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        write_bundle(authority, signer, "site-3", folder, days=10)
+    (one / BUNDLE_SIGNING_FILE).write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(BundleError, match=r"event-signing\.pub is not an Ed25519 public key"):
+        load_bundle(one)
+    (two / BUNDLE_KEY_FILE).unlink()
+    with pytest.raises(BundleError, match=r"No such file"):
+        load_bundle(two)
+    with pytest.raises(BundleError, match=r"cannot read agent\.crt"):
+        load_bundle(tmp_path / "nowhere")

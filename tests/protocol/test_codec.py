@@ -1,0 +1,110 @@
+"""The wire language (:mod:`transporter.protocol.codec`): one converter for every message, and
+strict decoding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from transporter.protocol import codec
+from transporter.protocol.messages import (
+    AckBatch,
+    Deliver,
+    DeliverBatch,
+    Heartbeat,
+    Receipt,
+    Register,
+    ReportBatch,
+    Status,
+    StatusAck,
+)
+from transporter.protocol.model import (
+    AgentInfo,
+    Event,
+    EventState,
+    K8sPayload,
+    Phase,
+    ResourceResult,
+    ResourceStatus,
+)
+
+EVENT = Event(
+    id="e-1",
+    target_agent="agent-1",
+    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
+    ttl=60,
+    created_at=1000.0,
+    labels={"team": "platform"},
+    created_by="ci",
+)
+
+
+def test_events_encoded_apart_make_the_same_deliver_and_deliveries() -> None:
+    other = Event(id="e-2", target_agent="agent-1", payload=EVENT.payload, ttl=60, created_at=1.0)
+    one, two = codec.encode_event(EVENT), codec.encode_event(other)
+    assert one.isascii()  # its length is its size in bytes
+    assert codec.decode(codec.deliver_text(one)) == Deliver(EVENT)
+    assert codec.decode(codec.deliveries_text([one, two])) == DeliverBatch((EVENT, other))
+    assert json.loads(codec.deliveries_text([one, two])) == json.loads(
+        codec.encode(DeliverBatch((EVENT, other)))
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Register(AgentInfo("agent-1", labels={"env": "prod"}, capabilities=("k8s_resource",))),
+        Heartbeat(at=12.5),
+        Deliver(EVENT),
+        DeliverBatch((EVENT, EVENT)),
+        Status(
+            "e-1",
+            3,
+            2.0,
+            EventState.FAILED,
+            Phase.FAILED,
+            "boom",
+            (ResourceResult("v1", "ConfigMap", "c", "default", ResourceStatus.FAILED, "no"),),
+        ),
+        StatusAck("e-1", 3),
+        ReportBatch(
+            received=(Receipt("e-1", 1.5), Receipt("e-2", 1.75)),
+            statuses=(Status("e-1", 1, 2.0, EventState.IN_PROGRESS, Phase.VALIDATING),),
+        ),
+        AckBatch((StatusAck("e-1", 1), StatusAck("e-2", 4))),
+    ],
+)
+def test_every_message_survives_the_wire(message: codec.Message) -> None:  # type: ignore[name-defined]
+    text = codec.encode(message)
+    assert json.loads(text)["type"] == message.TAG
+    assert codec.decode(text) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "words"),
+    [
+        ("{nope", "malformed", "not JSON"),
+        ("[1, 2]", "malformed", "JSON object"),
+        ('{"type": "launch_missiles"}', "unknown_type", "launch_missiles"),
+        ('{"at": 1}', "unknown_type", "None"),
+        ('{"type": "heartbeat"}', "invalid", "$.at"),
+        ('{"type": "heartbeat", "at": 1, "extra": true}', "invalid", "extra"),
+        (
+            '{"type": "status", "event_id": "e", "seq": 1, "at": 1, "state": "dancing"}',
+            "invalid",
+            "$.state",
+        ),
+    ],
+)
+def test_bad_messages_are_refused_with_a_reason(text: str, code: str, words: str) -> None:
+    with pytest.raises(codec.ProtocolError) as caught:
+        codec.decode(text)
+    assert caught.value.code == code
+    assert words in caught.value.message
+
+
+def test_oversized_messages_are_refused_before_parsing() -> None:
+    with pytest.raises(codec.ProtocolError) as caught:
+        codec.decode("x" * 101, max_bytes=100)
+    assert caught.value.code == "too_large"

@@ -1,0 +1,54 @@
+"""The rules of an event's progress (:mod:`transporter.protocol.status`): forward only, and
+terminal is final."""
+
+from __future__ import annotations
+
+from transporter.protocol.model import Event, EventRecord, EventState, K8sPayload, Phase
+from transporter.protocol.status import StatusUpdate, accepted, advance
+
+EVENT = Event(
+    id="e-1",
+    target_agent="agent-1",
+    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
+    ttl=60,
+    created_at=1000.0,
+    labels={"team": "platform"},
+    created_by="ci",
+)
+
+
+def test_progress_moves_forward_and_terminal_is_final() -> None:
+    record = accepted(EventRecord(EVENT, seq=1))
+    assert record.state is EventState.QUEUED and len(record.timeline) == 1
+    assigned = advance(record, StatusUpdate(at=1, state=EventState.ASSIGNED))
+    assert assigned is not None and assigned.state is EventState.ASSIGNED
+    requeued = advance(assigned, StatusUpdate(at=2, state=EventState.QUEUED))
+    assert requeued is not None and requeued.state is EventState.QUEUED
+    working = advance(
+        assigned, StatusUpdate(at=3, state=EventState.IN_PROGRESS, phase=Phase.APPLYING)
+    )
+    assert working is not None
+    assert advance(working, StatusUpdate(at=4, state=EventState.ASSIGNED)) is None
+    assert (
+        advance(working, StatusUpdate(at=4, state=EventState.IN_PROGRESS, phase=Phase.APPLYING))
+        is None
+    )  # no change, no entry
+    done = advance(
+        working,
+        StatusUpdate(
+            at=5,
+            state=EventState.COMPLETED,
+            phase=Phase.COMPLETED,
+            message="1 created",
+            resources=(),
+        ),
+    )
+    assert done is not None
+    assert [entry.state for entry in done.timeline] == [
+        EventState.QUEUED,
+        EventState.ASSIGNED,
+        EventState.IN_PROGRESS,
+        EventState.COMPLETED,
+    ]
+    assert advance(done, StatusUpdate(at=6, state=EventState.FAILED)) is None
+    assert advance(done, StatusUpdate(at=6, state=EventState.EXPIRED)) is None
