@@ -3,11 +3,10 @@
 
 glibc's malloc keeps memory freed in the middle of its heap for later use, so the process's RSS
 stays near its high-water mark. A burst of TLS handshakes (every agent dialling back after a
-control-plane restart) leaves much of it behind: bench/memory.py measured 93 KiB per idle agent
-connection after 1,000 agents connected at once, 67 KiB when they connected one at a time, and
-74 KiB at once with a trim afterwards. So the control plane trims a little after connections
-came or went, at most every :data:`INTERVAL` seconds, in a worker thread (it may take some
-milliseconds on a large heap; it does not stop other threads for long).
+control-plane restart) leaves much of it behind (``bench/memory.py`` shows how much). So the
+control plane trims a little after connections came or went, at most every :data:`INTERVAL`
+seconds, in a worker thread (a trim of a large heap takes a while, without stopping other
+threads for long).
 
 Where the C library has no ``malloc_trim`` (musl, macOS) this does nothing.
 """
