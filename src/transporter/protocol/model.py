@@ -58,7 +58,8 @@ class ResourceStatus(StrEnum):
 class AgentStatus(StrEnum):
     CONNECTED = "connected"
     UNHEALTHY = "unhealthy"
-    """Connected, but three heartbeats in a row did not arrive."""
+    """Connected, but silent for the control plane's ``missed_heartbeats`` heartbeat intervals
+    (two by default)."""
     DISCONNECTED = "disconnected"
 
 
