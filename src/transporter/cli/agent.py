@@ -1,0 +1,101 @@
+"""``transporter agent``: the agent's flags, and its settings from them."""
+
+from __future__ import annotations
+
+from transporter import config
+from transporter.cli.commands import Parser, Subcommands, Values, add_command
+from transporter.cli.flags import Flag, env_of, non_empty, path
+from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS
+
+FLAGS = (
+    Flag(
+        "--bundle",
+        "folder from 'transporter bundle create': certificate, key, CA, event-signing key",
+        path,
+        metavar="DIR",
+    ),
+    Flag(
+        "--agent-id",
+        "this agent's id (default: the one in the bundle's certificate)",
+        config.parse_agent_id,
+        metavar="ID",
+    ),
+    Flag(
+        "--cluster-name",
+        "human name of this cluster (default: the agent id)",
+        non_empty,
+        metavar="NAME",
+    ),
+    Flag(
+        "--cp-url",
+        "control plane agent channel, wss://HOST:PORT/ws",
+        config.parse_ws_url,
+        required=True,
+        metavar="URL",
+    ),
+    INSECURE_PLAIN_WS,
+    Flag(
+        "--kubeconfig",
+        "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
+        path,
+        metavar="PATH",
+    ),
+    Flag("--label", "agent label, repeatable", config.parse_label, repeat=True, metavar="K=V"),
+    Flag("--concurrency", "events executed at once", config.parse_positive_int, "4", metavar="N"),
+    Flag(
+        "--policy",
+        "policy file: what the control plane may touch (default: refuse whatever could grant"
+        " power beyond the objects themselves: see the README's Agent policy)",
+        path,
+        metavar="FILE",
+    ),
+    Flag(
+        "--state-namespace",
+        "namespace where the agent keeps what it ran, which events may not touch (default: its"
+        " ServiceAccount's in a pod, else transporter-system)",
+        config.parse_namespace,
+        metavar="NAME",
+    ),
+    Flag(
+        "--impersonate",
+        "producer: act as each event's producer (user transporter:<created_by>, group"
+        " transporter:producers), so the cluster's RBAC decides what each may do",
+        str,
+        choices=("producer",),
+    ),
+    DEBUG,
+)
+
+
+def add(commands: Subcommands) -> None:
+    add_command(commands, "agent", FLAGS, settings, "run an agent inside a cluster")
+
+
+def settings(values: Values, parser: Parser) -> config.AgentConfig:
+    plain = values["cp_url"].startswith("ws://")
+    if plain and not values["insecure_plain_ws"]:
+        parser.error(
+            "--cp-url: ws:// is plain, unauthenticated WebSocket; use wss://, or give"
+            " --insecure-plain-ws to allow it"
+        )
+    if values["bundle"] is None and not (plain and values["insecure_plain_ws"]):
+        parser.error(
+            f"--bundle is required (or set {env_of('--bundle')}): the folder"
+            " 'transporter bundle create' wrote for this agent"
+        )
+    if values["bundle"] is None and values["agent_id"] is None:
+        parser.error("--agent-id is required without --bundle")
+    return config.AgentConfig(
+        agent_id=values["agent_id"] or "",
+        cluster_name=values["cluster_name"] or values["agent_id"] or "",
+        bundle=values["bundle"],
+        insecure_plain_ws=values["insecure_plain_ws"],
+        cp_url=values["cp_url"],
+        kubeconfig=values["kubeconfig"],
+        labels=dict(values["label"]),
+        concurrency=values["concurrency"],
+        policy=values["policy"],
+        state_namespace=values["state_namespace"] or "",
+        impersonate=values["impersonate"] or "",
+        debug=values["debug"],
+    )

@@ -1,0 +1,88 @@
+"""``transporter bundle create|revoke``, on the control plane's host."""
+
+from __future__ import annotations
+
+from transporter import config
+from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
+from transporter.cli.flags import Flag, path
+from transporter.cli.shared import (
+    KEY_FLAGS,
+    STORE_FLAGS,
+    both_or_neither,
+    data_dir_of,
+    store_or_default,
+)
+
+CREATE_FLAGS = (
+    Flag("--agent-id", "the agent's id", config.parse_agent_id, required=True, metavar="ID"),
+    Flag("--out", "new folder to write the bundle into", path, required=True, metavar="DIR"),
+    Flag(
+        "--days",
+        "days the agent's certificate is valid",
+        config.parse_positive_float,
+        "365",
+        metavar="N",
+    ),
+    *STORE_FLAGS,
+    *KEY_FLAGS,
+)
+REVOKE_FLAGS = (
+    Flag("--reason", "why, for the audit log", str, metavar="TEXT"),
+    Flag(
+        "--unrecorded",
+        "revoke a whole serial or fingerprint the store has no record of (issued by an older"
+        " version)",
+        switch=True,
+    ),
+    *STORE_FLAGS,
+)
+
+
+def add(commands: Subcommands) -> None:
+    actions = add_group(commands, "bundle", "issue and revoke agents' credentials")
+    add_command(
+        actions,
+        "create",
+        CREATE_FLAGS,
+        create_settings,
+        "write an agent's bundle (certificate, key, CA, event-signing key) into a folder",
+        "Issue a client certificate for one agent id from the control plane's CA and write the"
+        " agent's bundle into a new folder, to carry to the agent's host"
+        " (transporter agent --bundle DIR).",
+    )
+    revoke = add_command(
+        actions,
+        "revoke",
+        REVOKE_FLAGS,
+        revoke_settings,
+        "revoke an agent's certificate: refused, and its connection closed, within seconds",
+        "Revoke an agent's certificate in the control plane's store (the same --data-dir,"
+        " --store and variables as cp). Every control plane on the store refuses it at the next"
+        " handshake and closes its open connection within seconds.",
+    )
+    revoke.add_argument(
+        "certificate", metavar="SERIAL|FINGERPRINT", help="as 'bundle create' printed it"
+    )
+
+
+def create_settings(values: Values, parser: Parser) -> config.BundleCreateConfig:
+    both_or_neither(values, parser, "--ca-cert", "--ca-key")
+    return config.BundleCreateConfig(
+        agent_id=values["agent_id"],
+        out=values["out"],
+        data_dir=data_dir_of(values),
+        store=store_or_default(values, parser),
+        ca_cert=values["ca_cert"],
+        ca_key=values["ca_key"],
+        signing_key=values["signing_key"],
+        days=values["days"],
+    )
+
+
+def revoke_settings(values: Values, parser: Parser) -> config.BundleRevokeConfig:
+    return config.BundleRevokeConfig(
+        store=store_or_default(values, parser),
+        certificate=values["certificate"],
+        reason=values["reason"] or "",
+        unrecorded=values["unrecorded"],
+    )

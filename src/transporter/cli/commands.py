@@ -1,0 +1,67 @@
+"""The commands' parsers: each leaf command registers its flags and the function that turns
+their values into its settings, so that parsing a command line is one look-up."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NoReturn
+
+from transporter.cli.flags import Flag
+
+EXIT_USAGE = 2
+
+type Values = dict[str, Any]
+"""A command's flags by ``dest`` (resolved from the flag, its variable or its default), and its
+positional arguments as argparse left them."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+type Subcommands = argparse._SubParsersAction[Parser]
+
+
+def subcommands(parser: Parser, dest: str) -> Subcommands:
+    """The required subcommands of ``parser``, shown as ``DEST`` in its usage."""
+    actions = parser.add_subparsers(dest=dest, metavar=dest.upper(), parser_class=Parser)
+    actions.required = True
+    return actions
+
+
+def add_group(commands: Subcommands, name: str, summary: str, dest: str = "action") -> Subcommands:
+    """A command that only groups others (``token create|list|revoke``)."""
+    return subcommands(commands.add_parser(name, help=summary), dest)
+
+
+def add_command[S](
+    commands: Subcommands,
+    name: str,
+    flags: Sequence[Flag],
+    settings: Callable[[Values, Parser], S],
+    summary: str,
+    description: str | None = None,
+) -> Parser:
+    """A leaf command, listed with ``summary``. Its positional arguments, if any, are the
+    caller's to add to the parser returned."""
+    parser = commands.add_parser(name, help=summary, description=description)
+    for flag in flags:
+        flag.add_to(parser)
+    parser.set_defaults(settings_of=partial(_settings_of, parser, flags, settings))
+    return parser
+
+
+def _settings_of[S](
+    parser: Parser,
+    flags: Sequence[Flag],
+    settings: Callable[[Values, Parser], S],
+    namespace: argparse.Namespace,
+) -> S:
+    given = vars(namespace)
+    values = given | {flag.dest: flag.resolve(given[flag.dest], parser) for flag in flags}
+    return settings(values, parser)

@@ -1,0 +1,91 @@
+"""``transporter cp``: the control plane's flags, and its settings from them."""
+
+from __future__ import annotations
+
+from transporter import config
+from transporter.cli.commands import Parser, Subcommands, Values, add_command
+from transporter.cli.flags import Flag, non_empty, path
+from transporter.cli.shared import (
+    DEBUG,
+    INSECURE_PLAIN_WS,
+    KEY_FLAGS,
+    STORE_FLAGS,
+    both_or_neither,
+    data_dir_of,
+    store_of,
+)
+
+FLAGS = (
+    Flag("--listen", "HTTP API address", config.Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"),
+    Flag(
+        "--agent-listen",
+        "agent channel address",
+        config.Address.parse,
+        "0.0.0.0:8443",
+        metavar="HOST:PORT",
+    ),
+    *STORE_FLAGS,
+    Flag(
+        "--insecure-no-auth",
+        "serve the HTTP API without tokens: whoever reaches it may submit to every agent and"
+        " read everything (a closed test network only)",
+        switch=True,
+    ),
+    *KEY_FLAGS,
+    Flag(
+        "--tls-san",
+        "name agents dial the agent channel by (DNS name or IP), for its certificate beside"
+        " localhost, 127.0.0.1 and the host name; repeatable",
+        non_empty,
+        repeat=True,
+        metavar="NAME",
+    ),
+    INSECURE_PLAIN_WS,
+    Flag(
+        "--api-tls-cert",
+        "certificate (PEM, with its chain) for the HTTPS API (default: issued from the CA for"
+        " the agent channel's names)",
+        path,
+        metavar="FILE",
+    ),
+    Flag("--api-tls-key", "the key of --api-tls-cert", path, metavar="FILE"),
+    Flag(
+        "--insecure-plain-http",
+        "serve the API over plain HTTP: tokens cross the network readable (a closed test"
+        " network, or a TLS proxy on this host, only)",
+        switch=True,
+    ),
+    DEBUG,
+)
+
+
+def add(commands: Subcommands) -> None:
+    add_command(commands, "cp", FLAGS, settings, "run the control plane")
+
+
+def settings(values: Values, parser: Parser) -> config.CpConfig:
+    data_dir = data_dir_of(values)
+    both_or_neither(values, parser, "--ca-cert", "--ca-key")
+    both_or_neither(values, parser, "--api-tls-cert", "--api-tls-key")
+    if values["insecure_plain_http"] and values["api_tls_cert"] is not None:
+        parser.error("--insecure-plain-http serves no TLS: leave out --api-tls-cert")
+    return config.CpConfig(
+        listen=values["listen"],
+        agent_listen=values["agent_listen"],
+        data_dir=data_dir,
+        store=store_of(values, parser),
+        insecure_no_auth=values["insecure_no_auth"],
+        security=config.ChannelSecurity(
+            ca_cert=values["ca_cert"],
+            ca_key=values["ca_key"],
+            signing_key=values["signing_key"],
+            tls_san=tuple(values["tls_san"]),
+            insecure_plain_ws=values["insecure_plain_ws"],
+        ),
+        api=config.ApiSecurity(
+            tls_cert=values["api_tls_cert"],
+            tls_key=values["api_tls_key"],
+            insecure_plain_http=values["insecure_plain_http"],
+        ),
+        debug=values["debug"],
+    )

@@ -1,0 +1,146 @@
+"""``transporter produce k8s|get``: the producer's flags, and its settings from them."""
+
+from __future__ import annotations
+
+from transporter import config
+from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
+from transporter.cli.flags import Flag, path
+from transporter.cli.shared import OUTPUT
+from transporter.config import ConfigError
+from transporter.protocol.model import EventState
+
+_HTTP_CP_URL = Flag(
+    "--cp-url",
+    "control plane HTTP API",
+    config.parse_http_url,
+    "https://localhost:8080",
+    metavar="URL",
+)
+_CA_CERT = Flag(
+    "--ca-cert",
+    "CA that issued the control plane's certificate (its DATA_DIR/ca.crt; default: the"
+    " system's trust store)",
+    path,
+    metavar="FILE",
+)
+_TOKEN = Flag(
+    "--token",
+    "API token (tpt_…), sent as 'Authorization: Bearer'; the variable keeps it out of the"
+    " process list",
+    config.parse_token,
+    metavar="TOKEN",
+)
+
+K8S_FLAGS = (
+    Flag("--agent", "target agent id", config.parse_agent_id, required=True, metavar="ID"),
+    Flag(
+        "--manifest",
+        "YAML file or folder of YAML files, repeatable",
+        path,
+        required=True,
+        repeat=True,
+        metavar="FILE|DIR",
+    ),
+    _HTTP_CP_URL,
+    Flag("--mode", "how to submit", str, "http", choices=("http",)),
+    Flag("--wait", "follow the event's phases until it ends", switch=True),
+    Flag(
+        "--timeout",
+        "seconds --wait follows the event",
+        config.parse_positive_float,
+        "300",
+        metavar="SECONDS",
+    ),
+    OUTPUT,
+    Flag("--delete", "delete the objects the manifests name instead of applying them", switch=True),
+    Flag(
+        "--ttl",
+        "seconds before the event expires (default: the control plane's, 24 h)",
+        config.parse_positive_int,
+        metavar="SECONDS",
+    ),
+    _TOKEN,
+    _CA_CERT,
+)
+
+GET_FLAGS = (
+    _HTTP_CP_URL,
+    Flag("--agent", "only events for this agent", config.parse_agent_id, metavar="ID"),
+    Flag(
+        "--state",
+        "only events in this state",
+        str,
+        choices=tuple(state.value for state in EventState),
+    ),
+    Flag("--limit", "at most this many events", config.parse_positive_int, "50", metavar="N"),
+    Flag("--watch", "event: follow it until it ends", switch=True, short="-w"),
+    Flag(
+        "--timeout",
+        "seconds --watch follows the event",
+        config.parse_positive_float,
+        "300",
+        metavar="SECONDS",
+    ),
+    OUTPUT,
+    _TOKEN,
+    _CA_CERT,
+)
+
+
+def add(commands: Subcommands) -> None:
+    kinds = add_group(commands, "produce", "submit events and follow them", dest="kind")
+    add_command(
+        kinds, "k8s", K8S_FLAGS, k8s_settings, "apply Kubernetes manifests through an agent"
+    )
+    get = add_command(
+        kinds, "get", GET_FLAGS, get_settings, "show events or agents, like kubectl get"
+    )
+    get.add_argument("what", choices=config.QUERY_KINDS, help="events, event ID, agents, agent ID")
+    get.add_argument("name", nargs="?", help="the event or agent id")
+
+
+def k8s_settings(values: Values, parser: Parser) -> config.ProduceConfig:
+    _check_transport(values, parser)
+    return config.ProduceConfig(
+        agent=values["agent"],
+        manifests=tuple(values["manifest"]),
+        cp_url=values["cp_url"],
+        mode=values["mode"],
+        wait=values["wait"],
+        timeout=values["timeout"],
+        output=values["output"],
+        delete=values["delete"],
+        ttl=values["ttl"],
+        token=values["token"],
+        ca_cert=values["ca_cert"],
+    )
+
+
+def get_settings(values: Values, parser: Parser) -> config.QueryConfig:
+    what, name = values["what"], values["name"]
+    single = what in ("event", "agent")
+    if single and not name:
+        parser.error(f"get {what} needs an id")
+    if not single and name:
+        parser.error(f"get {what} takes no id (did you mean {what[:-1]}?)")
+    _check_transport(values, parser)
+    return config.QueryConfig(
+        what=what,
+        name=name,
+        cp_url=values["cp_url"],
+        agent=values["agent"],
+        state=values["state"],
+        limit=values["limit"],
+        watch=values["watch"],
+        timeout=values["timeout"],
+        output=values["output"],
+        token=values["token"],
+        ca_cert=values["ca_cert"],
+    )
+
+
+def _check_transport(values: Values, parser: Parser) -> None:
+    try:
+        config.check_token_transport(values["cp_url"], values["token"])
+    except ConfigError as exc:
+        parser.error(f"--cp-url: {exc}")

@@ -1,0 +1,89 @@
+"""Flags that several commands take, and the checks and defaults that go with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transporter import config
+from transporter.cli.commands import Parser, Values
+from transporter.cli.flags import Flag, dest_of, path
+
+DEBUG = Flag("--debug", "log at debug level", switch=True)
+
+# Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
+# commands that open its store.
+STORE_FLAGS = (
+    Flag(
+        "--data-dir",
+        "the control plane's data folder: its embedded store, CA and keys",
+        path,
+        metavar="DIR",
+    ),
+    Flag(
+        "--store",
+        "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
+        " for TLS (default: SQLite in --data-dir)",
+        config.StoreSpec.parse,
+        metavar="URL",
+    ),
+    Flag(
+        "--redis-addr",
+        "shorthand for --store redis://HOST:PORT/0",
+        config.Address.parse,
+        metavar="HOST:PORT",
+    ),
+)
+
+# The control plane's CA and event-signing key: the same flags for `cp` and `bundle create`.
+KEY_FLAGS = (
+    Flag(
+        "--ca-cert",
+        "CA certificate for the agent channel (default: ca.crt in --data-dir, made at first start)",
+        path,
+        metavar="FILE",
+    ),
+    Flag("--ca-key", "the CA's private key (with --ca-cert)", path, metavar="FILE"),
+    Flag(
+        "--signing-key",
+        "Ed25519 key events are signed with (default: event-signing.key in --data-dir, made at"
+        " first start)",
+        path,
+        metavar="FILE",
+    ),
+)
+
+INSECURE_PLAIN_WS = Flag(
+    "--insecure-plain-ws",
+    "agent channel over plain ws://, without TLS or client certificates (a closed test network"
+    " only)",
+    switch=True,
+)
+
+OUTPUT = Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o")
+
+
+def data_dir_of(values: Values) -> Path:
+    """``--data-dir``, else the default data folder."""
+    path_given: Path | None = values["data_dir"]
+    return path_given or config.default_data_dir()
+
+
+def store_of(values: Values, parser: Parser) -> config.StoreSpec | None:
+    """The store that ``--store`` or ``--redis-addr`` names; ``None``: SQLite in the data dir."""
+    store: config.StoreSpec | None = values["store"]
+    if values["redis_addr"] is not None:
+        if store is not None:
+            parser.error("give --store or --redis-addr, not both")
+        store = config.StoreSpec.redis_at(values["redis_addr"])
+    return store
+
+
+def store_or_default(values: Values, parser: Parser) -> config.StoreSpec:
+    """The store that ``--store`` or ``--redis-addr`` names, else SQLite in the data folder."""
+    return store_of(values, parser) or config.StoreSpec.sqlite_in(data_dir_of(values))
+
+
+def both_or_neither(values: Values, parser: Parser, first: str, second: str) -> None:
+    """Two flags that only mean something together (a certificate and its key)."""
+    if (values[dest_of(first)] is None) != (values[dest_of(second)] is None):
+        parser.error(f"give {first} and {second} together, or neither")
