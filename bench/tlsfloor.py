@@ -22,7 +22,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pki import TestPki
+from tests.bed.pki import TestPki
 
 from transporter.cp.pki import write_serving
 from transporter.cp.tls import server_context

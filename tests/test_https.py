@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pki import TestPki
+from tests.bed.pki import TestPki
 from tests.procs import running_cp
 from transporter.cp.pki import write_serving
 

@@ -15,8 +15,8 @@ import attrs
 import trio
 from trio_websocket import WebSocketConnection, wrap_client_stream
 
-from tests import pki as test_pki
-from tests.pki import TestPki
+from tests.bed import pki as test_pki
+from tests.bed.pki import TestPki
 from transporter.protocol import codec
 
 CHANNEL_LIMIT = 64 * 1024
@@ -118,7 +118,7 @@ class RawAgent:
     """One WebSocket connection to the agent channel, driven by hand.
 
     On a ``wss://`` URL the connection is opened with a client certificate (from the test run's
-    CA, :mod:`tests.pki`) for the id of the first :meth:`register`, so it is opened when the
+    CA, :mod:`tests.bed.pki`) for the id of the first :meth:`register`, so it is opened when the
     first message is sent: for ``identity`` when given, else the id registered, else (another
     message first) ``raw-agent``. On ``ws://`` it is opened at once.
     """

@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from quart_trio import QuartTrio
 
-from tests import pki as test_pki
+from tests.bed import pki as test_pki
 from transporter.config import StoreSpec
 from transporter.cp.api import GATE, create_app
 from transporter.cp.api.services import Services

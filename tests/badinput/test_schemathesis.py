@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests import pki as test_pki
 from tests.badinput.clients import configmap, event_body, raw_agent
+from tests.bed import pki as test_pki
 from tests.procs import RunningCp, running_cp
 from transporter import __version__
 from transporter.cp.api import events, submit

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests import pki as test_pki
+from tests.bed import pki as test_pki
 from tests.store import records as r
 from transporter.config import StoreSpec
 from transporter.cp.agent_link import AgentLink, Parts

@@ -2,7 +2,7 @@
 and real API servers; each can be stopped and started again (a restart).
 
 Secure by default, as the product is: the agent channel is TLS with client certificates, and
-events are signed. Control planes use the test run's CA and signing key (:mod:`tests.pki`,
+events are signed. Control planes use the test run's CA and signing key (:mod:`tests.bed.pki`,
 given as files, as replicas share theirs), and each agent gets a bundle issued from them for its
 id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel."""
 
@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import trio
 
-from tests import pki as test_pki
+from tests.bed import pki as test_pki
 from tests.bed.kube import Cluster
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.kube_runner import KubeRunner

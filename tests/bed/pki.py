@@ -5,17 +5,19 @@ issued from them (``transporter.cp.admin.bundles``).
 Control planes started by tests are given this CA and key as files (``--ca-cert``, ``--ca-key``,
 ``--signing-key``), the way replicas share theirs; so any agent, whichever control plane it
 dials (or through whichever fault proxy), gets a bundle it will accept. One :func:`shared` set
-is made per test run; a test that needs a CA of its own (a wrong one) makes another.
+is made per test run, at its first use (making keys is slow); a test that needs a CA of its own
+(a wrong one) makes another with :meth:`TestPki.create`.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime
+import functools
 import itertools
 import shutil
 import ssl
 import tempfile
+import weakref
 from pathlib import Path
 
 import attrs
@@ -42,6 +44,15 @@ class TestPki:
         authority, _ = open_authority(folder, create=True)
         signer, _ = open_signing_key(folder, create=True)
         return cls(folder, authority, signer)
+
+    @classmethod
+    def temporary(cls) -> TestPki:
+        """A new CA and signing key in a temporary folder of their own, removed when the object
+        goes (at the latest when the interpreter exits)."""
+        folder = Path(tempfile.mkdtemp(prefix="transporter-test-pki-"))
+        made = cls.create(folder)
+        weakref.finalize(made, shutil.rmtree, folder, ignore_errors=True)
+        return made
 
     @property
     def ca_cert(self) -> Path:
@@ -92,13 +103,7 @@ class TestPki:
         return self.bundle(agent_id).ssl_context()
 
 
-_shared: list[TestPki] = []
-
-
+@functools.cache
 def shared() -> TestPki:
-    """The test run's CA and signing key (made on first use, removed when the run ends)."""
-    if not _shared:
-        folder = Path(tempfile.mkdtemp(prefix="transporter-test-pki-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        _shared.append(TestPki.create(folder))
-    return _shared[0]
+    """The test run's CA and signing key: made at the first call, the same object after."""
+    return TestPki.temporary()
