@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.bed.crashloop import CrashReport, CrashSettings, cp_kill_cycles
 from tests.bed.kube import running_cluster
 from tests.bed.redis import running_redis
-from tests.faults.crashloop import CrashReport, CrashSettings, cp_kill_cycles
 
 STORES = ("sqlite", "redis")
 

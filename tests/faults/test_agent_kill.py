@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.bed.configmaps import configmaps, create_namespace, event_body, wrong_objects
+from tests.bed.follow import TERMINAL, final_record
 from tests.bed.kube import Cluster
-from tests.faults.follow import TERMINAL, final_record
-from tests.faults.objects import configmaps, create_namespace, event_body, wrong_objects
-from tests.faults.processes import AgentProcess, ControlPlaneProcess
-from tests.faults.producer import ApiAccess, call
+from tests.bed.producer import ApiAccess, call
+from tests.bed.roles import AgentProcess, ControlPlaneProcess
 
 pytestmark = pytest.mark.kube
 

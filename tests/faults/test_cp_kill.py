@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.bed.crashloop import CrashSettings, cp_kill_cycles
 from tests.bed.kube import Cluster
 from tests.bed.redis import RedisServer
-from tests.faults.crashloop import CrashSettings, cp_kill_cycles
 
 pytestmark = [
     pytest.mark.kube,

@@ -17,18 +17,18 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.bed.kube import Cluster
-from tests.bed.redis import RedisServer
-from tests.faults.follow import final_records, not_completed
-from tests.faults.objects import (
+from tests.bed.configmaps import (
     Data,
     configmaps,
     create_namespace,
     event_body,
     wrong_objects,
 )
-from tests.faults.processes import DIAL_FAILED, AgentProcess, ControlPlaneProcess
-from tests.faults.producer import Producer, Unanswered, call
+from tests.bed.follow import final_records, not_completed
+from tests.bed.kube import Cluster
+from tests.bed.producer import Producer, Unanswered, call
+from tests.bed.redis import RedisServer
+from tests.bed.roles import DIAL_FAILED, AgentProcess, ControlPlaneProcess
 from transporter.cp.channel import ChannelSettings
 
 pytestmark = [pytest.mark.kube, pytest.mark.redis]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import attrs
 
-from tests.faults.follow import final_records, not_completed
-from tests.faults.objects import Data, configmaps, create_namespace, event_body, wrong_objects
-from tests.faults.processes import API_LISTENING, AgentProcess, ControlPlaneProcess
-from tests.faults.producer import Producer
+from tests.bed.configmaps import Data, configmaps, create_namespace, event_body, wrong_objects
+from tests.bed.follow import final_records, not_completed
+from tests.bed.producer import Producer
+from tests.bed.roles import API_LISTENING, AgentProcess, ControlPlaneProcess
 
 
 @attrs.frozen(kw_only=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.bed.process import die_with_parent
-from tests.faults.producer import ApiAccess
+from tests.bed.producer import ApiAccess
 from tests.procs import create_bundle, create_token
 
 TRANSPORTER = (sys.executable, "-m", "transporter")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from tests.faults.producer import ApiAccess, call
+from tests.bed.producer import ApiAccess, call
 
 TERMINAL = {"completed", "failed", "expired"}
 LONG_POLL = 20.0
