@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.procs import Started, create_bundle, create_token, started, store_args
+from tests.bed.process import Child, started
+from tests.bed.roles import create_bundle, create_token, store_args
 
 __all__ = [
     "TRANSPORTER",
     "Api",
-    "Started",
+    "Child",
     "agents_harness",
     "control_plane",
     "cpu_seconds",
@@ -51,7 +52,7 @@ def rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Started, str, str, str]]:
+def control_plane(data_dir: Path, *extra: str) -> Iterator[tuple[Child, str, str, str]]:
     """A control plane on free ports: the process, its API and agent channel URLs, and an admin
     token made with ``transporter token create`` on its store (``extra``'s ``--store``)."""
     # BENCH_PROFILE_CP=FILE: run the control plane under pyinstrument (pip install pyinstrument)

@@ -13,7 +13,7 @@ import trio
 
 from tests.bed.process import free_port
 from tests.bed.redis import RedisServer
-from tests.procs import PYTHON_TRANSPORTER
+from tests.bed.roles import PYTHON_TRANSPORTER
 from transporter import cli
 from transporter.config import AuditVerifyConfig, StoreSpec
 from transporter.protocol.model import AuditEntry

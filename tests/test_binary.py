@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.bed.kube import Cluster
-from tests.procs import create_bundle, running_cp, started
+from tests.bed.process import started
+from tests.bed.roles import create_bundle, running_cp
 from transporter import __version__
 from transporter.agent.bundle import load_bundle
 

@@ -16,8 +16,9 @@ import pytest
 import trio
 
 from tests.bed.kube import Cluster
+from tests.bed.process import started
+from tests.bed.roles import create_bundle, running_cp
 from tests.kube.accounts import Plugin, account_token, make_cluster_admin, with_user
-from tests.procs import create_bundle, running_cp, started
 from tests.test_binary import AGENT_CHANNEL, REGISTERED, binary
 
 pytestmark = [pytest.mark.binary, pytest.mark.kube]

@@ -13,8 +13,8 @@ import trio
 
 from tests.badinput.conftest import LogWatch
 from tests.bed.redis import RedisServer
+from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
 from tests.e2e.harness import InstantRunner
-from tests.procs import PYTHON_TRANSPORTER, running_cp
 from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import PYTHON_TRANSPORTER, running_cp
+from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
 from transporter import __version__, cli
 from transporter.config import (
     Address,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.bed.pki import TestPki
-from tests.procs import running_cp
+from tests.bed.roles import running_cp
 from transporter.cp.pki import write_serving
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import running_cp
+from tests.bed.roles import running_cp
 from transporter.logs import Guard, escape, scrub
 
 TOKEN = "tpt_0123456789ab_" + "s3cretS3cretS3cretS3cretS3cretS3cretS3cr"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bed.redis import RedisServer
-from tests.procs import PYTHON_TRANSPORTER, running_cp
+from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
 from transporter import cli
 from transporter.config import (
     CpConfig,

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.badinput.clients import configmap, event_body, raw_agent
 from tests.bed import pki as test_pki
-from tests.procs import RunningCp, running_cp
+from tests.bed.roles import RunningCp, running_cp
 from transporter import __version__
 from transporter.cp.api import events, submit
 from transporter.cp.openapi import openapi_document

@@ -71,9 +71,7 @@ def _wait_until_ready(
         except (ConnectionError, TimeoutError):
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"{child.name} not ready after {START_TIMEOUT} s:\n{child.log_tail()}"
-            )
+            raise TimeoutError(f"{child.name} not ready after {START_TIMEOUT} s:\n{child.tail()}")
         time.sleep(0.1)
 
 

@@ -156,7 +156,7 @@ def _launch(
         child.check_alive()
         if time.monotonic() > deadline:
             child.stop()
-            raise TimeoutError(f"redis-server not answering PING:\n{child.log_tail()}")
+            raise TimeoutError(f"redis-server not answering PING:\n{child.tail()}")
         time.sleep(0.02)
     return child
 

@@ -1,29 +1,37 @@
-"""``transporter cp`` and ``transporter agent`` as real processes that can be killed with -9 and
-started again: the control plane on the ports it bound the first time, the agent with its id.
+"""``transporter`` run as users run it, as real processes (:class:`tests.bed.process.Child`).
+
+- :func:`running_cp`: a control plane on free ports for the length of a ``with`` block, and
+  the commands run on its host: :func:`create_token`, :func:`create_bundle`.
+- :class:`ControlPlaneProcess` and :class:`AgentProcess`: roles that can be killed with -9 and
+  started again, the control plane on the ports it bound the first time, the agent with its id
+  (the fault tests, ``bench/crash.py``).
 
 They run with the secure defaults: the API takes an admin token made on the control plane's
 store, and each agent dials the agent channel over wss:// with a bundle (client certificate)
 issued by the control plane's CA, which it makes at its first start in its data folder and
-keeps across restarts."""
+keeps across restarts. They run with the flags given here only: :func:`clean_environment`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.bed.process import die_with_parent
-from tests.bed.producer import ApiAccess
-from tests.procs import create_bundle, create_token
+import attrs
 
-TRANSPORTER = (sys.executable, "-m", "transporter")
+from tests.bed.process import Child, started
+from tests.bed.producer import ApiAccess
+
+PYTHON_TRANSPORTER = (sys.executable, "-m", "transporter")
+SINGLE_FILE = Path(__file__).resolve().parents[2] / "dist" / "transporter"
+"""The single-file build of ``make binary``."""
 API_LISTENING = re.compile(r"API listening on (https?://\S+)")
 AGENT_LISTENING = re.compile(r"agent channel listening on (wss?://\S+)")
 REGISTERED = re.compile(r"(registered) with")
@@ -34,99 +42,126 @@ START_TIMEOUT = 60.0
 """Seconds for a role process to say it is ready (a loaded 2-core machine needs a few)."""
 
 
-def _environment() -> dict[str, str]:
+def clean_environment() -> dict[str, str]:
     """This process's environment without ``TRANSPORTER_*`` variables: the processes run with
     the flags given here only (a ``TRANSPORTER_INSECURE_NO_AUTH`` of the caller's shell would
     turn the security these tests run with off)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
 
 
-class Watched:
-    """A running process whose stderr is read line by line: copied to ``log`` and kept, so that
-    a test can wait for a line instead of sleeping. It dies with the test run (PDEATHSIG)."""
+@attrs.define
+class RunningCp:
+    """A control plane started by :func:`running_cp`."""
 
-    def __init__(self, argv: Sequence[str], log: Path) -> None:
-        self.argv = list(argv)
-        self.log = log
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._ended = False
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_environment(),
-            preexec_fn=die_with_parent,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stderr is not None
-        with self.log.open("a") as out:
-            out.write(f"--- pid {self.popen.pid}: {' '.join(self.argv[2:5])}\n")
-            for line in self.popen.stderr:
-                out.write(line)
-                out.flush()
-                with self._changed:
-                    self.lines.append(line)
-                    self._changed.notify_all()
-        self.popen.stderr.close()
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
+    process: Child
+    api_url: str
+    store_args: list[str]
+    """The flags that name its store (``--data-dir DIR``, and ``--store URL`` when given)."""
+    command: Sequence[str] = PYTHON_TRANSPORTER
+    ca_file: Path | None = None
+    """The CA of its API's certificate (``produce --ca-cert``)."""
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        return self.process.pid
 
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+    @property
+    def lines(self) -> list[str]:
+        return self.process.lines
 
-    def tail(self, count: int = 30) -> str:
-        with self._changed:
-            return "".join(self.lines[-count:])
+    @property
+    def output(self) -> str:
+        """Everything it logged so far."""
+        return self.process.output
 
-    def wait_for(
-        self, pattern: re.Pattern[str], *, start: int = 0, timeout: float = START_TIMEOUT
-    ) -> re.Match[str]:
-        """The first line from ``lines[start]`` on that matches; raises when the process ends
-        (its output closed) or ``timeout`` passes first."""
-        deadline = time.monotonic() + timeout
-        seen = start
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    match = pattern.search(line)
-                    if match:
-                        return match
-                seen = max(seen, len(self.lines))
-                left = deadline - time.monotonic()
-                if self._ended or left <= 0:
-                    state = "ended" if self._ended else f"no match within {timeout:.0f} s"
-                    raise RuntimeError(
-                        f"{' '.join(self.argv[2:4])} (pid {self.pid}): {state} for"
-                        f" {pattern.pattern!r}:\n{''.join(self.lines[-30:])}"
-                    )
-                self._changed.wait(left)
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """``signum``, SIGKILL after ``timeout`` seconds: its exit code."""
+        return self.process.stop(signum, timeout)
 
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait()
-        self._reader.join(10)
+    @property
+    def api_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts this control plane's API certificate."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (the roles' clean stop), SIGKILL if that takes longer than ``timeout``."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGCONT)  # if stopped, so that it can stop cleanly
-            self.popen.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        self.kill()
+    def new_token(self, name: str = "tests", role: str = "admin", *agents: str) -> str:
+        """``transporter token create`` on this control plane's store: the token it printed."""
+        return create_token(
+            *self.store_args, name=name, role=role, agents=agents, command=self.command
+        )
+
+
+def create_token(
+    *where: str,
+    name: str = "tests",
+    role: str = "admin",
+    agents: Sequence[str] = (),
+    command: Sequence[str] = PYTHON_TRANSPORTER,
+) -> str:
+    """``transporter token create`` with the store flags ``where``: the token it printed."""
+    patterns = [arg for pattern in agents for arg in ("--agents", pattern)]
+    done = subprocess.run(
+        [*command, "token", "create", "--name", name, "--role", role, *patterns, *where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean_environment(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"token create exited with {done.returncode}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def create_bundle(
+    data_dir: Path, agent_id: str, out: Path, *, command: Sequence[str] = PYTHON_TRANSPORTER
+) -> Path:
+    """``transporter bundle create`` from the CA and signing key in ``data_dir`` (a control
+    plane's, after its first start): the folder it wrote, for ``transporter agent --bundle``."""
+    flags = ["--agent-id", agent_id, "--out", str(out), "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*command, "bundle", "create", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean_environment(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bundle create exited with {done.returncode}: {done.stderr}")
+    return out
+
+
+def store_args(data_dir: Path, extra: Sequence[str]) -> list[str]:
+    """The flags of ``transporter cp``'s arguments ``--data-dir DIR *extra`` that name its
+    store, for the commands that open it (``token``, ``audit verify``)."""
+    where = ["--data-dir", str(data_dir)]
+    for flag in ("--store", "--redis-addr"):
+        if flag in extra:
+            where += [flag, extra[list(extra).index(flag) + 1]]
+    return where
+
+
+@contextmanager
+def running_cp(
+    data_dir: Path, *extra: str, command: Sequence[str] = PYTHON_TRANSPORTER
+) -> Iterator[RunningCp]:
+    """Start ``transporter cp`` on free ports and wait until its API says where it listens."""
+    argv = [
+        *command,
+        "cp",
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    ca_file = Path(extra[list(extra).index("--ca-cert") + 1]) if "--ca-cert" in extra else None
+    with started(argv, API_LISTENING, env=clean_environment()) as (process, (url,)):
+        yield RunningCp(
+            process, url, store_args(data_dir, extra), command, ca_file or data_dir / "ca.crt"
+        )
 
 
 class ControlPlaneProcess:
@@ -141,7 +176,7 @@ class ControlPlaneProcess:
         self.api_port = 0
         self.agent_port = 0
         self.agent_scheme = "wss"
-        self.process: Watched | None = None
+        self.process: Child | None = None
         self.starts = 0
         self._token: str | None = None
 
@@ -165,11 +200,11 @@ class ControlPlaneProcess:
     def store_flags(self) -> list[str]:
         return ["--data-dir", str(self.data_dir), *(["--store", self.store] if self.store else [])]
 
-    def spawn(self) -> Watched:
+    def spawn(self) -> Child:
         """Start the process; :meth:`ready` waits until it serves."""
         assert self.process is None or not self.process.alive(), "still running"
         argv = [
-            *TRANSPORTER,
+            *PYTHON_TRANSPORTER,
             "cp",
             "--listen",
             f"127.0.0.1:{self.api_port}",
@@ -177,7 +212,7 @@ class ControlPlaneProcess:
             f"127.0.0.1:{self.agent_port}",
             *self.store_flags,
         ]
-        self.process = Watched(argv, self.log)
+        self.process = Child(argv, self.log, env=clean_environment())
         self.starts += 1
         return self.process
 
@@ -222,8 +257,8 @@ class ControlPlaneProcess:
         """``transporter audit verify`` of its store: whether the hash chain is intact, and
         what the command said."""
         done = subprocess.run(
-            [*TRANSPORTER, "audit", "verify", *self.store_flags],
-            env=_environment(),
+            [*PYTHON_TRANSPORTER, "audit", "verify", *self.store_flags],
+            env=clean_environment(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -240,7 +275,7 @@ class AgentProcess:
         self, agent_id: str, cp_url: str, bundle: Path, kubeconfig: Path, log: Path
     ) -> None:
         self.argv = [
-            *TRANSPORTER,
+            *PYTHON_TRANSPORTER,
             "agent",
             "--agent-id",
             agent_id,
@@ -252,15 +287,15 @@ class AgentProcess:
             str(kubeconfig),
         ]
         self.log = log
-        self.process: Watched | None = None
+        self.process: Child | None = None
 
-    def spawn(self) -> Watched:
-        self.process = Watched(self.argv, self.log)
+    def spawn(self) -> Child:
+        self.process = Child(self.argv, self.log, env=clean_environment())
         return self.process
 
     def start(self) -> None:
         """Start it and wait until it has registered with the control plane."""
-        self.spawn().wait_for(REGISTERED)
+        self.spawn().wait_for(REGISTERED, timeout=START_TIMEOUT)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -15,8 +15,8 @@ import trio
 from tests.badinput.clients import Answer, assert_error, configmap, event_body, http
 from tests.badinput.conftest import LogWatch
 from tests.bed.redis import RedisServer
+from tests.bed.roles import PYTHON_TRANSPORTER
 from tests.e2e.harness import ControlPlane
-from tests.procs import PYTHON_TRANSPORTER
 from tests.store import records as r
 from transporter.config import StoreSpec
 from transporter.cp.api import access as auth
