@@ -15,7 +15,8 @@ from tests.bed.process import free_port
 from tests.bed.redis import RedisServer
 from tests.bed.roles import PYTHON_TRANSPORTER
 from transporter import cli
-from transporter.config import AuditVerifyConfig, StoreSpec
+from transporter.config.admin import AuditVerifyConfig
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import AuditEntry
 from transporter.store import open_store
 

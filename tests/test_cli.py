@@ -13,14 +13,11 @@ import pytest
 
 from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
 from transporter import __version__, cli
-from transporter.config import (
-    Address,
-    AgentConfig,
-    CpConfig,
-    ProduceConfig,
-    QueryConfig,
-    StoreSpec,
-)
+from transporter.config.agent import AgentConfig
+from transporter.config.cp import CpConfig
+from transporter.config.produce import ProduceConfig, QueryConfig
+from transporter.config.store_spec import StoreSpec
+from transporter.config.values import Address
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,15 +17,10 @@ import pytest
 from tests.bed.redis import RedisServer
 from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
 from transporter import cli
-from transporter.config import (
-    CpConfig,
-    ProduceConfig,
-    QueryConfig,
-    StoreSpec,
-    TokenCreateConfig,
-    TokenListConfig,
-    TokenRevokeConfig,
-)
+from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
+from transporter.config.cp import CpConfig
+from transporter.config.produce import ProduceConfig, QueryConfig
+from transporter.config.store_spec import StoreSpec
 
 TOKEN = re.compile(r"^tpt_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 

@@ -13,7 +13,7 @@ import schemathesis
 from quart_trio import QuartTrio
 
 from tests.bed import pki as test_pki
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.cp.api import GATE, create_app
 from transporter.cp.api.services import Services
 from transporter.cp.intake import Intake

@@ -12,7 +12,7 @@ import trio
 
 from tests.bed import pki as test_pki
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.cp.agent_link import AgentLink, Parts
 from transporter.cp.channel import ChannelSettings
 from transporter.cp.delivery import Delivery

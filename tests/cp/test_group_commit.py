@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.cp.group_commit import GroupCommit
 from transporter.protocol.model import EventState
 from transporter.store import open_store

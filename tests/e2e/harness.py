@@ -27,7 +27,9 @@ from transporter.agent.main import DEFAULT_STATE_NAMESPACE, open_journal
 from transporter.agent.policy import DEFAULT_POLICY, Policy
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
-from transporter.config import Address, ApiSecurity, ChannelSecurity, CpConfig, StoreSpec
+from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
+from transporter.config.store_spec import StoreSpec
+from transporter.config.values import Address
 from transporter.cp.channel import ChannelSettings
 from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget

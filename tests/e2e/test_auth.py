@@ -18,7 +18,7 @@ from tests.bed.redis import RedisServer
 from tests.bed.roles import PYTHON_TRANSPORTER
 from tests.e2e.harness import ControlPlane
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.cp.api import access as auth
 from transporter.cp.api import events as event_routes
 from transporter.protocol.model import AuditEntry

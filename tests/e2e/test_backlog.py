@@ -16,7 +16,7 @@ import trio
 from tests.e2e.harness import FAST_BACKOFF, ControlPlane
 from transporter.agent.session import Session, agent_info
 from transporter.agent.worker import Reporter
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.cp.live import WINDOW
 from transporter.protocol.model import Event, EventState, Phase
 from transporter.store import open_store

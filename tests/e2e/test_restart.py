@@ -13,7 +13,7 @@ from tests.bed.kube import Cluster
 from tests.bed.redis import RedisServer
 from tests.e2e.harness import Agent, ControlPlane
 from tests.e2e.test_flow import configmap_yaml, event_body, finish, statuses, unique
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import EventState, ResourceStatus
 
 pytestmark = pytest.mark.kube

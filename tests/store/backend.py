@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 import attrs
 
 from tests.bed.redis import RedisServer
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.store import Store, open_store
 
 

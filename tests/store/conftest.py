@@ -9,7 +9,7 @@ import pytest
 
 from tests.bed.redis import RedisServer
 from tests.store.backend import Backend
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.store import Store
 
 

@@ -13,7 +13,7 @@ import trio
 
 from tests.bed.redis import RedisServer, running_redis
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import AuditEntry, EventState
 from transporter.security.audit_chain import GENESIS
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit

@@ -12,7 +12,7 @@ import pytest
 
 from tests.bed.redis import RedisSecurity, running_redis
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AuditEntry, EventState
 from transporter.protocol.status import StatusUpdate

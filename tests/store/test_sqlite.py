@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from tests.store import records as r
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
 from transporter.protocol.model import (
     AuditEntry,

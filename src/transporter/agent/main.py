@@ -19,7 +19,8 @@ from transporter.agent.journal import Journal
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 from transporter.agent.session import Backoff, Session, agent_info
-from transporter.config import AgentConfig, ConfigError, parse_namespace
+from transporter.config.agent import AgentConfig
+from transporter.config.values import ConfigError, parse_namespace
 from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
 
 log = logging.getLogger("transporter.agent")

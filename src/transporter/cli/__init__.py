@@ -18,21 +18,32 @@ import os
 import sys
 from collections.abc import Sequence
 
-from transporter import __version__, config
+from transporter import __version__
 from transporter.cli import agent, audit, bundles, cp, produce, tokens
 from transporter.cli.commands import Parser, subcommands
+from transporter.config.admin import (
+    AuditVerifyConfig,
+    BundleCreateConfig,
+    BundleRevokeConfig,
+    TokenCreateConfig,
+    TokenListConfig,
+    TokenRevokeConfig,
+)
+from transporter.config.agent import AgentConfig
+from transporter.config.cp import CpConfig
+from transporter.config.produce import ProduceConfig, QueryConfig
 
 Settings = (
-    config.CpConfig
-    | config.AgentConfig
-    | config.ProduceConfig
-    | config.QueryConfig
-    | config.AuditVerifyConfig
-    | config.TokenCreateConfig
-    | config.TokenListConfig
-    | config.TokenRevokeConfig
-    | config.BundleCreateConfig
-    | config.BundleRevokeConfig
+    CpConfig
+    | AgentConfig
+    | ProduceConfig
+    | QueryConfig
+    | AuditVerifyConfig
+    | TokenCreateConfig
+    | TokenListConfig
+    | TokenRevokeConfig
+    | BundleCreateConfig
+    | BundleRevokeConfig
 )
 
 
@@ -61,27 +72,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     settings = parse(sys.argv[1:] if argv is None else argv)
     # Each role's heavy imports happen here, not at the top of this module.
-    if isinstance(settings, config.CpConfig):
+    if isinstance(settings, CpConfig):
         from transporter.cp.main import main as cp_main
 
         return cp_main(settings)
-    if isinstance(settings, config.AgentConfig):
+    if isinstance(settings, AgentConfig):
         from transporter.agent.main import main as agent_main
 
         return agent_main(settings)
-    if isinstance(settings, config.AuditVerifyConfig):
+    if isinstance(settings, AuditVerifyConfig):
         return audit.verify(settings)
-    if isinstance(
-        settings, config.TokenCreateConfig | config.TokenListConfig | config.TokenRevokeConfig
-    ):
+    if isinstance(settings, TokenCreateConfig | TokenListConfig | TokenRevokeConfig):
         from transporter.cp.admin.tokens import main as token_main
 
         return token_main(settings)
-    if isinstance(settings, config.BundleCreateConfig):
+    if isinstance(settings, BundleCreateConfig):
         from transporter.cp.admin.bundles import create_main
 
         return create_main(settings)
-    if isinstance(settings, config.BundleRevokeConfig):
+    if isinstance(settings, BundleRevokeConfig):
         from transporter.cp.admin.bundles import revoke_main
 
         return revoke_main(settings)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from transporter import config
 from transporter.cli.commands import Parser, Subcommands, Values, add_command
 from transporter.cli.flags import Flag, env_of, non_empty, path
 from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS
+from transporter.config.agent import AgentConfig
+from transporter.config.values import (
+    parse_agent_id,
+    parse_label,
+    parse_namespace,
+    parse_positive_int,
+    parse_ws_url,
+)
 
 FLAGS = (
     Flag(
@@ -17,7 +24,7 @@ FLAGS = (
     Flag(
         "--agent-id",
         "this agent's id (default: the one in the bundle's certificate)",
-        config.parse_agent_id,
+        parse_agent_id,
         metavar="ID",
     ),
     Flag(
@@ -29,7 +36,7 @@ FLAGS = (
     Flag(
         "--cp-url",
         "control plane agent channel, wss://HOST:PORT/ws",
-        config.parse_ws_url,
+        parse_ws_url,
         required=True,
         metavar="URL",
     ),
@@ -40,8 +47,8 @@ FLAGS = (
         path,
         metavar="PATH",
     ),
-    Flag("--label", "agent label, repeatable", config.parse_label, repeat=True, metavar="K=V"),
-    Flag("--concurrency", "events executed at once", config.parse_positive_int, "4", metavar="N"),
+    Flag("--label", "agent label, repeatable", parse_label, repeat=True, metavar="K=V"),
+    Flag("--concurrency", "events executed at once", parse_positive_int, "4", metavar="N"),
     Flag(
         "--policy",
         "policy file: what the control plane may touch (default: refuse whatever could grant"
@@ -53,7 +60,7 @@ FLAGS = (
         "--state-namespace",
         "namespace where the agent keeps what it ran, which events may not touch (default: its"
         " ServiceAccount's in a pod, else transporter-system)",
-        config.parse_namespace,
+        parse_namespace,
         metavar="NAME",
     ),
     Flag(
@@ -71,7 +78,7 @@ def add(commands: Subcommands) -> None:
     add_command(commands, "agent", FLAGS, settings, "run an agent inside a cluster")
 
 
-def settings(values: Values, parser: Parser) -> config.AgentConfig:
+def settings(values: Values, parser: Parser) -> AgentConfig:
     plain = values["cp_url"].startswith("ws://")
     if plain and not values["insecure_plain_ws"]:
         parser.error(
@@ -85,7 +92,7 @@ def settings(values: Values, parser: Parser) -> config.AgentConfig:
         )
     if values["bundle"] is None and values["agent_id"] is None:
         parser.error("--agent-id is required without --bundle")
-    return config.AgentConfig(
+    return AgentConfig(
         agent_id=values["agent_id"] or "",
         cluster_name=values["cluster_name"] or values["agent_id"] or "",
         bundle=values["bundle"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from transporter import config
 from transporter.cli.commands import EXIT_USAGE, Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.shared import STORE_FLAGS, store_or_default
+from transporter.config.admin import AuditVerifyConfig
 
 VERIFY_FLAGS = STORE_FLAGS
 
@@ -25,11 +25,11 @@ def add(commands: Subcommands) -> None:
     )
 
 
-def verify_settings(values: Values, parser: Parser) -> config.AuditVerifyConfig:
-    return config.AuditVerifyConfig(store=store_or_default(values, parser))
+def verify_settings(values: Values, parser: Parser) -> AuditVerifyConfig:
+    return AuditVerifyConfig(store=store_or_default(values, parser))
 
 
-def verify(settings: config.AuditVerifyConfig) -> int:
+def verify(settings: AuditVerifyConfig) -> int:
     """``transporter audit verify``: 0 when the chain is intact, 1 when a record does not match
     or the store cannot be read, 2 when there is no SQLite store where it was said to be."""
     import trio  # here, not at the top: see transporter.cli's docstring

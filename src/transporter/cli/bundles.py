@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from transporter import config
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, path
 from transporter.cli.shared import (
@@ -12,14 +11,16 @@ from transporter.cli.shared import (
     data_dir_of,
     store_or_default,
 )
+from transporter.config.admin import BundleCreateConfig, BundleRevokeConfig
+from transporter.config.values import parse_agent_id, parse_positive_float
 
 CREATE_FLAGS = (
-    Flag("--agent-id", "the agent's id", config.parse_agent_id, required=True, metavar="ID"),
+    Flag("--agent-id", "the agent's id", parse_agent_id, required=True, metavar="ID"),
     Flag("--out", "new folder to write the bundle into", path, required=True, metavar="DIR"),
     Flag(
         "--days",
         "days the agent's certificate is valid",
-        config.parse_positive_float,
+        parse_positive_float,
         "365",
         metavar="N",
     ),
@@ -65,9 +66,9 @@ def add(commands: Subcommands) -> None:
     )
 
 
-def create_settings(values: Values, parser: Parser) -> config.BundleCreateConfig:
+def create_settings(values: Values, parser: Parser) -> BundleCreateConfig:
     both_or_neither(values, parser, "--ca-cert", "--ca-key")
-    return config.BundleCreateConfig(
+    return BundleCreateConfig(
         agent_id=values["agent_id"],
         out=values["out"],
         data_dir=data_dir_of(values),
@@ -79,8 +80,8 @@ def create_settings(values: Values, parser: Parser) -> config.BundleCreateConfig
     )
 
 
-def revoke_settings(values: Values, parser: Parser) -> config.BundleRevokeConfig:
-    return config.BundleRevokeConfig(
+def revoke_settings(values: Values, parser: Parser) -> BundleRevokeConfig:
+    return BundleRevokeConfig(
         store=store_or_default(values, parser),
         certificate=values["certificate"],
         reason=values["reason"] or "",

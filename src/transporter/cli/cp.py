@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from transporter import config
 from transporter.cli.commands import Parser, Subcommands, Values, add_command
 from transporter.cli.flags import Flag, non_empty, path
 from transporter.cli.shared import (
@@ -14,13 +13,15 @@ from transporter.cli.shared import (
     data_dir_of,
     store_of,
 )
+from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
+from transporter.config.values import Address
 
 FLAGS = (
-    Flag("--listen", "HTTP API address", config.Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"),
+    Flag("--listen", "HTTP API address", Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"),
     Flag(
         "--agent-listen",
         "agent channel address",
-        config.Address.parse,
+        Address.parse,
         "0.0.0.0:8443",
         metavar="HOST:PORT",
     ),
@@ -63,26 +64,26 @@ def add(commands: Subcommands) -> None:
     add_command(commands, "cp", FLAGS, settings, "run the control plane")
 
 
-def settings(values: Values, parser: Parser) -> config.CpConfig:
+def settings(values: Values, parser: Parser) -> CpConfig:
     data_dir = data_dir_of(values)
     both_or_neither(values, parser, "--ca-cert", "--ca-key")
     both_or_neither(values, parser, "--api-tls-cert", "--api-tls-key")
     if values["insecure_plain_http"] and values["api_tls_cert"] is not None:
         parser.error("--insecure-plain-http serves no TLS: leave out --api-tls-cert")
-    return config.CpConfig(
+    return CpConfig(
         listen=values["listen"],
         agent_listen=values["agent_listen"],
         data_dir=data_dir,
         store=store_of(values, parser),
         insecure_no_auth=values["insecure_no_auth"],
-        security=config.ChannelSecurity(
+        security=ChannelSecurity(
             ca_cert=values["ca_cert"],
             ca_key=values["ca_key"],
             signing_key=values["signing_key"],
             tls_san=tuple(values["tls_san"]),
             insecure_plain_ws=values["insecure_plain_ws"],
         ),
-        api=config.ApiSecurity(
+        api=ApiSecurity(
             tls_cert=values["api_tls_cert"],
             tls_key=values["api_tls_key"],
             insecure_plain_http=values["insecure_plain_http"],

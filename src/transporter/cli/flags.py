@@ -16,8 +16,7 @@ from typing import Any
 
 import attrs
 
-from transporter import config
-from transporter.config import ConfigError
+from transporter.config.values import ConfigError, parse_bool
 
 
 def dest_of(name: str) -> str:
@@ -76,7 +75,7 @@ class Flag:
             text = os.environ[self.env]
             source = self.env
             if self.switch:
-                given = checked(config.parse_bool, text, source, parser)
+                given = checked(parse_bool, text, source, parser)
             elif self.repeat:
                 given = [item for item in text.split(",") if item.strip()]
             else:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from transporter import config
+from typing import Any
+
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, path
 from transporter.cli.shared import OUTPUT
-from transporter.config import ConfigError
+from transporter.config.produce import QUERY_KINDS, ProduceConfig, QueryConfig
+from transporter.config.values import (
+    ConfigError,
+    check_token_transport,
+    parse_agent_id,
+    parse_http_url,
+    parse_positive_float,
+    parse_positive_int,
+    parse_token,
+)
 from transporter.protocol.model import EventState
 
 _HTTP_CP_URL = Flag(
     "--cp-url",
     "control plane HTTP API",
-    config.parse_http_url,
+    parse_http_url,
     "https://localhost:8080",
     metavar="URL",
 )
@@ -27,12 +37,12 @@ _TOKEN = Flag(
     "--token",
     "API token (tpt_…), sent as 'Authorization: Bearer'; the variable keeps it out of the"
     " process list",
-    config.parse_token,
+    parse_token,
     metavar="TOKEN",
 )
 
 K8S_FLAGS = (
-    Flag("--agent", "target agent id", config.parse_agent_id, required=True, metavar="ID"),
+    Flag("--agent", "target agent id", parse_agent_id, required=True, metavar="ID"),
     Flag(
         "--manifest",
         "YAML file or folder of YAML files, repeatable",
@@ -47,7 +57,7 @@ K8S_FLAGS = (
     Flag(
         "--timeout",
         "seconds --wait follows the event",
-        config.parse_positive_float,
+        parse_positive_float,
         "300",
         metavar="SECONDS",
     ),
@@ -56,7 +66,7 @@ K8S_FLAGS = (
     Flag(
         "--ttl",
         "seconds before the event expires (default: the control plane's, 24 h)",
-        config.parse_positive_int,
+        parse_positive_int,
         metavar="SECONDS",
     ),
     _TOKEN,
@@ -65,19 +75,19 @@ K8S_FLAGS = (
 
 GET_FLAGS = (
     _HTTP_CP_URL,
-    Flag("--agent", "only events for this agent", config.parse_agent_id, metavar="ID"),
+    Flag("--agent", "only events for this agent", parse_agent_id, metavar="ID"),
     Flag(
         "--state",
         "only events in this state",
         str,
         choices=tuple(state.value for state in EventState),
     ),
-    Flag("--limit", "at most this many events", config.parse_positive_int, "50", metavar="N"),
+    Flag("--limit", "at most this many events", parse_positive_int, "50", metavar="N"),
     Flag("--watch", "event: follow it until it ends", switch=True, short="-w"),
     Flag(
         "--timeout",
         "seconds --watch follows the event",
-        config.parse_positive_float,
+        parse_positive_float,
         "300",
         metavar="SECONDS",
     ),
@@ -95,52 +105,46 @@ def add(commands: Subcommands) -> None:
     get = add_command(
         kinds, "get", GET_FLAGS, get_settings, "show events or agents, like kubectl get"
     )
-    get.add_argument("what", choices=config.QUERY_KINDS, help="events, event ID, agents, agent ID")
+    get.add_argument("what", choices=QUERY_KINDS, help="events, event ID, agents, agent ID")
     get.add_argument("name", nargs="?", help="the event or agent id")
 
 
-def k8s_settings(values: Values, parser: Parser) -> config.ProduceConfig:
-    _check_transport(values, parser)
-    return config.ProduceConfig(
+def k8s_settings(values: Values, parser: Parser) -> ProduceConfig:
+    return ProduceConfig(
         agent=values["agent"],
         manifests=tuple(values["manifest"]),
-        cp_url=values["cp_url"],
         mode=values["mode"],
         wait=values["wait"],
-        timeout=values["timeout"],
-        output=values["output"],
         delete=values["delete"],
         ttl=values["ttl"],
-        token=values["token"],
-        ca_cert=values["ca_cert"],
+        **_reach_and_show(values, parser),
     )
 
 
-def get_settings(values: Values, parser: Parser) -> config.QueryConfig:
+def get_settings(values: Values, parser: Parser) -> QueryConfig:
     what, name = values["what"], values["name"]
     single = what in ("event", "agent")
     if single and not name:
         parser.error(f"get {what} needs an id")
     if not single and name:
         parser.error(f"get {what} takes no id (did you mean {what[:-1]}?)")
-    _check_transport(values, parser)
-    return config.QueryConfig(
+    return QueryConfig(
         what=what,
         name=name,
-        cp_url=values["cp_url"],
         agent=values["agent"],
         state=values["state"],
         limit=values["limit"],
         watch=values["watch"],
-        timeout=values["timeout"],
-        output=values["output"],
-        token=values["token"],
-        ca_cert=values["ca_cert"],
+        **_reach_and_show(values, parser),
     )
 
 
-def _check_transport(values: Values, parser: Parser) -> None:
+def _reach_and_show(values: Values, parser: Parser) -> dict[str, Any]:
+    """The settings both commands share: how to reach the control plane, how long to follow an
+    event and how to show what comes back. A token goes in cleartext only to this host."""
     try:
-        config.check_token_transport(values["cp_url"], values["token"])
+        check_token_transport(values["cp_url"], values["token"])
     except ConfigError as exc:
         parser.error(f"--cp-url: {exc}")
+    names = ("cp_url", "token", "ca_cert", "timeout", "output")
+    return {name: values[name] for name in names}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transporter import config
 from transporter.cli.commands import Parser, Values
 from transporter.cli.flags import Flag, dest_of, path
+from transporter.config.cp import default_data_dir
+from transporter.config.store_spec import StoreSpec
+from transporter.config.values import Address
 
 DEBUG = Flag("--debug", "log at debug level", switch=True)
 
@@ -23,13 +25,13 @@ STORE_FLAGS = (
         "--store",
         "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
         " for TLS (default: SQLite in --data-dir)",
-        config.StoreSpec.parse,
+        StoreSpec.parse,
         metavar="URL",
     ),
     Flag(
         "--redis-addr",
         "shorthand for --store redis://HOST:PORT/0",
-        config.Address.parse,
+        Address.parse,
         metavar="HOST:PORT",
     ),
 )
@@ -65,22 +67,22 @@ OUTPUT = Flag("--output", "output format", str, "text", choices=("text", "json")
 def data_dir_of(values: Values) -> Path:
     """``--data-dir``, else the default data folder."""
     path_given: Path | None = values["data_dir"]
-    return path_given or config.default_data_dir()
+    return path_given or default_data_dir()
 
 
-def store_of(values: Values, parser: Parser) -> config.StoreSpec | None:
+def store_of(values: Values, parser: Parser) -> StoreSpec | None:
     """The store that ``--store`` or ``--redis-addr`` names; ``None``: SQLite in the data dir."""
-    store: config.StoreSpec | None = values["store"]
+    store: StoreSpec | None = values["store"]
     if values["redis_addr"] is not None:
         if store is not None:
             parser.error("give --store or --redis-addr, not both")
-        store = config.StoreSpec.redis_at(values["redis_addr"])
+        store = StoreSpec.redis_at(values["redis_addr"])
     return store
 
 
-def store_or_default(values: Values, parser: Parser) -> config.StoreSpec:
+def store_or_default(values: Values, parser: Parser) -> StoreSpec:
     """The store that ``--store`` or ``--redis-addr`` names, else SQLite in the data folder."""
-    return store_of(values, parser) or config.StoreSpec.sqlite_in(data_dir_of(values))
+    return store_of(values, parser) or StoreSpec.sqlite_in(data_dir_of(values))
 
 
 def both_or_neither(values: Values, parser: Parser, first: str, second: str) -> None:

@@ -3,10 +3,10 @@ directly (the same --data-dir, --store and variables as ``cp``)."""
 
 from __future__ import annotations
 
-from transporter import config
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, checked, checked_by
 from transporter.cli.shared import OUTPUT, STORE_FLAGS, store_or_default
+from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
 from transporter.security import tokens
 
 CREATE_FLAGS = (
@@ -61,23 +61,21 @@ def add(commands: Subcommands) -> None:
     revoke.add_argument("id", help="the token's id (`token list`; tpt_<id>_…)")
 
 
-def create_settings(values: Values, parser: Parser) -> config.TokenCreateConfig:
+def create_settings(values: Values, parser: Parser) -> TokenCreateConfig:
     store = store_or_default(values, parser)
     role = tokens.Role(values["role"])
     try:
         agents = tokens.check_agents(role, tuple(values["agents"]))
     except ValueError as exc:
         parser.error(f"--agents: {exc}")
-    return config.TokenCreateConfig(
-        store=store, name=values["name"], role=role.value, agents=agents
-    )
+    return TokenCreateConfig(store=store, name=values["name"], role=role.value, agents=agents)
 
 
-def list_settings(values: Values, parser: Parser) -> config.TokenListConfig:
-    return config.TokenListConfig(store=store_or_default(values, parser), output=values["output"])
+def list_settings(values: Values, parser: Parser) -> TokenListConfig:
+    return TokenListConfig(store=store_or_default(values, parser), output=values["output"])
 
 
-def revoke_settings(values: Values, parser: Parser) -> config.TokenRevokeConfig:
+def revoke_settings(values: Values, parser: Parser) -> TokenRevokeConfig:
     store = store_or_default(values, parser)
     token_id = checked(checked_by(tokens.check_id), values["id"], "ID", parser)
-    return config.TokenRevokeConfig(store=store, token_id=token_id)
+    return TokenRevokeConfig(store=store, token_id=token_id)

@@ -25,7 +25,7 @@ from trio_websocket import (
     wrap_server_stream,
 )
 
-from transporter.config import Address
+from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
 from transporter.cp.connections import Gate, Limits, Throttled, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT

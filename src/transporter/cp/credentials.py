@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 from cryptography.hazmat.primitives import hashes
 
-from transporter.config import ApiSecurity, CpConfig
+from transporter.config.cp import ApiSecurity, CpConfig
 from transporter.cp.http import api_context
 from transporter.cp.pki import PkiError, open_authority, write_serving
 from transporter.cp.signing_key import EventSigner, open_signing_key

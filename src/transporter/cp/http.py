@@ -25,7 +25,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
-from transporter.config import Address
+from transporter.config.values import Address
 from transporter.cp.connections import Gate, Limits, Throttled, peer_of
 from transporter.protocol.identity import describe_tls_error
 

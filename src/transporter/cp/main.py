@@ -10,7 +10,8 @@ import attrs
 import trio
 
 from transporter import runtime
-from transporter.config import Address, CpConfig
+from transporter.config.cp import CpConfig
+from transporter.config.values import Address
 from transporter.cp.agent_link import Parts
 from transporter.cp.api import create_app
 from transporter.cp.api.services import Services

@@ -18,7 +18,7 @@ import trio
 from rich.console import Console
 
 from transporter import runtime
-from transporter.config import ProduceConfig, QueryConfig
+from transporter.config.produce import ProduceConfig, QueryConfig
 from transporter.produce import render
 from transporter.produce.client import ApiError, Client, Unreachable
 from transporter.produce.files import ManifestFileError, read_manifests

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from transporter.config import StoreSpec
+from transporter.config.store_spec import StoreSpec
 from transporter.store.audit import VerifyResult, verify_audit
 from transporter.store.base import (
     MAX_LIMIT,

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from transporter.config import BundleCreateConfig, BundleRevokeConfig
+from transporter.config.admin import BundleCreateConfig, BundleRevokeConfig
 from transporter.cp.pki import Authority, Issued, PkiError, open_authority, write_private
 from transporter.cp.signing_key import EventSigner, open_signing_key
 from transporter.protocol.identity import (

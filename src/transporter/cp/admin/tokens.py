@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from transporter import config
+from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
+from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
 from transporter.protocol.model import AuditEntry
 from transporter.security.tokens import Role, TokenRecord, new_token
@@ -29,20 +30,20 @@ from transporter.store import Store, StoreError, TokenConflict, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-Settings = config.TokenCreateConfig | config.TokenListConfig | config.TokenRevokeConfig
+Settings = TokenCreateConfig | TokenListConfig | TokenRevokeConfig
 
 
 def main(settings: Settings) -> int:
-    if isinstance(settings, config.TokenCreateConfig):
+    if isinstance(settings, TokenCreateConfig):
         return _run("create", settings.store, lambda store: create(store, settings), create=True)
-    if isinstance(settings, config.TokenListConfig):
+    if isinstance(settings, TokenListConfig):
         return _run("list", settings.store, lambda store: show(store, settings.output))
     return _run("revoke", settings.store, lambda store: revoke(store, settings.token_id))
 
 
 def _run(
     action: str,
-    spec: config.StoreSpec,
+    spec: StoreSpec,
     work: Callable[[Store], Awaitable[int]],
     *,
     create: bool = False,
@@ -73,7 +74,7 @@ def actor() -> str:
     return f"cli:{user}"
 
 
-async def create(store: Store, settings: config.TokenCreateConfig) -> int:
+async def create(store: Store, settings: TokenCreateConfig) -> int:
     by = actor()
     for _ in range(3):  # ids are random: a taken one is all but impossible, and a new one does
         now = time.time()

@@ -1,0 +1,93 @@
+"""Settings of ``transporter cp``: its addresses, data folder, store, and the security of its
+agent channel and of its HTTP API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from transporter.config.store_spec import StoreSpec
+from transporter.config.values import Address
+
+
+def default_data_dir() -> Path:
+    """Like k3s: a system folder when run as root, the user's data folder otherwise."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/transporter")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "transporter"
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSecurity:
+    """How the agent channel knows who is who, and how agents know events are the control
+    plane's. Secure by default: TLS, agents' client certificates from the control plane's CA,
+    every event signed."""
+
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    """The CA that issues agents' certificates and the channel's own, as files (both or
+    neither). ``None``: ``ca.crt`` and ``ca.key`` in the data folder, made on the first start."""
+
+    signing_key: Path | None = None
+    """The Ed25519 key every event is signed with (PEM). ``None``: ``event-signing.key`` in the
+    data folder, made on the first start. Replicas on one store must share it (and the CA)."""
+
+    tls_san: tuple[str, ...] = ()
+    """Names (DNS names or IP addresses) agents dial the control plane by, for its serving
+    certificate; localhost, 127.0.0.1, ::1 and the host's name are always in it."""
+
+    insecure_plain_ws: bool = False
+    """Serve plain ``ws://`` without TLS: agents are not authenticated and may register as any
+    id. For a closed test network only; the control plane warns loudly at start."""
+
+
+@attrs.frozen(kw_only=True)
+class ApiSecurity:
+    """How the HTTP API is served: HTTPS by default, with the control plane's serving
+    certificate (from its CA, for the same names as the agent channel's) or the files given."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    """A certificate (chain) and its key for the API, as PEM files (both or neither).
+    ``None``: the serving certificate issued from the control plane's CA."""
+
+    insecure_plain_http: bool = False
+    """Serve plain HTTP: bearer tokens cross the network readable. For a closed test network
+    or behind a TLS-terminating proxy on the same host; the control plane warns loudly."""
+
+
+@attrs.frozen(kw_only=True)
+class CpConfig:
+    """Settings of ``transporter cp``."""
+
+    listen: Address = Address("0.0.0.0", 8080)  # noqa: RUF009, S104 - frozen; every interface
+    """HTTP API (events, agents, health). Open to producers and to load balancers' probes."""
+
+    agent_listen: Address = Address("0.0.0.0", 8443)  # noqa: RUF009, S104 - frozen; every interface
+    """Agent channel (WebSocket). The one port that agents dial out to."""
+
+    data_dir: Path = attrs.field(factory=default_data_dir)
+    """Where the embedded store, the CA and the event-signing key live."""
+
+    security: ChannelSecurity = ChannelSecurity()
+    """TLS and client certificates on the agent channel; the event-signing key."""
+
+    api: ApiSecurity = ApiSecurity()
+    """TLS on the HTTP API."""
+
+    store: StoreSpec | None = None
+    """``None`` means the embedded SQLite file in ``data_dir``."""
+
+    insecure_no_auth: bool = False
+    """Serve the HTTP API without tokens: whoever reaches it may submit to every agent and read
+    everything. Off by default; for a closed test network only. The control plane warns at
+    start, and events then carry the ``created_by`` their producers claim."""
+
+    debug: bool = False
+
+    @property
+    def effective_store(self) -> StoreSpec:
+        return self.store or StoreSpec.sqlite_in(self.data_dir)

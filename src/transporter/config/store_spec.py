@@ -1,0 +1,62 @@
+"""Where the control plane keeps its state: a SQLite file or a Redis server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import attrs
+
+from transporter.config.values import Address, ConfigError
+
+
+@attrs.frozen
+class StoreSpec:
+    """Where the control plane keeps its state.
+
+    ``sqlite``: one SQLite file (the default: ``DATA_DIR/transporter.db``), needs nothing else.
+    ``redis``: a Redis server, so that several control-plane replicas share state:
+    ``redis://[USER:PASSWORD@]HOST:PORT/DB`` (an ACL user, or ``:PASSWORD@`` for
+    ``requirepass``; %-quote what URLs reserve), or ``rediss://`` for TLS, verified against the
+    CA in ``?ssl_ca_certs=FILE`` (else the system's) including the host name, with a client
+    certificate from ``&ssl_certfile=FILE&ssl_keyfile=FILE``. Give a URL with a password
+    through ``TRANSPORTER_STORE`` rather than ``--store``, which other users see in ``ps``.
+    """
+
+    kind: Literal["sqlite", "redis"]
+    url: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> StoreSpec:
+        parts = urlsplit(text)
+        if parts.scheme in ("redis", "rediss", "unix"):
+            if parts.scheme != "unix" and not parts.hostname:
+                raise ConfigError(f"store URL {text!r} names no Redis host")
+            return cls("redis", text)
+        if parts.scheme == "sqlite":
+            # sqlite:///abs/path or sqlite://relative/path, as in SQLAlchemy's form.
+            raw = (parts.netloc + parts.path) if parts.netloc else parts.path
+            if not raw or raw == "/":
+                raise ConfigError(f"store URL {text!r} names no file")
+            return cls("sqlite", text, Path(raw))
+        raise ConfigError(f"store URL {text!r}: scheme must be sqlite://, redis:// or rediss://")
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, for logs."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+
+    @classmethod
+    def sqlite_in(cls, data_dir: Path) -> StoreSpec:
+        path = data_dir / "transporter.db"
+        return cls("sqlite", f"sqlite://{path}", path)
+
+    @classmethod
+    def redis_at(cls, address: Address) -> StoreSpec:
+        return cls("redis", f"redis://{address}/0")
