@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.badinput.conftest import LogWatch
 from tests.bed.kube import Cluster, running_cluster, testbed_bin
+from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer, running_redis
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import trio
 
-from tests.badinput.conftest import LogWatch
+from tests.bed.harness import InstantRunner
+from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer
 from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
-from tests.e2e.harness import InstantRunner
 from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 

@@ -1,16 +1,15 @@
-"""A real control plane in the test's trio loop, raw clients of its two ports, and its log."""
+"""A real control plane in the test's trio loop, for raw clients of its two ports."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import attrs
 import pytest
 import trio
 
-from tests.badinput.clients import ANSWER_TIMEOUT, CHANNEL_LIMIT
-from tests.e2e.harness import FAST_CHANNEL, ControlPlane
+from tests.bed.clients import CHANNEL_LIMIT
+from tests.bed.harness import FAST_CHANNEL, ControlPlane
 
 
 @pytest.fixture
@@ -22,31 +21,3 @@ async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
     plane = ControlPlane(nursery, tmp_path / "cp", channel=channel)
     await plane.start()
     return plane
-
-
-class LogWatch(logging.Handler):
-    """What the control plane logs (INFO and up), and a way to wait for a line."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-        self._waiting: list[tuple[tuple[str, ...], trio.Event]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = f"{record.levelname} {record.getMessage()}"
-        self.lines.append(line)
-        for words, event in self._waiting:
-            if all(word in line for word in words):
-                event.set()
-
-    def matching(self, *words: str) -> list[str]:
-        return [line for line in self.lines if all(word in line for word in words)]
-
-    async def wait_for(self, *words: str) -> str:
-        """The first line with all ``words``, once it is logged."""
-        if not self.matching(*words):
-            event = trio.Event()
-            self._waiting.append((words, event))
-            with trio.fail_after(ANSWER_TIMEOUT):
-                await event.wait()
-        return self.matching(*words)[0]

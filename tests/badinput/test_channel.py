@@ -15,15 +15,10 @@ from typing import Any
 import pytest
 from trio_websocket import ConnectionClosed
 
-from tests.badinput.clients import (
-    CHANNEL_LIMIT,
-    RawAgent,
-    configmap,
-    event_body,
-    raw_agent,
-)
-from tests.badinput.conftest import LogWatch
-from tests.e2e.harness import ControlPlane
+from tests.bed.clients import CHANNEL_LIMIT, RawAgent, raw_agent
+from tests.bed.harness import ControlPlane
+from tests.bed.logwatch import LogWatch
+from tests.bed.manifests import configmap, event_body
 from transporter.protocol.messages import PROTOCOL_VERSION
 
 

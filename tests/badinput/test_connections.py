@@ -10,9 +10,9 @@ import attrs
 import pytest
 import trio
 
-from tests.badinput.clients import http, raw_stream
-from tests.badinput.conftest import LogWatch
-from tests.e2e.harness import FAST_CHANNEL, ControlPlane
+from tests.bed.clients import http, raw_stream
+from tests.bed.harness import FAST_CHANNEL, ControlPlane
+from tests.bed.logwatch import LogWatch
 from transporter.cp import http as cp_http
 from transporter.cp.connections import Limits
 

@@ -9,17 +9,9 @@ import time
 import pytest
 import trio
 
-from tests.badinput.clients import (
-    ANSWER_TIMEOUT,
-    Answer,
-    assert_error,
-    configmap,
-    event_body,
-    http,
-    raw_agent,
-    raw_stream,
-)
-from tests.e2e.harness import ControlPlane
+from tests.bed.clients import ANSWER_TIMEOUT, Answer, assert_error, http, raw_agent, raw_stream
+from tests.bed.harness import ControlPlane
+from tests.bed.manifests import configmap, event_body
 from transporter.protocol import codec
 from transporter.protocol.submission import (
     MAX_EVENT_BYTES,

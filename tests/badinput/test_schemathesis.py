@@ -28,8 +28,9 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.badinput.clients import configmap, event_body, raw_agent
 from tests.bed import pki as test_pki
+from tests.bed.clients import raw_agent
+from tests.bed.manifests import configmap, event_body
 from tests.bed.roles import RunningCp, running_cp
 from transporter import __version__
 from transporter.cp.api import events, submit

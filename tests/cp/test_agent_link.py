@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from tests.bed import pki as test_pki
-from tests.store import records as r
+from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.agent_link import AgentLink, Parts
 from transporter.cp.channel import ChannelSettings

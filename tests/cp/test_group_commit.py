@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from tests.store import records as r
+from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.group_commit import GroupCommit
 from transporter.protocol.model import EventState

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from tests.store import records as r
+from tests.bed import records as r
 from transporter.cp.watch import EventWatch
 from transporter.protocol.model import EventRecord
 

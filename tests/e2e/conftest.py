@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.bed.harness import Agent, ControlPlane
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane
 from transporter.agent.policy import DEFAULT_POLICY, Policy
 
 _agents = itertools.count(1)

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import trio
 
-from tests.badinput.clients import Answer, assert_error, configmap, event_body, http
-from tests.badinput.conftest import LogWatch
+from tests.bed import records as r
+from tests.bed.clients import Answer, assert_error, http
+from tests.bed.harness import ControlPlane
+from tests.bed.logwatch import LogWatch
+from tests.bed.manifests import configmap, event_body
 from tests.bed.redis import RedisServer
 from tests.bed.roles import PYTHON_TRANSPORTER
-from tests.e2e.harness import ControlPlane
-from tests.store import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.api import access as auth
 from transporter.cp.api import events as event_routes

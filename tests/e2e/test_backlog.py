@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from tests.e2e.harness import FAST_BACKOFF, ControlPlane
+from tests.bed.harness import FAST_BACKOFF, ControlPlane
 from transporter.agent.session import Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.config.store_spec import StoreSpec

@@ -9,8 +9,9 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.badinput.clients import configmap, event_body, raw_agent
-from tests.e2e.harness import FAST_CHANNEL, ControlPlane
+from tests.bed.clients import raw_agent
+from tests.bed.harness import FAST_CHANNEL, ControlPlane
+from tests.bed.manifests import configmap, event_body
 from transporter.protocol.model import AgentStatus
 
 ACK_TIMEOUT = 0.5

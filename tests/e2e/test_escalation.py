@@ -17,10 +17,9 @@ import attrs
 import pytest
 from kubernetes import client as k8s
 
+from tests.bed.harness import Agent, ControlPlane, finish
 from tests.bed.kube import Cluster
 from tests.bed.rbac import Subject, apply_as_admin, in_thread, powers, read_object
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import finish
 from transporter.agent.policy import ALLOWANCES, Policy
 from transporter.protocol.model import EventRecord, EventState, Phase
 from transporter.security.tokens import Role

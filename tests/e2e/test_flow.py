@@ -4,92 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-import trio
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
+from tests.bed.harness import Agent, ControlPlane, finish, read, statuses, submit_and_wait
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane
+from tests.bed.manifests import configmap_yaml, deployment_yaml, event_body, namespace_yaml, unique
 from transporter.produce.client import ApiError
-from transporter.protocol.model import EventRecord, EventState, Phase, ResourceStatus
+from transporter.protocol.model import EventState, Phase, ResourceStatus
 
 pytestmark = pytest.mark.kube
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def namespace_yaml(name: str) -> str:
-    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
-
-
-def configmap_yaml(name: str, namespace: str | None, **data: str) -> str:
-    ns = f"\n  namespace: {namespace}" if namespace else ""
-    body = "".join(f'\n  {k}: "{v}"' for k, v in data.items()) or " {}"
-    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:{body}\n"
-
-
-def deployment_yaml(name: str, namespace: str) -> str:
-    return f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: main
-        image: registry.invalid/app:1
-"""
-
-
-async def read(cluster: Cluster, call: Callable[[k8s.ApiClient], Any]) -> Any:
-    """Run a kubernetes client call against ``cluster`` in a thread; None when 404."""
-
-    def run() -> Any:
-        api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-        with api:
-            try:
-                return call(api)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-
-    return await trio.to_thread.run_sync(run)
-
-
-async def finish(cp: ControlPlane, event_id: str) -> EventRecord:
-    """The event's record once it has ended, following it as ``produce --wait`` does."""
-    with trio.fail_after(60):
-        record = await cp.client.event(event_id)
-        while not record.state.terminal:
-            record = await cp.client.event(event_id, wait=10, since=len(record.timeline))
-    return record
-
-
-async def submit_and_wait(cp: ControlPlane, body: dict[str, Any]) -> EventRecord:
-    submitted = await cp.client.submit(body)
-    return await finish(cp, submitted.event_id)
-
-
-def event_body(agent: str, *manifests: str, **extra: Any) -> dict[str, Any]:
-    return {"target_agent": agent, "payload": {"manifests": list(manifests)}, **extra}
-
-
-def statuses(record: EventRecord) -> dict[tuple[str, str], ResourceStatus]:
-    return {(r.kind, r.name): r.status for r in record.resources}
 
 
 async def test_apply_on_one_cluster_leaves_the_other_untouched(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import trio
 
-from tests.badinput.clients import assert_error, configmap, event_body, http
-from tests.e2e.harness import ControlPlane
+from tests.bed.clients import assert_error, http
+from tests.bed.harness import ControlPlane
+from tests.bed.manifests import configmap, event_body
 
 BIG = 200_000
 

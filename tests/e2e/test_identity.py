@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import trio
 
-from tests.badinput.conftest import LogWatch
+from tests.bed.harness import FAST_BACKOFF, ControlPlane, InstantRunner
+from tests.bed.logwatch import LogWatch
 from tests.bed.pki import TestPki, shared
-from tests.e2e.harness import FAST_BACKOFF, ControlPlane, InstantRunner
 from transporter.agent.bundle import Bundle
 from transporter.agent.dial import ChannelClosed, DialError, connect
 from transporter.agent.session import Session, agent_info

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.bed.harness import Agent, ControlPlane, finish
 from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, deployment_yaml, event_body
 from tests.bed.rbac import apply_as_admin, in_thread
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import configmap_yaml, deployment_yaml, event_body, finish
 from transporter.protocol.model import EventState, ResourceStatus
 from transporter.security.tokens import Role
 

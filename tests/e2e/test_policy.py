@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from tests.bed.harness import Agent, ControlPlane, read, statuses, submit_and_wait
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import (
-    configmap_yaml,
-    event_body,
-    read,
-    statuses,
-    submit_and_wait,
-    unique,
-)
+from tests.bed.manifests import configmap_yaml, event_body, unique
 from transporter.agent.policy import NOT_APPLIED, load_policy
 from transporter.protocol.model import EventState, Phase, ResourceStatus
 

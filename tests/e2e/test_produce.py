@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.bed.harness import Agent, ControlPlane, run_produce
 from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, unique
 from tests.bed.pki import TestPki
-from tests.e2e.harness import Agent, ControlPlane, run_produce
-from tests.e2e.test_flow import configmap_yaml, unique
 from transporter.security.tokens import Role
 
 pytestmark = pytest.mark.kube

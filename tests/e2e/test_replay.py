@@ -15,10 +15,10 @@ import pytest
 import trio
 from kubernetes import client as k8s
 
+from tests.bed.harness import Agent, ControlPlane, finish, submit_and_wait
 from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, event_body, unique
 from tests.bed.rbac import in_thread, read_object
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import configmap_yaml, event_body, finish, submit_and_wait, unique
 from transporter.agent.journal import LABEL
 from transporter.agent.main import DEFAULT_STATE_NAMESPACE
 from transporter.protocol.model import EventRecord, EventState

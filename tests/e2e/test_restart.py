@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.bed.harness import Agent, ControlPlane, finish, statuses
 from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, event_body, unique
 from tests.bed.redis import RedisServer
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import configmap_yaml, event_body, finish, statuses, unique
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import EventState, ResourceStatus
 

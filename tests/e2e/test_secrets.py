@@ -23,9 +23,9 @@ import trio
 import yaml
 from kubernetes import client as k8s
 
+from tests.bed.harness import Agent, ControlPlane, read, run_produce
 from tests.bed.kube import Cluster
-from tests.e2e.harness import Agent, ControlPlane, run_produce
-from tests.e2e.test_flow import configmap_yaml, namespace_yaml, read, unique
+from tests.bed.manifests import configmap_yaml, namespace_yaml, unique
 from transporter.security.scrub import REDACTED
 
 pytestmark = pytest.mark.kube

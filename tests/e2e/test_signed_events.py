@@ -15,10 +15,10 @@ import pytest
 import trio
 from kubernetes import client as k8s
 
+from tests.bed.harness import Agent, ControlPlane, finish, read
 from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, event_body, unique
 from tests.bed.redis import RedisServer
-from tests.e2e.harness import Agent, ControlPlane
-from tests.e2e.test_flow import configmap_yaml, event_body, finish, read, unique
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol import signing
 from transporter.protocol.model import EventState, Phase

@@ -22,18 +22,17 @@ import trio
 from kubernetes import client as k8s
 
 from tests.bed.faultproxy import FaultProxy
-from tests.bed.kube import Cluster
-from tests.e2e.harness import FAST_CHANNEL, Agent, ControlPlane
-from tests.e2e.test_flow import (
-    configmap_yaml,
-    event_body,
+from tests.bed.harness import (
+    FAST_CHANNEL,
+    Agent,
+    ControlPlane,
     finish,
-    namespace_yaml,
     read,
     statuses,
     submit_and_wait,
-    unique,
 )
+from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, event_body, namespace_yaml, unique
 from transporter.agent.session import Session
 from transporter.protocol.model import AgentStatus, EventState
 

@@ -15,7 +15,7 @@ import coredis
 import pytest
 import trio
 
-from tests.store import records as r
+from tests.bed import records as r
 from tests.store.backend import Backend
 from transporter.protocol.model import AuditEntry, EventState, Phase
 from transporter.security.audit_chain import GENESIS, ChainHead, canonical, entry_hash

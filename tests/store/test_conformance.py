@@ -6,7 +6,7 @@ import attrs
 import pytest
 import trio
 
-from tests.store import records as r
+from tests.bed import records as r
 from tests.store.backend import Backend
 from transporter.protocol.model import (
     AgentStatus,

@@ -11,8 +11,8 @@ import coredis
 import pytest
 import trio
 
+from tests.bed import records as r
 from tests.bed.redis import RedisServer, running_redis
-from tests.store import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import AuditEntry, EventState
 from transporter.security.audit_chain import GENESIS

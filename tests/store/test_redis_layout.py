@@ -15,8 +15,8 @@ import pytest
 import trio
 from coredis.exceptions import ResponseError
 
+from tests.bed import records as r
 from tests.bed.redis import RedisServer
-from tests.store import records as r
 from transporter.protocol import codec
 from transporter.protocol.model import AuditEntry, EventRecord, EventState, Phase
 from transporter.protocol.status import StatusUpdate, accepted, advance

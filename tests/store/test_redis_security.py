@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bed import records as r
 from tests.bed.redis import RedisSecurity, running_redis
-from tests.store import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AuditEntry, EventState

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.store import records as r
+from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
 from transporter.protocol.model import (

@@ -11,7 +11,7 @@ import coredis
 import pytest
 import trio
 
-from tests.store import records as r
+from tests.bed import records as r
 from tests.store.backend import Backend
 from transporter.protocol.model import AuditEntry
 from transporter.security.tokens import Role, TokenRecord, new_token

@@ -4,7 +4,11 @@ and real API servers; each can be stopped and started again (a restart).
 Secure by default, as the product is: the agent channel is TLS with client certificates, and
 events are signed. Control planes use the test run's CA and signing key (:mod:`tests.bed.pki`,
 given as files, as replicas share theirs), and each agent gets a bundle issued from them for its
-id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel."""
+id; ``pki=`` gives another set, ``insecure=True`` a plain ``ws://`` channel.
+
+And what tests do with them: :func:`finish` follows an event to its end (as ``produce --wait``
+does), :func:`submit_and_wait` does both, :func:`run_produce` runs the producer as users do,
+and :func:`read` reads an object back from a cluster with the official client."""
 
 from __future__ import annotations
 
@@ -13,11 +17,15 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 
 from tests.bed import pki as test_pki
 from tests.bed.kube import Cluster
@@ -34,7 +42,14 @@ from transporter.cp.channel import ChannelSettings
 from transporter.cp.main import Bound, serve
 from transporter.kube import KubeTarget
 from transporter.produce.client import Client
-from transporter.protocol.model import AuditEntry, Event, EventState, Phase
+from transporter.protocol.model import (
+    AuditEntry,
+    Event,
+    EventRecord,
+    EventState,
+    Phase,
+    ResourceStatus,
+)
 from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import open_store
 
@@ -290,3 +305,37 @@ class Agent:
         assert self._scope is not None and self._stopped is not None
         self._scope.cancel()
         await self._stopped.wait()
+
+
+async def read(cluster: Cluster, call: Callable[[k8s.ApiClient], Any]) -> Any:
+    """Run a kubernetes client call against ``cluster`` in a thread; None when 404."""
+
+    def run() -> Any:
+        api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+        with api:
+            try:
+                return call(api)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    return await trio.to_thread.run_sync(run)
+
+
+async def finish(cp: ControlPlane, event_id: str) -> EventRecord:
+    """The event's record once it has ended, following it as ``produce --wait`` does."""
+    with trio.fail_after(60):
+        record = await cp.client.event(event_id)
+        while not record.state.terminal:
+            record = await cp.client.event(event_id, wait=10, since=len(record.timeline))
+    return record
+
+
+async def submit_and_wait(cp: ControlPlane, body: dict[str, Any]) -> EventRecord:
+    submitted = await cp.client.submit(body)
+    return await finish(cp, submitted.event_id)
+
+
+def statuses(record: EventRecord) -> dict[tuple[str, str], ResourceStatus]:
+    return {(r.kind, r.name): r.status for r in record.resources}

@@ -105,14 +105,6 @@ def assert_error(
     return data
 
 
-def event_body(agent: str, *manifests: str, **extra: Any) -> dict[str, Any]:
-    return {"target_agent": agent, "payload": {"manifests": list(manifests)}, **extra}
-
-
-def configmap(name: str) -> str:
-    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
-
-
 @attrs.define
 class RawAgent:
     """One WebSocket connection to the agent channel, driven by hand.
