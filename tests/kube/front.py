@@ -5,17 +5,22 @@ It serves TLS with the API server's own serving certificate (issued by the test 
 request is forwarded to the real API server on a connection of its own, authenticated with the
 cluster's admin client certificate, unless a queued :class:`Fault` matches it: then the front
 answers with the fault's status and a Kubernetes ``Status`` body instead, or holds the request
-for a while before forwarding it (a slow server). Every request is logged as a :class:`Seen`
-with when it came and when it was answered, for tests to count and time.
+for a while before forwarding it (a slow server), or ends the connection instead of answering
+(a server that went away). It can also answer in chunks, close every connection after its
+answer without saying so (a server that closes idle connections), or send bodies slowly. Every
+request is logged as a :class:`Seen` with when it came, on which connection, and when it was
+answered, for tests to count and time.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import attrs
 import h11
@@ -23,7 +28,7 @@ import trio
 import yaml
 
 from tests.bed.kube import Cluster
-from tests.bed.listen import serve_on_loopback
+from tests.bed.listen import reset_on_close, serve_on_loopback
 
 MAX_READ = 64 * 1024
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
@@ -56,6 +61,13 @@ class Fault:
     message: str = ""
     delay: float = 0.0
     """Seconds to hold the request before answering or forwarding it."""
+    gate: trio.Event | None = None
+    """Hold the request until this is set, then forward it."""
+    location: str | None = None
+    """The ``Location`` header of the answer (a redirect's)."""
+    cut: Literal["", "close", "reset"] = ""
+    """Instead of answering, end the connection: ``close`` once the request has come whole
+    (FIN), ``reset`` as soon as its head has come, its body unread (RST)."""
 
     def matches(self, method: str) -> bool:
         return self.method is None or self.method == method
@@ -67,6 +79,8 @@ class Seen:
 
     method: str
     path: str
+    connection: int
+    """Which connection it came on, numbered from 1 in the order they were accepted."""
     arrived: float
     """``trio.current_time()`` when its headers came."""
     arrived_wall: float
@@ -84,13 +98,26 @@ class Seen:
 class FaultFront:
     """Listens on 127.0.0.1:``port`` (a free one) once started with ``nursery.start(serve)``."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, *, tls: bool = True) -> None:
         self.cluster = cluster
+        self.tls = tls
+        """``False``: plain HTTP (an ``http://`` server), still forwarded over TLS."""
         self.upstream = int(cluster.server.rsplit(":", 1)[1])
         self.port = 0
         self.seen: list[Seen] = []
+        self.open = 0
+        """Connections open now."""
+        self.closed = 0
+        """Connections that have ended, whichever side ended them."""
+        self.chunk = 0
+        """Answer in chunks of this many bytes (``Transfer-Encoding: chunked``); 0: in one."""
+        self.close_after_answer = False
+        """Close each connection once it is answered, though it was kept alive."""
+        self.trickle = 0.0
+        """Seconds between the bytes of an answer's body; 0: all at once."""
         self._faults: list[Fault] = []
-        self._arrival = trio.Event()
+        self._numbers = itertools.count(1)
+        self._change = trio.Event()
         certs = cluster.certs
         self._server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_tls.load_cert_chain(certs.serving_cert, certs.serving_key)
@@ -99,7 +126,7 @@ class FaultFront:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def kubeconfig(self, folder: Path) -> Path:
         return pointed_at(self.cluster, self.server, folder)
@@ -112,9 +139,20 @@ class FaultFront:
         method: str | None = None,
         retry_after: str | Callable[[], str] | None = None,
         message: str = "",
+        location: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests (``None``: all) with ``status``."""
-        self._faults.append(Fault(status, times, method, retry_after, message))
+        self._faults.append(Fault(status, times, method, retry_after, message, location=location))
+
+    def hold(self, gate: trio.Event, *, times: int | None, method: str | None = None) -> None:
+        """Hold the next ``times`` matching requests until ``gate`` is set, then forward them."""
+        self._faults.append(Fault(0, times, method, gate=gate))
+
+    def cut(
+        self, how: Literal["close", "reset"], *, times: int | None = 1, method: str | None = None
+    ) -> None:
+        """End the connection of the next ``times`` matching requests instead of answering."""
+        self._faults.append(Fault(0, times, method, cut=how))
 
     def delay(self, seconds: float, *, times: int | None = 1, method: str | None = None) -> None:
         """Hold the next ``times`` matching requests for ``seconds``, then forward them."""
@@ -129,8 +167,17 @@ class FaultFront:
 
     async def wait_for(self, method: str, count: int) -> None:
         """Until ``count`` requests with ``method`` have come."""
-        while len(self.requests(method)) < count:
-            await self._arrival.wait()
+        await self.wait_until(lambda: len(self.requests(method)) >= count)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Until ``condition()`` holds, tried again whenever a request comes or a connection
+        opens or ends."""
+        while not condition():
+            await self._change.wait()
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = trio.Event()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_on_loopback(self, self._handle, task_status=task_status)
@@ -145,43 +192,79 @@ class FaultFront:
                 return fault
         return None
 
-    def _arrived(self, seen: Seen) -> None:
-        self.seen.append(seen)
-        self._arrival.set()
-        self._arrival = trio.Event()
-
     async def _handle(self, tcp: trio.SocketStream) -> None:
-        stream = trio.SSLStream(tcp, self._server_tls, server_side=True, https_compatible=True)
+        stream = self._stream(tcp)
         conn = h11.Connection(h11.SERVER)
+        number = next(self._numbers)
+        self.open += 1
+        self._changed()
         try:
-            while True:
-                request = await _next(stream, conn)
-                if not isinstance(request, h11.Request):
-                    return  # the client closed the connection between requests
-                body = await _body(stream, conn)
-                method, target = request.method.decode(), request.target.decode()
-                seen = Seen(method, target, trio.current_time(), time.time())
-                self._arrived(seen)
-                status, headers, data = await self._respond(request, body, seen)
-                length = (b"content-length", str(len(data)).encode())
-                response = h11.Response(status_code=status, headers=[*headers, length])
-                answering = trio.current_time()
-                await _send(stream, conn, response, data)
-                seen.answered, seen.status = answering, status
-                if conn.our_state is h11.MUST_CLOSE:
-                    return
+            while await self._exchange(tcp, stream, conn, number):
                 conn.start_next_cycle()
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
             return  # the client went away (e.g. gave up waiting), or spoke no HTTP/1.1
         finally:
             await trio.aclose_forcefully(stream)
+            self.open -= 1
+            self.closed += 1
+            self._changed()
+
+    def _stream(self, tcp: trio.SocketStream) -> trio.abc.Stream:
+        if not self.tls:
+            return tcp
+        return trio.SSLStream(tcp, self._server_tls, server_side=True, https_compatible=True)
+
+    async def _exchange(
+        self, tcp: trio.SocketStream, stream: trio.abc.Stream, conn: h11.Connection, number: int
+    ) -> bool:
+        """One request and its answer; whether the connection goes on."""
+        request = await _next(stream, conn)
+        if not isinstance(request, h11.Request):
+            return False  # the client closed the connection between requests
+        method, target = request.method.decode(), request.target.decode()
+        seen = Seen(method, target, number, trio.current_time(), time.time())
+        fault = self._take(method)
+        if fault is not None and fault.cut == "reset":
+            reset_on_close(tcp)
+            self.seen.append(seen)
+            self._changed()
+            return False
+        body = await _body(stream, conn)
+        self.seen.append(seen)
+        self._changed()
+        if fault is not None and fault.cut == "close":
+            return False
+        status, headers, data = await self._respond(request, body, seen, fault)
+        answering = trio.current_time()
+        await self._answer(stream, conn, status, headers, data)
+        seen.answered, seen.status = answering, status
+        return conn.our_state is not h11.MUST_CLOSE and not self.close_after_answer
+
+    async def _answer(
+        self,
+        stream: trio.abc.Stream,
+        conn: h11.Connection,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        data: bytes,
+    ) -> None:
+        if not self.chunk:
+            headers = [*headers, (b"content-length", str(len(data)).encode())]
+        await _send_data(stream, conn, h11.Response(status_code=status, headers=headers))
+        step = 1 if self.trickle else self.chunk or len(data)
+        for start in range(0, len(data), step or 1):
+            if self.trickle:
+                await trio.sleep(self.trickle)
+            await _send_data(stream, conn, h11.Data(data=data[start : start + step]))
+        await _send_data(stream, conn, h11.EndOfMessage())
 
     async def _respond(
-        self, request: h11.Request, body: bytes, seen: Seen
+        self, request: h11.Request, body: bytes, seen: Seen, fault: Fault | None
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        fault = self._take(seen.method)
         if fault is not None and fault.delay:
             await trio.sleep(fault.delay)
+        if fault is not None and fault.gate is not None:
+            await fault.gate.wait()
         if fault is None or not fault.status:
             return await self._forward(request, body)
         seen.faked = True
@@ -200,6 +283,8 @@ class FaultFront:
         if retry_after is not None:
             headers.append((b"retry-after", retry_after.encode()))
             seen.retry_after = retry_after
+        if fault.location is not None:
+            headers.append((b"location", fault.location.encode()))
         return fault.status, headers, json.dumps(status).encode()
 
     async def _forward(
@@ -257,11 +342,17 @@ async def _send(
     head: h11.Request | h11.Response,
     body: bytes,
 ) -> None:
-    events: list[h11.Request | h11.Response | h11.Data | h11.EndOfMessage] = [head]
+    await _send_data(stream, conn, head)
     if body:
-        events.append(h11.Data(data=body))
-    events.append(h11.EndOfMessage())
-    for event in events:
-        data = conn.send(event)
-        if data:
-            await stream.send_all(data)
+        await _send_data(stream, conn, h11.Data(data=body))
+    await _send_data(stream, conn, h11.EndOfMessage())
+
+
+async def _send_data(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    event: h11.Request | h11.Response | h11.Data | h11.EndOfMessage,
+) -> None:
+    data = conn.send(event)
+    if data:
+        await stream.send_all(data)

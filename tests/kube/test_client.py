@@ -1,5 +1,5 @@
-"""Our HTTP client of the API server (kube/client.py): what it loads, how it trusts the server,
-and which proxy it goes through."""
+"""Our HTTP client of the API server (kube/client.py): what it loads, and how it trusts the
+server. Its connections are in test_keepalive.py, its proxies in test_proxy.py."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import trio
 
 from tests.bed.kube import Cluster
 from tests.kube.accounts import Plugin, certificate_data, connected, with_user
-from tests.kube.connect_proxy import ConnectProxy
 from transporter.kube import KubeUnavailable
-from transporter.kube.proxy import proxy_for
 from transporter.kube.retry import NO_RETRY
 
 REPO = Path(__file__).resolve().parents[2]
-SECRETS = "/api/v1/namespaces/default/secrets"
 
 
 def excluded_from_the_single_file() -> list[str]:
@@ -104,7 +100,6 @@ async def test_tls_server_name_is_the_name_checked(cluster: Cluster, tmp_path: P
 
 
 @pytest.mark.kube
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 async def test_without_the_clusters_ca_the_server_is_not_trusted_unless_told(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -121,47 +116,3 @@ async def test_without_the_clusters_ca_the_server_is_not_trusted_unless_told(
     )
     async with connected(skipped) as transport:
         assert "gitVersion" in await transport.get("/version")
-
-
-# --- proxies -----------------------------------------------------------------------------------
-
-
-@pytest.mark.kube
-async def test_a_proxy_url_carries_every_request(cluster: Cluster, tmp_path: Path) -> None:
-    proxy = ConnectProxy()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(proxy.serve)
-        proxied = {"proxy-url": proxy.url}
-        kubeconfig = with_user(
-            cluster, certificate_data(cluster), tmp_path / "config", cluster_changes=proxied
-        )
-        async with connected(kubeconfig) as transport:
-            assert "gitVersion" in await transport.get("/version")
-        nursery.cancel_scope.cancel()
-    assert proxy.tunnels == [cluster.server.removeprefix("https://")]
-
-
-ENV = {"HTTPS_PROXY": "proxy.corp:3128", "NO_PROXY": "10.0.0.0/8,.svc,api.example:6443"}
-
-
-@pytest.mark.parametrize(
-    ("server", "proxy"),
-    [
-        ("https://api.example.com:6443", "http://proxy.corp:3128"),
-        ("https://10.96.0.1:443", None),  # in a CIDR range of NO_PROXY
-        ("https://kubernetes.default.svc", None),  # a subdomain of .svc
-        ("https://api.example:6443", None),  # host:port
-        ("https://api.example:443", "http://proxy.corp:3128"),  # another port
-        ("https://127.0.0.1:6443", None),  # loopback is never proxied
-        ("https://localhost:6443", None),
-    ],
-)
-def test_the_environments_proxy_as_client_go_reads_it(server: str, proxy: str | None) -> None:
-    assert proxy_for(server, None, ENV) == proxy
-
-
-def test_a_kubeconfigs_proxy_wins_and_lower_case_variables_count() -> None:
-    assert proxy_for("https://127.0.0.1:1", "http://p:1", ENV) == "http://p:1"
-    assert proxy_for("https://a.b", None, {"https_proxy": "http://low:1"}) == "http://low:1"
-    assert proxy_for("https://a.b", None, {"https_proxy": "http://x:1", "no_proxy": "*"}) is None
-    assert proxy_for("http://a.b", None, {"HTTPS_PROXY": "http://x:1"}) is None

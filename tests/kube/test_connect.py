@@ -67,6 +67,15 @@ async def test_a_closed_port_is_unavailable_at_once(cluster: Cluster, tmp_path: 
     assert trio.current_time() - start < 3.0  # refused at once, not retried
 
 
+async def test_a_server_whose_port_is_not_a_number_is_a_clear_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    server = "https://127.0.0.1:64x3"
+    with pytest.raises(KubeConfigError, match=f"^server {server}: its port is not a number$"):
+        async with KubeTarget.connect(pointed_at(cluster, server, tmp_path)):
+            pass
+
+
 async def test_a_silent_server_times_out(cluster: Cluster, tmp_path: Path) -> None:
     relay = Relay(upstream=int(cluster.server.rsplit(":", 1)[1]))
     relay.silent = True

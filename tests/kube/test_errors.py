@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 
 import pytest
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
 
 from transporter.kube import KubeNotFound, KubeRejected, KubeUnavailable
 from transporter.kube.errors import from_library, from_response
@@ -56,20 +55,51 @@ def test_an_answer_that_is_not_a_status_is_quoted_briefly() -> None:
     assert str(from_response(502, b"")) == "the API server answered 502: HTTP 502"
 
 
-def test_connection_failures_are_unavailable() -> None:
-    refused = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
-    wrapped = urllib3.exceptions.MaxRetryError(None, "/version", refused)  # type: ignore[arg-type]
-    for exc in (refused, wrapped):
-        error = from_library(exc)
-        assert isinstance(error, KubeUnavailable)
-        assert str(error).startswith("cannot connect to the API server")
-
-
-def test_tls_failures_are_unavailable_and_say_so() -> None:
-    wrapped = ApiException(status=0, reason="SSLError\ncertificate verify failed")
-    assert str(from_library(wrapped)) == (
-        "request to the API server failed: SSLError: certificate verify failed"
+def test_a_redirect_is_refused_and_says_where_it_led() -> None:
+    error = from_response(307, b"", location="https://elsewhere.example/api")
+    assert isinstance(error, KubeRejected)
+    assert not isinstance(error, KubeUnavailable)
+    assert (str(error), error.code) == (
+        "the API server answered 307, a redirect to https://elsewhere.example/api: not followed",
+        307,
     )
-    assert str(from_library(ssl.SSLError("bad cert"))).startswith("TLS with the API server failed")
-    error = from_library(urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"))  # type: ignore[arg-type]
-    assert str(error).startswith("the API server did not answer in time")
+    assert str(from_response(301, b"")) == "the API server answered 301, a redirect: not followed"
+
+
+def test_connection_failures_are_unavailable() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    error = from_library(refused, connecting=True)
+    assert isinstance(error, KubeUnavailable)
+    assert str(error) == "cannot connect to the API server: Connection refused"
+    tunnel = OSError("Tunnel connection failed: 407 Proxy Authentication Required")
+    assert str(from_library(tunnel, connecting=True, proxy="proxy.corp:3128")) == (
+        "cannot connect to the API server through the proxy proxy.corp:3128: "
+        "Tunnel connection failed: 407 Proxy Authentication Required"
+    )
+
+
+def test_a_connection_lost_mid_way_is_unavailable() -> None:
+    gone = http.client.RemoteDisconnected("Remote end closed connection without response")
+    assert str(from_library(gone)) == (
+        "connection to the API server failed: RemoteDisconnected: "
+        "Remote end closed connection without response"
+    )
+    short = from_library(http.client.IncompleteRead(b"abc", 7))
+    assert str(short) == (
+        "connection to the API server failed: IncompleteRead(3 bytes read, 7 more expected)"
+    )
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    assert (
+        str(from_library(reset)) == "connection to the API server failed: Connection reset by peer"
+    )
+
+
+def test_tls_failures_and_timeouts_are_unavailable_and_say_so() -> None:
+    bad = ssl.SSLError("bad cert")
+    assert str(from_library(bad)).startswith("TLS with the API server failed")
+    assert str(from_library(bad, connecting=True, proxy="p:443")).startswith(
+        "TLS with the proxy p:443 failed"
+    )
+    late = from_library(TimeoutError("timed out"))
+    assert isinstance(late, KubeUnavailable)
+    assert str(late) == "the API server did not answer in time: timed out"

@@ -1,4 +1,5 @@
-"""Our own errors, named by whose fault it is. No exception of urllib3 or ssl escapes kube/.
+"""Our own errors, named by whose fault it is. No exception of http.client, ssl or sockets
+escapes kube/.
 
 - :class:`ManifestError`: the submitted manifests are invalid (the producer's fault).
 - :class:`KubeConfigError`: no usable kubeconfig or in-cluster account, or an exec credential
@@ -13,12 +14,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
-import sys
 from typing import Any
-
-import urllib3.exceptions
 
 MAX_BODY_IN_MESSAGE = 500
 """Characters of a non-Status error body quoted in a message."""
@@ -100,9 +99,17 @@ def _status_fields(body: bytes) -> tuple[str, str] | None:
 
 
 def from_response(
-    code: int, body: bytes, *, write: bool = False, retry_after: float | None = None
+    code: int,
+    body: bytes,
+    *,
+    write: bool = False,
+    retry_after: float | None = None,
+    location: str | None = None,
 ) -> KubeError:
-    """The error a non-2xx answer means (``retry_after``: its ``Retry-After``, in seconds).
+    """The error a non-2xx answer means (``retry_after``: its ``Retry-After``, in seconds;
+    ``location``: its ``Location``).
+
+    A redirect (3xx) is refused, never followed: it could carry our credentials elsewhere.
 
     5xx and 429 are transient (:class:`KubeUnavailable`), except a 500 to a ``write`` whose
     Status carries no reason: the API server reports plain handler errors that way, and for a
@@ -111,6 +118,11 @@ def from_response(
     that). Retrying would give the same answer, so it is a :class:`KubeRejected`. Storage and
     webhook failures carry a reason (``InternalError``, ``Timeout`` ...) and stay transient.
     """
+    if 300 <= code <= 399:
+        to = f" to {location}" if location else ""
+        return KubeRejected(
+            f"the API server answered {code}, a redirect{to}: not followed", code=code
+        )
     status = _status_fields(body)
     if status is not None and status[0]:
         message, reason = status
@@ -128,53 +140,40 @@ def from_response(
     return KubeRejected(message, code=code, reason=reason)
 
 
-def _urllib3_message(exc: urllib3.exceptions.HTTPError) -> str:
-    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    if isinstance(reason, urllib3.exceptions.SSLError | ssl.SSLError):
-        return f"TLS with the API server failed: {reason}"
-    if isinstance(reason, urllib3.exceptions.NewConnectionError):
-        return f"cannot connect to the API server: {reason}"
-    if isinstance(reason, urllib3.exceptions.TimeoutError):
-        return f"the API server did not answer in time: {reason}"
-    return f"connection to the API server failed: {reason}"
+def from_library(
+    exc: BaseException, *, connecting: bool = False, proxy: str | None = None
+) -> KubeError:
+    """Translate an exception of the HTTP stack (http.client, ssl, sockets).
 
-
-def _official_client_error(exc: BaseException) -> KubeError | None:
-    """An ``ApiException`` of the official client, for code beside us that still calls it.
-
-    Looked up, not imported: if one was raised, its module is loaded.
+    ``connecting``: it came while connecting; ``proxy``: while reaching this proxy
+    (``host:port``) or asking it for a tunnel.
     """
-    module = sys.modules.get("kubernetes.client.exceptions")
-    api_exception = getattr(module, "ApiException", None)
-    if api_exception is None or not isinstance(exc, api_exception):
-        return None
-    status = getattr(exc, "status", 0)
-    if status:
-        body = getattr(exc, "body", None)
-        return from_response(int(status), body.encode() if isinstance(body, str) else b"")
-    # status 0: it failed before any answer (it wraps TLS errors this way)
-    reason = str(getattr(exc, "reason", "") or "").replace("\n", ": ")
-    return KubeUnavailable(f"request to the API server failed: {reason}")
-
-
-def from_library(exc: BaseException) -> KubeError:
-    """Translate an exception of the HTTP stack (urllib3, ssl, sockets)."""
     if isinstance(exc, KubeError):
         return exc
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return KubeUnavailable(_urllib3_message(exc))
-    if isinstance(exc, ssl.SSLError):
-        return KubeUnavailable(f"TLS with the API server failed: {exc}")
-    if isinstance(exc, OSError):
-        return KubeUnavailable(f"cannot talk to the API server: {exc}")
-    translated = _official_client_error(exc)
-    if translated is not None:
-        return translated
+    if isinstance(exc, ssl.SSLError):  # the certificate checks too
+        peer = f"the proxy {proxy}" if proxy else "the API server"
+        return KubeUnavailable(f"TLS with {peer} failed: {exc}")
+    if connecting:
+        via = f" through the proxy {proxy}" if proxy else ""
+        return KubeUnavailable(f"cannot connect to the API server{via}: {_reason(exc)}")
+    if isinstance(exc, TimeoutError):
+        return KubeUnavailable(f"the API server did not answer in time: {_reason(exc)}")
+    if isinstance(exc, OSError | http.client.HTTPException):
+        return KubeUnavailable(f"connection to the API server failed: {_reason(exc)}")
     return KubeUnavailable(f"the HTTP client failed: {type(exc).__name__}: {exc}")
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, http.client.HTTPException):
+        text, name = str(exc), type(exc).__name__
+        return text if text.startswith(name) else f"{name}: {text}" if text else name
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
-    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
     OSError,  # includes ssl.SSLError, TimeoutError, ConnectionError
 )
 """What the HTTP stack raises for a failed request; translated by :func:`from_library`."""

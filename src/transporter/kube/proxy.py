@@ -4,17 +4,60 @@ As client-go (``golang.org/x/net/http/httpproxy``): a kubeconfig's ``proxy-url``
 ``HTTPS_PROXY`` (``HTTP_PROXY`` for an ``http://`` server) unless ``NO_PROXY`` names the host
 (a name and its subdomains, an IP address, a CIDR range, ``host:port``, or ``*``); never for
 ``localhost`` or a loopback address. Upper case wins over lower case.
+
+An ``http://`` or ``https://`` proxy tunnels (``CONNECT``) to an ``https://`` API server, and
+forwards requests to an ``http://`` one; its URL's user and password, if any, are sent as
+``Proxy-Authorization: Basic``, as client-go sends them. SOCKS proxies are refused.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+import attrs
 
 SUPPORTED = ("http", "https")
-"""Proxy schemes urllib3 speaks without PySocks (which we do not ship)."""
+"""Proxy schemes we speak (SOCKS is not one)."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@attrs.frozen
+class Proxy:
+    """A proxy to go through, read from its URL."""
+
+    tls: bool
+    """``https://``: TLS to the proxy itself."""
+    host: str
+    port: int
+    authorization: str | None = attrs.field(default=None, repr=False)
+    """``Proxy-Authorization`` made of the URL's user and password."""
+
+    @property
+    def name(self) -> str:
+        """``host:port``, for messages: never the URL, which may hold a password."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_proxy(url: str) -> Proxy:
+    """Raises :class:`ValueError` (with a message that does not quote the URL's password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SUPPORTED:
+        raise ValueError(f"{parts.scheme or 'no'} scheme: only http:// and https:// proxies work")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ValueError("the proxy's port is not a number") from None
+    if not parts.hostname:
+        raise ValueError("the proxy URL names no host")
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return Proxy(parts.scheme == "https", parts.hostname, port, authorization)
 
 
 def _env(environ: Mapping[str, str], name: str) -> str:

@@ -29,12 +29,19 @@ def context(trust: ServerTrust, certificate: ClientCertificate | None) -> ssl.SS
     else:
         cadata = None if trust.ca_pem is None else trust.ca_pem.decode("ascii")
         made = ssl.create_default_context(cadata=cadata)  # only these CAs when given
+    made.set_alpn_protocols(["http/1.1"])  # what we speak, said outright
     if certificate is not None:
         with _pem_file(certificate.cert_pem + b"\n" + certificate.key_pem) as path:
             # A passphrase callback that gives none: an encrypted key fails instead of asking
             # on a terminal.
             made.load_cert_chain(path, password=lambda: b"")
     return made
+
+
+def proxy_context(trust: ServerTrust) -> ssl.SSLContext:
+    """For an ``https://`` proxy: checked against the system's CAs (the cluster's CA is for the
+    API server), or not at all with ``insecure-skip-tls-verify``."""
+    return context(ServerTrust(insecure=trust.insecure), None)
 
 
 def check_certificate(certificate: ClientCertificate) -> None:

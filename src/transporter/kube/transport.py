@@ -43,7 +43,8 @@ USER_AGENT = f"transporter/{__version__}"
 THREAD_GRACE = 1.0
 """Seconds the trio deadline allows beyond the client's own timeout before abandoning it."""
 MAX_THREADS = 4
-"""Worker threads one target uses at most (its dedicated limiter), and so connections."""
+"""Worker threads one target uses at most (its dedicated limiter), and so the connections it
+keeps between requests."""
 
 
 class Transport:
@@ -97,10 +98,12 @@ class Transport:
             raise KubeUnavailable(
                 f"the API server did not answer {method} {path} within {self.timeout:g} s"
             ) from None
-        status, retry_after, data = answer.status, answer.retry_after, answer.data
+        status, data = answer.status, answer.data
         if not 200 <= status <= 299:
-            asked = parse_retry_after(retry_after, now=time.time())
-            raise from_response(status, data, write=method in WRITES, retry_after=asked)
+            asked = parse_retry_after(answer.retry_after, now=time.time())
+            raise from_response(
+                status, data, write=method in WRITES, retry_after=asked, location=answer.location
+            )
         try:
             return json.loads(data) if data else {}
         except ValueError:
@@ -181,5 +184,5 @@ def new_transport(
     retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Transport:
     """A transport to the API server of ``configuration`` (no I/O until the first request)."""
-    client = HttpClient(configuration, maxsize=MAX_THREADS)
+    client = HttpClient(configuration, max_idle=MAX_THREADS)
     return Transport(client, timeout=timeout, limiter=limiter, retry=retry)
