@@ -31,6 +31,10 @@ from transporter.kube.tls import check_certificate
 
 API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+EXEC_KEYS = frozenset(
+    {"command", "args", "env", "apiVersion", "installHint", "provideClusterInfo", "interactiveMode"}
+)
+"""The keys of ``users[].user.exec``."""
 MAX_STDERR = 500
 """Characters of the plugin's stderr quoted when it fails."""
 
@@ -172,12 +176,8 @@ def exec_config(
     def fail(key: str, problem: str) -> KubeConfigError:
         return KubeConfigError(f"{where}.{key}: {problem}")
 
-    known = {
-        "command", "args", "env", "apiVersion", "installHint", "provideClusterInfo",
-        "interactiveMode",
-    }  # fmt: skip
     for key in body:
-        if key not in known:
+        if key not in EXEC_KEYS:
             raise fail(str(key), "unknown key")
     command = body.get("command")
     if not isinstance(command, str) or not command:
@@ -195,7 +195,26 @@ def exec_config(
     args = body.get("args") or []
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
         raise fail("args", "must be a list of strings")
-    env = body.get("env") or []
+    pairs = _env_pairs(body.get("env") or [], fail)
+    hint = body.get("installHint") or ""
+    provide = body.get("provideClusterInfo", False)
+    if not isinstance(hint, str) or not isinstance(provide, bool):
+        raise fail("installHint" if not isinstance(hint, str) else "provideClusterInfo", "bad type")
+    return ExecConfig(
+        command=resolve(command),
+        args=tuple(args),
+        env=pairs,
+        api_version=str(api_version),
+        where=where,
+        cluster=cluster if provide else None,
+        install_hint=hint,
+    )
+
+
+def _env_pairs(
+    env: object, fail: Callable[[str, str], KubeConfigError]
+) -> tuple[tuple[str, str], ...]:
+    """``env``'s ``{name, value}`` items as pairs."""
     if not isinstance(env, list):
         raise fail("env", "must be a list of {name, value}")
     pairs: list[tuple[str, str]] = []
@@ -208,16 +227,4 @@ def exec_config(
         ):
             raise fail(f"env[{index}]", "must be {name, value}, both strings")
         pairs.append((item["name"], item["value"]))
-    hint = body.get("installHint") or ""
-    provide = body.get("provideClusterInfo", False)
-    if not isinstance(hint, str) or not isinstance(provide, bool):
-        raise fail("installHint" if not isinstance(hint, str) else "provideClusterInfo", "bad type")
-    return ExecConfig(
-        command=resolve(command),
-        args=tuple(args),
-        env=tuple(pairs),
-        api_version=str(api_version),
-        where=where,
-        cluster=cluster if provide else None,
-        install_hint=hint,
-    )
+    return tuple(pairs)
