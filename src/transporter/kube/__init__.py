@@ -1,8 +1,10 @@
-"""Everything that talks to a Kubernetes API server: the only package that imports kubernetes.
+"""Everything that talks to a Kubernetes API server, with no Kubernetes client library.
 
-The agent works through :class:`KubeTarget`: ``plan`` (validating), ``apply`` (applying),
-``verify`` (verifying) and ``delete``. Nothing of the kubernetes client leaks out: errors are
-the classes of :mod:`transporter.kube.errors`, named by whose fault it is.
+It reads kubeconfigs, the in-cluster service account and exec credential plugins itself, and
+speaks HTTP to the API server with its own client (:mod:`~transporter.kube.client`, on the
+standard library's :mod:`http.client` and :mod:`ssl`). The agent works through
+:class:`KubeTarget`: ``plan`` (validating), ``apply`` (applying), ``verify`` (verifying) and
+``delete``. Errors are the classes of :mod:`transporter.kube.errors`, named by whose fault it is.
 """
 
 from transporter.kube.errors import (
