@@ -1,10 +1,12 @@
-"""Fixtures for the real test bed: Kubernetes clusters and redis-servers on free ports."""
+"""Fixtures for the real test bed (Kubernetes clusters and redis-servers on free ports, the
+single-file build) and the markers they set: a test is marked by what it asks for."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,28 @@ import pytest
 from tests.bed.kube import Cluster, running_cluster, testbed_bin
 from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer, running_redis
+from tests.bed.roles import SINGLE_FILE
+
+MARKED_BY_FIXTURE = {
+    "kube": frozenset({"kube_bin", "cluster_factory", "cluster", "second_cluster"}),
+    "redis": frozenset({"redis_server", "redis_factory"}),
+    "binary": frozenset({"binary"}),
+}
+"""The marker of each test that uses one of these fixtures, directly or through another."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks come from the fixtures a test uses, not from hands: a test whose fixture closure
+    holds a cluster (any fixture built on one included) is ``kube``, so that ``-m "not kube"``
+    never builds kube-apiserver nor starts one; likewise ``redis`` and ``binary``. (A redis
+    store chosen by a parameter through ``request.getfixturevalue`` is marked on its
+    parameter.)"""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKED_BY_FIXTURE.items():
+            if used & fixtures:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +100,16 @@ def logs() -> Iterator[LogWatch]:
     finally:
         logger.removeHandler(watch)
         logger.setLevel(level)
+
+
+@pytest.fixture
+def binary() -> Path:
+    """``dist/transporter``, the single file of ``make binary``: skipped without it, a failure
+    in CI (where ``.ci/run`` builds it before the tests)."""
+    if not SINGLE_FILE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{SINGLE_FILE} is missing: .ci/run must run `make binary` before the tests"
+            )
+        pytest.skip("no dist/transporter: run `make binary` first")
+    return SINGLE_FILE

@@ -4,36 +4,17 @@ an event applied by its agent on the test bed's cluster."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.bed.kube import Cluster
 from tests.bed.process import started
-from tests.bed.roles import create_bundle, running_cp
+from tests.bed.roles import AGENT_LISTENING, REGISTERED, create_bundle, running_cp
 from transporter import __version__
 from transporter.agent.bundle import load_bundle
-
-AGENT_CHANNEL = re.compile(r"agent channel listening on (wss://\S+)")
-REGISTERED = re.compile(r"(registered) with")
-BINARY = Path(__file__).resolve().parents[1] / "dist" / "transporter"
-
-pytestmark = pytest.mark.binary
-
-
-@pytest.fixture
-def binary() -> Path:
-    if not BINARY.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{BINARY} is missing: .ci/run must run `make binary` before the tests")
-        pytest.skip("no dist/transporter: run `make binary` first")
-    return BINARY
 
 
 def test_the_binary_answers_version(binary: Path) -> None:
@@ -74,7 +55,6 @@ def test_the_binary_makes_its_ca_and_issues_a_bundle(binary: Path, tmp_path: Pat
     assert load_bundle(tmp_path / "b").agent_id == "site-1"
 
 
-@pytest.mark.kube
 def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_path: Path) -> None:
     """The agent of the one file reaches the API server through the client it imports lean
     (kube/client.py: frozen modules, deferred packages) and applies an event end to end."""
@@ -85,7 +65,7 @@ def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_
     )
     data = tmp_path / "cp"
     with running_cp(data, command=[str(binary)]) as cp:
-        found = AGENT_CHANNEL.search(cp.output)
+        found = AGENT_LISTENING.search(cp.output)
         assert found is not None, cp.output
         bundle = create_bundle(data, "site-1", tmp_path / "bundle", command=[str(binary)])
         agent_argv = [

@@ -12,18 +12,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from tests.bed.kube import Cluster
 from tests.bed.process import started
-from tests.bed.roles import create_bundle, running_cp
+from tests.bed.roles import AGENT_LISTENING, REGISTERED, create_bundle, running_cp
 from tests.kube.accounts import Plugin, account_token, make_cluster_admin, with_user
-from tests.test_binary import AGENT_CHANNEL, REGISTERED, binary
-
-pytestmark = [pytest.mark.binary, pytest.mark.kube]
-
-__all__ = ["binary"]  # the fixture
 
 CONNECTED = re.compile(r"cluster \S+: Kubernetes (v\d+\.\d+\.\S+)")
 
@@ -45,7 +39,7 @@ def _run_agent_and_apply(binary: Path, kubeconfig: Path, tmp_path: Path) -> dict
     manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
     data = tmp_path / "cp"
     with running_cp(data, command=[str(binary)]) as cp:
-        found = AGENT_CHANNEL.search(cp.output)
+        found = AGENT_LISTENING.search(cp.output)
         assert found is not None, cp.output
         bundle = create_bundle(data, "site-1", tmp_path / "bundle", command=[str(binary)])
         agent_argv = [

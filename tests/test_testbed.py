@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 
 import coredis
-import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import dynamic
@@ -26,7 +25,6 @@ def namespaces(api: k8s.ApiClient) -> set[str]:
     return {ns.metadata.name for ns in listed if ns.metadata and ns.metadata.name}
 
 
-@pytest.mark.kube
 def test_a_namespace_made_in_one_cluster_is_absent_from_another(
     cluster: Cluster, cluster_factory: Callable[[], Cluster]
 ) -> None:
@@ -39,7 +37,6 @@ def test_a_namespace_made_in_one_cluster_is_absent_from_another(
         assert name not in namespaces(two)
 
 
-@pytest.mark.kube
 def test_the_same_server_side_apply_twice_keeps_the_resource_version(cluster: Cluster) -> None:
     name = f"bed-{uuid.uuid4().hex[:8]}"
     body = {
@@ -66,7 +63,6 @@ def test_the_same_server_side_apply_twice_keeps_the_resource_version(cluster: Cl
         assert third.data.colour == "green"
 
 
-@pytest.mark.redis
 async def test_a_coredis_round_trip_under_trio(redis_server: RedisServer) -> None:
     async with coredis.Redis.from_url(redis_server.url, decode_responses=True) as redis:
         assert await redis.set("bed:key", "value")

@@ -328,7 +328,6 @@ async def test_a_revoked_token_is_refused_at_once(plane: ControlPlane) -> None:
     assert await stored_event_ids(plane) == set()
 
 
-@pytest.mark.redis
 async def test_two_control_planes_on_one_redis_refuse_a_revoked_token_at_once(
     nursery: trio.Nursery, tmp_path: Path, redis_server: RedisServer
 ) -> None:

@@ -24,8 +24,6 @@ from transporter.agent.policy import ALLOWANCES, Policy
 from transporter.protocol.model import EventRecord, EventState, Phase
 from transporter.security.tokens import Role
 
-pytestmark = pytest.mark.kube
-
 RBAC = "rbac.authorization.k8s.io/v1"
 EVERY_VERB = (
     "get, list, watch, create, update, patch, delete, deletecollection, escalate, bind, impersonate"

@@ -14,8 +14,6 @@ from tests.bed.manifests import configmap_yaml, deployment_yaml, event_body, nam
 from transporter.produce.client import ApiError
 from transporter.protocol.model import EventState, Phase, ResourceStatus
 
-pytestmark = pytest.mark.kube
-
 
 async def test_apply_on_one_cluster_leaves_the_other_untouched(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, second_cluster: Cluster

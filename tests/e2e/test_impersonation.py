@@ -7,16 +7,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-import pytest
-
 from tests.bed.harness import Agent, ControlPlane, finish
 from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, deployment_yaml, event_body
 from tests.bed.rbac import apply_as_admin, in_thread
 from transporter.protocol.model import EventState, ResourceStatus
 from transporter.security.tokens import Role
-
-pytestmark = pytest.mark.kube
 
 
 def namespace(name: str) -> str:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client as k8s
 
 from tests.bed.harness import Agent, ControlPlane, read, statuses, submit_and_wait
@@ -14,8 +13,6 @@ from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, event_body, unique
 from transporter.agent.policy import NOT_APPLIED, load_policy
 from transporter.protocol.model import EventState, Phase, ResourceStatus
-
-pytestmark = pytest.mark.kube
 
 
 def cluster_admin_binding_yaml(name: str) -> str:

@@ -6,15 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.bed.harness import Agent, ControlPlane, run_produce
 from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, unique
 from tests.bed.pki import TestPki
 from transporter.security.tokens import Role
-
-pytestmark = pytest.mark.kube
 
 
 def write(folder: Path, name: str, text: str) -> Path:

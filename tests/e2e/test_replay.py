@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import trio
 from kubernetes import client as k8s
 
@@ -22,8 +21,6 @@ from tests.bed.rbac import in_thread, read_object
 from transporter.agent.journal import LABEL
 from transporter.agent.main import DEFAULT_STATE_NAMESPACE
 from transporter.protocol.model import EventRecord, EventState
-
-pytestmark = pytest.mark.kube
 
 
 def set_back_to_queued(cp: ControlPlane, event_id: str) -> None:

@@ -16,8 +16,6 @@ from tests.bed.redis import RedisServer
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import EventState, ResourceStatus
 
-pytestmark = pytest.mark.kube
-
 
 async def restart_then_deliver(plane: ControlPlane, agent: Agent) -> None:
     await plane.start()
@@ -58,7 +56,6 @@ async def test_restart_on_sqlite(
     await restart_then_deliver(ControlPlane(nursery, tmp_path / "cp"), make_agent(cluster))
 
 
-@pytest.mark.redis
 async def test_restart_on_redis(
     nursery: trio.Nursery,
     tmp_path: Path,

@@ -28,8 +28,6 @@ from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, namespace_yaml, unique
 from transporter.security.scrub import REDACTED
 
-pytestmark = pytest.mark.kube
-
 MARK = "s3cr3t-VALUE-42"
 DATA = f"{MARK}-data"
 STRING = f"{MARK}-string"

@@ -23,8 +23,6 @@ from transporter.config.store_spec import StoreSpec
 from transporter.protocol import signing
 from transporter.protocol.model import EventState, Phase
 
-pytestmark = [pytest.mark.kube, pytest.mark.redis]
-
 EVENTS_KEY = "transporter:event"
 """The Redis hash of stored events, apart from their progress (transporter.store.redis,
 default prefix)."""

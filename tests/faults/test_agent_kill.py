@@ -9,15 +9,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.bed.configmaps import configmaps, create_namespace, event_body, wrong_objects
 from tests.bed.follow import TERMINAL, final_record
 from tests.bed.kube import Cluster
 from tests.bed.producer import ApiAccess, call
 from tests.bed.roles import AgentProcess, ControlPlaneProcess
-
-pytestmark = pytest.mark.kube
 
 OBJECTS = 300
 """ConfigMaps in the event: applied one after the other, a few seconds of applying."""

@@ -14,7 +14,6 @@ from tests.bed.kube import Cluster
 from tests.bed.redis import RedisServer
 
 pytestmark = [
-    pytest.mark.kube,
     # About a minute each on 2 idle cores; room for a machine busy with other test runs.
     pytest.mark.timeout(600),
 ]
@@ -36,7 +35,6 @@ def test_nothing_is_lost_when_the_control_plane_on_sqlite_is_killed(
     assert report.ok, report.describe()
 
 
-@pytest.mark.redis
 def test_nothing_is_lost_when_the_control_plane_on_redis_is_killed(
     cluster: Cluster, redis_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:

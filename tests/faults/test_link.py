@@ -36,8 +36,6 @@ from tests.bed.manifests import configmap_yaml, event_body, namespace_yaml, uniq
 from transporter.agent.session import Session
 from transporter.protocol.model import AgentStatus, EventState
 
-pytestmark = pytest.mark.kube
-
 INTERVAL = FAST_CHANNEL.heartbeat_interval
 DEAD = FAST_CHANNEL.dead_after
 """Seconds of silence after which either end takes the connection for dead."""

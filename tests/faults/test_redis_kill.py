@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
 
 from tests.bed.configmaps import (
     Data,
@@ -30,8 +29,6 @@ from tests.bed.producer import Producer, Unanswered, call
 from tests.bed.redis import RedisServer
 from tests.bed.roles import DIAL_FAILED, AgentProcess, ControlPlaneProcess
 from transporter.cp.channel import ChannelSettings
-
-pytestmark = [pytest.mark.kube, pytest.mark.redis]
 
 _CHANNEL = ChannelSettings()  # the defaults, which the control plane processes here run with
 SILENCE_NOTICED = _CHANNEL.heartbeat_interval * _CHANNEL.missed_heartbeats + (

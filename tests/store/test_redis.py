@@ -19,8 +19,6 @@ from transporter.security.audit_chain import GENESIS
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
 from transporter.store.redis import RedisStore
 
-pytestmark = pytest.mark.redis
-
 
 async def every_call(store: Store) -> list[Callable[[], object]]:
     event = r.event()

@@ -28,8 +28,6 @@ from transporter.store.redis.keys import Keys
 from transporter.store.redis.migration import LAYOUT, migrate
 from transporter.store.redis.scripts import Scripts
 
-pytestmark = pytest.mark.redis
-
 KEYS = Keys("transporter:")
 
 # --- layout 1, as the older control planes wrote it -------------------------------------------

@@ -19,7 +19,7 @@ from transporter.protocol.status import StatusUpdate
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
 from transporter.store.redis.connection import tls_options
 
-pytestmark = pytest.mark.redis
+pytestmark = pytest.mark.redis  # servers of running_redis(), not of a fixture
 
 PASSWORD = "s3cr:t@p/ss%w0rd?"  # characters a URL must quote (spaces: redis's config would not)
 STORE_ACL = "~transporter:* +@all -@dangerous"
