@@ -8,7 +8,6 @@ the handlers). Deterministic (derandomized, no example database) and bounded in 
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.bed import pki as test_pki
 from tests.bed.clients import raw_agent
 from tests.bed.manifests import configmap, event_body
-from tests.bed.roles import RunningCp, running_cp
+from tests.bed.roles import AGENT_LISTENING, RunningCp, running_cp
 from transporter import __version__
 from transporter.cp.api import events, submit
 from transporter.cp.openapi import openapi_document
@@ -44,12 +43,9 @@ MAX_WAIT = 0.05
 POST created, and the answer would then be held for the generated wait (up to 60 s)."""
 
 
-_AGENT_CHANNEL = re.compile(r"agent channel listening on (wss?://\S+)")
-
-
 async def seed(cp: RunningCp, token: str) -> None:
     """Something for the read operations to show: an agent, events (one with results), audit."""
-    found = _AGENT_CHANNEL.search(cp.output)
+    found = AGENT_LISTENING.search(cp.output)
     assert found is not None, cp.output
     client = Client(cp.api_url, token=token, ca_file=cp.ca_file)
     async with raw_agent(found.group(1), identity="seed") as agent:
