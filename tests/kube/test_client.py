@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PyInstaller.archive.readers import pkg_archive_contents
 
 from tests.bed.kube import Cluster
 from tests.kube.accounts import Plugin, certificate_data, connected, with_user
@@ -61,10 +62,10 @@ def test_the_agent_loads_nothing_the_single_file_leaves_out(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """Every module of ours imported, then an agent's connection with an exec plugin's client
-    certificate: neither the official client nor anything else ``transporter.spec`` excludes
-    is loaded, so the file has all it needs."""
+    certificate: neither the official client, nor urllib3, nor anything else
+    ``transporter.spec`` excludes is loaded, so the file has all it needs."""
     excluded = excluded_from_the_single_file()
-    assert "kubernetes" in excluded
+    assert {"kubernetes", "urllib3"} <= set(excluded)
     plugin = Plugin(tmp_path / "plugin")
     plugin.plan(
         clientCertificateData=cluster.certs.admin_cert.read_text(),
@@ -81,6 +82,17 @@ def test_the_agent_loads_nothing_the_single_file_leaves_out(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
     assert len(plugin.requests) == 1
+
+
+def test_the_single_file_holds_nothing_it_excludes(binary: Path) -> None:
+    """What the file was built with (dist/transporter, ``make binary``): no module, nor
+    compiled extension, of an excluded package is in it."""
+    excluded = excluded_from_the_single_file()
+    names = [name.replace("/", ".") for name in pkg_archive_contents(str(binary))]
+    assert "transporter.kube.client" in names
+    assert [
+        name for name in names if any(name == x or name.startswith(x + ".") for x in excluded)
+    ] == []
 
 
 # --- trusting the server ---------------------------------------------------------------------
