@@ -56,8 +56,8 @@ def test_the_binary_makes_its_ca_and_issues_a_bundle(binary: Path, tmp_path: Pat
 
 
 def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_path: Path) -> None:
-    """The agent of the one file reaches the API server through the client it imports lean
-    (kube/client.py: frozen modules, deferred packages) and applies an event end to end."""
+    """The agent of the one file reaches the API server through our own HTTP client
+    (kube/client.py, on http.client) and applies an event end to end."""
     name = f"binary-{uuid.uuid4().hex[:10]}"
     manifest = tmp_path / "cm.yaml"
     manifest.write_text(
