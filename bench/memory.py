@@ -1,6 +1,7 @@
 """Memory: RSS of an idle agent, and of a control plane holding many idle agent connections.
 
     .venv/bin/python bench/memory.py [--connections 1000 | 0] [--agent-binary dist/transporter]
+                                     [--runs N]
 
 The agent is the real ``transporter agent`` on the test bed's cluster. The connections come from
 bench/agents.py (real sessions, registered and heartbeating) in another process. Targets
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +47,30 @@ def _tree(pid: int) -> list[int]:
     return [pid, *(grandchild for child in children for grandchild in _tree(int(child)))]
 
 
+def _idle_agent(argv: list[str], api: Api, runs: int) -> list[int]:
+    """The agent's RSS (KiB) once registered and settled, started ``runs`` times in a row."""
+    figures: list[int] = []
+    for _ in range(runs):
+        with started(argv, re.compile(r"(registered) with")) as (agent, _):
+            wait_for_agents(api, 1)
+            time.sleep(SETTLE)
+            figures.append(sum(rss_kib(pid) for pid in _tree(agent.pid)))
+    return figures
+
+
+def _sizes(kib: float) -> str:
+    return f"{kib / 1024:6.1f} MiB = {kib * 1024 / 1e6:.1f} MB"
+
+
+def _print_agent(figures: list[int]) -> None:
+    for kib in figures:
+        print(f"idle agent RSS          {_sizes(kib)} (target <= 50 MB)")
+    if len(figures) > 1:
+        print(f"  over {len(figures)} runs: least  {_sizes(min(figures))}")
+        print(f"                median {_sizes(statistics.median(figures))}")
+        print(f"                most   {_sizes(max(figures))}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -55,6 +81,13 @@ def main() -> int:
         type=Path,
         help="run the agent from this single file (make binary): its RSS is then the sum of the"
         " file's bootloader and the interpreter it starts",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="start the idle agent this many times in a row (one cluster, one control plane)"
+        " and print each figure, then the least, median and most",
     )
     args = parser.parse_args()
     agent_command = [str(args.agent_binary)] if args.agent_binary else list(TRANSPORTER)
@@ -75,10 +108,7 @@ def main() -> int:
                 "--kubeconfig",
                 str(cluster.kubeconfig),
             ]
-            with started(agent_argv, re.compile(r"(registered) with")) as (agent, _):
-                wait_for_agents(api, 1)
-                time.sleep(SETTLE)
-                agent_kib = sum(rss_kib(pid) for pid in _tree(agent.pid))
+            agent_kibs = _idle_agent(agent_argv, api, max(args.runs, 1))
             if args.connections:
                 time.sleep(SETTLE)
                 before = rss_kib(cp.pid)
@@ -87,10 +117,7 @@ def main() -> int:
                     time.sleep(TRIMMED)
                     after = rss_kib(cp.pid)
             api.close()
-    print(
-        f"idle agent RSS          {agent_kib / 1024:6.1f} MiB = {agent_kib * 1024 / 1e6:.1f} MB"
-        " (target <= 50 MB)"
-    )
+    _print_agent(agent_kibs)
     if not args.connections:
         return 0
     per = (after - before) / args.connections
