@@ -33,8 +33,6 @@ from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnav
 from transporter.kube import credentials as kube_config
 from transporter.kube.transport import Transport
 
-pytestmark = pytest.mark.kube
-
 SECRETS = "/api/v1/namespaces/default/secrets"
 
 

@@ -57,7 +57,6 @@ print(json.dumps(sorted(
 """
 
 
-@pytest.mark.kube
 def test_the_agent_loads_nothing_the_single_file_leaves_out(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -98,7 +97,6 @@ def test_the_single_file_holds_nothing_it_excludes(binary: Path) -> None:
 # --- trusting the server ---------------------------------------------------------------------
 
 
-@pytest.mark.kube
 async def test_tls_server_name_is_the_name_checked(cluster: Cluster, tmp_path: Path) -> None:
     named = {"tls-server-name": "kubernetes.default.svc"}  # in the serving certificate
     good = with_user(cluster, certificate_data(cluster), tmp_path / "good", cluster_changes=named)
@@ -111,7 +109,6 @@ async def test_tls_server_name_is_the_name_checked(cluster: Cluster, tmp_path: P
             await transport.request("GET", "/version", retry=NO_RETRY)
 
 
-@pytest.mark.kube
 async def test_without_the_clusters_ca_the_server_is_not_trusted_unless_told(
     cluster: Cluster, tmp_path: Path
 ) -> None:

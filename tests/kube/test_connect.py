@@ -13,8 +13,6 @@ from tests.kube.front import pointed_at
 from tests.kube.relay import Relay
 from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable, RetryPolicy
 
-pytestmark = pytest.mark.kube
-
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"
 
 

@@ -4,11 +4,7 @@ verdict needs, and the agent's own ConfigMaps."""
 
 from __future__ import annotations
 
-import pytest
-
 from transporter.kube import KubeTarget, Plan, PlannedObject
-
-pytestmark = pytest.mark.kube
 
 
 async def planned(target: KubeTarget, manifest: str) -> PlannedObject:

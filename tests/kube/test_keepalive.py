@@ -21,8 +21,6 @@ from transporter.kube.credentials import load
 from transporter.kube.retry import NO_RETRY
 from transporter.kube.transport import Transport
 
-pytestmark = pytest.mark.kube
-
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MISSING = f"{CONFIGMAPS}/keepalive-absent"
 """PATCHed to get a real answer (404) without changing anything."""

@@ -15,8 +15,6 @@ from tests.bed.kube import Cluster
 from tests.bed.rbac import apply_as_admin, read_object
 from transporter.agent.policy.podsecurity import Level, check_pod
 
-pytestmark = pytest.mark.kube
-
 
 def container(**security: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": "c", "image": "registry.invalid/app:1"}

@@ -48,7 +48,6 @@ def serving_tls(cluster: Cluster) -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.kube
 async def test_a_proxy_url_carries_every_request_through_one_tunnel(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -60,7 +59,6 @@ async def test_a_proxy_url_carries_every_request_through_one_tunnel(
     assert proxy.tunnels == [cluster.server.removeprefix("https://")]  # the connection kept
 
 
-@pytest.mark.kube
 async def test_an_https_proxy_carries_tls_inside_its_own(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,7 +79,6 @@ async def test_an_https_proxy_carries_tls_inside_its_own(
     assert proxy.tunnels == [cluster.server.removeprefix("https://")]
 
 
-@pytest.mark.kube
 async def test_a_proxys_user_and_password_are_sent_and_never_shown(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -104,7 +101,6 @@ async def test_a_proxys_user_and_password_are_sent_and_never_shown(
     assert (len(proxy.tunnels), proxy.refused) == (1, 1)
 
 
-@pytest.mark.kube
 async def test_the_environments_proxy_is_used_for_a_server_it_does_not_exempt(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,7 +115,6 @@ async def test_the_environments_proxy_is_used_for_a_server_it_does_not_exempt(
     assert proxy.tunnels == [f"{SERVICE_NAME}:{port}"]
 
 
-@pytest.mark.kube
 async def test_an_http_server_behind_a_proxy_gets_requests_in_absolute_form(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -140,7 +135,6 @@ async def test_an_http_server_behind_a_proxy_gets_requests_in_absolute_form(
     assert [(seen.path, seen.connection) for seen in front.seen] == [(version, 1), (version, 1)]
 
 
-@pytest.mark.kube
 async def test_a_proxy_that_is_down_is_named(cluster: Cluster, tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     async with connected(through(cluster, tmp_path / "c", proxy_url=f"http://{nowhere}")) as t:
@@ -151,7 +145,6 @@ async def test_a_proxy_that_is_down_is_named(cluster: Cluster, tmp_path: Path) -
     )
 
 
-@pytest.mark.kube
 async def test_a_socks_proxy_from_the_environment_is_refused(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

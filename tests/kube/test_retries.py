@@ -27,8 +27,6 @@ from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, RetryPolicy
 from transporter.protocol.model import Event, EventState, K8sPayload, Phase, ResourceStatus
 
-pytestmark = pytest.mark.kube
-
 SHORT = RetryPolicy(
     attempts=4, budget=5.0, first_delay=0.05, max_delay=0.2, jitter=0.2, max_retry_after=3.0
 )

@@ -17,8 +17,6 @@ from transporter.kube import (
 )
 from transporter.protocol.model import ResourceResult, ResourceStatus
 
-pytestmark = pytest.mark.kube
-
 CREATED, UPDATED, UNCHANGED = (
     ResourceStatus.CREATED,
     ResourceStatus.UPDATED,
