@@ -25,8 +25,6 @@ QUIET: Final = (
     "h2",
     "h11",
     "hypercorn.access",
-    "kubernetes",
-    "urllib3",
     "coredis",
     "quart.serving",
     "trio-websocket",

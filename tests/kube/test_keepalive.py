@@ -201,3 +201,16 @@ async def test_an_answer_given_before_the_whole_request_was_taken_is_read(
                 "POST", CONFIGMAPS, body=body | {"data": {"k": "x" * (32 << 20)}}, retry=NO_RETRY
             )
     assert refused.value.code == 413
+
+
+async def test_an_answer_over_the_bound_is_refused_and_its_connection_dropped(
+    front: FaultFront, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with connected(front.kubeconfig(tmp_path)) as transport:
+        whole = await transport.get("/api/v1")
+        monkeypatch.setattr("transporter.kube.client.MAX_ANSWER_BYTES", 1000)
+        with pytest.raises(KubeRejected, match="answer is over 1000 bytes: not read"):
+            await transport.get("/api/v1")
+        monkeypatch.undo()
+        assert await transport.get("/api/v1") == whole
+    assert connections(front, "GET") == [1, 1, 2]  # the cut answer's connection not kept

@@ -232,7 +232,7 @@ BROKEN: list[tuple[str, Callable[[Config], None], str]] = [
     (
         "socks proxy",
         _set(cluster_of, proxy_url="socks5://proxy:1080"),
-        f"{C}.proxy-url: 'socks5://proxy:1080': only http:// and https:// proxies work",
+        f"{C}.proxy-url: scheme socks5: only http:// and https:// proxies work",
     ),
     (
         "oidc auth provider",

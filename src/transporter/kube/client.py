@@ -36,6 +36,7 @@ from transporter.kube.connection import Connection, Route
 from transporter.kube.errors import (
     LIBRARY_ERRORS,
     KubeConfigError,
+    KubeRejected,
     KubeUnavailable,
     from_library,
 )
@@ -43,6 +44,9 @@ from transporter.kube.pool import Pool
 from transporter.kube.proxy import parse_proxy, proxy_for
 
 READ_SIZE = 64 * 1024
+MAX_ANSWER_BYTES = 128 * 1024 * 1024
+"""The largest answer read from the API server (a cluster-wide list of bindings, say): past it
+the request fails rather than the agent's memory."""
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 SEND_FAILED = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 """What sending on a connection the server has closed raises."""
@@ -234,11 +238,18 @@ def _connect(connection: Connection, deadline: float) -> None:
 def _read(connection: Connection, response: http.client.HTTPResponse, deadline: float) -> Answer:
     """The whole body (chunked or not), each read waiting only for what is left."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         _wait_at_most(connection, deadline)
         chunk = response.read1(READ_SIZE)
         if not chunk:
             break
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise KubeRejected(
+                f"the API server's answer is over {MAX_ANSWER_BYTES} bytes: not read",
+                code=response.status,
+            )
         chunks.append(chunk)
     response.close()
     return Answer(

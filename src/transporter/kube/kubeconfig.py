@@ -248,7 +248,8 @@ def _server(cluster: _Entry) -> tuple[str, ServerTrust, str | None]:
         raise cluster.fail(None, "insecure-skip-tls-verify with a certificate-authority; keep one")
     proxy = cluster.text("proxy-url")
     if proxy is not None and urlsplit(proxy).scheme not in PROXY_SCHEMES:
-        raise cluster.fail("proxy-url", f"{proxy!r}: only http:// and https:// proxies work")
+        scheme = urlsplit(proxy).scheme or "(none)"  # the URL itself may hold a password
+        raise cluster.fail("proxy-url", f"scheme {scheme}: only http:// and https:// proxies work")
     trust = ServerTrust(ca_pem, insecure, cluster.text("tls-server-name"))
     try:
         tls.context(trust, None)
