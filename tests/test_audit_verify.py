@@ -73,7 +73,6 @@ async def test_an_edited_sqlite_record_exits_1_naming_it(tmp_path: Path) -> None
     assert second == f"2 records before it match; the last is seq 2, hash {stored[1].hash}"
 
 
-@pytest.mark.redis
 async def test_a_redis_log_is_verified_by_address_or_url(redis_server: RedisServer) -> None:
     stored = await fill(StoreSpec.parse(redis_server.url), 3)
     address = f"{redis_server.host}:{redis_server.port}"

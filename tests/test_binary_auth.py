@@ -14,10 +14,10 @@ from typing import Any
 
 import trio
 
+from tests.bed.accounts import Plugin, account_token, make_cluster_admin, with_user
 from tests.bed.kube import Cluster
 from tests.bed.process import started
 from tests.bed.roles import AGENT_LISTENING, REGISTERED, create_bundle, running_cp
-from tests.kube.accounts import Plugin, account_token, make_cluster_admin, with_user
 
 CONNECTED = re.compile(r"cluster \S+: Kubernetes (v\d+\.\d+\.\S+)")
 

@@ -161,7 +161,6 @@ def test_a_running_control_plane_takes_a_new_token_and_refuses_it_once_revoked(
         assert get(f"{cp.api_url}/healthz", None, cp.api_context) == 200
 
 
-@pytest.mark.redis
 def test_tokens_in_redis_by_address_or_url(redis_server: RedisServer) -> None:
     address = f"{redis_server.host}:{redis_server.port}"
     _, token_id, _ = create("--name", "ci", "--role", "admin", "--redis-addr", address)

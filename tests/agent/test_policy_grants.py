@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent.test_policy import (
+from tests.bed.policies import (
     RBAC,
     account_bound_to,
     binding,

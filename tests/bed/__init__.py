@@ -8,6 +8,9 @@ Real parts, on free ports:
   writes.
 - redis.py: redis-servers, plain or locked as managed ones are.
 - process.py: the one way a program is started (it dies with the test run), and free ports.
+- In front of an API server: front.py (answers in its place: 429s, 503s, slow answers),
+  relay.py (vanishes or goes silent), connect_proxy.py (a corporate HTTP proxy);
+  accounts.py, service accounts, their tokens and exec plugins for the credential tests.
 
 Transporter, as the tests run it:
 
@@ -21,7 +24,9 @@ Transporter, as the tests run it:
 - faultproxy.py: a TCP proxy between agent and control plane whose faults a test switches;
   listen.py: a listener of our own on a free port.
 - logwatch.py: what ``transporter`` logs in the test's process; sink.py: a worker's messages.
-- records.py: events, updates and agents with every field set.
+- records.py: events, updates and agents with every field set; store_backends.py, where a
+  store under test keeps its data; policies.py, planned objects and cluster views for the
+  policy tests.
 
 Fixtures built on these are defined once, in tests/conftest.py (and the suites' conftests).
 """

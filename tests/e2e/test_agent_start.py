@@ -9,9 +9,9 @@ from pathlib import Path
 
 import trio
 
+from tests.bed.front import pointed_at
 from tests.bed.kube import Cluster
-from tests.kube.front import pointed_at
-from tests.kube.relay import Relay
+from tests.bed.relay import Relay
 from transporter.agent.main import connect_when_reachable
 from transporter.agent.session import Backoff
 from transporter.kube import KubeTarget

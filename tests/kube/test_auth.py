@@ -17,8 +17,7 @@ import pytest
 import trio
 import yaml
 
-from tests.bed.kube import Cluster
-from tests.kube.accounts import (
+from tests.bed.accounts import (
     EXEC_V1,
     EXEC_V1BETA1,
     Plugin,
@@ -29,6 +28,7 @@ from tests.kube.accounts import (
     using,
     with_user,
 )
+from tests.bed.kube import Cluster
 from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
 from transporter.kube import credentials as kube_config
 from transporter.kube.transport import Transport

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PyInstaller.archive.readers import pkg_archive_contents
 
+from tests.bed.accounts import Plugin, certificate_data, connected, with_user
 from tests.bed.kube import Cluster
-from tests.kube.accounts import Plugin, certificate_data, connected, with_user
 from transporter.kube import KubeUnavailable
 from transporter.kube.retry import NO_RETRY
 

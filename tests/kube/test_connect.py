@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.bed.front import pointed_at
 from tests.bed.kube import Cluster
 from tests.bed.process import free_port
-from tests.kube.front import pointed_at
-from tests.kube.relay import Relay
+from tests.bed.relay import Relay
 from transporter.kube import KubeConfigError, KubeTarget, KubeUnavailable, RetryPolicy
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"

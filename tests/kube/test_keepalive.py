@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.bed.accounts import connected
+from tests.bed.front import FaultFront
 from tests.bed.kube import Cluster
-from tests.kube.accounts import connected
-from tests.kube.front import FaultFront
 from transporter.kube import KubeRejected, KubeUnavailable
 from transporter.kube.client import HttpClient
 from transporter.kube.credentials import load

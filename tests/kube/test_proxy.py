@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import trio
 
+from tests.bed.accounts import certificate_data, connected, with_user
+from tests.bed.connect_proxy import ConnectProxy
+from tests.bed.front import FaultFront, pointed_at
 from tests.bed.kube import Cluster
 from tests.bed.process import free_port
-from tests.kube.accounts import certificate_data, connected, with_user
-from tests.kube.connect_proxy import ConnectProxy
-from tests.kube.front import FaultFront, pointed_at
 from transporter.kube import KubeConfigError, KubeUnavailable
 from transporter.kube.proxy import Proxy, parse_proxy, proxy_for
 from transporter.kube.retry import NO_RETRY

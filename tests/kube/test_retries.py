@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.bed.front import FaultFront, pointed_at
 from tests.bed.kube import Cluster
+from tests.bed.relay import Relay
 from tests.bed.sink import RecordingSink
-from tests.kube.front import FaultFront, pointed_at
-from tests.kube.relay import Relay
 from transporter.agent.kube_runner import KubeRunner
 from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, RetryPolicy

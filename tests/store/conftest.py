@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.bed.redis import RedisServer
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.config.store_spec import StoreSpec
 from transporter.store import Store
 

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.protocol.model import AuditEntry, EventState, Phase
 from transporter.security.audit_chain import GENESIS, ChainHead, canonical, entry_hash
 from transporter.store import EventConflict, Store, verify_audit

@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.protocol.identity import (
     IssuedCertificate,
     NotACertificate,

@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.protocol.model import (
     AgentStatus,
     AuditEntry,

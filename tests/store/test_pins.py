@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trio
 
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.store import Store
 
 

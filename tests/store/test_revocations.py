@@ -3,7 +3,7 @@ audit entry, and seen by every control plane on the same store."""
 
 from __future__ import annotations
 
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.protocol.identity import Revocation
 from transporter.protocol.model import AuditEntry
 from transporter.store import Store, verify_audit

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.store.backend import Backend
+from tests.bed.store_backends import Backend
 from transporter.protocol.model import AuditEntry
 from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import Store, TokenConflict, verify_audit
