@@ -79,29 +79,7 @@ def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_
             str(cluster.kubeconfig),
         ]
         with started(agent_argv, REGISTERED, timeout=60) as (agent, _):
-            done = subprocess.run(
-                [
-                    str(binary),
-                    "produce",
-                    "k8s",
-                    "--cp-url",
-                    cp.api_url,
-                    "--ca-cert",
-                    str(cp.ca_file),
-                    "--agent",
-                    "site-1",
-                    "--manifest",
-                    str(manifest),
-                    "--wait",
-                    "-o",
-                    "json",
-                ],
-                capture_output=True,
-                text=True,
-                env={"TRANSPORTER_TOKEN": cp.new_token()},
-                timeout=120,
-                check=False,
-            )
+            done = cp.produce_and_wait("site-1", manifest)
             assert done.returncode == 0, done.stderr + agent.output
         assert "Traceback" not in agent.output
     shown = json.loads(done.stdout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -55,29 +54,7 @@ def _run_agent_and_apply(binary: Path, kubeconfig: Path, tmp_path: Path) -> dict
         with started(agent_argv, CONNECTED, REGISTERED, timeout=60) as (agent, (version, _)):
             assert version.startswith("v1.")
             time.sleep(3)  # past the exec plugin's first token (2 s)
-            done = subprocess.run(
-                [
-                    str(binary),
-                    "produce",
-                    "k8s",
-                    "--cp-url",
-                    cp.api_url,
-                    "--ca-cert",
-                    str(cp.ca_file),
-                    "--agent",
-                    "site-1",
-                    "--manifest",
-                    str(manifest),
-                    "--wait",
-                    "-o",
-                    "json",
-                ],
-                capture_output=True,
-                text=True,
-                env={"TRANSPORTER_TOKEN": cp.new_token()},
-                timeout=120,
-                check=False,
-            )
+            done = cp.produce_and_wait("site-1", manifest)
             assert done.returncode == 0, done.stderr + agent.output
         assert "Traceback" not in agent.output
     shown: dict[str, Any] = json.loads(done.stdout)

@@ -4,13 +4,13 @@ quotes one. Redaction itself: tests/security/test_redact.py."""
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any, cast
 
 import pytest
 import yaml
 
+from tests.bed.secrets import DATA, SECRET, STRING, b64, leaks
 from tests.bed.sink import RecordingSink
 from transporter.agent.kube_runner import KubeRunner, ScrubbedReporter
 from transporter.agent.worker import Reporter
@@ -24,30 +24,6 @@ from transporter.protocol.model import (
     ResourceStatus,
 )
 from transporter.security.scrub import REDACTED, Scrubber
-
-DATA = "s3cr3t-DATA-42"
-STRING = "s3cr3t-STRING-42"
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-SECRET = f"""apiVersion: v1
-kind: Secret
-metadata:
-  name: creds
-  namespace: team-a
-type: Opaque
-data:
-  token: {b64(DATA)}   # {DATA}
-stringData:
-  password: {STRING}
-"""
-
-
-def leaks(text: str, *values: str) -> list[str]:
-    return [v for v in values if v in text]
 
 
 def test_scrubbed_reporter() -> None:

@@ -24,9 +24,9 @@ Transporter, as the tests run it:
 - faultproxy.py: a TCP proxy between agent and control plane whose faults a test switches;
   listen.py: a listener of our own on a free port.
 - logwatch.py: what ``transporter`` logs in the test's process; sink.py: a worker's messages.
-- records.py: events, updates and agents with every field set; store_backends.py, where a
-  store under test keeps its data; policies.py, planned objects and cluster views for the
-  policy tests.
+- records.py: events, updates and agents with every field set; secrets.py, a Secret whose
+  values must never show; store_backends.py, where a store under test keeps its data;
+  policies.py, planned objects and cluster views for the policy tests.
 
 Fixtures built on these are defined once, in tests/conftest.py (and the suites' conftests).
 """

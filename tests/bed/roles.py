@@ -89,6 +89,20 @@ class RunningCp:
             *self.store_args, name=name, role=role, agents=agents, command=self.command
         )
 
+    def produce_and_wait(self, agent_id: str, manifest: Path) -> subprocess.CompletedProcess[str]:
+        """``transporter produce k8s --wait -o json`` of ``manifest`` for ``agent_id``, by the
+        same command as this control plane (the single file, say), with a new admin token."""
+        flags = ["--cp-url", self.api_url, "--ca-cert", str(self.ca_file), "--agent", agent_id]
+        flags += ["--manifest", str(manifest), "--wait", "-o", "json"]
+        return subprocess.run(
+            [*self.command, "produce", "k8s", *flags],
+            capture_output=True,
+            text=True,
+            env={"TRANSPORTER_TOKEN": self.new_token()},
+            timeout=120,
+            check=False,
+        )
+
 
 def create_token(
     *where: str,

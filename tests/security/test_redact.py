@@ -6,12 +6,12 @@ refused; the end-to-end check is tests/e2e/test_secrets.py.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.bed.secrets import DATA, SECRET, STRING, b64, leaks
 from transporter.kube import ManifestError
 from transporter.kube.manifests import parse_manifests
 from transporter.protocol.model import (
@@ -28,25 +28,6 @@ from transporter.protocol.submission import InvalidEvent, parse_submission
 from transporter.security.redact import redact_manifest, redact_manifests, redact_record
 from transporter.security.scrub import LAST_APPLIED, REDACTED, Scrubber, secret_values
 
-DATA = "s3cr3t-DATA-42"
-STRING = "s3cr3t-STRING-42"
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-SECRET = f"""apiVersion: v1
-kind: Secret
-metadata:
-  name: creds
-  namespace: team-a
-type: Opaque
-data:
-  token: {b64(DATA)}   # {DATA}
-stringData:
-  password: {STRING}
-"""
 CONFIGMAP = """# a comment that stays
 apiVersion: v1
 kind: ConfigMap
@@ -58,10 +39,6 @@ data:
 
 def load(text: str) -> list[Any]:
     return list(yaml.safe_load_all(text))
-
-
-def leaks(text: str, *values: str) -> list[str]:
-    return [v for v in values if v in text]
 
 
 def test_secret_data_and_string_data_are_replaced_keys_kept() -> None:

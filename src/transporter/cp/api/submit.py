@@ -121,6 +121,7 @@ async def submit_batch() -> Answer:
     results = [_refusal(o) if isinstance(o, InvalidEvent) else {} for o in outcomes]
     intake = services().intake
     stored = await intake.accept_many([event for _, event in valid]) if valid else []
+    known = {agent: await intake.agent_known(agent) for agent in {e.target_agent for _, e in valid}}
     for (index, event), kept in zip(valid, stored, strict=True):
         if isinstance(kept, EventConflict):
             results[index] = {"error": "conflict", "message": str(kept), "field": "id"}
@@ -129,7 +130,7 @@ async def submit_batch() -> Answer:
         results[index] = {
             "event_id": record.event.id,
             "status": "accepted" if created else "exists",
-            "agent_known": await intake.agent_known(event.target_agent),
+            "agent_known": known[event.target_agent],
         }
     refused = sum(1 for result in results if "error" in result)
     answer = {"results": results, "accepted": len(results) - refused, "refused": refused}
