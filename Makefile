@@ -5,14 +5,17 @@ BIN    := $(VENV)/bin
 CLUSTERS ?= 2
 DIR      ?= /tmp/transporter-testbed
 
-.PHONY: help dev demo test lint fmt binary testbed testbed-build bench clean
+.PHONY: help dev demo test lint fmt binary image charts dist testbed testbed-build bench clean
 
 help:
 	@echo "make demo           set up, then run a control plane beside a local cluster until Ctrl-C"
 	@echo "make dev            create .venv with transporter (editable) and the test tools"
 	@echo "make test           run the whole test suite (real kube-apiservers, redis-server, SQLite)"
 	@echo "make lint           ruff, mypy --strict, import contracts"
-	@echo "make binary         build dist/transporter, one file (PyInstaller)"
+	@echo "make binary         build dist/transporter, one static file for any x86-64 Linux"
+	@echo "make image          build dist/transporter-image.tar, an OCI image of that file (no daemon)"
+	@echo "make charts         lint and render the Helm charts under helm/"
+	@echo "make dist           binary, image and charts, with dist/SHA256SUMS of each"
 	@echo "make testbed CLUSTERS=N DIR=PATH   start N local clusters until Ctrl-C"
 	@echo "make bench          print the benchmark figures"
 
@@ -41,8 +44,16 @@ fmt: dev
 	$(BIN)/ruff check --fix .
 
 binary: dev
-	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller transporter.spec
-	@ls -l dist/transporter
+	scripts/build-binary
+
+image: binary
+	packaging/image/build
+
+charts:
+	helm/check
+
+dist: binary image charts
+	packaging/checksums
 
 testbed: dev testbed-build
 	$(BIN)/python -m tests.bed --clusters $(CLUSTERS) --dir $(DIR)
