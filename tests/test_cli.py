@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import platform
+import re
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -35,10 +38,46 @@ TOKEN = "tpt_0123456789ab_" + "A" * 43
 PLAIN_AGENT = ["agent", "--agent-id", "a", "--cp-url", "ws://c/ws", "--insecure-plain-ws"]
 
 
-def test_version() -> None:
+VERSION_LINE = re.compile(
+    rf"^transporter {re.escape(__version__)} \(commit ([0-9a-f]{{12}}|unknown), built (\S+),"
+    rf" Python {platform.python_version()}, linux/{platform.machine()}\)$"
+)
+
+
+def test_version_says_version_commit_build_python_and_platform() -> None:
     done = run("--version")
-    assert done.returncode == 0
-    assert done.stdout.strip() == f"transporter {__version__}"
+    assert done.returncode == 0, done.stderr
+    found = VERSION_LINE.match(done.stdout.strip())
+    assert found, done.stdout
+    # From a checkout, the commit is the checkout's HEAD (read from .git, no git process).
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if head:
+        assert found.group(1) == head[:12]
+    assert run("version").stdout == done.stdout
+    for argv in (["--version", "-o", "json"], ["version", "-o", "json"], ["--version", "-ojson"]):
+        shown = json.loads(run(*argv).stdout)
+        assert shown["version"] == __version__
+        assert shown["python"] == platform.python_version()
+        assert shown["platform"] == f"linux/{platform.machine()}"
+        assert set(shown) == {"version", "commit", "build_date", "python", "platform"}
+    assert run("version", "-o", "xml").returncode == 2
+
+
+def test_version_imports_almost_nothing() -> None:
+    """``--version`` is answered before any parser is built: no argparse, no attrs, nothing
+    of the roles (the single file starts in its time budget)."""
+    code = (
+        "import sys; from transporter.cli import main; main(['--version']);"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('argparse', 'attrs', 'attr', 'trio', 'rich', 'json', 'transporter')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = json.loads(done.stdout.splitlines()[-1].replace("'", '"'))
+    assert loaded == ["transporter", "transporter.buildinfo", "transporter.cli"]
 
 
 @pytest.mark.parametrize(
@@ -129,9 +168,8 @@ def test_a_control_plane_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> N
 
 
 def test_flags_become_typed_settings(tmp_path: Path) -> None:
-    settings = cli.parse(
-        ["cp", "--listen", "127.0.0.1:9000", "--data-dir", str(tmp_path), "--redis-addr", "r:6379"]
-    )
+    flags = ["--listen", "127.0.0.1:9000", "--data-dir", str(tmp_path), "--redis-addr", "r:6379"]
+    settings = cli.parse(["cp", *flags, "--log-format", "text"])
     assert settings == CpConfig(
         listen=Address("127.0.0.1", 9000),
         agent_listen=Address("0.0.0.0", 8443),  # noqa: S104
@@ -149,6 +187,7 @@ def test_environment_variables_fill_flags_and_flags_win(monkeypatch: pytest.Monk
     monkeypatch.setenv("TRANSPORTER_LABEL", "env=prod,region=eu-west-1")
     monkeypatch.setenv("TRANSPORTER_DEBUG", "true")
     monkeypatch.setenv("TRANSPORTER_BUNDLE", "/etc/transporter/bundle")
+    monkeypatch.setenv("TRANSPORTER_LOG_FORMAT", "json")
     settings = cli.parse(["agent", "--agent-id", "from-flag"])
     assert settings == AgentConfig(
         agent_id="from-flag",
@@ -157,6 +196,7 @@ def test_environment_variables_fill_flags_and_flags_win(monkeypatch: pytest.Monk
         cp_url="wss://cp.example:8443/ws",
         labels={"env": "prod", "region": "eu-west-1"},
         debug=True,
+        log_format="json",
     )
     monkeypatch.delenv("TRANSPORTER_CP_URL")  # the producer's --cp-url is an http:// URL
     monkeypatch.setenv("TRANSPORTER_WAIT", "yes")
@@ -189,6 +229,7 @@ def test_the_agent_policy_file_comes_from_the_flag_or_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     argv = ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws", "--insecure-plain-ws"]
+    argv += ["--log-format", "text"]
     assert cli.parse(argv) == AgentConfig(
         agent_id="a", cluster_name="a", cp_url="ws://cp/ws", insecure_plain_ws=True
     )

@@ -3,14 +3,28 @@ can forge or hide a line. The guard alone, then a real control plane at debug le
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+import re
+import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.bed.roles import running_cp
+from tests.bed.kube import Cluster
+from tests.bed.process import started
+from tests.bed.roles import (
+    PYTHON_TRANSPORTER,
+    REGISTERED,
+    clean_environment,
+    create_bundle,
+    create_token,
+    running_cp,
+)
 from transporter.logs import Guard, escape, scrub
 
 TOKEN = "tpt_0123456789ab_" + "s3cretS3cretS3cretS3cretS3cretS3cretS3cr"
@@ -93,3 +107,100 @@ def test_a_control_plane_at_debug_level_logs_no_token_and_no_forged_line(tmp_pat
     lines = output.splitlines()
     assert not any(line.startswith("12:00:00 INFO forged") for line in lines)
     assert any("\\n12:00:00 INFO forged" in line for line in lines), output[-2000:]
+
+
+API_URL = re.compile(r"API listening on (https?://[^\s\"\\]+)")
+AGENT_URL = re.compile(r"agent channel listening on (wss://[^\s\"\\]+)")
+
+
+def _cp_argv(data_dir: Path, *extra: str) -> list[str]:
+    listen = ["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"]
+    return [*PYTHON_TRANSPORTER, "cp", *listen, "--data-dir", str(data_dir), *extra]
+
+
+def _refused(url: str, ca: Path, path: str) -> None:
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    context = ssl.create_default_context(cafile=str(ca))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10, context=context)
+    refused.value.close()
+
+
+def _when(text: str) -> datetime.datetime:
+    """An ISO 8601 time with its zone (a naive one fails the test)."""
+    moment = datetime.datetime.fromisoformat(text)
+    assert moment.tzinfo is not None, text
+    assert abs(moment - datetime.datetime.now(datetime.UTC)) < datetime.timedelta(minutes=10)
+    return moment
+
+
+def test_json_is_the_default_off_a_terminal_one_object_a_line(tmp_path: Path) -> None:
+    """Off a terminal (a collector reads stderr) every line is one JSON object: an ISO 8601
+    time with its zone, the level, the logger, the message; a client's value escaped in it and
+    a token redacted from it, as in text."""
+    env = {k: v for k, v in clean_environment().items() if k != "TRANSPORTER_LOG_FORMAT"}
+    with started(_cp_argv(tmp_path), API_URL, env=env) as (cp, (url,)):
+        _refused(url, tmp_path / "ca.crt", "/events%0A2026-01-01T00:00:00Z%20INFO%20forged")
+        cp.wait_for(re.compile("refused:"))
+    lines = [line for line in cp.output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line, or this fails
+    for record in records:
+        _when(record["time"])
+        assert record["time"].endswith("Z")
+        assert record["level"] in ("debug", "info", "warning", "error", "critical")
+        assert record["logger"].startswith("transporter") or record["logger"]
+    refused = next(record for record in records if record["msg"].startswith("refused:"))
+    assert "\\n2026-01-01T00:00:00Z INFO forged" in refused["msg"]
+    assert TOKEN.rsplit("_", 1)[1] not in cp.output
+
+
+def test_text_lines_carry_an_iso_time_with_its_zone(tmp_path: Path) -> None:
+    argv = _cp_argv(tmp_path, "--log-format", "text")
+    with started(argv, API_URL, env=clean_environment()) as (cp, _):
+        pass
+    lines = [line for line in cp.output.splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        when, level, logger = line.split()[:3]
+        _when(when)
+        assert level in ("DEBUG", "INFO", "WARNING", "ERROR")
+        assert logger.endswith(":")
+
+
+def test_json_and_text_lines_name_the_event_and_the_agent(tmp_path: Path, cluster: Cluster) -> None:
+    """The control plane names the agent a line is about in ``agent_id``; every line of the
+    agent names it, and a line about an event names the event in ``event_id`` (here, the
+    agent's policy refusing it); in text, as ``agent_id=...`` and ``event_id=...``."""
+    argv = _cp_argv(tmp_path / "cp", "--log-format", "json")
+    with started(argv, API_URL, AGENT_URL, env=clean_environment()) as (cp, (url, channel)):
+        bundle = create_bundle(tmp_path / "cp", "logs-1", tmp_path / "bundle")
+        agent_argv = [*PYTHON_TRANSPORTER, "agent", "--bundle", str(bundle), "--cp-url", channel]
+        agent_argv += ["--kubeconfig", str(cluster.kubeconfig), "--log-format", "text"]
+        with started(agent_argv, REGISTERED, env=clean_environment()) as (agent, _):
+            manifest = tmp_path / "refused.yaml"
+            manifest.write_text(
+                "apiVersion: v1\nkind: ConfigMap\n"
+                "metadata: {name: refused, namespace: kube-system}\ndata: {k: v}\n"
+            )
+            token = create_token("--data-dir", str(tmp_path / "cp"), name="t", role="admin")
+            flags = ["--agent", "logs-1", "--wait", "--manifest", str(manifest), "-o", "name"]
+            flags += ["--cp-url", url, "--ca-cert", str(tmp_path / "cp" / "ca.crt")]
+            done = subprocess.run(
+                [*PYTHON_TRANSPORTER, "produce", "k8s", *flags],
+                capture_output=True,
+                text=True,
+                env={**clean_environment(), "TRANSPORTER_TOKEN": token},
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 1, done.stderr
+            event_id = done.stdout.strip().removeprefix("event/")
+            agent.wait_for(re.compile(f"event_id={event_id}"))
+    records = [json.loads(line) for line in cp.output.splitlines() if line.strip()]
+    connected = next(r for r in records if r["msg"].startswith("agent logs-1 connected"))
+    assert connected["agent_id"] == "logs-1"
+    agent_lines = [line for line in agent.output.splitlines() if line.strip()]
+    assert all(line.endswith("agent_id=logs-1") or "event_id=" in line for line in agent_lines)
+    refused = next(line for line in agent_lines if f"event_id={event_id}" in line)
+    assert refused.endswith(f"event_id={event_id} agent_id=logs-1"), refused
+    assert "kube-system" in refused

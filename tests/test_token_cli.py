@@ -194,7 +194,7 @@ def test_insecure_no_auth_serves_without_tokens_and_warns(tmp_path: Path) -> Non
         ),
         (["revoke", "tpt_0123456789ab_x"], "ID: 'tpt_0123456789ab_x' is not a token id"),
         (["revoke"], "required: id"),
-        (["list", "-o", "yaml"], "invalid choice"),
+        (["list", "-o", "xml"], "invalid choice"),
         ([], "required: ACTION"),
     ],
 )

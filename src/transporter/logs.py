@@ -11,13 +11,19 @@
   its own or hide text. Our format strings are ours; what fills them is not.
 - Libraries that log what they carry (headers, bodies, commands) are kept at WARNING even with
   ``--debug`` (:data:`QUIET`).
+- Two formats (``--log-format``): ``text`` for people, one line each, and ``json`` for
+  collectors, one object a line. Both carry the time in ISO 8601 with its zone (UTC, ``Z``) and
+  the :data:`FIELDS` a record names (``extra=about(event_id=...)``): ``event_id=...`` at the
+  end of a text line, keys of their own in JSON. The guard runs before either.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import re
-from typing import Final
+from typing import Final, Literal
 
 REDACTED: Final = "<redacted>"
 QUIET: Final = (
@@ -86,6 +92,10 @@ class Guard(logging.Filter):
     """Escapes a record's string arguments and scrubs secrets from what it will print."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                setattr(record, key, scrub(escape(str(value))))
         if isinstance(record.args, tuple):
             record.args = tuple(_arg(arg) for arg in record.args)
         elif isinstance(record.args, dict):
@@ -118,3 +128,82 @@ def quiet_libraries() -> None:
     """Keep :data:`QUIET` at WARNING, whatever the root level."""
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+type LogFormat = Literal["text", "json"]
+
+FIELDS: Final = ("event_id", "agent_id")
+"""What a record may name besides its message (``extra=about(...)``): the event or agent it is
+about, so that a collector can select every line of one."""
+
+
+def about(*, event_id: str | None = None, agent_id: str | None = None) -> dict[str, str]:
+    """The ``extra=`` of a log call about an event, an agent, or both."""
+    fields = {"event_id": event_id, "agent_id": agent_id}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class Tagged(logging.Filter):
+    """Names ``fields`` in every record that does not name them itself (the agent process is
+    about one agent: every line of it carries its ``agent_id``)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
+
+
+def iso_time(at: float) -> str:
+    """``at`` in ISO 8601, UTC, to the millisecond: ``2026-12-06T07:45:01.123Z``."""
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER: MESSAGE event_id=... agent_id=...``, a traceback below it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = "".join(
+            f" {key}={getattr(record, key)}"
+            for key in FIELDS
+            if getattr(record, key, None) is not None
+        )
+        line = f"{iso_time(record.created)} {record.levelname:<5} {record.name}: "
+        line += record.getMessage() + fields
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + record.stack_info
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time``, ``level``, ``logger``, ``msg``, the :data:`FIELDS` the
+    record names, and ``exc`` (a traceback) or ``stack`` when it has one. Non-ASCII is escaped,
+    so no character can end the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, str] = {
+            "time": iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = str(value)
+        if record.exc_text:
+            data["exc"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = record.stack_info
+        return json.dumps(data, ensure_ascii=True)
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else TextFormatter()

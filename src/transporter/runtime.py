@@ -14,20 +14,23 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from transporter.logs import Guard, quiet_libraries
+from transporter.logs import Guard, LogFormat, Tagged, formatter, quiet_libraries
 
 log = logging.getLogger("transporter")
 
 Role = Callable[[trio.Event], Awaitable[None]]
 
 
-def configure_logging(*, debug: bool) -> None:
-    """One handler for every logger, through :class:`transporter.logs.Guard` (no secret, no
-    forged line, whoever logs)."""
+def configure_logging(
+    *, debug: bool, log_format: LogFormat = "text", fields: dict[str, str] | None = None
+) -> None:
+    """One handler for every logger, on stderr in ``log_format``, through
+    :class:`transporter.logs.Guard` (no secret, no forged line, whoever logs); ``fields`` are
+    named in every line that does not name them itself."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    handler.setFormatter(formatter(log_format))
+    if fields:
+        handler.addFilter(Tagged(fields))
     handler.addFilter(Guard())
     root = logging.getLogger()
     root.handlers[:] = [handler]

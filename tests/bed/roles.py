@@ -45,8 +45,10 @@ START_TIMEOUT = 60.0
 def clean_environment() -> dict[str, str]:
     """This process's environment without ``TRANSPORTER_*`` variables: the processes run with
     the flags given here only (a ``TRANSPORTER_INSECURE_NO_AUTH`` of the caller's shell would
-    turn the security these tests run with off)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+    turn the security these tests run with off). Their logs are text, which the tests read
+    (json is the default when stderr is not a terminal; tests/test_logs.py checks it)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+    return clean | {"TRANSPORTER_LOG_FORMAT": "text"}
 
 
 @attrs.define

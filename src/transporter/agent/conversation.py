@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from transporter.agent.reports import Reports
+from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import (
     BATCHES,
@@ -133,13 +134,23 @@ class Conversation:
     def refusal(self, event: Event, now: float) -> str | None:
         """Why a signed ``event`` must not run here (its report's message), or ``None``."""
         if event.target_agent != self.info.id:
-            log.warning("event %s refused: it is for agent %s", event.id, event.target_agent)
+            log.warning(
+                "event %s refused: it is for agent %s",
+                event.id,
+                event.target_agent,
+                extra=about(event_id=event.id),
+            )
             return f"event for agent {event.target_agent!r}, not this one: refused"
         late = now - event.expires_at
         if late > CLOCK_SKEW:
             # Signed, but old: someone who can write to the store could put back an event
             # that ran long ago (a delete, say); its TTL, which the signature covers, says no.
-            log.warning("event %s refused: its TTL passed %.0f s ago", event.id, late)
+            log.warning(
+                "event %s refused: its TTL passed %.0f s ago",
+                event.id,
+                late,
+                extra=about(event_id=event.id),
+            )
             return f"its TTL passed {late:.0f} s ago: refused"
         return None
 

@@ -16,6 +16,7 @@ timeout that says nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -89,6 +90,8 @@ def _closed(exc: BaseException) -> ChannelClosed:
 
 CLOSE_WAIT = 5.0
 """Seconds a clean close waits for the control plane's side of the close handshake."""
+STOPPING_CLOSE_WAIT = 0.2
+"""Seconds to send the close frame when the agent stops: nobody reads the answer then."""
 
 
 def _dead(exc: BaseException) -> bool:
@@ -163,6 +166,11 @@ async def connect(
                     close_wait = 0.0
                 raise
             finally:
+                # The close waits for the control plane's answer, which the connection's reader
+                # takes in; when the agent stops (we are cancelled) that reader is cancelled
+                # too and no answer can come: the close frame is sent, the socket closed.
+                if trio.current_effective_deadline() == -math.inf:
+                    close_wait = min(close_wait, STOPPING_CLOSE_WAIT)
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(close_wait):
                         await ws.aclose()

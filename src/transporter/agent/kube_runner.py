@@ -32,6 +32,7 @@ from transporter.agent.policy import (
 )
 from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, ManifestError, Plan
+from transporter.logs import about
 from transporter.protocol.model import (
     Action,
     Event,
@@ -131,7 +132,12 @@ class KubeRunner:
             else:
                 # Logged through the scrubber: the exception's message may quote anything.
                 trace = "".join(traceback.format_exception(exc)).rstrip()
-                log.error("event %s: unexpected error\n%s", event.id, scrubbed.scrub(trace))
+                log.error(
+                    "event %s: unexpected error\n%s",
+                    event.id,
+                    scrubbed.scrub(trace),
+                    extra=about(event_id=event.id),
+                )
                 message = f"agent error: {type(exc).__name__}: {exc}"
             scrubbed(EventState.FAILED, Phase.FAILED, message)
 
@@ -149,7 +155,9 @@ class KubeRunner:
         refusals = self.policy.check(plan.objects, view, delete=delete)
         if refusals:  # nothing of the event is applied (or deleted)
             message = refusal_message(refusals)
-            log.warning("event %s: %s", event.id, report.scrub(message))
+            log.warning(
+                "event %s: %s", event.id, report.scrub(message), extra=about(event_id=event.id)
+            )
             results = [*plan.problems, *refused_results(plan.objects, refusals)]
             await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return

@@ -160,7 +160,6 @@ def with_bundle(settings: AgentConfig, bundle: Bundle | None) -> AgentConfig:
 
 
 def main(settings: AgentConfig) -> int:
-    runtime.configure_logging(debug=settings.debug)
     try:  # before connecting to anything: a bad policy file or bundle is a usage error
         policy = DEFAULT_POLICY if settings.policy is None else load_policy(settings.policy)
         bundle = None if settings.bundle is None else load_bundle(settings.bundle)
@@ -168,6 +167,9 @@ def main(settings: AgentConfig) -> int:
     except (PolicyError, BundleError) as exc:
         print(f"transporter agent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    runtime.configure_logging(
+        debug=settings.debug, log_format=settings.log_format, fields={"agent_id": settings.agent_id}
+    )
     try:
         return runtime.run(partial(serve, settings, policy, bundle))
     except BaseException as exc:

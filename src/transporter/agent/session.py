@@ -29,6 +29,7 @@ from transporter.agent.dial import Channel, ChannelError, DeadConnection, connec
 from transporter.agent.reconnect import Backoff, Outages
 from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Ledger, Runner, Worker
+from transporter.logs import about
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import Heartbeat, Status, Welcome
 from transporter.protocol.model import AgentInfo, Event
@@ -198,7 +199,7 @@ class Session:
             else:
                 await trio.to_thread.run_sync(signing.verify, event, key, limiter=self._verifying)
         except signing.BadSignature as exc:
-            log.warning("event %s refused: %s", event.id, exc)
+            log.warning("event %s refused: %s", event.id, exc, extra=about(event_id=event.id))
             return signing.REFUSED
         return None
 

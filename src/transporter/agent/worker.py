@@ -17,6 +17,7 @@ import trio
 import yaml
 
 from transporter.agent.journal import Ran
+from transporter.logs import about
 from transporter.protocol import yaml_reader
 from transporter.protocol.messages import Status
 from transporter.protocol.model import Event, EventState, Phase, ResourceResult
@@ -182,7 +183,11 @@ class Worker:
         self.sink.received(event.id)
         final = self.finished.get(event.id)
         if final is not None and self.sink.unacknowledged(final):
-            log.debug("event %s delivered again; it finished, sending its result again", event.id)
+            log.debug(
+                "event %s delivered again; it finished, sending its result again",
+                event.id,
+                extra=about(event_id=event.id),
+            )
             self.sink.report(final)
             return
         if final is not None:  # its end was stored: only a writer of the store sends it again
@@ -193,7 +198,9 @@ class Worker:
             self._replay(event.id, EventState(ran.state), ran.finished_at, ran.message, 1)
             return
         if event.id in self.running:
-            log.debug("event %s delivered again while running", event.id)
+            log.debug(
+                "event %s delivered again while running", event.id, extra=about(event_id=event.id)
+            )
             return
         assert self._nursery is not None, "Worker.run() must be started first"
         await self._room.acquire()
@@ -230,6 +237,7 @@ class Worker:
             event_id,
             state.value,
             when,
+            extra=about(event_id=event_id),
         )
         phase = Phase.COMPLETED if state is EventState.COMPLETED else Phase.FAILED
         replay = Status(
@@ -278,5 +286,10 @@ class Worker:
         try:
             await self.ledger.record(event, final)
         except Exception as exc:
-            log.error("event %s: could not write that it ran: %s", event.id, exc)
+            log.error(
+                "event %s: could not write that it ran: %s",
+                event.id,
+                exc,
+                extra=about(event_id=event.id),
+            )
         self.sink.report(final)

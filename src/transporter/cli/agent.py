@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transporter.cli.commands import Parser, Subcommands, Values, add_command
 from transporter.cli.flags import Flag, env_of, non_empty, path
-from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS
+from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS, LOG_FORMAT, log_format_of
 from transporter.config.agent import AgentConfig
 from transporter.config.values import (
     parse_agent_id,
@@ -71,6 +71,7 @@ FLAGS = (
         choices=("producer",),
     ),
     DEBUG,
+    LOG_FORMAT,
 )
 
 
@@ -105,4 +106,5 @@ def settings(values: Values, parser: Parser) -> AgentConfig:
         state_namespace=values["state_namespace"] or "",
         impersonate=values["impersonate"] or "",
         debug=values["debug"],
+        log_format=log_format_of(values),
     )

@@ -34,9 +34,28 @@ def subcommands(parser: Parser, dest: str) -> Subcommands:
     return actions
 
 
-def add_group(commands: Subcommands, name: str, summary: str, dest: str = "action") -> Subcommands:
+def _help(summary: str, description: str | None, examples: Sequence[str]) -> dict[str, Any]:
+    """What ``--help`` shows above and below the flags: what the command does (its
+    description, else its summary) and examples, laid out as written."""
+    epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples) if examples else None
+    return {
+        "help": summary,
+        "description": description or summary[:1].upper() + summary[1:] + ".",
+        "epilog": epilog,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
+def add_group(
+    commands: Subcommands,
+    name: str,
+    summary: str,
+    dest: str = "action",
+    *,
+    examples: Sequence[str] = (),
+) -> Subcommands:
     """A command that only groups others (``token create|list|revoke``)."""
-    return subcommands(commands.add_parser(name, help=summary), dest)
+    return subcommands(commands.add_parser(name, **_help(summary, None, examples)), dest)
 
 
 def add_command[S](
@@ -46,10 +65,13 @@ def add_command[S](
     settings: Callable[[Values, Parser], S],
     summary: str,
     description: str | None = None,
+    *,
+    examples: Sequence[str] = (),
 ) -> Parser:
-    """A leaf command, listed with ``summary``. Its positional arguments, if any, are the
-    caller's to add to the parser returned."""
-    parser = commands.add_parser(name, help=summary, description=description)
+    """A leaf command, listed with ``summary``; its ``--help`` says what it does
+    (``description``, else the summary) and shows ``examples``. Its positional arguments, if
+    any, are the caller's to add to the parser returned."""
+    parser = commands.add_parser(name, **_help(summary, description, examples))
     for flag in flags:
         flag.add_to(parser)
     parser.set_defaults(settings_of=partial(_settings_of, parser, flags, settings))

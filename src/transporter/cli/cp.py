@@ -8,9 +8,11 @@ from transporter.cli.shared import (
     DEBUG,
     INSECURE_PLAIN_WS,
     KEY_FLAGS,
+    LOG_FORMAT,
     STORE_FLAGS,
     both_or_neither,
     data_dir_of,
+    log_format_of,
     store_of,
 )
 from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
@@ -57,6 +59,7 @@ FLAGS = (
         switch=True,
     ),
     DEBUG,
+    LOG_FORMAT,
 )
 
 
@@ -89,4 +92,5 @@ def settings(values: Values, parser: Parser) -> CpConfig:
             insecure_plain_http=values["insecure_plain_http"],
         ),
         debug=values["debug"],
+        log_format=log_format_of(values),
     )

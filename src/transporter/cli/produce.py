@@ -6,7 +6,7 @@ from typing import Any
 
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, path
-from transporter.cli.shared import OUTPUT
+from transporter.cli.shared import NO_HEADERS, OUTPUT
 from transporter.config.produce import QUERY_KINDS, ProduceConfig, QueryConfig
 from transporter.config.values import (
     ConfigError,
@@ -62,6 +62,7 @@ K8S_FLAGS = (
         metavar="SECONDS",
     ),
     OUTPUT,
+    NO_HEADERS,
     Flag("--delete", "delete the objects the manifests name instead of applying them", switch=True),
     Flag(
         "--ttl",
@@ -92,6 +93,7 @@ GET_FLAGS = (
         metavar="SECONDS",
     ),
     OUTPUT,
+    NO_HEADERS,
     _TOKEN,
     _CA_CERT,
 )
@@ -146,5 +148,5 @@ def _reach_and_show(values: Values, parser: Parser) -> dict[str, Any]:
         check_token_transport(values["cp_url"], values["token"])
     except ConfigError as exc:
         parser.error(f"--cp-url: {exc}")
-    names = ("cp_url", "token", "ca_cert", "timeout", "output")
+    names = ("cp_url", "token", "ca_cert", "timeout", "output", "no_headers")
     return {name: values[name] for name in names}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Literal
 
 from transporter.cli.commands import Parser, Values
 from transporter.cli.flags import Flag, dest_of, path
@@ -11,6 +13,13 @@ from transporter.config.store_spec import StoreSpec
 from transporter.config.values import Address
 
 DEBUG = Flag("--debug", "log at debug level", switch=True)
+LOG_FORMAT = Flag(
+    "--log-format",
+    "log lines on stderr: text for people, json (one object a line) for collectors (default:"
+    " json when stderr is not a terminal)",
+    str,
+    choices=("text", "json"),
+)
 
 # Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
 # commands that open its store.
@@ -61,7 +70,16 @@ INSECURE_PLAIN_WS = Flag(
     switch=True,
 )
 
-OUTPUT = Flag("--output", "output format", str, "text", choices=("text", "json"), short="-o")
+OUTPUT = Flag(
+    "--output",
+    "text or wide (more columns): tables that never wrap; name: kind/id a line; json or yaml"
+    " (times in RFC 3339)",
+    str,
+    "text",
+    choices=("text", "wide", "name", "json", "yaml"),
+    short="-o",
+)
+NO_HEADERS = Flag("--no-headers", "tables without their header line", switch=True)
 
 
 def data_dir_of(values: Values) -> Path:
@@ -89,3 +107,11 @@ def both_or_neither(values: Values, parser: Parser, first: str, second: str) -> 
     """Two flags that only mean something together (a certificate and its key)."""
     if (values[dest_of(first)] is None) != (values[dest_of(second)] is None):
         parser.error(f"give {first} and {second} together, or neither")
+
+
+def log_format_of(values: Values) -> Literal["text", "json"]:
+    """``--log-format``, else ``json`` when stderr is not a terminal (a collector reads it)."""
+    given: str | None = values["log_format"]
+    if given is None:
+        return "text" if sys.stderr.isatty() else "json"
+    return "json" if given == "json" else "text"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, checked, checked_by
-from transporter.cli.shared import OUTPUT, STORE_FLAGS, store_or_default
+from transporter.cli.shared import NO_HEADERS, OUTPUT, STORE_FLAGS, store_or_default
 from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
 from transporter.security import tokens
 
@@ -33,7 +33,7 @@ CREATE_FLAGS = (
     ),
     *STORE_FLAGS,
 )
-LIST_FLAGS = (*STORE_FLAGS, OUTPUT)
+LIST_FLAGS = (*STORE_FLAGS, OUTPUT, NO_HEADERS)
 REVOKE_FLAGS = STORE_FLAGS
 
 
@@ -72,7 +72,11 @@ def create_settings(values: Values, parser: Parser) -> TokenCreateConfig:
 
 
 def list_settings(values: Values, parser: Parser) -> TokenListConfig:
-    return TokenListConfig(store=store_or_default(values, parser), output=values["output"])
+    return TokenListConfig(
+        store=store_or_default(values, parser),
+        output=values["output"],
+        no_headers=values["no_headers"],
+    )
 
 
 def revoke_settings(values: Values, parser: Parser) -> TokenRevokeConfig:

@@ -35,7 +35,8 @@ class TokenListConfig:
     """Settings of ``transporter token list``."""
 
     store: StoreSpec
-    output: Literal["text", "json"] = "text"
+    output: Literal["text", "wide", "name", "json", "yaml"] = "text"
+    no_headers: bool = False
 
 
 @attrs.frozen(kw_only=True)

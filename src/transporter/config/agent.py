@@ -54,3 +54,6 @@ class AgentConfig:
     RBAC decides what each producer may do, behind the policy."""
 
     debug: bool = False
+
+    log_format: Literal["text", "json"] = "text"
+    """How log lines look on stderr: ``text`` for people, ``json`` for collectors."""

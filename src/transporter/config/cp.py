@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
@@ -87,6 +88,9 @@ class CpConfig:
     start, and events then carry the ``created_by`` their producers claim."""
 
     debug: bool = False
+
+    log_format: Literal["text", "json"] = "text"
+    """How log lines look on stderr: ``text`` for people, ``json`` for collectors."""
 
     @property
     def effective_store(self) -> StoreSpec:

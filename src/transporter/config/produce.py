@@ -19,7 +19,9 @@ class ProduceConfig:
     wait: bool = False
     timeout: float = 300.0
     """Seconds ``--wait`` follows the event before giving up (exit code 1)."""
-    output: Literal["text", "json"] = "text"
+    output: Literal["text", "wide", "name", "json", "yaml"] = "text"
+    no_headers: bool = False
+    """Tables without their header line."""
     delete: bool = False
     """Delete the objects the manifests name, instead of applying them."""
     ttl: int | None = None
@@ -46,7 +48,9 @@ class QueryConfig:
     limit: int = 50
     watch: bool = False
     timeout: float = 300.0
-    output: Literal["text", "json"] = "text"
+    output: Literal["text", "wide", "name", "json", "yaml"] = "text"
+    no_headers: bool = False
+    """Tables without their header line."""
     token: str | None = attrs.field(default=None, repr=False)
     """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""
     ca_cert: Path | None = None

@@ -27,6 +27,7 @@ from transporter.cp.group_commit import Pending
 from transporter.cp.intake import Intake
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.progress import Progress
+from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import Error, Register, StatusAck, Welcome
@@ -244,7 +245,10 @@ class AgentLink:
         event_id = report.event_id
         if not report.sent_here and not await self._owns(connection, event_id):
             log.warning(
-                "agent %s reported on event %r, which is not its own", connection.agent_id, event_id
+                "agent %s reported on event %r, which is not its own",
+                connection.agent_id,
+                event_id,
+                extra=about(agent_id=connection.agent_id, event_id=event_id),
             )
             await connection.send(
                 Error(code="not_yours", message=f"event {event_id!r} is not for this agent")
@@ -269,6 +273,7 @@ class AgentLink:
             connection.agent_id,
             event_id,
             message,
+            extra=about(agent_id=connection.agent_id, event_id=event_id),
         )
         await self.guard.audit_safely(
             AuditEntry(

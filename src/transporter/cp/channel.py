@@ -35,6 +35,7 @@ from transporter.cp.live import Connection
 from transporter.cp.revocations import RevocationWatch
 from transporter.cp.roster import save_status
 from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
+from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.identity import IdentityError, PeerCertificate, Revocation
 from transporter.protocol.messages import Error
@@ -230,7 +231,13 @@ class AgentChannel:
         try:
             await self.parts.store.audit(entry)
         except StoreUnavailable as exc:
-            log.warning("audit entry %s for %s not written: %s", entry.action, entry.agent_id, exc)
+            log.warning(
+                "audit entry %s for %s not written: %s",
+                entry.action,
+                entry.agent_id,
+                exc,
+                extra=about(agent_id=entry.agent_id, event_id=entry.event_id),
+            )
 
     async def _revoked(self, revocations: list[Revocation]) -> None:
         """Close the connections whose certificates were just revoked (first all of them, at
@@ -252,7 +259,12 @@ class AgentChannel:
                         message=f"this agent's {what} is revoked; the connection is closed",
                     )
                 )
-            log.warning("agent %s: %s revoked; connection closed", connection.agent_id, what)
+            log.warning(
+                "agent %s: %s revoked; connection closed",
+                connection.agent_id,
+                what,
+                extra=about(agent_id=connection.agent_id),
+            )
             await self.audit_safely(
                 AuditEntry(
                     at=time.time(),
@@ -269,7 +281,12 @@ class AgentChannel:
             try:
                 await save_status(self.parts.store, connection)
             except StoreUnavailable as exc:  # shown again when it speaks or goes
-                log.warning("agent %s: status not saved: %s", connection.agent_id, exc)
+                log.warning(
+                    "agent %s: status not saved: %s",
+                    connection.agent_id,
+                    exc,
+                    extra=about(agent_id=connection.agent_id),
+                )
 
         await watch_health(
             self.parts.live,

@@ -17,6 +17,7 @@ import trio
 from transporter.cp.group_commit import Pending
 from transporter.cp.live import Connection
 from transporter.cp.progress import Progress
+from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import BATCHES, Deliver
 from transporter.protocol.model import AuditEntry, Event
@@ -119,6 +120,7 @@ class Delivery:
                 connection.agent_id,
                 event_id,
                 self.ack_timeout,
+                extra=about(agent_id=connection.agent_id, event_id=event_id),
             )
             window.sending(event_id, trio.current_time())
             await connection.send(Deliver(record.event))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from transporter.cp.live import Connection, LiveAgents
+from transporter.logs import about
 from transporter.protocol.model import AgentStatus, AuditEntry
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ async def watch_health(
                 log.warning(
                     "agent %s: its certificate expired; closing its connection",
                     connection.agent_id,
+                    extra=about(agent_id=connection.agent_id),
                 )
                 connection.cancel_scope.cancel()
                 assert connection.certificate is not None
@@ -79,11 +81,17 @@ async def watch_health(
                     "agent %s: nothing heard for %.1f s; closing its connection as dead",
                     connection.agent_id,
                     now - connection.last_heard,
+                    extra=about(agent_id=connection.agent_id),
                 )
                 connection.cancel_scope.cancel()
             elif found is Verdict.UNHEALTHY:
                 connection.status = AgentStatus.UNHEALTHY
                 silent = now - connection.last_heard
-                log.warning("agent %s: nothing heard for %.1f s", connection.agent_id, silent)
+                log.warning(
+                    "agent %s: nothing heard for %.1f s",
+                    connection.agent_id,
+                    silent,
+                    extra=about(agent_id=connection.agent_id),
+                )
                 await save_status(connection)
         await trio.sleep(interval / 4)

@@ -167,7 +167,7 @@ def main(settings: CpConfig) -> int:
     """Exit codes: 0 stopped on a signal; 1 could not start (a port in use, the store cannot be
     opened); 2 bad settings (a CA, key or certificate file that cannot be used, keys that are
     not the store's). Every failure to start is one line on stderr."""
-    runtime.configure_logging(debug=settings.debug)
+    runtime.configure_logging(debug=settings.debug, log_format=settings.log_format)
     try:  # before serving anything: a CA or key file that cannot be used is a usage error
         credentials = prepare(settings)
     except (PkiError, OSError) as exc:

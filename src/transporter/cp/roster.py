@@ -9,6 +9,7 @@ import time
 
 from transporter.cp.live import Connection
 from transporter.cp.progress import Progress
+from transporter.logs import about
 from transporter.protocol.model import AgentRecord, AgentStatus, AuditEntry, EventState
 from transporter.protocol.status import StatusUpdate
 from transporter.store.base import Store
@@ -30,6 +31,7 @@ async def arrived(store: Store, connection: Connection, *, peer: str, replaced: 
         info.id,
         peer,
         " (replacing its previous connection)" if replaced else "",
+        extra=about(agent_id=info.id),
     )
 
 
@@ -46,7 +48,7 @@ async def left(store: Store, progress: Progress, connection: Connection) -> None
     ]
     for one in pending:
         await progress.updated(one, info.id)
-    log.info("agent %s disconnected", info.id)
+    log.info("agent %s disconnected", info.id, extra=about(agent_id=info.id))
 
 
 async def save_status(

@@ -7,7 +7,6 @@ was wrong (bad flags, unreadable manifests, or the control plane refused it as i
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from functools import partial
@@ -17,7 +16,7 @@ import attrs
 import trio
 from rich.console import Console
 
-from transporter import runtime
+from transporter import output, runtime
 from transporter.config.produce import ProduceConfig, QueryConfig
 from transporter.produce import render
 from transporter.produce.client import ApiError, Client, Unreachable
@@ -27,10 +26,6 @@ from transporter.protocol.model import EventRecord, EventState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LONG_POLL = 20.0
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
 
 
 OUTCOME_ONLY = 1_000_000
@@ -56,6 +51,33 @@ async def follow(client: Client, event_id: str, *, console: Console | None) -> E
             return record
 
 
+def _print(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _show(
+    settings: ProduceConfig | QueryConfig,
+    kind: str,
+    data: object,
+    ids: list[str],
+    table: render.Rows | None = None,
+) -> None:
+    """``data`` (unstructured) in a structured format or as names; else ``table``."""
+    if settings.output in ("json", "yaml"):
+        _print(output.structured(data, settings.output))
+    elif settings.output == "name":
+        _print(output.names(kind, ids))
+    elif table is not None:
+        headers, rows = table
+        _print(output.columns(rows, headers=None if settings.no_headers else headers))
+
+
+def _person(settings: ProduceConfig | QueryConfig) -> bool:
+    """Whether the output is for a person (phases shown as they come)."""
+    return settings.output in ("text", "wide")
+
+
 async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -72,75 +94,67 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
     if settings.ttl is not None:
         body["ttl"] = settings.ttl
     submitted = await client.submit(body)
-    text = settings.output == "text"
-    if text:
+    person = _person(settings)
+    if person:
         note = "" if submitted.agent_known else f" (agent {settings.agent} has never registered;"
         note += " it waits in the outbox)" if note else ""
         console.print(f"event {submitted.event_id} accepted{note}")
     if not settings.wait:
-        if not text:
-            _print_json({"event_id": submitted.event_id, "agent_known": submitted.agent_known})
+        if not person:
+            answer = {"event_id": submitted.event_id, "agent_known": submitted.agent_known}
+            _show(settings, "event", answer, [submitted.event_id])
         outcome.append(EXIT_OK)
         return
     record: EventRecord | None = None
     with trio.move_on_after(settings.timeout):
-        record = await follow(client, submitted.event_id, console=console if text else None)
+        record = await follow(client, submitted.event_id, console=console if person else None)
     if record is None:
         record = await client.event(submitted.event_id)
         message = f"event {submitted.event_id} not finished after {settings.timeout:g} s"
-        if text:
+        if person:
             console.print(f"[bold red]{message}[/] (state {record.state.value})")
         else:
-            _print_json({**codec.unstructure(record), "timed_out": True})
+            shown = {**codec.unstructure(record), "timed_out": True}
+            _show(settings, "event", shown, [submitted.event_id])
         outcome.append(EXIT_FAILED)
         return
-    if text:
-        if record.resources:
-            console.print(render.resources_table(record))
-    else:
-        _print_json(codec.unstructure(record))
+    resources = render.resources_rows(record) if record.resources else None
+    _show(settings, "event", codec.unstructure(record), [submitted.event_id], resources)
     outcome.append(EXIT_OK if record.state is EventState.COMPLETED else EXIT_FAILED)
 
 
 async def query(settings: QueryConfig, outcome: list[int]) -> None:
     console = Console(highlight=False, soft_wrap=True)
     client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
-    json_out = settings.output == "json"
-    now = time.time()
+    wide, now = settings.output == "wide", time.time()
     if settings.what == "events":
         records = await client.events(
             agent=settings.agent, state=settings.state, limit=settings.limit
         )
-        if json_out:
-            _print_json(codec.unstructure(records))
-        else:
-            console.print(render.events_table(records, now))
+        table = render.events_rows(records, now, wide=wide)
+        ids = [record.event.id for record in records]
+        _show(settings, "event", codec.unstructure(records), ids, table)
     elif settings.what == "event":
         assert settings.name is not None
         record = await client.event(settings.name)
         if settings.watch and not record.state.terminal:
             with trio.move_on_after(settings.timeout):
-                followed = await follow(
-                    client, settings.name, console=None if json_out else console
-                )
+                shown = console if _person(settings) else None
+                followed = await follow(client, settings.name, console=shown)
                 record = attrs.evolve(followed, event=record.event)  # with its manifests
-        if json_out:
-            _print_json(codec.unstructure(record))
-        else:
+        if _person(settings):
             render.show_event(console, record)
-    elif settings.what == "agents":
-        agents = await client.agents()
-        if json_out:
-            _print_json(codec.unstructure(agents))
         else:
-            console.print(render.agents_table(agents, now))
+            _show(settings, "event", codec.unstructure(record), [record.event.id])
     else:
-        assert settings.name is not None
-        agent = await client.agent(settings.name)
-        if json_out:
-            _print_json(codec.unstructure(agent))
+        if settings.what == "agents":
+            agents = await client.agents()
         else:
-            console.print(render.agents_table([agent], now))
+            assert settings.name is not None
+            agents = [await client.agent(settings.name)]
+        table = render.agents_rows(agents, now, wide=wide)
+        data = codec.unstructure(agents if settings.what == "agents" else agents[0])
+        _show(settings, "agent", data, [agent.info.id for agent in agents], table)
     outcome.append(EXIT_OK)
 
 

@@ -6,14 +6,13 @@ import datetime
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from transporter import output
 from transporter.protocol.model import (
     AgentRecord,
     EventRecord,
     EventState,
-    ResourceStatus,
     TimelineEntry,
 )
 
@@ -24,12 +23,6 @@ STATE_STYLE = {
     EventState.COMPLETED: "green",
     EventState.FAILED: "bold red",
     EventState.EXPIRED: "red",
-}
-RESOURCE_STYLE = {
-    ResourceStatus.FAILED: "bold red",
-    ResourceStatus.CREATED: "green",
-    ResourceStatus.UPDATED: "cyan",
-    ResourceStatus.DELETED: "magenta",
 }
 
 
@@ -57,19 +50,22 @@ def timeline_line(entry: TimelineEntry) -> Text:
     return line
 
 
-def resources_table(record: EventRecord) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("KIND", "NAMESPACE", "NAME", "RESULT", "MESSAGE"):
-        table.add_column(column, overflow="fold")
-    for r in record.resources:
-        table.add_row(
-            r.kind,
-            r.namespace or "",
-            r.name,
-            Text(r.status.value, style=RESOURCE_STYLE.get(r.status, "")),
-            r.message,
-        )
-    return table
+type Rows = tuple[tuple[str, ...], list[tuple[str, ...]]]
+"""A table's headers and its rows, for :func:`transporter.output.columns`."""
+
+
+def resources_rows(record: EventRecord) -> Rows:
+    headers: tuple[str, ...] = ("KIND", "NAMESPACE", "NAME", "RESULT", "MESSAGE")
+    rows: list[tuple[str, ...]] = [
+        (r.kind, r.namespace or "", r.name, r.status.value, r.message) for r in record.resources
+    ]
+    return headers, rows
+
+
+def resources_table(record: EventRecord, *, headers: bool = True) -> str:
+    """Each resource's result, as plain columns (never wrapped)."""
+    names, rows = resources_rows(record)
+    return output.columns(rows, headers=names if headers else None)
 
 
 def show_event(console: Console, record: EventRecord) -> None:
@@ -86,38 +82,46 @@ def show_event(console: Console, record: EventRecord) -> None:
     for entry in record.timeline:
         console.print(timeline_line(entry))
     if record.resources:
-        console.print(resources_table(record))
+        console.out(resources_table(record), end="", highlight=False)
 
 
-def events_table(records: Sequence[EventRecord], now: float) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "AGENT", "ACTION", "STATE", "PHASE", "AGE", "MESSAGE"):
-        table.add_column(column, overflow="fold")
+def events_rows(records: Sequence[EventRecord], now: float, *, wide: bool = False) -> Rows:
+    headers: tuple[str, ...] = ("ID", "AGENT", "ACTION", "STATE", "PHASE", "AGE")
+    if wide:
+        headers += ("CREATED", "CREATED BY", "RESOURCES")
+    rows = []
     for r in records:
-        table.add_row(
+        row: tuple[str, ...] = (
             r.event.id,
             r.event.target_agent,
             r.event.payload.action.value,
-            Text(r.state.value, STATE_STYLE[r.state]),
+            r.state.value,
             r.phase.value if r.phase else "",
             age(r.event.created_at, now),
-            r.message,
         )
-    return table
+        if wide:
+            created = output.rfc3339(r.event.created_at)
+            row += (created, r.event.created_by or "-", str(len(r.resources)))
+        rows.append((*row, r.message))
+    return (*headers, "MESSAGE"), rows
 
 
-def agents_table(records: Sequence[AgentRecord], now: float) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATUS", "CLUSTER", "VERSION", "LAST HEARTBEAT", "LABELS"):
-        table.add_column(column, overflow="fold")
+def agents_rows(records: Sequence[AgentRecord], now: float, *, wide: bool = False) -> Rows:
+    headers: tuple[str, ...] = ("ID", "STATUS", "CLUSTER", "VERSION", "LAST HEARTBEAT")
+    if wide:
+        headers += ("CONNECTED SINCE", "CAPABILITIES")
+    rows = []
     for r in records:
         labels = ",".join(f"{k}={v}" for k, v in sorted(r.info.labels.items()))
-        table.add_row(
+        row: tuple[str, ...] = (
             r.info.id,
             r.status.value,
             r.info.cluster_name,
             r.info.version,
             age(r.last_heartbeat, now) + " ago" if r.last_heartbeat else "-",
-            labels,
         )
-    return table
+        if wide:
+            since = output.rfc3339(r.connected_since) if r.connected_since else "-"
+            row += (since, ",".join(r.info.capabilities) or "-")
+        rows.append((*row, labels))
+    return (*headers, "LABELS"), rows

@@ -13,7 +13,6 @@ What is printed: ``create`` writes the token itself, and nothing else, on stdout
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from transporter import output
 from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
@@ -37,7 +37,7 @@ def main(settings: Settings) -> int:
     if isinstance(settings, TokenCreateConfig):
         return _run("create", settings.store, lambda store: create(store, settings), create=True)
     if isinstance(settings, TokenListConfig):
-        return _run("list", settings.store, lambda store: show(store, settings.output))
+        return _run("list", settings.store, lambda store: show(store, settings))
     return _run("revoke", settings.store, lambda store: revoke(store, settings.token_id))
 
 
@@ -113,30 +113,28 @@ def _shown(record: TokenRecord) -> dict[str, object]:
     return data
 
 
-async def show(store: Store, output: str) -> int:
+async def show(store: Store, settings: TokenListConfig) -> int:
     records = await store.list_tokens()
-    if output == "json":
-        print(json.dumps([_shown(record) for record in records], indent=2))
+    if settings.output in ("json", "yaml"):
+        sys.stdout.write(output.structured([_shown(r) for r in records], settings.output))
         return EXIT_OK
-    rows = [("ID", "NAME", "ROLE", "AGENTS", "CREATED (UTC)", "REVOKED (UTC)", "CREATED BY")]
-    for record in records:
-        agents = ",".join(record.agents) if record.role is not Role.ADMIN else "(all)"
-        rows.append(
-            (
-                record.id,
-                record.name,
-                record.role.value,
-                agents,
-                _when(record.created_at),
-                _when(record.revoked_at),
-                record.created_by or "-",
-            )
+    if settings.output == "name":
+        sys.stdout.write(output.names("token", [record.id for record in records]))
+        return EXIT_OK
+    headers = ("ID", "NAME", "ROLE", "AGENTS", "CREATED (UTC)", "REVOKED (UTC)", "CREATED BY")
+    rows = [
+        (
+            record.id,
+            record.name,
+            record.role.value,
+            ",".join(record.agents) if record.role is not Role.ADMIN else "(all)",
+            _when(record.created_at),
+            _when(record.revoked_at),
+            record.created_by or "-",
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        for record in records
+    ]
+    sys.stdout.write(output.columns(rows, headers=None if settings.no_headers else headers))
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from transporter.logs import about
 from transporter.protocol.model import AuditEntry
 from transporter.security.tokens import Role, TokenRecord, token_id_of
 from transporter.store.base import Store, StoreUnavailable
@@ -256,7 +257,12 @@ class Gate:
         detail = f"{refused.status} {method} {shown} from {remote or 'unknown'}: {refused.message}"
         if left_out:
             detail += f" ({left_out} refusals from this address before it were not recorded)"
-        log.info("refused: %s%s", f"{actor} " if actor else "", detail)
+        log.info(
+            "refused: %s%s",
+            f"{actor} " if actor else "",
+            detail,
+            extra=about(agent_id=refused.agent, event_id=refused.event_id),
+        )
         entry = AuditEntry(
             at=self.clock(),
             action="api.refused",

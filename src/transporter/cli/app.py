@@ -1,0 +1,116 @@
+"""The command tree: every command's parser, and the dispatch of its settings to the role."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from transporter import buildinfo
+from transporter.cli import agent, audit, bundles, completion, cp, produce, tokens, version
+from transporter.cli.commands import Parser, subcommands
+from transporter.config.admin import (
+    AuditVerifyConfig,
+    BundleCreateConfig,
+    BundleRevokeConfig,
+    TokenCreateConfig,
+    TokenListConfig,
+    TokenRevokeConfig,
+)
+from transporter.config.agent import AgentConfig
+from transporter.config.cp import CpConfig
+from transporter.config.produce import ProduceConfig, QueryConfig
+
+Settings = (
+    CpConfig
+    | AgentConfig
+    | ProduceConfig
+    | QueryConfig
+    | AuditVerifyConfig
+    | TokenCreateConfig
+    | TokenListConfig
+    | TokenRevokeConfig
+    | BundleCreateConfig
+    | BundleRevokeConfig
+    | version.VersionConfig
+    | version.CompletionConfig
+)
+
+
+EXAMPLES = """examples:
+  transporter cp --data-dir /var/lib/transporter
+  transporter token create --name ops --role admin --data-dir /var/lib/transporter
+  transporter bundle create --agent-id site-1 --out site-1 --data-dir /var/lib/transporter
+  transporter agent --bundle site-1 --cp-url wss://cp.example:8443/ws
+  transporter produce k8s --agent site-1 --manifest app/ --wait
+  transporter produce get events -o wide
+  transporter completion bash > /etc/bash_completion.d/transporter
+
+Every flag can also be set as TRANSPORTER_<FLAG> (--data-dir: TRANSPORTER_DATA_DIR).
+Exit codes: 0 done, 1 failed (see each command), 2 bad usage."""
+
+
+def build_parser() -> Parser:
+    root = Parser(
+        prog="transporter",
+        description="Manage Kubernetes resources on clusters whose agents dial out to you.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument(
+        "--version",
+        action="version",
+        version=buildinfo.text(),
+        help="print the version, commit, build date, Python and platform (-o json: as JSON)",
+    )
+    commands = subcommands(root, "command")
+    for command in (cp, agent, produce, audit, tokens, bundles, version):
+        command.add(commands)
+    return root
+
+
+def parse(argv: Sequence[str]) -> Settings:
+    """Parse a command line into the settings of one role. Usage errors exit with code 2."""
+    namespace = build_parser().parse_args(argv)
+    # Each leaf command's parser left the function that makes its settings (commands.py).
+    settings: Settings = namespace.settings_of(namespace)
+    return settings
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the command ``argv`` names; its exit code."""
+    # Whatever a command writes (the store, keys, bundles) is its owner's alone, whoever runs it.
+    os.umask(0o077)
+    settings = parse(argv)
+    if isinstance(settings, version.VersionConfig):
+        return buildinfo.show(settings.output)
+    if isinstance(settings, version.CompletionConfig):
+        sys.stdout.write(completion.script(build_parser(), settings.shell))
+        return 0
+    # Each role's heavy imports happen here, not at the top of this module.
+    if isinstance(settings, CpConfig):
+        from transporter.cp.main import main as cp_main
+
+        return cp_main(settings)
+    if isinstance(settings, AgentConfig):
+        from transporter.agent.main import main as agent_main
+
+        return agent_main(settings)
+    if isinstance(settings, AuditVerifyConfig):
+        return audit.verify(settings)
+    if isinstance(settings, TokenCreateConfig | TokenListConfig | TokenRevokeConfig):
+        from transporter.cp.admin.tokens import main as token_main
+
+        return token_main(settings)
+    if isinstance(settings, BundleCreateConfig):
+        from transporter.cp.admin.bundles import create_main
+
+        return create_main(settings)
+    if isinstance(settings, BundleRevokeConfig):
+        from transporter.cp.admin.bundles import revoke_main
+
+        return revoke_main(settings)
+    from transporter.produce.main import main as produce_main
+
+    return produce_main(settings)
