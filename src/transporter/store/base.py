@@ -135,6 +135,12 @@ class EventStore(Protocol):
         """Ids of unfinished events whose ``expires_at`` is at or before ``now``."""
         ...
 
+    async def count_unfinished(self) -> dict[EventState, int]:
+        """How many events are in each state that is not final (``queued``, ``assigned``,
+        ``in_progress``; a state with none may be left out). Read from an index: its cost
+        grows with the unfinished events at most, never with the whole history."""
+        ...
+
 
 class AgentStore(Protocol):
     """What the control plane last knew of each agent."""

@@ -142,6 +142,13 @@ class RedisEvents(RedisConnection):
             )
         return list(ids)
 
+    async def count_unfinished(self) -> dict[EventState, int]:
+        states = [state for state in EventState if not state.terminal]
+        async with self._guard():
+            async with self._client.pipeline(transaction=False) as pipe:
+                counts = [pipe.zcard(self._keys.index(state=state)) for state in states]
+            return {state: int(await count) for state, count in zip(states, counts, strict=True)}
+
     async def _page(
         self, index: str, upper: str, order: str, count: int, *, lower: str = "-inf"
     ) -> list[EventRecord]:

@@ -58,6 +58,9 @@ class SQLiteEvents(SQLiteConnection):
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         return await self._call(_expiring, now, clamp_limit(limit))
 
+    async def count_unfinished(self) -> dict[EventState, int]:
+        return await self._call(_count_unfinished)
+
 
 def _submit(
     conn: sqlite3.Connection, events: EventCache, event: Event, audit: AuditEntry
@@ -183,3 +186,10 @@ def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
         (now, limit),
     ).fetchall()
     return [str(event_id) for (event_id,) in rows]
+
+
+def _count_unfinished(conn: sqlite3.Connection) -> dict[EventState, int]:
+    rows = conn.execute(
+        f"SELECT state, count(*) FROM events WHERE state IN {OPEN} GROUP BY state"  # noqa: S608
+    ).fetchall()
+    return {EventState(state): int(count) for state, count in rows}
