@@ -6,6 +6,7 @@ real API server."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from tests.bed.kube import Cluster
 from transporter import __version__
 from transporter.agent.policy.file import parse_policy
 from transporter.agent.policy.model import ALLOWANCES
+from transporter.cli import agent as agent_cli
+from transporter.cli import cp as cp_cli
 
 CHARTS = (CP_CHART, AGENT_CHART)
 EXAMPLES = [
@@ -83,6 +86,24 @@ def test_every_rendered_pod_is_locked_down(chart: Path, values: Path) -> None:
             assert "emptyDir" in volumes[mounts["/tmp"]]
             env = {item["name"]: item.get("value") for item in container["env"]}
             assert env["TRANSPORTER_UNPACK_DIR"].startswith("/tmp/")
+
+
+LAUNCHER_VARIABLES = {"TRANSPORTER_UNPACK_DIR"}
+"""Read by the single file's launcher (packaging/launcher), not by a command's flags."""
+COMMAND_VARIABLES = {
+    "cp": {flag.env for flag in cp_cli.FLAGS},
+    "agent": {flag.env for flag in agent_cli.FLAGS},
+}
+
+
+@pytest.mark.parametrize(("chart", "values"), EXAMPLES)
+def test_every_variable_the_charts_set_is_one_the_command_reads(chart: Path, values: Path) -> None:
+    """A misspelt TRANSPORTER_* variable would be ignored, its setting silently lost."""
+    for spec in pod_specs(render(chart, values)):
+        for container in spec["containers"]:
+            known = COMMAND_VARIABLES[container["args"][0]] | LAUNCHER_VARIABLES
+            names = {item["name"] for item in container["env"]}
+            assert {name for name in names if name.startswith("TRANSPORTER_")} <= known
 
 
 def test_the_control_plane_probes_its_health_over_https() -> None:
@@ -223,3 +244,29 @@ def test_every_rendered_object_passes_a_server_side_dry_run(
             assert answer["metadata"]["name"] == obj["metadata"]["name"]
             checked.append(obj["kind"])
     assert "Deployment" in checked and "ServiceAccount" in checked
+
+
+def test_make_charts_lints_renders_and_packages_both(tmp_path: Path) -> None:
+    """``helm/check`` (``make charts``, and ``make dist`` through it): every example, then a
+    package of each chart for dist/ (what packaging/checksums lists)."""
+    done = subprocess.run(
+        [str(CP_CHART.parent / "check"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for chart, values in ((c, v) for c in CHARTS for v in examples(c)):
+        assert f"{chart.name} with examples/{values.name}: lint --strict and template ok" in (
+            done.stdout
+        )
+    packaged = sorted(path.name for path in tmp_path.glob("*.tgz"))
+    assert packaged == [f"transporter-agent-{__version__}.tgz", f"transporter-cp-{__version__}.tgz"]
+    shown = helm("show", "values", str(tmp_path / packaged[0]))
+    assert "cpUrl" in shown
+    listed = subprocess.run(
+        ["tar", "-tzf", str(tmp_path / packaged[0])], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "transporter-agent/values.schema.json" in listed
+    assert not [name for name in listed if "/examples/" in name]
