@@ -17,6 +17,7 @@ from transporter import runtime
 from transporter.agent.bundle import Bundle, BundleError, load_bundle
 from transporter.agent.journal import Journal
 from transporter.agent.kube_runner import KubeRunner
+from transporter.agent.metrics import MetricsListenError, start_metrics
 from transporter.agent.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.config.agent import AgentConfig
@@ -89,7 +90,9 @@ async def serve(
     settings: AgentConfig, policy: Policy, bundle: Bundle | None, shutdown: trio.Event
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
+        metrics = await start_metrics(stack, settings.metrics_listen)
         target = await connect_when_reachable(stack, settings.kubeconfig)
+        target.observe(metrics)
         log.info("cluster %s: Kubernetes %s", settings.cluster_name, target.server_version)
         namespace = state_namespace(settings)
         journal = await open_journal(target, namespace, settings.agent_id)
@@ -108,6 +111,7 @@ async def serve(
             ssl_context=None if bundle is None else bundle.ssl_context(),
             signing_key=None if bundle is None else bundle.signing_key,
             ledger=journal,
+            metrics=metrics,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.run)
@@ -178,7 +182,7 @@ def main(settings: AgentConfig) -> int:
         if isinstance(exc, KubeConfigError | KubeUnavailable):
             print(f"transporter agent: cannot use the cluster: {exc}", file=sys.stderr)
             return 1
-        if isinstance(exc, JournalError):
+        if isinstance(exc, JournalError | MetricsListenError):
             print(f"transporter agent: error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from transporter import __version__
 from transporter.agent.conversation import Conversation, Rejected
 from transporter.agent.dial import Channel, ChannelError, DeadConnection, connect
+from transporter.agent.metrics import AgentMetrics
 from transporter.agent.reconnect import Backoff, Outages
 from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Ledger, Runner, Worker
@@ -65,17 +66,22 @@ class Session:
         ssl_context: ssl.SSLContext | None = None,
         signing_key: Ed25519PublicKey | None = None,
         ledger: Ledger | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         """``ssl_context``: for a ``wss://`` URL, the bundle's (its certificate, the control
         plane's CA). ``signing_key``: the control plane's, from the bundle; ``None`` runs
         events unchecked (``--insecure-plain-ws`` without a bundle only). ``ledger``: where
-        what ran is written (:mod:`.journal`), so that nothing runs twice."""
+        what ran is written (:mod:`.journal`), so that nothing runs twice. ``metrics``: where
+        connections and deliveries are counted."""
         self.info = info
         self.cp_url = cp_url
         self.ssl_context = ssl_context if cp_url.startswith("wss://") else None
         self.signing_key = signing_key
         self._verifying = trio.CapacityLimiter(1)
-        self.worker = Worker(runner, self, concurrency=concurrency, ledger=ledger)
+        self.metrics = metrics or AgentMetrics()
+        self.worker = Worker(
+            runner, self, concurrency=concurrency, ledger=ledger, metrics=self.metrics
+        )
         self.conversation = Conversation(info, reports)
         self.outages = Outages(cp_url, backoff or Backoff(), rng or random.Random())  # noqa: S311
         self.connect_timeout = connect_timeout
@@ -144,6 +150,7 @@ class Session:
         line = self.outages.up(time.monotonic(), welcome.agent_id, welcome.heartbeat_interval)
         log.log(line.level, "%s", line.message)
         self.connected.set()
+        self.metrics.connected(True)
         try:
             async with trio.open_nursery() as nursery:
                 interval = welcome.heartbeat_interval
@@ -153,6 +160,7 @@ class Session:
                 nursery.start_soon(self._read, channel)
         finally:
             self.connected = trio.Event()
+            self.metrics.connected(False)
 
     async def _heartbeat(self, channel: Channel, interval: float, dead_after: float) -> None:
         """A heartbeat and a ping every ``interval``; raises :class:`Silent` when ``dead_after``
@@ -182,6 +190,7 @@ class Session:
                 await self._take(event)
 
     async def _take(self, event: Event) -> None:
+        self.metrics.delivered()
         problem = await self._unverified(event) or self.conversation.refusal(event, time.time())
         if problem is None:
             await self.worker.offer(event)

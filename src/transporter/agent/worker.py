@@ -17,6 +17,7 @@ import trio
 import yaml
 
 from transporter.agent.journal import Ran
+from transporter.agent.metrics import AgentMetrics
 from transporter.logs import about
 from transporter.protocol import yaml_reader
 from transporter.protocol.messages import Status
@@ -156,12 +157,14 @@ class Worker:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         ledger: Ledger | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         """``ledger``: where what ran is written before its final report goes out, and looked
         up when an event comes that is not remembered here (after a restart)."""
         self.runner = runner
         self.sink = sink
         self.ledger = ledger
+        self.metrics = metrics or AgentMetrics()
         self.slots = trio.CapacityLimiter(concurrency)
         self.running: set[str] = set()
         self.finished: OrderedDict[str, Status] = OrderedDict()
@@ -278,6 +281,8 @@ class Worker:
             self._room.release()
             if reporter.last is not None and reporter.last.state.terminal:
                 self._remember(event.id, reporter.last)
+                last = reporter.last
+                self.metrics.event_ended(last.state, event.payload.action, last.resources or ())
 
     async def _write_down(self, event: Event, final: Status) -> None:
         """Write in the ledger that ``event`` ran, then send its final report; a ledger that

@@ -7,6 +7,7 @@ from transporter.cli.flags import Flag, env_of, non_empty, path
 from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS, LOG_FORMAT, log_format_of
 from transporter.config.agent import AgentConfig
 from transporter.config.values import (
+    Address,
     parse_agent_id,
     parse_label,
     parse_namespace,
@@ -70,6 +71,12 @@ FLAGS = (
         str,
         choices=("producer",),
     ),
+    Flag(
+        "--metrics-listen",
+        "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+        Address.parse,
+        metavar="HOST:PORT",
+    ),
     DEBUG,
     LOG_FORMAT,
 )
@@ -105,6 +112,7 @@ def settings(values: Values, parser: Parser) -> AgentConfig:
         policy=values["policy"],
         state_namespace=values["state_namespace"] or "",
         impersonate=values["impersonate"] or "",
+        metrics_listen=values["metrics_listen"],
         debug=values["debug"],
         log_format=log_format_of(values),
     )

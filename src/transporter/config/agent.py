@@ -7,6 +7,8 @@ from typing import Literal
 
 import attrs
 
+from transporter.config.values import Address
+
 
 @attrs.frozen(kw_only=True)
 class AgentConfig:
@@ -52,6 +54,9 @@ class AgentConfig:
     impersonate: Literal["", "producer"] = ""
     """``producer``: act as each event's producer (Kubernetes impersonation), so the cluster's
     RBAC decides what each producer may do, behind the policy."""
+
+    metrics_listen: Address | None = None
+    """Where to serve ``GET /metrics`` (Prometheus' text format); ``None``: no metrics."""
 
     debug: bool = False
 

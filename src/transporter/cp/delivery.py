@@ -16,6 +16,7 @@ import trio
 
 from transporter.cp.group_commit import Pending
 from transporter.cp.live import Connection
+from transporter.cp.metrics import CpMetrics
 from transporter.cp.progress import Progress
 from transporter.logs import about
 from transporter.protocol import codec
@@ -39,10 +40,18 @@ PRUNE_INTERVAL = 5.0
 class Delivery:
     """Sends connections their agents' outboxes (one per control plane)."""
 
-    def __init__(self, store: Store, progress: Progress, *, ack_timeout: float = ACK_TIMEOUT):
+    def __init__(
+        self,
+        store: Store,
+        progress: Progress,
+        *,
+        ack_timeout: float = ACK_TIMEOUT,
+        metrics: CpMetrics | None = None,
+    ):
         self.store = store
         self.progress = progress
         self.ack_timeout = ack_timeout
+        self.metrics = metrics or progress.metrics
 
     async def run(self, connection: Connection) -> None:
         """Send the agent its unfinished events, oldest first, until the connection ends.
@@ -123,6 +132,7 @@ class Delivery:
                 extra=about(agent_id=connection.agent_id, event_id=event_id),
             )
             window.sending(event_id, trio.current_time())
+            self.metrics.redelivered("ack_timeout")
             await connection.send(Deliver(record.event))
             await self.store.audit(
                 AuditEntry(

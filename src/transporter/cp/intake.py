@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from transporter.cp.live import LiveAgents
+from transporter.cp.metrics import CpMetrics
 from transporter.cp.signing_key import EventSigner
 from transporter.protocol.model import AuditEntry, Event, EventRecord
 from transporter.store.base import EventConflict, Store
@@ -12,8 +13,16 @@ from transporter.store.base import EventConflict, Store
 class Intake:
     """Where the API hands accepted events (one per control plane)."""
 
-    def __init__(self, store: Store, signer: EventSigner, live: LiveAgents) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signer: EventSigner,
+        live: LiveAgents,
+        *,
+        metrics: CpMetrics | None = None,
+    ) -> None:
         self.store = store
+        self.metrics = metrics or CpMetrics()
         self.signer = signer
         """Signs every event before it is stored: agents refuse events that do not match."""
         self.live = live
@@ -24,6 +33,7 @@ class Intake:
         (event,) = await self.signer.sign_many([event])
         record, created = await self.store.submit(event, accepted_audit(event))
         if created:
+            self.metrics.accepted_events("single")
             self.live.ring(event.target_agent)
         return record, created
 
@@ -34,9 +44,12 @@ class Intake:
         events = await self.signer.sign_many(events)
         audits = [accepted_audit(event) for event in events]
         results = await self.store.submit_many(list(zip(events, audits, strict=True)))
+        created = 0
         for event, result in zip(events, results, strict=True):
             if not isinstance(result, EventConflict) and result[1]:
+                created += 1
                 self.live.ring(event.target_agent)
+        self.metrics.accepted_events("batch", created)
         return results
 
     def agent_registered(self, agent_id: str) -> None:

@@ -22,9 +22,11 @@ from transporter.cp.expiry import expire_forever
 from transporter.cp.http import ApiServer, StartupError
 from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
+from transporter.cp.metrics import CpMetrics
 from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
+from transporter.cp.timed_store import timed_store
 from transporter.cp.trim import trim_after_changes
 from transporter.cp.watch import EventWatch
 from transporter.store import Store, StoreError, open_store
@@ -72,15 +74,16 @@ async def serve(
     if credentials is None:
         credentials = await trio.to_thread.run_sync(prepare, settings)
     store_spec = settings.effective_store
-    async with open_store(store_spec) as store, trio.open_nursery() as nursery:
-        await pin_keys(store, credentials)
+    async with open_store(store_spec) as opened, trio.open_nursery() as nursery:
+        await pin_keys(opened, credentials)
         channel = channel or ChannelSettings()
         parts, services = _assemble(
-            store,
+            opened,
             credentials,
             shared=store_spec.kind == "redis",
             ack_timeout=channel.ack_timeout,
         )
+        store = parts.store  # each of its calls timed for the metrics
         revocations = None
         if credentials.tls is not None:
             revocations = RevocationWatch(store, interval=revocation_poll or POLL_INTERVAL)
@@ -97,6 +100,7 @@ async def serve(
                 settings.listen,
                 tls=credentials.api_tls,
             )
+            services.metrics.watch(parts.live, api=api.gate, agent_channel=agents.handshakes)
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
@@ -118,21 +122,25 @@ async def serve(
 
 
 def _assemble(
-    store: Store, credentials: Credentials, *, shared: bool, ack_timeout: float
+    opened: Store, credentials: Credentials, *, shared: bool, ack_timeout: float
 ) -> tuple[Parts, Services]:
-    """The control plane's parts, each for its own job, and what the API sees of them."""
+    """The control plane's parts, each for its own job, and what the API sees of them; all of
+    them use the ``opened`` store through :func:`timed_store`, and count into one
+    :class:`CpMetrics`."""
+    metrics = CpMetrics()
+    store = timed_store(opened, metrics)
     live = LiveAgents()
     watch = EventWatch()
-    intake = Intake(store, credentials.signer, live)
-    progress = Progress(store, live, watch)
+    intake = Intake(store, credentials.signer, live, metrics=metrics)
+    progress = Progress(store, live, watch, metrics=metrics)
     parts = Parts(
         store=store,
         live=live,
         intake=intake,
         progress=progress,
-        delivery=Delivery(store, progress, ack_timeout=ack_timeout),
+        delivery=Delivery(store, progress, ack_timeout=ack_timeout, metrics=metrics),
     )
-    return parts, Services(store, intake, live, watch, shared_store=shared)
+    return parts, Services(store, intake, live, watch, shared_store=shared, metrics=metrics)
 
 
 async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> None:

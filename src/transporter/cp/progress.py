@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from transporter.cp.group_commit import GroupCommit, Pending
 from transporter.cp.live import LiveAgents
+from transporter.cp.metrics import CpMetrics
 from transporter.cp.watch import EventWatch
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
@@ -15,8 +16,16 @@ from transporter.store.base import Store
 class Progress:
     """Writes events' progress (one per control plane)."""
 
-    def __init__(self, store: Store, live: LiveAgents, watch: EventWatch) -> None:
+    def __init__(
+        self,
+        store: Store,
+        live: LiveAgents,
+        watch: EventWatch,
+        *,
+        metrics: CpMetrics | None = None,
+    ) -> None:
         self.store = store
+        self.metrics = metrics or CpMetrics()
         self.live = live
         self.watch = watch
         self.writer = GroupCommit(store)
@@ -52,7 +61,8 @@ class Progress:
         if record is None:
             return None
         self.watch.changed(pending.event_id, record)
-        if record.state.terminal:
+        if record.state.terminal:  # it applied, so this is the write that ended the event
+            self.metrics.event_ended(record)
             self.live.finished(agent_id, pending.event_id)
         return record
 
@@ -76,4 +86,5 @@ class Progress:
                 self.watch.changed(audit.event_id, record)
             else:
                 # A redelivery of an event already in progress: the audit still says it was sent.
+                self.metrics.redelivered("reconnect")
                 await self.store.audit(audit)

@@ -18,7 +18,7 @@ from transporter.kube.inspect import Seen
 from transporter.kube.manifests import parse_manifests
 from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
-from transporter.kube.transport import MAX_THREADS, Transport, new_transport
+from transporter.kube.transport import MAX_THREADS, RequestObserver, Transport, new_transport
 from transporter.kube.validate import make_plan
 from transporter.protocol.model import ResourceResult
 
@@ -60,6 +60,10 @@ class KubeTarget:
     @property
     def server(self) -> str:
         return self._transport.server
+
+    def observe(self, observer: RequestObserver) -> None:
+        """Tell ``observer`` of every request's answer and retry from now on."""
+        self._transport.observer = observer
 
     @classmethod
     @asynccontextmanager

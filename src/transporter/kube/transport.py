@@ -13,8 +13,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import trio
@@ -47,6 +47,16 @@ MAX_THREADS = 4
 keeps between requests."""
 
 
+class RequestObserver(Protocol):
+    """Told of every request's answer and retry (the agent's metrics). ``verb``: the HTTP
+    method, lower case; ``outcome``: ``2xx`` … ``5xx`` by the answer's status, ``timeout`` or
+    ``error`` (no answer)."""
+
+    def kube_answered(self, verb: str, seconds: float, outcome: str) -> None: ...
+
+    def kube_retried(self, verb: str) -> None: ...
+
+
 class Transport:
     """JSON requests to one API server; owns the client and closes it in :meth:`close`."""
 
@@ -62,6 +72,7 @@ class Transport:
         self.timeout = timeout
         self._limiter = limiter
         self.retry = retry
+        self.observer: RequestObserver | None = None
 
     @property
     def server(self) -> str:
@@ -89,15 +100,7 @@ class Transport:
                 method, target, headers=sent, body=encoded, timeout=self.timeout
             )
 
-        try:
-            with trio.fail_after(self.timeout + THREAD_GRACE):
-                answer = await trio.to_thread.run_sync(
-                    run, limiter=self._limiter, abandon_on_cancel=True
-                )
-        except trio.TooSlowError:
-            raise KubeUnavailable(
-                f"the API server did not answer {method} {path} within {self.timeout:g} s"
-            ) from None
+        answer = await self._send(method, path, run)
         status, data = answer.status, answer.data
         if not 200 <= status <= 299:
             asked = parse_retry_after(answer.retry_after, now=time.time())
@@ -110,6 +113,26 @@ class Transport:
             raise KubeUnavailable(
                 f"the API server answered {method} {path} with something that is not JSON"
             ) from None
+
+    async def _send(self, method: str, path: str, run: Callable[[], Answer]) -> Answer:
+        """``run`` in a worker thread, within the timeout; its answer told to the observer."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            with trio.fail_after(self.timeout + THREAD_GRACE):
+                answer = await trio.to_thread.run_sync(
+                    run, limiter=self._limiter, abandon_on_cancel=True
+                )
+            outcome = f"{answer.status // 100}xx" if 100 <= answer.status <= 599 else "error"
+            return answer
+        except trio.TooSlowError:
+            outcome = "timeout"
+            raise KubeUnavailable(
+                f"the API server did not answer {method} {path} within {self.timeout:g} s"
+            ) from None
+        finally:
+            if self.observer is not None:
+                self.observer.kube_answered(method.lower(), time.perf_counter() - started, outcome)
 
     async def request(
         self,
@@ -151,6 +174,8 @@ class Transport:
                     raise KubeUnavailable(
                         message, code=exc.code, retry_after=exc.retry_after
                     ) from None
+                if self.observer is not None:
+                    self.observer.kube_retried(method.lower())
                 # The server's own message may quote what we sent: only its code is logged.
                 what = f"the API server answered {exc.code}" if exc.code else exc.message
                 log.warning(

@@ -8,11 +8,11 @@ only the events and agents its patterns match, and may submit only for those age
 
 from __future__ import annotations
 
-from quart import g, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from transporter import __version__
-from transporter.cp.api import agents, audit, errors, events, public, submit
+from transporter.cp.api import agents, audit, errors, events, metrics, public, submit
 from transporter.cp.api.access import Gate
 from transporter.cp.api.errors import BadBody
 from transporter.cp.api.services import KEY, Services
@@ -35,7 +35,7 @@ def create_app(found: Services, *, auth: bool = True) -> QuartTrio:
         max_limit=events.MAX_LIMIT,
         max_batch=submit.MAX_BATCH,
     )
-    for module in (public, submit, events, agents, audit):
+    for module in (public, submit, events, agents, audit, metrics):
         app.register_blueprint(module.routes)
     gate = Gate(found.store, enabled=auth)
     gate.learn(app.view_functions)
@@ -55,5 +55,10 @@ def create_app(found: Services, *, auth: bool = True) -> QuartTrio:
     @app.before_request
     async def authenticate() -> None:
         g.caller = await gate.admit(request.endpoint, request.headers.get("Authorization"))
+
+    @app.after_request
+    async def count_refusals(response: Response) -> Response:
+        found.metrics.answered(response.status_code)
+        return response
 
     return app

@@ -9,6 +9,7 @@ from quart import current_app
 from transporter.cp.api.views import EventViews
 from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
+from transporter.cp.metrics import CpMetrics
 from transporter.cp.watch import EventWatch
 from transporter.store.base import Store
 
@@ -34,6 +35,8 @@ class Services:
         factory=lambda: trio.CapacityLimiter(CHECK_THREADS)
     )
     """Threads that check large submissions."""
+    metrics: CpMetrics = attrs.field(factory=CpMetrics)
+    """This control plane's metrics (``GET /metrics``), which the API's answers move too."""
 
 
 KEY = "transporter.services"

@@ -5,7 +5,8 @@ Written by hand to match the handlers in :mod:`transporter.cp.api`. Two tests ke
 ``tests/badinput/test_schemathesis.py`` runs schemathesis over it against a real control plane
 (answers must match the statuses and schemas written here).
 
-One module per resource (:mod:`.events`, :mod:`.agents`, :mod:`.audit`, :mod:`.health`), the
+One module per resource (:mod:`.events`, :mod:`.agents`, :mod:`.audit`, :mod:`.health`,
+:mod:`.metrics`), the
 shared bodies in :mod:`.schemas`, tokens and roles in :mod:`.security`. Every bound it states
 comes from the validators' constants (or :mod:`.bounds`, where they have none yet), so the
 document cannot promise what the API refuses.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transporter.cp.openapi import agents, audit, events, health
+from transporter.cp.openapi import agents, audit, events, health, metrics
 from transporter.cp.openapi.schemas import schemas
 from transporter.cp.openapi.security import BEARER, OPEN_OPERATIONS, ROLES, secure
 
@@ -32,6 +33,7 @@ def openapi_document(
         **agents.paths(),
         **audit.paths(max_limit=max_limit),
         **health.paths(),
+        **metrics.paths(),
     }
     secure(paths)
     return {

@@ -17,6 +17,7 @@ ROLES: dict[str, str] = {
     "listAgents": Role.READ.value,
     "getAgent": Role.READ.value,
     "listAudit": Role.ADMIN.value,
+    "getMetrics": Role.READ.value,
 }
 """The least role of a token each other operation needs (the app's own declarations in
 :mod:`transporter.cp.api` must agree: ``tests/badinput/test_openapi.py``)."""
