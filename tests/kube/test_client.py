@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from PyInstaller.archive.readers import pkg_archive_contents
 
 from tests.bed.accounts import Plugin, certificate_data, connected, with_user
 from tests.bed.kube import Cluster
+from tests.bed.unpacked import module_names, unpack
 from transporter.kube import KubeUnavailable
 from transporter.kube.retry import NO_RETRY
 
@@ -83,11 +83,11 @@ def test_the_agent_loads_nothing_the_single_file_leaves_out(
     assert len(plugin.requests) == 1
 
 
-def test_the_single_file_holds_nothing_it_excludes(binary: Path) -> None:
+def test_the_single_file_holds_nothing_it_excludes(binary: Path, tmp_path: Path) -> None:
     """What the file was built with (dist/transporter, ``make binary``): no module, nor
     compiled extension, of an excluded package is in it."""
     excluded = excluded_from_the_single_file()
-    names = [name.replace("/", ".") for name in pkg_archive_contents(str(binary))]
+    names = module_names(unpack(binary, tmp_path / "unpack"))
     assert "transporter.kube.client" in names
     assert [
         name for name in names if any(name == x or name.startswith(x + ".") for x in excluded)

@@ -1,0 +1,179 @@
+"""Pack PyInstaller's one-folder program into dist/transporter: the static launcher, then the
+folder and the glibc it was built with as one deflated payload, then a trailer naming the
+payload's SHA-256 (the folder the launcher unpacks it into). See README.md beside this file.
+
+    python packaging/launcher/pack.py --tree build/onedir/transporter --launcher build/launcher \
+        --out dist/transporter
+
+The program's PT_INTERP is set to a long placeholder, which the launcher overwrites with the
+path of the unpacked loader. The glibc pieces are not a hand list: every ELF file of the folder
+is asked (``ldd``) what it loads, and whatever is not already in the folder is copied from where
+the build host's loader finds it. Any RUNPATH naming a folder of the build host is removed
+(patchelf), and the result is checked: every library each file needs is then in ``_internal``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+TRAILER_SIZE = 160
+TRAILER_MAGIC = b"TRANSPORTER-PAYLOAD-1 "
+LOADER = "ld-linux-x86-64.so.2"
+PROGRAM = "transporter"
+INTERP_PLACEHOLDER = "/" + "transporter-unpack-folder-placeholder/" * 13
+"""The program's PT_INTERP until the launcher writes there where it unpacked the loader: the
+room that path has (the unpack folder's path may be about 400 bytes long)."""
+LIBDIR = "_internal"
+MARKER = ".complete"  # written by the launcher once a folder is whole; never in the payload
+LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(/\S+)\s+\(0x[0-9a-f]+\)$")
+LDD_LOADER = re.compile(r"^\s*(/\S*ld-linux[^\s]*)\s+\(0x[0-9a-f]+\)$")
+
+
+def is_elf(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def elf_files(tree: Path) -> list[Path]:
+    return sorted(p for p in tree.rglob("*") if is_elf(p))
+
+
+def dynamic(path: Path) -> tuple[list[str], list[str]]:
+    """The NEEDED names and the RPATH/RUNPATH folders of one ELF file (``readelf -d``)."""
+    out = subprocess.run(
+        ["readelf", "-d", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+    paths = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[([^\]]+)\]", out)
+    return needed, [part for joined in paths for part in joined.split(":")]
+
+
+def host_libraries(files: list[Path]) -> dict[str, Path]:
+    """Every library the build host's loader gives these files, by the name they ask for."""
+    found: dict[str, Path] = {}
+    for path in files:
+        done = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False)
+        for line in done.stdout.splitlines():
+            if named := LDD_LINE.match(line):
+                found.setdefault(named[1], Path(named[2]))
+            elif loader := LDD_LOADER.match(line):
+                found.setdefault(Path(loader[1]).name, Path(loader[1]))
+    return found
+
+
+def add_host_libraries(tree: Path) -> list[str]:
+    """Copy into ``_internal`` each library the files load that the folder lacks (glibc's
+    pieces, and anything else the host supplied); returns their names."""
+    libdir = tree / LIBDIR
+    have = {p.name for p in libdir.iterdir()}
+    added = []
+    for name, source in sorted(host_libraries(elf_files(tree)).items()):
+        if name not in have:
+            shutil.copyfile(source.resolve(), libdir / name)
+            os.chmod(libdir / name, 0o755)  # noqa: S103 - a library, as the host has it
+            added.append(name)
+    if LOADER not in have and LOADER not in added:
+        raise SystemExit(f"pack: the host's loader {LOADER} was not found by ldd")
+    return added
+
+
+def drop_host_runpaths(tree: Path, patchelf: str) -> None:
+    """Remove RPATH/RUNPATH that name folders of the build host (pyenv's libpython and
+    lib-dynload carry one); the launcher gives the loader ``_internal`` instead."""
+    for path in elf_files(tree):
+        _, paths = dynamic(path)
+        if any(not p.startswith("$ORIGIN") for p in paths):
+            subprocess.run([patchelf, "--remove-rpath", str(path)], check=True)
+
+
+def check_closure(tree: Path) -> None:
+    """Each library any file needs is in ``_internal`` (or beside it, by its own $ORIGIN)."""
+    libdir = tree / LIBDIR
+    have = {p.name for p in libdir.iterdir()}
+    missing = []
+    for path in elf_files(tree):
+        needed, paths = dynamic(path)
+        own = {
+            q.name
+            for p in paths
+            if (folder := Path(p.replace("$ORIGIN", str(path.parent)))).is_dir()
+            for q in folder.iterdir()
+        }
+        missing += [f"{path.relative_to(tree)}: {n}" for n in needed if n not in have | own]
+    if missing:
+        raise SystemExit("pack: libraries not in the folder: " + ", ".join(missing))
+
+
+def entries(tree: Path) -> Iterator[bytes]:
+    """The payload's records, folders before what they hold, in a fixed order: kind, mode,
+    name length, data length (little-endian), name, data. Modes are 0755 or 0644."""
+    for path in sorted(tree.rglob("*"), key=lambda p: p.relative_to(tree).parts):
+        name = str(path.relative_to(tree)).encode()
+        if path.name == MARKER and path.parent == tree:
+            raise SystemExit(f"pack: {path} would be taken for the launcher's marker")
+        if path.is_symlink():
+            target = os.readlink(path).encode()
+            if target.startswith(b"/"):
+                raise SystemExit(f"pack: {path} links outside the folder")
+            yield struct.pack("<cIIQ", b"L", 0o777, len(name), len(target)) + name + target
+        elif path.is_dir():
+            yield struct.pack("<cIIQ", b"D", 0o755, len(name), 0) + name
+        else:
+            data = path.read_bytes()
+            mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+            yield struct.pack("<cIIQ", b"F", mode, len(name), len(data)) + name + data
+    yield struct.pack("<cIIQ", b"E", 0, 0, 0)
+
+
+def pack(tree: Path, launcher: Path, out: Path) -> str:
+    digest = hashlib.sha256()
+    compressor = zlib.compressobj(9)
+    payload = bytearray()
+    for record in entries(tree):
+        digest.update(record)
+        payload += compressor.compress(record)
+    payload += compressor.flush()
+    front = launcher.read_bytes()
+    trailer = TRAILER_MAGIC + f"{len(front):020d} {len(payload):020d} {digest.hexdigest()}".encode()
+    trailer = trailer.ljust(TRAILER_SIZE - 1, b" ") + b"\n"
+    assert len(trailer) == TRAILER_SIZE
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(front + payload + trailer)
+    partial.chmod(0o755)
+    partial.replace(out)
+    return digest.hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tree", type=Path, required=True, help="PyInstaller's one folder")
+    parser.add_argument("--launcher", type=Path, required=True, help="the static launcher")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--patchelf", default=str(Path(sys.executable).parent / "patchelf"))
+    args = parser.parse_args()
+    drop_host_runpaths(args.tree, args.patchelf)
+    added = add_host_libraries(args.tree)
+    check_closure(args.tree)
+    program = str(args.tree / PROGRAM)
+    subprocess.run([args.patchelf, "--set-interpreter", INTERP_PLACEHOLDER, program], check=True)
+    digest = pack(args.tree, args.launcher, args.out)
+    print(f"added from the build host: {' '.join(added)}")
+    print(f"{args.out}: payload {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

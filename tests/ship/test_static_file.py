@@ -1,0 +1,244 @@
+"""The single file (``make binary``) as operators run it: in a root holding only the file and
+``/tmp``, and in a Debian 11 root (glibc 2.31), as uid 65532; unpacked once, then started from
+its folder without writing anything; and every way its launcher can refuse, in one line.
+
+They need root (chroot, mount namespaces, another uid), as CI runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.bed.kube import Cluster
+from tests.bed.process import started
+from tests.bed.roles import AGENT_LISTENING, API_LISTENING, REGISTERED
+from tests.bed.roots import Root, debian_root, empty_root
+from tests.bed.unpacked import module_names, unpack
+from tests.kube.test_client import excluded_from_the_single_file
+
+LAUNCH_FAILED = 126
+"""The launcher's exit code when it cannot run the program (README, exit codes)."""
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chroot, mounts, uids")
+
+
+def run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# --- what is in it --------------------------------------------------------------------------
+
+
+def test_the_file_holds_glibc_and_no_gnu_readline(binary: Path, tmp_path: Path) -> None:
+    """glibc's loader and libc are beside the program, which is what lets it run anywhere;
+    GNU readline (GPL) is in no form (tests/kube/test_client.py checks every exclusion)."""
+    names = module_names(unpack(binary, tmp_path / "unpack"))
+    assert {"libc", "ld-linux-x86-64", "libpython3"} <= {n.split(".")[0] for n in names}
+    assert "readline" in excluded_from_the_single_file()
+    assert [n for n in names if "readline" in n] == []
+
+
+# --- the roots ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["empty", "debian-11"])
+def root(request: pytest.FixtureRequest, binary: Path, tmp_path: Path) -> Root:
+    if request.param == "empty":
+        return empty_root(tmp_path / "root", binary)
+    return debian_root(tmp_path / "debian", binary)
+
+
+def test_version_in_the_root_as_65532(root: Root) -> None:
+    first = run(root.argv("--version"))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("transporter ")
+    assert first.stderr == ""
+    unpacked = root.host_path("/tmp/transporter-65532")
+    assert unpacked.stat().st_uid == 65532
+    assert unpacked.stat().st_mode & 0o777 == 0o700
+    again = run(root.argv("--version"))
+    assert (again.returncode, again.stdout) == (0, first.stdout)
+
+
+@contextmanager
+def cp_in(root: Root) -> Iterator[tuple[str, str, ssl.SSLContext]]:
+    """``transporter cp`` in ``root`` as 65532: its API URL, agent URL and a TLS context that
+    trusts its CA."""
+    argv = root.argv(
+        "cp",
+        "--listen",
+        "127.0.0.1:0",  # no /etc/hosts in the empty root
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        "/tmp/cp",
+        env=["TRANSPORTER_LOG_FORMAT=text"],
+    )
+    with started(argv, API_LISTENING, AGENT_LISTENING) as (cp, (api, agents)):
+        context = ssl.create_default_context(cafile=str(root.host_path("/tmp/cp/ca.crt")))
+        yield api, agents, context
+        assert cp.stop(signal.SIGTERM) == 0, cp.tail()
+    assert "Traceback" not in cp.output
+
+
+def test_cp_and_agent_in_the_root_as_65532(root: Root, cluster: Cluster) -> None:
+    """A control plane serves /readyz, and an agent of the same file, with its bundle made by
+    ``bundle create`` there, registers with it and reaches the test bed's API server."""
+    with cp_in(root) as (api, agents, context):
+        with urllib.request.urlopen(f"{api}/readyz", timeout=10, context=context) as answer:
+            assert answer.status == 200
+        made = run(
+            root.argv(
+                "bundle",
+                "create",
+                "--agent-id",
+                "site-1",
+                "--data-dir",
+                "/tmp/cp",
+                "--out",
+                "/tmp/bundle",
+            )
+        )
+        assert made.returncode == 0, made.stderr
+        kubeconfig = root.host_path("/tmp/kubeconfig")
+        shutil.copyfile(cluster.kubeconfig, kubeconfig)
+        kubeconfig.chmod(0o644)
+        agent_argv = root.argv(
+            "agent",
+            "--bundle",
+            "/tmp/bundle",
+            "--cp-url",
+            agents,
+            "--kubeconfig",
+            "/tmp/kubeconfig",
+            env=["TRANSPORTER_LOG_FORMAT=text"],
+        )
+        with started(agent_argv, REGISTERED) as (agent, _):
+            assert agent.stop(signal.SIGTERM) == 0, agent.tail()
+        assert "Traceback" not in agent.output
+
+
+# --- unpacked once --------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``folder`` (itself included): inode, mtime, size."""
+    found = {}
+    for path in [folder, *folder.rglob("*")]:
+        info = path.lstat()
+        found[str(path)] = (info.st_ino, info.st_mtime_ns, info.st_size)
+    return found
+
+
+def test_a_second_start_writes_nothing(binary: Path, tmp_path: Path) -> None:
+    unpack_dir = tmp_path / "unpack"
+    first = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(unpack_dir))
+    assert first.returncode == 0, first.stderr
+    before = snapshot(unpack_dir)
+    assert len(before) > 100  # the program, its libraries, glibc
+    second = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(unpack_dir))
+    assert (second.returncode, second.stdout) == (0, first.stdout)
+    assert snapshot(unpack_dir) == before
+
+
+def test_a_concurrent_first_start_ends_with_one_folder(binary: Path, tmp_path: Path) -> None:
+    unpack_dir = tmp_path / "unpack"
+    env = {"TRANSPORTER_UNPACK_DIR": str(unpack_dir)}
+    starts = [
+        subprocess.Popen(
+            [str(binary), "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for _ in range(6)
+    ]
+    results = [(p.wait(120), *p.communicate()) for p in starts]
+    assert [(code, err) for code, _, err in results] == [(0, b"")] * 6
+    (folder,) = unpack_dir.iterdir()  # no copy of a start that lost the race is left
+    assert re.fullmatch(r"[0-9a-f]{64}", folder.name)
+    assert (folder / ".complete").is_file()
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_a_noexec_temp_folder_is_named_with_the_fix(binary: Path, tmp_path: Path) -> None:
+    root = empty_root(tmp_path / "root", binary)
+    noexec = f"mount -t tmpfs -o noexec,mode=1777 tmpfs {root.path}/tmp"
+    done = run(root.argv("--version", before=noexec))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        "transporter: cannot run programs from /tmp/transporter-65532 (mounted noexec): "
+        "set TRANSPORTER_UNPACK_DIR to a folder on a mount that allows exec"
+    )
+    named = run(root.argv("--version", env=["TRANSPORTER_UNPACK_DIR=/tmp/x"], before=noexec))
+    assert named.returncode == LAUNCH_FAILED
+    assert "cannot run programs from /tmp/x (mounted noexec)" in one_line(named.stderr)
+
+
+def test_no_writable_temp_folder_is_named_with_the_fix(binary: Path, tmp_path: Path) -> None:
+    root = empty_root(tmp_path / "root", binary)
+    (root.path / "tmp").chmod(0o755)  # root's: 65532 cannot write there
+    done = run(root.argv("--version", env=["HOME=/nonexistent"]))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        "transporter: no writable folder to unpack into (tried /nonexistent/.cache/transporter"
+        " (Permission denied), /tmp/transporter-65532 (Permission denied)):"
+        " set TRANSPORTER_UNPACK_DIR"
+    )
+
+
+def test_a_planted_symlink_in_shared_temp_is_refused(binary: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / "transporter-0").symlink_to(elsewhere)
+    done = run([str(binary), "--version"], TMPDIR=str(tmp_path))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        f"transporter: refusing to unpack into {tmp_path}/transporter-0: it is not a folder"
+        " (a symlink?): remove it or set TRANSPORTER_UNPACK_DIR"
+    )
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("owner", "mode", "why"),
+    [(65533, 0o700, "it belongs to uid 65533, not to us (uid 0)"), (0, 0o755, "its mode is 755")],
+)
+def test_a_folder_in_shared_temp_not_ours_alone_is_refused(
+    binary: Path, tmp_path: Path, owner: int, mode: int, why: str
+) -> None:
+    planted = tmp_path / "transporter-0"
+    planted.mkdir()
+    os.chown(planted, owner, owner)
+    planted.chmod(mode)
+    done = run([str(binary), "--version"], TMPDIR=str(tmp_path))
+    assert done.returncode == LAUNCH_FAILED
+    said = one_line(done.stderr)
+    assert said.startswith(f"transporter: refusing to unpack into {planted}: {why}")
+    assert list(planted.iterdir()) == []
+
+
+def test_a_damaged_file_says_so(binary: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "transporter"
+    cut.write_bytes(binary.read_bytes()[: binary.stat().st_size // 2])
+    cut.chmod(0o755)
+    done = run([str(cut), "--version"], TRANSPORTER_UNPACK_DIR=str(tmp_path / "unpack"))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        f"transporter: {cut} is damaged (no payload trailer): download it again"
+    )
