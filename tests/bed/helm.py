@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
 from tests.bed.kube import REPO, Cluster
+from tests.bed.rbac import Probe, Subject
 
 CHARTS = REPO / "helm"
 CP_CHART = CHARTS / "transporter-cp"
@@ -190,3 +192,70 @@ def in_pod_environment(cluster: Cluster, base: Mapping[str, str], home: Path) ->
     env["KUBERNETES_SERVICE_HOST"] = server.hostname or ""
     env["KUBERNETES_SERVICE_PORT"] = str(server.port)
     return env
+
+
+@attrs.frozen
+class InstalledAgentChart:
+    """The agent chart's ServiceAccount and RBAC, applied for real in release ``namespace``."""
+
+    objects: list[dict[str, Any]]
+    namespace: str
+    account: str
+    """The ServiceAccount's name."""
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.account}"
+
+
+RBAC_OBJECTS = (
+    "Namespace",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+)
+"""What of the agent chart is applied: its account, its RBAC and the namespaces its Roles live
+in (not the Deployment: there is no kubelet; the tests run the agent as the pod would)."""
+
+
+def install_agent_rbac(
+    cluster: Cluster,
+    namespace: str,
+    *values: Path,
+    sets: Mapping[str, str] | None = None,
+) -> InstalledAgentChart:
+    """``helm template`` of the agent chart in release ``namespace`` (made), and its account,
+    RBAC and namespaces applied to ``cluster`` for real, as the cluster admin."""
+    objects = render(
+        AGENT_CHART, *values, namespace=namespace, release="transporter-agent", sets=sets
+    )
+    with admin_client(cluster) as dynamic:
+        ensure_namespace(dynamic, namespace)
+        for obj in install_order(objects):
+            if obj["kind"] in RBAC_OBJECTS:
+                server_side_apply(dynamic, obj, dry_run=False)
+    (account,) = named(objects, "ServiceAccount")
+    return InstalledAgentChart(objects, namespace, account["metadata"]["name"])
+
+
+def can_i_on(cluster: Cluster, subject: Subject, probe: Probe, name: str) -> bool:
+    """:func:`tests.bed.rbac.can_i` about the object ``name`` (rules with ``resourceNames``)."""
+    review = k8s.V1SubjectAccessReview(
+        spec=k8s.V1SubjectAccessReviewSpec(
+            user=subject.user,
+            groups=list(subject.groups),
+            resource_attributes=k8s.V1ResourceAttributes(
+                verb=probe.verb,
+                resource=probe.resource,
+                group=probe.group,
+                namespace=probe.namespace,
+                name=name,
+            ),
+        )
+    )
+    api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+    with api:
+        answer = k8s.AuthorizationV1Api(api).create_subject_access_review(review)
+    return answer.status is not None and bool(answer.status.allowed)
