@@ -7,16 +7,22 @@ applied with its phases shown live. The API needs tokens, as everywhere: the dem
 channel is mutual TLS, as everywhere: the control plane makes its CA at its first start, and the
 demo issues the agent's bundle with ``transporter bundle create``; the API is HTTPS with a
 certificate from that CA, which the producer is given (``TRANSPORTER_CA_CERT``). Ctrl-C stops
-everything and removes the demo's data.
+everything and removes the demo's data; its logs stay, in the folder it names.
+
+The API listens on ``DEMO_API`` (127.0.0.1:8080) and the agent channel on
+``DEMO_AGENT_LISTEN`` (127.0.0.1:8443); a port in use there is said in one line, before
+anything starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +42,23 @@ AGENTS = os.environ.get("DEMO_AGENT_LISTEN", "127.0.0.1:8443")
 AGENT_ID = "demo-agent"
 
 
+def busy(address: str, variable: str) -> str | None:
+    """Why the demo cannot listen on ``address`` (one line naming ``variable``), or ``None``."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host.strip("[]"), int(port)))
+    except ValueError:
+        return f"make demo: {variable}={address} is not HOST:PORT"
+    except OSError as exc:
+        what = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        return (
+            f"make demo: {address} is {what}; set {variable}=127.0.0.1:PORT to a free port"
+            " (DEMO_API: the API, DEMO_AGENT_LISTEN: the agent channel)"
+        )
+    return None
+
+
 def wait_for_agent(api: str, token: str, ca: Path, deadline: float) -> None:
     request = urllib.request.Request(
         f"https://{api}/agents/{AGENT_ID}", headers={"Authorization": f"Bearer {token}"}
@@ -49,7 +72,7 @@ def wait_for_agent(api: str, token: str, ca: Path, deadline: float) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError("the agent did not connect; see its log")
+    raise TimeoutError("the agent did not connect; see its log (agent.log, named above)")
 
 
 def create_token(name: str, role: str, *argv: str) -> str:
@@ -91,8 +114,16 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    for address, variable in ((API, "DEMO_API"), (AGENTS, "DEMO_AGENT_LISTEN")):
+        problem = busy(address, variable)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
     work = Path(tempfile.mkdtemp(prefix="transporter-demo-"))
+    # The logs outlive the demo's data: the paths it prints stay good after Ctrl-C.
+    logs = Path(tempfile.mkdtemp(prefix="transporter-demo-logs-"))
     with contextlib.ExitStack() as stack:
+        stack.callback(print, f"logs kept in {logs}", flush=True)
         stack.callback(shutil.rmtree, work, ignore_errors=True)
         given = os.environ.get("DEMO_KUBECONFIG")
         if given:
@@ -105,9 +136,11 @@ def main() -> int:
             print(f"cluster        {cluster.server}")
 
         def start(name: str, *argv: str) -> subprocess.Popen[bytes]:
-            log = (work / f"{name}.log").open("wb")
+            log = (logs / f"{name}.log").open("wb")
             stack.callback(log.close)
-            process = subprocess.Popen([*TRANSPORTER, *argv], stdout=log, stderr=log)
+            # Text logs: a person reads them (json is the default off a terminal).
+            env = {**os.environ, "TRANSPORTER_LOG_FORMAT": "text"}
+            process = subprocess.Popen([*TRANSPORTER, *argv], stdout=log, stderr=log, env=env)
             stack.callback(process.wait)
             stack.callback(process.send_signal, signal.SIGTERM)
             return process
@@ -119,7 +152,7 @@ def main() -> int:
         token = create_token("demo", "submit", "--agents", AGENT_ID, *data_dir)
         admin = create_token("demo-admin", "admin", *data_dir)
         cp = start("cp", "cp", "--listen", API, "--agent-listen", AGENTS, *data_dir)
-        print(f"control plane  https://{API}  (log {work / 'cp.log'})")
+        print(f"control plane  https://{API}  (log {logs / 'cp.log'})")
         print(f"tokens         demo (submit for {AGENT_ID}), demo-admin (admin)")
         # The control plane made its CA and event-signing key at its first start: issue the
         # agent's bundle from them, as an operator does on the control plane's host.
@@ -140,7 +173,7 @@ def main() -> int:
             "--label",
             "env=demo",
         )
-        print(f"agent          {AGENT_ID}  (log {work / 'agent.log'})", flush=True)
+        print(f"agent          {AGENT_ID}  (log {logs / 'agent.log'})", flush=True)
         ca = work / "cp" / "ca.crt"
         wait_for_agent(API, token, ca, time.monotonic() + 60)
         print(
@@ -181,7 +214,8 @@ Everything keeps running until Ctrl-C. Try, in another terminal (. .venv/bin/act
         while not stop.wait(0.5):
             for name, process in (("control plane", cp), ("agent", agent)):
                 if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; see {work}", file=sys.stderr)
+                    log = logs / ("cp.log" if process is cp else "agent.log")
+                    print(f"{name} exited with {process.returncode}; see {log}", file=sys.stderr)
                     return 1
         print("\nstopping", flush=True)
     return 0

@@ -23,7 +23,12 @@ def test_the_binary_answers_version(binary: Path) -> None:
         [str(binary), "--version"], capture_output=True, text=True, env={}, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"transporter {__version__}"
+    assert (
+        done.stdout.startswith(f"transporter {__version__} (commit ")
+        and ", built unknown" not in done.stdout
+        and done.stdout.endswith(", linux/x86_64)\n")
+        and ", Python 3.13." in done.stdout
+    ), done.stdout
 
 
 def test_the_binary_serves_healthz_and_stops_on_sigterm(binary: Path, tmp_path: Path) -> None:

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
+from tests.bed.kube import Cluster
+from tests.bed.process import started
+from tests.bed.roles import (
+    AGENT_LISTENING,
+    PYTHON_TRANSPORTER,
+    REGISTERED,
+    clean_environment,
+    create_bundle,
+    running_cp,
+)
 from transporter import __version__, cli
 from transporter.config.agent import AgentConfig
 from transporter.config.cp import CpConfig
@@ -271,3 +282,59 @@ def test_an_agent_with_a_bad_policy_file_refuses_to_start(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"transporter agent: error: policy file {policy}: ")
     assert complaint in lines[0]
+
+
+def test_a_user_without_a_home_is_told_to_give_a_data_dir(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A container's arbitrary uid: not root, no HOME, no entry in /etc/passwd. The default
+    data folder cannot be found: one line naming --data-dir, exit 2, no traceback."""
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv("TRANSPORTER_DATA_DIR", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000654321)
+    monkeypatch.setattr(os, "getuid", lambda: 1000654321)
+    for argv in (["cp"], ["token", "list"], ["bundle", "create", "--agent-id", "a", "--out", "b"]):
+        with pytest.raises(SystemExit) as stopped:
+            cli.parse(argv)
+        assert stopped.value.code == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1, error
+        assert "uid 1000654321 has no home folder" in error
+        assert "give --data-dir DIR or TRANSPORTER_DATA_DIR" in error
+    settings = cli.parse(["cp", "--data-dir", "/srv/transporter", "--log-format", "text"])
+    assert isinstance(settings, CpConfig) and settings.data_dir == Path("/srv/transporter")
+
+
+def test_a_data_folder_that_cannot_be_made_names_the_flag(tmp_path: Path) -> None:
+    """A read-only root (here: a folder under a file): one line naming --data-dir, exit 2."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = run("cp", "--data-dir", str(blocker / "data"), "--listen", "127.0.0.1:0")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"cannot make the data folder {blocker / 'data'}" in done.stderr
+    assert "give --data-dir DIR (or TRANSPORTER_DATA_DIR)" in done.stderr
+    assert "read-only root" in run("cp", "--help").stdout
+
+
+def test_a_connected_agent_stops_within_a_second_of_sigterm(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """SIGTERM to an agent connected to a control plane: it closes its connection (the close
+    frame sent, no answer awaited: its reader is stopping too) and exits 0 within 1 s."""
+    with running_cp(tmp_path / "cp") as cp:
+        found = AGENT_LISTENING.search(cp.output)
+        assert found is not None, cp.output
+        bundle = create_bundle(tmp_path / "cp", "stops-1", tmp_path / "bundle")
+        argv = [*PYTHON_TRANSPORTER, "agent", "--bundle", str(bundle), "--cp-url", found.group(1)]
+        argv += ["--kubeconfig", str(cluster.kubeconfig)]
+        with started(argv, REGISTERED, env=clean_environment()) as (agent, _):
+            sent = time.monotonic()
+            agent.popen.send_signal(signal.SIGTERM)
+            code = agent.popen.wait(timeout=30)
+            took = time.monotonic() - sent
+        assert code == 0, agent.tail()
+        assert took < 1.0, f"stopped {took:.2f} s after SIGTERM\n{agent.tail()}"
+        cp.process.wait_for(re.compile("agent stops-1 disconnected"))
+    assert "Traceback" not in agent.output

@@ -82,7 +82,7 @@ def text() -> str:
     """``transporter 0.1.0 (commit 0123456789ab, built 2026-12-06T07:00:00Z, Python 3.13.1,
     linux/x86_64)``."""
     facts = info()
-    commit = facts["commit"][:12]
+    commit = facts["commit"][:12] + ("+dirty" if facts["commit"].endswith("+dirty") else "")
     return (
         f"transporter {facts['version']} (commit {commit}, built {facts['build_date']},"
         f" Python {facts['python']}, {facts['platform']})"

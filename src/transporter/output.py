@@ -53,6 +53,7 @@ def structured(data: object, output: Output) -> str:
     """``data`` as JSON or YAML, times in RFC 3339, ending with a newline."""
     shown = with_times(data)
     if output == "yaml":
+        shown = json.loads(json.dumps(shown))  # plain data: enumerations as their strings
         import yaml  # here: only this format needs it
 
         text: str = yaml.safe_dump(

@@ -71,7 +71,7 @@ def create_settings(values: Values, parser: Parser) -> BundleCreateConfig:
     return BundleCreateConfig(
         agent_id=values["agent_id"],
         out=values["out"],
-        data_dir=data_dir_of(values),
+        data_dir=data_dir_of(values, parser),
         store=store_or_default(values, parser),
         ca_cert=values["ca_cert"],
         ca_key=values["ca_key"],

@@ -68,7 +68,7 @@ def add(commands: Subcommands) -> None:
 
 
 def settings(values: Values, parser: Parser) -> CpConfig:
-    data_dir = data_dir_of(values)
+    data_dir = data_dir_of(values, parser)
     both_or_neither(values, parser, "--ca-cert", "--ca-key")
     both_or_neither(values, parser, "--api-tls-cert", "--api-tls-key")
     if values["insecure_plain_http"] and values["api_tls_cert"] is not None:

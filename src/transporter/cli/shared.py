@@ -10,7 +10,7 @@ from transporter.cli.commands import Parser, Values
 from transporter.cli.flags import Flag, dest_of, path
 from transporter.config.cp import default_data_dir
 from transporter.config.store_spec import StoreSpec
-from transporter.config.values import Address
+from transporter.config.values import Address, ConfigError
 
 DEBUG = Flag("--debug", "log at debug level", switch=True)
 LOG_FORMAT = Flag(
@@ -26,7 +26,9 @@ LOG_FORMAT = Flag(
 STORE_FLAGS = (
     Flag(
         "--data-dir",
-        "the control plane's data folder: its embedded store, CA and keys",
+        "the control plane's data folder: its embedded store, CA and keys (default:"
+        " /var/lib/transporter as root, else $XDG_DATA_HOME/transporter or"
+        " ~/.local/share/transporter; on a read-only root, give a writable one)",
         path,
         metavar="DIR",
     ),
@@ -82,10 +84,15 @@ OUTPUT = Flag(
 NO_HEADERS = Flag("--no-headers", "tables without their header line", switch=True)
 
 
-def data_dir_of(values: Values) -> Path:
+def data_dir_of(values: Values, parser: Parser) -> Path:
     """``--data-dir``, else the default data folder."""
     path_given: Path | None = values["data_dir"]
-    return path_given or default_data_dir()
+    if path_given is not None:
+        return path_given
+    try:
+        return default_data_dir()
+    except ConfigError as exc:
+        parser.error(str(exc))
 
 
 def store_of(values: Values, parser: Parser) -> StoreSpec | None:
@@ -100,7 +107,7 @@ def store_of(values: Values, parser: Parser) -> StoreSpec | None:
 
 def store_or_default(values: Values, parser: Parser) -> StoreSpec:
     """The store that ``--store`` or ``--redis-addr`` names, else SQLite in the data folder."""
-    return store_of(values, parser) or StoreSpec.sqlite_in(data_dir_of(values))
+    return store_of(values, parser) or StoreSpec.sqlite_in(data_dir_of(values, parser))
 
 
 def both_or_neither(values: Values, parser: Parser, first: str, second: str) -> None:

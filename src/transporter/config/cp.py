@@ -10,14 +10,25 @@ from typing import Literal
 import attrs
 
 from transporter.config.store_spec import StoreSpec
-from transporter.config.values import Address
+from transporter.config.values import Address, ConfigError
 
 
 def default_data_dir() -> Path:
-    """Like k3s: a system folder when run as root, the user's data folder otherwise."""
+    """Like k3s: a system folder when run as root, the user's data folder otherwise;
+    :class:`ConfigError` for a user with neither ``HOME`` nor an entry in the password file
+    (a container's arbitrary uid), which must be given ``--data-dir``."""
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/transporter")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".local" / "share")
+        except (RuntimeError, KeyError):  # no HOME, and no home for this uid in /etc/passwd
+            raise ConfigError(
+                f"no --data-dir, and uid {os.getuid()} has no home folder for the default"
+                " (HOME is not set): give --data-dir DIR or TRANSPORTER_DATA_DIR, a folder"
+                " this user can write"
+            ) from None
     return Path(base) / "transporter"
 
 

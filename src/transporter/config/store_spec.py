@@ -52,6 +52,17 @@ class StoreSpec:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
 
+    @property
+    def flags(self) -> str:
+        """The flags that name this store to another command, for the hints commands print:
+        ``--data-dir DIR`` for the SQLite file of a data folder, else ``--store URL`` (a URL
+        with a password is not repeated: the same ``--store`` or ``TRANSPORTER_STORE``)."""
+        if self.path is not None and self.path.name == "transporter.db":
+            return f"--data-dir {self.path.parent}"
+        if urlsplit(self.url).password is not None:
+            return "--store URL (the same, or TRANSPORTER_STORE)"
+        return f"--store {self.url}"
+
     @classmethod
     def sqlite_in(cls, data_dir: Path) -> StoreSpec:
         path = data_dir / "transporter.db"

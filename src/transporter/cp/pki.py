@@ -267,7 +267,13 @@ def _write_whole(path: Path, data: bytes, mode: int) -> None:
 
 
 def _make_folder(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise PkiError(
+            f"cannot make the data folder {folder}: {exc.strerror}; give --data-dir DIR (or"
+            " TRANSPORTER_DATA_DIR), a folder this user can write (a read-only root needs one)"
+        ) from None
 
 
 def _load_ca(cert_file: Path, key_file: Path) -> Issued:

@@ -156,7 +156,7 @@ def create_main(settings: BundleCreateConfig) -> int:
         f"  valid until  {issued.not_after:%Y-%m-%d %H:%M:%S} UTC\n"
         f"Carry the folder to the agent's host (keep {BUNDLE_KEY_FILE} secret) and run:\n"
         f"  transporter agent --bundle DIR --cp-url wss://HOST:PORT/ws\n"
-        f"Revoke it with: transporter bundle revoke {issued.serial}"
+        f"Revoke it with: transporter bundle revoke {issued.serial} {settings.store.flags}"
     )
     return 0
 
