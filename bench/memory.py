@@ -1,7 +1,7 @@
 """Memory: RSS of an idle agent, and of a control plane holding many idle agent connections.
 
     .venv/bin/python bench/memory.py [--connections 1000 | 0] [--agent-binary dist/transporter]
-                                     [--runs N]
+                                     [--runs N] [--agent-flag=--metrics-listen=127.0.0.1:0]
 
 The agent is the real ``transporter agent`` on the test bed's cluster. The connections come from
 bench/agents.py (real sessions, registered and heartbeating) in another process. Targets
@@ -89,6 +89,13 @@ def main() -> int:
         help="start the idle agent this many times in a row (one cluster, one control plane)"
         " and print each figure, then the least, median and most",
     )
+    parser.add_argument(
+        "--agent-flag",
+        action="append",
+        default=[],
+        help="one more flag for the idle agent, repeatable (--agent-flag=--metrics-listen=HOST:0"
+        " measures it serving its metrics)",
+    )
     args = parser.parse_args()
     agent_command = [str(args.agent_binary)] if args.agent_binary else list(TRANSPORTER)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,6 +114,7 @@ def main() -> int:
                 agent_url,
                 "--kubeconfig",
                 str(cluster.kubeconfig),
+                *args.agent_flag,
             ]
             agent_kibs = _idle_agent(agent_argv, api, max(args.runs, 1))
             if args.connections:
