@@ -5,14 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
+import trio
+from prometheus_client import generate_latest
+
 from tests.bed import pki as test_pki
+from tests.bed import records as r
 from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap, event_body, unique
 from tests.bed.metrics import PROMETHEUS_TEXT, Samples, agent_with_metrics, scrape
 from tests.bed.producer import ApiAccess, call
 from tests.bed.roles import AGENT_LISTENING, RunningCp, create_bundle, running_cp
-from transporter.cp.metrics import STAGES
+from transporter.cp.connections import Gate, Limits
+from transporter.cp.live import Connection, LiveAgents
+from transporter.cp.metrics import STAGES, CpMetrics, stage_times
 from transporter.cp.timed_store import OPERATIONS
+from transporter.protocol.model import AgentInfo, AgentStatus, EventRecord, EventState
+from transporter.protocol.status import StatusUpdate, accepted, advance
 
 
 def metrics(cp: RunningCp, token: str | None, **headers: str) -> tuple[int, str, str]:
@@ -108,3 +117,49 @@ def test_an_event_that_completes_moves_the_counters(cluster: Cluster, tmp_path: 
     assert after.get("transporter_redeliveries_total", reason="ack_timeout") == 0
     ids = [labels for name in after.names() for labels in after.labels_of(name)]
     assert not any("metrics-site" in value for labels in ids for value in labels.values())
+
+
+def journey(*updates: StatusUpdate) -> EventRecord:
+    record: EventRecord | None = accepted(EventRecord(event=r.event(), seq=1))
+    for update in updates:
+        assert record is not None
+        record = advance(record, update)
+    assert record is not None
+    return record
+
+
+def test_stage_times_come_from_the_timeline() -> None:
+    # One second in each stage, from queued to verifying.
+    assert stage_times(journey(*r.JOURNEY)) == dict.fromkeys(STAGES, 1.0)
+    # The agent's clock two seconds behind ours: the step back counts as nothing.
+    behind = [
+        r.update(EventState.ASSIGNED, r.T0 + 1),
+        *(attrs.evolve(u, at=u.at - 2) for u in r.JOURNEY[1:]),
+    ]
+    times = stage_times(journey(*behind))
+    assert times["assigned"] == 0.0
+    assert times["received"] == times["verifying"] == 1.0
+
+
+async def test_agents_and_refused_connections_are_read_when_scraped() -> None:
+    metrics, live = CpMetrics(), LiveAgents()
+    api, channel = (
+        Gate("api", Limits(total=1, per_address=1)),
+        Gate("ch", Limits(total=0, per_address=0)),
+    )
+
+    async def nowhere(text: str) -> None:
+        raise AssertionError("nothing is sent")
+
+    for agent, status in (("a", AgentStatus.CONNECTED), ("b", AgentStatus.UNHEALTHY)):
+        live.attach(
+            Connection(AgentInfo(agent), 0.0, nowhere, trio.CancelScope(), 0.0, status=status)
+        )
+    assert api.enter("10.0.0.1") and not api.enter("10.0.0.1")
+    assert not channel.enter("10.0.0.2") and not channel.enter("10.0.0.3")
+    metrics.watch(live, api=api, agent_channel=channel)
+    samples = Samples.parse(generate_latest(metrics.registry).decode())
+    assert samples.get("transporter_agents_connected") == 2
+    assert samples.get("transporter_agents_unhealthy") == 1
+    assert samples.get("transporter_connections_refused_total", listener="api") == 1
+    assert samples.get("transporter_connections_refused_total", listener="agent_channel") == 2

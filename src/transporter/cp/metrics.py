@@ -15,6 +15,7 @@ that needs the store, the unfinished events by state, is asked for at most every
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
@@ -27,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from transporter.cp.live import LiveAgents
 from transporter.protocol.model import AgentStatus, EventRecord, EventState, Phase
-from transporter.store.base import Store
+from transporter.store.base import Store, StoreUnavailable
 
 EVENT_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 """Seconds: an event on an idle agent takes tens of milliseconds, a large one or one that
@@ -205,8 +206,11 @@ class CpMetrics:
         asks for OpenMetrics), and its content type."""
         now = trio.current_time()
         if self.scraped.counted_at is None or now - self.scraped.counted_at >= COUNTS_MAX_AGE:
-            self.scraped.unfinished = await store.count_unfinished()
             self.scraped.counted_at = now
+            # A store that does not answer keeps the last counts: the other figures (its
+            # failures among them) matter most then.
+            with contextlib.suppress(StoreUnavailable):
+                self.scraped.unfinished = await store.count_unfinished()
         try:
             encode, content_type = choose_encoder(accept or "")
         except ValueError:  # a malformed Accept: the plain format
