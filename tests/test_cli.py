@@ -338,3 +338,21 @@ def test_a_connected_agent_stops_within_a_second_of_sigterm(
         assert took < 1.0, f"stopped {took:.2f} s after SIGTERM\n{agent.tail()}"
         cp.process.wait_for(re.compile("agent stops-1 disconnected"))
     assert "Traceback" not in agent.output
+
+
+def _leaf_commands() -> list[tuple[str, ...]]:
+    from transporter.cli.completion import walk
+
+    return [node.path for node in walk(cli.build_parser()) if node.path]
+
+
+@pytest.mark.parametrize("path", _leaf_commands(), ids=" ".join)
+def test_every_commands_help_says_what_it_does_with_an_example(path: tuple[str, ...]) -> None:
+    done = run(*path, "--help")
+    assert done.returncode == 0, done.stderr
+    usage, description = done.stdout.split("\n\n")[:2]
+    assert usage.startswith(f"usage: transporter {' '.join(path)}")
+    assert description.strip().endswith(".") and len(description.split()) >= 4, description
+    examples = done.stdout.split("\nexamples:\n")[1]
+    commands = [line.split()[:2] for line in examples.splitlines() if line.startswith("  ")]
+    assert ["transporter", path[0]] in commands, examples

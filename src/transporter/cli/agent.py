@@ -83,7 +83,21 @@ FLAGS = (
 
 
 def add(commands: Subcommands) -> None:
-    add_command(commands, "agent", FLAGS, settings, "run an agent inside a cluster")
+    add_command(
+        commands,
+        "agent",
+        FLAGS,
+        settings,
+        "run an agent inside a cluster",
+        "Run an agent: it dials out to the control plane's agent channel and keeps the"
+        " connection, judges each event by its policy, applies it with server-side apply and"
+        " reports every phase. Its id is the one in its bundle's certificate.",
+        examples=(
+            "transporter agent --bundle site-1 --cp-url wss://cp.example:8443/ws",
+            "transporter agent --bundle /etc/transporter/bundle --cp-url wss://cp:8443/ws \\",
+            "    --policy /etc/transporter/policy.yaml --label env=prod",
+        ),
+    )
 
 
 def settings(values: Values, parser: Parser) -> AgentConfig:

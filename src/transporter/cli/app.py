@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 from transporter import buildinfo
 from transporter.cli import agent, audit, bundles, completion, cp, produce, tokens, version
-from transporter.cli.commands import Parser, subcommands
+from transporter.cli.commands import HelpFormatter, Parser, subcommands
 from transporter.config.admin import (
     AuditVerifyConfig,
     BundleCreateConfig,
@@ -56,7 +55,7 @@ def build_parser() -> Parser:
         prog="transporter",
         description="Manage Kubernetes resources on clusters whose agents dial out to you.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     root.add_argument(
         "--version",

@@ -12,7 +12,12 @@ VERIFY_FLAGS = STORE_FLAGS
 
 
 def add(commands: Subcommands) -> None:
-    actions = add_group(commands, "audit", "check the control plane's audit log")
+    actions = add_group(
+        commands,
+        "audit",
+        "check the control plane's audit log",
+        examples=("transporter audit verify --data-dir /var/lib/transporter",),
+    )
     add_command(
         actions,
         "verify",
@@ -22,6 +27,10 @@ def add(commands: Subcommands) -> None:
         "Walk the control plane's audit log oldest first and recompute its hash chain. Prints"
         " the number of records and the last one's hash when every record matches (exit 0);"
         " else the first record that does not, and why (exit 1).",
+        examples=(
+            "transporter audit verify --data-dir /var/lib/transporter",
+            "TRANSPORTER_STORE=redis://redis:6379/0 transporter audit verify",
+        ),
     )
 
 

@@ -40,7 +40,12 @@ REVOKE_FLAGS = (
 
 
 def add(commands: Subcommands) -> None:
-    actions = add_group(commands, "bundle", "issue and revoke agents' credentials")
+    actions = add_group(
+        commands,
+        "bundle",
+        "issue and revoke agents' credentials",
+        examples=("transporter bundle create --agent-id site-1 --out site-1 --data-dir /srv/tp",),
+    )
     add_command(
         actions,
         "create",
@@ -50,6 +55,11 @@ def add(commands: Subcommands) -> None:
         "Issue a client certificate for one agent id from the control plane's CA and write the"
         " agent's bundle into a new folder, to carry to the agent's host"
         " (transporter agent --bundle DIR).",
+        examples=(
+            "transporter bundle create --agent-id site-1 --out site-1 --data-dir /srv/tp",
+            "transporter bundle create --agent-id site-2 --out site-2 --days 90 \\",
+            "    --store redis://redis:6379/0 --ca-cert ca.crt --ca-key ca.key --signing-key s.key",
+        ),
     )
     revoke = add_command(
         actions,
@@ -60,6 +70,7 @@ def add(commands: Subcommands) -> None:
         "Revoke an agent's certificate in the control plane's store (the same --data-dir,"
         " --store and variables as cp). Every control plane on the store refuses it at the next"
         " handshake and closes its open connection within seconds.",
+        examples=("transporter bundle revoke 4f0b6a1e --reason 'host lost' --data-dir /srv/tp",),
     )
     revoke.add_argument(
         "certificate", metavar="SERIAL|FINGERPRINT", help="as 'bundle create' printed it"

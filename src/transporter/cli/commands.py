@@ -34,6 +34,15 @@ def subcommands(parser: Parser, dest: str) -> Subcommands:
     return actions
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but examples (an epilog that starts ``examples:``) keep their lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _help(summary: str, description: str | None, examples: Sequence[str]) -> dict[str, Any]:
     """What ``--help`` shows above and below the flags: what the command does (its
     description, else its summary) and examples, laid out as written."""
@@ -42,7 +51,7 @@ def _help(summary: str, description: str | None, examples: Sequence[str]) -> dic
         "help": summary,
         "description": description or summary[:1].upper() + summary[1:] + ".",
         "epilog": epilog,
-        "formatter_class": argparse.RawDescriptionHelpFormatter,
+        "formatter_class": HelpFormatter,
     }
 
 

@@ -64,7 +64,21 @@ FLAGS = (
 
 
 def add(commands: Subcommands) -> None:
-    add_command(commands, "cp", FLAGS, settings, "run the control plane")
+    add_command(
+        commands,
+        "cp",
+        FLAGS,
+        settings,
+        "run the control plane",
+        "Run the control plane: the HTTP API producers submit to (and /healthz, /readyz) and"
+        " the agent channel agents dial. Its state (the embedded SQLite store, its CA and"
+        " event-signing key) lives in --data-dir; several replicas share a Redis --store.",
+        examples=(
+            "transporter cp --data-dir /var/lib/transporter",
+            "transporter cp --data-dir /data --tls-san cp.example.com   # a read-only root",
+            "TRANSPORTER_STORE=redis://:PASSWORD@redis:6379/0 transporter cp --data-dir /data",
+        ),
+    )
 
 
 def settings(values: Values, parser: Parser) -> CpConfig:

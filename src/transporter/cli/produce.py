@@ -100,12 +100,45 @@ GET_FLAGS = (
 
 
 def add(commands: Subcommands) -> None:
-    kinds = add_group(commands, "produce", "submit events and follow them", dest="kind")
+    kinds = add_group(
+        commands,
+        "produce",
+        "submit events and follow them",
+        dest="kind",
+        examples=(
+            "transporter produce k8s --agent site-1 --manifest app/ --wait",
+            "transporter produce get events -o wide",
+        ),
+    )
     add_command(
-        kinds, "k8s", K8S_FLAGS, k8s_settings, "apply Kubernetes manifests through an agent"
+        kinds,
+        "k8s",
+        K8S_FLAGS,
+        k8s_settings,
+        "apply Kubernetes manifests through an agent",
+        "Submit one event that applies (or, with --delete, deletes) the manifests' objects"
+        " on one agent's cluster, and print its id; with --wait, show its phases as they"
+        " happen and each object's result. Exit 0 completed, 1 failed, expired or not"
+        " finished, 2 refused.",
+        examples=(
+            "export TRANSPORTER_TOKEN=tpt_… TRANSPORTER_CA_CERT=ca.crt",
+            "transporter produce k8s --agent site-1 --manifest app/ --wait",
+            "transporter produce k8s --agent site-1 --manifest app/ --delete --wait -o json",
+        ),
     )
     get = add_command(
-        kinds, "get", GET_FLAGS, get_settings, "show events or agents, like kubectl get"
+        kinds,
+        "get",
+        GET_FLAGS,
+        get_settings,
+        "show events or agents, like kubectl get",
+        "Show the events (newest first) or the agents the token may see, or one of them;"
+        " --watch follows one event until it ends.",
+        examples=(
+            "transporter produce get events --agent site-1 --state failed",
+            "transporter produce get event 6f1c…  --watch",
+            "transporter produce get agents -o yaml",
+        ),
     )
     get.add_argument("what", choices=QUERY_KINDS, help="events, event ID, agents, agent ID")
     get.add_argument("name", nargs="?", help="the event or agent id")

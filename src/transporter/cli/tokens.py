@@ -38,7 +38,15 @@ REVOKE_FLAGS = STORE_FLAGS
 
 
 def add(commands: Subcommands) -> None:
-    actions = add_group(commands, "token", "create, list and revoke API tokens")
+    actions = add_group(
+        commands,
+        "token",
+        "create, list and revoke API tokens",
+        examples=(
+            "transporter token create --name ci --role submit --agents 'team-a-*' --data-dir DIR",
+            "transporter token list -o wide --data-dir DIR",
+        ),
+    )
     add_command(
         actions,
         "create",
@@ -47,9 +55,24 @@ def add(commands: Subcommands) -> None:
         "create an API token; prints it once, on stdout",
         "Create an API token in the control plane's store. The token is printed once, on stdout"
         " (what it is and how to use it on stderr); the store keeps only its SHA-256.",
+        examples=(
+            "transporter token create --name ops --role admin --data-dir /var/lib/transporter",
+            "TOKEN=$(transporter token create --name ci --role submit --agents 'team-a-*' \\",
+            "    --data-dir /var/lib/transporter)",
+        ),
     )
     add_command(
-        actions, "list", LIST_FLAGS, list_settings, "list the API tokens, revoked ones included"
+        actions,
+        "list",
+        LIST_FLAGS,
+        list_settings,
+        "list the API tokens, revoked ones included",
+        "List the API tokens in the control plane's store: id, name, role, agents, when"
+        " created and revoked, and by whom (never the token itself).",
+        examples=(
+            "transporter token list --data-dir /var/lib/transporter",
+            "transporter token list -o yaml --store redis://redis:6379/0",
+        ),
     )
     revoke = add_command(
         actions,
@@ -57,6 +80,7 @@ def add(commands: Subcommands) -> None:
         REVOKE_FLAGS,
         revoke_settings,
         "revoke an API token: refused at once by every control plane on the store",
+        examples=("transporter token revoke 3f9c2a71b0de --data-dir /var/lib/transporter",),
     )
     revoke.add_argument("id", help="the token's id (`token list`; tpt_<id>_…)")
 
