@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
 from transporter.agent.metrics import AgentMetrics, MetricsListenError
@@ -44,6 +44,9 @@ class PrometheusMetrics(AgentMetrics):
     """The agent's metrics in a registry of its own."""
 
     def __init__(self) -> None:
+        # No *_created series beside each counter and histogram: the text format has no use
+        # for them, and they would double what is scraped. (The library's one switch.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it untyped
         self.registry = CollectorRegistry(auto_describe=True)
         self._connection(self.registry)
         self._events(self.registry)
