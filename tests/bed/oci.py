@@ -88,15 +88,22 @@ def unpack(image: Image, dest: Path) -> Path:
 
 
 def confine(
-    bundle: Path, args: Sequence[str], *, binds: dict[str, Path], tmpfs_size: str = "128m"
+    bundle: Path,
+    args: Sequence[str],
+    *,
+    binds: dict[str, Path],
+    env: dict[str, str] | None = None,
+    tmpfs_options: Sequence[str] = ("size=128m",),
 ) -> dict[str, Any]:
-    """Edit the bundle's ``config.json``: run ``args`` after the image's entrypoint, the root
-    read-only, a tmpfs at ``/tmp`` (its mode the image's ``/tmp``), ``binds`` (container path:
-    host folder) read-write, no terminal, and the host's network namespace. Returns it."""
+    """Edit the bundle's ``config.json``: run ``args`` after the image's entrypoint with ``env``
+    added to the image's, the root read-only, a tmpfs at ``/tmp`` (its mode the image's
+    ``/tmp``; nosuid, nodev and ``tmpfs_options``), ``binds`` (container path: host folder)
+    read-write, no terminal, and the host's network namespace. Returns it."""
     path = bundle / "config.json"
     spec: dict[str, Any] = json.loads(path.read_text())
     process = spec["process"]
     process["args"] = [*process["args"], *args]
+    process["env"] = [*process["env"], *(f"{k}={v}" for k, v in (env or {}).items())]
     process["terminal"] = False
     spec["root"]["readonly"] = True
     spec["mounts"].append(
@@ -104,7 +111,7 @@ def confine(
             "destination": "/tmp",
             "type": "tmpfs",
             "source": "tmpfs",
-            "options": ["nosuid", "nodev", f"size={tmpfs_size}"],
+            "options": ["nosuid", "nodev", *tmpfs_options],
         }
     )
     for inside, outside in binds.items():
