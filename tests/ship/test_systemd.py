@@ -3,22 +3,28 @@ nothing to say, ask for the hardening they promise (and ``systemd-analyze securi
 so), give the single file a folder to unpack into once, and hand the agent its bundle as
 credentials. The single file itself runs under the W^X rule they set.
 
-No systemd runs here as the init (this test bed is a VM without one), so the units are checked,
-not started."""
+And both run, installed as their comments say, in a Debian 12 root booted with systemd as its
+init (tests/bed/systemd_host.py), with the test bed's cluster behind the agent."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.bed import mdwe
-from tests.bed.roles import running_cp
+from tests.bed.kube import Cluster
+from tests.bed.roles import PYTHON_TRANSPORTER, REGISTERED, clean_environment, running_cp
+from tests.bed.systemd_host import SystemdHost, systemd_host
 from transporter.protocol.identity import (
     BUNDLE_CA_FILE,
     BUNDLE_CERT_FILE,
@@ -31,6 +37,10 @@ CP, AGENT = "transporter-cp.service", "transporter-agent.service"
 INSTALLED = "/usr/local/bin/transporter"
 MAX_EXPOSURE = 1.5
 """``systemd-analyze security``'s overall exposure (0 to 10) each unit stays within."""
+BUNDLE_FILES = (BUNDLE_CA_FILE, BUNDLE_CERT_FILE, BUNDLE_KEY_FILE, BUNDLE_SIGNING_FILE)
+API_URL = re.compile(r"API listening on (https?://[^\s\"]+)")
+CHANNEL_URL = re.compile(r"agent channel listening on (wss?://[^\s\"]+)")
+"""The control plane's lines, in its journal (text or JSON)."""
 HARDENING = {
     "NoNewPrivileges": ["yes"],
     "CapabilityBoundingSet": [""],
@@ -75,6 +85,18 @@ def read_unit(text: str) -> Unit:
 
 def service(name: str) -> dict[str, list[str]]:
     return read_unit((UNITS / name).read_text())["Service"]
+
+
+def unit_file(name: str) -> bytes:
+    return (UNITS / name).read_bytes()
+
+
+def needs_a_host_with_systemd() -> None:
+    """runc to boot it, debootstrap to make its root, root to do both; in CI, a failure."""
+    missing = [tool for tool in ("runc", "debootstrap") if shutil.which(tool) is None]
+    why = f"missing {' '.join(missing)}" if missing else "needs root" if os.geteuid() else ""
+    if why:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
 
 
 def needs_systemd_analyze() -> None:
@@ -192,3 +214,90 @@ def test_the_single_file_serves_under_memory_deny_write_execute(
         assert probe.returncode == 0, probe.stderr + cp.output
         assert cp.stop() == 0
     assert "Traceback" not in cp.output
+
+
+AS_ITS_USER = ["runuser", "-u", "transporter", "--", "env"]
+AS_ITS_USER += ["TRANSPORTER_UNPACK_DIR=/var/cache/transporter", INSTALLED]
+"""An operator's command on the control plane's host, as the README says to run it."""
+STORE = ["--data-dir", "/var/lib/transporter"]
+
+
+def start_the_control_plane(host: SystemdHost, binary: Path) -> tuple[str, str]:
+    """The file, the sysusers entry, both units and cp.env (on loopback, free ports) installed
+    as the units' comments say, the host booted, the control plane started: its agent channel
+    and API URLs."""
+    host.put(INSTALLED, binary.read_bytes(), 0o755)
+    host.put("/usr/lib/sysusers.d/transporter.conf", unit_file("transporter.sysusers"), 0o644)
+    for name in (CP, AGENT):
+        host.put(f"/etc/systemd/system/{name}", unit_file(name), 0o644)
+    env = unit_file("cp.env").replace(b"0.0.0.0:8080", b"127.0.0.1:0")
+    host.put("/etc/transporter/cp.env", env.replace(b"0.0.0.0:8443", b"127.0.0.1:0"), 0o644)
+    host.boot()
+    host.run("systemd-sysusers")
+    host.run("systemctl", "daemon-reload")
+    with host.journal(CP) as log:
+        host.run("systemctl", "start", CP)
+        return log.wait_for(CHANNEL_URL).group(1), log.wait_for(API_URL).group(1)
+
+
+def start_the_agent(host: SystemdHost, cluster: Cluster, channel: str) -> None:
+    """A bundle made as the control plane's user, installed root's own with the cluster's
+    kubeconfig, and the agent started: until it has registered."""
+    out = "/var/lib/transporter/site-1"
+    host.run(*AS_ITS_USER, "bundle", "create", "--agent-id", "site-1", "--out", out, *STORE)
+    for name in BUNDLE_FILES:
+        bundled = host.path(f"{out}/{name}").read_bytes()
+        host.put(f"/etc/transporter/agent/{name}", bundled, 0o600)
+    host.put("/etc/transporter/agent/kubeconfig", cluster.kubeconfig.read_bytes(), 0o600)
+    host.put("/etc/transporter/agent.env", f"TRANSPORTER_CP_URL={channel}\n".encode(), 0o644)
+    with host.journal(AGENT) as log:
+        host.run("systemctl", "start", AGENT)
+        log.wait_for(REGISTERED)
+
+
+def submit(host: SystemdHost, api: str, manifest: Path) -> dict[str, Any]:
+    """``produce k8s --wait -o json`` from this host, with a token made as the control plane's
+    user: what it printed."""
+    token = host.run(*AS_ITS_USER, "token", "create", "--name", "t", "--role", "admin", *STORE)
+    flags = ["--cp-url", api, "--ca-cert", str(host.path("/var/lib/transporter/ca.crt"))]
+    flags += ["--agent", "site-1", "--manifest", str(manifest), "--wait", "-o", "json"]
+    done = subprocess.run(
+        [*PYTHON_TRANSPORTER, "produce", "k8s", *flags],
+        capture_output=True,
+        text=True,
+        env=clean_environment() | {"TRANSPORTER_TOKEN": token.stdout.strip()},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown: dict[str, Any] = json.loads(done.stdout)
+    return shown
+
+
+def test_both_units_run_an_event_under_systemd(
+    binary: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    """In a Debian 12 host whose init is systemd: the control plane starts, the agent starts
+    with a root-owned bundle and kubeconfig handed over as credentials, an event completes,
+    both run sandboxed (no capabilities, no new privileges, a seccomp filter, not root), each
+    unpacked the file once under its CacheDirectory, and both stop cleanly."""
+    needs_a_host_with_systemd()
+    manifest = tmp_path / "cm.yaml"
+    name = f"systemd-{uuid.uuid4().hex[:10]}"
+    manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
+    with systemd_host(tmp_path / "host") as host:
+        channel, api = start_the_control_plane(host, binary)
+        start_the_agent(host, cluster, channel)
+        assert submit(host, api, manifest)["state"] == "completed"
+        for unit, cache in ((CP, "transporter"), (AGENT, "transporter-agent")):
+            status = host.main_process_status(unit)
+            assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2"), unit
+            assert int(status["CapEff"], 16) == 0 == int(status["CapBnd"], 16), unit
+            assert status["Uid"].split()[0] != "0", unit
+            unpacked = [p.name for p in host.path(f"/var/cache/{cache}").iterdir()]
+            assert len(unpacked) == 1, unpacked
+            assert re.fullmatch(r"[0-9a-f]{64}", unpacked[0]), unpacked
+        host.run("systemctl", "stop", AGENT, CP)
+        for unit in (CP, AGENT):
+            assert host.show(unit, "Result") == "success", unit
+            assert host.show(unit, "ExecMainStatus") == "0", unit
