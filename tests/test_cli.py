@@ -356,3 +356,21 @@ def test_every_commands_help_says_what_it_does_with_an_example(path: tuple[str, 
     examples = done.stdout.split("\nexamples:\n")[1]
     commands = [line.split()[:2] for line in examples.splitlines() if line.startswith("  ")]
     assert ["transporter", path[0]] in commands, examples
+
+
+def test_every_role_takes_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--log-format`` (or its variable) on cp, agent and produce; json by default here, where
+    stderr is not a terminal."""
+    monkeypatch.delenv("TRANSPORTER_LOG_FORMAT", raising=False)
+    roles = (
+        ["cp", "--data-dir", "/srv/tp"],
+        PLAIN_AGENT,
+        ["produce", "k8s", "--agent", "a", "--manifest", "m.yaml"],
+        ["produce", "get", "events"],
+    )
+    for argv in roles:
+        assert cli.parse(argv).log_format == "json"  # type: ignore[union-attr]
+        assert cli.parse([*argv, "--log-format", "text"]).log_format == "text"  # type: ignore[union-attr]
+    monkeypatch.setenv("TRANSPORTER_LOG_FORMAT", "text")
+    assert all(cli.parse(argv).log_format == "text" for argv in roles)  # type: ignore[union-attr]
+    assert run("cp", "--log-format", "xml").returncode == 2

@@ -6,7 +6,7 @@ from typing import Any
 
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag, path
-from transporter.cli.shared import NO_HEADERS, OUTPUT
+from transporter.cli.shared import LOG_FORMAT, NO_HEADERS, OUTPUT, log_format_of
 from transporter.config.produce import QUERY_KINDS, ProduceConfig, QueryConfig
 from transporter.config.values import (
     ConfigError,
@@ -72,6 +72,7 @@ K8S_FLAGS = (
     ),
     _TOKEN,
     _CA_CERT,
+    LOG_FORMAT,
 )
 
 GET_FLAGS = (
@@ -96,6 +97,7 @@ GET_FLAGS = (
     NO_HEADERS,
     _TOKEN,
     _CA_CERT,
+    LOG_FORMAT,
 )
 
 
@@ -182,4 +184,4 @@ def _reach_and_show(values: Values, parser: Parser) -> dict[str, Any]:
     except ConfigError as exc:
         parser.error(f"--cp-url: {exc}")
     names = ("cp_url", "token", "ca_cert", "timeout", "output", "no_headers")
-    return {name: values[name] for name in names}
+    return {name: values[name] for name in names} | {"log_format": log_format_of(values)}

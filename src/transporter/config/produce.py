@@ -22,6 +22,8 @@ class ProduceConfig:
     output: Literal["text", "wide", "name", "json", "yaml"] = "text"
     no_headers: bool = False
     """Tables without their header line."""
+    log_format: Literal["text", "json"] = "text"
+    """How log lines (a library's warnings) look on stderr."""
     delete: bool = False
     """Delete the objects the manifests name, instead of applying them."""
     ttl: int | None = None
@@ -51,6 +53,8 @@ class QueryConfig:
     output: Literal["text", "wide", "name", "json", "yaml"] = "text"
     no_headers: bool = False
     """Tables without their header line."""
+    log_format: Literal["text", "json"] = "text"
+    """How log lines (a library's warnings) look on stderr."""
     token: str | None = attrs.field(default=None, repr=False)
     """The API token, sent as ``Authorization: Bearer``; ``None``: none is sent."""
     ca_cert: Path | None = None

@@ -159,6 +159,7 @@ async def query(settings: QueryConfig, outcome: list[int]) -> None:
 
 
 def main(settings: ProduceConfig | QueryConfig) -> int:
+    runtime.configure_logging(debug=False, log_format=settings.log_format)
     outcome: list[int] = []
     job = submit if isinstance(settings, ProduceConfig) else query
 
