@@ -1,8 +1,8 @@
 """Run a program under the kernel's memory-deny-write-execute (``prctl(PR_SET_MDWE)``, Linux
 6.3 and later): no mapping may be writable and executable, nor become executable. It is what
-``MemoryDenyWriteExecute=yes`` asks of a systemd unit (systemd 253 and later use this prctl when
-the kernel has it, older ones a seccomp filter to the same end), so the tests can try the single
-file under it without a running systemd.
+``MemoryDenyWriteExecute=yes`` asks of a systemd unit (newer systemd uses this prctl when the
+kernel has it; 252, Debian 12's, a seccomp filter to the same end), so the tests try the single
+file under the kernel's own rule too, beside the units run under systemd.
 
     python tests/bed/mdwe.py PROGRAM [ARG ...]     (the setting holds across execve)
 
