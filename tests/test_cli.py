@@ -374,3 +374,11 @@ def test_every_role_takes_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSPORTER_LOG_FORMAT", "text")
     assert all(cli.parse(argv).log_format == "text" for argv in roles)  # type: ignore[union-attr]
     assert run("cp", "--log-format", "xml").returncode == 2
+
+
+def test_a_control_plane_without_tokens_says_how_to_make_one_for_its_store(
+    tmp_path: Path,
+) -> None:
+    with running_cp(tmp_path) as cp:
+        hint = f"`transporter token create --name NAME --role admin --data-dir {tmp_path}`"
+        cp.process.wait_for(re.compile(re.escape(hint)))

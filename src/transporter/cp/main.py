@@ -157,10 +157,14 @@ async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> No
     if not any(not token.revoked for token in await store.list_tokens()):
         log.warning(
             "the API needs a bearer token and there is none yet: create one on this host with"
-            " `transporter token create --name NAME --role admin` (same --data-dir/--store)"
+            " `transporter token create --name NAME --role admin %s`",
+            settings.effective_store.flags,
         )
     else:
-        log.info("API: bearer tokens required (`transporter token list` shows them)")
+        log.info(
+            "API: bearer tokens required (`transporter token list %s` shows them)",
+            settings.effective_store.flags,
+        )
     if settings.api.insecure_plain_http:
         log.warning(
             "API TLS IS OFF (--insecure-plain-http): the API on %s is plain HTTP, and bearer"
