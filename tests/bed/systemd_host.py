@@ -173,8 +173,9 @@ class SystemdHost:
 
     @contextlib.contextmanager
     def journal(self, unit: str) -> Iterator[Child]:
-        """The unit's journal lines from now on (``journalctl --follow``), to wait for one."""
-        argv = ["runc", "exec", self.name, "journalctl", "--follow", "--lines=0", "-o", "cat"]
+        """The unit's journal, all of it and then as it comes (``journalctl --follow``), to
+        wait for a line: one the unit writes before the reader starts is not missed."""
+        argv = ["runc", "exec", self.name, "journalctl", "--follow", "--no-tail", "-o", "cat"]
         child = Child([*argv, "--unit", unit])
         try:
             yield child
