@@ -10,9 +10,16 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from tests.bed.accounts import EXEC_V1, with_user
 from tests.bed.kube import Cluster
 from tests.bed.process import started
-from tests.bed.roles import AGENT_LISTENING, REGISTERED, create_bundle, running_cp
+from tests.bed.roles import (
+    AGENT_LISTENING,
+    REGISTERED,
+    clean_environment,
+    create_bundle,
+    running_cp,
+)
 from transporter import __version__
 from transporter.agent.bundle import load_bundle
 
@@ -92,3 +99,46 @@ def test_the_binarys_agent_applies_an_event(binary: Path, cluster: Cluster, tmp_
     assert [(r["kind"], r["name"], r["status"]) for r in shown["resources"]] == [
         ("ConfigMap", name, "created")
     ]
+
+
+def test_the_binarys_exec_plugin_gets_the_users_environment(
+    binary: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    """The programs the file's agent starts (a kubeconfig's exec plugin) run with the user's
+    LD_LIBRARY_PATH, not the unpacked folder's glibc, and see none of the launcher's
+    variables: a host program would not load with another glibc than its own."""
+    seen = tmp_path / "plugin-env"
+    credential = tmp_path / "credential.json"
+    credential.write_text(
+        json.dumps(
+            {
+                "apiVersion": EXEC_V1,
+                "kind": "ExecCredential",
+                "status": {
+                    "clientCertificateData": cluster.certs.admin_cert.read_text(),
+                    "clientKeyData": cluster.certs.admin_key.read_text(),
+                },
+            }
+        )
+    )
+    plugin = tmp_path / "plugin"
+    plugin.write_text(f"#!/bin/sh\nenv > {seen}\nexec cat {credential}\n")
+    plugin.chmod(0o755)
+    exec_entry = {"command": str(plugin), "apiVersion": EXEC_V1, "interactiveMode": "Never"}
+    kubeconfig = with_user(cluster, {"exec": exec_entry}, tmp_path / "kubeconfig")
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {uuid.uuid4()}}}\n")
+    data = tmp_path / "cp"
+    with running_cp(data, command=[str(binary)]) as cp:
+        found = AGENT_LISTENING.search(cp.output)
+        assert found is not None, cp.output
+        bundle = create_bundle(data, "site-1", tmp_path / "bundle", command=[str(binary)])
+        agent_argv = [str(binary), "agent", "--bundle", str(bundle), "--cp-url", found.group(1)]
+        agent_argv += ["--kubeconfig", str(kubeconfig)]
+        env = clean_environment() | {"LD_LIBRARY_PATH": "/the/users/own"}
+        with started(agent_argv, REGISTERED, env=env, timeout=60) as (agent, _):
+            done = cp.produce_and_wait("site-1", manifest)
+            assert done.returncode == 0, done.stderr + agent.output
+    variables = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert variables["LD_LIBRARY_PATH"] == "/the/users/own"
+    assert [name for name in variables if name.startswith("TRANSPORTER_LAUNCHER")] == []
