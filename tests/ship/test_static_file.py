@@ -242,3 +242,21 @@ def test_a_damaged_file_says_so(binary: Path, tmp_path: Path) -> None:
     assert one_line(done.stderr) == (
         f"transporter: {cut} is damaged (no payload trailer): download it again"
     )
+
+
+def test_an_unpack_folder_too_long_for_the_loader_path_is_refused(
+    binary: Path, tmp_path: Path
+) -> None:
+    """The program's PT_INTERP has room for an unpack folder of up to 399 bytes."""
+    long = tmp_path / ("x" * 200) / ("y" * (399 - len(str(tmp_path)) - 202))
+    assert len(str(long)) == 399
+    fits = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(long))
+    assert fits.returncode == 0, fits.stderr
+    too_long = Path(f"{long}z")
+    done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(too_long))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        f"transporter: the unpack folder's path {too_long} is too long (at most 399 bytes):"
+        " set TRANSPORTER_UNPACK_DIR to a shorter one"
+    )
+    assert list(too_long.iterdir()) == []  # its half-unpacked copy removed
