@@ -217,6 +217,29 @@ static void take(struct inflater *f, void *out, size_t size) {
     }
 }
 
+/* After the last record: the stream must end there, with its checksum (adler32) right. */
+static void finish(struct inflater *f) {
+    unsigned char extra;
+    f->z.next_out = &extra;
+    f->z.avail_out = 1;
+    for (;;) {
+        if (f->z.avail_in == 0 && f->left > 0) {
+            ssize_t n = read(f->fd, f->in, f->left < CHUNK ? (size_t)f->left : CHUNK);
+            if (n <= 0)
+                die("cannot read my own file %s: %s", self_path, n ? strerror(errno) : "short");
+            f->left -= (uint64_t)n;
+            f->z.next_in = f->in;
+            f->z.avail_in = (uInt)n;
+        }
+        int rc = inflate(&f->z, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END && f->z.avail_out == 1)
+            return;
+        if (f->z.avail_out == 0 || (rc != Z_OK && !(rc == Z_BUF_ERROR && f->left > 0)))
+            die("%s is damaged (payload: %s): download it again", self_path,
+                f->z.msg ? f->z.msg : "no end");
+    }
+}
+
 /* The payload's own entries: a type byte, mode, path length, data length, path, data. */
 static int safe_name(const char *name) {
     if (name[0] == '\0' || name[0] == '/')
@@ -288,6 +311,7 @@ static void unpack(struct payload *p, const char *dir, const char *root) {
             die("%s is damaged (entry kind): download it again", self_path);
         }
     }
+    finish(&f);
     inflateEnd(&f.z);
 }
 

@@ -260,3 +260,24 @@ def test_an_unpack_folder_too_long_for_the_loader_path_is_refused(
         " set TRANSPORTER_UNPACK_DIR to a shorter one"
     )
     assert list(too_long.iterdir()) == []  # its half-unpacked copy removed
+
+
+def test_a_corrupted_payload_is_refused_and_nothing_is_left(binary: Path, tmp_path: Path) -> None:
+    """A byte changed in the payload: inflating fails, or its checksum at the end does, before
+    the folder is named complete; the half-unpacked copy goes."""
+    data = bytearray(binary.read_bytes())
+    trailer = data[-160:].decode().split()
+    assert trailer[0] == "TRANSPORTER-PAYLOAD-1"
+    offset, length = int(trailer[1]), int(trailer[2])
+    data[offset + length // 2] ^= 0xFF
+    corrupted = tmp_path / "transporter"
+    corrupted.write_bytes(data)
+    corrupted.chmod(0o755)
+    unpack_dir = tmp_path / "unpack"
+    done = run([str(corrupted), "--version"], TRANSPORTER_UNPACK_DIR=str(unpack_dir))
+    assert done.returncode == LAUNCH_FAILED
+    assert re.fullmatch(
+        rf"transporter: {corrupted} is damaged \(payload: [^()]+\): download it again",
+        one_line(done.stderr),
+    )
+    assert list(unpack_dir.iterdir()) == []
