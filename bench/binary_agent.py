@@ -20,6 +20,9 @@ from the page cache: ``charged`` is then the agent's memory and the pages of the
 it reads (``cache``), as for a pod whose image holds the folder unpacked, or a host's second
 start; the folder's 42 MB stay on disk, once per build.
 
+Last, the same from disk in a cgroup limited to 50 MB, as a pod's limit: the kernel reclaims
+page cache before it kills, so the agent runs there as long as what it cannot give back fits.
+
 Target (issue 12): <= 50 MB with everything included. Needs root (cgroups, mounts).
 """
 
@@ -46,6 +49,8 @@ from bench.common import Api, control_plane, create_bundle, started, wait_for_ag
 SETTLE = 3.0
 """Seconds to let heartbeats and allocations settle before reading memory."""
 MB = 1e6
+LIMIT = 50_000_000
+"""The issue's target, as a pod's memory limit."""
 
 
 class Cgroup:
@@ -67,6 +72,11 @@ class Cgroup:
             self.path = Path("/sys/fs/cgroup/memory") / own.lstrip("/") / name
         self.path.mkdir()
         self.procs = self.path / "cgroup.procs"
+
+    def limit(self, size: int) -> None:
+        """A hard memory limit: above it the kernel reclaims page cache, then kills."""
+        name = "memory.max" if self.v2 else "memory.limit_in_bytes"
+        (self.path / name).write_text(str(size))
 
     def usage(self) -> int:
         name = "memory.current" if self.v2 else "memory.usage_in_bytes"
@@ -112,10 +122,14 @@ def evict(folder: Path) -> None:
 
 
 @contextmanager
-def agent_in_cgroup(argv: list[str], unpack: Path, *, tmpfs: bool) -> Iterator[tuple[int, Cgroup]]:
-    """The agent (``argv``) in a fresh cgroup, unpacking into ``unpack``: a fresh tmpfs, or a
-    folder on disk that already holds it unpacked."""
+def agent_in_cgroup(
+    argv: list[str], unpack: Path, *, tmpfs: bool, limit: int | None = None
+) -> Iterator[tuple[int, Cgroup]]:
+    """The agent (``argv``) in a fresh cgroup (limited to ``limit`` bytes), unpacking into
+    ``unpack``: a fresh tmpfs, or a folder on disk that already holds it unpacked."""
     cgroup = Cgroup(f"transporter-bench-{os.getpid()}-{unpack.name}")
+    if limit is not None:
+        cgroup.limit(limit)
     mount = ""
     if tmpfs:
         unpack.mkdir()
@@ -129,10 +143,14 @@ def agent_in_cgroup(argv: list[str], unpack: Path, *, tmpfs: bool) -> Iterator[t
         cgroup.remove()
 
 
-def measure(argv: list[str], api: Api, unpack: Path, *, tmpfs: bool) -> dict[str, int]:
-    with agent_in_cgroup(argv, unpack, tmpfs=tmpfs) as (pid, cgroup):
+def measure(
+    argv: list[str], api: Api, unpack: Path, *, tmpfs: bool, limit: int | None = None
+) -> dict[str, int]:
+    with agent_in_cgroup(argv, unpack, tmpfs=tmpfs, limit=limit) as (pid, cgroup):
         wait_for_agents(api, 1)
         time.sleep(SETTLE)
+        if not Path(f"/proc/{pid}").exists():
+            raise RuntimeError(f"the agent died in a cgroup limited to {limit} bytes")
         proc = status(pid)
         stat = cgroup.stat()
         root = Path(f"/proc/{pid}/root")  # the agent's mount namespace holds the tmpfs
@@ -162,6 +180,7 @@ def main() -> int:
     os.environ["TRANSPORTER_LOG_FORMAT"] = "text"  # the lines started() waits for
     runs: list[dict[str, int]] = []
     on_disk: list[dict[str, int]] = []
+    limited: list[dict[str, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with (
@@ -183,6 +202,9 @@ def main() -> int:
             for _ in range(args.runs):
                 evict(disk)
                 on_disk.append(measure(argv, api, disk, tmpfs=False))
+            for _ in range(args.runs):
+                evict(disk)
+                limited.append(measure(argv, api, disk, tmpfs=False, limit=LIMIT))
             api.close()
     print(f"binary     {args.binary} ({args.binary.stat().st_size / MB:.1f} MB)")
     print("unpacking into a fresh tmpfs (the first start of a pod whose /tmp is memory):")
@@ -196,6 +218,10 @@ def main() -> int:
     print(line("cache", [r["cache"] for r in on_disk], "   page cache it read, in charged"))
     print(line("anon", [r["anon"] for r in on_disk], "   the agent's own (RssAnon)"))
     print(line("rss", [r["rss"] for r in on_disk], "   VmRSS, mapped libraries included"))
+    print(f"the same in a cgroup limited to {LIMIT / MB:.0f} MB (page cache is reclaimed first):")
+    print(line("charged", [r["charged"] for r in limited], "   registered, idle, alive"))
+    print(line("cache", [r["cache"] for r in limited]))
+    print(line("anon", [r["anon"] for r in limited]))
     return 0
 
 
