@@ -6,6 +6,7 @@ They need root (chroot, mount namespaces, another uid), as CI runs them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import signal
 import ssl
 import subprocess
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 
 from tests.bed.kube import Cluster
 from tests.bed.process import started
-from tests.bed.roles import AGENT_LISTENING, API_LISTENING, REGISTERED
+from tests.bed.roles import AGENT_LISTENING, API_LISTENING, PYTHON_TRANSPORTER, REGISTERED
 from tests.bed.roots import Root, debian_root, empty_root
 from tests.bed.unpacked import module_names, unpack
 from tests.kube.test_client import excluded_from_the_single_file
@@ -97,41 +99,47 @@ def cp_in(root: Root) -> Iterator[tuple[str, str, ssl.SSLContext]]:
     assert "Traceback" not in cp.output
 
 
-def test_cp_and_agent_in_the_root_as_65532(root: Root, cluster: Cluster) -> None:
-    """A control plane serves /readyz, and an agent of the same file, with its bundle made by
-    ``bundle create`` there, registers with it and reaches the test bed's API server."""
+def test_cp_and_agent_in_the_root_as_65532(root: Root, cluster: Cluster, tmp_path: Path) -> None:
+    """A control plane serves /readyz; an agent of the same file, with a bundle made by
+    ``bundle create`` there, registers with it; and an event produced with a token made by
+    ``token create`` there is applied on the test bed's cluster."""
     with cp_in(root) as (api, agents, context):
         with urllib.request.urlopen(f"{api}/readyz", timeout=10, context=context) as answer:
             assert answer.status == 200
-        made = run(
-            root.argv(
-                "bundle",
-                "create",
-                "--agent-id",
-                "site-1",
-                "--data-dir",
-                "/tmp/cp",
-                "--out",
-                "/tmp/bundle",
-            )
-        )
+        store = ["--data-dir", "/tmp/cp"]
+        made = run(root.argv("bundle", "create", "--agent-id", "site-1", *store, "--out", "/tmp/b"))
         assert made.returncode == 0, made.stderr
+        token = run(root.argv("token", "create", "--name", "t", "--role", "admin", *store))
+        assert token.returncode == 0, token.stderr
         kubeconfig = root.host_path("/tmp/kubeconfig")
         shutil.copyfile(cluster.kubeconfig, kubeconfig)
         kubeconfig.chmod(0o644)
         agent_argv = root.argv(
             "agent",
             "--bundle",
-            "/tmp/bundle",
+            "/tmp/b",
             "--cp-url",
             agents,
             "--kubeconfig",
             "/tmp/kubeconfig",
             env=["TRANSPORTER_LOG_FORMAT=text"],
         )
+        name = f"static-{uuid.uuid4().hex[:10]}"
+        manifest = tmp_path / "cm.yaml"
+        manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
+        produce = [*PYTHON_TRANSPORTER, "produce", "k8s", "--cp-url", api, "--agent", "site-1"]
+        produce += ["--ca-cert", str(root.host_path("/tmp/cp/ca.crt")), "--manifest", str(manifest)]
         with started(agent_argv, REGISTERED) as (agent, _):
+            done = run(
+                [*produce, "--wait", "-o", "json"],
+                TRANSPORTER_TOKEN=token.stdout.strip(),
+                PATH=os.environ.get("PATH", ""),
+            )
+            assert done.returncode == 0, done.stderr + agent.output
             assert agent.stop(signal.SIGTERM) == 0, agent.tail()
         assert "Traceback" not in agent.output
+    shown = json.loads(done.stdout)
+    assert (shown["state"], [r["name"] for r in shown["resources"]]) == ("completed", [name])
 
 
 # --- unpacked once --------------------------------------------------------------------------
