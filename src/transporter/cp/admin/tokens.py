@@ -95,7 +95,8 @@ async def create(store: Store, settings: TokenCreateConfig) -> int:
             f"created {record.describe()}.\n"
             "This is the only time the token is shown: keep it now. Producers send it as"
             " 'Authorization: Bearer <token>' (transporter produce: TRANSPORTER_TOKEN or"
-            f" --token). Revoke it with: transporter token revoke {record.id}",
+            f" --token). Revoke it with: transporter token revoke {record.id}"
+            f" {settings.store.flags}",
             file=sys.stderr,
         )
         return EXIT_OK
