@@ -215,3 +215,47 @@ def test_a_replica_with_other_keys_on_the_same_store_stops_at_start(
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("transporter cp: error: this control plane's signing key"), last
     assert "must share their keys" in last
+
+
+def test_a_bundle_as_a_tar_on_stdout(tmp_path: Path) -> None:
+    """``--out -``, for a control plane in a pod with no shell (``kubectl exec ... > b.tar``):
+    stdout holds only the tar, the key in it 0600; what to do next goes to stderr. A terminal
+    as stdout is refused."""
+    import os
+    import pty
+    import tarfile
+
+    data, folder = tmp_path / "cp", tmp_path / "site-1"
+    with running_cp(data):
+        pass
+    flags = ["--agent-id", "site-1", "--out", "-", "--data-dir", str(data)]
+    done = subprocess.run(
+        [*PYTHON_TRANSPORTER, "bundle", "create", *flags], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"written to stdout, as a tar" in done.stderr and b"tar -xf" in done.stderr
+    (tmp_path / "b.tar").write_bytes(done.stdout)
+    with tarfile.open(tmp_path / "b.tar") as tar:
+        modes = {member.name: stat.S_IMODE(member.mode) for member in tar.getmembers()}
+        tar.extractall(folder, filter="data")
+    assert modes == {
+        "ca.crt": 0o644,
+        "agent.crt": 0o644,
+        "agent.key": 0o600,
+        "event-signing.pub": 0o644,
+    }
+    assert load_bundle(folder).agent_id == "site-1"
+
+    leader, follower = pty.openpty()
+    try:
+        refused = subprocess.run(
+            [*PYTHON_TRANSPORTER, "bundle", "create", *flags],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert refused.returncode == 1
+    assert b"redirect it to a file or a pipe" in refused.stderr

@@ -16,7 +16,13 @@ from transporter.config.values import parse_agent_id, parse_positive_float
 
 CREATE_FLAGS = (
     Flag("--agent-id", "the agent's id", parse_agent_id, required=True, metavar="ID"),
-    Flag("--out", "new folder to write the bundle into", path, required=True, metavar="DIR"),
+    Flag(
+        "--out",
+        "new folder to write the bundle into; - for a tar on stdout",
+        path,
+        required=True,
+        metavar="DIR",
+    ),
     Flag(
         "--days",
         "days the agent's certificate is valid",
@@ -59,6 +65,8 @@ def add(commands: Subcommands) -> None:
             "transporter bundle create --agent-id site-1 --out site-1 --data-dir /srv/tp",
             "transporter bundle create --agent-id site-2 --out site-2 --days 90 \\",
             "    --store redis://redis:6379/0 --ca-cert ca.crt --ca-key ca.key --signing-key s.key",
+            "kubectl exec deploy/transporter-cp -- transporter bundle create --agent-id site-3 \\",
+            "    --out - > site-3.tar   # from a pod: the bundle as a tar on stdout",
         ),
     )
     revoke = add_command(

@@ -2,7 +2,9 @@
 
 ``create`` runs on the control plane's host: it issues a client certificate for one agent id from
 the control plane's CA and writes the agent's bundle into a new folder, to carry into the site
-beside the binary (``transporter agent --bundle DIR``)::
+beside the binary (``transporter agent --bundle DIR``); with ``--out -`` the same files as a tar
+on stdout (from a pod with no shell: ``kubectl exec ... -- transporter bundle create --out - >
+site-1.tar``)::
 
     ca.crt              the control plane's CA (the agent trusts it, and nothing else)
     agent.crt           the agent's certificate: its id, as spiffe://transporter/agent/ID
@@ -21,10 +23,13 @@ from __future__ import annotations
 
 import datetime
 import getpass
+import io
 import socket
 import sys
+import tarfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from transporter.config.admin import BundleCreateConfig, BundleRevokeConfig
 from transporter.cp.pki import Authority, Issued, PkiError, open_authority, write_private
@@ -45,9 +50,15 @@ from transporter.protocol.identity import (
 from transporter.protocol.model import AuditEntry
 
 EXIT_USAGE = 2
+STDOUT = Path("-")
+"""``--out -``: the bundle as a tar on stdout."""
 
 
 def check_out(out: Path) -> None:
+    if out == STDOUT:
+        if sys.stdout.isatty():
+            raise PkiError("--out - writes a tar to stdout: redirect it to a file or a pipe")
+        return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PkiError(f"{out} exists and is not an empty folder; give a new one")
 
@@ -70,11 +81,31 @@ def write_bundle(
 
 
 def write_files(authority: Authority, signer: EventSigner, issued: Issued, out: Path) -> None:
+    if out == STDOUT:
+        write_tar(authority, signer, issued, sys.stdout.buffer)
+        return
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     (out / BUNDLE_CA_FILE).write_bytes(authority.issued.cert_pem())
     (out / BUNDLE_CERT_FILE).write_bytes(issued.cert_pem())
     write_private(out / BUNDLE_KEY_FILE, issued.key_pem())
     (out / BUNDLE_SIGNING_FILE).write_bytes(signer.public_pem())
+
+
+def write_tar(authority: Authority, signer: EventSigner, issued: Issued, into: BinaryIO) -> None:
+    """The bundle's files as a tar stream (``tar -xf`` gives the folder's files, the key 0600)."""
+    files = (
+        (BUNDLE_CA_FILE, authority.issued.cert_pem(), 0o644),
+        (BUNDLE_CERT_FILE, issued.cert_pem(), 0o644),
+        (BUNDLE_KEY_FILE, issued.key_pem(), 0o600),
+        (BUNDLE_SIGNING_FILE, signer.public_pem(), 0o644),
+    )
+    now = int(time.time())
+    with tarfile.open(fileobj=into, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data, mode in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, now
+            tar.addfile(info, io.BytesIO(data))
+    into.flush()
 
 
 def record_of(issued: Issued, agent_id: str, by: str) -> IssuedCertificate:
@@ -149,16 +180,29 @@ def create_main(settings: BundleCreateConfig) -> int:
     except OSError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    _say_written(settings, issued)
+    return 0
+
+
+def _say_written(settings: BundleCreateConfig, issued: Issued) -> None:
+    """What was written and what to do with it: on stderr when stdout carries the tar."""
+    to_stdout = settings.out == STDOUT
+    carry = (
+        f"Unpack it on the agent's host (tar -xf FILE -C DIR; keep {BUNDLE_KEY_FILE} secret)"
+        if to_stdout
+        else f"Carry the folder to the agent's host (keep {BUNDLE_KEY_FILE} secret)"
+    )
     print(
-        f"bundle for agent {settings.agent_id} written to {settings.out}\n"
+        f"bundle for agent {settings.agent_id} written to "
+        f"{'stdout, as a tar' if to_stdout else settings.out}\n"
         f"  serial       {issued.serial}\n"
         f"  fingerprint  {issued.fingerprint}\n"
         f"  valid until  {issued.not_after:%Y-%m-%d %H:%M:%S} UTC\n"
-        f"Carry the folder to the agent's host (keep {BUNDLE_KEY_FILE} secret) and run:\n"
+        f"{carry} and run:\n"
         f"  transporter agent --bundle DIR --cp-url wss://HOST:PORT/ws\n"
-        f"Revoke it with: transporter bundle revoke {issued.serial} {settings.store.flags}"
+        f"Revoke it with: transporter bundle revoke {issued.serial} {settings.store.flags}",
+        file=sys.stderr if to_stdout else sys.stdout,
     )
-    return 0
 
 
 def revoke_main(settings: BundleRevokeConfig) -> int:
