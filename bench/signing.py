@@ -4,7 +4,9 @@ typical event and for large ones (the canonical bytes, SHA-256 of each manifest 
     .venv/bin/python bench/signing.py [--seconds 2]
 
 In process, the product's own functions (``transporter.protocol.signing``); the median of
-repeated rounds, each of at least ``--seconds`` / 5. Prints figures.
+repeated rounds, each of at least ``--seconds`` / 5. Prints figures. ``verify`` is the agent's
+(OpenSSL's libcrypto through ctypes, :mod:`transporter.security.ed25519`); ``cryptography`` is
+the same check with the control plane's library, for comparison.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transporter.protocol import signing
 from transporter.protocol.model import Event, K8sPayload
+from transporter.security.ed25519 import PublicKey
 
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
@@ -54,6 +58,20 @@ def event(manifests: int, size: int) -> Event:
     )
 
 
+class WithCryptography:
+    """The control plane's library as a :class:`transporter.protocol.signing.Verifier`."""
+
+    def __init__(self, key: Ed25519PublicKey) -> None:
+        self.key = key
+
+    def verifies(self, signature: bytes, message: bytes, /) -> bool:
+        try:
+            self.key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
 def per_call(call: Callable[[], object], seconds: float) -> float:
     """Median seconds per call over 5 rounds of about ``seconds / 5`` each."""
     rounds = []
@@ -74,22 +92,28 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="per figure")
     args = parser.parse_args()
     key = Ed25519PrivateKey.generate()
-    public = key.public_key()
+    public = PublicKey(key.public_key().public_bytes_raw())
+    theirs = WithCryptography(key.public_key())
     cases = [
         ("typical: 3 manifests, 1 KiB", event(3, 300)),
         ("large: 50 manifests, 1 MiB", event(50, 20_000)),
         ("largest: 500 manifests, 3 MiB", event(500, 6_200)),
     ]
-    print(f"{'event':34} {'bytes':>9} {'sign µs':>10} {'verify µs':>10} {'canonical µs':>13}")
-    print(f"{'':34} {'':>9} {'':>10} {'':>10} {'(part of both)':>13}")
+    print(
+        f"{'event':34} {'bytes':>9} {'sign µs':>10} {'verify µs':>10} {'canonical µs':>13}"
+        f" {'cryptography':>13}"
+    )
+    print(f"{'':34} {'':>9} {'':>10} {'':>10} {'(part of both)':>13} {'verify µs':>13}")
     for label, unsigned in cases:
         size = sum(len(text) for text in unsigned.payload.manifests)
         signed = signing.sign(unsigned, key)
         sign = per_call(partial(signing.sign, unsigned, key), args.seconds)
         verify = per_call(partial(signing.verify, signed, public), args.seconds)
         canonical = per_call(partial(signing.canonical, unsigned), args.seconds)
+        compared = per_call(partial(signing.verify, signed, theirs), args.seconds)
         print(
             f"{label:34} {size:9d} {sign * 1e6:10.1f} {verify * 1e6:10.1f} {canonical * 1e6:13.1f}"
+            f" {compared * 1e6:13.1f}"
         )
     return 0
 

@@ -4,6 +4,9 @@ naming the file."""
 
 from __future__ import annotations
 
+import base64
+import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -15,7 +18,12 @@ from transporter.agent.bundle import BundleError, load_bundle
 from transporter.cp.admin.bundles import write_bundle
 from transporter.cp.pki import PkiError, open_authority
 from transporter.cp.signing_key import open_signing_key
-from transporter.protocol.identity import BUNDLE_KEY_FILE, BUNDLE_SIGNING_FILE
+from transporter.protocol.identity import (
+    BUNDLE_CA_FILE,
+    BUNDLE_CERT_FILE,
+    BUNDLE_KEY_FILE,
+    BUNDLE_SIGNING_FILE,
+)
 
 
 def mode(path: Path) -> int:
@@ -33,7 +41,7 @@ def test_a_bundle_holds_what_the_agent_needs(tmp_path: Path) -> None:
         issued.serial,
         issued.fingerprint,
     )
-    assert bundle.signing_key == signer.key.public_key()
+    assert bundle.signing_key.raw == signer.key.public_key().public_bytes_raw()
     bundle.ssl_context()
     with pytest.raises(PkiError, match="not an empty folder"):
         write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)
@@ -57,3 +65,42 @@ def test_a_broken_bundle_is_refused_with_the_file_named(tmp_path: Path) -> None:
         load_bundle(two)
     with pytest.raises(BundleError, match=r"cannot read agent\.crt"):
         load_bundle(tmp_path / "nowhere")
+
+
+def test_whatever_the_files_hold_the_agent_says_which_and_why(tmp_path: Path) -> None:
+    """Truncated, oversized, mistagged, nested or foreign bytes in any of the bundle's files:
+    a :class:`BundleError` naming the file, never another exception."""
+    authority, _ = open_authority(tmp_path / "cp", create=True)
+    signer, _ = open_signing_key(tmp_path / "cp", create=True)
+    good = tmp_path / "good"
+    write_bundle(authority, signer, "site-3", good, days=10)
+    cert = (good / BUNDLE_CERT_FILE).read_bytes()
+    der = base64.b64decode(b"".join(cert.splitlines()[1:-1]))
+    nested = b"\x05\x00"
+    while len(nested) < 120:
+        nested = b"\x30" + bytes([len(nested)]) + nested
+
+    def as_pem(data: bytes) -> bytes:
+        body = base64.encodebytes(data)
+        return b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"
+
+    broken = {
+        BUNDLE_CERT_FILE: [
+            as_pem(der[: len(der) // 2]),
+            as_pem(der + b"\0"),
+            as_pem(nested),
+            as_pem(b"\x31" + der[1:]),
+            cert * 200,
+            b"\xff" * 100,
+            b"",
+        ],
+        BUNDLE_CA_FILE: [b"", b"\xff\xfe", as_pem(der[:100]), cert[:200], b"hello"],
+        BUNDLE_SIGNING_FILE: [b"", b"\x00" * 70_000, cert, b"-----BEGIN PUBLIC KEY-----\n"],
+    }
+    for name, contents in broken.items():
+        for n, content in enumerate(contents):
+            folder = tmp_path / f"{name}-{n}"
+            shutil.copytree(good, folder)
+            (folder / name).write_bytes(content)
+            with pytest.raises(BundleError, match=re.escape(f"{folder}: {name}")):
+                load_bundle(folder)

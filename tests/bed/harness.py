@@ -50,6 +50,7 @@ from transporter.protocol.model import (
     Phase,
     ResourceStatus,
 )
+from transporter.security.ed25519 import PublicKey
 from transporter.security.tokens import Role, TokenRecord, new_token
 from transporter.store import open_store
 
@@ -210,7 +211,9 @@ class ControlPlane:
         """What a :class:`Session` needs to connect as ``agent_id`` and check its events:
         ``Session(info, cp.agent_url, runner, **cp.credentials(agent_id))``."""
         if self.insecure:  # no TLS; events are signed all the same
-            return {"signing_key": self.authority.signer.key.public_key()}
+            return {
+                "signing_key": PublicKey(self.authority.signer.key.public_key().public_bytes_raw())
+            }
         bundle = self.bundle(agent_id)
         return {"ssl_context": bundle.ssl_context(), "signing_key": bundle.signing_key}
 

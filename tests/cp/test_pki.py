@@ -22,6 +22,7 @@ from transporter.cp.pki import (
     write_serving,
 )
 from transporter.cp.signing_key import SIGNING_KEY_FILE, open_signing_key
+from transporter.protocol.der import parse_certificate
 from transporter.protocol.identity import IdentityError, PeerCertificate, agent_id_of
 
 
@@ -94,7 +95,10 @@ def test_an_agent_certificate_names_its_agent_and_serves_clients_only(tmp_path: 
     authority, _ = open_authority(tmp_path, create=True)
     issued = authority.issue_agent("site-7")
     certificate = issued.certificate
-    assert agent_id_of(certificate) == "site-7"
+    assert (
+        agent_id_of(parse_certificate(certificate.public_bytes(serialization.Encoding.DER)))
+        == "site-7"
+    )
     usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert certificate.issuer == authority.certificate.subject
@@ -120,4 +124,4 @@ def test_the_serving_certificate_holds_the_names_agents_dial(tmp_path: Path) -> 
     usage = chain[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
     with pytest.raises(IdentityError):  # it is nobody's agent certificate
-        agent_id_of(chain[0])
+        agent_id_of(parse_certificate(chain[0].public_bytes(serialization.Encoding.DER)))

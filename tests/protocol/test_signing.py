@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from transporter.protocol import codec, signing
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import Action, Event, K8sPayload
+from transporter.security.ed25519 import PublicKey
 
 KEY = Ed25519PrivateKey.generate()
-PUBLIC = KEY.public_key()
+PUBLIC = PublicKey(KEY.public_key().public_bytes_raw())
+"""The agent's key (OpenSSL through ctypes); the control plane signs with ``cryptography``."""
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n"
 
 
@@ -134,6 +136,7 @@ def test_another_keys_signature_is_refused() -> None:
     other = Ed25519PrivateKey.generate()
     with pytest.raises(signing.BadSignature, match="does not match"):
         signing.verify(signing.sign(event(), other), PUBLIC)
+    signing.verify(signing.sign(event(), other), PublicKey(other.public_key().public_bytes_raw()))
 
 
 def test_a_repeated_submit_is_the_same_request_whatever_its_signature() -> None:

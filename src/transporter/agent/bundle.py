@@ -12,10 +12,8 @@ import ssl
 from pathlib import Path
 
 import attrs
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from transporter.protocol.der import MAX_PEM_BYTES, CertificateError, parse_pem_certificate
 from transporter.protocol.identity import (
     BUNDLE_CA_FILE,
     BUNDLE_CERT_FILE,
@@ -26,6 +24,7 @@ from transporter.protocol.identity import (
     fingerprint_of,
     serial_of,
 )
+from transporter.security.ed25519 import Ed25519Unavailable, NotEd25519, PublicKey
 
 
 class BundleError(Exception):
@@ -40,7 +39,7 @@ class Bundle:
     serial: str
     fingerprint: str
     not_after: float
-    signing_key: Ed25519PublicKey = attrs.field(repr=False)
+    signing_key: PublicKey = attrs.field(repr=False)
 
     def ssl_context(self) -> ssl.SSLContext:
         """For ``wss://``: this agent's certificate, and trust in the control plane's CA only."""
@@ -62,32 +61,47 @@ def load_bundle(folder: Path) -> Bundle:
 
     def read(name: str) -> bytes:
         try:
-            return (folder / name).read_bytes()
+            with (folder / name).open("rb") as file:
+                data = file.read(MAX_PEM_BYTES + 1)
         except OSError as exc:
             raise BundleError(f"bundle {folder}: cannot read {name}: {exc.strerror}") from None
+        if len(data) > MAX_PEM_BYTES:
+            raise BundleError(f"bundle {folder}: {name}: larger than {MAX_PEM_BYTES} bytes")
+        return data
 
     try:
-        certificate = x509.load_pem_x509_certificate(read(BUNDLE_CERT_FILE))
+        certificate = parse_pem_certificate(read(BUNDLE_CERT_FILE))
         agent_id = agent_id_of(certificate)
-    except (ValueError, IdentityError) as exc:
+    except (CertificateError, IdentityError) as exc:
         raise BundleError(f"bundle {folder}: {BUNDLE_CERT_FILE}: {exc}") from None
+    _check_ca(folder, read(BUNDLE_CA_FILE))
     try:
-        x509.load_pem_x509_certificates(read(BUNDLE_CA_FILE))
-    except ValueError as exc:
-        raise BundleError(f"bundle {folder}: {BUNDLE_CA_FILE}: {exc}") from None
-    try:
-        key = serialization.load_pem_public_key(read(BUNDLE_SIGNING_FILE))
-    except ValueError as exc:
-        raise BundleError(f"bundle {folder}: {BUNDLE_SIGNING_FILE}: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise BundleError(f"bundle {folder}: {BUNDLE_SIGNING_FILE} is not an Ed25519 public key")
+        key = PublicKey.from_pem(read(BUNDLE_SIGNING_FILE))
+    except NotEd25519 as exc:
+        raise BundleError(
+            f"bundle {folder}: {BUNDLE_SIGNING_FILE} is not an Ed25519 public key: {exc}"
+        ) from None
+    except Ed25519Unavailable as exc:
+        raise BundleError(f"bundle {folder}: {exc}") from None
     bundle = Bundle(
         folder=folder,
         agent_id=agent_id,
         serial=serial_of(certificate),
-        fingerprint=fingerprint_of(certificate.public_bytes(serialization.Encoding.DER)),
-        not_after=certificate.not_valid_after_utc.timestamp(),
+        fingerprint=fingerprint_of(certificate.der),
+        not_after=certificate.not_after,
         signing_key=key,
     )
     bundle.ssl_context()  # the key matches the certificate, and the files are readable
     return bundle
+
+
+def _check_ca(folder: Path, pem: bytes) -> None:
+    """The CA file holds certificates OpenSSL takes as trust anchors (as ``ssl_context``)."""
+    try:
+        text = pem.decode("ascii")
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError("no PEM certificate (-----BEGIN CERTIFICATE-----) in it")
+        ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=text)
+    except (UnicodeDecodeError, ValueError, ssl.SSLError) as exc:
+        reason = "bytes that are not ASCII" if isinstance(exc, UnicodeDecodeError) else exc
+        raise BundleError(f"bundle {folder}: {BUNDLE_CA_FILE}: {reason}") from None

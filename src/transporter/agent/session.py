@@ -21,7 +21,6 @@ import ssl
 import time
 
 import trio
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from transporter import __version__
 from transporter.agent.conversation import Conversation, Rejected
@@ -64,7 +63,7 @@ class Session:
         connect_timeout: float = 10.0,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        signing_key: Ed25519PublicKey | None = None,
+        signing_key: signing.Verifier | None = None,
         ledger: Ledger | None = None,
         metrics: AgentMetrics | None = None,
     ) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import attrs
-from cryptography import x509
 
+from transporter.protocol.der import Certificate, parse_certificate
 from transporter.protocol.ids import is_agent_id
 
 AGENT_URI_PREFIX: Final = "spiffe://transporter/agent/"
@@ -52,15 +52,13 @@ def agent_uri(agent_id: str) -> str:
     return AGENT_URI_PREFIX + agent_id
 
 
-def agent_id_of(certificate: x509.Certificate) -> str:
+def agent_id_of(certificate: Certificate) -> str:
     """The agent a certificate is for, from its URI subject alternative name."""
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        raise IdentityError("the certificate has no subject alternative names") from None
+    if certificate.uris is None:
+        raise IdentityError("the certificate has no subject alternative names")
     ids = [
         uri.removeprefix(AGENT_URI_PREFIX)
-        for uri in names.get_values_for_type(x509.UniformResourceIdentifier)
+        for uri in certificate.uris
         if uri.startswith(AGENT_URI_PREFIX)
     ]
     if len(ids) != 1:
@@ -72,7 +70,14 @@ def agent_id_of(certificate: x509.Certificate) -> str:
     return ids[0]
 
 
-def serial_of(certificate: x509.Certificate) -> str:
+class Serialled(Protocol):
+    """A certificate as this module's reader gives it, or as an X.509 library does."""
+
+    @property
+    def serial_number(self) -> int: ...
+
+
+def serial_of(certificate: Serialled) -> str:
     return format(certificate.serial_number, "x")
 
 
@@ -130,13 +135,15 @@ class PeerCertificate:
 
     @classmethod
     def of(cls, der: bytes) -> PeerCertificate:
-        """From the certificate's DER bytes; :class:`IdentityError` if it names no agent."""
-        certificate = x509.load_der_x509_certificate(der)
+        """From the certificate's DER bytes; :class:`IdentityError` if it names no agent,
+        :class:`~transporter.protocol.der.CertificateError` (a ``ValueError``) if it is not
+        one."""
+        certificate = parse_certificate(der)
         return cls(
             agent_id=agent_id_of(certificate),
             serial=serial_of(certificate),
             fingerprint=fingerprint_of(der),
-            not_after=certificate.not_valid_after_utc.timestamp(),
+            not_after=certificate.not_after,
         )
 
     def revoked_by(self, revocation: Revocation) -> bool:

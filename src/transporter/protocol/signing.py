@@ -34,11 +34,9 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from transporter.protocol.model import Event
 
@@ -65,6 +63,21 @@ the agent channel carries it, which the size limit of a submission allows for.""
 
 REFUSED: Final = "signature does not match: refused"
 """The agent's message for an event whose signature it cannot verify."""
+
+
+class Signer(Protocol):
+    """The control plane's private key (``cryptography``'s ``Ed25519PrivateKey`` is one)."""
+
+    def sign(self, data: bytes, /) -> bytes: ...
+
+
+class Verifier(Protocol):
+    """The control plane's public key as the agent holds it
+    (:class:`transporter.security.ed25519.PublicKey`)."""
+
+    def verifies(self, signature: bytes, message: bytes, /) -> bool:
+        """Whether ``signature`` is this key's over ``message`` (RFC 8032, pure Ed25519)."""
+        ...
 
 
 class BadSignature(ValueError):
@@ -96,13 +109,13 @@ def canonical(event: Event) -> bytes:
     return DOMAIN + text.encode("ascii")
 
 
-def sign(event: Event, key: Ed25519PrivateKey) -> Event:
+def sign(event: Event, key: Signer) -> Event:
     """``event`` with its ``signature`` (whatever it held before is replaced)."""
     signature = base64.b64encode(key.sign(canonical(event))).decode("ascii")
     return attrs.evolve(event, signature=signature)
 
 
-def verify(event: Event, key: Ed25519PublicKey) -> None:
+def verify(event: Event, key: Verifier) -> None:
     """Nothing when ``event`` is as ``key``'s owner signed it; else :class:`BadSignature`."""
     if not event.signature:
         raise BadSignature("the event is not signed")
@@ -112,7 +125,5 @@ def verify(event: Event, key: Ed25519PublicKey) -> None:
         raise BadSignature("the signature is not base64") from None
     if len(raw) != 64:
         raise BadSignature(f"the signature has {len(raw)} bytes, not 64")
-    try:
-        key.verify(raw, canonical(event))
-    except InvalidSignature:
-        raise BadSignature("the signature does not match the event") from None
+    if not key.verifies(raw, canonical(event)):
+        raise BadSignature("the signature does not match the event")

@@ -1,0 +1,143 @@
+"""Ed25519 signatures checked with the OpenSSL the process already holds for TLS.
+
+The agent checks every event's signature (:mod:`transporter.protocol.signing`) with the control
+plane's public key. Python's ``ssl`` module is linked against OpenSSL 3's ``libcrypto.so.3``,
+which does Ed25519 (RFC 8032); this module calls it through ctypes, so the agent needs no
+other crypto library (``cryptography`` carries its own copy of OpenSSL, most of the agent's
+memory). ``ssl`` is imported first, so that ``libcrypto.so.3`` is already loaded: the dynamic
+loader then hands back that very object for its soname, in a virtual environment (the
+system's) as in the single file (the one it unpacked).
+
+This module loads the library on first use, and says in one line
+(:class:`Ed25519Unavailable`) when it cannot. The control plane signs with ``cryptography``
+(:mod:`transporter.cp.signing_key`); the tests check the two agree on every signature, good
+or bad.
+
+Why here and not in ``protocol``: loading a shared library is I/O, and ``protocol`` does none.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import ssl
+import weakref
+from typing import Any, Final
+
+from transporter.protocol.der import CertificateError, pem_blocks
+
+LIBCRYPTO: Final = "libcrypto.so.3"
+"""The soname of OpenSSL 3's library, the one ``_ssl`` is linked against."""
+EVP_PKEY_ED25519: Final = 1087
+"""OpenSSL's ``NID_ED25519``."""
+KEY_BYTES: Final = 32
+SIGNATURE_BYTES: Final = 64
+SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
+"""The DER of an Ed25519 SubjectPublicKeyInfo before its 32 key bytes (RFC 8410): SEQUENCE {
+SEQUENCE { OID 1.3.101.112 }, BIT STRING (no unused bits) }."""
+
+
+class Ed25519Unavailable(RuntimeError):
+    """The process has no OpenSSL 3 ``libcrypto`` that does Ed25519."""
+
+
+class NotEd25519(ValueError):
+    """A public key that is not an Ed25519 one, or not a public key at all."""
+
+
+_c = ctypes.c_void_p
+_size = ctypes.c_size_t
+_SIGNATURES: Final[dict[str, tuple[list[Any], Any]]] = {
+    # name: (argtypes, restype), as declared in OpenSSL 3's <openssl/evp.h> and <openssl/err.h>.
+    "EVP_PKEY_new_raw_public_key": ([ctypes.c_int, _c, ctypes.c_char_p, _size], _c),
+    "EVP_PKEY_free": ([_c], None),
+    "EVP_MD_CTX_new": ([], _c),
+    "EVP_MD_CTX_free": ([_c], None),
+    "EVP_DigestVerifyInit": ([_c, _c, _c, _c, _c], ctypes.c_int),
+    "EVP_DigestVerify": ([_c, ctypes.c_char_p, _size, ctypes.c_char_p, _size], ctypes.c_int),
+    "ERR_clear_error": ([], None),
+}
+
+
+@functools.cache
+def _libcrypto() -> ctypes.CDLL:
+    """The ``libcrypto.so.3`` that ``ssl`` uses, its functions declared."""
+    if not ssl.OPENSSL_VERSION_INFO >= (3,):
+        raise Ed25519Unavailable(
+            f"checking event signatures needs OpenSSL 3; Python's ssl has {ssl.OPENSSL_VERSION}"
+        )
+    try:
+        library = ctypes.CDLL(LIBCRYPTO)
+        for name, (argtypes, restype) in _SIGNATURES.items():
+            function = getattr(library, name)
+            function.argtypes, function.restype = argtypes, restype
+    except (OSError, AttributeError) as exc:
+        raise Ed25519Unavailable(
+            f"checking event signatures needs OpenSSL 3's {LIBCRYPTO}: {exc}"
+        ) from None
+    return library
+
+
+def _free_key(library: ctypes.CDLL, pkey: int) -> None:
+    library.EVP_PKEY_free(pkey)
+
+
+class PublicKey:
+    """An Ed25519 public key (32 bytes), held as OpenSSL's ``EVP_PKEY`` until it is dropped."""
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != KEY_BYTES:
+            raise NotEd25519(f"an Ed25519 public key has {KEY_BYTES} bytes, not {len(raw)}")
+        self.raw = bytes(raw)
+        library = _libcrypto()
+        pkey = library.EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, None, self.raw, KEY_BYTES)
+        if not pkey:
+            library.ERR_clear_error()
+            raise NotEd25519("OpenSSL refused the Ed25519 public key")
+        self._pkey: int = pkey
+        weakref.finalize(self, _free_key, library, pkey)
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> PublicKey:
+        """From a PEM SubjectPublicKeyInfo (``-----BEGIN PUBLIC KEY-----``), Ed25519's only."""
+        try:
+            blocks = pem_blocks(data, "PUBLIC KEY")
+        except CertificateError as exc:
+            raise NotEd25519(str(exc)) from None
+        if not blocks:
+            raise NotEd25519("no PEM public key (-----BEGIN PUBLIC KEY-----) in it")
+        der = blocks[0]
+        if len(der) != len(SPKI_PREFIX) + KEY_BYTES or not der.startswith(SPKI_PREFIX):
+            raise NotEd25519("it holds a key of another kind, or more than a key")
+        return cls(der[len(SPKI_PREFIX) :])
+
+    def verifies(self, signature: bytes, message: bytes, /) -> bool:
+        """Whether ``signature`` is this key's over ``message`` (RFC 8032, pure Ed25519), as
+        OpenSSL decides it (a signature whose S is not below the group order is refused)."""
+        if len(signature) != SIGNATURE_BYTES:
+            return False
+        library = _libcrypto()
+        context = library.EVP_MD_CTX_new()
+        if not context:
+            raise MemoryError("OpenSSL could not make a digest context")
+        try:
+            if library.EVP_DigestVerifyInit(context, None, None, None, self._pkey) != 1:
+                library.ERR_clear_error()
+                raise Ed25519Unavailable("OpenSSL could not start an Ed25519 verification")
+            done = library.EVP_DigestVerify(
+                context, signature, SIGNATURE_BYTES, message, len(message)
+            )
+            if done != 1:
+                library.ERR_clear_error()  # this thread's queue, which ssl reads
+            return bool(done == 1)
+        finally:
+            library.EVP_MD_CTX_free(context)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.raw.hex()})"
