@@ -34,6 +34,11 @@ __all__ = [
 ]
 
 TRANSPORTER = (sys.executable, "-m", "transporter")
+
+# The benchmarks wait for the roles' text log lines ("API listening on …", "registered with"):
+# every process a benchmark starts logs text (json is the default when stderr is not a
+# terminal), unless the caller chose otherwise.
+os.environ.setdefault("TRANSPORTER_LOG_FORMAT", "text")
 _API = re.compile(r"API listening on (https?://\S+)")
 _AGENT = re.compile(r"agent channel listening on (wss?://\S+)")
 
