@@ -1,6 +1,7 @@
 """Pack PyInstaller's one-folder program into dist/transporter: the static launcher, then the
-folder and the glibc it was built with as one deflated payload, then a trailer naming the
-payload's SHA-256 (the folder the launcher unpacks it into). See README.md beside this file.
+folder and the glibc it was built with as one deflated payload (the core, which every start
+unpacks), then the lazy members each deflated on its own, then a trailer naming the core's
+SHA-256 (the folder the launcher unpacks it into). See README.md beside this file.
 
     python packaging/launcher/pack.py --tree build/onedir/transporter --launcher build/launcher \
         --out dist/transporter
@@ -10,11 +11,17 @@ path of the unpacked loader. The glibc pieces are not a hand list: every ELF fil
 is asked (``ldd``) what it loads, and whatever is not already in the folder is copied from where
 the build host's loader finds it. Any RUNPATH naming a folder of the build host is removed
 (patchelf), and the result is checked: every library each file needs is then in ``_internal``.
+
+The lazy members (``LAZY``: compiled modules only some commands import, and the libraries only
+they load) are left out of the core; the core holds their index (``LAZY_INDEX``: for each
+module the files it needs, for each file its place after the core, size, mode and SHA-256), by
+which ``rthook_lazy.py`` extracts one when an import first needs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import os
 import re
@@ -36,6 +43,48 @@ INTERP_PLACEHOLDER = "/" + "transporter-unpack-folder-placeholder/" * 13
 room that path has (the unpack folder's path may be about 400 bytes long)."""
 LIBDIR = "_internal"
 MARKER = ".complete"  # written by the launcher once a folder is whole; never in the payload
+LAZY_INDEX = f"{LIBDIR}/transporter-lazy.txt"
+"""The index of the lazy members, in the core (read by rthook_lazy.py; its format is there)."""
+EXTENSION = ".cpython-313-x86_64-linux-gnu.so"
+DYNLOAD = f"{LIBDIR}/python3.13/lib-dynload/"
+LAZY = [
+    # cryptography (the control plane's CA, certificates and signing; bundle create) and cffi.
+    f"{LIBDIR}/cryptography/*",
+    f"{LIBDIR}/_cffi_backend{EXTENSION}",
+    # The embedded store's SQLite, and the Redis store's client (coredis, compiled by mypyc).
+    f"{DYNLOAD}_sqlite3{EXTENSION}",
+    f"{LIBDIR}/libsqlite3.so.*",
+    f"{LIBDIR}/*__mypyc{EXTENSION}",
+    f"{LIBDIR}/coredis/*",
+    # The control plane's web stack only (quart's markupsafe, wrapt).
+    f"{LIBDIR}/markupsafe/_speedups{EXTENSION}",
+    f"{LIBDIR}/wrapt/_wrappers{EXTENSION}",
+    # Rarely used: decimal numbers, the CJK codecs, csv, subinterpreters,
+    # multiprocessing's shared memory, asyncio's C part (trio is ours), hashlib's own hashes
+    # (OpenSSL's are used), uuid's C part, mmap, resource, termios, statistics.
+    f"{DYNLOAD}_decimal{EXTENSION}",
+    f"{DYNLOAD}_asyncio{EXTENSION}",
+    f"{DYNLOAD}_statistics{EXTENSION}",
+    f"{DYNLOAD}_uuid{EXTENSION}",
+    f"{LIBDIR}/libuuid.so.*",
+    f"{DYNLOAD}_md5{EXTENSION}",
+    f"{DYNLOAD}_sha1{EXTENSION}",
+    f"{DYNLOAD}_sha2{EXTENSION}",
+    f"{DYNLOAD}_sha3{EXTENSION}",
+    f"{DYNLOAD}mmap{EXTENSION}",
+    f"{DYNLOAD}resource{EXTENSION}",
+    f"{DYNLOAD}termios{EXTENSION}",
+    f"{DYNLOAD}_codecs_*{EXTENSION}",
+    f"{DYNLOAD}_multibytecodec{EXTENSION}",
+    f"{DYNLOAD}_csv{EXTENSION}",
+    f"{DYNLOAD}_interpreters{EXTENSION}",
+    f"{DYNLOAD}_interpqueues{EXTENSION}",
+    f"{DYNLOAD}_multiprocessing{EXTENSION}",
+    f"{DYNLOAD}_posixshmem{EXTENSION}",
+]
+"""The files no start of an agent, of produce or of ``--version`` loads (tests/ship/
+test_static_file.py checks that an agent's start extracts none): unpacked on first use only.
+Only compiled files (ELF) can be lazy, since only an import or the loader can ask for them."""
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(/\S+)\s+\(0x[0-9a-f]+\)$")
 LDD_LOADER = re.compile(r"^\s*(/\S*ld-linux[^\s]*)\s+\(0x[0-9a-f]+\)$")
 
@@ -117,11 +166,85 @@ def check_closure(tree: Path) -> None:
         raise SystemExit("pack: libraries not in the folder: " + ", ".join(missing))
 
 
-def entries(tree: Path) -> Iterator[bytes]:
+def lazy_files(tree: Path) -> list[str]:
+    """The files of ``tree`` (relative names) that ``LAZY`` names; each pattern must name one."""
+    names = [str(p.relative_to(tree)) for p in elf_files(tree)]
+    lazy = set()
+    for pattern in LAZY:
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            raise SystemExit(f"pack: LAZY's {pattern} names no compiled file of the folder")
+        lazy.update(matched)
+    return sorted(lazy)
+
+
+def module_name(name: str) -> str | None:
+    """The module a compiled file of ``_internal`` is imported as, or None for a library."""
+    if not name.startswith(LIBDIR + "/") or (".cpython-" not in name and ".abi3." not in name):
+        return None
+    inner = name.removeprefix(LIBDIR + "/").removeprefix(DYNLOAD.removeprefix(LIBDIR + "/"))
+    return inner.split(".", 1)[0].replace("/", ".").removesuffix(".__init__")
+
+
+def lazy_modules(tree: Path, lazy: list[str]) -> dict[str, list[str]]:
+    """For each lazy module, its lazy files: the libraries it loads (theirs first) then itself.
+    A core file that needs a lazy library is an error (the loader cannot wait for it)."""
+    libraries = {Path(name).name: name for name in lazy if module_name(name) is None}
+
+    def needs(name: str, seen: list[str]) -> list[str]:
+        for needed in dynamic(tree / name)[0]:
+            if needed in libraries and libraries[needed] not in seen:
+                seen.insert(0, libraries[needed])
+                needs(libraries[needed], seen)
+        return seen
+
+    for path in elf_files(tree):
+        name = str(path.relative_to(tree))
+        if name not in lazy and (wanted := set(dynamic(path)[0]) & set(libraries)):
+            raise SystemExit(f"pack: {name} is in the core but needs lazy {sorted(wanted)}")
+    found = {}
+    for name in lazy:
+        if (module := module_name(name)) is not None:
+            found[module] = [*needs(name, []), name]
+    return found
+
+
+def write_lazy_index(tree: Path, lazy: list[str], blobs: dict[str, tuple[int, int]]) -> None:
+    """``LAZY_INDEX``: ``F name offset length size mode sha256`` for each lazy file (offset
+    from the end of the core payload), then ``M module name...`` for each lazy module."""
+    lines = []
+    for name in lazy:
+        path = tree / name
+        if any(c.isspace() for c in name):
+            raise SystemExit(f"pack: lazy file {name} has a space in its name")
+        mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        offset, length = blobs[name]
+        lines.append(f"F {name} {offset} {length} {path.stat().st_size} {mode:o} {digest}")
+    for module, names in sorted(lazy_modules(tree, lazy).items()):
+        lines.append(f"M {module} {' '.join(names)}")
+    (tree / LAZY_INDEX).write_text("\n".join(lines) + "\n")
+
+
+def lazy_blobs(tree: Path, lazy: list[str]) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """Each lazy file deflated on its own, one after the other: the bytes, and where each is."""
+    out = bytearray()
+    where = {}
+    for name in lazy:
+        blob = zlib.compress((tree / name).read_bytes(), 9)
+        where[name] = (len(out), len(blob))
+        out += blob
+    return bytes(out), where
+
+
+def entries(tree: Path, skip: frozenset[str] = frozenset()) -> Iterator[bytes]:
     """The payload's records, folders before what they hold, in a fixed order: kind, mode,
-    name length, data length (little-endian), name, data. Modes are 0755 or 0644."""
+    name length, data length (little-endian), name, data. Modes are 0755 or 0644. The files
+    named in ``skip`` (the lazy ones) are left out; their folders are not."""
     for path in sorted(tree.rglob("*"), key=lambda p: p.relative_to(tree).parts):
         name = str(path.relative_to(tree)).encode()
+        if name.decode() in skip:
+            continue
         if path.name == MARKER and path.parent == tree:
             raise SystemExit(f"pack: {path} would be taken for the launcher's marker")
         if path.is_symlink():
@@ -139,10 +262,13 @@ def entries(tree: Path) -> Iterator[bytes]:
 
 
 def pack(tree: Path, launcher: Path, out: Path) -> str:
+    lazy = lazy_files(tree)
+    lazy_data, blobs = lazy_blobs(tree, lazy)
+    write_lazy_index(tree, lazy, blobs)
     digest = hashlib.sha256()
     compressor = zlib.compressobj(9)
     payload = bytearray()
-    for record in entries(tree):
+    for record in entries(tree, frozenset(lazy)):
         digest.update(record)
         payload += compressor.compress(record)
     payload += compressor.flush()
@@ -151,7 +277,7 @@ def pack(tree: Path, launcher: Path, out: Path) -> str:
     trailer = trailer.ljust(TRAILER_SIZE - 1, b" ") + b"\n"
     assert len(trailer) == TRAILER_SIZE
     partial = out.with_name(out.name + ".partial")
-    partial.write_bytes(front + payload + trailer)
+    partial.write_bytes(front + payload + lazy_data + trailer)
     partial.chmod(0o755)
     partial.replace(out)
     return digest.hexdigest()
@@ -172,6 +298,9 @@ def main() -> int:
     digest = pack(args.tree, args.launcher, args.out)
     print(f"added from the build host: {' '.join(added)}")
     print(f"{args.out}: payload {digest}")
+    index = (args.tree / LAZY_INDEX).read_text().splitlines()
+    lazy_size = sum(int(line.split()[4]) for line in index if line.startswith("F "))
+    print(f"lazy: {sum(1 for line in index if line.startswith('F '))} files, {lazy_size} bytes")
     return 0
 
 

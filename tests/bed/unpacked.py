@@ -11,6 +11,7 @@ from PyInstaller.archive.readers import pkg_archive_contents
 
 EXTENSION = ".cpython-313-x86_64-linux-gnu.so"
 LIBDIR = "_internal"
+LAZY_INDEX = f"{LIBDIR}/transporter-lazy.txt"
 
 
 def unpack(binary: Path, root: Path) -> Path:
@@ -31,12 +32,15 @@ def unpack(binary: Path, root: Path) -> Path:
 
 def module_names(folder: Path) -> list[str]:
     """The Python modules of the unpacked program (its archive), dotted, then its compiled
-    extensions and libraries as dotted names (``cryptography.hazmat.bindings._rust``,
-    ``readline``, ``libssl``), so that ``name.startswith(package + ".")`` finds a package's."""
+    extensions and libraries (the lazy ones not yet extracted too) as dotted names
+    (``cryptography.hazmat.bindings._rust``, ``readline``, ``libssl``), so that
+    ``name.startswith(package + ".")`` finds a package's."""
     names = list(pkg_archive_contents(str(folder / "transporter")))
-    for path in (folder / LIBDIR).rglob("*"):
-        if path.is_dir():
-            continue
+    files = {p for p in (folder / LIBDIR).rglob("*") if not p.is_dir()}
+    # The lazy members too, which a start extracts only when it needs them (packaging/launcher).
+    index = (folder / LAZY_INDEX).read_text().splitlines()
+    files |= {folder / line.split()[1] for line in index if line.startswith("F ")}
+    for path in sorted(files):
         relative = path.relative_to(folder / LIBDIR)
         parts = relative.parts[2:] if relative.parts[:1] == ("python3.13",) else relative.parts
         if not parts:

@@ -6,6 +6,7 @@ They need root (chroot, mount namespaces, another uid), as CI runs them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,17 @@ from pathlib import Path
 import pytest
 
 from tests.bed.kube import Cluster
+from tests.bed.pki import shared
 from tests.bed.process import started
-from tests.bed.roles import AGENT_LISTENING, API_LISTENING, PYTHON_TRANSPORTER, REGISTERED
+from tests.bed.roles import (
+    AGENT_LISTENING,
+    API_LISTENING,
+    PYTHON_TRANSPORTER,
+    REGISTERED,
+    clean_environment,
+    create_bundle,
+    create_token,
+)
 from tests.bed.roots import Root, debian_root, empty_root
 from tests.bed.unpacked import module_names, unpack
 
@@ -289,3 +300,211 @@ def test_a_corrupted_payload_is_refused_and_nothing_is_left(binary: Path, tmp_pa
         one_line(done.stderr),
     )
     assert list(unpack_dir.iterdir()) == []
+
+
+# --- lazy members: unpacked on first use ------------------------------------------------------
+
+LAZY_INDEX = "_internal/transporter-lazy.txt"
+"""The index of the members the launcher does not unpack (packaging/launcher/pack.py)."""
+RUST = "_internal/cryptography/hazmat/bindings/_rust.abi3.so"
+
+
+def lazy_members(folder: Path) -> list[str]:
+    """The lazy files the index of the unpacked ``folder`` names."""
+    lines = (folder / LAZY_INDEX).read_text().splitlines()
+    return [line.split()[1] for line in lines if line.startswith("F ")]
+
+
+def present(folder: Path) -> list[str]:
+    return [name for name in lazy_members(folder) if (folder / name).exists()]
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files of an extraction (``.NAME.partial-PID-RANDOM``)."""
+    return list(folder.rglob(".*.partial-*"))
+
+
+def mapped(pid: int, folder: Path) -> set[str]:
+    """The files of ``folder`` the process ``pid`` has mapped (its loaded libraries)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    paths = {line.split(maxsplit=5)[5] for line in maps if len(line.split(maxsplit=5)) == 6}
+    return {str(Path(p).relative_to(folder)) for p in paths if p.startswith(f"{folder}/")}
+
+
+def bundle_create(binary: Path, unpack_dir: Path, data_dir: Path, out: Path) -> list[str]:
+    """``bundle create`` of the file (a CA read with cryptography, the store's SQLite) in a
+    new ``data_dir`` holding the test run's CA and signing key: the command, run with
+    ``TRANSPORTER_UNPACK_DIR=unpack_dir``."""
+    data_dir.mkdir(mode=0o700)
+    for made in (shared().ca_cert, shared().ca_key, shared().signing_key):
+        shutil.copy2(made, data_dir / made.name)
+    flags = ["--agent-id", "site-1", "--data-dir", str(data_dir), "--out", str(out)]
+    return ["env", f"TRANSPORTER_UNPACK_DIR={unpack_dir}", str(binary), "bundle", "create", *flags]
+
+
+def produce_one(
+    command: list[str], api: str, tmp_path: Path, extra_env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A ConfigMap for site-1, produced by ``command`` through the control plane whose data
+    folder is ``tmp_path / "cp"``, waited for: ``-o json``."""
+    token = create_token("--data-dir", str(tmp_path / "cp"))
+    manifest = tmp_path / "cm.yaml"
+    name = f"lazy-{uuid.uuid4().hex[:10]}"
+    manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
+    produce = [*command, "produce", "k8s", "--cp-url", api, "--agent", "site-1"]
+    produce += ["--ca-cert", str(tmp_path / "cp" / "ca.crt"), "--manifest", str(manifest)]
+    return subprocess.run(
+        [*produce, "--wait", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=clean_environment() | {"TRANSPORTER_TOKEN": token} | extra_env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_agent_unpacks_no_lazy_member_and_a_later_cp_the_rest(
+    binary: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    """``--version``, ``completion`` and the file's agent, started first in a fresh folder;
+    the agent registers and applies an event that the file's ``produce`` sends and follows,
+    with no lazy member on disk, and maps only core files (its process's maps); a ``cp`` of
+    the file started later in the same folder extracts what it needs (cryptography for its
+    CA, SQLite for its store) and serves."""
+    unpack_dir = tmp_path / "unpack"
+    cp_argv = [*PYTHON_TRANSPORTER, "cp", "--listen", "127.0.0.1:0", "--agent-listen"]
+    cp_argv += ["127.0.0.1:0", "--data-dir", str(tmp_path / "cp")]
+    env = clean_environment()
+    with started(cp_argv, API_LISTENING, AGENT_LISTENING, env=env) as (_, (api, agents)):
+        bundle = create_bundle(tmp_path / "cp", "site-1", tmp_path / "bundle")
+        agent_argv = [str(binary), "agent", "--bundle", str(bundle), "--cp-url", agents]
+        agent_argv += ["--kubeconfig", str(cluster.kubeconfig)]
+        agent_env = env | {"TRANSPORTER_UNPACK_DIR": str(unpack_dir)}
+        for command in (["--version"], ["completion", "bash"], ["agent", "--help"]):
+            assert run([str(binary), *command], **agent_env).returncode == 0
+        with started(agent_argv, REGISTERED, env=agent_env) as (agent, _):
+            (folder,) = unpack_dir.iterdir()
+            assert present(folder) == [], "an agent's start extracted lazy members"
+            done = produce_one([str(binary)], api, tmp_path, agent_env)
+            assert done.returncode == 0, done.stderr + agent.output
+            assert json.loads(done.stdout)["state"] == "completed"
+            assert present(folder) == [], "the event (the file's produce) extracted members"
+            loaded = mapped(agent.pid, folder)
+            assert "_internal/libpython3.13.so.1.0" in loaded
+            assert loaded.isdisjoint(lazy_members(folder))
+            assert agent.stop(signal.SIGTERM) == 0, agent.tail()
+    assert len(lazy_members(folder)) > 10
+    with started(
+        [str(binary), *cp_argv[3:-1], str(tmp_path / "cp-file")],
+        API_LISTENING,
+        env=agent_env,
+    ) as (cp, (api,)):
+        context = ssl.create_default_context(cafile=str(tmp_path / "cp-file" / "ca.crt"))
+        with urllib.request.urlopen(f"{api}/readyz", timeout=10, context=context) as answer:
+            assert answer.status == 200
+        assert RUST in present(folder)
+        assert "_internal/libsqlite3.so.0" in present(folder)
+        assert cp.stop(signal.SIGTERM) == 0, cp.tail()
+    assert leftovers(folder) == []
+
+
+def test_a_lazy_member_once_there_is_not_written_again(binary: Path, tmp_path: Path) -> None:
+    unpack_dir = tmp_path / "unpack"
+    first = run(bundle_create(binary, unpack_dir, tmp_path / "cp", tmp_path / "b1"))
+    assert first.returncode == 0, first.stderr
+    (folder,) = unpack_dir.iterdir()
+    assert RUST in present(folder)
+    before = snapshot(unpack_dir)
+    again = run(bundle_create(binary, unpack_dir, tmp_path / "cp2", tmp_path / "b2"))
+    assert again.returncode == 0, again.stderr
+    assert snapshot(unpack_dir) == before
+
+
+def test_concurrent_extractions_of_a_member_end_well(binary: Path, tmp_path: Path) -> None:
+    """Six starts at once in a fresh folder, each needing cryptography: every one succeeds,
+    the member is whole, and no temporary file is left."""
+    unpack_dir = tmp_path / "unpack"
+    starts = [
+        subprocess.Popen(
+            bundle_create(binary, unpack_dir, tmp_path / f"cp{n}", tmp_path / f"b{n}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(6)
+    ]
+    results = [(p.wait(120), p.communicate()[1]) for p in starts]
+    assert [code for code, _ in results] == [0] * 6, results
+    (folder,) = unpack_dir.iterdir()
+    assert leftovers(folder) == []
+    index = (folder / LAZY_INDEX).read_text().splitlines()
+    (digest,) = [line.split()[6] for line in index if line.split()[1:2] == [RUST]]
+    assert hashlib.sha256((folder / RUST).read_bytes()).hexdigest() == digest
+
+
+def recompressed_with_a_byte_changed(blob: bytes) -> bytes:
+    """A deflated member with one byte of what it holds changed, deflated again to the same
+    length, so that only the member's SHA-256 in the index can tell."""
+    original = zlib.decompress(blob)
+    for position in range(len(original) - 1, max(0, len(original) - 400), -1):
+        changed = bytearray(original)
+        changed[position] ^= 0x01
+        if len(again := zlib.compress(bytes(changed), 9)) == len(blob):
+            return again
+    raise AssertionError("no byte whose change keeps the deflated length")
+
+
+@pytest.mark.parametrize(
+    ("member", "how", "why"),
+    [
+        ("_internal/libsqlite3.so.0", "recompressed", "SHA-256 mismatch"),
+        (RUST, "flipped", "Error -3 while decompressing data: [a-z ]+"),
+    ],
+)
+def test_a_tampered_lazy_member_is_refused(
+    binary: Path, tmp_path: Path, member: str, how: str, why: str
+) -> None:
+    """A lazy member changed in the file: the core unpacks (its hash covers the members'
+    SHA-256 in the index, not their bytes) and ``--version`` runs, but the start that needs
+    the member is refused in one line, and nothing of it is left. ``recompressed``: valid
+    deflate of other bytes (the SHA-256 tells); ``flipped``: a byte of the deflate stream."""
+    unpack_dir = tmp_path / "unpack"
+    folder = unpack(binary, unpack_dir)
+    data = bytearray(binary.read_bytes())
+    offset, length = (int(n) for n in data[-160:].decode().split()[1:3])
+    index = (folder / LAZY_INDEX).read_text().splitlines()
+    (fields,) = [line.split() for line in index if line.split()[1:2] == [member]]
+    start, size = offset + length + int(fields[2]), int(fields[3])
+    if how == "recompressed":
+        data[start : start + size] = recompressed_with_a_byte_changed(bytes(data[start:][:size]))
+    else:
+        data[start + size // 2] ^= 0x01
+    tampered = tmp_path / "transporter"
+    tampered.write_bytes(data)
+    tampered.chmod(0o755)
+    done = run(bundle_create(tampered, unpack_dir, tmp_path / "cp", tmp_path / "b"))
+    assert done.returncode == LAUNCH_FAILED, done.stderr
+    assert re.fullmatch(
+        rf"transporter: {tampered} is damaged \(member {member}: {why}\): download it again",
+        one_line(done.stderr),
+    )
+    assert member not in present(folder)
+    assert leftovers(folder) == []
+
+
+def test_a_read_only_core_only_folder_names_the_fix(binary: Path, tmp_path: Path) -> None:
+    """A folder unpacked by ``--version`` (the core only), then mounted read-only, as an image
+    could hold it: a command that needs a lazy member says, in one line, what to set."""
+    unpack_dir = tmp_path / "unpack"
+    folder = unpack(binary, unpack_dir)
+    read_only = f"mount --bind {unpack_dir} {unpack_dir} && mount -o remount,bind,ro {unpack_dir}"
+    command = bundle_create(binary, unpack_dir, tmp_path / "cp", tmp_path / "b")
+    script = f'{read_only} && exec "$@"'
+    done = run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *command])
+    assert done.returncode == LAUNCH_FAILED, done.stderr
+    said = re.fullmatch(
+        rf"transporter: cannot unpack (\S+) into {folder}: Read-only file system:"
+        " set TRANSPORTER_UNPACK_DIR to a writable folder",
+        one_line(done.stderr),
+    )
+    assert said is not None, done.stderr
+    assert said[1] in lazy_members(folder)

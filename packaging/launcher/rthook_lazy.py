@@ -1,0 +1,173 @@
+# PyInstaller runtime hook of transporter.spec, run after rthook_argv0.py (which makes
+# sys.executable the single file). The launcher unpacks only the core of the payload; the lazy
+# members (compiled modules only some commands import, and the libraries only they load; see
+# LAZY in pack.py) stay in the file, each deflated on its own, after the core. Here a finder
+# goes first on sys.meta_path: when an import needs a lazy module whose files are not yet in
+# the folder, it extracts them from the file (bounded, SHA-256 checked against the index in
+# the core, which the folder's name covers), each to a temporary name in its own folder then
+# renamed into place, and lets the import go on. Once there, a file is never written again.
+# A failure is one line on stderr and exit code 126, as the launcher's.
+#
+# The index (_internal/transporter-lazy.txt, written by pack.py): one line per lazy file,
+# "F name offset length size mode sha256" (offset from the end of the core payload, mode in
+# octal), then one per lazy module, "M module name...", its files in the order to extract.
+import os
+import sys
+
+_INDEX = "transporter-lazy.txt"
+_MAX_INDEX = 1 << 20
+_MAX_MEMBER = 256 << 20
+_TRAILER_SIZE = 160
+_TRAILER_MAGIC = b"TRANSPORTER-PAYLOAD-1 "
+_LAUNCH_FAILED = 126
+
+
+def _fail(message):
+    os.write(2, f"transporter: {message}\n".encode(errors="backslashreplace"))
+    os._exit(_LAUNCH_FAILED)
+
+
+class _LazyFinder:
+    """Extracts a lazy module's files on its first import; finds nothing itself."""
+
+    def __init__(self, folder, index, file):
+        self._folder = folder
+        self._index = index
+        self._file = file
+        self._files = None
+        self._modules = {}
+
+    def _load(self):
+        self._files = {}
+        with open(self._index, "rb") as f:
+            text = f.read(_MAX_INDEX + 1)
+        if len(text) > _MAX_INDEX:
+            _fail(f"{self._index} is too large: remove {self._folder} to unpack it again")
+        for line in text.decode().splitlines():
+            kind, _, rest = line.partition(" ")
+            fields = rest.split()
+            if kind == "F" and len(fields) == 6:
+                name, offset, length, size, mode, digest = fields
+                numbers = (int(offset), int(length), int(size), int(mode, 8))
+                self._files[name] = (*numbers, digest)
+            elif kind == "M" and len(fields) >= 2 and all(n in self._files for n in fields[1:]):
+                self._modules[fields[0]] = fields[1:]
+            else:
+                _fail(f"{self._index} is damaged: remove {self._folder} to unpack it again")
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self._files is None:
+            self._load()
+        names = self._modules.get(fullname)
+        if names is not None:
+            missing = [n for n in names if not os.path.lexists(os.path.join(self._folder, n))]
+            for name in missing:
+                self._extract(name)
+            if missing:
+                import importlib
+
+                importlib.invalidate_caches()
+        return
+
+    def invalidate_caches(self):
+        pass
+
+    def _lazy_bounds(self, f):
+        """Where the lazy members start and end in the file, once it is checked to be the file
+        this folder was unpacked from."""
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - _TRAILER_SIZE))
+        fields = f.read(_TRAILER_SIZE).split()
+        if len(fields) != 4 or fields[0] + b" " != _TRAILER_MAGIC:
+            _fail(f"{self._file} is damaged (no payload trailer): download it again")
+        if fields[3].decode() != os.path.basename(self._folder):
+            _fail(
+                f"{self._file} is not the file {self._folder} was unpacked from (replaced while "
+                "running?): start it again"
+            )
+        return int(fields[1]) + int(fields[2]), size - _TRAILER_SIZE
+
+    def _member(self, name):
+        """The bytes of lazy file ``name``, read from the file and checked."""
+        import hashlib
+        import zlib
+
+        offset, length, size, _, digest = self._files[name]
+        with open(self._file, "rb") as f:
+            start, end = self._lazy_bounds(f)
+            if not (offset >= 0 and 0 < length <= _MAX_MEMBER and size <= _MAX_MEMBER):
+                _fail(f"{self._index} is damaged ({name}): remove {self._folder}")
+            if start + offset + length > end:
+                _fail(f"{self._file} is damaged (member {name} past its end): download it again")
+            f.seek(start + offset)
+            data = f.read(length)
+        inflater = zlib.decompressobj()
+        try:
+            out = inflater.decompress(data, size + 1)
+        except zlib.error as error:
+            _fail(f"{self._file} is damaged (member {name}: {error}): download it again")
+        if len(out) != size or not inflater.eof or inflater.unused_data:
+            _fail(f"{self._file} is damaged (member {name}: wrong size): download it again")
+        if hashlib.sha256(out).hexdigest() != digest:
+            _fail(f"{self._file} is damaged (member {name}: SHA-256 mismatch): download it again")
+        return out
+
+    def _check_folder(self, parent):
+        """``parent`` must be a real folder of ours that no one else may write to."""
+        info = os.lstat(parent)
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            _fail(f"refusing to unpack into {parent}: it is not a folder: remove {self._folder}")
+        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            _fail(
+                f"refusing to unpack into {parent}: it belongs to uid {info.st_uid} with mode "
+                f"{info.st_mode & 0o777:03o}: remove {self._folder} or set TRANSPORTER_UNPACK_DIR"
+            )
+
+    def _extract(self, name):
+        data = self._member(name)
+        target = os.path.join(self._folder, name)
+        parent = os.path.dirname(target)
+        partial = os.path.join(
+            parent, f".{os.path.basename(name)}.partial-{os.getpid()}-{os.urandom(4).hex()}"
+        )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(partial, flags, self._files[name][3])
+        except OSError as error:
+            self._check_folder(parent)
+            _fail(
+                f"cannot unpack {name} into {self._folder}: {error.strerror}: set "
+                "TRANSPORTER_UNPACK_DIR to a writable folder"
+            )
+        try:
+            self._check_folder(parent)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(partial, target)  # the same bytes if another start won: either is fine
+        except OSError as error:
+            if fd >= 0:
+                os.close(fd)
+            os.unlink(partial)
+            _fail(
+                f"cannot unpack {name} into {self._folder}: {error.strerror}: set "
+                "TRANSPORTER_UNPACK_DIR to a writable folder with more room"
+            )
+
+
+def _install():
+    internal = getattr(sys, "_MEIPASS", None)
+    if internal is None:
+        return
+    folder = os.path.dirname(internal)
+    index = os.path.join(internal, _INDEX)
+    # Unpacked by the launcher (not PyInstaller's own folder, which holds everything).
+    if os.path.exists(os.path.join(folder, ".complete")) and os.path.exists(index):
+        sys.meta_path.insert(0, _LazyFinder(folder, index, sys.executable))
+
+
+_install()
+del _install
