@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from transporter.kube.discovery import ResourceInfo
 from transporter.kube.errors import KubeError
 from transporter.protocol.model import ResourceResult, ResourceStatus
+
+if TYPE_CHECKING:  # discovery is imported with the first event (kube/target.py)
+    from transporter.kube.discovery import ResourceInfo
 
 
 @attrs.frozen

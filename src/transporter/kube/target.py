@@ -1,26 +1,28 @@
-"""One cluster the agent works on: the phases of an event as four calls."""
+"""One cluster the agent works on: the phases of an event as four calls.
+
+What only an event needs (parsing manifests, validating, applying, deleting) is imported when
+the first event comes: an idle agent does without it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from transporter.kube import credentials, inspect, state
-from transporter.kube.apply import apply_plan, verify_applied
-from transporter.kube.delete import delete_plan
-from transporter.kube.discovery import Discovery
 from transporter.kube.errors import KubeConfigError, KubeRejected, KubeUnavailable
 from transporter.kube.inspect import Seen
-from transporter.kube.manifests import parse_manifests
 from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from transporter.kube.transport import MAX_THREADS, RequestObserver, Transport, new_transport
-from transporter.kube.validate import make_plan
 from transporter.protocol.model import ResourceResult
+
+if TYPE_CHECKING:
+    from transporter.kube.discovery import Discovery
 
 PARSE_THREADS = 2
 """Manifests parsed at once (CPU-bound), apart from the threads that wait on the server."""
@@ -49,7 +51,7 @@ class KubeTarget:
         self, transport: Transport, *, server_version: str, source: str, timeout: float
     ) -> None:
         self._transport = transport
-        self._discovery = Discovery(transport)
+        self._found: Discovery | None = None
         self._parse_limiter = trio.CapacityLimiter(PARSE_THREADS)
         self.server_version = server_version
         """``gitVersion`` of the API server, e.g. ``v1.33.4``."""
@@ -92,11 +94,23 @@ class KubeTarget:
         finally:
             transport.close()
 
+    @property
+    def _discovery(self) -> Discovery:
+        """What the API server serves, learnt as events need it (made with the first)."""
+        if self._found is None:
+            from transporter.kube.discovery import Discovery
+
+            self._found = Discovery(self._transport)
+        return self._found
+
     async def plan(self, manifests: Sequence[str]) -> Plan:
         """Validating: parse and place every object. Raises :class:`ManifestError`.
 
         Parsing runs in a worker thread: a few MB of YAML take a second or more of CPU.
         """
+        from transporter.kube.manifests import parse_manifests
+        from transporter.kube.validate import make_plan
+
         objects = await trio.to_thread.run_sync(
             parse_manifests, tuple(manifests), limiter=self._parse_limiter, abandon_on_cancel=True
         )
@@ -107,6 +121,8 @@ class KubeTarget:
 
         ``headers``: sent with every request about the plan's objects (impersonation).
         """
+        from transporter.kube.apply import apply_plan
+
         return await apply_plan(
             self._transport, self._discovery, plan, crd_timeout=self.timeout, headers=headers
         )
@@ -115,12 +131,16 @@ class KubeTarget:
         self, applied: Sequence[Applied], *, headers: Mapping[str, str] | None = None
     ) -> list[ResourceResult]:
         """Verifying: read back what was applied; created, updated, unchanged or failed."""
+        from transporter.kube.apply import verify_applied
+
         return await verify_applied(self._transport, applied, headers)
 
     async def delete(
         self, plan: Plan, *, headers: Mapping[str, str] | None = None
     ) -> list[ResourceResult]:
         """Delete each object of the plan, in reverse order: deleted, not_found or failed."""
+        from transporter.kube.delete import delete_plan
+
         return await delete_plan(self._transport, self._discovery, plan, headers)
 
     # --- looking before changing anything (the policy's view) ------------------------------
