@@ -30,6 +30,7 @@ import stat
 import struct
 import subprocess
 import sys
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +48,10 @@ LAZY_INDEX = f"{LIBDIR}/transporter-lazy.txt"
 """The index of the lazy members, in the core (read by rthook_lazy.py; its format is there)."""
 EXTENSION = ".cpython-313-x86_64-linux-gnu.so"
 DYNLOAD = f"{LIBDIR}/python3.13/lib-dynload/"
+LAZY_MODULES = f"{LIBDIR}/transporter-lazy-modules.zip"
+"""The bytecode of the pure-Python packages only some commands import (transporter.spec)."""
 LAZY = [
+    LAZY_MODULES,
     # cryptography (the control plane's CA, certificates and signing; bundle create) and cffi.
     f"{LIBDIR}/cryptography/*",
     f"{LIBDIR}/_cffi_backend{EXTENSION}",
@@ -84,7 +88,7 @@ LAZY = [
 ]
 """The files no start of an agent, of produce or of ``--version`` loads (tests/ship/
 test_static_file.py checks that an agent's start extracts none): unpacked on first use only.
-Only compiled files (ELF) can be lazy, since only an import or the loader can ask for them."""
+Only compiled files (ELF) and LAZY_MODULES can be lazy: only an import can ask for them."""
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(/\S+)\s+\(0x[0-9a-f]+\)$")
 LDD_LOADER = re.compile(r"^\s*(/\S*ld-linux[^\s]*)\s+\(0x[0-9a-f]+\)$")
 
@@ -168,7 +172,7 @@ def check_closure(tree: Path) -> None:
 
 def lazy_files(tree: Path) -> list[str]:
     """The files of ``tree`` (relative names) that ``LAZY`` names; each pattern must name one."""
-    names = [str(p.relative_to(tree)) for p in elf_files(tree)]
+    names = [str(p.relative_to(tree)) for p in elf_files(tree)] + [LAZY_MODULES]
     lazy = set()
     for pattern in LAZY:
         matched = fnmatch.filter(names, pattern)
@@ -209,9 +213,20 @@ def lazy_modules(tree: Path, lazy: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def zip_roots(archive: Path) -> list[str]:
+    """The packages and modules of the zip ``archive`` whose parent is not in it: the names
+    under which rthook_lazy.py imports from it."""
+    names = set()
+    for entry in zipfile.ZipFile(archive).namelist():
+        if not entry.endswith("/"):
+            names.add(entry.removesuffix(".pyc").removesuffix("/__init__").replace("/", "."))
+    return sorted(n for n in names if n.rpartition(".")[0] not in names)
+
+
 def write_lazy_index(tree: Path, lazy: list[str], blobs: dict[str, tuple[int, int]]) -> None:
     """``LAZY_INDEX``: ``F name offset length size mode sha256`` for each lazy file (offset
-    from the end of the core payload), then ``M module name...`` for each lazy module."""
+    from the end of the core payload), then ``M module name...`` for each lazy compiled
+    module, then ``P package zip`` for each package imported from LAZY_MODULES."""
     lines = []
     for name in lazy:
         path = tree / name
@@ -223,7 +238,9 @@ def write_lazy_index(tree: Path, lazy: list[str], blobs: dict[str, tuple[int, in
         lines.append(f"F {name} {offset} {length} {path.stat().st_size} {mode:o} {digest}")
     for module, names in sorted(lazy_modules(tree, lazy).items()):
         lines.append(f"M {module} {' '.join(names)}")
-    (tree / LAZY_INDEX).write_text("\n".join(lines) + "\n")
+    for root in zip_roots(tree / LAZY_MODULES):
+        lines.append(f"P {root} {LAZY_MODULES}")
+    (tree / LAZY_INDEX).write_text("".join(f"{line}\n" for line in lines))
 
 
 def lazy_blobs(tree: Path, lazy: list[str]) -> tuple[bytes, dict[str, tuple[int, int]]]:

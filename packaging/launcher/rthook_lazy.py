@@ -1,16 +1,19 @@
 # PyInstaller runtime hook of transporter.spec, run after rthook_argv0.py (which makes
 # sys.executable the single file). The launcher unpacks only the core of the payload; the lazy
 # members (compiled modules only some commands import, and the libraries only they load; see
-# LAZY in pack.py) stay in the file, each deflated on its own, after the core. Here a finder
+# LAZY in pack.py, and a zip of the pure-Python packages only some commands import, see
+# transporter.spec) stay in the file, each deflated on its own, after the core. Here a finder
 # goes first on sys.meta_path: when an import needs a lazy module whose files are not yet in
 # the folder, it extracts them from the file (bounded, SHA-256 checked against the index in
 # the core, which the folder's name covers), each to a temporary name in its own folder then
-# renamed into place, and lets the import go on. Once there, a file is never written again.
-# A failure is one line on stderr and exit code 126, as the launcher's.
+# renamed into place, and gives the import their spec (a compiled module's file, or zipimport
+# of the zip). Once there, a file is never written again. A failure is one line on stderr and
+# exit code 126, as the launcher's.
 #
 # The index (_internal/transporter-lazy.txt, written by pack.py): one line per lazy file,
 # "F name offset length size mode sha256" (offset from the end of the core payload, mode in
-# octal), then one per lazy module, "M module name...", its files in the order to extract.
+# octal), then one per lazy compiled module, "M module name...", its files in the order to
+# extract (libraries first), then one per package of the zip, "P package zipname".
 import os
 import sys
 
@@ -36,6 +39,7 @@ class _LazyFinder:
         self._file = file
         self._files = None
         self._modules = {}
+        self._packages = {}
 
     def _load(self):
         self._files = {}
@@ -52,6 +56,8 @@ class _LazyFinder:
                 self._files[name] = (*numbers, digest)
             elif kind == "M" and len(fields) >= 2 and all(n in self._files for n in fields[1:]):
                 self._modules[fields[0]] = fields[1:]
+            elif kind == "P" and len(fields) == 2 and fields[1] in self._files:
+                self._packages[fields[0]] = fields[1]
             else:
                 _fail(f"{self._index} is damaged: remove {self._folder} to unpack it again")
 
@@ -60,14 +66,39 @@ class _LazyFinder:
             self._load()
         names = self._modules.get(fullname)
         if names is not None:
-            missing = [n for n in names if not os.path.lexists(os.path.join(self._folder, n))]
-            for name in missing:
-                self._extract(name)
-            if missing:
-                import importlib
+            self._have(names)
+            return self._extension_spec(fullname, os.path.join(self._folder, names[-1]))
+        parts = fullname.split(".")
+        for end in range(1, len(parts) + 1):
+            archive = self._packages.get(".".join(parts[:end]))
+            if archive is not None:
+                self._have([archive])
+                import zipimport
 
-                importlib.invalidate_caches()
-        return
+                inside = os.path.join(self._folder, archive, *parts[:-1])
+                return zipimport.zipimporter(inside).find_spec(fullname)
+        return None
+
+    def _have(self, names):
+        for name in names:
+            if not os.path.lexists(os.path.join(self._folder, name)):
+                self._extract(name)
+
+    @staticmethod
+    def _extension_spec(fullname, path):
+        """The spec of the compiled module at ``path`` (a package's when it is its
+        ``__init__``): found here, since its package may come from the zip."""
+        from importlib.machinery import ExtensionFileLoader
+        from importlib.util import spec_from_file_location
+
+        package = os.path.basename(path).startswith("__init__.")
+        return spec_from_file_location(
+            fullname,
+            path,
+            loader=ExtensionFileLoader(fullname, path),
+            submodule_search_locations=[os.path.dirname(path)] if package else None,
+        )
+        return None
 
     def invalidate_caches(self):
         pass

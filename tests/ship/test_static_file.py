@@ -26,6 +26,7 @@ import pytest
 from tests.bed.kube import Cluster
 from tests.bed.pki import shared
 from tests.bed.process import started
+from tests.bed.redis import RedisServer
 from tests.bed.roles import (
     AGENT_LISTENING,
     API_LISTENING,
@@ -36,7 +37,7 @@ from tests.bed.roles import (
     create_token,
 )
 from tests.bed.roots import Root, debian_root, empty_root
-from tests.bed.unpacked import module_names, unpack
+from tests.bed.unpacked import EXTENSION, module_names, unpack
 
 LAUNCH_FAILED = 126
 """The launcher's exit code when it cannot run the program (README, exit codes)."""
@@ -508,3 +509,29 @@ def test_a_read_only_core_only_folder_names_the_fix(binary: Path, tmp_path: Path
     )
     assert said is not None, done.stderr
     assert said[1] in lazy_members(folder)
+
+
+def test_the_files_cp_on_the_redis_store(
+    binary: Path, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The Redis store's client, coredis, comes from the lazy members twice over: its Python
+    from the zip of lazy packages, its mypyc-compiled modules from compiled members imported
+    by that Python. The file's ``token create`` and ``cp`` on a Redis store both work."""
+    unpack_dir = tmp_path / "unpack"
+    env = clean_environment() | {"TRANSPORTER_UNPACK_DIR": str(unpack_dir)}
+    store = ["--data-dir", str(tmp_path / "cp"), "--store", redis_server.url]
+    argv = [str(binary), "cp", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"]
+    with started([*argv, *store], API_LISTENING, env=env) as (cp, (api,)):
+        token = create_token(*store, command=[str(binary)])
+        request = urllib.request.Request(
+            f"{api}/agents", headers={"Authorization": f"Bearer {token}"}
+        )
+        context = ssl.create_default_context(cafile=str(tmp_path / "cp" / "ca.crt"))
+        with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+            assert answer.status == 200
+        assert cp.stop(signal.SIGTERM) == 0, cp.tail()
+    (folder,) = unpack_dir.iterdir()
+    extracted = present(folder)
+    assert "_internal/transporter-lazy-modules.zip" in extracted
+    assert "_internal/coredis/parser.cpython-313-x86_64-linux-gnu.so" in extracted
+    assert [name for name in extracted if name.endswith(f"__mypyc{EXTENSION}")] != []
