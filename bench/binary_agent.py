@@ -18,7 +18,9 @@ registered with a control plane (of the venv) and settled, it prints:
 Then the same with the unpack folder on disk, unpacked before by another process and dropped
 from the page cache: ``charged`` is then the agent's memory and the pages of the unpacked files
 it reads (``cache``), as for a pod whose image holds the folder unpacked, or a host's second
-start; the folder's 42 MB stay on disk, once per build.
+start; the folder (the core an agent needs, 22.7 MB: the lazy members only some commands
+load are extracted on their first use, packaging/launcher/README.md) stays on disk, once per
+build.
 
 Last, the same from disk in a cgroup limited to 50 MB, as a pod's limit: the kernel reclaims
 page cache before it kills, so the agent runs there as long as what it cannot give back fits.

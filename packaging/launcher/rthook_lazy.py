@@ -79,6 +79,11 @@ class _LazyFinder:
                 return zipimport.zipimporter(inside).find_spec(fullname)
         return None
 
+    def unpack_all(self):
+        if self._files is None:
+            self._load()
+        self._have(sorted(self._files))
+
     def _have(self, names):
         for name in names:
             if not os.path.lexists(os.path.join(self._folder, name)):
@@ -197,7 +202,11 @@ def _install():
     index = os.path.join(internal, _INDEX)
     # Unpacked by the launcher (not PyInstaller's own folder, which holds everything).
     if os.path.exists(os.path.join(folder, ".complete")) and os.path.exists(index):
-        sys.meta_path.insert(0, _LazyFinder(folder, index, sys.executable))
+        finder = _LazyFinder(folder, index, sys.executable)
+        sys.meta_path.insert(0, finder)
+        # Everything at once, for a folder that will be read-only (one an image holds).
+        if os.environ.get("TRANSPORTER_UNPACK_ALL") == "1":
+            finder.unpack_all()
 
 
 _install()

@@ -492,15 +492,21 @@ def test_a_tampered_lazy_member_is_refused(
     assert leftovers(folder) == []
 
 
+def run_read_only(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` with ``folder`` mounted read-only (in a mount namespace of its own)."""
+    read_only = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}"
+    script = f'{read_only} && exec "$@"'
+    return run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *command])
+
+
 def test_a_read_only_core_only_folder_names_the_fix(binary: Path, tmp_path: Path) -> None:
     """A folder unpacked by ``--version`` (the core only), then mounted read-only, as an image
     could hold it: a command that needs a lazy member says, in one line, what to set."""
     unpack_dir = tmp_path / "unpack"
     folder = unpack(binary, unpack_dir)
-    read_only = f"mount --bind {unpack_dir} {unpack_dir} && mount -o remount,bind,ro {unpack_dir}"
-    command = bundle_create(binary, unpack_dir, tmp_path / "cp", tmp_path / "b")
-    script = f'{read_only} && exec "$@"'
-    done = run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *command])
+    done = run_read_only(
+        unpack_dir, bundle_create(binary, unpack_dir, tmp_path / "cp", tmp_path / "b")
+    )
     assert done.returncode == LAUNCH_FAILED, done.stderr
     said = re.fullmatch(
         rf"transporter: cannot unpack (\S+) into {folder}: Read-only file system:"
@@ -535,3 +541,21 @@ def test_the_files_cp_on_the_redis_store(
     assert "_internal/transporter-lazy-modules.zip" in extracted
     assert "_internal/coredis/parser.cpython-313-x86_64-linux-gnu.so" in extracted
     assert [name for name in extracted if name.endswith(f"__mypyc{EXTENSION}")] != []
+
+
+def test_unpack_all_makes_a_folder_that_can_be_read_only(binary: Path, tmp_path: Path) -> None:
+    """``TRANSPORTER_UNPACK_ALL=1``: the start extracts every lazy member (for a folder an
+    image will hold read-only); mounted read-only, it then serves every command."""
+    unpack_dir = tmp_path / "unpack"
+    done = run(
+        [str(binary), "--version"],
+        TRANSPORTER_UNPACK_DIR=str(unpack_dir),
+        TRANSPORTER_UNPACK_ALL="1",
+    )
+    assert done.returncode == 0, done.stderr
+    (folder,) = unpack_dir.iterdir()
+    assert present(folder) == lazy_members(folder)
+    made = run_read_only(
+        unpack_dir, bundle_create(binary, unpack_dir, tmp_path / "cp", tmp_path / "b")
+    )
+    assert made.returncode == 0, made.stderr
