@@ -1,6 +1,7 @@
 """What a running agent loads: it checks its certificate and every event's signature without
 ``cryptography`` (and its cffi), which the control plane alone needs; in the single file these
-stay packed (and off the agent's memory) for ``transporter agent``."""
+stay packed (and off the agent's memory) for ``transporter agent``. What only an event needs
+is imported when the first comes, not by an idle agent."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ from tests.bed.roles import (
 
 NEVER = ("cryptography", "_cffi_backend", "cffi")
 """Packages the agent must not import (``-X importtime`` names every module as it loads)."""
+EVENT_ONLY = (
+    "transporter.kube.manifests",
+    "transporter.kube.validate",
+    "transporter.kube.discovery",
+    "transporter.kube.apply",
+)
+"""Modules an idle agent does without: an event's steps (parsing, validating, applying) import
+them."""
+POD_ONLY = "transporter.agent.policy.podchecks"
+"""The Pod Security checks: imported with the first pod to check (a ConfigMap runs none)."""
 
 
 def imported(lines: list[str]) -> set[str]:
@@ -46,11 +57,15 @@ def test_a_connected_agent_that_ran_an_event_has_no_cryptography(
         argv += ["--bundle", str(bundle), "--cp-url", found.group(1)]
         argv += ["--kubeconfig", str(cluster.kubeconfig)]
         with started(argv, REGISTERED, env=clean_environment()) as (agent, _):
+            idle = imported(agent.lines)
             done = cp.produce_and_wait("lean-site", manifest)
             assert done.returncode == 0, done.stdout + done.stderr
             assert json.loads(done.stdout)["state"] == "completed"
             assert agent.stop() == 0
     modules = imported(agent.lines)
+    assert [name for name in (*EVENT_ONLY, POD_ONLY) if name in idle] == []
+    assert [name for name in EVENT_ONLY if name not in modules] == []  # the event needed them
+    assert POD_ONLY not in modules
     # The report is read right: the agent's own modules and TLS are in it.
     assert {"ssl", "transporter.agent.session", "transporter.security.ed25519"} <= modules
     assert (
