@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 from PyInstaller.archive.readers import pkg_archive_contents
@@ -12,15 +13,20 @@ from PyInstaller.archive.readers import pkg_archive_contents
 EXTENSION = ".cpython-313-x86_64-linux-gnu.so"
 LIBDIR = "_internal"
 LAZY_INDEX = f"{LIBDIR}/transporter-lazy.txt"
+LAZY_MODULES = f"{LIBDIR}/transporter-lazy-modules.zip"
 
 
-def unpack(binary: Path, root: Path) -> Path:
-    """Run ``binary --version`` with ``TRANSPORTER_UNPACK_DIR=root``: the folder it unpacked."""
+def unpack(binary: Path, root: Path, *, everything: bool = True) -> Path:
+    """Run ``binary --version`` with ``TRANSPORTER_UNPACK_DIR=root``: the folder it unpacked,
+    with its lazy members too (``TRANSPORTER_UNPACK_ALL=1``) unless not ``everything``."""
+    env = {"TRANSPORTER_UNPACK_DIR": str(root), "PATH": os.environ.get("PATH", "")}
+    if everything:
+        env["TRANSPORTER_UNPACK_ALL"] = "1"
     done = subprocess.run(
         [str(binary), "--version"],
         capture_output=True,
         text=True,
-        env={"TRANSPORTER_UNPACK_DIR": str(root), "PATH": os.environ.get("PATH", "")},
+        env=env,
         timeout=120,
         check=False,
     )
@@ -40,12 +46,20 @@ def module_names(folder: Path) -> list[str]:
     # The lazy members too, which a start extracts only when it needs them (packaging/launcher).
     index = (folder / LAZY_INDEX).read_text().splitlines()
     files |= {folder / line.split()[1] for line in index if line.startswith("F ")}
+    # The pure-Python packages of the lazy zip (transporter.spec's LAZY_PACKAGES).
+    if (folder / LAZY_MODULES).is_file():
+        with zipfile.ZipFile(folder / LAZY_MODULES) as archive:
+            entries = [n for n in archive.namelist() if n.endswith(".pyc")]
+        names += [
+            n.removesuffix(".pyc").removesuffix("/__init__").replace("/", ".") for n in entries
+        ]
     for path in sorted(files):
         relative = path.relative_to(folder / LIBDIR)
         parts = relative.parts[2:] if relative.parts[:1] == ("python3.13",) else relative.parts
         if not parts:
             continue
         leaf = parts[-1]
-        leaf = leaf.removesuffix(EXTENSION).split(".so")[0].removesuffix(".py").removesuffix(".pyc")
+        leaf = leaf.removesuffix(EXTENSION).split(".so")[0].removesuffix(".abi3")
+        leaf = leaf.removesuffix(".py").removesuffix(".pyc")
         names.append(".".join([*parts[:-1], leaf]))
     return names
