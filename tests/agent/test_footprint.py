@@ -27,9 +27,10 @@ EVENT_ONLY = (
     "transporter.kube.validate",
     "transporter.kube.discovery",
     "transporter.kube.apply",
+    "transporter.agent.policy.grants",
 )
-"""Modules an idle agent does without: an event's steps (parsing, validating, applying) import
-them."""
+"""Modules an idle agent does without: an event's steps (parsing, validating, the policy's
+judgement of what RBAC grants, applying) import them."""
 POD_ONLY = "transporter.agent.policy.podchecks"
 """The Pod Security checks: imported with the first pod to check (a ConfigMap runs none)."""
 

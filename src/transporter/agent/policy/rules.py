@@ -16,15 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from transporter.agent.policy.grants import Grants, is_builtin, is_rbac, role_key, role_ref
 from transporter.agent.policy.model import Reason, Refusal, group_of, kind_key, mapping
 from transporter.agent.policy.podsecurity import TEMPLATE_PATHS, Level, check_pod, pod_template
 from transporter.agent.policy.view import CLUSTER_BINDINGS, ClusterView, Needs
 from transporter.kube import PlannedObject
+
+if TYPE_CHECKING:  # what RBAC grants is judged with the first event (grants.py, rbac.py)
+    from transporter.agent.policy.grants import Grants
 
 KUBE_SYSTEM: Final = "kube-system"
 _ADMISSION: Final = "admissionregistration.k8s.io"
@@ -69,6 +71,8 @@ def _gk(obj: PlannedObject) -> tuple[str, str]:
 
 def _judged_by_content(obj: PlannedObject) -> bool:
     """Whether a verdict on ``obj`` depends on more than its kind, namespace and name."""
+    from transporter.agent.policy.grants import is_rbac
+
     group, kind = _gk(obj)
     if is_rbac(obj, ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")):
         return True
@@ -111,6 +115,8 @@ class Policy:
         self, objects: Sequence[PlannedObject], view: ClusterView, *, delete: bool = False
     ) -> Needs:
         """What the verdict depends on that ``view`` does not hold yet (empty: check now)."""
+        from transporter.agent.policy.grants import Grants, is_rbac, role_key, role_ref
+
         merge = frozenset(i for i, obj in enumerate(objects) if delete or _judged_by_content(obj))
         wanted = view.missing(Needs(merge=merge))
         if wanted or delete:
@@ -147,6 +153,8 @@ class Policy:
         delete: bool = False,
     ) -> list[Refusal]:
         """The objects this policy refuses, in the order given; empty when all may proceed."""
+        from transporter.agent.policy.grants import Grants
+
         view = view if view is not None else ClusterView()
         grants = Grants(objects, view, apply=not delete)
         refusals = []
@@ -184,6 +192,8 @@ class Policy:
     def _content(
         self, obj: PlannedObject, body: Mapping[str, Any], grants: Grants
     ) -> Iterator[Reason]:
+        from transporter.agent.policy.grants import is_rbac
+
         group, kind = _gk(obj)
         if group == _ADMISSION and kind in _ADMISSION_KINDS:
             yield Reason(*_ADMISSION_KINDS[kind])
@@ -229,6 +239,8 @@ class Policy:
             yield from grants.account_reasons(obj.namespace, str(account))
 
     def _delete(self, obj: PlannedObject, existing: Mapping[str, Any] | None) -> Iterator[Reason]:
+        from transporter.agent.policy.grants import is_builtin, is_rbac
+
         group, kind = _gk(obj)
         if is_rbac(obj, ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")):
             yield Reason("delete-rbac", "deleting RBAC objects takes power from who holds it")
