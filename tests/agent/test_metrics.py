@@ -130,3 +130,19 @@ def test_a_running_agent_counts_its_work_and_its_connection(
     assert away.get("transporter_agent_connected") == 0
     assert back.get("transporter_agent_connected") == 1
     assert back.get("transporter_agent_reconnects_total") == 1
+
+
+async def test_the_responder_survives_a_hostile_accept_header(nursery: trio.Nursery) -> None:
+    """prometheus_client compares the parts of an Accept's version as numbers (a part that is
+    not one raises TypeError) and copies the version into the Content-Type it gives: neither
+    may end the agent nor put a line of the request into the answer's head."""
+    (address,) = await nursery.start(serve_metrics, Address("127.0.0.1", 0), PrometheusMetrics())
+    openmetrics = b"Accept: application/openmetrics-text; version="
+    for version in (b"1.a", b"1" + b"0" * 5000, b"1.0.0.0\nX-Injected: yes"):
+        answer = await exchange(
+            address, b"GET /metrics HTTP/1.1\r\n" + openmetrics + version + b"\r\n\r\n"
+        )
+        head = answer.partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+        assert b"X-Injected" not in head
+    assert (await exchange(address, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200")

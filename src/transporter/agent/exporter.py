@@ -228,10 +228,16 @@ def header(lines: Sequence[str], name: str) -> str:
 
 
 def _encoder(accept: str) -> tuple[Callable[[CollectorRegistry], bytes], str]:
+    """The library's choice for ``accept``; the plain format for a malformed one. The library
+    compares a version's parts as numbers (``1.a`` raises TypeError) and copies the version
+    into the Content-Type it gives (a bare line feed in it would start a header of ours)."""
     try:
-        return choose_encoder(accept)
-    except ValueError:  # a malformed Accept: the plain format
+        encode, content_type = choose_encoder(accept)
+    except (ValueError, TypeError):
         return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+    if not content_type.isprintable() or not content_type.isascii():
+        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+    return encode, content_type
 
 
 def response(
