@@ -105,12 +105,16 @@ static void read_trailer(struct payload *p) {
 /* --- where to unpack ----------------------------------------------------------------- */
 
 /* A folder in a shared temp folder must be ours: made by us, or a real folder (not a symlink)
- * owned by our uid with no access for anyone else. */
-static int own_private_folder(const char *path) {
+ * owned by our uid with no access for anyone else. With `quiet`, one that is not is -1 (an
+ * earlier root may do: another user's folder there must not stop us using it), else an error. */
+static int own_private_folder(const char *path, int quiet) {
     struct stat st;
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         return -1;
     if (lstat(path, &st) != 0)
+        return -1;
+    if (quiet && (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+                  (st.st_mode & 077) != 0))
         return -1;
     if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode))
         die("refusing to unpack into %s: it is not a folder (a symlink?): remove it or set "
@@ -431,7 +435,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < r.count; i++) {
         join(folder, r.path[i], p.hash);
         struct stat st;
-        if (r.shared[i] && lstat(r.path[i], &st) == 0 && own_private_folder(r.path[i]) != 0)
+        if (r.shared[i] && lstat(r.path[i], &st) == 0 && own_private_folder(r.path[i], 1) != 0)
             continue;
         if (is_complete(folder))
             run(folder, r.path[i], argc, argv);
@@ -439,8 +443,8 @@ int main(int argc, char **argv) {
     char tried[PATH_MAX * MAX_ROOTS] = "";
     const char *noexec_root = NULL;
     for (int i = 0; i < r.count; i++) {
-        int usable = (r.shared[i] ? own_private_folder(r.path[i]) : make_folders(r.path[i])) == 0 &&
-                     access(r.path[i], W_OK | X_OK) == 0;
+        int made = r.shared[i] ? own_private_folder(r.path[i], 0) : make_folders(r.path[i]);
+        int usable = made == 0 && access(r.path[i], W_OK | X_OK) == 0;
         if (usable && noexec(r.path[i])) {
             noexec_root = noexec_root ? noexec_root : r.path[i];
             continue;

@@ -254,6 +254,22 @@ def test_a_folder_in_shared_temp_not_ours_alone_is_refused(
     assert list(planted.iterdir()) == []
 
 
+def test_another_users_folder_in_shared_temp_does_not_stop_a_start_with_a_cache(
+    binary: Path, tmp_path: Path
+) -> None:
+    """Another user can make our name in a shared /tmp (sticky: we cannot remove it); the cache
+    folder, tried first, is used all the same, and the planted folder is left alone."""
+    planted = tmp_path / "transporter-0"
+    planted.mkdir(mode=0o777)
+    os.chown(planted, 65533, 65533)
+    home = tmp_path / "home"
+    home.mkdir()
+    done = run([str(binary), "--version"], TMPDIR=str(tmp_path), HOME=str(home))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (home / ".cache" / "transporter").iterdir()] != []
+    assert list(planted.iterdir()) == []
+
+
 def test_a_damaged_file_says_so(binary: Path, tmp_path: Path) -> None:
     cut = tmp_path / "transporter"
     cut.write_bytes(binary.read_bytes()[: binary.stat().st_size // 2])
