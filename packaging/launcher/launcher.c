@@ -363,17 +363,22 @@ static void set_interpreter(const char *partial, const char *folder, const char 
     die("%s is damaged (program has no PT_INTERP): download it again", self_path);
 }
 
-/* Unpack into <root>/<hash>.partial-<pid>, then rename it into place: a start that loses the
- * race to another one removes its own copy and uses the winner's. */
+/* Unpack into <root>/<hash>.partial-<pid>-<random>, then rename it into place: a start that
+ * loses the race to another one removes its own copy and uses the winner's. The name is
+ * random, not the pid alone: starts in other pid namespaces (containers, each pid 1) may
+ * share the folder, and one must never write into, or remove, another's copy. */
 static int unpack_into(struct payload *p, const char *root, const char *folder) {
     char partial[PATH_MAX], marker[PATH_MAX];
-    if (snprintf(partial, sizeof partial, "%s.partial-%ld", folder, (long)getpid()) >=
+    if (snprintf(partial, sizeof partial, "%s.partial-%ld-XXXXXX", folder, (long)getpid()) >=
         (int)sizeof partial)
         die("path too long: %s: set TRANSPORTER_UNPACK_DIR to a shorter folder", folder);
-    remove_tree(partial); /* a dead start's, of the same pid */
-    if (mkdir(partial, 0755) != 0)
+    if (mkdtemp(partial) == NULL)
         return -1;
     memcpy(partial_path, partial, sizeof partial);
+    mode_t mask = umask(0);
+    umask(mask);
+    if (chmod(partial, 0755 & ~mask) != 0) /* mkdtemp's is 0700; as mkdir(0755) would make it */
+        fail_write(partial, root);
     unpack(p, partial, root);
     set_interpreter(partial, folder, root);
     join(marker, partial, MARKER);

@@ -270,6 +270,26 @@ def test_another_users_folder_in_shared_temp_does_not_stop_a_start_with_a_cache(
     assert list(planted.iterdir()) == []
 
 
+def test_starts_in_other_pid_namespaces_unpack_into_one_folder_at_once(
+    binary: Path, tmp_path: Path
+) -> None:
+    """Containers sharing an unpack folder (a volume) each start as pid 1: their copies being
+    unpacked must not share a name (each wrote into, and removed, the other's; one left a
+    folder named complete with files missing)."""
+    for attempt in range(4):
+        shared = tmp_path / f"shared-{attempt}"
+        argv = ["unshare", "--pid", "--fork", str(binary), "--version"]
+        env = {"TRANSPORTER_UNPACK_DIR": str(shared)}
+        starts = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        said = [start.communicate(timeout=120)[1].decode() for start in starts]
+        assert [start.returncode for start in starts] == [0, 0, 0], said
+        assert len(list(shared.iterdir())) == 1  # the folder, no copy left behind
+        assert run([str(binary), "--version"], **env).returncode == 0
+
+
 def test_a_damaged_file_says_so(binary: Path, tmp_path: Path) -> None:
     cut = tmp_path / "transporter"
     cut.write_bytes(binary.read_bytes()[: binary.stat().st_size // 2])
