@@ -22,6 +22,7 @@ from transporter.cp.metrics import STAGES, CpMetrics, stage_times
 from transporter.cp.timed_store import OPERATIONS
 from transporter.protocol.model import AgentInfo, AgentStatus, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.store.base import StoreUnavailable
 
 
 def metrics(cp: RunningCp, token: str | None, **headers: str) -> tuple[int, str, str]:
@@ -163,3 +164,20 @@ async def test_agents_and_refused_connections_are_read_when_scraped() -> None:
     assert samples.get("transporter_agents_unhealthy") == 1
     assert samples.get("transporter_connections_refused_total", listener="api") == 1
     assert samples.get("transporter_connections_refused_total", listener="agent_channel") == 2
+
+
+async def test_an_accept_the_client_library_cannot_read_gets_the_plain_format() -> None:
+    """prometheus_client compares an OpenMetrics version's parts as numbers (``1.a`` raised
+    TypeError: a 500) and copies the version into the content type (a line feed there is no
+    header value)."""
+
+    class Store:
+        async def count_unfinished(self) -> dict[str, int]:
+            raise StoreUnavailable("not here")
+
+    metrics = CpMetrics()
+    for version in ("1.a", "1" + "0" * 5000, "1.0.0.0\nX-Injected: yes"):
+        accept = f"application/openmetrics-text; version={version}"
+        text, content_type = await metrics.render(Store(), accept)  # type: ignore[arg-type]
+        assert content_type == PROMETHEUS_TEXT
+        assert b"transporter_agents_connected" in text

@@ -216,7 +216,9 @@ class CpMetrics:
                 self.scraped.unfinished = await store.count_unfinished()
         try:
             encode, content_type = choose_encoder(accept or "")
-        except ValueError:  # a malformed Accept: the plain format
+        except (ValueError, TypeError):  # a malformed Accept (a version of 1.a): plain format
+            encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+        if not content_type.isprintable() or not content_type.isascii():  # the version's line feed
             encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
         text = await trio.to_thread.run_sync(encode, self.registry, limiter=self._render)
         return text, content_type
