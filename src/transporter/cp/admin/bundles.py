@@ -56,6 +56,8 @@ STDOUT = Path("-")
 
 def check_out(out: Path) -> None:
     if out == STDOUT:
+        if sys.stdout is None:  # started with its stdout closed (>&-)
+            raise PkiError("--out - writes a tar to stdout, which is closed: redirect it to a file")
         if sys.stdout.isatty():
             raise PkiError("--out - writes a tar to stdout: redirect it to a file or a pipe")
         return
