@@ -14,7 +14,7 @@ import trio
 from tests.bed.harness import InstantRunner
 from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer
-from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
+from tests.bed.roles import PYTHON_TRANSPORTER, running_cp, transporter
 from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 
@@ -22,9 +22,7 @@ _AGENT_CHANNEL = re.compile(r"agent channel listening on (wss://\S+)")
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYTHON_TRANSPORTER, *argv], capture_output=True, text=True, timeout=60, check=False
-    )
+    return transporter(*argv)
 
 
 def test_a_bundle_needs_the_control_planes_ca(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tests.bed.roles import (
     clean_environment,
     create_bundle,
     running_cp,
+    transporter,
 )
 from transporter import __version__, cli
 from transporter.config.agent import AgentConfig
@@ -35,14 +36,7 @@ from transporter.config.values import Address
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYTHON_TRANSPORTER, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return transporter(*argv, env=env)
 
 
 TOKEN = "tpt_0123456789ab_" + "A" * 43

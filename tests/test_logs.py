@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.bed.roles import (
     create_bundle,
     create_token,
     running_cp,
+    transporter,
 )
 from transporter.logs import Guard, escape, scrub
 
@@ -185,13 +185,12 @@ def test_json_and_text_lines_name_the_event_and_the_agent(tmp_path: Path, cluste
             token = create_token("--data-dir", str(tmp_path / "cp"), name="t", role="admin")
             flags = ["--agent", "logs-1", "--wait", "--manifest", str(manifest), "-o", "name"]
             flags += ["--cp-url", url, "--ca-cert", str(tmp_path / "cp" / "ca.crt")]
-            done = subprocess.run(
-                [*PYTHON_TRANSPORTER, "produce", "k8s", *flags],
-                capture_output=True,
-                text=True,
+            done = transporter(
+                "produce",
+                "k8s",
+                *flags,
                 env={**clean_environment(), "TRANSPORTER_TOKEN": token},
                 timeout=120,
-                check=False,
             )
             assert done.returncode == 1, done.stderr
             event_id = done.stdout.strip().removeprefix("event/")

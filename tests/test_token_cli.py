@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bed.redis import RedisServer
-from tests.bed.roles import PYTHON_TRANSPORTER, running_cp
+from tests.bed.roles import PYTHON_TRANSPORTER, running_cp, transporter
 from transporter import cli
 from transporter.config.admin import TokenCreateConfig, TokenListConfig, TokenRevokeConfig
 from transporter.config.cp import CpConfig
@@ -26,14 +26,7 @@ TOKEN = re.compile(r"^tpt_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYTHON_TRANSPORTER, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return transporter(*argv, env=env)
 
 
 def create(*argv: str) -> tuple[str, str, subprocess.CompletedProcess[str]]:

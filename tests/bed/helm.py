@@ -27,7 +27,7 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
 from tests.bed.kube import REPO, Cluster
-from tests.bed.rbac import Probe, Subject
+from tests.bed.rbac import Probe, Subject, can_i
 
 CHARTS = REPO / "helm"
 CP_CHART = CHARTS / "transporter-cp"
@@ -242,20 +242,4 @@ def install_agent_rbac(
 
 def can_i_on(cluster: Cluster, subject: Subject, probe: Probe, name: str) -> bool:
     """:func:`tests.bed.rbac.can_i` about the object ``name`` (rules with ``resourceNames``)."""
-    review = k8s.V1SubjectAccessReview(
-        spec=k8s.V1SubjectAccessReviewSpec(
-            user=subject.user,
-            groups=list(subject.groups),
-            resource_attributes=k8s.V1ResourceAttributes(
-                verb=probe.verb,
-                resource=probe.resource,
-                group=probe.group,
-                namespace=probe.namespace,
-                name=name,
-            ),
-        )
-    )
-    api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-    with api:
-        answer = k8s.AuthorizationV1Api(api).create_subject_access_review(review)
-    return answer.status is not None and bool(answer.status.allowed)
+    return can_i(cluster, subject, probe, name)

@@ -77,7 +77,9 @@ def _api(cluster: Cluster) -> k8s.ApiClient:
     return api
 
 
-def can_i(cluster: Cluster, subject: Subject, probe: Probe) -> bool:
+def can_i(cluster: Cluster, subject: Subject, probe: Probe, name: str | None = None) -> bool:
+    """Whether ``subject`` may do ``probe`` (on the object ``name``, for rules with
+    ``resourceNames``), by a SubjectAccessReview."""
     review = k8s.V1SubjectAccessReview(
         spec=k8s.V1SubjectAccessReviewSpec(
             user=subject.user,
@@ -88,6 +90,7 @@ def can_i(cluster: Cluster, subject: Subject, probe: Probe) -> bool:
                 group=probe.group,
                 namespace=probe.namespace,
                 subresource=probe.subresource,
+                name=name,
             ),
         )
     )

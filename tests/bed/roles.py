@@ -20,7 +20,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,6 +49,21 @@ def clean_environment() -> dict[str, str]:
     (json is the default when stderr is not a terminal; tests/test_logs.py checks it)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
     return clean | {"TRANSPORTER_LOG_FORMAT": "text"}
+
+
+def transporter(
+    *argv: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``transporter *argv`` of this checkout, as a user runs it: its exit code and output
+    (text). ``env`` replaces the environment when given."""
+    return subprocess.run(
+        [*PYTHON_TRANSPORTER, *argv],
+        capture_output=True,
+        text=True,
+        env=None if env is None else dict(env),
+        timeout=timeout,
+        check=False,
+    )
 
 
 @attrs.define

@@ -83,26 +83,36 @@ def debian_root(folder: Path, binary: Path) -> Root:
 
 def debian11() -> Path:
     """The Debian 11 minbase root, made by debootstrap the first time (a few minutes)."""
-    root = CACHE / f"debian-11-{DEBIAN_SUITE}-minbase"
-    if (root / "etc" / "debian_version").is_file():
+    return debootstrapped(f"debian-11-{DEBIAN_SUITE}-minbase", DEBIAN_SUITE, "etc/debian_version")
+
+
+def debootstrapped(name: str, suite: str, marker: str, include: Sequence[str] = ()) -> Path:
+    """``CACHE/name``, a minbase root of ``suite`` (with the packages ``include``), made by
+    debootstrap the first time: built aside and renamed into place once ``marker`` (a path in
+    it) is there, under a lock another test run may hold."""
+    root = CACHE / name
+    if (root / marker).exists():
         return root
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building it
-        if (root / "etc" / "debian_version").is_file():
+        if (root / marker).exists():
             return root
         partial = root.with_name(root.name + ".partial")
         if partial.exists():
             subprocess.run(["rm", "-rf", "--one-file-system", str(partial)], check=True)
+        argv = ["debootstrap", "--variant=minbase"]
+        if include:
+            argv.append(f"--include={','.join(include)}")
         done = subprocess.run(
-            ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(partial), DEBIAN_MIRROR],
+            [*argv, suite, str(partial), DEBIAN_MIRROR],
             capture_output=True,
             text=True,
             timeout=1200,
             check=False,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"debootstrap of {DEBIAN_SUITE} failed: {done.stdout[-2000:]}")
+        if done.returncode != 0 or not (partial / marker).exists():
+            raise RuntimeError(f"debootstrap of {suite} failed: {done.stdout[-2000:]}")
         partial.rename(root)
     return root
 

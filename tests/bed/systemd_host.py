@@ -11,7 +11,6 @@ in), never by polling.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -24,10 +23,9 @@ from typing import Any
 import attrs
 
 from tests.bed.process import Child
+from tests.bed.roots import debootstrapped
 
-CACHE = Path.home() / ".cache" / "transporter" / "roots"
 SUITE = "bookworm"
-MIRROR = os.environ.get("TRANSPORTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BOOT_TIMEOUT = 60.0
 """Seconds systemd has to reach its default target."""
 CAPABILITIES = [
@@ -46,29 +44,9 @@ needs them to sandbox its services)."""
 def debian12_systemd() -> Path:
     """The Debian 12 minbase root with systemd, made by debootstrap the first time (a minute
     or two)."""
-    root = CACHE / f"debian-12-{SUITE}-systemd"
-    if (root / "sbin" / "init").exists():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building it
-        if (root / "sbin" / "init").exists():
-            return root
-        partial = root.with_name(root.name + ".partial")
-        if partial.exists():
-            subprocess.run(["rm", "-rf", "--one-file-system", str(partial)], check=True)
-        argv = ["debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv"]
-        done = subprocess.run(
-            [*argv, SUITE, str(partial), MIRROR],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"debootstrap of {SUITE} failed: {done.stdout[-2000:]}")
-        partial.rename(root)
-    return root
+    return debootstrapped(
+        f"debian-12-{SUITE}-systemd", SUITE, "sbin/init", include=("systemd", "systemd-sysv")
+    )
 
 
 def held_capabilities() -> list[str]:

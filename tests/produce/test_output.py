@@ -10,18 +10,12 @@ from pathlib import Path
 
 import yaml
 
-from tests.bed.roles import PYTHON_TRANSPORTER, clean_environment, running_cp
+from tests.bed.roles import clean_environment, running_cp, transporter
 
 
 def run(*argv: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = clean_environment() | ({"TRANSPORTER_TOKEN": token} if token else {})
-    return subprocess.run(
-        [*PYTHON_TRANSPORTER, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
+    return transporter(
+        *argv, env=clean_environment() | ({"TRANSPORTER_TOKEN": token} if token else {})
     )
 
 

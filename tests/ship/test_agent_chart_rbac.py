@@ -8,7 +8,6 @@ but impersonation, and the cluster's RBAC judges the producer."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from tests.bed.roles import (
     clean_environment,
     create_bundle,
     running_cp,
+    transporter,
 )
 
 HELLO = REPO / "examples" / "hello"
@@ -101,13 +101,12 @@ def _produce(cp: RunningCp, token: str, agent_id: str, manifests: Path) -> tuple
     """``produce k8s --wait -o json`` with ``token``: its exit code and what it showed."""
     flags = ["--cp-url", cp.api_url, "--ca-cert", str(cp.ca_file), "--agent", agent_id]
     flags += ["--manifest", str(manifests), "--wait", "-o", "json"]
-    done = subprocess.run(
-        [*PYTHON_TRANSPORTER, "produce", "k8s", *flags],
-        capture_output=True,
-        text=True,
+    done = transporter(
+        "produce",
+        "k8s",
+        *flags,
         env={**clean_environment(), "TRANSPORTER_TOKEN": token},
         timeout=120,
-        check=False,
     )
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
