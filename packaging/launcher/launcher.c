@@ -325,6 +325,83 @@ static int is_complete(const char *folder) {
     return access(marker, F_OK) == 0;
 }
 
+/* --- whose folders we run from --------------------------------------------------------- */
+
+/* Who may have written a folder we run a program from: us, or root (an image unpacked by root
+ * and run as another user). */
+static int trusted_owner(uid_t uid) {
+    return uid == geteuid() || uid == 0;
+}
+
+/* Why no one should run a program from <root>/<hash>, judging <root> (followed: a symlink there
+ * is the user's choice, systemd's CacheDirectory with DynamicUser is one); NULL if it is fine.
+ * Others may replace a folder in it unless it is ours or root's and writable by no one else,
+ * or sticky (as /tmp) and the hash folder is ours (checked by found_problem). */
+static const char *root_problem(const char *root, char *why, size_t size) {
+    struct stat st;
+    if (stat(root, &st) != 0)
+        return NULL; /* nothing there: made below, as ours */
+    if (!trusted_owner(st.st_uid))
+        snprintf(why, size, "it belongs to uid %u, not to us (uid %u) or root", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+    else if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0)
+        snprintf(why, size, "its mode %03o lets others replace what is in it",
+                 (unsigned)(st.st_mode & 0777));
+    else
+        return NULL;
+    return why;
+}
+
+/* Why no one should run the program in <root>/<hash> (found there, maybe planted: its hash is
+ * public in our trailer); NULL if it is fine. */
+static const char *found_problem(const char *root, const char *folder, char *why, size_t size) {
+    struct stat st, rs;
+    if (lstat(folder, &st) != 0)
+        return NULL;
+    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode))
+        snprintf(why, size, "%s is not a folder (a symlink?)", folder);
+    else if (!trusted_owner(st.st_uid))
+        snprintf(why, size, "%s belongs to uid %u, not to us (uid %u) or root", folder,
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+    else if ((st.st_mode & 022) != 0)
+        snprintf(why, size, "%s has mode %03o: others may write to it", folder,
+                 (unsigned)(st.st_mode & 0777));
+    else if (root_problem(root, why, size) != NULL)
+        return why;
+    else if (stat(root, &rs) == 0 && (rs.st_mode & 022) != 0 && st.st_uid != geteuid())
+        snprintf(why, size, "%s belongs to uid %u in a folder anyone may write to (%s)", folder,
+                 (unsigned)st.st_uid, root);
+    else
+        return NULL;
+    return why;
+}
+
+static void refuse_found(const char *root, const char *folder) {
+    char why[PATH_MAX + 128];
+    if (found_problem(root, folder, why, sizeof why) != NULL)
+        die("refusing to run the program in %s: %s: remove it, or set TRANSPORTER_UNPACK_DIR to "
+            "a folder of yours", root, why);
+}
+
+/* A folder of ours that is not complete (a temp cleaner removed its .complete, which nothing
+ * reads, so its atime ages): move it aside (rename: atomic), then remove it. 1 if it is gone. */
+static int move_aside(const char *folder) {
+    struct stat st;
+    char stale[PATH_MAX];
+    if (lstat(folder, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 022) != 0 || is_complete(folder))
+        return 0;
+    if (snprintf(stale, sizeof stale, "%s.stale-XXXXXX", folder) >= (int)sizeof stale ||
+        mkdtemp(stale) == NULL)
+        return 0;
+    if (rename(folder, stale) != 0) { /* onto the empty folder just made */
+        rmdir(stale);
+        return 0;
+    }
+    remove_tree(stale);
+    return 1;
+}
+
 static int noexec(const char *root) {
     struct statvfs vfs;
     return statvfs(root, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC);
@@ -390,7 +467,10 @@ static int unpack_into(struct payload *p, const char *root, const char *folder) 
     if (rename(partial, folder) != 0) {
         if (errno != EEXIST && errno != ENOTEMPTY)
             fail_write(folder, root);
-        remove_tree(partial); /* another start won the race: use its folder */
+        /* An incomplete folder of ours is stale: ours replaces it. Else another start won the
+         * race: use its folder. */
+        if (!move_aside(folder) || rename(partial, folder) != 0)
+            remove_tree(partial);
     }
     partial_path[0] = '\0';
     return 0;
@@ -406,7 +486,7 @@ static int unpack_into(struct payload *p, const char *root, const char *folder) 
 static void run(const char *folder, const char *root, int argc, char **argv) {
     char program[PATH_MAX];
     join(program, folder, PROGRAM);
-    char **args = calloc((size_t)argc + 1, sizeof *args);
+    char **args = calloc((size_t)argc + 2, sizeof *args); /* argc may be 0: room for NULL */
     if (args == NULL)
         die("out of memory");
     args[0] = program;
@@ -442,6 +522,7 @@ int main(int argc, char **argv) {
         struct stat st;
         if (r.shared[i] && lstat(r.path[i], &st) == 0 && own_private_folder(r.path[i], 1) != 0)
             continue;
+        refuse_found(r.path[i], folder);
         if (is_complete(folder))
             run(folder, r.path[i], argc, argv);
     }
@@ -449,6 +530,16 @@ int main(int argc, char **argv) {
     const char *noexec_root = NULL;
     for (int i = 0; i < r.count; i++) {
         int made = r.shared[i] ? own_private_folder(r.path[i], 0) : make_folders(r.path[i]);
+        char why[128];
+        if (made == 0 && root_problem(r.path[i], why, sizeof why) != NULL) {
+            if (strcmp(r.named_by[i], "TRANSPORTER_UNPACK_DIR") == 0)
+                die("refusing to unpack into %s (TRANSPORTER_UNPACK_DIR): %s: set it to a folder "
+                    "of yours", r.path[i], why);
+            size_t used = strlen(tried);
+            snprintf(tried + used, sizeof tried - used, "%s%s (%s)", used ? ", " : "", r.path[i],
+                     why);
+            continue;
+        }
         int usable = made == 0 && access(r.path[i], W_OK | X_OK) == 0;
         if (usable && noexec(r.path[i])) {
             noexec_root = noexec_root ? noexec_root : r.path[i];
@@ -464,6 +555,7 @@ int main(int argc, char **argv) {
                      strerror(errno));
             continue;
         }
+        refuse_found(r.path[i], folder);
         if (!is_complete(folder))
             die("%s exists but is incomplete: remove it, or set TRANSPORTER_UNPACK_DIR", folder);
         run(folder, r.path[i], argc, argv);

@@ -290,6 +290,109 @@ def test_starts_in_other_pid_namespaces_unpack_into_one_folder_at_once(
         assert run([str(binary), "--version"], **env).returncode == 0
 
 
+def payload_hash(binary: Path) -> str:
+    """The name of the folder ``binary`` unpacks into: the last field of its trailer."""
+    with binary.open("rb") as f:
+        f.seek(-160, os.SEEK_END)
+        return f.read().split()[3].decode()
+
+
+def plant(folder: Path, proof: Path) -> None:
+    """A folder that looks unpacked (``.complete``) whose program, run, writes ``proof``."""
+    folder.mkdir()
+    (folder / ".complete").touch()
+    (folder / "transporter").write_text(f"#!/bin/sh\ntouch {proof}\n")
+    (folder / "transporter").chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("root_mode", "owner", "mode", "link", "why"),
+    [
+        (0o755, 65533, 0o755, False, "{folder} belongs to uid 65533, not to us (uid 0) or root"),
+        (0o755, 0, 0o777, False, "{folder} has mode 777: others may write to it"),
+        (0o755, 0, 0o755, True, "{folder} is not a folder (a symlink?)"),
+        (0o777, 0, 0o755, False, "its mode 777 lets others replace what is in it"),
+        (0o1777, 65533, 0o755, False, "{folder} belongs to uid 65533, not to us (uid 0) or root"),
+    ],
+    ids=["others-folder", "writable-folder", "symlink", "writable-root", "sticky-root"],
+)
+def test_an_unpacked_folder_others_could_have_planted_is_not_run(
+    binary: Path, tmp_path: Path, root_mode: int, owner: int, mode: int, link: bool, why: str
+) -> None:
+    """The folder's name is public (the trailer): in an unpack folder others can write to, or
+    as a folder of theirs, a planted ``<hash>/.complete`` and program are refused, not run."""
+    root, proof = tmp_path / "unpack", tmp_path / "ran"
+    root.mkdir()
+    root.chmod(root_mode)
+    folder = root / payload_hash(binary)
+    if link:
+        plant(tmp_path / "planted", proof)
+        folder.symlink_to(tmp_path / "planted")
+    else:
+        plant(folder, proof)
+        os.chown(folder, owner, owner)
+        folder.chmod(mode)
+    done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(root))
+    assert not proof.exists(), "the planted program ran"
+    assert done.returncode == LAUNCH_FAILED, done.stderr
+    assert one_line(done.stderr) == (
+        f"transporter: refusing to run the program in {root}: {why.format(folder=folder)}:"
+        " remove it, or set TRANSPORTER_UNPACK_DIR to a folder of yours"
+    )
+
+
+def test_an_unpack_folder_others_can_write_to_is_not_unpacked_into(
+    binary: Path, tmp_path: Path
+) -> None:
+    """Not sticky: others could replace the folder between its unpacking and its start."""
+    root = tmp_path / "unpack"
+    root.mkdir()
+    root.chmod(0o777)
+    done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(root))
+    assert done.returncode == LAUNCH_FAILED
+    assert one_line(done.stderr) == (
+        f"transporter: refusing to unpack into {root} (TRANSPORTER_UNPACK_DIR): its mode 777"
+        " lets others replace what is in it: set it to a folder of yours"
+    )
+    assert list(root.iterdir()) == []
+
+
+def test_a_sticky_unpack_folder_holding_our_folder_is_used(binary: Path, tmp_path: Path) -> None:
+    root = tmp_path / "unpack"
+    root.mkdir()
+    root.chmod(0o1777)
+    for _ in range(2):  # unpacked, then found
+        done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(root))
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_folder_that_lost_its_complete_marker_is_unpacked_again(
+    binary: Path, tmp_path: Path
+) -> None:
+    """A temp cleaner removed ``.complete`` (nothing reads it: its atime ages): the folder,
+    ours, is moved aside and removed, and the start unpacks it anew."""
+    root = tmp_path / "unpack"
+    folder = unpack(binary, root, everything=False)
+    (folder / ".complete").unlink()
+    (folder / "transporter").unlink()  # and some of what it held
+    done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("transporter ")
+    assert [p.name for p in root.iterdir()] == [folder.name]  # nothing stale left
+    assert (folder / ".complete").is_file()
+    assert (folder / "transporter").is_file()
+
+
+def test_an_incomplete_folder_not_ours_is_left_alone(binary: Path, tmp_path: Path) -> None:
+    root = tmp_path / "unpack"
+    folder = unpack(binary, root, everything=False)
+    (folder / ".complete").unlink()
+    os.chown(folder, 65533, 65533)
+    done = run([str(binary), "--version"], TRANSPORTER_UNPACK_DIR=str(root))
+    assert done.returncode == LAUNCH_FAILED
+    assert folder.stat().st_uid == 65533
+
+
 def test_a_damaged_file_says_so(binary: Path, tmp_path: Path) -> None:
     cut = tmp_path / "transporter"
     cut.write_bytes(binary.read_bytes()[: binary.stat().st_size // 2])
