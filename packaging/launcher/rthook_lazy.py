@@ -7,8 +7,14 @@
 # the folder, it extracts them from the file (bounded, SHA-256 checked against the index in
 # the core, which the folder's name covers), each to a temporary name in its own folder then
 # renamed into place, and gives the import their spec (a compiled module's file, or zipimport
-# of the zip). Once there, a file is never written again. A failure is one line on stderr and
-# exit code 126, as the launcher's.
+# of the zip). Once there, a file is never written again.
+#
+# The file is opened once, here at the start, and read through that descriptor: replaced in
+# place later (`install` makes a new inode), the running process still reads the file it was
+# started from. A failure to extract raises ImportError (LazyMemberError) with a one-line
+# message, so that a long-running process fails only what needed the module (as any import
+# error); when it reaches the top uncaught (the role's first imports, at start), the hook in
+# sys.excepthook writes that one line on stderr and exits with code 126, as the launcher.
 #
 # The index (_internal/transporter-lazy.txt, written by pack.py): one line per lazy file,
 # "F name offset length size mode sha256" (offset from the end of the core payload, mode in
@@ -25,9 +31,41 @@ _TRAILER_MAGIC = b"TRANSPORTER-PAYLOAD-1 "
 _LAUNCH_FAILED = 126
 
 
+class LazyMemberError(ImportError):
+    """A lazy member could not be extracted; the message is one line naming the fix."""
+
+
 def _fail(message):
+    raise LazyMemberError(message)
+
+
+def _exit_with(message):
     os.write(2, f"transporter: {message}\n".encode(errors="backslashreplace"))
     os._exit(_LAUNCH_FAILED)
+
+
+def _lazy_error(error, seen):
+    """The LazyMemberError ``error`` is, holds (a group) or comes from, if any."""
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, LazyMemberError):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                if (found := _lazy_error(inner, seen)) is not None:
+                    return found
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _one_line_hook(previous):
+    def hook(kind, value, traceback):
+        found = _lazy_error(value, set())
+        if found is not None:
+            _exit_with(str(found))
+        previous(kind, value, traceback)
+
+    return hook
 
 
 class _LazyFinder:
@@ -37,14 +75,23 @@ class _LazyFinder:
         self._folder = folder
         self._index = index
         self._file = file
+        try:  # the file we started from, even if it is replaced while we run
+            self._fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+            self._open_error = None
+        except OSError as error:
+            self._fd = -1
+            self._open_error = error.strerror
         self._files = None
         self._modules = {}
         self._packages = {}
 
     def _load(self):
+        try:
+            with open(self._index, "rb") as f:
+                text = f.read(_MAX_INDEX + 1)
+        except OSError as error:
+            _fail(f"cannot read {self._index}: {error.strerror}: start it again")
         self._files = {}
-        with open(self._index, "rb") as f:
-            text = f.read(_MAX_INDEX + 1)
         if len(text) > _MAX_INDEX:
             _fail(f"{self._index} is too large: remove {self._folder} to unpack it again")
         for line in text.decode().splitlines():
@@ -108,12 +155,13 @@ class _LazyFinder:
     def invalidate_caches(self):
         pass
 
-    def _lazy_bounds(self, f):
+    def _lazy_bounds(self):
         """Where the lazy members start and end in the file, once it is checked to be the file
         this folder was unpacked from."""
-        size = os.fstat(f.fileno()).st_size
-        f.seek(max(0, size - _TRAILER_SIZE))
-        fields = f.read(_TRAILER_SIZE).split()
+        if self._fd < 0:
+            _fail(f"cannot read my own file {self._file}: {self._open_error}: start it again")
+        size = os.fstat(self._fd).st_size
+        fields = os.pread(self._fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE)).split()
         if len(fields) != 4 or fields[0] + b" " != _TRAILER_MAGIC:
             _fail(f"{self._file} is damaged (no payload trailer): download it again")
         if fields[3].decode() != os.path.basename(self._folder):
@@ -129,14 +177,14 @@ class _LazyFinder:
         import zlib
 
         offset, length, size, _, digest = self._files[name]
-        with open(self._file, "rb") as f:
-            start, end = self._lazy_bounds(f)
-            if not (offset >= 0 and 0 < length <= _MAX_MEMBER and size <= _MAX_MEMBER):
-                _fail(f"{self._index} is damaged ({name}): remove {self._folder}")
-            if start + offset + length > end:
-                _fail(f"{self._file} is damaged (member {name} past its end): download it again")
-            f.seek(start + offset)
-            data = f.read(length)
+        start, end = self._lazy_bounds()
+        if not (offset >= 0 and 0 < length <= _MAX_MEMBER and size <= _MAX_MEMBER):
+            _fail(f"{self._index} is damaged ({name}): remove {self._folder}")
+        if start + offset + length > end:
+            _fail(f"{self._file} is damaged (member {name} past its end): download it again")
+        data = os.pread(self._fd, length, start + offset)
+        if len(data) != length:
+            _fail(f"{self._file} is damaged (member {name}: cut short): download it again")
         inflater = zlib.decompressobj()
         try:
             out = inflater.decompress(data, size + 1)
@@ -150,13 +198,17 @@ class _LazyFinder:
 
     def _check_folder(self, parent):
         """``parent`` must be a real folder of ours that no one else may write to."""
-        info = os.lstat(parent)
+        try:
+            info = os.lstat(parent)
+        except FileNotFoundError:
+            _fail(f"{self._folder} was removed while this program ran from it: start it again")
         if not os.path.isdir(parent) or os.path.islink(parent):
             _fail(f"refusing to unpack into {parent}: it is not a folder: remove {self._folder}")
         if info.st_uid != os.geteuid() or info.st_mode & 0o022:
             _fail(
                 f"refusing to unpack into {parent}: it belongs to uid {info.st_uid} with mode "
-                f"{info.st_mode & 0o777:03o}: remove {self._folder} or set TRANSPORTER_UNPACK_DIR"
+                f"{info.st_mode & 0o777:03o}: set TRANSPORTER_UNPACK_DIR to a folder of yours, "
+                "or unpack everything where it is made (TRANSPORTER_UNPACK_ALL=1, as for an image)"
             )
 
     def _extract(self, name):
@@ -184,10 +236,13 @@ class _LazyFinder:
             os.close(fd)
             fd = -1
             os.rename(partial, target)  # the same bytes if another start won: either is fine
-        except OSError as error:
+        except BaseException as error:  # the process may live on: leave nothing behind
             if fd >= 0:
                 os.close(fd)
-            os.unlink(partial)
+            if os.path.lexists(partial):
+                os.unlink(partial)
+            if not isinstance(error, OSError):
+                raise
             _fail(
                 f"cannot unpack {name} into {self._folder}: {error.strerror}: set "
                 "TRANSPORTER_UNPACK_DIR to a writable folder with more room"
@@ -204,9 +259,13 @@ def _install():
     if os.path.exists(os.path.join(folder, ".complete")) and os.path.exists(index):
         finder = _LazyFinder(folder, index, sys.executable)
         sys.meta_path.insert(0, finder)
+        sys.excepthook = _one_line_hook(sys.excepthook)
         # Everything at once, for a folder that will be read-only (one an image holds).
         if os.environ.get("TRANSPORTER_UNPACK_ALL") == "1":
-            finder.unpack_all()
+            try:
+                finder.unpack_all()
+            except LazyMemberError as error:
+                _exit_with(str(error))
 
 
 _install()

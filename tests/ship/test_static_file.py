@@ -7,6 +7,7 @@ They need root (chroot, mount namespaces, another uid), as CI runs them."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -656,6 +658,78 @@ def test_a_read_only_core_only_folder_names_the_fix(binary: Path, tmp_path: Path
     )
     assert said is not None, done.stderr
     assert said[1] in lazy_members(folder)
+
+
+def test_a_core_only_folder_of_root_run_as_65532_names_the_fix(
+    binary: Path, tmp_path: Path
+) -> None:
+    """An image's folder unpacked by root (the core only) and run as 65532: the launcher runs
+    it (root's, writable by no one else), and a start that needs a lazy member says what fixes
+    it, in one line."""
+    root = empty_root(tmp_path / "root", binary)
+    unpacked = root.argv("--version", user="0:0", env=["TRANSPORTER_UNPACK_DIR=/unpack"])
+    assert run(unpacked).returncode == 0
+    (root.path / "unpack").chmod(0o755)
+    version = run(root.argv("--version", env=["TRANSPORTER_UNPACK_DIR=/unpack"]))
+    assert version.returncode == 0, version.stderr
+    cp = ["cp", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--data-dir", "/tmp/cp"]
+    done = run(root.argv(*cp, env=["TRANSPORTER_UNPACK_DIR=/unpack"]))
+    assert done.returncode == LAUNCH_FAILED, done.stderr
+    assert re.fullmatch(
+        r"transporter: refusing to unpack into /unpack/[0-9a-f]{64}/_internal\S*: it belongs to"
+        r" uid 0 with mode 755: set TRANSPORTER_UNPACK_DIR to a folder of yours, or unpack"
+        r" everything where it is made \(TRANSPORTER_UNPACK_ALL=1, as for an image\)",
+        one_line(done.stderr),
+    ), done.stderr
+
+
+HOOK = Path(__file__).parents[2] / "packaging" / "launcher" / "rthook_lazy.py"
+
+
+def lazy_finder(folder: Path, file: Path) -> Any:
+    """The runtime hook's finder of ``folder`` (unpacked from ``file``), as the program makes
+    it at its start; the hook itself, run here, installs nothing (no ``sys._MEIPASS``)."""
+    spec = importlib.util.spec_from_file_location("rthook_lazy_under_test", HOOK)
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    return hook._LazyFinder(str(folder), str(folder / LAZY_INDEX), str(file))
+
+
+RUST_MODULE = "cryptography.hazmat.bindings._rust"
+
+
+def test_a_running_program_reads_the_file_it_started_from(binary: Path, tmp_path: Path) -> None:
+    """The file replaced in place after the start (``install`` makes a new inode, as an
+    upgrade does): a lazy member is still read, and checked, from the file the program
+    started from."""
+    file = tmp_path / "transporter"
+    shutil.copy2(binary, file)
+    folder = unpack(file, tmp_path / "unpack", everything=False)
+    finder = lazy_finder(folder, file)
+    other = tmp_path / "other"
+    other.write_bytes(b"another build" * 100)
+    subprocess.run(["install", "-m", "755", str(other), str(file)], check=True)
+    spec = finder.find_spec(RUST_MODULE)
+    assert spec.origin == str(folder / RUST)
+    assert RUST in present(folder)
+
+
+def test_a_failed_extraction_after_the_start_raises_an_import_error(
+    binary: Path, tmp_path: Path
+) -> None:
+    """The unpack folder removed under a running program: the import that needs a lazy member
+    fails with an ImportError of one line (the process lives on), not a traceback of
+    FileNotFoundError nor an exit from inside an import."""
+    folder = unpack(binary, tmp_path / "unpack", everything=False)
+    finder = lazy_finder(folder, binary)
+    assert finder.find_spec("json") is None  # not lazy; the index is read
+    shutil.rmtree(folder)
+    with pytest.raises(ImportError) as raised:
+        finder.find_spec(RUST_MODULE)
+    assert (
+        str(raised.value) == f"{folder} was removed while this program ran from it: start it again"
+    )
 
 
 def test_the_files_cp_on_the_redis_store(
