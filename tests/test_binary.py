@@ -142,3 +142,5 @@ def test_the_binarys_exec_plugin_gets_the_users_environment(
     variables = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
     assert variables["LD_LIBRARY_PATH"] == "/the/users/own"
     assert [name for name in variables if name.startswith("TRANSPORTER_LAUNCHER")] == []
+    # Nor PyInstaller's bootloader's (its archive, process level, process name).
+    assert [name for name in variables if name.startswith("_PYI_")] == []

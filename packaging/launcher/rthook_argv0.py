@@ -16,8 +16,13 @@ if _file is not None:
     if _argv0 is not None and sys.argv:
         sys.argv[0] = _argv0
     os.environ.pop("LD_LIBRARY_PATH_ORIG", None)  # PyInstaller's copy of the launcher's
+    # Its bootloader's own (read only by a bootloader at its start, never by Python): a child
+    # (an exec plugin; our own file started again) must not see them.
+    for _name in [n for n in os.environ if n.startswith("_PYI_")]:
+        del os.environ[_name]
     if _user_path is not None:
         os.environ["LD_LIBRARY_PATH"] = _user_path
     else:
         os.environ.pop("LD_LIBRARY_PATH", None)
 del _file, _argv0, _user_path
+globals().pop("_name", None)
