@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.bed.controllers import controllers_bin as build_controllers
+from tests.bed.controllers import running_controllers
 from tests.bed.kube import Cluster, running_cluster, testbed_bin
 from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer, running_redis
 from tests.bed.roles import SINGLE_FILE
 
 MARKED_BY_FIXTURE = {
-    "kube": frozenset({"kube_bin", "cluster_factory", "cluster", "second_cluster"}),
+    "kube": frozenset(
+        {"kube_bin", "cluster_factory", "cluster", "second_cluster", "controllers_bin"}
+    ),
     "redis": frozenset({"redis_server", "redis_factory"}),
     "binary": frozenset({"binary"}),
 }
@@ -65,6 +69,26 @@ def cluster_factory(
 def cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
     """The session's one shared cluster. Tests use their own namespaces in it."""
     return cluster_factory()
+
+
+@pytest.fixture(scope="session")
+def controllers_bin() -> Path:
+    """kube-controller-manager, kube-scheduler and kwok, built once per machine (cached outside
+    the clone, apart from kube-apiserver's)."""
+    return build_controllers()
+
+
+@pytest.fixture(scope="session")
+def ready_cluster(
+    cluster_factory: Callable[[], Cluster], controllers_bin: Path
+) -> Iterator[Cluster]:
+    """A cluster of its own where readiness is real: kube-controller-manager, kube-scheduler
+    and kwok with one fake node run beside it (tests/bed/controllers.py), so Deployments roll
+    out, Jobs complete and namespaces finish deleting. Opt-in: ``cluster`` has none of them and
+    starts as fast as ever. Tests use their own namespaces in it."""
+    started = cluster_factory()
+    with running_controllers(started, bin_dir=controllers_bin):
+        yield started
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+CA_KEY = "ca.key"
+"""The CA's key, beside ``ca.crt`` in the folder of :func:`make_cluster_certs`."""
+
 
 @attrs.frozen
 class ClusterCerts:
@@ -116,6 +119,7 @@ def make_cluster_certs(folder: Path) -> ClusterCerts:
     ca_name = _name("transporter-testbed-ca")
     ca = _issue(ca_name, ca_key.public_key(), ca_name, ca_key, ca=True)
     out.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    _write_key(folder / CA_KEY, ca_key)  # for issue_client_cert (the controllers' certificates)
 
     serving_key = ec.generate_private_key(ec.SECP256R1())
     serving = _issue(
@@ -137,3 +141,22 @@ def make_cluster_certs(folder: Path) -> ClusterCerts:
         )
     )
     return out
+
+
+def issue_client_cert(
+    certs: ClusterCerts, common_name: str, organization: str | None = None
+) -> tuple[Path, Path]:
+    """A client certificate (and its key) from the cluster's CA, written beside ``ca.crt`` as
+    ``<common_name>.crt`` and ``.key`` (``:`` made ``-``): kube-controller-manager's,
+    kube-scheduler's and kwok's own identities."""
+    folder = certs.ca_cert.parent
+    loaded = serialization.load_pem_private_key((folder / CA_KEY).read_bytes(), password=None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate(certs.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    made = _issue(_name(common_name, organization), key.public_key(), ca.subject, loaded)
+    stem = common_name.replace(":", "-")
+    cert_path, key_path = folder / f"{stem}.crt", folder / f"{stem}.key"
+    cert_path.write_bytes(made.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    return cert_path, key_path

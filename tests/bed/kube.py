@@ -143,8 +143,18 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(path: Path, name: str, server: str, certs: ClusterCerts) -> None:
-    """A self-contained kubeconfig (certificates inline), as kubectl and the client accept."""
+def write_kubeconfig(
+    path: Path,
+    name: str,
+    server: str,
+    certs: ClusterCerts,
+    *,
+    user: str = "admin",
+    client: tuple[Path, Path] | None = None,
+) -> None:
+    """A self-contained kubeconfig (certificates inline), as kubectl and the client accept; its
+    user is the admin, or ``user`` with the ``client`` certificate and key."""
+    cert, key = client or (certs.admin_cert, certs.admin_key)
     document = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -156,14 +166,14 @@ def write_kubeconfig(path: Path, name: str, server: str, certs: ClusterCerts) ->
         ],
         "users": [
             {
-                "name": f"{name}-admin",
+                "name": f"{name}-{user}",
                 "user": {
-                    "client-certificate-data": _b64(certs.admin_cert),
-                    "client-key-data": _b64(certs.admin_key),
+                    "client-certificate-data": _b64(cert),
+                    "client-key-data": _b64(key),
                 },
             }
         ],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-{user}"}}],
         "current-context": name,
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
