@@ -29,6 +29,7 @@ $(VENV)/.installed: pyproject.toml requirements/lock.txt
 
 testbed-build:
 	testbed/build.sh >/dev/null
+	testbed/build-controllers.sh >/dev/null
 
 test: dev testbed-build
 	$(BIN)/pytest
