@@ -14,14 +14,22 @@ EVENT_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """An event's id: also a ConfigMap key in the agent's journal."""
 NAMESPACE: Final = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 """A Kubernetes namespace name (a DNS label)."""
-LABEL_KEY: Final = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-LABEL_VALUE: Final = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+_DNS_SUBDOMAIN_RE: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_LABEL_NAME_RE: Final = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+LABEL_KEY: Final = rf"^({_DNS_SUBDOMAIN_RE}/)?{_LABEL_NAME_RE}$"
+"""A label key as Kubernetes takes it (apimachinery's ``IsQualifiedName``): an optional DNS
+subdomain prefix of at most 253 characters and ``/``, then a name of at most 63 characters."""
+LABEL_VALUE: Final = rf"^({_LABEL_NAME_RE})?$"
+"""A label value (``IsValidLabelValue``): at most 63 characters, and may be empty."""
+LABEL_NAME_MAX: Final = 63
+LABEL_PREFIX_MAX: Final = 253
 
 _AGENT_ID = re.compile(AGENT_ID)
 _EVENT_ID = re.compile(EVENT_ID)
 _NAMESPACE = re.compile(NAMESPACE)
-_LABEL_KEY = re.compile(LABEL_KEY)
 _LABEL_VALUE = re.compile(LABEL_VALUE)
+_DNS_SUBDOMAIN = re.compile(_DNS_SUBDOMAIN_RE)
+_LABEL_NAME = re.compile(_LABEL_NAME_RE)
 
 AGENT_ID_RULE: Final = (
     "1-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit"
@@ -52,13 +60,44 @@ def check_namespace(text: str) -> str:
     return text
 
 
+def check_label_key(key: str) -> str:
+    """A label key as Kubernetes validates it (``IsQualifiedName``), or a ValueError saying
+    which part is wrong. Lengths are checked before any pattern, so long text costs little."""
+    prefix, slash, name = key.rpartition("/")
+    if "/" in prefix:
+        raise ValueError(f"label key {_shown(key)} has more than one '/'")
+    if slash and not (0 < len(prefix) <= LABEL_PREFIX_MAX and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError(
+            f"label key {_shown(key)}: its prefix must be a DNS subdomain of 1-"
+            f"{LABEL_PREFIX_MAX} characters (lower-case letters, digits, '-' and '.')"
+        )
+    if not (0 < len(name) <= LABEL_NAME_MAX and _LABEL_NAME.fullmatch(name)):
+        raise ValueError(
+            f"label key {_shown(key)}: its name must be 1-{LABEL_NAME_MAX} letters, digits,"
+            " '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    """A label value as Kubernetes validates it (``IsValidLabelValue``; empty is valid)."""
+    if len(value) > LABEL_NAME_MAX or not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(
+            f"label value {_shown(value)} must be at most {LABEL_NAME_MAX} letters, digits,"
+            " '-', '_' or '.', starting and ending with a letter or digit (or be empty)"
+        )
+    return value
+
+
 def check_label(text: str) -> tuple[str, str]:
-    """``K=V`` with Kubernetes label syntax, so that labels select agents as kubectl -l does."""
+    """``K=V`` with Kubernetes label syntax, so that labels select agents as kubectl -l does
+    (:mod:`transporter.protocol.selector`)."""
     key, sep, value = text.partition("=")
     if not sep:
-        raise ValueError(f"label {text!r} is not KEY=VALUE")
-    if not _LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
-        raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
-    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-        raise ValueError(f"label value {value!r} is not a valid Kubernetes label value")
-    return key, value
+        raise ValueError(f"label {_shown(text)} is not KEY=VALUE")
+    return check_label_key(key), check_label_value(value)
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted on one line, cut to ``limit`` characters (hostile input stays short)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
