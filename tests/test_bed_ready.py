@@ -5,16 +5,14 @@ deleting namespaces. Every wait is on the objects' own status, bounded in time."
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from tests.bed.controllers import NEVER_READY_LABEL
+from tests.bed.controllers import NEVER_READY_LABEL, api_client, new_namespace
 from tests.bed.kube import Cluster
 
 WAIT = 90.0
@@ -35,17 +33,13 @@ def wait_for[T](what: str, probe: Callable[[], T | None], timeout: float = WAIT)
 
 @pytest.fixture
 def api(ready_cluster: Cluster) -> Iterator[k8s.ApiClient]:
-    made = k8s_config.new_client_from_config(config_file=str(ready_cluster.kubeconfig))  # type: ignore[no-untyped-call]
-    assert isinstance(made, k8s.ApiClient)
-    with made:
+    with api_client(ready_cluster) as made:
         yield made
 
 
 @pytest.fixture
 def namespace(api: k8s.ApiClient) -> str:
-    name = f"ready-{uuid.uuid4().hex[:8]}"
-    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-    return name
+    return new_namespace(api, "ready")
 
 
 def apps_api(api: k8s.ApiClient) -> Any:

@@ -26,10 +26,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from tests.bed.certs import issue_client_cert
 from tests.bed.kube import REPO, Cluster, write_kubeconfig
@@ -287,3 +290,19 @@ def running_controllers(cluster: Cluster, *, bin_dir: Path | None = None) -> Ite
         _create_node(cluster)
         _wait_node_ready(cluster, node_kwok, time.monotonic() + START_TIMEOUT)
         yield Controllers(kcm, sched, node_kwok)
+
+
+@contextlib.contextmanager
+def api_client(cluster: Cluster) -> Iterator[k8s.ApiClient]:
+    """The official client (a dev dependency) on ``cluster``, as its admin."""
+    made = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+    assert isinstance(made, k8s.ApiClient)
+    with made:
+        yield made
+
+
+def new_namespace(api: k8s.ApiClient, prefix: str) -> str:
+    """A namespace of its own for one test: ``prefix-<random>``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    return name

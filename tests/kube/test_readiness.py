@@ -3,15 +3,13 @@ cases), hostile input, and real objects on the ready test bed (controllers, sche
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from tests.bed.controllers import NEVER_READY_LABEL
+from tests.bed.controllers import NEVER_READY_LABEL, api_client, new_namespace
 from tests.bed.kube import Cluster
 from tests.test_bed_ready import wait_for
 from transporter.kube.readiness import (
@@ -245,14 +243,6 @@ DAEMONSETS = {
         ds({"observedGeneration": 1}),
         IN_PROGRESS,
         "Missing .status.desiredNumberScheduled",
-    ),
-    "partition 0, the default, is none": (
-        sts(
-            PARTITIONED | {"updateStrategy": {"rollingUpdate": {"partition": 0}}},
-            {**STS_UP, "updateRevision": "db-2"},
-        ),
-        IN_PROGRESS,
-        "Waiting for updated revision to match current",
     ),
     "not current": (ds({**DS_UP, "currentNumberScheduled": 1}), IN_PROGRESS, "Current: 1/2"),
     "not updated": (ds({**DS_UP, "updatedNumberScheduled": 0}), IN_PROGRESS, "Updated: 0/2"),
@@ -656,17 +646,13 @@ def test_deep_and_odd_json_elsewhere_is_not_read() -> None:
 
 @pytest.fixture
 def api(ready_cluster: Cluster) -> Iterator[k8s.ApiClient]:
-    made = k8s_config.new_client_from_config(config_file=str(ready_cluster.kubeconfig))  # type: ignore[no-untyped-call]
-    assert isinstance(made, k8s.ApiClient)
-    with made:
+    with api_client(ready_cluster) as made:
         yield made
 
 
 @pytest.fixture
 def namespace(api: k8s.ApiClient) -> str:
-    name = f"readiness-{uuid.uuid4().hex[:8]}"
-    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-    return name
+    return new_namespace(api, "readiness")
 
 
 def as_json(api: k8s.ApiClient, model: Any) -> dict[str, Any]:
