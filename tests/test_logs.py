@@ -25,7 +25,7 @@ from tests.bed.roles import (
     running_cp,
     transporter,
 )
-from transporter.logs import Guard, escape, scrub
+from transporter.logs import Guard, JsonFormatter, escape, scrub
 
 TOKEN = "tpt_0123456789ab_" + "s3cretS3cretS3cretS3cretS3cretS3cretS3cr"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YTpiIn0.c2lnbmF0dXJlLXNpZw"
@@ -203,3 +203,27 @@ def test_json_and_text_lines_name_the_event_and_the_agent(tmp_path: Path, cluste
     refused = next(line for line in agent_lines if f"event_id={event_id}" in line)
     assert refused.endswith(f"event_id={event_id} agent_id=logs-1"), refused
     assert "kube-system" in refused
+
+
+def test_an_argument_that_is_not_a_string_cannot_forge_a_line_nor_bring_a_lone_surrogate() -> None:
+    guard = Guard()
+    record = logging.LogRecord(
+        "transporter.agent.session",
+        logging.WARNING,
+        "",
+        0,
+        "event %s refused: %s",
+        ("e1", ValueError("bad name 'a\n2026-12-06T00:00:00.000Z INFO  forged\x1b[2J'")),
+        None,
+    )
+    guard.filter(record)
+    message = record.getMessage()
+    assert "\n" not in message and "\x1b" not in message
+    assert "\\n2026-12-06" in message
+    undecodable = logging.LogRecord(
+        "transporter.cp", logging.INFO, "", 0, "path %s", ("/x\udc80y",), None
+    )
+    guard.filter(undecodable)
+    assert undecodable.getMessage() == "path /x\\udc80y"
+    line = JsonFormatter().format(undecodable)
+    assert json.loads(line)["msg"] == "path /x\\udc80y"

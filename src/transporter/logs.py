@@ -8,7 +8,8 @@
 - Every string a record carries as an argument is escaped (:func:`escape`): control
   characters, line and paragraph separators and bidirectional controls become visible escapes,
   so a client-supplied value (a request path with ``%0A``, a header) can never start a line of
-  its own or hide text. Our format strings are ours; what fills them is not.
+  its own or hide text; so is every whole message, since an argument that is not a string
+  (an exception) carries client text through its ``str()``.
 - Libraries that log what they carry (headers, bodies, commands) are kept at WARNING even with
   ``--debug`` (:data:`QUIET`).
 - Two formats (``--log-format``): ``text`` for people, one line each, and ``json`` for
@@ -59,11 +60,10 @@ _SECRETS: Final = (
     ),
 )
 _UNSAFE: Final = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
-OURS: Final = "transporter"
-"""Our loggers' prefix: their format strings are ours, so only their arguments are escaped;
-another library's whole message is."""
+"""What :func:`escape` makes visible: controls, line breaks, bidirectional controls, and lone
+surrogates (undecodable bytes of a request, which no UTF-8 writer or strict JSON reader takes)."""
 
 
 def scrub(text: str) -> str:
@@ -104,8 +104,9 @@ class Guard(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a library's bad format string: show it as it is
             message = f"{record.msg!r} % {record.args!r}"
-        if not record.name.startswith(OURS):
-            message = escape(message)
+        # Every message, ours too: an argument that is not a string (an exception, a path)
+        # carries client text through its str(); escaping is idempotent on escaped text.
+        message = escape(message)
         record.msg, record.args = scrub(message), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
