@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bed.process import Child, started
 from tests.bed.producer import ApiAccess
-from tests.bed.roles import PYTHON_TRANSPORTER, REGISTERED, clean_environment
+from tests.bed.roles import REGISTERED, agent_argv, clean_environment
 
 METRICS_LISTENING = re.compile(r"metrics listening on (http://\S+)")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -96,20 +96,7 @@ def agent_with_metrics(
 ) -> Iterator[tuple[Child, str]]:
     """``transporter agent --metrics-listen 127.0.0.1:0`` registered with the control plane at
     ``cp_url``: the process and the URL of its metrics."""
-    argv = [
-        *PYTHON_TRANSPORTER,
-        "agent",
-        "--agent-id",
-        agent_id,
-        "--bundle",
-        str(bundle),
-        "--cp-url",
-        cp_url,
-        "--kubeconfig",
-        str(kubeconfig),
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]
+    argv = [*agent_argv(agent_id, cp_url, bundle, kubeconfig), "--metrics-listen", "127.0.0.1:0"]
     patterns = (METRICS_LISTENING, REGISTERED)
     with started(argv, *patterns, env=clean_environment()) as (process, (url, _)):
         yield process, url

@@ -298,6 +298,22 @@ class ControlPlaneProcess:
         return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 
+def agent_argv(agent_id: str, cp_url: str, bundle: Path, kubeconfig: Path) -> list[str]:
+    """``transporter agent`` of this checkout as ``agent_id``, with its bundle and cluster."""
+    return [
+        *PYTHON_TRANSPORTER,
+        "agent",
+        "--agent-id",
+        agent_id,
+        "--bundle",
+        str(bundle),
+        "--cp-url",
+        cp_url,
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+
+
 class AgentProcess:
     """``transporter agent`` on a cluster; started again, it is the same agent (its id, and the
     bundle of that id from :meth:`ControlPlaneProcess.create_bundle`)."""
@@ -305,18 +321,7 @@ class AgentProcess:
     def __init__(
         self, agent_id: str, cp_url: str, bundle: Path, kubeconfig: Path, log: Path
     ) -> None:
-        self.argv = [
-            *PYTHON_TRANSPORTER,
-            "agent",
-            "--agent-id",
-            agent_id,
-            "--bundle",
-            str(bundle),
-            "--cp-url",
-            cp_url,
-            "--kubeconfig",
-            str(kubeconfig),
-        ]
+        self.argv = agent_argv(agent_id, cp_url, bundle, kubeconfig)
         self.log = log
         self.process: Child | None = None
 
