@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
@@ -56,8 +57,17 @@ def structured(data: object, output: Output) -> str:
         shown = json.loads(json.dumps(shown))  # plain data: enumerations as their strings
         import yaml  # here: only this format needs it
 
-        text: str = yaml.safe_dump(
-            shown, sort_keys=False, default_flow_style=False, allow_unicode=True
+        class Dumper(yaml.SafeDumper):
+            """PyYAML writes a NEL (U+0085) raw in a plain or single-quoted scalar, where its
+            own reader folds it to a space: such strings go double-quoted, NEL escaped."""
+
+        def string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            style = '"' if _YAML_BREAKS.search(value) else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, string)
+        text: str = yaml.dump(
+            shown, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
         )
         return text
     return json.dumps(shown, indent=2) + "\n"
@@ -78,8 +88,18 @@ def columns(rows: Iterable[Sequence[str]], *, headers: Sequence[str] | None) -> 
     return "".join(line + "\n" for line in lines)
 
 
+_YAML_BREAKS: Final = re.compile("[\x85\u2028\u2029]")
+_BREAKS: Final = re.compile("[\t-\r\x1c-\x1e\x85\u2028\u2029]")
+"""What ``str.splitlines`` or a terminal takes as a line break or a tab: a space in a cell."""
+_UNSEEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Other controls (an ANSI escape) and bidirectional controls: shown as escapes in a cell."""
+
+
 def _one_line(cell: str) -> str:
-    return cell.replace("\r", " ").replace("\n", " ").replace("\t", " ") if cell else ""
+    if not cell:
+        return ""
+    cell = _BREAKS.sub(" ", cell)
+    return _UNSEEN.sub(lambda match: f"\\u{ord(match.group()):04x}", cell)
 
 
 def names(kind: str, ids: Iterable[str]) -> str:

@@ -70,14 +70,15 @@ def resources_table(record: EventRecord, *, headers: bool = True) -> str:
 
 def show_event(console: Console, record: EventRecord) -> None:
     event = record.event
-    console.print(f"event      {event.id}")
-    console.print(f"agent      {event.target_agent}")
+    # Text, not markup: what the API sent ("[/]", "[bold]") is shown as it is, never parsed.
+    console.print(Text(f"event      {event.id}"))
+    console.print(Text(f"agent      {event.target_agent}"))
     console.print(
         f"action     {event.payload.action.value} ({len(event.payload.manifests)} manifest(s))"
     )
     console.print(Text("state      ").append(record.state.value, STATE_STYLE[record.state]))
     if record.message:
-        console.print(f"message    {record.message}")
+        console.print(Text(f"message    {record.message}"))
     console.print("timeline")
     for entry in record.timeline:
         console.print(timeline_line(entry))
