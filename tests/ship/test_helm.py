@@ -6,11 +6,13 @@ real API server."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.bed.helm import (
     AGENT_CHART,
@@ -270,3 +272,78 @@ def test_make_charts_lints_renders_and_packages_both(tmp_path: Path) -> None:
     ).stdout.split()
     assert "transporter-agent/values.schema.json" in listed
     assert not [name for name in listed if "/examples/" in name]
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=lambda p: p.name)
+def test_the_longest_release_name_gives_services_names_that_are_dns_labels(chart: Path) -> None:
+    release = "r" * 53  # the longest name helm gives a release
+    # an example of each chart that renders every Service it has
+    values = (
+        chart / "examples" / ("team-namespaces.yaml" if chart == AGENT_CHART else "default.yaml")
+    )
+    services = named(render(chart, values, release=release), "Service")
+    assert services
+    for service in services:
+        name = service["metadata"]["name"]
+        assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name), name
+    if chart == CP_CHART:
+        (spec,) = pod_specs(render(chart, values, release=release))
+        env = {item["name"]: item.get("value") for item in spec["containers"][0]["env"]}
+        names = {service["metadata"]["name"] for service in services}
+        assert names <= set(env["TRANSPORTER_TLS_SAN"].split(","))
+
+
+INJECTED = "x\n      hostNetwork: true\n      hostPID: true\n          command: [sh]"
+"""A value that, written into the chart's YAML unquoted, adds keys to the pod spec."""
+
+
+@pytest.mark.parametrize(
+    ("chart", "key"),
+    [
+        (CP_CHART, "priorityClassName"),
+        (CP_CHART, "image.tag"),
+        (CP_CHART, "image.repository"),
+        (AGENT_CHART, "priorityClassName"),
+        (AGENT_CHART, "image.tag"),
+    ],
+)
+def test_a_value_cannot_add_keys_to_the_pod(chart: Path, key: str) -> None:
+    values = chart / "examples" / "default.yaml"
+    sets = {} if chart == CP_CHART else {"cpUrl": AGENT_URL}
+    args = [
+        "template",
+        chart.name,
+        str(chart),
+        "-f",
+        str(values),
+        "--set-string",
+        f"{key}={INJECTED}",
+    ]
+    for name, value in sets.items():
+        args += ["--set", f"{name}={value}"]
+    objects = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    (spec,) = pod_specs(objects)
+    assert "hostNetwork" not in spec and "hostPID" not in spec
+    assert "command" not in spec["containers"][0]
+
+
+def test_the_service_and_secret_keys_of_the_control_plane_stay_strings() -> None:
+    sets = {
+        "agentChannel.service.type": "LoadBalancer",
+        "agentChannel.service.loadBalancerIP": "1.2.3.4\n  externalIPs: [6.6.6.6]",
+        "store.type": "redis",
+        "store.redis.existingSecret": "redis",
+        "store.redis.key": "url\n                  optional: true",
+    }
+    args = ["template", "cp", str(CP_CHART), "-f", str(CP_CHART / "examples" / "default.yaml")]
+    for name, value in sets.items():
+        args += ["--set-string", f"{name}={value}"]
+    objects = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    (agent,) = [s for s in named(objects, "Service") if s["metadata"]["name"].endswith("-agent")]
+    assert "externalIPs" not in agent["spec"]
+    (spec,) = pod_specs(objects)
+    (store,) = [e for e in spec["containers"][0]["env"] if e["name"] == "TRANSPORTER_STORE"]
+    assert store["valueFrom"]["secretKeyRef"] == {
+        "name": "redis",
+        "key": "url\n                  optional: true",
+    }

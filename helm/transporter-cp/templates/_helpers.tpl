@@ -1,13 +1,14 @@
-{{/* The release's name for this chart's objects, at most 63 characters. */}}
+{{/* The release's name for this chart's objects, at most 57 characters: a Service's name
+(this name and -api or -agent) is a DNS label, at most 63. */}}
 {{- define "transporter-cp.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 57 | trimSuffix "-" -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 57 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 57 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
