@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,12 @@ def test_the_bash_script_parses() -> None:
         (["transporter", "--debug", "agent", "--log-format", "j"], ["json"]),
         (["transporter", "bundle", "cr"], ["create"]),
         (["transporter", "completion", ""], ["bash", "zsh", "fish"]),
+        # after the positional choice, its flags and their choices still complete
+        (
+            ["transporter", "produce", "get", "events", "-o", ""],
+            ["text", "wide", "name", "json", "yaml"],
+        ),
+        (["transporter", "produce", "get", "agents", "--no-h"], ["--no-headers"]),
     ],
 )
 def test_bash_completes_commands_flags_and_choices(words: list[str], offered: list[str]) -> None:
@@ -75,3 +82,20 @@ def test_the_zsh_and_fish_scripts() -> None:
                 [shell, "-n"], input=script(shell), capture_output=True, text=True, check=False
             )
             assert done.returncode == 0, done.stderr
+
+
+def test_bash_offers_a_file_name_with_a_space_as_one_word(tmp_path: Path) -> None:
+    (tmp_path / "site 1.tar").touch()
+    program = script("bash") + (
+        "COMP_WORDS=(transporter agent --bundle site); COMP_CWORD=3\n"
+        '_transporter; printf "<%s>\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert done.stdout.splitlines() == ["<site 1.tar>"]

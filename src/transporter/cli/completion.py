@@ -74,6 +74,12 @@ def _bash(nodes: list[Node]) -> str:
         for n in nodes
         if n.commands
     )
+    paths = {n.path for n in nodes}
+    subcommands = "".join(
+        f'        "{" ".join(n.path)}") echo "{_words(subs)}" ;;\n'
+        for n in nodes
+        if (subs := [c for c, _ in n.commands if (*n.path, c) in paths])
+    )
     options = "".join(
         f'        "{" ".join(n.path)}") echo "{_words([f for o in n.options for f in o[0]])}" ;;\n'
         for n in nodes
@@ -90,6 +96,10 @@ _transporter_commands() {{
     case "$1" in
 {commands}    esac
 }}
+_transporter_subcommands() {{
+    case "$1" in
+{subcommands}    esac
+}}
 _transporter_options() {{
     case "$1" in
 {options}    esac
@@ -99,12 +109,17 @@ _transporter_choices() {{
 {choices}    esac
 }}
 _transporter() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word subs i
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" given="" word subs i
     (( COMP_CWORD > 0 )) && prev="${{COMP_WORDS[COMP_CWORD-1]}}"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         word="${{COMP_WORDS[i]}}"
-        subs=" $(_transporter_commands "$path") "
-        [[ "$word" != -* && "$subs" == *" $word "* ]] && path="${{path:+$path }}$word"
+        [[ "$word" == -* ]] && continue
+        subs=" $(_transporter_subcommands "$path") "
+        if [[ "$subs" == *" $word "* ]]; then
+            path="${{path:+$path }}$word" given=""
+        elif subs=" $(_transporter_commands "$path") " && [[ "$subs" == *" $word "* ]]; then
+            given=1  # the positional choice (produce get events): flags still complete
+        fi
     done
     local choices
     choices="$(_transporter_choices "${{path:+$path }}$prev")"
@@ -112,9 +127,11 @@ _transporter() {{
         COMPREPLY=($(compgen -W "$choices" -- "$cur"))
     elif [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$(_transporter_options "$path")" -- "$cur"))
-    elif subs="$(_transporter_commands "$path")" && [[ -n "$subs" ]]; then
+    elif [[ -z "$given" ]] && subs="$(_transporter_commands "$path")" && [[ -n "$subs" ]]; then
         COMPREPLY=($(compgen -W "$subs" -- "$cur"))
     else
+        local IFS=$'\\n'
+        compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
     fi
 }}
