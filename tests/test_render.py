@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
+import trio
 import yaml
 from rich.console import Console
 
 from transporter import output
-from transporter.produce import render
+from transporter.config.produce import ProduceConfig
+from transporter.produce import main, render
+from transporter.produce.client import Submitted
 from transporter.protocol.model import Event, EventRecord, EventState, K8sPayload, TimelineEntry
 
 
@@ -41,3 +46,25 @@ def test_yaml_round_trips_every_awkward_string() -> None:
     values = ["yes", "~", ": x", "#c", "- x", "a\nb", "x\x85y", "\x85", "a\u2028b", "\ufeffz"]
     data = [{"labels": {value: value}, "message": value} for value in values]
     assert yaml.safe_load(output.structured(data, "yaml")) == data
+
+
+def test_an_event_id_with_markup_from_the_api_is_shown_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A control plane that answers with an id holding '[/]' cannot crash the producer."""
+    event_id = "e[/]1 [bold]x"
+
+    class FakeClient:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def submit(self, body: object) -> Submitted:
+            return Submitted(event_id, True, False)
+
+    monkeypatch.setattr(main, "Client", FakeClient)
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    outcome: list[int] = []
+    trio.run(main.submit, ProduceConfig(agent="a1", manifests=(manifest,)), outcome)
+    assert outcome == [main.EXIT_OK]
+    assert f"event {event_id} accepted (agent a1 has never registered;" in capsys.readouterr().out

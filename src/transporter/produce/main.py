@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import trio
 from rich.console import Console
+from rich.markup import escape
 
 from transporter import output, runtime
 from transporter.config.produce import ProduceConfig, QueryConfig
@@ -98,7 +99,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
     if person:
         note = "" if submitted.agent_known else f" (agent {settings.agent} has never registered;"
         note += " it waits in the outbox)" if note else ""
-        console.print(f"event {submitted.event_id} accepted{note}")
+        console.print(escape(f"event {submitted.event_id} accepted{note}"))
     if not settings.wait:
         if not person:
             answer = {"event_id": submitted.event_id, "agent_known": submitted.agent_known}
@@ -112,7 +113,7 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
         record = await client.event(submitted.event_id)
         message = f"event {submitted.event_id} not finished after {settings.timeout:g} s"
         if person:
-            console.print(f"[bold red]{message}[/] (state {record.state.value})")
+            console.print(f"[bold red]{escape(message)}[/] (state {record.state.value})")
         else:
             shown = {**codec.unstructure(record), "timed_out": True}
             _show(settings, "event", shown, [submitted.event_id])
