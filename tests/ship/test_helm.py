@@ -193,6 +193,12 @@ REFUSED = [
         CP_CHART, ["--set", "store.type=redis"], "store.redis.existingSecret", id="cp-redis"
     ),
     pytest.param(
+        CP_CHART,
+        ["--set", "api.port=9000", "--set", "agentChannel.port=9000"],
+        "api.port and agentChannel.port are the same",
+        id="cp-one-port-for-both",
+    ),
+    pytest.param(
         AGENT_CHART, ["--set", "cpUrl=ws://cp:8443/ws"], "at '/cpUrl'", id="agent-plain-ws"
     ),
     pytest.param(AGENT_CHART, [], "cpUrl is required", id="agent-no-cp-url"),

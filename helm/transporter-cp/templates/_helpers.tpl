@@ -51,6 +51,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "transporter-cp.checks" -}}
+{{- if eq (int .Values.api.port) (int .Values.agentChannel.port) -}}
+{{- fail "api.port and agentChannel.port are the same: the control plane listens on each, so they must differ" -}}
+{{- end -}}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.redis.existingSecret) -}}
 {{- fail "store.type redis needs store.redis.existingSecret: a Secret holding the Redis URL" -}}
 {{- end -}}
