@@ -71,6 +71,43 @@ def test_a_registration_that_cannot_be_kept_closes_the_connection(
     assert (refusal.code, refusal.close) == (code, True)
 
 
+@pytest.mark.parametrize(
+    ("agent", "named"),
+    [
+        (AgentInfo("agent-a", labels={"env": "prod\nFORGED"}), "label value"),
+        (AgentInfo("agent-a", labels={"a..b/c": "x"}), "label key"),
+        (AgentInfo("agent-a", labels={f"k{i}": "v" for i in range(65)}), "65 labels"),
+        (AgentInfo("agent-a", cluster_name="eu\x1b[31m"), "cluster_name"),
+        (AgentInfo("agent-a", version="1" * 254), "version is longer"),
+        (AgentInfo("agent-a", region="eu\u202ewest"), "region"),
+        (AgentInfo("agent-a", capabilities=("apply\n",)), "capability"),
+        (AgentInfo("agent-a", capabilities=tuple(f"c{i}" for i in range(33))), "capabilities"),
+    ],
+)
+def test_what_an_agent_says_of_itself_is_checked_before_anyone_sees_it(
+    agent: AgentInfo, named: str
+) -> None:
+    """Producers list agents' labels and names, and selectors choose by their labels: a
+    registration whose description is not what the agent's own flags allow is refused."""
+    refusal = AgentConversation(None, max_bytes=1 << 20).register(Register(agent))
+    assert isinstance(refusal, Refuse)
+    assert (refusal.code, refusal.close) == ("invalid", True)
+    assert named in refusal.message and "\n" not in refusal.message
+
+
+def test_a_described_agent_registers() -> None:
+    agent = AgentInfo(
+        "agent-a",
+        name="agent-a",
+        cluster_name="Paris DC (rack 4)",
+        version="0.1.0",
+        labels={"env": "prod", "example.com/ring": "canary", "empty": ""},
+        capabilities=("k8s_resource", "apply", "delete"),
+    )
+    conversation = AgentConversation(None, max_bytes=1 << 20)
+    assert isinstance(conversation.register(Register(agent)), Register)
+
+
 def test_the_protocol_is_the_lower_of_both() -> None:
     assert registered(OLDEST_PROTOCOL).protocol == OLDEST_PROTOCOL
     assert registered(PROTOCOL_VERSION + 5).protocol == PROTOCOL_VERSION

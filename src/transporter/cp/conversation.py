@@ -19,7 +19,7 @@ import attrs
 from transporter.cp.window import DeliveryWindow
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
-from transporter.protocol.ids import check_agent_id
+from transporter.protocol.ids import check_agent_description, check_agent_id
 from transporter.protocol.messages import (
     BATCHES,
     OLDEST_PROTOCOL,
@@ -89,8 +89,17 @@ class AgentConversation:
         wait for a registration still."""
         if not isinstance(message, Register):
             return Refuse("not_registered", "register before anything else")
+        agent = message.agent
         try:
-            check_agent_id(message.agent.id)
+            check_agent_id(agent.id)
+            words = {
+                "name": agent.name,
+                "cluster_name": agent.cluster_name,
+                "provider": agent.provider,
+                "region": agent.region,
+                "version": agent.version,
+            }
+            check_agent_description(agent.labels, words, agent.capabilities)
         except ValueError as exc:
             return Refuse("invalid", str(exc), close=True)
         if message.protocol < OLDEST_PROTOCOL:

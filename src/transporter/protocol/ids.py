@@ -5,6 +5,7 @@ states come from these patterns. Each ``check_*`` returns the text or raises
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 AGENT_ID: Final = r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"
@@ -96,6 +97,40 @@ def check_label(text: str) -> tuple[str, str]:
     if not sep:
         raise ValueError(f"label {_shown(text)} is not KEY=VALUE")
     return check_label_key(key), check_label_value(value)
+
+
+MAX_LABELS: Final = 64
+"""Labels an agent may carry (what selectors choose agents by)."""
+MAX_DESCRIPTION: Final = 253
+"""Characters of each of an agent's own words about itself (cluster name, version, ...)."""
+MAX_CAPABILITIES: Final = 32
+_CAPABILITY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_agent_description(
+    labels: Mapping[str, str], words: Mapping[str, str], capabilities: Sequence[str]
+) -> None:
+    """What an agent says about itself when it registers, which every producer will see and
+    selectors will choose by: labels as Kubernetes takes them (at most :data:`MAX_LABELS`),
+    each of ``words`` (field name to text) printable on one line and at most
+    :data:`MAX_DESCRIPTION` characters, capabilities short lower-case words. A ValueError
+    names the first field that is not."""
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"{len(labels)} labels, more than {MAX_LABELS}")
+    for key, value in labels.items():
+        check_label_key(key)
+        check_label_value(value)
+    for field, text in words.items():
+        if len(text) > MAX_DESCRIPTION:
+            raise ValueError(f"{field} is longer than {MAX_DESCRIPTION} characters")
+        if _UNPRINTABLE.search(text):
+            raise ValueError(f"{field} {_shown(text)} holds a control character")
+    if len(capabilities) > MAX_CAPABILITIES:
+        raise ValueError(f"{len(capabilities)} capabilities, more than {MAX_CAPABILITIES}")
+    for capability in capabilities:
+        if not _CAPABILITY.fullmatch(capability):
+            raise ValueError(f"capability {_shown(capability)} is not a short lower-case word")
 
 
 def _shown(text: str, limit: int = 80) -> str:
