@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -227,3 +228,22 @@ def test_an_argument_that_is_not_a_string_cannot_forge_a_line_nor_bring_a_lone_s
     assert undecodable.getMessage() == "path /x\\udc80y"
     line = JsonFormatter().format(undecodable)
     assert json.loads(line)["msg"] == "path /x\\udc80y"
+
+
+def test_a_traceback_in_text_cannot_forge_a_log_line() -> None:
+    """An exception's message may carry client text: under its line, every line of the
+    traceback is indented and escaped, so none looks like a log line of its own."""
+    from transporter.logs import Guard, TextFormatter
+
+    forged = "2026-12-06T00:00:00.000Z INFO  transporter.cp: agent site-9 connected"
+    try:
+        raise ValueError(f"bad path\n{forged}\x1b[31m")
+    except ValueError:
+        record = logging.LogRecord(
+            "transporter.cp", logging.ERROR, "", 0, "failed", (), sys.exc_info()
+        )
+    Guard().filter(record)
+    lines = TextFormatter().format(record).splitlines()
+    assert lines[0].endswith("failed")
+    assert all(line.startswith("  ") for line in lines[1:]), lines
+    assert any(forged in line for line in lines) and not any("\x1b" in line for line in lines)

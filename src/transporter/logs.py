@@ -166,7 +166,7 @@ def iso_time(at: float) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``TIME LEVEL LOGGER: MESSAGE event_id=... agent_id=...``, a traceback below it."""
+    """``TIME LEVEL LOGGER: MESSAGE event_id=... agent_id=...``, a traceback below it, indented."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = "".join(
@@ -177,10 +177,16 @@ class TextFormatter(logging.Formatter):
         line = f"{iso_time(record.created)} {record.levelname:<5} {record.name}: "
         line += record.getMessage() + fields
         if record.exc_text:
-            line += "\n" + record.exc_text
+            line += _below(record.exc_text)
         if record.stack_info:
-            line += "\n" + record.stack_info
+            line += _below(record.stack_info)
         return line
+
+
+def _below(text: str) -> str:
+    """A traceback under its line, each of its lines indented and escaped: an exception's
+    message (which may carry client text) cannot start a line that looks like a log line."""
+    return "".join(f"\n  {escape(part)}" for part in text.splitlines())
 
 
 class JsonFormatter(logging.Formatter):
