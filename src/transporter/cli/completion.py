@@ -68,6 +68,39 @@ def _words(items: Iterator[str] | list[str] | tuple[str, ...]) -> str:
     return " ".join(items)
 
 
+_BASH_MAIN = """_transporter() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="" path="" given="" word subs i
+    (( COMP_CWORD > 0 )) && prev="${COMP_WORDS[COMP_CWORD-1]}"
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        word="${COMP_WORDS[i]}"
+        [[ "$word" == -* ]] && continue
+        subs=" $(_transporter_subcommands "$path") "
+        if [[ "$subs" == *" $word "* ]]; then
+            path="${path:+$path }$word" given=""
+        elif subs=" $(_transporter_commands "$path") " && [[ "$subs" == *" $word "* ]]; then
+            given=1  # the positional choice (produce get events): flags still complete
+        fi
+    done
+    local choices
+    choices="$(_transporter_choices "${path:+$path }$prev")"
+    if [[ "$prev" == -* && -n "$choices" ]]; then
+        COMPREPLY=($(compgen -W "$choices" -- "$cur"))
+    elif [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_transporter_options "$path")" -- "$cur"))
+    elif [[ -z "$given" ]] && subs="$(_transporter_commands "$path")" && [[ -n "$subs" ]]; then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+    else
+        local IFS=$'\\n'
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}
+complete -F _transporter transporter
+"""
+"""The completion function itself: walks the words typed to the command they name, then
+offers that command's subcommands, flags, a flag's choices or file names."""
+
+
 def _bash(nodes: list[Node]) -> str:
     commands = "".join(
         f'        "{" ".join(n.path)}") echo "{_words([c for c, _ in n.commands])}" ;;\n'
@@ -108,35 +141,7 @@ _transporter_choices() {{
     case "$1" in
 {choices}    esac
 }}
-_transporter() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" given="" word subs i
-    (( COMP_CWORD > 0 )) && prev="${{COMP_WORDS[COMP_CWORD-1]}}"
-    for (( i = 1; i < COMP_CWORD; i++ )); do
-        word="${{COMP_WORDS[i]}}"
-        [[ "$word" == -* ]] && continue
-        subs=" $(_transporter_subcommands "$path") "
-        if [[ "$subs" == *" $word "* ]]; then
-            path="${{path:+$path }}$word" given=""
-        elif subs=" $(_transporter_commands "$path") " && [[ "$subs" == *" $word "* ]]; then
-            given=1  # the positional choice (produce get events): flags still complete
-        fi
-    done
-    local choices
-    choices="$(_transporter_choices "${{path:+$path }}$prev")"
-    if [[ "$prev" == -* && -n "$choices" ]]; then
-        COMPREPLY=($(compgen -W "$choices" -- "$cur"))
-    elif [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "$(_transporter_options "$path")" -- "$cur"))
-    elif [[ -z "$given" ]] && subs="$(_transporter_commands "$path")" && [[ -n "$subs" ]]; then
-        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
-    else
-        local IFS=$'\\n'
-        compopt -o filenames 2>/dev/null
-        COMPREPLY=($(compgen -f -- "$cur"))
-    fi
-}}
-complete -F _transporter transporter
-"""
+{_BASH_MAIN}"""
 
 
 def _quoted(text: str) -> str:
