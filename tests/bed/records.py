@@ -19,6 +19,17 @@ from transporter.protocol.model import (
 )
 from transporter.protocol.status import StatusUpdate
 
+SMALL_EVENT = Event(
+    id="e-1",
+    target_agent="agent-1",
+    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
+    ttl=60,
+    created_at=1000.0,
+    labels={"team": "platform"},
+    created_by="ci",
+)
+"""One small event with its optional fields set, for the protocol's unit tests."""
+
 T0 = 1_700_000_000.123456
 """A creation time with a fraction that a float-formatting slip would lose."""
 

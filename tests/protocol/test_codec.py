@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.bed.records import SMALL_EVENT
 from transporter.protocol import codec
 from transporter.protocol.messages import (
     AckBatch,
@@ -23,21 +24,12 @@ from transporter.protocol.model import (
     AgentInfo,
     Event,
     EventState,
-    K8sPayload,
     Phase,
     ResourceResult,
     ResourceStatus,
 )
 
-EVENT = Event(
-    id="e-1",
-    target_agent="agent-1",
-    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
-    ttl=60,
-    created_at=1000.0,
-    labels={"team": "platform"},
-    created_by="ci",
-)
+EVENT = SMALL_EVENT
 
 
 def test_events_encoded_apart_make_the_same_deliver_and_deliveries() -> None:

@@ -3,18 +3,11 @@ terminal is final."""
 
 from __future__ import annotations
 
-from transporter.protocol.model import Event, EventRecord, EventState, K8sPayload, Phase
+from tests.bed.records import SMALL_EVENT
+from transporter.protocol.model import EventRecord, EventState, Phase
 from transporter.protocol.status import StatusUpdate, accepted, advance
 
-EVENT = Event(
-    id="e-1",
-    target_agent="agent-1",
-    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
-    ttl=60,
-    created_at=1000.0,
-    labels={"team": "platform"},
-    created_by="ci",
-)
+EVENT = SMALL_EVENT
 
 
 def test_progress_moves_forward_and_terminal_is_final() -> None:

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from transporter.protocol.model import Action, Event, K8sPayload
+from tests.bed.records import SMALL_EVENT
+from transporter.protocol.model import Action
 from transporter.protocol.submission import EventTooLarge, InvalidEvent, parse_submission
 
-EVENT = Event(
-    id="e-1",
-    target_agent="agent-1",
-    payload=K8sPayload(("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",)),
-    ttl=60,
-    created_at=1000.0,
-    labels={"team": "platform"},
-    created_by="ci",
-)
+EVENT = SMALL_EVENT
 
 
 def submission(**fields: object) -> dict[str, object]:
