@@ -200,18 +200,23 @@ struct inflater {
     int done;
 };
 
+/* More compressed bytes from the file when the inflater has used what it had. */
+static void refill(struct inflater *f) {
+    if (f->z.avail_in != 0 || f->left == 0)
+        return;
+    ssize_t n = read(f->fd, f->in, f->left < CHUNK ? (size_t)f->left : CHUNK);
+    if (n <= 0)
+        die("cannot read my own file %s: %s", self_path, n ? strerror(errno) : "short");
+    f->left -= (uint64_t)n;
+    f->z.next_in = f->in;
+    f->z.avail_in = (uInt)n;
+}
+
 static void take(struct inflater *f, void *out, size_t size) {
     f->z.next_out = out;
     f->z.avail_out = (uInt)size;
     while (f->z.avail_out > 0) {
-        if (f->z.avail_in == 0 && f->left > 0) {
-            ssize_t n = read(f->fd, f->in, f->left < CHUNK ? (size_t)f->left : CHUNK);
-            if (n <= 0)
-                die("cannot read my own file %s: %s", self_path, n ? strerror(errno) : "short");
-            f->left -= (uint64_t)n;
-            f->z.next_in = f->in;
-            f->z.avail_in = (uInt)n;
-        }
+        refill(f);
         int rc = inflate(&f->z, Z_NO_FLUSH);
         if (rc == Z_STREAM_END && f->z.avail_out > 0)
             die("%s is damaged (payload ends early): download it again", self_path);
@@ -227,14 +232,7 @@ static void finish(struct inflater *f) {
     f->z.next_out = &extra;
     f->z.avail_out = 1;
     for (;;) {
-        if (f->z.avail_in == 0 && f->left > 0) {
-            ssize_t n = read(f->fd, f->in, f->left < CHUNK ? (size_t)f->left : CHUNK);
-            if (n <= 0)
-                die("cannot read my own file %s: %s", self_path, n ? strerror(errno) : "short");
-            f->left -= (uint64_t)n;
-            f->z.next_in = f->in;
-            f->z.avail_in = (uInt)n;
-        }
+        refill(f);
         int rc = inflate(&f->z, Z_NO_FLUSH);
         if (rc == Z_STREAM_END && f->z.avail_out == 1)
             return;
