@@ -13,13 +13,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
 from transporter.protocol.messages import MESSAGE_TYPES, Message, Status
-from transporter.protocol.model import Event
+from transporter.protocol.model import Event, K8sPayload, ResourceResult
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Default bound of one agent-channel message (an event's manifests travel in one)."""
@@ -46,6 +47,15 @@ converter.register_unstructure_hook(
     Status,
     make_dict_unstructure_fn(Status, converter, replay=override(omit_if_default=True)),
 )
+_OMITTED_WHEN_UNSET: dict[type[Any], tuple[str, ...]] = {  # the parts before the whole
+    K8sPayload: ("wait_ready", "ready_timeout", "expect"),
+    ResourceResult: ("ready", "diff", "fingerprint"),
+    Event: ("rollout_id",),
+}
+for _kind, _names in _OMITTED_WHEN_UNSET.items():
+    attrs.resolve_types(_kind)
+    _omit: dict[str, Any] = {name: override(omit_if_default=True) for name in _names}
+    converter.register_unstructure_hook(_kind, make_dict_unstructure_fn(_kind, converter, **_omit))
 configure_tagged_union(Message, converter, tag_generator=_tag, tag_name="type")
 
 

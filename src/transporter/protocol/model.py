@@ -13,7 +13,8 @@ class EventState(StrEnum):
 
     ``queued`` (agent offline or busy) → ``assigned`` (sent, not yet acknowledged) →
     ``in_progress`` (the agent is working through its phases) → ``completed`` | ``failed`` |
-    ``expired`` (its TTL passed before it could finish).
+    ``expired`` (its TTL passed before it could finish) | ``cancelled`` (cancelled while still
+    queued: it was never sent, so nothing of it ran).
     """
 
     QUEUED = "queued"
@@ -22,10 +23,11 @@ class EventState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (EventState.COMPLETED, EventState.FAILED, EventState.EXPIRED)
+        return self in _FINAL_EVENT_STATES
 
 
 class Phase(StrEnum):
@@ -39,9 +41,17 @@ class Phase(StrEnum):
     FAILED = "failed"
 
 
+_FINAL_EVENT_STATES: Final = frozenset(
+    {EventState.COMPLETED, EventState.FAILED, EventState.EXPIRED, EventState.CANCELLED}
+)
+
+
 class Action(StrEnum):
     APPLY = "apply"
     DELETE = "delete"
+    PLAN = "plan"
+    """A server-side dry run of the manifests: what an apply would do, object by object, with
+    the fields it would change; nothing is written (:class:`ResourceStatus` ``would_*``)."""
 
 
 class ResourceStatus(StrEnum):
@@ -53,6 +63,26 @@ class ResourceStatus(StrEnum):
     DELETED = "deleted"
     NOT_FOUND = "not_found"
     FAILED = "failed"
+    DRIFTED = "drifted"
+    """Applying a plan: the object changed on the cluster since it was planned (or was not in
+    the plan), so it was not touched. Plan again."""
+    WOULD_CREATE = "would_create"
+    """A plan: the object does not exist; an apply would create it."""
+    WOULD_CHANGE = "would_change"
+    """A plan: an apply would change the fields in the result's ``diff``."""
+    WOULD_DELETE = "would_delete"
+    """A plan of a delete: the object exists and would be deleted."""
+    REFUSED = "refused"
+    """A plan: the agent's policy refuses the object (the message says why)."""
+
+
+class Readiness(StrEnum):
+    """Whether an applied object is ready, by the rules of kstatus (``wait_ready``)."""
+
+    CURRENT = "current"
+    IN_PROGRESS = "in_progress"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
 
 
 class AgentStatus(StrEnum):
@@ -68,12 +98,33 @@ EVENT_TYPE_K8S: Final = "k8s_resource"
 
 @attrs.frozen
 class K8sPayload:
-    """Manifests to apply (or objects to delete) on the target agent's cluster."""
+    """Manifests to apply (or objects to delete, or to plan) on the target agent's cluster."""
 
     manifests: tuple[str, ...] = attrs.field(repr=False)
     """YAML documents as submitted; each may hold several documents separated by ``---``.
     Left out of ``repr`` (so of tracebacks and debug logs): they may hold Secrets' values."""
     action: Action = Action.APPLY
+    wait_ready: bool = False
+    """Apply: the verifying phase waits until every applied object is ready (kstatus rules),
+    at most ``ready_timeout`` seconds, and fails with the object's own message if not."""
+    ready_timeout: int = 0
+    """Seconds the verifying phase waits with ``wait_ready`` (0: the default, 300)."""
+    expect: dict[str, str] = attrs.field(factory=dict)
+    """Applying a plan: for each planned object (:func:`object_key`), the fingerprint of the
+    object as the plan saw it on this cluster (``absent``: it did not exist). An object whose
+    live fingerprint differs now, or that is not listed, is not touched: ``drifted``. Empty:
+    not a plan's apply, every object is applied."""
+
+
+ABSENT: Final = "absent"
+"""The fingerprint of an object that does not exist (:attr:`K8sPayload.expect`)."""
+
+
+def object_key(api_version: str, kind: str, namespace: str | None, name: str) -> str:
+    """``group/kind/namespace/name`` (the group without version; ``-`` for no namespace): how a
+    plan names an object, whatever version of its kind it was submitted in."""
+    group = api_version.rpartition("/")[0]
+    return f"{group}/{kind}/{namespace or '-'}/{name}"
 
 
 @attrs.frozen
@@ -91,6 +142,8 @@ class Event:
     priority: int = 0
     labels: dict[str, str] = attrs.field(factory=dict)
     created_by: str = ""
+    rollout_id: str = ""
+    """The rollout (or plan) this event is one cluster's part of; empty for a single event."""
     signature: str = ""
     """The control plane's Ed25519 signature over the fields above, base64; set when it accepts
     the event (:mod:`transporter.protocol.signing`), checked by the agent before anything else."""
@@ -105,6 +158,18 @@ class Event:
 
 
 @attrs.frozen
+class FieldChange:
+    """One field a plan would change: ``path`` like ``spec.replicas`` or
+    ``spec.template.spec.containers[0].image``; ``old`` and ``new`` are compact JSON, cut to a
+    bound, ``""`` when absent on that side; a Secret's values are ``<redacted>``."""
+
+    path: str
+    op: Literal["add", "remove", "change"]
+    old: str = ""
+    new: str = ""
+
+
+@attrs.frozen
 class ResourceResult:
     """The outcome for one object, with the API server's own message when it failed."""
 
@@ -114,6 +179,13 @@ class ResourceResult:
     namespace: str | None
     status: ResourceStatus
     message: str = ""
+    ready: Readiness | None = None
+    """With ``wait_ready``: where the object stands (progress reports, then its final word)."""
+    diff: tuple[FieldChange, ...] = ()
+    """A plan's ``would_change``: the fields that would change."""
+    fingerprint: str = ""
+    """A plan: the fingerprint of the live object the plan saw (``absent``), which applying the
+    plan expects to find again (:attr:`K8sPayload.expect`)."""
 
 
 @attrs.frozen

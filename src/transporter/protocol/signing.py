@@ -13,10 +13,12 @@ object of the event's immutable fields, :data:`SIGNED_FIELDS`::
      "payload":{"action":…,"manifests":["<sha256 hex>",…]},"priority":…,"target_agent":…,
      "ttl":…,"type":…}
 
-with keys sorted (at every level), no whitespace (separators ``,`` and ``:``), every non-ASCII
-character escaped as ``\\uXXXX``, integers as integers, ``created_at`` as Python's shortest
-round-tripping ``repr`` of the float (``1700000000.25``): ``json.dumps(fields, sort_keys=True,
-separators=(",", ":"), ensure_ascii=True, allow_nan=False)``. Each manifest stands there as the
+(and, each only when set, ``rollout_id`` and the payload's ``wait_ready``, ``ready_timeout``
+and ``expect``) with keys sorted (at every level), no whitespace (separators ``,`` and ``:``),
+every non-ASCII character escaped as ``\\uXXXX``, integers as integers, ``created_at`` as
+Python's shortest round-tripping ``repr`` of the float (``1700000000.25``):
+``json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+allow_nan=False)``. Each manifest stands there as the
 SHA-256 (64 lower-case hex digits) of its exact UTF-8 bytes as submitted, in order: as binding
 as the text itself, and it keeps the signed bytes small, so that an event of 3 MiB costs a few
 milliseconds of hashing rather than tens of milliseconds of JSON escaping and Ed25519's two
@@ -34,7 +36,7 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
@@ -49,6 +51,7 @@ SIGNED_FIELDS: Final = (
     "labels",
     "payload",
     "priority",
+    "rollout_id",
     "target_agent",
     "ttl",
     "type",
@@ -86,7 +89,7 @@ class BadSignature(ValueError):
 
 def canonical(event: Event) -> bytes:
     """The bytes the event's signature is over (see the module's docstring)."""
-    fields = {
+    fields: dict[str, Any] = {
         "created_at": event.created_at,
         "created_by": event.created_by,
         "id": event.id,
@@ -103,10 +106,25 @@ def canonical(event: Event) -> bytes:
         "ttl": event.ttl,
         "type": event.type,
     }
+    _optional(fields, event)
     text = json.dumps(
         fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     )
     return DOMAIN + text.encode("ascii")
+
+
+def _optional(fields: dict[str, Any], event: Event) -> None:
+    """The fields added after version 1, each only when it is set: an event that does not use
+    them is signed over exactly the bytes it always was."""
+    payload = event.payload
+    if event.rollout_id:
+        fields["rollout_id"] = event.rollout_id
+    if payload.wait_ready:
+        fields["payload"]["wait_ready"] = True
+    if payload.ready_timeout:
+        fields["payload"]["ready_timeout"] = payload.ready_timeout
+    if payload.expect:
+        fields["payload"]["expect"] = payload.expect
 
 
 def sign(event: Event, key: Signer) -> Event:
