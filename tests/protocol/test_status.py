@@ -3,11 +3,18 @@ terminal is final."""
 
 from __future__ import annotations
 
+import attrs
+import pytest
+
 from tests.bed.records import SMALL_EVENT
 from transporter.protocol.model import EventRecord, EventState, Phase
 from transporter.protocol.status import StatusUpdate, accepted, advance
 
 EVENT = SMALL_EVENT
+
+
+def _queued() -> EventRecord:
+    return accepted(EventRecord(EVENT, seq=1))
 
 
 def test_progress_moves_forward_and_terminal_is_final() -> None:
@@ -45,3 +52,16 @@ def test_progress_moves_forward_and_terminal_is_final() -> None:
     ]
     assert advance(done, StatusUpdate(at=6, state=EventState.FAILED)) is None
     assert advance(done, StatusUpdate(at=6, state=EventState.EXPIRED)) is None
+
+
+@pytest.mark.parametrize("state", [s for s in EventState if s is not EventState.QUEUED])
+def test_only_a_queued_event_can_be_cancelled(state: EventState) -> None:
+    record = attrs.evolve(_queued(), state=state)
+    assert advance(record, StatusUpdate(at=2.0, state=EventState.CANCELLED)) is None
+
+
+def test_a_queued_event_is_cancelled_for_good() -> None:
+    cancelled = advance(_queued(), StatusUpdate(at=2.0, state=EventState.CANCELLED, message="by x"))
+    assert cancelled is not None and cancelled.state is EventState.CANCELLED
+    for state in (EventState.ASSIGNED, EventState.IN_PROGRESS, EventState.COMPLETED):
+        assert advance(cancelled, StatusUpdate(at=3.0, state=state)) is None

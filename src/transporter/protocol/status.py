@@ -19,6 +19,7 @@ _RANK = {
     EventState.COMPLETED: 3,
     EventState.FAILED: 3,
     EventState.EXPIRED: 3,
+    EventState.CANCELLED: 3,
 }
 
 
@@ -39,9 +40,13 @@ def advance(record: EventRecord, update: StatusUpdate) -> EventRecord | None:
 
     A terminal state is final: nothing moves a completed, failed or expired event. Otherwise
     states only move forward, except ``assigned`` → ``queued`` (sent to an agent that went away
-    before acknowledging). A report that changes nothing adds nothing to the timeline.
+    before acknowledging). Only a ``queued`` event can be ``cancelled``: one that was sent may
+    be running on its agent, and ends as it ends there. A report that changes nothing adds
+    nothing to the timeline.
     """
     if record.state.terminal:
+        return None
+    if update.state is EventState.CANCELLED and record.state is not EventState.QUEUED:
         return None
     forward = _RANK[update.state] >= _RANK[record.state]
     requeue = record.state is EventState.ASSIGNED and update.state is EventState.QUEUED

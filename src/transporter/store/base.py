@@ -22,6 +22,7 @@ from transporter.protocol.model import (
     EventRecord,
     EventState,
 )
+from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState
 from transporter.protocol.status import StatusUpdate
 from transporter.security.audit_chain import ChainHead
 from transporter.security.tokens import TokenRecord
@@ -56,6 +57,14 @@ class TokenConflict(StoreError):
     def __init__(self, token_id: str) -> None:
         super().__init__(f"a token with id {token_id!r} exists")
         self.token_id = token_id
+
+
+class RolloutConflict(StoreError):
+    """A rollout with this id exists and asks for something else."""
+
+    def __init__(self, rollout_id: str) -> None:
+        super().__init__(f"rollout {rollout_id!r} exists with different content")
+        self.rollout_id = rollout_id
 
 
 class InvalidCursor(StoreError, ValueError):
@@ -101,6 +110,10 @@ class EventStore(Protocol):
 
     async def get_event(self, event_id: str) -> EventRecord | None: ...
 
+    async def get_events(self, event_ids: Sequence[str]) -> list[EventRecord | None]:
+        """:meth:`get_event` for each id, in order, in one read (a rollout's children)."""
+        ...
+
     async def list_events(
         self,
         *,
@@ -139,6 +152,51 @@ class EventStore(Protocol):
         """How many events are in each state that is not final (``queued``, ``assigned``,
         ``in_progress``; a state with none may be left out). Read from an index: its cost
         grows with the unfinished events at most, never with the whole history."""
+        ...
+
+
+class RolloutStore(Protocol):
+    """Rollouts and plans (:mod:`transporter.protocol.rollout`); their child events are events.
+
+    A rollout's record is written whole, over the version it was read at: two writers (the
+    rollout's engine and an ``approve``, or two replicas) never undo each other's change; the
+    one that loses reads again and retries.
+    """
+
+    async def create_rollout(
+        self, record: RolloutRecord, audit: AuditEntry
+    ) -> tuple[RolloutRecord, bool]:
+        """Store a new rollout (its ``version`` becomes 1, its ``seq`` the next) with its audit
+        entry, durably, at once. Returns the stored record and ``True``; for an id stored
+        already with an equal ``spec`` (``created_at`` aside) the stored record and ``False``
+        (nothing written); with another spec raises :class:`RolloutConflict`."""
+        ...
+
+    async def get_rollout(self, rollout_id: str) -> RolloutRecord | None: ...
+
+    async def save_rollout(
+        self, record: RolloutRecord, audits: Sequence[AuditEntry] = ()
+    ) -> RolloutRecord | None:
+        """Replace the stored record by ``record`` if the stored ``version`` still equals
+        ``record.version``: stores it with ``version + 1`` (and ``updated_at`` as given), with
+        ``audits`` in the same transaction, and returns it as stored. ``None`` when the stored
+        version differs (read again and retry) or the rollout is unknown; nothing is written."""
+        ...
+
+    async def list_rollouts(
+        self,
+        *,
+        state: RolloutState | None = None,
+        kind: RolloutKind | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RolloutRecord]:
+        """Newest first (by ``seq``), filtered by state and kind."""
+        ...
+
+    async def open_rollouts(self) -> list[str]:
+        """Ids of the rollouts whose state is not final (``standing`` ones included), oldest
+        first. Read from an index: its cost grows with the open rollouts, not the history."""
         ...
 
 
@@ -250,7 +308,7 @@ class CredentialStore(Protocol):
         ...
 
 
-class Store(EventStore, AgentStore, AuditStore, CredentialStore, Protocol):
+class Store(EventStore, RolloutStore, AgentStore, AuditStore, CredentialStore, Protocol):
     """What the control plane needs from durable state: every concern above, and the store's
     own life."""
 
