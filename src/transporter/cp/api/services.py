@@ -10,6 +10,8 @@ from transporter.cp.api.views import EventViews
 from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
+from transporter.cp.progress import Progress
+from transporter.cp.rollout.engine import Rollouts
 from transporter.cp.watch import EventWatch
 from transporter.store.base import Store
 
@@ -37,6 +39,16 @@ class Services:
     """Threads that check large submissions."""
     metrics: CpMetrics = attrs.field(factory=CpMetrics)
     """This control plane's metrics (``GET /metrics``), which the API's answers move too."""
+    rollouts: Rollouts = attrs.field(
+        default=attrs.Factory(
+            lambda self: Rollouts(
+                self.store, self.intake, Progress(self.store, self.live, self.watch)
+            ),
+            takes_self=True,
+        )
+    )
+    """Rollouts and plans (:mod:`transporter.cp.rollout`). The control plane passes its own,
+    whose task runs; the default (for tests of the API alone) accepts them, and none moves."""
 
 
 KEY = "transporter.services"
