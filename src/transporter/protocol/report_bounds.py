@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from transporter.protocol.model import ResourceResult
+from transporter.protocol.model import FieldChange, ResourceResult
 from transporter.protocol.status import StatusUpdate
 
 MAX_MESSAGE: Final = 4096
@@ -26,6 +26,16 @@ MAX_RESOURCES: Final = 2000
 """Results in one report: an event holds at most this many objects (the agent's plan)."""
 MAX_NAME: Final = 253
 """Characters of a result's name, namespace, kind or apiVersion (Kubernetes' own bound)."""
+MAX_CHANGES: Final = 100
+"""Field changes listed in one result's ``diff`` (a plan); the rest are counted in its message."""
+MAX_REPORT_CHANGES: Final = 2000
+"""Field changes in one report, all results together: later results' diffs are cut to fit."""
+MAX_PATH: Final = 512
+"""Characters of a field change's path."""
+MAX_VALUE: Final = 256
+"""Characters of a field change's old or new value (compact JSON)."""
+MAX_FINGERPRINT: Final = 64
+"""Characters of a result's fingerprint (ours are 32 hex digits)."""
 OLDEST: Final = 31 * 24 * 3600.0
 """Seconds before now the earliest a report may say it happened (an event lives 30 days)."""
 
@@ -54,20 +64,47 @@ def bounded_results(
     if len(resources) > MAX_RESOURCES:
         note = f" ({len(resources) - MAX_RESOURCES} more results not kept)"
         resources = resources[:MAX_RESOURCES]
-    return tuple(_result(r) for r in resources), note
+    budget = MAX_REPORT_CHANGES
+    kept = []
+    for result in resources:
+        kept.append(_result(result, budget))
+        budget -= len(kept[-1].diff)
+    return tuple(kept), note
 
 
-def _result(result: ResourceResult) -> ResourceResult:
+def _change(change: FieldChange) -> FieldChange:
+    if max(len(change.old), len(change.new)) <= MAX_VALUE and len(change.path) <= MAX_PATH:
+        return change
+    return FieldChange(
+        cut(change.path, MAX_PATH),
+        change.op,
+        cut(change.old, MAX_VALUE),
+        cut(change.new, MAX_VALUE),
+    )
+
+
+def _result(result: ResourceResult, budget: int = MAX_CHANGES) -> ResourceResult:
     fields = (result.api_version, result.kind, result.name, result.namespace or "")
-    if all(len(f) <= MAX_NAME for f in fields) and len(result.message) <= MAX_RESOURCE_MESSAGE:
+    limit = max(0, min(MAX_CHANGES, budget))
+    if (
+        all(len(f) <= MAX_NAME for f in fields)
+        and len(result.message) <= MAX_RESOURCE_MESSAGE
+        and len(result.diff) <= limit
+        and len(result.fingerprint) <= MAX_FINGERPRINT
+        and all(_change(c) is c for c in result.diff)
+    ):
         return result
+    dropped = len(result.diff) - limit
+    note = f" ({dropped} more changes not listed)" if dropped > 0 else ""
     return attrs.evolve(
         result,
         api_version=cut(result.api_version, MAX_NAME),
         kind=cut(result.kind, MAX_NAME),
         name=cut(result.name, MAX_NAME),
         namespace=None if result.namespace is None else cut(result.namespace, MAX_NAME),
-        message=cut(result.message, MAX_RESOURCE_MESSAGE),
+        message=(cut(result.message, MAX_RESOURCE_MESSAGE - len(note)) + note).lstrip(),
+        diff=tuple(_change(c) for c in result.diff[:limit]),
+        fingerprint=result.fingerprint[:MAX_FINGERPRINT],
     )
 
 
