@@ -118,3 +118,40 @@ def test_a_body_that_says_created_by_is_refused_when_the_token_says_it() -> None
 def test_without_authentication_the_body_says_created_by() -> None:
     event = parse_submission({**BODY, "created_by": "alice"}, now=1.0, new_id=lambda: "e")
     assert event.created_by == "alice"
+
+
+# --- wait_ready -------------------------------------------------------------------------------
+
+
+def test_an_apply_may_wait_for_its_objects_to_be_ready() -> None:
+    payload: dict[str, object] = {"manifests": ["kind: ConfigMap\n"], "wait_ready": True}
+    event = parse_submission({**BODY, "payload": payload}, now=1.0, new_id=lambda: "e")
+    assert event.payload.wait_ready and event.payload.ready_timeout == 0
+    payload = {**payload, "ready_timeout": 3600}
+    event = parse_submission({**BODY, "payload": payload}, now=1.0, new_id=lambda: "e")
+    assert event.payload.ready_timeout == 3600
+    plain = parse_submission(BODY, now=1.0, new_id=lambda: "e")
+    assert not plain.payload.wait_ready and plain.payload.ready_timeout == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ({"wait_ready": "true"}, "payload.wait_ready", "true or false"),
+        ({"wait_ready": True, "action": "delete"}, "payload.wait_ready", "apply"),
+        ({"ready_timeout": 60}, "payload.ready_timeout", "wait_ready"),
+        ({"wait_ready": False, "ready_timeout": 60}, "payload.ready_timeout", "wait_ready"),
+        ({"wait_ready": True, "ready_timeout": 0}, "payload.ready_timeout", "between 1 and 3600"),
+        ({"wait_ready": True, "ready_timeout": 3601}, "payload.ready_timeout", "between"),
+        ({"wait_ready": True, "ready_timeout": 1.5}, "payload.ready_timeout", "whole number"),
+        ({"action": "plan"}, "payload.action", "POST /plans"),
+    ],
+)
+def test_wait_ready_refusals_name_the_field(
+    extra: dict[str, object], field: str, words: str
+) -> None:
+    payload = {"manifests": ["kind: ConfigMap\n"], **extra}
+    with pytest.raises(InvalidEvent) as caught:
+        parse_submission({**BODY, "payload": payload}, now=1.0, new_id=lambda: "e")
+    assert caught.value.field == field
+    assert words in caught.value.problem

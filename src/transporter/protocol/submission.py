@@ -26,6 +26,8 @@ MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
 MAX_CREATED_BY = 256
 """Characters of a ``created_by`` given without authentication."""
+MAX_READY_TIMEOUT = 3600
+"""Seconds an agent may be asked to wait for its objects to be ready (``wait_ready``)."""
 """Manifests (strings, each of one or more YAML documents) in one event."""
 MAX_MANIFEST_BYTES = 3 * 1024 * 1024
 """Total size of an event's manifests (UTF-8), checked before any YAML is read."""
@@ -34,7 +36,11 @@ MAX_EVENT_BYTES = codec.MAX_MESSAGE_BYTES
 last, because JSON escaping makes the text longer (a newline takes 2 bytes, other characters up
 to 12): an event over it could never reach its agent, whose channel refuses such a message."""
 _FIELDS = {"id", "type", "target_agent", "payload", "ttl", "priority", "labels", "created_by"}
-_PAYLOAD_FIELDS = {"manifests", "action"}
+_PAYLOAD_FIELDS = {"manifests", "action", "wait_ready", "ready_timeout"}
+ROLLOUT_ONLY = frozenset({"strategy", "standing", "allow_empty"})
+"""Fields of a rollout (``target_agents`` or ``selector``) that a single event refuses."""
+SUBMITTED_ACTIONS = (Action.APPLY, Action.DELETE)
+"""What a submission may ask; ``plan`` is ``POST /plans``, whose child events carry it."""
 
 
 class InvalidEvent(ValueError):
@@ -50,22 +56,22 @@ class EventTooLarge(InvalidEvent):
     """Valid in form, but over a limit (answered 413)."""
 
 
-def _require[T](cond: T, field: str, problem: str) -> T:
+def require[T](cond: T, field: str, problem: str) -> T:
     if not cond:
         raise InvalidEvent(field, problem)
     return cond
 
 
-def _int(value: Any, field: str, low: int, high: int) -> int:
+def whole_number(value: Any, field: str, low: int, high: int) -> int:
     ok = isinstance(value, int) and not isinstance(value, bool)
-    _require(ok, field, f"must be a whole number, got {type(value).__name__}")
-    _require(low <= value <= high, field, f"must be between {low} and {high}, got {value}")
+    require(ok, field, f"must be a whole number, got {type(value).__name__}")
+    require(low <= value <= high, field, f"must be between {low} and {high}, got {value}")
     return int(value)
 
 
-def _text(value: Any, field: str, what: str) -> str:
+def text_of(value: Any, field: str, what: str) -> str:
     """``value`` as a string of valid Unicode (a JSON string may hold a lone surrogate)."""
-    _require(isinstance(value, str), field, f"must be {what}")
+    require(isinstance(value, str), field, f"must be {what}")
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -81,29 +87,64 @@ def _check_yaml(text: str, field: str, budget: yaml_reader.Budget) -> None:
 
 
 def parse_payload(value: Any) -> K8sPayload:
-    _require(isinstance(value, Mapping), "payload", "must be an object")
+    """A submission's ``payload``: manifests checked for their bounds, an action a producer may
+    ask for, and ``wait_ready`` (with its ``ready_timeout``) only for an apply."""
+    require(isinstance(value, Mapping), "payload", "must be an object")
     extra = sorted(set(value) - _PAYLOAD_FIELDS)
-    _require(not extra, f"payload.{extra[0] if extra else ''}", "unknown field")
+    require(not extra, f"payload.{extra[0] if extra else ''}", "unknown field")
     manifests = value.get("manifests")
-    _require(isinstance(manifests, list), "payload.manifests", "must be a list of YAML strings")
-    _require(manifests, "payload.manifests", "must not be empty")
+    require(isinstance(manifests, list), "payload.manifests", "must be a list of YAML strings")
+    require(manifests, "payload.manifests", "must not be empty")
     if len(manifests) > MAX_MANIFESTS:
         raise EventTooLarge("payload.manifests", f"more than {MAX_MANIFESTS} manifests")
     total = 0
     budget = yaml_reader.Budget()
     for index, manifest in enumerate(manifests):
         field = f"payload.manifests[{index}]"
-        text = _text(manifest, field, "a string of YAML")
+        text = text_of(manifest, field, "a string of YAML")
         total += len(text.encode())
         if total > MAX_MANIFEST_BYTES:
             raise EventTooLarge("payload.manifests", f"more than {MAX_MANIFEST_BYTES} bytes")
-        _require(text.strip(), field, "is empty")
+        require(text.strip(), field, "is empty")
         _check_yaml(text, field, budget)
-    action = value.get("action", Action.APPLY.value)
-    choices = ", ".join(a.value for a in Action)
-    valid = isinstance(action, str) and action in {a.value for a in Action}
-    _require(valid, "payload.action", f"must be one of {choices}")
-    return K8sPayload(manifests=tuple(manifests), action=Action(action))
+    action = _action(value.get("action", Action.APPLY.value))
+    wait_ready, ready_timeout = _readiness(value, action)
+    return K8sPayload(
+        manifests=tuple(manifests),
+        action=action,
+        wait_ready=wait_ready,
+        ready_timeout=ready_timeout,
+    )
+
+
+def _action(value: Any) -> Action:
+    if value == Action.PLAN.value:
+        raise InvalidEvent("payload.action", "plan is not submitted as an event: POST /plans")
+    choices = ", ".join(a.value for a in SUBMITTED_ACTIONS)
+    valid = isinstance(value, str) and value in {a.value for a in SUBMITTED_ACTIONS}
+    require(valid, "payload.action", f"must be one of {choices}")
+    return Action(value)
+
+
+def _readiness(payload: Mapping[str, Any], action: Action) -> tuple[bool, int]:
+    """``wait_ready`` and ``ready_timeout`` (0: the agent's default), refused where they would
+    mean nothing: a delete has nothing to wait for, and a timeout without a wait is a mistake
+    about what was asked."""
+    wait = payload.get("wait_ready", False)
+    require(isinstance(wait, bool), "payload.wait_ready", "must be true or false")
+    if wait:
+        require(action is Action.APPLY, "payload.wait_ready", "is only for the action apply")
+    if "ready_timeout" not in payload:
+        return bool(wait), 0
+    require(wait, "payload.ready_timeout", "is only given with wait_ready: true")
+    return True, whole_number(
+        payload["ready_timeout"], "payload.ready_timeout", 1, MAX_READY_TIMEOUT
+    )
+
+
+def check_type(body: Mapping[str, Any]) -> None:
+    kind = body.get("type", EVENT_TYPE_K8S)
+    require(kind == EVENT_TYPE_K8S, "type", f"must be {EVENT_TYPE_K8S!r}")
 
 
 def parse_submission(
@@ -116,45 +157,58 @@ def parse_submission(
     it is not what the event will carry). ``None`` (authentication off): the body's own
     ``created_by``, unchecked.
     """
-    _require(isinstance(body, Mapping), "body", "must be a JSON object")
+    require(isinstance(body, Mapping), "body", "must be a JSON object")
+    rollout_only = sorted(set(body) & ROLLOUT_ONLY)
+    if rollout_only:
+        raise InvalidEvent(
+            rollout_only[0], "is only for a rollout (target_agents or selector, not target_agent)"
+        )
     extra = sorted(set(body) - _FIELDS)
-    _require(not extra, extra[0] if extra else "", "unknown field")
-    kind = body.get("type", EVENT_TYPE_K8S)
+    require(not extra, extra[0] if extra else "", "unknown field")
     event_id = _event_id(body, new_id)
-    _require(kind == EVENT_TYPE_K8S, "type", f"must be {EVENT_TYPE_K8S!r}")
+    check_type(body)
     target = body.get("target_agent")
-    _require(target is not None, "target_agent", "is required")
-    _require(
+    require(
+        target is not None,
+        "target_agent",
+        "is required (or, for a rollout over many agents, target_agents or selector)",
+    )
+    require(
         isinstance(target, str) and ids.is_agent_id(target),
         "target_agent",
         f"must be an agent id: {ids.AGENT_ID_RULE}",
     )
-    _require("payload" in body, "payload", "is required")
+    require("payload" in body, "payload", "is required")
     event = Event(
         id=event_id,
         target_agent=target,
         payload=parse_payload(body["payload"]),
-        ttl=_int(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL),
+        ttl=whole_number(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL),
         created_at=now,
-        priority=_int(body.get("priority", 0), "priority", MIN_PRIORITY, MAX_PRIORITY),
-        labels=_labels(body.get("labels", {})),
-        created_by=_created_by(body, created_by),
+        priority=whole_number(body.get("priority", 0), "priority", MIN_PRIORITY, MAX_PRIORITY),
+        labels=labels_of(body.get("labels", {})),
+        created_by=created_by_of(body, created_by),
     )
-    # As the agent channel will carry it: signed (the signature is added when it is accepted).
+    check_size(event)
+    return event
+
+
+def check_size(event: Event) -> None:
+    """:class:`EventTooLarge` unless ``event`` fits the agent channel as it will carry it:
+    signed (the signature is added when it is accepted)."""
     size = len(codec.encode(Deliver(event))) + SIGNATURE_CHARS
     if size > MAX_EVENT_BYTES:
         raise EventTooLarge(
             "payload.manifests",
             f"the event takes {size} bytes as sent to its agent, more than {MAX_EVENT_BYTES}",
         )
-    return event
 
 
 def _event_id(body: Mapping[str, Any], new_id: Callable[[], str]) -> str:
     if "id" not in body:
         return new_id()
     event_id = body["id"]  # null included: like every other optional field, absent or valid
-    _require(
+    require(
         isinstance(event_id, str) and ids.is_event_id(event_id),
         "id",
         f"must be {ids.EVENT_ID_RULE}",
@@ -162,17 +216,17 @@ def _event_id(body: Mapping[str, Any], new_id: Callable[[], str]) -> str:
     return str(event_id)
 
 
-def _labels(labels: Any) -> dict[str, str]:
-    _require(isinstance(labels, Mapping), "labels", "must be an object of strings")
+def labels_of(labels: Any) -> dict[str, str]:
+    require(isinstance(labels, Mapping), "labels", "must be an object of strings")
     for key, value in labels.items():
-        _text(key, "labels", "an object of strings")
-        _text(value, f"labels.{key}", "a string")
+        text_of(key, "labels", "an object of strings")
+        text_of(value, f"labels.{key}", "a string")
     return dict(labels)
 
 
-def _created_by(body: Mapping[str, Any], created_by: str | None) -> str:
+def created_by_of(body: Mapping[str, Any], created_by: str | None) -> str:
     if created_by is not None:
-        _require(
+        require(
             "created_by" not in body,
             "created_by",
             f"is set by the control plane from the submitting token (here {created_by!r});"
@@ -180,10 +234,10 @@ def _created_by(body: Mapping[str, Any], created_by: str | None) -> str:
         )
         return created_by
     claimed = body.get("created_by", "")
-    _require(
+    require(
         isinstance(claimed, str) and len(claimed) <= MAX_CREATED_BY,
         "created_by",
         f"must be a string of at most {MAX_CREATED_BY} characters",
     )
-    _text(claimed, "created_by", "a string")
+    text_of(claimed, "created_by", "a string")
     return str(claimed)
