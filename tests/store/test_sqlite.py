@@ -7,10 +7,12 @@ import json
 import sqlite3
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from tests.bed import records as r
+from tests.store.test_rollouts import rollout
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
 from transporter.protocol.model import (
@@ -27,7 +29,12 @@ from transporter.security.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
 from transporter.store.sqlite import SQLiteStore
 from transporter.store.sqlite.cache import EventCache
-from transporter.store.sqlite.schema import AFTER_MIGRATION, MIGRATIONS, SCHEMA_VERSION
+from transporter.store.sqlite.schema import (
+    AFTER_MIGRATION,
+    MIGRATIONS,
+    OPEN_ROLLOUTS,
+    SCHEMA_VERSION,
+)
 
 
 def spec(path: Path) -> StoreSpec:
@@ -206,6 +213,44 @@ async def test_a_version_3_file_gets_a_table_of_tokens(tmp_path: Path) -> None:
         assert result.intact and result.count == 2
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _tables_and_indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+    ).fetchall()
+
+
+async def test_a_version_7_file_gets_a_table_of_rollouts(tmp_path: Path) -> None:
+    """A file as version 7 left it (its events and audit chain) is upgraded: nothing lost, and
+    rollouts are stored after."""
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as store:
+        record, _ = await store.submit(r.event(), r.accepted_audit(r.event()))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP TABLE rollouts")
+        conn.execute("PRAGMA user_version = 7")
+        conn.commit()
+        with contextlib.closing(sqlite3.connect(":memory:")) as fresh:
+            for version in range(1, 8):
+                for statement in MIGRATIONS[version]:
+                    fresh.execute(statement)
+            assert _tables_and_indexes(conn) == _tables_and_indexes(fresh)  # version 7 exactly
+    stored = attrs.evolve(rollout(), version=1)
+    async with open_store(spec(path)) as store:
+        assert await store.get_event("ev-1") == record
+        created, _ = await store.create_rollout(rollout(), AuditEntry(at=r.T0, action="r"))
+        assert created == attrs.evolve(stored, seq=created.seq)
+        assert await store.open_rollouts() == ["ro-1"]
+        result = await verify_audit(store)
+        assert result.intact and result.count == 2
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        names = {name for _, name in _tables_and_indexes(conn)}
+        assert {"rollouts", "rollouts_open", "rollouts_by_state", "rollouts_by_kind"} <= names
+        query = f"SELECT id FROM rollouts WHERE state IN {OPEN_ROLLOUTS} ORDER BY seq"  # noqa: S608
+        plan = conn.execute("EXPLAIN QUERY PLAN " + query).fetchall()
+        assert "USING INDEX rollouts_" in str(plan)  # open ones from an index, not a scan
 
 
 async def test_a_missing_chain_head_stops_appends_with_a_clear_error(tmp_path: Path) -> None:

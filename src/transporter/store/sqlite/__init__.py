@@ -3,7 +3,7 @@
 Writes take the write lock up front (``BEGIN IMMEDIATE``), so a read-modify-write never has to
 be retried. Its modules: ``connection`` (opening, the worker thread), ``schema`` (tables and
 migrations), ``transaction``, ``cache``, and one per concern: ``events``, ``progress``,
-``agents``, ``audit``, ``credentials``; ``store`` puts them together.
+``rollouts``, ``agents``, ``audit``, ``credentials``; ``store`` puts them together.
 """
 
 from transporter.store.sqlite.connection import DEFAULT_TIMEOUT

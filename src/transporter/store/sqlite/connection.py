@@ -15,6 +15,7 @@ import trio
 
 from transporter.store.base import StoreError, StoreUnavailable
 from transporter.store.files import prepare_private, tighten
+from transporter.store.rollout_rows import decoded_rollouts
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.schema import migrate
 
@@ -30,6 +31,8 @@ class SQLiteConnection:
         self._limiter = trio.CapacityLimiter(1)
         self._events = EventCache()
         """Decoded events, used only from the worker thread (the limiter serialises it)."""
+        self._rollouts = decoded_rollouts()
+        """Decoded rollouts, likewise."""
 
     @classmethod
     async def open(cls, path: Path, *, call_timeout: float = DEFAULT_TIMEOUT) -> Self:

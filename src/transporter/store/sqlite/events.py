@@ -22,7 +22,11 @@ from transporter.store.sqlite.audit import AuditAppender
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.connection import SQLiteConnection
 from transporter.store.sqlite.schema import OPEN, SEQ_END
-from transporter.store.sqlite.transaction import rowid, write
+from transporter.store.sqlite.transaction import read, rowid, write
+
+CHUNK = 500
+"""Ids in one ``IN (...)`` list (SQLite allows 32,766 bound parameters; this keeps statements
+small)."""
 
 
 class SQLiteEvents(SQLiteConnection):
@@ -36,6 +40,9 @@ class SQLiteEvents(SQLiteConnection):
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._call(get_event, self._events, event_id)
+
+    async def get_events(self, event_ids: Sequence[str]) -> list[EventRecord | None]:
+        return await self._call(_get_events, self._events, list(event_ids))
 
     async def list_events(
         self,
@@ -131,6 +138,38 @@ def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> Ev
             return None
         event = events.read(event_id, found[0])
     return events.progress(event_id, progress_text).record(event, seq)
+
+
+def _get_events(
+    conn: sqlite3.Connection, events: EventCache, event_ids: list[str]
+) -> list[EventRecord | None]:
+    """One read transaction, ``IN`` lists of at most :data:`CHUNK` ids: progress first, then
+    the events that are not decoded already (manifests are read only when needed)."""
+    found: dict[str, tuple[int, str]] = {}
+    with read(conn):
+        for chunk in _chunks(list(dict.fromkeys(event_ids))):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT id, seq, progress FROM events WHERE id IN ({marks})"  # noqa: S608
+            for event_id, seq, text in conn.execute(query, chunk):
+                found[event_id] = (seq, text)
+        known = {event_id: events.get(event_id) for event_id in found}  # held: none evicted
+        for chunk in _chunks([event_id for event_id, event in known.items() if event is None]):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT id, event FROM events WHERE id IN ({marks})"  # noqa: S608
+            for event_id, text in conn.execute(query, chunk):
+                known[event_id] = events.read(event_id, text)
+    out: list[EventRecord | None] = []
+    for event_id in event_ids:
+        row, event = found.get(event_id), known.get(event_id)
+        if row is None or event is None:
+            out.append(None)
+        else:
+            out.append(events.progress(event_id, row[1]).record(event, row[0]))
+    return out
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
 
 
 def _record(events: EventCache, row: tuple[int, str, str, str]) -> EventRecord:

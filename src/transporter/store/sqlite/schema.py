@@ -11,9 +11,10 @@ from transporter.security import audit_chain
 from transporter.security.audit_chain import ChainHead
 from transporter.store.base import StoreError
 from transporter.store.json_rows import dump, load
+from transporter.store.rollout_rows import OPEN_STATES
 from transporter.store.sqlite.transaction import write
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SEQ_END = 2**63
 """Above every ``seq`` SQLite can hand out (its integers are 64-bit)."""
@@ -21,6 +22,9 @@ SEQ_END = 2**63
 OPEN = "(" + ", ".join(f"'{state.value}'" for state in EventState if not state.terminal) + ")"
 """States whose events still need work. Constant text (no input of anybody's), used both in the
 partial indexes and in the queries, which must repeat it exactly for SQLite to use them."""
+
+OPEN_ROLLOUTS = "(" + ", ".join(f"'{state.value}'" for state in OPEN_STATES) + ")"
+"""States of the rollouts that are not over (:data:`OPEN`'s counterpart, constant text too)."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -97,6 +101,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             serial TEXT NOT NULL UNIQUE,
             record TEXT NOT NULL
         )""",
+    ),
+    # 8: rollouts and plans (transporter.protocol.rollout), each written whole over its
+    # version (Store.save_rollout); seq and version are the store's, kept out of the body.
+    8: (
+        """CREATE TABLE rollouts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX rollouts_by_state ON rollouts (state, seq)",
+        "CREATE INDEX rollouts_by_kind ON rollouts (kind, state, seq)",
+        f"CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN {OPEN_ROLLOUTS}",
     ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""

@@ -7,7 +7,10 @@ from transporter.store.sqlite.audit import SQLiteAudit
 from transporter.store.sqlite.credentials import SQLiteCredentials
 from transporter.store.sqlite.events import SQLiteEvents
 from transporter.store.sqlite.progress import SQLiteProgress
+from transporter.store.sqlite.rollouts import SQLiteRollouts
 
 
-class SQLiteStore(SQLiteEvents, SQLiteProgress, SQLiteAgents, SQLiteAudit, SQLiteCredentials):
+class SQLiteStore(
+    SQLiteEvents, SQLiteProgress, SQLiteRollouts, SQLiteAgents, SQLiteAudit, SQLiteCredentials
+):
     """The :class:`~transporter.store.base.Store` in one SQLite file. Open with :meth:`open`."""

@@ -30,6 +30,16 @@ def write(conn: sqlite3.Connection, *, durable: bool = False) -> Iterator[None]:
             conn.execute("PRAGMA synchronous = NORMAL")
 
 
+@contextmanager
+def read(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: its statements all see the file as it was at the first of them."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # a read transaction only ends: nothing to keep or undo
+
+
 def rowid(cur: sqlite3.Cursor) -> int:
     if cur.lastrowid is None:
         raise StoreError("SQLite gave no rowid for an insert")
