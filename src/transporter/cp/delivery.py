@@ -79,10 +79,14 @@ class Delivery:
                 window.keep_only(event.id for _, event in outbox)
 
     async def _send_new(self, connection: Connection, last_seq: int) -> int:
-        """Send what came after ``last_seq``; returns the last ``seq`` read."""
+        """Send what came after ``last_seq``; returns the last ``seq`` read.
+
+        Each event is recorded ``assigned`` before it is sent (so that it is in the store before
+        the agent's answer, which the agent's reader hands to the same writer), and sent only
+        once that write is done: an event cancelled between the outbox's read and its
+        ``assigned`` write is not sent (the cancel won; :meth:`Progress.delivered`)."""
         now = time.time()
-        written: list[tuple[AuditEntry, Pending]] = []
-        sending: list[Event] = []
+        written: list[tuple[Event, AuditEntry, Pending]] = []
         outbox = await self.store.outbox(
             connection.agent_id, after=last_seq, limit=connection.window.room
         )
@@ -90,12 +94,8 @@ class Delivery:
             last_seq = seq
             if event.expires_at <= now:
                 continue  # the expiry task ends it; it is never sent after its TTL
-            # Recorded before it is sent, so that it is in the store before the agent's
-            # answer (which the agent's reader hands to the same writer).
             written.append(await self.progress.delivering(event, now))
-            sending.append(event)
-        await self._send_many(connection, sending)
-        await self.progress.delivered(written)
+        await self._send_many(connection, await self.progress.delivered(written))
         return last_seq
 
     async def _send_many(self, connection: Connection, events: list[Event]) -> None:

@@ -4,6 +4,8 @@ connection freed when it ended."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from transporter.cp.group_commit import GroupCommit, Pending
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
@@ -29,6 +31,8 @@ class Progress:
         self.live = live
         self.watch = watch
         self.writer = GroupCommit(store)
+        self.on_rollout_event: Callable[[EventRecord], None] | None = None
+        """Told of every change written to a rollout's child event (the rollout engine)."""
 
     async def run(self) -> None:
         """The group commit's writer; runs until cancelled."""
@@ -64,9 +68,11 @@ class Progress:
         if record.state.terminal:  # it applied, so this is the write that ended the event
             self.metrics.event_ended(record)
             self.live.finished(agent_id, pending.event_id)
+        if record.event.rollout_id and self.on_rollout_event is not None:
+            self.on_rollout_event(record)
         return record
 
-    async def delivering(self, event: Event, now: float) -> tuple[AuditEntry, Pending]:
+    async def delivering(self, event: Event, now: float) -> tuple[Event, AuditEntry, Pending]:
         """Hand the writer the record that ``event`` is sent (``assigned``, and audited).
 
         Deliveries are written in the order sent, together in the writer's next group commit:
@@ -76,15 +82,25 @@ class Progress:
         audit = AuditEntry(
             at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
         )
-        return audit, await self.writer.enqueue(event.id, update, audit)
+        return event, audit, await self.writer.enqueue(event.id, update, audit)
 
-    async def delivered(self, written: list[tuple[AuditEntry, Pending]]) -> None:
-        """Wait for the records of :meth:`delivering`; wake those watching the events."""
-        for audit, pending in written:
+    async def delivered(self, written: list[tuple[Event, AuditEntry, Pending]]) -> list[Event]:
+        """Wait for the records of :meth:`delivering`; wake those watching the events. Returns
+        the events to send, in order: not one whose ``assigned`` did not apply because it was
+        cancelled (or ended) after the outbox was read, so a cancel that was answered
+        ``cancelled`` is never sent. One already sent (in progress, say: a reconnect) is sent
+        again, and its audit still says so."""
+        sending: list[Event] = []
+        for event, audit, pending in written:
             record = await pending.wait()
             if record is not None:
                 self.watch.changed(audit.event_id, record)
-            else:
-                # A redelivery of an event already in progress: the audit still says it was sent.
-                self.metrics.redelivered("reconnect")
-                await self.store.audit(audit)
+                sending.append(event)
+                continue
+            current = await self.store.get_event(event.id)
+            if current is None or current.state.terminal:
+                continue  # cancelled (or ended elsewhere) since the outbox was read
+            self.metrics.redelivered("reconnect")
+            await self.store.audit(audit)
+            sending.append(event)
+        return sending
