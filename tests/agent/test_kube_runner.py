@@ -18,6 +18,7 @@ from transporter.kube import KubeTarget, Plan, PlannedObject, Seen
 from transporter.protocol.model import (
     Event,
     EventState,
+    FieldChange,
     K8sPayload,
     Phase,
     ResourceResult,
@@ -72,3 +73,18 @@ async def test_unexpected_errors_are_scrubbed_in_reports_and_logs(
     assert REDACTED in final.message
     assert leaks(repr(sink.reports) + caplog.text, DATA, b64(DATA), STRING) == []
     assert "Traceback" in caplog.text
+
+
+def test_scrubbed_reporter_scrubs_a_plans_field_changes() -> None:
+    sink = RecordingSink()
+    report = ScrubbedReporter(Reporter("e1", sink))
+    report.scrub = Scrubber([STRING])
+    change = FieldChange(f"data.{STRING}", "change", f'"{STRING}"', f'"x{STRING}"')
+    result = ResourceResult(
+        "v1", "ConfigMap", "c", None, ResourceStatus.WOULD_CHANGE, diff=(change,)
+    )
+    report(EventState.COMPLETED, Phase.COMPLETED, "plan", (result,))
+    (status,) = sink.reports
+    assert status.resources is not None
+    assert leaks(repr(status), STRING) == []
+    assert status.resources[0].diff[0].op == "change"

@@ -23,6 +23,7 @@ import trio
 
 from transporter.agent.impersonation import NotImpersonable, headers_for
 from transporter.agent.inspection import inspect
+from transporter.agent.planning import make_plan, plan_failed, plan_summary
 from transporter.agent.policy import (
     DEFAULT_POLICY,
     ClusterView,
@@ -37,6 +38,7 @@ from transporter.protocol.model import (
     Action,
     Event,
     EventState,
+    FieldChange,
     Phase,
     ResourceResult,
     ResourceStatus,
@@ -100,11 +102,18 @@ class ScrubbedReporter:
         self, message: str, resources: tuple[ResourceResult, ...] | None
     ) -> tuple[str, tuple[ResourceResult, ...] | None]:
         if resources is not None:
-            resources = tuple(
-                attrs.evolve(r, message=self.scrub(r.message)) if r.message else r
-                for r in resources
-            )
+            resources = tuple(self._result(r) for r in resources)
         return self.scrub(message), resources
+
+    def _result(self, result: ResourceResult) -> ResourceResult:
+        """The message and a plan's field changes (values, and paths: keys may be anything)."""
+        if not result.message and not result.diff:
+            return result
+        diff = tuple(
+            FieldChange(self.scrub(c.path), c.op, self.scrub(c.old), self.scrub(c.new))
+            for c in result.diff
+        )
+        return attrs.evolve(result, message=self.scrub(result.message), diff=diff)
 
 
 class KubeRunner:
@@ -150,6 +159,12 @@ class KubeRunner:
             report.scrub = await trio.to_thread.run_sync(
                 Scrubber.of_objects, secrets, abandon_on_cancel=True
             )
+        if event.payload.action is Action.PLAN:
+            report(EventState.IN_PROGRESS, Phase.APPLYING, "dry run: nothing is written")
+            planned = await make_plan(self.target, self.policy, plan, headers=headers)
+            state, phase = _ending(failed=plan_failed(planned))
+            await report.finish(state, phase, plan_summary(planned), tuple(planned))
+            return
         delete = event.payload.action is Action.DELETE
         view = await inspect(self.target, self.policy, plan.objects, delete=delete, headers=headers)
         refusals = self.policy.check(plan.objects, view, delete=delete)
@@ -171,11 +186,14 @@ class KubeRunner:
             report(EventState.IN_PROGRESS, Phase.VERIFYING)
             done = await self.target.verify(applied, headers=headers)
         results = [*plan.problems, *unseen, *done]
-        failed = any(r.status is ResourceStatus.FAILED for r in results)
-        state, phase = (
-            (EventState.FAILED, Phase.FAILED) if failed else (EventState.COMPLETED, Phase.COMPLETED)
-        )
+        state, phase = _ending(failed=any(r.status is ResourceStatus.FAILED for r in results))
         await report.finish(state, phase, summary(results), tuple(results))
+
+
+def _ending(*, failed: bool) -> tuple[EventState, Phase]:
+    if failed:
+        return EventState.FAILED, Phase.FAILED
+    return EventState.COMPLETED, Phase.COMPLETED
 
 
 def _without_refused(

@@ -143,6 +143,20 @@ class KubeTarget:
 
         return await delete_plan(self._transport, self._discovery, plan, headers)
 
+    async def preview(
+        self,
+        objects: Sequence[PlannedObject],
+        *,
+        delete: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[ResourceResult]:
+        """A plan: what applying (or deleting) each object would do, by server-side dry run;
+        would_create, would_change (with a diff), unchanged, would_delete, not_found or failed,
+        each with the live object's fingerprint. Nothing is written."""
+        from transporter.kube.preview import preview_objects
+
+        return await preview_objects(self._transport, objects, delete=delete, headers=headers)
+
     # --- looking before changing anything (the policy's view) ------------------------------
 
     async def dry_run(
