@@ -3,6 +3,7 @@ the defaults, and a refusal naming its field for each kind of bad input."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -11,17 +12,18 @@ import pytest
 from transporter.protocol import codec
 from transporter.protocol.messages import Deliver
 from transporter.protocol.model import Action, Event, K8sPayload
-from transporter.protocol.rollout import RolloutKind, Strategy, Wave
+from transporter.protocol.rollout import RolloutKind, Strategy, Wave, is_rollout_id
 from transporter.protocol.rollout_request import (
     DEFAULT_PLAN_TTL,
     MAX_TARGETS,
     MAX_WAVES,
+    PERCENT,
+    ROLLOUT_ID,
     is_rollout_body,
     parse_plan,
     parse_plan_apply,
     parse_rollout,
     parse_strategy,
-    with_readiness,
 )
 from transporter.protocol.signing import SIGNATURE_CHARS
 from transporter.protocol.submission import (
@@ -313,12 +315,6 @@ def test_applying_a_plan() -> None:
     )
     assert (apply.rollout_id, apply.strategy.max_parallel) == ("go", 1)
     assert (apply.wait_ready, apply.ready_timeout, apply.ttl) == (True, 60, 120)
-    payload = with_readiness(plan().payload, apply)
-    assert payload.wait_ready and payload.ready_timeout == 60
-    deleting = plan(payload={"manifests": [MANIFEST], "action": "delete"}).payload
-    with pytest.raises(InvalidEvent) as caught:
-        with_readiness(deleting, apply)
-    assert caught.value.field == "wait_ready"
 
 
 @pytest.mark.parametrize(
@@ -338,3 +334,29 @@ def test_invalid_plan_applies_name_the_field(value: Any, field: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
         parse_plan_apply(value)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "text", ["a", "A.b-1", "r" * 64, "r" * 65, "", "-a", ".a", "a_b", "a b", "é", "a/b"]
+)
+def test_the_documented_patterns_say_what_the_parser_takes(text: str) -> None:
+    assert bool(re.fullmatch(ROLLOUT_ID, text)) == is_rollout_id(text)
+    percent = f"{text}%"
+    try:
+        parse_strategy({"max_parallel": percent})
+        taken = True
+    except InvalidEvent:
+        taken = False
+    assert bool(re.fullmatch(PERCENT, percent)) == taken
+
+
+@pytest.mark.parametrize("n", [*range(102), 1000, -1])
+def test_percentages_are_1_to_100(n: int) -> None:
+    for text in (f"{n}%", f"0{n}%"):
+        taken = re.fullmatch(PERCENT, text) is not None
+        assert taken == (text == f"{n}%" and 1 <= n <= 100)
+        if taken:
+            assert parse_strategy({"max_parallel": text}).max_parallel_percent == n
+        else:
+            with pytest.raises(InvalidEvent):
+                parse_strategy({"max_parallel": text})

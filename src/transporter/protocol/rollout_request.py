@@ -19,7 +19,7 @@ from typing import Any, Final
 import attrs
 
 from transporter.protocol import ids
-from transporter.protocol.model import Action, Event, K8sPayload
+from transporter.protocol.model import Action, Event
 from transporter.protocol.rollout import (
     ROLLOUT_ID_RULE,
     RolloutKind,
@@ -67,7 +67,11 @@ PLAN_FIELDS: Final = _COMMON | {"created_by"}
 _STRATEGY_FIELDS: Final = frozenset({"max_parallel", "max_failures", "waves"})
 _WAVE_FIELDS: Final = frozenset({"selector", "pause", "approval"})
 _APPLY_FIELDS: Final = frozenset({"id", "strategy", "wait_ready", "ready_timeout", "ttl"})
-_PERCENT = re.compile(r"([0-9]{1,3})%")
+ROLLOUT_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"
+"""A rollout's id as a pattern (for the API's document): :data:`.rollout.ROLLOUT_ID_RULE`."""
+PERCENT: Final = r"^(100|[1-9][0-9]?)%$"
+"""``max_parallel`` as a percentage, 1% to 100% (no leading zero, no space)."""
+_PERCENT = re.compile(PERCENT.strip("^$"))
 _TARGETS_RULE: Final = "exactly one of target_agent, target_agents or selector"
 
 
@@ -228,11 +232,13 @@ def _parallel(value: Any, field: str) -> tuple[int, int]:
     """``(count, 0)`` or ``(0, percent)``."""
     if isinstance(value, str):
         found = _PERCENT.fullmatch(value)
-        require(found, field, f"must be a whole number or a percentage 'N%', got {value[:20]!r}")
+        require(
+            found,
+            field,
+            f"must be a whole number or a percentage 'N%' (1% to 100%), got {value[:20]!r}",
+        )
         assert found is not None
-        percent = int(found.group(1))
-        require(1 <= percent <= 100, field, f"must be between 1% and 100%, got {value!r}")
-        return 0, percent
+        return 0, int(found.group(1))
     return whole_number(value, field, 0, MAX_PARALLEL), 0
 
 
@@ -317,12 +323,3 @@ def parse_plan_apply(body: Any) -> PlanApply:
         ready_timeout=timeout,
         ttl=whole_number(body.get("ttl", DEFAULT_TTL), "ttl", 1, MAX_TTL),
     )
-
-
-def with_readiness(payload: K8sPayload, apply: PlanApply) -> K8sPayload:
-    """The plan's payload as its apply's children carry it: ``wait_ready`` added (only an
-    apply waits: :class:`InvalidEvent` for a plan of a delete)."""
-    if not apply.wait_ready:
-        return payload
-    require(payload.action is Action.APPLY, "wait_ready", "is only for a plan of the action apply")
-    return attrs.evolve(payload, wait_ready=True, ready_timeout=apply.ready_timeout)
