@@ -8,7 +8,7 @@ always`` for an event to be on disk before "202 accepted".
 Its modules: ``keys`` (the layout), ``scripts``, ``connection`` (opening, the guard of every
 call), ``tidy``, ``chain`` (appending to the audit chain), ``records``, ``migration`` (from an
 older layout), and one per concern: ``events``, ``progress``, ``agents``, ``audit``,
-``credentials``; ``store`` puts them together.
+``credentials``, ``rollouts`` (with ``rollout_scripts``); ``store`` puts them together.
 """
 
 from transporter.store.redis.connection import DEFAULT_TIMEOUT

@@ -52,6 +52,21 @@ class AuditChain:
                 if status != HEAD_MOVED:
                     return status, cast(list[Any], reply), sealed
 
+    async def append_all(
+        self, script: Script[str], keys: list[str], args: list[str], entries: Sequence[AuditEntry]
+    ) -> tuple[int, list[Any]]:
+        """Like :meth:`append`, for a script that appends ``entries`` (at least one) in order,
+        after one check of the head (:func:`arguments_all`)."""
+        async with self.lock:
+            while True:
+                sealed = [seal for seal in self.seal_all(entries) if seal is not None]
+                reply: Any = await script(
+                    keys=[*keys, *self.keys], args=[*args, *arguments_all(sealed)]
+                )
+                status = self.follow(reply, sealed[-1])
+                if status != HEAD_MOVED:
+                    return status, cast(list[Any], reply)
+
     def seal_all(self, entries: Sequence[AuditEntry | None]) -> list[AuditEntry | None]:
         """``entries`` sealed each after the one before, from the head (held under
         :attr:`lock`): as a pipeline of scripts will append them, if the head stays."""
@@ -96,6 +111,16 @@ def arguments(sealed: AuditEntry) -> list[str]:
     """The head ``sealed`` follows, and ``sealed`` itself: what the scripts' audit_moved and
     append_audit take."""
     return [str(sealed.seq - 1), sealed.prev_hash, str(sealed.seq), sealed.hash, dump(sealed)]
+
+
+def arguments_all(sealed: Sequence[AuditEntry]) -> list[str]:
+    """The head the first of ``sealed`` follows, then seq, hash and JSON of each: what the
+    scripts' audit_moved and append_audits take."""
+    first = sealed[0]
+    args = [str(first.seq - 1), first.prev_hash]
+    for entry in sealed:
+        args += [str(entry.seq), entry.hash, dump(entry)]
+    return args
 
 
 def chain_head(seq: object, hash_: object) -> ChainHead:

@@ -21,8 +21,10 @@ from transporter.store.redis.chain import AuditChain
 from transporter.store.redis.keys import DEFAULT_PREFIX, Keys
 from transporter.store.redis.migration import migrate
 from transporter.store.redis.records import RecordTexts
+from transporter.store.redis.rollout_scripts import RolloutScripts
 from transporter.store.redis.scripts import Scripts
 from transporter.store.redis.tidy import TIDY
+from transporter.store.rollout_rows import decoded_rollouts
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -40,6 +42,9 @@ class RedisConnection:
         self._chain = AuditChain(self._keys)
         self._texts = RecordTexts()
         """Events and progress decoded lately, used while the stored text is the same."""
+        self._rollout_scripts = RolloutScripts(client)
+        self._rollouts = decoded_rollouts()
+        """Rollouts decoded lately, likewise."""
         self._migrated = False
         self._migrating = trio.Lock()
 

@@ -23,6 +23,9 @@ from transporter.store.redis.scripts import HEAD_MOVED
 SEQ_END = 2**53
 """Above every ``seq`` a zset's score holds exactly (a double)."""
 
+CHUNK = 500
+"""Fields in one ``HMGET``."""
+
 type Submitted = tuple[EventRecord, bool] | EventConflict
 
 
@@ -107,6 +110,40 @@ class RedisEvents(RedisConnection):
         if progress_text is None:
             return None
         return self._texts.record(event_id, progress_text, event_text)
+
+    async def get_events(self, event_ids: Sequence[str]) -> list[EventRecord | None]:
+        """The progress of every id in one round trip (``HMGET`` of at most :data:`CHUNK`
+        ids each, pipelined), then the events not decoded lately in another: an event is
+        written once, so one read lately is the one stored (as the SQLite store has it)."""
+        wanted = list(dict.fromkeys(event_ids))
+        async with self._guard():
+            texts = await self._fields(self._keys.progress, wanted)
+            progress = dict(zip(wanted, texts, strict=True))
+            events = {i: self._texts.events.last(i) for i, text in progress.items() if text}
+            unread = [event_id for event_id, event in events.items() if event is None]
+            found = await self._fields(self._keys.event, unread)
+            for event_id, text in zip(unread, found, strict=True):
+                if text is not None:
+                    events[event_id] = self._texts.events.load(event_id, text)
+        out: list[EventRecord | None] = []
+        for event_id in event_ids:
+            text, event = progress.get(event_id), events.get(event_id)
+            if text is None or event is None:
+                out.append(None)
+            else:
+                out.append(self._texts.progress.load(event_id, text).whole(event))
+        return out
+
+    async def _fields(self, key: str, fields: list[str]) -> list[str | None]:
+        """``HMGET key fields`` in chunks of at most :data:`CHUNK`, in one pipeline."""
+        if not fields:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            requests = [
+                pipe.hmget(key, fields[start : start + CHUNK])
+                for start in range(0, len(fields), CHUNK)
+            ]
+        return [value for request in requests for value in await request]
 
     async def list_events(
         self,

@@ -21,6 +21,15 @@
     P certificates                 hash: serial -> IssuedCertificate JSON (bundle create)
     P certificates:seq             INCR: the last recorded certificate's seq
     P pins                         hash: name -> value pinned by the first control plane
+    P rollout                      hash: rollout id -> RolloutRecord JSON (its seq first)
+    P rollout:version              hash: rollout id -> its version (what a save compares)
+    P rollout:state                hash: rollout id -> its state (which indexes hold it)
+    P rollout:seq                  INCR: the last rollout's seq
+    P rollout:idx:all              zset of rollout ids by seq         (list_rollouts)
+    P rollout:idx:kind:K           zset by seq, rollouts of kind K    (list_rollouts kind=K)
+    P rollout:idx:state:S          zset by seq, rollouts in state S   (list_rollouts state=S)
+    P rollout:idx:kind:K:state:S   zset by seq                        (both filters)
+    P rollout:open                 zset by seq of the rollouts not final (open_rollouts)
     P events                       layout 1's hash of whole records (event and progress in one
                                    JSON); once migrated, a string that fails the writes of an
                                    older control plane still running
@@ -31,6 +40,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from transporter.protocol.model import EventState
+from transporter.protocol.rollout import RolloutKind, RolloutState
 
 DEFAULT_PREFIX = "transporter:"
 
@@ -55,6 +65,11 @@ class Keys:
         self.certificates_seq = prefix + "certificates:seq"
         self.pins = prefix + "pins"
         self.records = prefix + "events"
+        self.rollout = prefix + "rollout"
+        self.rollout_version = prefix + "rollout:version"
+        self.rollout_state = prefix + "rollout:state"
+        self.rollout_seq = prefix + "rollout:seq"
+        self.rollout_open = prefix + "rollout:open"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
         if agent is None and state is None:
@@ -62,6 +77,18 @@ class Keys:
         key = self.prefix + "idx"
         if agent is not None:
             key += ":agent:" + quote(agent, safe="")
+        if state is not None:
+            key += ":state:" + quote(state.value, safe="")
+        return key
+
+    def rollout_index(
+        self, kind: RolloutKind | None = None, state: RolloutState | None = None
+    ) -> str:
+        key = self.prefix + "rollout:idx"
+        if kind is None and state is None:
+            return key + ":all"
+        if kind is not None:
+            key += ":kind:" + quote(kind.value, safe="")
         if state is not None:
             key += ":state:" + quote(state.value, safe="")
         return key

@@ -7,7 +7,10 @@ from transporter.store.redis.audit import RedisAudit
 from transporter.store.redis.credentials import RedisCredentials
 from transporter.store.redis.events import RedisEvents
 from transporter.store.redis.progress import RedisProgress
+from transporter.store.redis.rollouts import RedisRollouts
 
 
-class RedisStore(RedisEvents, RedisProgress, RedisAgents, RedisAudit, RedisCredentials):
+class RedisStore(
+    RedisEvents, RedisProgress, RedisRollouts, RedisAgents, RedisAudit, RedisCredentials
+):
     """The :class:`~transporter.store.base.Store` on a Redis server. Open with :meth:`open`."""
