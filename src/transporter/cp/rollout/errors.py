@@ -74,3 +74,8 @@ class PlanExpired(RolloutError):
 
 class NotAPlan(RolloutError):
     """404 (or 400): the id names a rollout that is not a plan."""
+
+
+class TooMany(RolloutError):
+    """400: the selector matched more agents than one rollout takes
+    (:data:`~.targets.MAX_CLUSTERS`)."""

@@ -1,0 +1,75 @@
+"""A rollout's child event for one cluster: an ordinary event, signed and delivered like any
+other, whose id (:func:`~transporter.protocol.rollout.child_event_id`) makes starting it twice
+(after a crash, or by two replicas) store it once."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from transporter.protocol.model import Action, Event, EventRecord, EventState, ResourceStatus
+from transporter.protocol.rollout import DRIFTED, RolloutCluster, RolloutKind, RolloutSpec
+
+
+@attrs.frozen
+class NotStarted:
+    """Why a cluster's turn came and no child could be made: it ends in ``state`` without one."""
+
+    state: str
+    message: str
+
+
+def child_event(
+    spec: RolloutSpec, cluster: RolloutCluster, now: float, *, late: bool
+) -> Event | NotStarted:
+    """The child for ``cluster``, created ``now``. Its TTL is what remains of the rollout's
+    (``created_at + ttl``), so that every child of a rollout ends by the same time; a standing
+    rollout's ``late`` cluster (an agent that registered after it was accepted) gets the
+    whole ``ttl`` from now. A plan's children plan (action ``plan``; the plan's own action stays
+    in its spec for the apply that follows); a plan's apply gives each child what its cluster's
+    plan saw (``expect``), and starts none for a cluster it has nothing for, since an empty
+    ``expect`` would apply every object unchecked."""
+    ttl = spec.ttl if late else math.floor(spec.created_at + spec.ttl - now)
+    if ttl < 1:
+        return NotStarted(
+            EventState.EXPIRED.value, "not started: the rollout's TTL passed before its turn"
+        )
+    payload = spec.payload
+    if spec.kind is RolloutKind.PLAN:
+        payload = attrs.evolve(payload, action=Action.PLAN, expect={})
+    elif spec.plan_id:
+        expect = spec.expects.get(cluster.agent_id)
+        if not expect:
+            return NotStarted(
+                EventState.FAILED.value, "not started: the plan has nothing for this agent"
+            )
+        payload = attrs.evolve(payload, expect=dict(expect))
+    return Event(
+        id=cluster.event_id,
+        target_agent=cluster.agent_id,
+        payload=payload,
+        ttl=ttl,
+        created_at=now,
+        priority=spec.priority,
+        labels=dict(spec.labels),
+        created_by=spec.created_by,
+        rollout_id=spec.id,
+    )
+
+
+def owned(spec: RolloutSpec, cluster: RolloutCluster, record: EventRecord) -> bool:
+    """Whether the event stored under the cluster's child id is this rollout's child (and not
+    an event someone submitted under that id before)."""
+    event = record.event
+    return event.rollout_id == spec.id and event.target_agent == cluster.agent_id
+
+
+def cluster_state(record: EventRecord) -> str:
+    """A cluster's state from its child: the event's, or ``drifted`` for a plan's apply that
+    failed because objects had changed since the plan."""
+    if record.state is EventState.FAILED and any(
+        result.status is ResourceStatus.DRIFTED for result in record.resources
+    ):
+        return DRIFTED
+    return record.state.value

@@ -1,0 +1,37 @@
+"""A rollout's child events (pure): TTL, plans, a plan's apply."""
+
+from __future__ import annotations
+
+import attrs
+
+from tests.cp.rollout.fleet import T0, spec
+from transporter.cp.rollout.children import NotStarted, child_event
+from transporter.protocol.model import Action
+from transporter.protocol.rollout import RolloutCluster, RolloutKind
+
+CLUSTER = RolloutCluster("a1", 0, "r1_a1")
+
+
+def test_a_child_gets_what_remains_of_the_rollouts_ttl() -> None:
+    made = child_event(spec(ttl=100), CLUSTER, T0 + 30.7, late=False)
+    assert not isinstance(made, NotStarted)
+    assert (made.ttl, made.created_at, made.expires_at <= T0 + 100) == (69, T0 + 30.7, True)
+    assert made.payload == spec().payload
+    late = child_event(spec(ttl=100), CLUSTER, T0 + 5000, late=True)
+    assert not isinstance(late, NotStarted) and late.ttl == 100
+    gone = child_event(spec(ttl=100), CLUSTER, T0 + 99.5, late=False)
+    assert gone == NotStarted("expired", "not started: the rollout's TTL passed before its turn")
+
+
+def test_a_plans_child_plans_and_a_plans_apply_expects_what_it_saw() -> None:
+    plan = child_event(spec(kind=RolloutKind.PLAN), CLUSTER, T0, late=False)
+    assert not isinstance(plan, NotStarted)
+    assert plan.payload.action is Action.PLAN and plan.rollout_id == "r1"
+    expects = {"a1": {"/ConfigMap/default/a": "f1"}}
+    applying = attrs.evolve(spec(), plan_id="p1", expects=expects)
+    made = child_event(applying, CLUSTER, T0, late=False)
+    assert not isinstance(made, NotStarted)
+    assert made.payload.action is Action.APPLY
+    assert made.payload.expect == {"/ConfigMap/default/a": "f1"}
+    other = child_event(applying, RolloutCluster("a2", 0, "r1_a2"), T0, late=False)
+    assert other == NotStarted("failed", "not started: the plan has nothing for this agent")
