@@ -3,6 +3,8 @@ found from an index; their audit entries join the one chain."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 import trio
@@ -89,8 +91,8 @@ async def create(store: Store, record: RolloutRecord) -> RolloutRecord:
     return stored
 
 
-async def moved(store: Store, stored: RolloutRecord, **changes: object) -> RolloutRecord:
-    saved = await store.save_rollout(attrs.evolve(stored, **changes))  # type: ignore[misc]
+async def moved(store: Store, stored: RolloutRecord, **changes: Any) -> RolloutRecord:
+    saved = await store.save_rollout(attrs.evolve(stored, **changes))
     assert saved is not None
     return saved
 
@@ -135,11 +137,11 @@ async def test_the_same_spec_again_is_the_stored_rollout_and_writes_nothing(stor
     ],
 )
 async def test_another_spec_under_a_taken_id_is_a_conflict(
-    store: Store, change: dict[str, object]
+    store: Store, change: dict[str, Any]
 ) -> None:
     first = await create(store, rollout())
     other = rollout()
-    other = attrs.evolve(other, spec=attrs.evolve(other.spec, **change))  # type: ignore[misc]
+    other = attrs.evolve(other, spec=attrs.evolve(other.spec, **change))
     with pytest.raises(RolloutConflict) as caught:
         await store.create_rollout(other, audit(other))
     assert caught.value.rollout_id == "ro-1"
@@ -253,6 +255,49 @@ async def test_replicas_saving_one_rollout_never_undo_each_other(backend: Backen
         assert sorted(final.approved) == list(range(10))
         assert final.version == 11
         assert await first.get_rollout("ro-1") == final
+
+
+async def test_of_creators_of_one_id_exactly_one_creates(backend: Backend) -> None:
+    async with backend.open() as first, backend.open() as second:
+        results: list[tuple[RolloutRecord, bool]] = []
+
+        async def create_on(store: Store, n: int) -> None:
+            record = rollout(created_at=r.T0 + n)
+            results.append(await store.create_rollout(record, audit(record)))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(10):
+                nursery.start_soon(create_on, first if n % 2 else second, n)
+        (created,) = [stored for stored, fresh in results if fresh]
+        assert [stored for stored, _ in results] == [created] * 10
+        assert await audit_actions(first) == ["rollout.accepted"]
+
+
+async def test_replicas_saving_with_audit_entries_keep_one_chain(backend: Backend) -> None:
+    """Saves with entries from two stores at once: each store's view of the chain's head goes
+    stale in turn, and every entry is appended once, in one unbroken chain."""
+    async with backend.open() as first, backend.open() as second:
+        for n in range(4):
+            await create(first, rollout(f"ro-{n}", agents=1))
+
+        async def walk(store: Store, rollout_id: str) -> None:
+            for step in range(5):
+                current = await store.get_rollout(rollout_id)
+                assert current is not None
+                changed = attrs.evolve(current, message=f"step {step}")
+                entries = [audit(current, f"rollout.{rollout_id}.{step}.{k}") for k in range(2)]
+                assert await store.save_rollout(changed, entries) is not None
+
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(walk, first if n % 2 else second, f"ro-{n}")
+        entries = (await second.list_audit(limit=1000)).items
+        assert len(entries) == 4 + 4 * 5 * 2
+        for n in range(4):
+            mine = [e.action for e in entries[::-1] if e.action.startswith(f"rollout.ro-{n}.")]
+            assert mine == [f"rollout.ro-{n}.{step}.{k}" for step in range(5) for k in range(2)]
+        result = await verify_audit(first)
+        assert result.intact and result.count == 44
 
 
 # --- listing and the open ones ---------------------------------------------------------------

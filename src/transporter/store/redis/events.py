@@ -13,7 +13,7 @@ import coredis
 
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import accepted
-from transporter.store.base import EventConflict, Page
+from transporter.store.base import EventConflict, Page, StoreError
 from transporter.store.json_rows import dump, dump_without_seq
 from transporter.store.paging import clamp_limit, cursor_seq, page
 from transporter.store.redis.connection import RedisConnection
@@ -123,8 +123,9 @@ class RedisEvents(RedisConnection):
             unread = [event_id for event_id, event in events.items() if event is None]
             found = await self._fields(self._keys.event, unread)
             for event_id, text in zip(unread, found, strict=True):
-                if text is not None:
-                    events[event_id] = self._texts.events.load(event_id, text)
+                if text is None:
+                    raise StoreError(f"event {event_id!r} has progress but no event in Redis")
+                events[event_id] = self._texts.events.load(event_id, text)
         out: list[EventRecord | None] = []
         for event_id in event_ids:
             text, event = progress.get(event_id), events.get(event_id)
