@@ -12,7 +12,18 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from transporter import __version__
-from transporter.cp.api import agents, audit, errors, events, metrics, public, submit
+from transporter.cp.api import (
+    agents,
+    audit,
+    cancel,
+    errors,
+    events,
+    metrics,
+    plans,
+    public,
+    rollouts,
+    submit,
+)
 from transporter.cp.api.access import Gate
 from transporter.cp.api.errors import BadBody
 from transporter.cp.api.services import KEY, Services
@@ -35,7 +46,7 @@ def create_app(found: Services, *, auth: bool = True) -> QuartTrio:
         max_limit=events.MAX_LIMIT,
         max_batch=submit.MAX_BATCH,
     )
-    for module in (public, submit, events, agents, audit, metrics):
+    for module in (public, submit, events, cancel, rollouts, plans, agents, audit, metrics):
         app.register_blueprint(module.routes)
     gate = Gate(found.store, enabled=auth)
     gate.learn(app.view_functions)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import request
+from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from transporter.cp.api.access import Gate, Refused
-from transporter.store.base import InvalidCursor, StoreUnavailable
+from transporter.cp.api.access import OPEN, Gate, Refused, listing
+from transporter.cp.rollout import errors as rollout
+from transporter.store.base import InvalidCursor, RolloutConflict, StoreUnavailable
 
 Answer = tuple[dict[str, Any], int]
 
@@ -32,6 +33,51 @@ class BadBody(ValueError):
         self.code = code
         self.message = message
         self.field = field
+
+
+_ROLLOUT_ERRORS: dict[type[rollout.RolloutError], tuple[int, str]] = {
+    rollout.NoMatch: (400, "no_match"),
+    rollout.UnknownRollout: (404, "not_found"),
+    rollout.UnknownEvent: (404, "not_found"),
+    rollout.NotAPlan: (404, "not_found"),
+    rollout.NothingToApprove: (409, "nothing_to_approve"),
+    rollout.NotCancellable: (409, "not_cancellable"),
+    rollout.PlanNotReady: (409, "plan_not_ready"),
+    rollout.PlanExpired: (410, "plan_expired"),
+}
+"""How the rollout engine's refusals are answered (:mod:`transporter.cp.rollout.errors`)."""
+
+
+def rollout_refusal(exc: rollout.RolloutError) -> Answer:
+    for kind, (status, code) in _ROLLOUT_ERRORS.items():
+        if isinstance(exc, kind):
+            return error(status, code, str(exc))
+    return error(409, "conflict", str(exc))
+
+
+def not_covered(exc: rollout.NotCovered) -> Refused:
+    """A rollout's agents that the caller's token does not reach: a 403 like any other (and
+    audited as one), naming them."""
+    who = g.get("caller") or OPEN
+    return Refused(
+        403,
+        f"{who.reach('target')}; not {listing(exc.agents)}: nothing was done",
+        caller=who,
+        agent=exc.agents[0] if exc.agents else "",
+    )
+
+
+class BadRequest(ValueError):
+    """400 ``invalid_request``: a field of a request's body (other than a submission's)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(LookupError):
+    """404 ``not_found``; the message names what is missing."""
 
 
 def register(app: QuartTrio, gate: Gate) -> None:
@@ -70,3 +116,23 @@ def register(app: QuartTrio, gate: Gate) -> None:
         )
         body, status = error(exc.status, exc.code, exc.message)
         return body, status, exc.headers
+
+    @app.errorhandler(rollout.RolloutError)
+    async def rollout_refused(
+        exc: rollout.RolloutError,
+    ) -> Answer | tuple[dict[str, Any], int, list[tuple[str, str]]]:
+        if isinstance(exc, rollout.NotCovered):
+            return await not_allowed(not_covered(exc))
+        return rollout_refusal(exc)
+
+    @app.errorhandler(BadRequest)
+    async def bad_request(exc: BadRequest) -> Answer:
+        return error(400, "invalid_request", exc.problem, field=exc.field)
+
+    @app.errorhandler(NotFound)
+    async def not_found(exc: NotFound) -> Answer:
+        return error(404, "not_found", str(exc))
+
+    @app.errorhandler(RolloutConflict)
+    async def rollout_conflict(exc: RolloutConflict) -> Answer:
+        return error(409, "conflict", str(exc), field="id")

@@ -1,4 +1,6 @@
-"""Submitting events: ``POST /events`` and ``POST /events/batch``.
+"""Submitting events: ``POST /events`` and ``POST /events/batch``; ``POST /events`` with
+``target_agents`` or ``selector`` submits a rollout (:mod:`transporter.protocol.rollout_request`),
+which the rollout engine resolves and starts (:mod:`transporter.cp.rollout`).
 
 An event is ``created_by`` its token, and a token may submit only for the agents its patterns
 match (403). Checking YAML is CPU work: a large request is checked in a worker thread, so that
@@ -10,16 +12,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import trio
 from quart import Blueprint, request
 
-from transporter.cp.api.access import Refused, listing, needs
+from transporter.cp.api.access import Caller, Refused, listing, needs
 from transporter.cp.api.errors import Answer, error
 from transporter.cp.api.queries import caller, json_body
+from transporter.cp.api.rollout_views import waves_of
 from transporter.cp.api.services import services
 from transporter.protocol.model import Event
+from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec
+from transporter.protocol.rollout_request import is_rollout_body, parse_rollout
 from transporter.protocol.submission import EventTooLarge, InvalidEvent, parse_submission
 from transporter.security.tokens import Role
 from transporter.store.base import EventConflict
@@ -41,6 +47,19 @@ def _refusal(problem: InvalidEvent) -> dict[str, Any]:
     return {"error": kind, "message": problem.problem, "field": problem.field}
 
 
+def refused(problem: InvalidEvent) -> Answer:
+    """The answer to a submission that is not valid: 413 over a limit, else 400."""
+    return _refusal(problem), 413 if isinstance(problem, EventTooLarge) else 400
+
+
+async def off_loop[T](check: Callable[[], T]) -> T:
+    """``check()`` (CPU work over the request's body): inline for a small request, else in a
+    worker thread."""
+    if (request.content_length or 0) < INLINE_CHECK_BYTES:
+        return check()
+    return await trio.to_thread.run_sync(check, limiter=services().checking)
+
+
 async def _checked(bodies: list[Any], by: str | None) -> list[Event | InvalidEvent]:
     """Each submission as an event, or why it is not one, in its place."""
     now = time.time()
@@ -54,9 +73,7 @@ async def _checked(bodies: list[Any], by: str | None) -> list[Event | InvalidEve
                 out.append(exc)
         return out
 
-    if (request.content_length or 0) < INLINE_CHECK_BYTES:
-        return check()
-    return await trio.to_thread.run_sync(check, limiter=services().checking)
+    return await off_loop(check)
 
 
 def _targets(items: list[Any]) -> list[str]:
@@ -73,15 +90,16 @@ def _targets(items: list[Any]) -> list[str]:
 @needs(Role.SUBMIT)
 async def submit() -> Answer:
     """One event: 202 accepted, 200 when an event of that id exists already, 409 when it
-    exists with other contents."""
+    exists with other contents. With ``target_agents`` or ``selector``: a rollout."""
     who = caller()
     body = await json_body("invalid_event", "body")
+    if is_rollout_body(body):
+        return await _submit_rollout(who, body)
     for agent in _targets([body]):
         who.require_target(agent, "submit events for")
     (event,) = await _checked([body], who.created_by)
     if isinstance(event, InvalidEvent):
-        refusal = _refusal(event)
-        return refusal, 413 if refusal["error"] == "event_too_large" else 400
+        return refused(event)
     try:
         record, created = await services().intake.accept(event)
     except EventConflict as exc:
@@ -91,6 +109,47 @@ async def submit() -> Answer:
     if created:
         return {**answer, "status": "accepted"}, 202
     return {**answer, "status": "exists", "state": record.state.value}, 200
+
+
+async def _submit_rollout(who: Caller, body: Any) -> Answer:
+    def check() -> RolloutSpec:
+        return parse_rollout(
+            body, now=time.time(), new_id=_new_id, created_by=who.created_by, scope=scope(who)
+        )
+
+    try:
+        spec = await off_loop(check)
+    except InvalidEvent as exc:
+        return refused(exc)
+    return await start(who, spec)
+
+
+def scope(who: Caller) -> tuple[str, ...]:
+    """The agents a rollout of ``who`` may ever reach (empty: every agent)."""
+    return () if who.token is None or who.reaches_every_agent else who.token.agents
+
+
+async def start(who: Caller, spec: RolloutSpec) -> Answer:
+    """Hand a rollout (or a plan) to the engine: 202 with the agents it matched, or 200 when
+    one of that id exists already (409 with another spec, 403 when the token does not reach
+    every agent matched, 400 ``no_match``: the engine's refusals, answered in :mod:`.errors`)."""
+    record, created = await services().rollouts.create(spec, may_target=who.may_target)
+    name = "plan_id" if spec.kind is RolloutKind.PLAN else "rollout_id"
+    if not created:
+        return {name: record.spec.id, "status": "exists", "state": record.state.value}, 200
+    answer: dict[str, Any] = {name: record.spec.id, "status": "accepted"}
+    answer["agents"] = sorted(cluster.agent_id for cluster in record.clusters)
+    if spec.kind is RolloutKind.APPLY:
+        answer["waves"] = waves(record)
+    return answer, 202
+
+
+def waves(record: RolloutRecord) -> list[list[str]]:
+    """The agents of each wave, sorted."""
+    out: list[list[str]] = [[] for _ in range(waves_of(record))]
+    for cluster in record.clusters:
+        out[cluster.wave].append(cluster.agent_id)
+    return [sorted(agents) for agents in out]
 
 
 @routes.post("/events/batch")

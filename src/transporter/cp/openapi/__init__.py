@@ -5,18 +5,18 @@ Written by hand to match the handlers in :mod:`transporter.cp.api`. Two tests ke
 ``tests/badinput/test_schemathesis.py`` runs schemathesis over it against a real control plane
 (answers must match the statuses and schemas written here).
 
-One module per resource (:mod:`.events`, :mod:`.agents`, :mod:`.audit`, :mod:`.health`,
-:mod:`.metrics`), the
-shared bodies in :mod:`.schemas`, tokens and roles in :mod:`.security`. Every bound it states
-comes from the validators' constants (or :mod:`.bounds`, where they have none yet), so the
-document cannot promise what the API refuses.
+One module per resource (:mod:`.events`, :mod:`.rollouts`, :mod:`.agents`, :mod:`.audit`,
+:mod:`.health`, :mod:`.metrics`), the shared bodies in :mod:`.schemas` (and
+:mod:`.rollout_schemas`), tokens and roles in :mod:`.security`. Every bound it states comes from
+the validators' constants (or :mod:`.bounds`, where they have none yet), so the document cannot
+promise what the API refuses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from transporter.cp.openapi import agents, audit, events, health, metrics
+from transporter.cp.openapi import agents, audit, events, health, metrics, rollouts
 from transporter.cp.openapi.schemas import schemas
 from transporter.cp.openapi.security import BEARER, OPEN_OPERATIONS, ROLES, secure
 
@@ -30,6 +30,7 @@ def openapi_document(
     :mod:`transporter.cp.api`."""
     paths: dict[str, Any] = {
         **events.paths(max_wait=max_wait, max_limit=max_limit, max_batch=max_batch),
+        **rollouts.paths(max_limit=max_limit),
         **agents.paths(),
         **audit.paths(max_limit=max_limit),
         **health.paths(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from transporter.protocol.rollout_request import MAX_WAVES
 from transporter.protocol.submission import MAX_CREATED_BY, MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = [
@@ -15,7 +16,9 @@ __all__ = [
     "MAX_CREATED_BY",
     "MAX_PRIORITY",
     "MAX_SINCE",
+    "MAX_WAVE",
     "MIN_PRIORITY",
+    "ROLLOUTS_PAGE",
 ]
 
 MAX_SINCE: Final = 1_000_000
@@ -24,3 +27,8 @@ EVENTS_PAGE: Final = 50
 """Default ``limit`` of ``GET /events``."""
 AUDIT_PAGE: Final = 100
 """Default ``limit`` of ``GET /audit``."""
+ROLLOUTS_PAGE: Final = 50
+"""Default ``limit`` of ``GET /rollouts`` and ``GET /plans``."""
+MAX_WAVE: Final = MAX_WAVES
+"""The highest index a wave can have: the strategy's, and one more for the clusters that matched
+none of them."""

@@ -34,16 +34,28 @@ def paths(*, max_wait: float, max_limit: int, max_batch: int) -> dict[str, Any]:
 
 
 def _submit() -> dict[str, Any]:
+    body = {"anyOf": [ref("EventSubmission"), ref("RolloutSubmission")]}
     return {
         "operationId": "submitEvent",
-        "summary": "Submit an event: stored durably, then answered.",
-        "requestBody": {"required": True, "content": {JSON: {"schema": ref("EventSubmission")}}},
+        "summary": (
+            "Submit an event (``target_agent``), or a rollout (``target_agents`` or "
+            "``selector``: one child event per matched agent): stored durably, then answered."
+        ),
+        "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
         "responses": {
-            "202": answer("Accepted and stored.", ref("Submitted")),
+            "202": answer(
+                "Accepted and stored.",
+                {"anyOf": [ref("Submitted"), ref("RolloutAccepted")]},
+            ),
             "200": answer(
-                "The same ``id`` and content again: nothing new stored.", ref("Submitted")
+                "The same ``id`` and content again: nothing new stored.",
+                {"anyOf": [ref("Submitted"), ref("RolloutExists")]},
             ),
             **_submit_errors(),
+            "400": error(
+                "Not a valid event (``invalid_event``); ``field`` says where. A rollout whose "
+                "targets matched no agent (``no_match``), unless ``allow_empty``."
+            ),
         },
     }
 

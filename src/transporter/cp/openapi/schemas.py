@@ -16,6 +16,7 @@ from transporter.cp.openapi.parts import (
     obj,
     ref,
 )
+from transporter.cp.openapi.rollout_schemas import rollout_schemas
 from transporter.protocol import ids
 from transporter.protocol.model import (
     EVENT_TYPE_K8S,
@@ -23,6 +24,7 @@ from transporter.protocol.model import (
     AgentStatus,
     EventState,
     Phase,
+    Readiness,
     ResourceStatus,
 )
 from transporter.protocol.submission import (
@@ -30,7 +32,9 @@ from transporter.protocol.submission import (
     MAX_EVENT_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_MANIFESTS,
+    MAX_READY_TIMEOUT,
     MAX_TTL,
+    SUBMITTED_ACTIONS,
 )
 from transporter.protocol.yaml_reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_EXPANDED_BYTES
 from transporter.security import tokens
@@ -47,6 +51,7 @@ def schemas() -> dict[str, Any]:
         "Submitted": _submitted(),
         "Event": _event(),
         **_records(),
+        **rollout_schemas(_payload_request()),
         **_agents(),
         **_audit(),
     }
@@ -82,7 +87,21 @@ def _payload_request() -> dict[str, Any]:
             "maxItems": MAX_MANIFESTS,
             "items": {"type": "string", "minLength": 1},
         },
-        action={"enum": _ACTIONS, "default": Action.APPLY.value},
+        action={"enum": [a.value for a in SUBMITTED_ACTIONS], "default": Action.APPLY.value},
+        wait_ready={
+            **BOOLEAN,
+            "default": False,
+            "description": (
+                "Only with the action apply: the agent's verifying phase waits until every "
+                "applied object is ready (kstatus rules), at most ``ready_timeout`` seconds."
+            ),
+        },
+        ready_timeout={
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_READY_TIMEOUT,
+            "description": "Only with ``wait_ready: true``; default: the agent's (300).",
+        },
     )
 
 
@@ -137,17 +156,28 @@ def _event() -> dict[str, Any]:
             "which its agent checks before anything else."
         ),
     }
+    # wait_ready, ready_timeout, expect and rollout_id only when set (older events lack them).
+    payload = obj(
+        ["manifests", "action"],
+        manifests=manifests,
+        action={"enum": _ACTIONS},
+        wait_ready=BOOLEAN,
+        ready_timeout=INTEGER,
+        expect={**LABELS, "description": "Applying a plan: object key to fingerprint."},
+    )
+    fields = ["id", "target_agent", "payload", "ttl", "created_at", "type", "priority", "labels"]
     return obj(
-        None,
+        [*fields, "created_by", "signature"],
         id=STRING,
         target_agent=STRING,
-        payload=obj(None, manifests=manifests, action={"enum": _ACTIONS}),
+        payload=payload,
         ttl=INTEGER,
         created_at=NUMBER,
         type={"const": EVENT_TYPE_K8S},
         priority=INTEGER,
         labels=LABELS,
         created_by=STRING,
+        rollout_id={**STRING, "description": "The rollout or plan it is part of."},
         signature=signature,
     )
 
@@ -156,13 +186,26 @@ def _records() -> dict[str, Any]:
     """An event with where it stands: per resource, per phase, and a page of them."""
     return {
         "ResourceResult": obj(
-            None,
+            ["api_version", "kind", "name", "namespace", "status", "message"],
             api_version=STRING,
             kind=STRING,
             name=STRING,
             namespace=nullable(STRING),
             status={"enum": [s.value for s in ResourceStatus]},
             message=STRING,
+            ready=nullable({"enum": [r.value for r in Readiness]}),
+            diff={
+                **array(ref("FieldChange")),
+                "description": "A plan's would_change: the fields; a Secret's values redacted.",
+            },
+            fingerprint=STRING,
+        ),
+        "FieldChange": obj(
+            ["path", "op", "old", "new"],
+            path=STRING,
+            op={"enum": ["add", "remove", "change"]},
+            old=STRING,
+            new=STRING,
         ),
         "TimelineEntry": obj(None, at=NUMBER, state=STATE, phase=_PHASE, message=STRING),
         "EventRecord": obj(

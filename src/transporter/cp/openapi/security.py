@@ -18,6 +18,16 @@ ROLES: dict[str, str] = {
     "getAgent": Role.READ.value,
     "listAudit": Role.ADMIN.value,
     "getMetrics": Role.READ.value,
+    "listRollouts": Role.READ.value,
+    "getRollout": Role.READ.value,
+    "approveRollout": Role.SUBMIT.value,
+    "cancelRollout": Role.SUBMIT.value,
+    "closeRollout": Role.SUBMIT.value,
+    "cancelEvent": Role.SUBMIT.value,
+    "submitPlan": Role.SUBMIT.value,
+    "listPlans": Role.READ.value,
+    "getPlan": Role.READ.value,
+    "applyPlan": Role.SUBMIT.value,
 }
 """The least role of a token each other operation needs (the app's own declarations in
 :mod:`transporter.cp.api` must agree: ``tests/badinput/test_openapi.py``)."""

@@ -1,0 +1,145 @@
+"""Rollouts and plans as the API answers with them: a summary for listings, the whole record for
+one, and a plan's per-object results.
+
+No manifest is shown (``GET /events/{id}`` of a child shows it, redacted). Every message that
+came from a cluster (its child event's, or the rollout's own) is scrubbed of the values of the
+Secrets in the rollout's manifests, as an event's are (:mod:`transporter.security.redact`). A
+plan's results are read from its child events and shown the same way, and a Secret's diff is
+shown without its values whatever the agent sent: the agent redacts them, but an answer must
+not depend on every agent doing so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import attrs
+
+from transporter.protocol import codec
+from transporter.protocol.model import EventRecord, FieldChange, ResourceResult
+from transporter.protocol.rollout import RolloutRecord, Strategy
+from transporter.security.redact import may_hold_secret, redact_manifests
+from transporter.security.scrub import REDACTED
+
+Scrub = Callable[[str], str]
+_SHOWN_OF_A_SECRET: Final = ("metadata.labels", "metadata.name", "metadata.namespace", "type")
+"""Paths of a Secret's diff whose values are shown; every other value is :data:`REDACTED`."""
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def scrubber(record: RolloutRecord) -> Scrub:
+    """What takes the rollout's Secrets' values out of a message. Parses the manifests when
+    they may hold a Secret (CPU work: callers on trio use a worker thread)."""
+    manifests = record.spec.payload.manifests
+    if not any(may_hold_secret(text) for text in manifests):
+        return _unchanged
+    _, scrub = redact_manifests(manifests)
+    return scrub
+
+
+def needs_scrubbing(record: RolloutRecord) -> bool:
+    return any(may_hold_secret(text) for text in record.spec.payload.manifests)
+
+
+def waves_of(record: RolloutRecord) -> int:
+    """How many waves the rollout has: its strategy's, and a last one of the clusters that
+    matched none of them (one wave when the strategy gives none)."""
+    last = max((cluster.wave for cluster in record.clusters), default=-1)
+    return max(len(record.spec.strategy.waves), last + 1, 1)
+
+
+def summary(record: RolloutRecord, scrub: Scrub = _unchanged) -> dict[str, Any]:
+    """``GET /rollouts``' item: where it stands and how many clusters are where."""
+    spec = record.spec
+    return {
+        "id": spec.id,
+        "kind": spec.kind.value,
+        "state": record.state.value,
+        "message": scrub(record.message),
+        "created_at": spec.created_at,
+        "created_by": spec.created_by,
+        "selector": spec.selector,
+        "agents": list(spec.agents),
+        "standing": spec.standing,
+        "wave": record.wave,
+        "waves": waves_of(record),
+        "counts": record.counts(),
+        "total": len(record.clusters),
+        "updated_at": record.updated_at,
+    }
+
+
+def strategy_view(strategy: Strategy) -> dict[str, Any]:
+    """As it was submitted: ``max_parallel`` a number or ``"N%"``."""
+    parallel: int | str = strategy.max_parallel
+    if strategy.max_parallel_percent:
+        parallel = f"{strategy.max_parallel_percent}%"
+    return {
+        "max_parallel": parallel,
+        "max_failures": strategy.max_failures,
+        "waves": [
+            {"selector": wave.selector, "pause": wave.pause, "approval": wave.approval}
+            for wave in strategy.waves
+        ],
+    }
+
+
+def detail(record: RolloutRecord, scrub: Scrub = _unchanged) -> dict[str, Any]:
+    """``GET /rollouts/{id}``: the summary, the strategy, every cluster and the timeline."""
+    return {
+        **summary(record, scrub),
+        "strategy": strategy_view(record.spec.strategy),
+        "clusters": [
+            {
+                "agent_id": cluster.agent_id,
+                "wave": cluster.wave,
+                "event_id": cluster.event_id,
+                "state": cluster.state,
+                "phase": cluster.phase,
+                "message": scrub(cluster.message),
+                "updated_at": cluster.updated_at,
+            }
+            for cluster in record.clusters
+        ],
+        "timeline": [
+            {
+                "at": entry.at,
+                "what": entry.what,
+                "message": scrub(entry.message),
+                "wave": entry.wave,
+            }
+            for entry in record.timeline
+        ],
+        "plan_id": record.spec.plan_id,
+    }
+
+
+def plan_detail(
+    record: RolloutRecord, children: Sequence[EventRecord | None], scrub: Scrub = _unchanged
+) -> dict[str, Any]:
+    """``GET /plans/{id}``: the rollout's detail, each cluster with its objects' results (none
+    before its child event reported), and when the plan expires."""
+    shown = detail(record, scrub)
+    for cluster, child in zip(shown["clusters"], children, strict=True):
+        results = child.resources if child is not None else ()
+        cluster["resources"] = [_result(result, scrub) for result in results]
+    shown["expires_at"] = record.spec.created_at + record.spec.ttl
+    return shown
+
+
+def _result(result: ResourceResult, scrub: Scrub) -> Any:
+    secret = result.kind in ("Secret", "SecretList")
+    diff = tuple(_change(change, scrub, secret=secret) for change in result.diff)
+    return codec.unstructure(attrs.evolve(result, message=scrub(result.message), diff=diff))
+
+
+def _change(change: FieldChange, scrub: Scrub, *, secret: bool) -> FieldChange:
+    if secret and not change.path.startswith(_SHOWN_OF_A_SECRET):
+        return attrs.evolve(
+            change, old=REDACTED if change.old else "", new=REDACTED if change.new else ""
+        )
+    return attrs.evolve(change, old=scrub(change.old), new=scrub(change.new))
