@@ -7,14 +7,18 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import attrs
 import coredis
 import pytest
 import trio
 
 from tests.bed import records as r
 from tests.bed.redis import RedisServer, running_redis
+from tests.store.test_rollouts import audit as rollout_audit
+from tests.store.test_rollouts import rollout
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import AuditEntry, EventState
+from transporter.protocol.rollout import RolloutState
 from transporter.security.audit_chain import GENESIS
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
 from transporter.store.redis import RedisStore
@@ -137,6 +141,37 @@ async def test_stores_with_other_prefixes_or_databases_do_not_meet(
             record, created = await store.submit(r.event(), r.accepted_audit(r.event()))
             assert created
             assert record.seq == 1
+
+
+async def test_rollouts_of_other_prefixes_do_not_meet_and_every_key_has_the_prefix(
+    redis_server: RedisServer,
+) -> None:
+    ours = rollout()
+    async with (
+        RedisStore.open(redis_server.url) as one,
+        RedisStore.open(redis_server.url, prefix="other:") as two,
+    ):
+        stored, _ = await one.create_rollout(ours, rollout_audit(ours))
+        await one.save_rollout(attrs.evolve(stored, state=RolloutState.COMPLETED))
+        assert await two.get_rollout("ro-1") is None
+        assert (await two.list_rollouts()).items == []
+        assert await two.open_rollouts() == []
+        theirs, created = await two.create_rollout(ours, rollout_audit(ours))
+        assert created and theirs.seq == 1
+    async with coredis.Redis.from_url(redis_server.url, decode_responses=True) as raw:
+        keys = [str(key) async for key in raw.scan_iter()]
+    assert all(key.startswith(("transporter:", "other:")) for key in keys), keys
+    assert {key for key in keys if key.startswith("other:rollout")} == {
+        "other:rollout",
+        "other:rollout:version",
+        "other:rollout:state",
+        "other:rollout:seq",
+        "other:rollout:open",
+        "other:rollout:idx:all",
+        "other:rollout:idx:kind:apply",
+        "other:rollout:idx:state:running",
+        "other:rollout:idx:kind:apply:state:running",
+    }
 
 
 async def test_agent_ids_cannot_reach_each_others_keys(redis_server: RedisServer) -> None:
