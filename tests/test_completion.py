@@ -51,7 +51,10 @@ def test_the_bash_script_parses() -> None:
             ["cp", "agent", "produce", "audit", "token", "bundle", "version", "completion"],
         ),
         (["transporter", "pro"], ["produce"]),
-        (["transporter", "produce", "get", ""], ["events", "event", "agents", "agent"]),
+        (
+            ["transporter", "produce", "get", ""],
+            ["events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan"],
+        ),
         (["transporter", "token", "list", "-o", ""], ["text", "wide", "name", "json", "yaml"]),
         (["transporter", "cp", "--log-f"], ["--log-format"]),
         (["transporter", "--debug", "agent", "--log-format", "j"], ["json"]),

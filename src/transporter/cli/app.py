@@ -19,13 +19,22 @@ from transporter.config.admin import (
 )
 from transporter.config.agent import AgentConfig
 from transporter.config.cp import CpConfig
-from transporter.config.produce import ProduceConfig, QueryConfig
+from transporter.config.produce import (
+    ApplyPlanConfig,
+    PlanConfig,
+    ProduceConfig,
+    QueryConfig,
+    RolloutOpConfig,
+)
 
 Settings = (
     CpConfig
     | AgentConfig
     | ProduceConfig
     | QueryConfig
+    | PlanConfig
+    | ApplyPlanConfig
+    | RolloutOpConfig
     | AuditVerifyConfig
     | TokenCreateConfig
     | TokenListConfig

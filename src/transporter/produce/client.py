@@ -174,3 +174,52 @@ class Client:
     async def agent(self, agent_id: str) -> AgentRecord:
         data = await self._call("GET", f"/agents/{urllib.parse.quote(agent_id, safe='')}")
         return codec.structure(data, AgentRecord)
+
+    # Rollouts and plans: their answers are the API's views (JSON objects), shown as they come
+    # (-o json) or read by :mod:`transporter.produce.views`.
+
+    async def _object(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        answer = await self._call(method, path, body)
+        if not isinstance(answer, dict):
+            raise Unreachable(f"{self.base_url}{path}: the answer is not a JSON object")
+        return answer
+
+    async def submit_rollout(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /events`` with ``target_agents`` or ``selector``: ``rollout_id``, ``status``
+        (``accepted`` or ``exists``), ``agents`` and ``waves``."""
+        return await self._object("POST", "/events", body)
+
+    async def rollouts(
+        self, *, state: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        query = {"limit": limit, **({"state": state} if state else {})}
+        query |= {"kind": kind} if kind else {}
+        data = await self._object("GET", "/rollouts?" + urllib.parse.urlencode(query))
+        items = data.get("items")
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    async def rollout(self, rollout_id: str) -> dict[str, Any]:
+        return await self._object("GET", f"/rollouts/{_quoted(rollout_id)}")
+
+    async def rollout_op(
+        self, rollout_id: str, op: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``POST /rollouts/{id}/approve|cancel|close``."""
+        return await self._object("POST", f"/rollouts/{_quoted(rollout_id)}/{op}", body or {})
+
+    async def cancel_event(self, event_id: str) -> dict[str, Any]:
+        return await self._object("POST", f"/events/{_quoted(event_id)}/cancel", {})
+
+    async def submit_plan(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._object("POST", "/plans", body)
+
+    async def plan(self, plan_id: str) -> dict[str, Any]:
+        """``GET /plans/{id}``: the rollout's view, each cluster with its objects' results."""
+        return await self._object("GET", f"/plans/{_quoted(plan_id)}")
+
+    async def apply_plan(self, plan_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._object("POST", f"/plans/{_quoted(plan_id)}/apply", body)
+
+
+def _quoted(name: str) -> str:
+    return urllib.parse.quote(name, safe="")

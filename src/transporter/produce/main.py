@@ -17,15 +17,21 @@ import trio
 from rich.console import Console
 from rich.markup import escape
 
-from transporter import output, runtime
-from transporter.config.produce import ProduceConfig, QueryConfig
-from transporter.produce import render
+from transporter import runtime
+from transporter.config.produce import (
+    ApplyPlanConfig,
+    PlanConfig,
+    ProduceConfig,
+    QueryConfig,
+    RolloutOpConfig,
+)
+from transporter.produce import plans, render, rollouts, show
 from transporter.produce.client import ApiError, Client, Unreachable
 from transporter.produce.files import ManifestFileError, read_manifests
 from transporter.protocol import codec
 from transporter.protocol.model import EventRecord, EventState
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = show.EXIT_OK, show.EXIT_FAILED, show.EXIT_USAGE
 LONG_POLL = 20.0
 
 
@@ -52,34 +58,15 @@ async def follow(client: Client, event_id: str, *, console: Console | None) -> E
             return record
 
 
-def _print(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+_show = show.show
+_person = show.person
 
 
-def _show(
-    settings: ProduceConfig | QueryConfig,
-    kind: str,
-    data: object,
-    ids: list[str],
-    table: render.Rows | None = None,
+async def submit(
+    settings: ProduceConfig, outcome: list[int], shutdown: trio.Event | None = None
 ) -> None:
-    """``data`` (unstructured) in a structured format or as names; else ``table``."""
-    if settings.output in ("json", "yaml"):
-        _print(output.structured(data, settings.output))
-    elif settings.output == "name":
-        _print(output.names(kind, ids))
-    elif table is not None:
-        headers, rows = table
-        _print(output.columns(rows, headers=None if settings.no_headers else headers))
-
-
-def _person(settings: ProduceConfig | QueryConfig) -> bool:
-    """Whether the output is for a person (phases shown as they come)."""
-    return settings.output in ("text", "wide")
-
-
-async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
+    """``k8s``: one event (``--agent``), or a rollout (:func:`rollouts.submit_rollout`)."""
+    shutdown = shutdown or trio.Event()
     console = Console(highlight=False, soft_wrap=True)
     try:
         manifests = read_manifests(settings.manifests)
@@ -88,10 +75,18 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
         outcome.append(EXIT_USAGE)
         return
     client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
-    body: dict[str, Any] = {
-        "target_agent": settings.agent,
-        "payload": {"manifests": manifests, "action": "delete" if settings.delete else "apply"},
+    payload: dict[str, Any] = {
+        "manifests": manifests,
+        "action": "delete" if settings.delete else "apply",
     }
+    if settings.wait_ready:
+        payload["wait_ready"] = True
+        if settings.ready_timeout is not None:
+            payload["ready_timeout"] = settings.ready_timeout
+    if settings.targets is not None:
+        outcome.append(await rollouts.submit_rollout(settings, payload, client, shutdown))
+        return
+    body: dict[str, Any] = {"target_agent": settings.agent, "payload": payload}
     if settings.ttl is not None:
         body["ttl"] = settings.ttl
     submitted = await client.submit(body)
@@ -124,9 +119,14 @@ async def submit(settings: ProduceConfig, outcome: list[int]) -> None:
     outcome.append(EXIT_OK if record.state is EventState.COMPLETED else EXIT_FAILED)
 
 
-async def query(settings: QueryConfig, outcome: list[int]) -> None:
+async def query(
+    settings: QueryConfig, outcome: list[int], shutdown: trio.Event | None = None
+) -> None:
     console = Console(highlight=False, soft_wrap=True)
     client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
+    if settings.what in ("rollouts", "rollout", "plans", "plan"):
+        outcome.append(await rollouts.query(settings, client, shutdown or trio.Event()))
+        return
     wide, now = settings.output == "wide", time.time()
     if settings.what == "events":
         records = await client.events(
@@ -159,13 +159,31 @@ async def query(settings: QueryConfig, outcome: list[int]) -> None:
     outcome.append(EXIT_OK)
 
 
-def main(settings: ProduceConfig | QueryConfig) -> int:
+type Settings = ProduceConfig | QueryConfig | PlanConfig | ApplyPlanConfig | RolloutOpConfig
+
+
+async def _job(settings: Settings, outcome: list[int], shutdown: trio.Event) -> None:
+    """The command ``settings`` are for; its exit code into ``outcome``."""
+    if isinstance(settings, ProduceConfig):
+        await submit(settings, outcome, shutdown)
+    elif isinstance(settings, QueryConfig):
+        await query(settings, outcome, shutdown)
+    else:
+        client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
+        if isinstance(settings, PlanConfig):
+            outcome.append(await plans.plan(settings, client, shutdown))
+        elif isinstance(settings, ApplyPlanConfig):
+            outcome.append(await plans.apply(settings, client, shutdown))
+        else:
+            outcome.append(await rollouts.operate(settings, client))
+
+
+def main(settings: Settings) -> int:
     runtime.configure_logging(debug=False, log_format=settings.log_format)
     outcome: list[int] = []
-    job = submit if isinstance(settings, ProduceConfig) else query
 
     async def role(shutdown: trio.Event) -> None:
-        await job(settings, outcome)  # type: ignore[arg-type]
+        await _job(settings, outcome, shutdown)
 
     try:
         runtime.run(partial(role), grace=0.5)

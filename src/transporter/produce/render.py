@@ -23,6 +23,7 @@ STATE_STYLE = {
     EventState.COMPLETED: "green",
     EventState.FAILED: "bold red",
     EventState.EXPIRED: "red",
+    EventState.CANCELLED: "magenta",
 }
 
 
