@@ -57,10 +57,10 @@ async def run(runner: KubeRunner, one: Event) -> list[Status]:
 
 def raw(api: k8s.ApiClient, path: str) -> dict[str, Any] | None:
     """The object at ``path`` as the API server sends it (JSON); ``None``: not found."""
-    method, url, headers, body, post = api.param_serialize(  # type: ignore[no-untyped-call]
+    method, url, headers, body, post = api.param_serialize(
         "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
     )
-    answer: Any = api.call_api(method, url, headers, body, post)  # type: ignore[no-untyped-call]
+    answer: Any = api.call_api(method, url, headers, body, post)
     answer.read()
     if answer.status == 404:
         return None

@@ -14,10 +14,17 @@ from transporter.protocol.report_bounds import (
 )
 
 
-def result(changes: int, **kwargs: str) -> ResourceResult:
+def result(changes: int, *, message: str = "", fingerprint: str = "") -> ResourceResult:
     diff = tuple(FieldChange(f"data.k{i}", "change", "1", "2") for i in range(changes))
     return ResourceResult(
-        "v1", "ConfigMap", "c", "ns", ResourceStatus.WOULD_CHANGE, diff=diff, **kwargs
+        "v1",
+        "ConfigMap",
+        "c",
+        "ns",
+        ResourceStatus.WOULD_CHANGE,
+        message,
+        diff=diff,
+        fingerprint=fingerprint,
     )
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 import trio
 
+from transporter.agent.drift import drift_message, hold_drifted
 from transporter.agent.impersonation import NotImpersonable, headers_for
 from transporter.agent.inspection import inspect
 from transporter.agent.planning import make_plan, plan_failed, plan_summary
@@ -31,6 +32,7 @@ from transporter.agent.policy import (
     refusal_message,
     refused_results,
 )
+from transporter.agent.readying import DEFAULT_TIMEOUT, wait_ready
 from transporter.agent.worker import Reporter
 from transporter.kube import KubeTarget, KubeUnavailable, ManifestError, Plan
 from transporter.logs import about
@@ -177,7 +179,25 @@ class KubeRunner:
             await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return
         plan, unseen = _without_refused(plan, view, delete=delete)
-        if delete:
+        await self._change(event, plan, unseen, report, headers)
+
+    async def _change(
+        self,
+        event: Event,
+        plan: Plan,
+        held: list[ResourceResult],
+        report: ScrubbedReporter,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        """Applying (or deleting) and verifying what validating let through; ``held``: the
+        results of objects that are not touched. Applying a plan, what drifted is held too."""
+        payload = event.payload
+        if payload.expect:
+            plan, drifted = await hold_drifted(self.target, plan, payload.expect, headers=headers)
+            held = [*held, *drifted]
+        head = [*plan.problems, *held]
+        not_ready = None
+        if payload.action is Action.DELETE:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
             done = await self.target.delete(plan, headers=headers)
         else:
@@ -185,9 +205,22 @@ class KubeRunner:
             applied = await self.target.apply(plan, headers=headers)
             report(EventState.IN_PROGRESS, Phase.VERIFYING)
             done = await self.target.verify(applied, headers=headers)
-        results = [*plan.problems, *unseen, *done]
-        state, phase = _ending(failed=any(r.status is ResourceStatus.FAILED for r in results))
-        await report.finish(state, phase, summary(results), tuple(results))
+            if payload.wait_ready:
+
+                def progress(message: str, now: list[ResourceResult]) -> None:
+                    report(EventState.IN_PROGRESS, Phase.VERIFYING, message, (*head, *now))
+
+                timeout = payload.ready_timeout or DEFAULT_TIMEOUT
+                waited = await wait_ready(
+                    self.target, applied, done, timeout=timeout, progress=progress, headers=headers
+                )
+                done, not_ready = waited.results, waited.failure
+        results = [*head, *done]
+        failed = any(r.status is ResourceStatus.FAILED for r in results)
+        reasons = [why for why in (drift_message(results), not_ready) if why]
+        said = "; ".join([*reasons, summary(results)] if failed or not reasons else reasons)
+        state, phase = _ending(failed=failed or bool(reasons))
+        await report.finish(state, phase, said, tuple(results))
 
 
 def _ending(*, failed: bool) -> tuple[EventState, Phase]:
