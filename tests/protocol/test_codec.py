@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from tests.bed.records import SMALL_EVENT
@@ -21,10 +22,14 @@ from transporter.protocol.messages import (
     StatusAck,
 )
 from transporter.protocol.model import (
+    Action,
     AgentInfo,
     Event,
     EventState,
+    FieldChange,
+    K8sPayload,
     Phase,
+    Readiness,
     ResourceResult,
     ResourceStatus,
 )
@@ -100,3 +105,50 @@ def test_oversized_messages_are_refused_before_parsing() -> None:
     with pytest.raises(codec.ProtocolError) as caught:
         codec.decode("x" * 101, max_bytes=100)
     assert caught.value.code == "too_large"
+
+
+def test_the_new_fields_are_left_off_the_wire_when_unset() -> None:
+    text = codec.encode_event(EVENT)
+    for name in ("rollout_id", "wait_ready", "ready_timeout", "expect"):
+        assert name not in text
+    result = ResourceResult("v1", "ConfigMap", "c", "default", ResourceStatus.CREATED)
+    status = Status("e-1", 1, 2.0, EventState.COMPLETED, Phase.COMPLETED, "", (result,))
+    for said in (codec.encode(status), codec.encode(ReportBatch(statuses=(status,)))):
+        # An older peer decodes with forbid_extra_keys: a key it does not know fails the report.
+        for name in ("ready", "diff", "fingerprint"):
+            assert f'"{name}"' not in said
+
+
+def test_the_new_fields_survive_the_wire() -> None:
+    event = attrs.evolve(
+        EVENT,
+        rollout_id="r-1",
+        payload=K8sPayload(
+            EVENT.payload.manifests,
+            Action.PLAN,
+            wait_ready=True,
+            ready_timeout=30,
+            expect={"apps/Deployment/web/shop": "absent"},
+        ),
+    )
+    assert codec.decode(codec.encode(Deliver(event))) == Deliver(event)
+    result = ResourceResult(
+        "apps/v1",
+        "Deployment",
+        "web",
+        "shop",
+        ResourceStatus.WOULD_CHANGE,
+        "1 field would change",
+        ready=Readiness.IN_PROGRESS,
+        diff=(FieldChange("spec.replicas", "change", "2", "3"), FieldChange("x", "add", "", "1")),
+        fingerprint="ab" * 16,
+    )
+    status = Status("e-1", 2, 2.0, EventState.IN_PROGRESS, Phase.VERIFYING, "w", (result,))
+    assert codec.decode(codec.encode(status)) == status
+    wire = json.loads(codec.encode(status))
+    assert wire["resources"][0]["diff"][0] == {
+        "path": "spec.replicas",
+        "op": "change",
+        "old": "2",
+        "new": "3",
+    }

@@ -144,3 +144,49 @@ def test_a_repeated_submit_is_the_same_request_whatever_its_signature() -> None:
     again = event(created_at=1_700_000_100.0)
     assert first.same_request(again)
     assert not first.same_request(event(priority=1))
+
+
+ROLLOUT_PAYLOAD = K8sPayload(
+    (CONFIGMAP,), wait_ready=True, ready_timeout=120, expect={"/ConfigMap/-/greeting": "ab" * 16}
+)
+NEW_FIELDS = {
+    "rollout_id": {"rollout_id": "r-1"},
+    "wait_ready": {"payload": attrs.evolve(ROLLOUT_PAYLOAD, wait_ready=False)},
+    "ready_timeout": {"payload": attrs.evolve(ROLLOUT_PAYLOAD, ready_timeout=121)},
+    "expect changed": {
+        "payload": attrs.evolve(ROLLOUT_PAYLOAD, expect={"/ConfigMap/-/greeting": "cd" * 16})
+    },
+    "expect emptied": {"payload": attrs.evolve(ROLLOUT_PAYLOAD, expect={})},
+    "plan action": {"payload": attrs.evolve(ROLLOUT_PAYLOAD, action=Action.PLAN)},
+}
+
+
+@pytest.mark.parametrize("change", NEW_FIELDS.values(), ids=NEW_FIELDS.keys())
+def test_the_new_fields_are_signed_when_set(change: dict[str, Any]) -> None:
+    signed = signing.sign(event(payload=ROLLOUT_PAYLOAD, rollout_id="r-0"), KEY)
+    signing.verify(signed, PUBLIC)
+    changed = attrs.evolve(signed, **change)
+    with pytest.raises(signing.BadSignature, match="does not match"):
+        signing.verify(changed, PUBLIC)
+
+
+def test_the_new_fields_stand_in_the_canonical_bytes_only_when_set() -> None:
+    plain = signing.canonical(event())
+    assert b"rollout_id" not in plain and b"wait_ready" not in plain and b"expect" not in plain
+    with_them = signing.canonical(event(payload=ROLLOUT_PAYLOAD, rollout_id="r-0"))
+    assert with_them.endswith(
+        b'"payload":{"action":"apply","expect":{"/ConfigMap/-/greeting":"'
+        + b"ab" * 16
+        + b'"},"manifests":["'
+        + hashlib.sha256(CONFIGMAP.encode()).hexdigest().encode()
+        + b'"],"ready_timeout":120,"wait_ready":true},"priority":5,"rollout_id":"r-0",'
+        b'"target_agent":"site-1","ttl":3600,"type":"k8s_resource"}'
+    )
+
+
+def test_a_rollouts_child_verifies_after_the_wire() -> None:
+    signed = signing.sign(event(payload=ROLLOUT_PAYLOAD, rollout_id="r-0"), KEY)
+    delivered = codec.decode(codec.encode(Deliver(signed)))
+    assert isinstance(delivered, Deliver)
+    assert delivered.event == signed
+    signing.verify(delivered.event, PUBLIC)

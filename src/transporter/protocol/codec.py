@@ -43,10 +43,6 @@ def _tag(cls: Any) -> str:
 
 
 # Fields a protocol version added travel only when set, so older peers never see them.
-converter.register_unstructure_hook(
-    Status,
-    make_dict_unstructure_fn(Status, converter, replay=override(omit_if_default=True)),
-)
 _OMITTED_WHEN_UNSET: dict[type[Any], tuple[str, ...]] = {  # the parts before the whole
     K8sPayload: ("wait_ready", "ready_timeout", "expect"),
     ResourceResult: ("ready", "diff", "fingerprint"),
@@ -56,6 +52,11 @@ for _kind, _names in _OMITTED_WHEN_UNSET.items():
     attrs.resolve_types(_kind)
     _omit: dict[str, Any] = {name: override(omit_if_default=True) for name in _names}
     converter.register_unstructure_hook(_kind, make_dict_unstructure_fn(_kind, converter, **_omit))
+# After its results' hook: a hook is made with those of its fields' types as they are then.
+converter.register_unstructure_hook(
+    Status,
+    make_dict_unstructure_fn(Status, converter, replay=override(omit_if_default=True)),
+)
 configure_tagged_union(Message, converter, tag_generator=_tag, tag_name="type")
 
 
