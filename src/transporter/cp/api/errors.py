@@ -37,6 +37,7 @@ class BadBody(ValueError):
 
 _ROLLOUT_ERRORS: dict[type[rollout.RolloutError], tuple[int, str]] = {
     rollout.NoMatch: (400, "no_match"),
+    rollout.TooMany: (400, "too_many_agents"),
     rollout.UnknownRollout: (404, "not_found"),
     rollout.UnknownEvent: (404, "not_found"),
     rollout.NotAPlan: (404, "not_found"),

@@ -54,7 +54,8 @@ def _submit() -> dict[str, Any]:
             **_submit_errors(),
             "400": error(
                 "Not a valid event (``invalid_event``); ``field`` says where. A rollout whose "
-                "targets matched no agent (``no_match``), unless ``allow_empty``."
+                "targets matched no agent (``no_match``), unless ``allow_empty``, or more than one "
+                "rollout takes (``too_many_agents``)."
             ),
         },
     }
