@@ -2,13 +2,19 @@
 
 validating (parse, discover kinds, read what the policy needs — objects as the apply would
 leave them, by server-side dry run — and check the agent's policy) → applying (server-side
-apply, or delete) → verifying (read back) → completed | failed. Every resource's result is
-reported, also when others failed. An event the policy refuses fails before anything of it is
-applied; an object whose dry run the API server refused is not applied (the others are).
+apply, or delete) → verifying (read back; with ``wait_ready``, wait until every applied object
+is ready: :mod:`.readying`) → completed | failed. Every resource's result is reported, also
+when others failed. An event the policy refuses fails before anything of it is applied; an
+object whose dry run the API server refused is not applied (the others are).
 
-Every message reported (the event's, and each resource's) is scrubbed of the values of the
-event's Secrets first: the API server quotes submitted values in some of its errors, and a
-report is stored, audited and shown (:mod:`transporter.security.redact`).
+A plan (action ``plan``) stops after validating with each object's dry run (:mod:`.planning`):
+nothing is written. Applying a plan (``payload.expect``) touches only the objects still as the
+plan saw them (:mod:`.drift`).
+
+Every message reported (the event's, and each resource's, and a plan's field changes) is
+scrubbed of the values of the event's Secrets first: the API server quotes submitted values in
+some of its errors, and a report is stored, audited and shown
+(:mod:`transporter.security.redact`).
 """
 
 from __future__ import annotations

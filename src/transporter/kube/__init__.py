@@ -3,8 +3,9 @@
 It reads kubeconfigs, the in-cluster service account and exec credential plugins itself, and
 speaks HTTP to the API server with its own client (:mod:`~transporter.kube.client`, on the
 standard library's :mod:`http.client` and :mod:`ssl`). The agent works through
-:class:`KubeTarget`: ``plan`` (validating), ``apply`` (applying), ``verify`` (verifying) and
-``delete``. Errors are the classes of :mod:`transporter.kube.errors`, named by whose fault it is.
+:class:`KubeTarget`: ``plan`` (validating), ``apply`` (applying), ``verify`` (verifying),
+``delete``, and ``preview`` (a plan's dry run: :mod:`~transporter.kube.preview`). Errors are
+the classes of :mod:`transporter.kube.errors`, named by whose fault it is.
 """
 
 from transporter.kube.errors import (

@@ -32,7 +32,7 @@ class Verdict:
     @property
     def words(self) -> str:
         """The message and the detail, for a failure: ``Available: 0/2 (Available: …)``."""
-        if not self.detail or self.detail in self.message:
+        if not self.detail or self.detail.partition(": ")[2] in self.message:
             return self.message
         return one_line(f"{self.message} ({self.detail})")
 
