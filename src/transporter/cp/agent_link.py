@@ -199,7 +199,7 @@ class AgentLink:
     async def _welcome(
         self, ws: WebSocketConnection, connection: Connection, replaced: bool
     ) -> None:
-        self.parts.intake.agent_registered(connection.agent_id)
+        self.parts.intake.agent_registered(connection.info)
         await roster.arrived(self.parts.store, connection, peer=peer_of_ws(ws), replaced=replaced)
         welcome = Welcome(
             agent_id=connection.agent_id,

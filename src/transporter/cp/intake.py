@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.signing_key import EventSigner
-from transporter.protocol.model import AuditEntry, Event, EventRecord
+from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord
 from transporter.store.base import EventConflict, Store
 
 
@@ -28,6 +30,8 @@ class Intake:
         self.live = live
         self._known_agents: set[str] = set()
         """Agents known to have registered (they are never forgotten, so a hit is final)."""
+        self.on_registered: Callable[[AgentInfo], None] | None = None
+        """Told of every agent that registers here (the rollout engine: standing rollouts)."""
 
     async def accept(self, event: Event) -> tuple[EventRecord, bool]:
         (event,) = await self.signer.sign_many([event])
@@ -52,8 +56,10 @@ class Intake:
         self.metrics.accepted_events("batch", created)
         return results
 
-    def agent_registered(self, agent_id: str) -> None:
-        self._known_agents.add(agent_id)
+    def agent_registered(self, info: AgentInfo) -> None:
+        self._known_agents.add(info.id)
+        if self.on_registered is not None:
+            self.on_registered(info)
 
     async def agent_known(self, agent_id: str) -> bool:
         """Whether ``agent_id`` ever registered (with this store)."""

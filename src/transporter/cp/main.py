@@ -26,6 +26,7 @@ from transporter.cp.metrics import CpMetrics
 from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
+from transporter.cp.rollout.engine import Rollouts
 from transporter.cp.timed_store import timed_store
 from transporter.cp.trim import trim_after_changes
 from transporter.cp.watch import EventWatch
@@ -104,6 +105,7 @@ async def serve(
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
+            await background.start(services.rollouts.run)
             # Connections of either port (a flood of them too) leave memory to give back.
             background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
             log.info("store: %s", store_spec.display)
@@ -140,7 +142,11 @@ def _assemble(
         progress=progress,
         delivery=Delivery(store, progress, ack_timeout=ack_timeout, metrics=metrics),
     )
-    return parts, Services(store, intake, live, watch, shared_store=shared, metrics=metrics)
+    rollouts = Rollouts(store, intake, progress)
+    services = Services(
+        store, intake, live, watch, shared_store=shared, metrics=metrics, rollouts=rollouts
+    )
+    return parts, services
 
 
 async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> None:

@@ -307,6 +307,9 @@ class _Work:
 
     def end(self, state: RolloutState, message: str) -> None:
         self.state, self.message, self.resume_at = state, message, None
+        if state is RolloutState.CANCELLED:  # audited when asked; this is when it ended
+            self.note(state.value, "every cluster sent has finished")
+            return
         self.note(state.value, message)
         self.audits.append(audit(self.record, self.now, f"rollout.{state.value}", message))
 

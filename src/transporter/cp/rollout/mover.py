@@ -1,0 +1,234 @@
+"""One rollout moved one step, against the store: its children read in one call, the step's
+moves carried out (children submitted in batches through the intake, queued ones cancelled
+through the progress writer), and its record saved once, over the version it was read at; a
+save that lost to another writer reads again and decides again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from transporter.cp.intake import Intake
+from transporter.cp.progress import Progress
+from transporter.cp.rollout import step as steps
+from transporter.cp.rollout import targets
+from transporter.cp.rollout.errors import NotCancellable, UnknownEvent
+from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
+from transporter.protocol.rollout import (
+    RolloutCluster,
+    RolloutEntry,
+    RolloutRecord,
+    RolloutState,
+    child_event_id,
+)
+from transporter.protocol.status import StatusUpdate
+from transporter.store.base import EventConflict, Store
+
+log = logging.getLogger(__name__)
+
+SUBMIT_BATCH = 500
+"""Children submitted in one write at most."""
+TRIES = 8
+"""Saves of one change tried at most when other writers keep winning (each read again)."""
+
+Made = tuple[RolloutRecord, list[AuditEntry]] | None
+Change = Callable[[RolloutRecord], Made]
+"""A change to a record as read: the record to store and its audit entries, or ``None`` when
+there is nothing to change."""
+
+
+class Conflicted(Exception):
+    """Other writers won every save of a change (:data:`TRIES` of them)."""
+
+
+@attrs.define
+class Mover:
+    store: Store
+    intake: Intake
+    progress: Progress
+    clock: Callable[[], float] = time.time
+    ring: Callable[[str], None] = lambda rollout_id: None
+    """Asks for another step of the rollout soon (a child that could not be read back)."""
+    _locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+    _saved: trio.Event = attrs.field(factory=trio.Event)
+
+    def next_save(self) -> trio.Event:
+        """Set when a rollout's record is next stored by this process (take it before reading
+        what it waits for, so that no save between is missed)."""
+        return self._saved
+
+    def stored(self, record: RolloutRecord | None) -> RolloutRecord | None:
+        """``record`` as a save gave it back; when it was stored, whoever waits is woken."""
+        if record is not None:
+            self._saved.set()
+            self._saved = trio.Event()
+        return record
+
+    async def advance(self, rollout_id: str) -> RolloutRecord | None:
+        """Step the rollout until its record is stored (``None``: unknown). One step of one
+        rollout at a time in this process; other replicas are kept apart by the versions."""
+        lock = self._locks.setdefault(rollout_id, trio.Lock())
+        try:
+            async with lock:
+                for _ in range(TRIES):
+                    record = await self.store.get_rollout(rollout_id)
+                    if record is None or record.state.final:
+                        return record
+                    saved = await self._once(record)
+                    if saved is not None:
+                        return saved
+                raise Conflicted(f"rollout {rollout_id}: other writers won {TRIES} saves")
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(rollout_id, None)
+
+    async def _once(self, record: RolloutRecord) -> RolloutRecord | None:
+        children = await self.store.get_events([c.event_id for c in record.clusters])
+        moves = steps.step(record, children, self.clock())
+        started = await self._submit(record.spec.id, moves.start)
+        await self._cancel(moves.record, moves.cancel, moves.cancel_message)
+        new = steps.settle(moves.record, started)
+        if new == record:
+            return record
+        if not moves.changed:
+            new = attrs.evolve(new, updated_at=self.clock())
+        saved = self.stored(await self.store.save_rollout(new, moves.audits))
+        if saved is not None and saved.state.final:
+            log.info("rollout %s %s: %s", saved.spec.id, saved.state.value, saved.message)
+        return saved
+
+    async def _submit(self, rollout_id: str, events: Sequence[Event]) -> list[EventRecord]:
+        """Submit the children, signed, in batches; returns those stored (now or before)."""
+        stored: list[EventRecord] = []
+        for first in range(0, len(events), SUBMIT_BATCH):
+            batch = list(events[first : first + SUBMIT_BATCH])
+            for result in await self.intake.accept_many(batch):
+                if isinstance(result, EventConflict):
+                    # Stored already with another TTL (a replica, or a step before a crash,
+                    # started it), or taken by another request: the next step reads which.
+                    self.ring(rollout_id)
+                else:
+                    stored.append(result[0])
+        return stored
+
+    async def _cancel(self, record: RolloutRecord, event_ids: Sequence[str], why: str) -> int:
+        """Cancel these queued children (those sent meanwhile finish); how many were."""
+        if not event_ids:
+            return 0
+        agents = {c.event_id: c.agent_id for c in record.clusters}
+        update = StatusUpdate(at=self.clock(), state=EventState.CANCELLED, message=why)
+        written = [
+            (agents[event_id], await self.progress.enqueue(event_id, agents[event_id], update))
+            for event_id in event_ids
+        ]
+        done = 0
+        for agent, pending in written:
+            if await self.progress.updated(pending, agent) is not None:
+                done += 1
+        return done
+
+    async def cancel_event(self, event_id: str, actor: str) -> EventRecord:
+        """Cancel one queued event, through the progress writer (watchers woken, and its
+        rollout told); see :meth:`.engine.Rollouts.cancel_event`."""
+        record = await self.store.get_event(event_id)
+        if record is None:
+            raise UnknownEvent(event_id)
+        if record.state is not EventState.QUEUED:
+            raise NotCancellable(event_id, record.state)
+        now, agent = self.clock(), record.event.target_agent
+        why = f"cancelled by {actor}"
+        update = StatusUpdate(at=now, state=EventState.CANCELLED, message=why)
+        entry = AuditEntry(
+            at=now, action="event.cancelled", actor=actor, agent_id=agent, event_id=event_id
+        )
+        pending = await self.progress.writer.enqueue(event_id, update, entry)
+        cancelled = await self.progress.updated(pending, agent)
+        if cancelled is None:  # sent (or ended) between the read and the write
+            again = await self.store.get_event(event_id)
+            raise NotCancellable(event_id, record.state if again is None else again.state)
+        return cancelled
+
+    async def change(self, rollout_id: str, change: Change) -> RolloutRecord | None:
+        """Store ``change`` of the rollout as read, reading again while other writers win;
+        ``None``: unknown. Returns the record stored (or as read, when nothing changed)."""
+        for _ in range(TRIES):
+            record = await self.store.get_rollout(rollout_id)
+            if record is None:
+                return None
+            made = change(record)
+            if made is None:
+                return record
+            new, audits = made
+            new = attrs.evolve(new, updated_at=self.clock())
+            saved = self.stored(await self.store.save_rollout(new, audits))
+            if saved is not None:
+                self.ring(rollout_id)
+                return saved
+        raise Conflicted(f"rollout {rollout_id}: other writers won {TRIES} saves")
+
+    async def add_agents(self, rollout_id: str, agents: Sequence[AgentInfo]) -> int:
+        """Make the agents that match a standing rollout (and that its submitter could reach)
+        clusters of it; how many were added."""
+        added = 0
+
+        def adding(record: RolloutRecord) -> Made:
+            nonlocal added
+            new = newcomers(record, agents)
+            added = len(new)
+            if not new:
+                return None
+            now = self.clock()
+            spec = record.spec
+            clusters = [
+                RolloutCluster(
+                    info.id,
+                    targets.wave_of(spec.strategy, info.labels),
+                    child_event_id(spec.id, info.id),
+                )
+                for info in new
+            ]
+            entries = [RolloutEntry(now, steps.AGENT_ADDED, c.agent_id, c.wave) for c in clusters]
+            audits = [
+                attrs.evolve(
+                    steps.audit(record, now, "rollout.agent_added", f"wave {c.wave}"),
+                    agent_id=c.agent_id,
+                )
+                for c in clusters
+            ]
+            state = RolloutState.RUNNING if record.state is RolloutState.STANDING else record.state
+            changed = attrs.evolve(
+                record,
+                clusters=(*record.clusters, *clusters),
+                timeline=(*record.timeline, *entries),
+                state=state,
+            )
+            return changed, audits
+
+        await self.change(rollout_id, adding)
+        if added:
+            log.info("rollout %s: %d agent(s) added", rollout_id, added)
+        return added
+
+
+def newcomers(record: RolloutRecord, agents: Sequence[AgentInfo]) -> list[AgentInfo]:
+    """The agents a standing, open rollout takes: selected by its selector, reached by its
+    submitter's scope, not clusters already; within :data:`targets.MAX_CLUSTERS`."""
+    spec = record.spec
+    if not spec.standing or record.closed or record.state.final or spec.agents:
+        return []
+    if record.cancel_requested:
+        return []
+    have = {c.agent_id for c in record.clusters}
+    chosen = targets.selector(spec.selector)
+    new: dict[str, AgentInfo] = {}
+    for info in agents:
+        if info.id in have or info.id in new:
+            continue
+        if chosen.matches(info.labels) and targets.covers(spec.scope, info.id):
+            new[info.id] = info
+    room = max(0, targets.MAX_CLUSTERS - len(have))
+    return sorted(new.values(), key=lambda info: info.id)[:room]

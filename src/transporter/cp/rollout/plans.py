@@ -1,0 +1,106 @@
+"""Applying a plan: the rollout that applies what the plan planned, and only that (pure).
+
+A plan is a rollout of kind ``plan``: its spec keeps the action asked for (``apply`` or
+``delete``) and its children carry the action ``plan``. Its apply is a rollout of kind
+``apply`` over the agents whose plan completed, with the plan's manifests and action, and for
+each agent the fingerprint of every object its plan saw (``expect``): the agent touches
+nothing that changed since, nor anything the plan did not cover (refused or failed objects are
+left out of ``expect``, so they come back ``drifted``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+import attrs
+
+from transporter.cp.rollout.errors import NotAPlan, PlanExpired, PlanNotReady
+from transporter.protocol.model import (
+    Action,
+    EventRecord,
+    EventState,
+    ResourceStatus,
+    object_key,
+)
+from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec, Strategy
+
+NOT_PLANNED = frozenset({ResourceStatus.REFUSED, ResourceStatus.FAILED})
+PLAN_STRATEGY = Strategy(max_failures=100_000)
+"""A plan's strategy: every cluster at once, and none left out because others failed."""
+
+
+def check_plan(plan: RolloutRecord, now: float) -> None:
+    """Refuse to apply what is not a finished, current plan."""
+    spec = plan.spec
+    if spec.kind is not RolloutKind.PLAN:
+        raise NotAPlan(f"{spec.id!r} is a rollout, not a plan")
+    if now >= spec.created_at + spec.ttl:
+        raise PlanExpired(
+            f"plan {spec.id!r} expired {now - spec.created_at - spec.ttl:.0f} s ago (its ttl"
+            f" is {spec.ttl} s): plan again"
+        )
+    if not plan.state.final:
+        raise PlanNotReady(
+            f"plan {spec.id!r} is {plan.state.value}: apply it once every cluster has planned"
+        )
+
+
+def expects(
+    plan: RolloutRecord, children: Sequence[EventRecord | None]
+) -> dict[str, dict[str, str]]:
+    """For each agent whose plan completed (and planned something), the fingerprints its plan
+    saw by object."""
+    found: dict[str, dict[str, str]] = {}
+    for cluster, child in zip(plan.clusters, children, strict=True):
+        if child is None or child.state is not EventState.COMPLETED:
+            continue
+        if child.event.rollout_id != plan.spec.id:
+            continue
+        seen = {
+            object_key(r.api_version, r.kind, r.namespace, r.name): r.fingerprint
+            for r in child.resources
+            if r.status not in NOT_PLANNED and r.fingerprint
+        }
+        if seen:
+            found[cluster.agent_id] = seen
+    return found
+
+
+def apply_spec(
+    plan: RolloutRecord,
+    children: Sequence[EventRecord | None],
+    *,
+    rollout_id: str | None,
+    strategy: Strategy,
+    wait_ready: bool,
+    ready_timeout: int,
+    ttl: int,
+    actor: str,
+    now: float,
+) -> RolloutSpec:
+    """The rollout applying ``plan`` (checked with :func:`check_plan`)."""
+    found = expects(plan, children)
+    payload = plan.spec.payload
+    if payload.action is Action.APPLY:
+        payload = attrs.evolve(payload, wait_ready=wait_ready, ready_timeout=ready_timeout)
+    return RolloutSpec(
+        id=rollout_id or apply_id(plan.spec.id),
+        kind=RolloutKind.APPLY,
+        payload=attrs.evolve(payload, expect={}),
+        created_at=now,
+        ttl=ttl,
+        created_by=actor,
+        agents=tuple(sorted(found)),
+        strategy=strategy,
+        priority=plan.spec.priority,
+        labels=dict(plan.spec.labels),
+        scope=plan.spec.scope,
+        plan_id=plan.spec.id,
+        expects=found,
+    )
+
+
+def apply_id(plan_id: str) -> str:
+    """A new rollout id for a plan's apply: the plan's (cut) and a random part."""
+    return f"{plan_id[:55]}-{secrets.token_hex(4)}"
