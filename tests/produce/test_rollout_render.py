@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import trio
+import trio.testing
 from rich.console import Console
 
 from transporter.config.produce import Reach

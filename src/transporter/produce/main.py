@@ -66,7 +66,7 @@ async def submit(
     settings: ProduceConfig, outcome: list[int], shutdown: trio.Event | None = None
 ) -> None:
     """``k8s``: one event (``--agent``), or a rollout (:func:`rollouts.submit_rollout`)."""
-    shutdown = shutdown or trio.Event()
+    shutdown = trio.Event() if shutdown is None else shutdown
     console = Console(highlight=False, soft_wrap=True)
     try:
         manifests = read_manifests(settings.manifests)
@@ -125,7 +125,9 @@ async def query(
     console = Console(highlight=False, soft_wrap=True)
     client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
     if settings.what in ("rollouts", "rollout", "plans", "plan"):
-        outcome.append(await rollouts.query(settings, client, shutdown or trio.Event()))
+        outcome.append(
+            await rollouts.query(settings, client, trio.Event() if shutdown is None else shutdown)
+        )
         return
     wide, now = settings.output == "wide", time.time()
     if settings.what == "events":

@@ -157,6 +157,8 @@ def ended(settings: Reach, console: Console, data: dict[str, Any], why: str) -> 
             view.state, rollout_render.STATE_STYLE.get(view.state, "")
         )
         console.print(line.append(f": {rollout_render.counts_line(view)}"))
+        if view.state == "awaiting_approval":
+            console.print(Text(f"approve the next wave: transporter produce approve {view.id}"))
         if why == "timeout":
             console.print(Text(f"not finished after {settings.timeout:g} s; follow it: {again}"))
         elif why == "interrupted":
@@ -185,7 +187,13 @@ async def query(settings: QueryConfig, client: Client, shutdown: trio.Event) -> 
         data = await client.rollout(settings.name)
     view = RolloutView.of(data)
     if settings.watch and not view.settled:
-        return await follow(settings, client, settings.name, console, shutdown)
+        if settings.what == "rollout":
+            return await follow(settings, client, settings.name, console, shutdown)
+        last, why = await watch(settings, client, settings.name, console, shutdown)
+        if why != "settled":
+            return ended(settings, console, last, why)
+        data = await client.plan(settings.name)
+        view = RolloutView.of(data)
     if show.person(settings):
         rollout_render.show_rollout(console, view, wide=wide)
         if settings.what == "plan":

@@ -1,0 +1,169 @@
+"""``transporter produce``'s rollout commands run as users run them, against a real control
+plane (on SQLite), with agents that never connect (their events wait) or real ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.bed.harness import Agent, ControlPlane, run_produce
+from tests.bed.kube import Cluster
+from tests.bed.manifests import configmap_yaml, unique
+
+
+@pytest.fixture
+async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
+    plane = ControlPlane(nursery, tmp_path / "cp")
+    await plane.start()
+    return plane
+
+
+@pytest.fixture
+def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
+    def make(cluster: Cluster, *, labels: dict[str, str]) -> Agent:
+        return Agent(nursery, unique("agent"), cluster, labels)
+
+    return make
+
+
+def manifest(folder: Path, **data: str) -> str:
+    path = folder / f"{unique('m')}.yaml"
+    path.write_text(configmap_yaml(unique("cm"), None, **(data or {"a": "1"})))
+    return str(path)
+
+
+async def test_a_rollout_to_agents_that_never_come_expires_and_exits_1(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    done = await run_produce(
+        cp,
+        "k8s",
+        "--agents",
+        "gone-1,gone-2",
+        "--manifest",
+        manifest(tmp_path),
+        "--ttl",
+        "1",
+        "--id",
+        "expiring",
+        "--wait",
+        "--timeout",
+        "60",
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 1 and out, (out, done.stderr)
+    assert "rollout expiring accepted: 2 agent(s) (gone-1, gone-2)" in out
+    assert "gone-1  wave 0  expired" in out  # plain lines: stdout is not a terminal
+    assert "rollout expiring failed: 2 expired (2 clusters)" in out.splitlines()[-1]
+
+    listed = await run_produce(cp, "get", "rollouts", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    (item,) = json.loads(listed.stdout)
+    assert (item["id"], item["state"], item["counts"]) == ("expiring", "failed", {"expired": 2})
+    assert item["created_at"].endswith("Z")  # RFC 3339, as every time in -o json
+    one = await run_produce(cp, "get", "rollout", "expiring", "-o", "json")
+    shown = json.loads(one.stdout)
+    assert [c["agent_id"] for c in shown["clusters"]] == ["gone-1", "gone-2"]
+    assert {c["state"] for c in shown["clusters"]} == {"expired"}
+    assert shown["timeline"][0]["what"] == "accepted"
+    table = await run_produce(cp, "get", "rollout", "expiring")
+    lines = table.stdout.decode().splitlines()
+    assert lines[:2] == ["apply      expiring", "state      failed"]
+    assert any(line.split()[:4] == ["gone-1", "0", "expired", "-"] for line in lines)
+    names = await run_produce(cp, "get", "rollouts", "-o", "name")
+    assert names.stdout == b"rollout/expiring\n"
+
+
+async def test_cancel_a_queued_event_and_a_rollout(cp: ControlPlane, tmp_path: Path) -> None:
+    single = await run_produce(
+        cp, "k8s", "--agent", "away-1", "--manifest", manifest(tmp_path), "-o", "json"
+    )
+    event_id = json.loads(single.stdout)["event_id"]
+    cancelled = await run_produce(cp, "cancel", f"event/{event_id}")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert (
+        cancelled.stdout.decode() == f"event {event_id} cancelled: it was never sent to its agent\n"
+    )
+    again = await run_produce(cp, "cancel", event_id)  # bare: no rollout has it, the event does
+    assert again.returncode == 2 and b"409 not_cancellable" in again.stderr, again.stderr
+    shown = await run_produce(cp, "get", "event", event_id, "-o", "json")
+    assert json.loads(shown.stdout)["state"] == "cancelled"
+
+    started = await run_produce(
+        cp, "k8s", "-l", "nobody=here", "--allow-empty", "--standing", "--id", "std",
+        "--manifest", manifest(tmp_path), "-o", "json",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["rollout_id"] == "std"
+    stopped = await run_produce(cp, "cancel", "std", "-o", "json")
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["state"] == "cancelled"
+    missing = await run_produce(cp, "cancel", "no-such-thing")
+    assert missing.returncode == 1
+    assert b"no rollout and no event has the id 'no-such-thing'" in missing.stderr
+
+
+async def test_the_control_plane_refusals_are_exit_2(cp: ControlPlane, tmp_path: Path) -> None:
+    none = await run_produce(cp, "k8s", "-l", "nobody=here", "--manifest", manifest(tmp_path))
+    assert none.returncode == 2
+    assert b"no_match" in none.stderr, none.stderr
+    approve = await run_produce(cp, "approve", "nothing-here")
+    assert approve.returncode == 1 and b"404" in approve.stderr
+
+
+async def test_plan_then_apply_on_a_real_cluster(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, tmp_path: Path
+) -> None:
+    agent = make_agent(cluster, labels={"ring": "canary"})
+    await agent.start(cp.agent_url)
+    files = manifest(tmp_path, a="1")
+    planned = await run_produce(
+        cp, "plan", "-l", "ring=canary", "--manifest", files, "--id", "p1", "--timeout", "120"
+    )
+    out = planned.stdout.decode()
+    assert planned.returncode == 0, (out, planned.stderr)
+    assert "would_create" in out and "plan p1: 1 would_create on 1 cluster(s)" in out
+    assert "apply it: transporter produce apply p1 --wait" in out
+    shown = json.loads((await run_produce(cp, "get", "plan", "p1", "-o", "json")).stdout)
+    (result,) = shown["clusters"][0]["resources"]
+    assert (result["status"], result["fingerprint"]) == ("would_create", "absent")
+
+    applied = await run_produce(cp, "apply", "p1", "--id", "a1", "--wait", "--timeout", "120")
+    assert applied.returncode == 0, (applied.stdout, applied.stderr)
+    assert b"rollout a1 completed: 1 completed (1 clusters)" in applied.stdout
+
+
+async def test_waves_wait_for_approval_and_following_says_how_to_go_on(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, tmp_path: Path
+) -> None:
+    canary = make_agent(cluster, labels={"ring": "canary"})
+    late = make_agent(cluster, labels={"ring": "late"})
+    for agent in (canary, late):
+        await agent.start(cp.agent_url)
+    files = manifest(tmp_path)
+    waves = ("--wave", "ring=canary", "--wave", ";approval")
+    first = await run_produce(
+        cp, "k8s", "-l", "ring", "--manifest", files, "--id", "w1", *waves, "--wait",
+        "--timeout", "5", "--wait-ready",
+    )  # fmt: skip
+    out = first.stdout.decode()
+    assert first.returncode == 1, (out, first.stderr)
+    assert "accepted: 2 agent(s) in 2 waves" in out
+    assert f"{canary.agent_id}  wave 0  completed" in out
+    assert "rollout w1 awaiting_approval: 1 completed, 1 pending (2 clusters)" in out
+    assert "approve the next wave: transporter produce approve w1" in out
+    assert "not finished after 5 s; follow it: transporter produce get rollout w1 --watch" in out
+
+    approved = await run_produce(cp, "approve", "w1")
+    assert approved.stdout == b"rollout w1: wave 1 approved\n", approved.stderr
+    followed = await run_produce(cp, "get", "rollout", "w1", "--watch", "-o", "json")
+    assert followed.returncode == 0, followed.stderr
+    shown = json.loads(followed.stdout)
+    assert shown["state"] == "completed" and shown["counts"] == {"completed": 2}
+    assert [c["wave"] for c in shown["clusters"] if c["agent_id"] == late.agent_id] == [1]
+    again = await run_produce(cp, "approve", "w1")
+    assert again.returncode == 2 and b"409" in again.stderr  # nothing awaits approval
