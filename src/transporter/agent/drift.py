@@ -47,7 +47,7 @@ async def _check(
     if seen.refused is not None:
         why = f"cannot read it to compare with the plan: {seen.refused}"
         return obj.result(ResourceStatus.FAILED, why)
-    now = fingerprint(seen.body)
+    now = await trio.to_thread.run_sync(fingerprint, seen.body, abandon_on_cancel=True)
     if now != expected:
         return attrs.evolve(obj.result(ResourceStatus.DRIFTED, CHANGED), fingerprint=now)
     return None

@@ -16,6 +16,7 @@ Every result carries the live object's :func:`~transporter.kube.fingerprint.fing
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -25,7 +26,7 @@ import trio
 from transporter.kube.diff import diff
 from transporter.kube.errors import KubeNotFound, KubeRejected
 from transporter.kube.fingerprint import content, fingerprint
-from transporter.kube.inspect import dry_run_apply
+from transporter.kube.inspect import Seen, dry_run_apply
 from transporter.kube.plan import PlannedObject
 from transporter.kube.transport import Transport
 from transporter.protocol.model import ABSENT, ResourceResult, ResourceStatus
@@ -66,12 +67,34 @@ def judge(
     )
 
 
-def _absent_namespace(obj: PlannedObject, coming: frozenset[str]) -> ResourceResult:
-    """The dry run found no namespace: created by this plan, or an apply would fail."""
-    if obj.namespace in coming:
-        return attrs.evolve(obj.result(ResourceStatus.WOULD_CREATE), fingerprint=ABSENT)
-    message = f'namespace "{obj.namespace}" does not exist'
-    return attrs.evolve(obj.result(ResourceStatus.FAILED, message), fingerprint=ABSENT)
+@attrs.frozen
+class _Read:
+    """What was read of one object: the live object, and the dry run's answer (an apply's)."""
+
+    obj: PlannedObject
+    before: Mapping[str, Any] | None
+    dry_run: Seen | None = None
+
+
+def settle(read: _Read, *, delete: bool, coming: frozenset[str]) -> ResourceResult:
+    """The result from what was read. Pure; in a worker thread (it hashes and compares)."""
+    obj, before = read.obj, read.before
+    seen = fingerprint(before)
+    if delete:
+        status = ResourceStatus.NOT_FOUND if before is None else ResourceStatus.WOULD_DELETE
+        return attrs.evolve(obj.result(status), fingerprint=seen)
+    if read.dry_run is None:  # its kind comes with a CRD of this plan: none exists yet
+        why = f'its kind comes with CustomResourceDefinition "{obj.crd}" of this plan'
+        return attrs.evolve(obj.result(ResourceStatus.WOULD_CREATE, why), fingerprint=ABSENT)
+    if read.dry_run.refused is not None:
+        message = f"the API server refused a dry run of it: {read.dry_run.refused}"
+        return attrs.evolve(obj.result(ResourceStatus.FAILED, message), fingerprint=seen)
+    if read.dry_run.body is None:  # no namespace: created by this plan, or an apply fails
+        if obj.namespace in coming:
+            return attrs.evolve(obj.result(ResourceStatus.WOULD_CREATE), fingerprint=ABSENT)
+        message = f'namespace "{obj.namespace}" does not exist'
+        return attrs.evolve(obj.result(ResourceStatus.FAILED, message), fingerprint=ABSENT)
+    return judge(obj, before, read.dry_run.body)
 
 
 class _Previewer:
@@ -89,30 +112,23 @@ class _Previewer:
         self.reading = trio.CapacityLimiter(AT_ONCE)
         self.comparing = trio.CapacityLimiter(COMPARING)
 
-    async def one(self, obj: PlannedObject) -> ResourceResult:
+    async def read(self, obj: PlannedObject) -> _Read:
+        """Raises :class:`KubeRejected` when the live object cannot be read."""
         async with self.reading:
-            try:
-                before = await live(self.transport, obj, self.headers)
-            except KubeRejected as exc:
-                return obj.result(ResourceStatus.FAILED, f"cannot read it: {exc}")
-            if self.delete:
-                status = ResourceStatus.NOT_FOUND if before is None else ResourceStatus.WOULD_DELETE
-                return attrs.evolve(obj.result(status), fingerprint=fingerprint(before))
-            if obj.resource is None:
-                why = f'its kind comes with CustomResourceDefinition "{obj.crd}" of this plan'
-                result = obj.result(ResourceStatus.WOULD_CREATE, why)
-                return attrs.evolve(result, fingerprint=ABSENT)
-            seen = await dry_run_apply(self.transport, obj, self.headers)
-        if seen.refused is not None:
-            message = f"the API server refused a dry run of it: {seen.refused}"
-            return attrs.evolve(
-                obj.result(ResourceStatus.FAILED, message), fingerprint=fingerprint(before)
-            )
-        if seen.body is None:
-            return _absent_namespace(obj, self.coming)
+            before = await live(self.transport, obj, self.headers)
+            if self.delete or obj.resource is None:
+                return _Read(obj, before)
+            return _Read(obj, before, await dry_run_apply(self.transport, obj, self.headers))
+
+    async def one(self, obj: PlannedObject) -> ResourceResult:
+        try:
+            read = await self.read(obj)
+        except KubeRejected as exc:
+            return obj.result(ResourceStatus.FAILED, f"cannot read it: {exc}")
         async with self.comparing:
             return await trio.to_thread.run_sync(
-                judge, obj, before, seen.body, abandon_on_cancel=True
+                functools.partial(settle, read, delete=self.delete, coming=self.coming),
+                abandon_on_cancel=True,
             )
 
 
