@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from tests.agent.conftest import configmap, event, raw, run
+from tests.agent.test_planning import BINDING
 from transporter.agent.drift import CHANGED, NOT_PLANNED
 from transporter.agent.kube_runner import KubeRunner
 from transporter.kube import KubeTarget
@@ -126,3 +127,22 @@ async def test_a_delete_with_a_plan_deletes_only_what_is_as_planned(
     }
     assert data_of(api, namespace, "gone") is None
     assert data_of(api, namespace, "edited") == {"a": "1"}
+
+
+async def test_what_the_policy_refused_in_the_plan_is_left_out_of_its_apply(
+    target: KubeTarget, api: k8s.ApiClient, namespace: str
+) -> None:
+    """The plan refused the binding, so its apply holds it (not planned) and applies the rest:
+    the policy judges what will be applied."""
+    binding = BINDING.replace("plan-ops", f"drift-ops-{namespace}")
+    manifests = (configmap("fine", namespace, a="1"), binding)
+    expect = await plan_of(target, *manifests)
+    final = (await run(KubeRunner(target), event(*manifests, expect=expect)))[-1]
+    assert final.state is EventState.FAILED
+    assert final.resources is not None
+    assert {r.kind: (r.status, r.message) for r in final.resources} == {
+        "ConfigMap": (ResourceStatus.CREATED, ""),
+        "ClusterRoleBinding": (ResourceStatus.DRIFTED, NOT_PLANNED),
+    }
+    assert final.message.startswith("drifted: 1 of 2 objects not touched: ClusterRoleBinding/")
+    assert data_of(api, namespace, "fine") == {"a": "1"}

@@ -173,6 +173,11 @@ class KubeRunner:
             state, phase = _ending(failed=plan_failed(planned))
             await report.finish(state, phase, plan_summary(planned), tuple(planned))
             return
+        drifted: list[ResourceResult] = []
+        if event.payload.expect:  # a plan's apply: what is not as planned is left out at once
+            plan, drifted = await hold_drifted(
+                self.target, plan, event.payload.expect, headers=headers
+            )
         delete = event.payload.action is Action.DELETE
         view = await inspect(self.target, self.policy, plan.objects, delete=delete, headers=headers)
         refusals = self.policy.check(plan.objects, view, delete=delete)
@@ -181,11 +186,11 @@ class KubeRunner:
             log.warning(
                 "event %s: %s", event.id, report.scrub(message), extra=about(event_id=event.id)
             )
-            results = [*plan.problems, *refused_results(plan.objects, refusals)]
+            results = [*plan.problems, *drifted, *refused_results(plan.objects, refusals)]
             await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return
         plan, unseen = _without_refused(plan, view, delete=delete)
-        await self._change(event, plan, unseen, report, headers)
+        await self._change(event, plan, [*drifted, *unseen], report, headers)
 
     async def _change(
         self,
@@ -196,11 +201,8 @@ class KubeRunner:
         headers: Mapping[str, str] | None,
     ) -> None:
         """Applying (or deleting) and verifying what validating let through; ``held``: the
-        results of objects that are not touched. Applying a plan, what drifted is held too."""
+        results of objects that are not touched (drifted, or their dry run refused)."""
         payload = event.payload
-        if payload.expect:
-            plan, drifted = await hold_drifted(self.target, plan, payload.expect, headers=headers)
-            held = [*held, *drifted]
         head = [*plan.problems, *held]
         not_ready = None
         if payload.action is Action.DELETE:
