@@ -28,12 +28,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.bed import pki as test_pki
-from tests.bed.clients import raw_agent
+from tests.bed.clients import http, raw_agent
 from tests.bed.manifests import configmap, event_body
 from tests.bed.roles import AGENT_LISTENING, RunningCp, running_cp
 from transporter import __version__
 from transporter.cp.api import events, submit
 from transporter.cp.openapi import openapi_document
+from transporter.cp.openapi.rollouts import EXAMPLE_PLAN, EXAMPLE_ROLLOUT
 from transporter.produce.client import Client
 
 MAX_EXAMPLES = 40
@@ -48,6 +49,7 @@ async def seed(cp: RunningCp, token: str) -> None:
     found = AGENT_LISTENING.search(cp.output)
     assert found is not None, cp.output
     client = Client(cp.api_url, token=token, ca_file=cp.ca_file)
+    bearer = {"Authorization": f"Bearer {token}"}
     async with raw_agent(found.group(1), identity="seed") as agent:
         await agent.send(
             {
@@ -70,6 +72,16 @@ async def seed(cp: RunningCp, token: str) -> None:
         for _ in range(2):
             assert (await agent.receive())["type"] == "status_ack"
     await client.submit(event_body("offline", configmap("waiting")))
+    # A rollout that waits for an approval, and a plan: the ids the document's examples use.
+    wave = {"selector": "env=test", "approval": True}
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("/events", {"id": EXAMPLE_ROLLOUT, "selector": "env", "strategy": {"waves": [wave]}}),
+        ("/plans", {"id": EXAMPLE_PLAN, "target_agents": ["seed", "offline"]}),
+    ]
+    for path, body in bodies:
+        body["payload"] = {"manifests": [configmap("rolled")]}
+        answer = await http(f"{cp.api_url}{path}", "POST", body, headers=bearer)
+        assert answer.status == 202, answer.body
 
 
 @pytest.fixture(scope="module")

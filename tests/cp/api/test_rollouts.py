@@ -105,7 +105,12 @@ async def test_approve_releases_the_wave_that_waits(cp: ControlPlane) -> None:
     accepted = await rollout(cp, "gate", selector="ring", strategy={"waves": waves})
     assert accepted["waves"] == [["canary-1"], ["main-1"]]
     await until(cp, "gate", lambda v: v["state"] == "awaiting_approval")
-    for bad, field in (({"wave": "0"}, "wave"), ({"wave": -1}, "wave"), ({"x": 1}, "x")):
+    for bad, field in (
+        ({"wave": "0"}, "wave"),
+        ({"wave": -1}, "wave"),
+        ({"wave": None}, "wave"),
+        ({"x": 1}, "x"),
+    ):
         assert_error(
             await call(cp, "POST", "/rollouts/gate/approve", bad), 400, "invalid_request", field
         )

@@ -151,7 +151,7 @@ async def approve(rollout_id: str) -> Answer:
     if set(body) - {"wave"}:
         raise BadRequest(sorted(set(body) - {"wave"})[0], "unknown field")
     wave = body.get("wave")
-    if wave is not None and not (
+    if "wave" in body and not (
         isinstance(wave, int) and not isinstance(wave, bool) and 0 <= wave <= MAX_WAVE
     ):
         raise BadRequest("wave", f"must be a wave's index, 0 to {MAX_WAVE}")

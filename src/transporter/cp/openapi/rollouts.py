@@ -26,8 +26,10 @@ from transporter.cp.openapi.parts import (
 )
 from transporter.cp.openapi.rollout_schemas import ROLLOUT_KIND, ROLLOUT_STATE
 
-_ROLLOUT = path("rollout_id", "The rollout's (or plan's) id.")
-_PLAN = path("plan_id", "The plan's id.")
+EXAMPLE_ROLLOUT = "web-v2"
+EXAMPLE_PLAN = "web-v2-plan"
+_ROLLOUT = {**path("rollout_id", "The rollout's (or plan's) id."), "example": EXAMPLE_ROLLOUT}
+_PLAN = {**path("plan_id", "The plan's id."), "example": EXAMPLE_PLAN}
 _UNKNOWN = error("No such rollout (``not_found``).")
 _NO_FIELDS = {"type": "object", "additionalProperties": False}
 _BAD_BODY = error("The body is not as described (``invalid_request``); ``field`` says where.")
