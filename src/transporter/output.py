@@ -23,7 +23,15 @@ type Output = Literal["text", "wide", "name", "json", "yaml"]
 FORMATS: Final = ("text", "wide", "name", "json", "yaml")
 
 TIME_KEYS: Final = frozenset(
-    {"at", "created_at", "updated_at", "revoked_at", "connected_since", "last_heartbeat"}
+    {
+        "at",
+        "created_at",
+        "updated_at",
+        "revoked_at",
+        "connected_since",
+        "last_heartbeat",
+        "expires_at",
+    }
 )
 """Keys whose numbers are Unix times in the records we show."""
 

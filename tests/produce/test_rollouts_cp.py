@@ -4,11 +4,16 @@ plane (on SQLite), with agents that never connect (their events wait) or real on
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 
 from tests.bed.harness import Agent, ControlPlane, run_produce
 from tests.bed.kube import Cluster
@@ -167,3 +172,60 @@ async def test_waves_wait_for_approval_and_following_says_how_to_go_on(
     assert [c["wave"] for c in shown["clusters"] if c["agent_id"] == late.agent_id] == [1]
     again = await run_produce(cp, "approve", "w1")
     assert again.returncode == 2 and b"409" in again.stderr  # nothing awaits approval
+
+
+async def test_ctrl_c_stops_following_and_the_rollout_goes_on(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    assert cp.bound is not None and cp.token is not None
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+    argv = [
+        sys.executable, "-m", "transporter", "produce", "k8s", "--agents", "far-1",
+        "--manifest", manifest(tmp_path), "--id", "followed", "--wait",
+        "--cp-url", cp.bound.api_url, "--ca-cert", str(cp.ca_file),
+    ]  # fmt: skip
+    process = await trio.lowlevel.open_process(
+        argv,
+        stdout=subprocess.PIPE,
+        env=environment | {"TRANSPORTER_TOKEN": cp.token, "TRANSPORTER_LOG_FORMAT": "text"},
+    )
+    assert process.stdout is not None
+    seen = b""
+    with trio.fail_after(30):
+        while b"far-1  wave 0  queued" not in seen:  # following
+            chunk = await process.stdout.receive_some()
+            assert chunk, seen
+            seen += chunk
+        process.send_signal(signal.SIGINT)
+        while chunk := await process.stdout.receive_some():
+            seen += chunk
+        assert await process.wait() == 1
+    out = seen.decode()
+    assert "rollout followed running: 1 queued (1 clusters)" in out
+    assert "stopped following (the rollout goes on); follow it:" in out
+    assert "transporter produce get rollout followed --watch" in out
+    shown = await run_produce(cp, "get", "rollout", "followed", "-o", "json")
+    assert json.loads(shown.stdout)["state"] == "running"  # not cancelled by the Ctrl-C
+
+
+async def test_plan_as_json_and_wait_ready_for_one_agent(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, tmp_path: Path
+) -> None:
+    agent = make_agent(cluster, labels={})
+    await agent.start(cp.agent_url)
+    files = manifest(tmp_path)
+    planned = await run_produce(
+        cp, "plan", "--agent", agent.agent_id, "--manifest", files, "-o", "json"
+    )
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["kind"] == "plan" and plan["expires_at"].endswith("Z")
+    assert [r["status"] for r in plan["clusters"][0]["resources"]] == ["would_create"]
+    ready = await run_produce(
+        cp, "k8s", "--agent", agent.agent_id, "--manifest", files, "--wait-ready",
+        "--ready-timeout", "60", "--wait", "-o", "json",
+    )  # fmt: skip
+    assert ready.returncode == 0, ready.stderr
+    shown = json.loads(ready.stdout)
+    assert shown["event"]["payload"]["wait_ready"] is True
+    assert [(r["status"], r["ready"]) for r in shown["resources"]] == [("created", "current")]
