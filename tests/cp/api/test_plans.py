@@ -111,6 +111,9 @@ async def test_a_finished_plan_shows_no_secret_and_applies_what_it_saw(cp: Contr
             }
         ]
         assert result["fingerprint"] == FINGERPRINT
+        child = await call(cp, "GET", "/events/p-2_planner")  # the event's own view, too
+        assert b"hunter2" not in child.body
+        assert child.json["resources"][0]["diff"][0]["new"] == "<redacted>"
         answer = await call(
             cp, "POST", "/plans/p-2/apply", {"id": "go", "strategy": {"max_parallel": 1}}
         )

@@ -12,19 +12,15 @@ not depend on every agent doing so.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
-import attrs
-
+from transporter.cp.api.views import shown_result
 from transporter.protocol import codec
-from transporter.protocol.model import EventRecord, FieldChange, ResourceResult
+from transporter.protocol.model import EventRecord, ResourceResult
 from transporter.protocol.rollout import RolloutRecord, Strategy
 from transporter.security.redact import may_hold_secret, redact_manifests
-from transporter.security.scrub import REDACTED
 
 Scrub = Callable[[str], str]
-_SHOWN_OF_A_SECRET: Final = ("metadata.labels", "metadata.name", "metadata.namespace", "type")
-"""Paths of a Secret's diff whose values are shown; every other value is :data:`REDACTED`."""
 
 
 def _unchanged(text: str) -> str:
@@ -132,14 +128,4 @@ def plan_detail(
 
 
 def _result(result: ResourceResult, scrub: Scrub) -> Any:
-    secret = result.kind in ("Secret", "SecretList")
-    diff = tuple(_change(change, scrub, secret=secret) for change in result.diff)
-    return codec.unstructure(attrs.evolve(result, message=scrub(result.message), diff=diff))
-
-
-def _change(change: FieldChange, scrub: Scrub, *, secret: bool) -> FieldChange:
-    if secret and not change.path.startswith(_SHOWN_OF_A_SECRET):
-        return attrs.evolve(
-            change, old=REDACTED if change.old else "", new=REDACTED if change.new else ""
-        )
-    return attrs.evolve(change, old=scrub(change.old), new=scrub(change.new))
+    return codec.unstructure(shown_result(result, scrub))
