@@ -52,7 +52,7 @@ def test_a_selector_with_a_strategy_and_waves_becomes_a_rollout() -> None:
             "--wave",
             "ring=canary",
             "--wave",
-            "ring=early;pause=60",
+            "ring=early; pause = 60",
             "--wave",
             ";approval",
             "--standing",

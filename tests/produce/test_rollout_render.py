@@ -12,7 +12,7 @@ from rich.console import Console
 
 from transporter.config.produce import Reach
 from transporter.produce import rollout_render, rollouts
-from transporter.produce.live import Lines, LiveTable, follow_rollout
+from transporter.produce.live import Lines, LiveTable, follow_rollout, shown_clusters, table
 from transporter.produce.plans import summary
 from transporter.produce.views import RolloutView
 from transporter.protocol.rollout import Strategy, Wave
@@ -194,3 +194,15 @@ def test_the_live_table_draws_every_cluster() -> None:
     text = buffer.getvalue()
     assert "rollout r1  running" in text and "[/] no" in text
     assert "1 failed (1 clusters)" in text
+
+
+def test_a_table_longer_than_the_screen_keeps_failures_then_work_then_waiting() -> None:
+    states = ["completed"] * 5 + ["pending"] * 3 + ["in_progress", "failed", "queued"]
+    many = RolloutView.of(view("running", *(cluster(f"a{i}", s) for i, s in enumerate(states))))
+    kept, left_out = shown_clusters(many, 4)
+    assert [c.agent_id for c in kept] == ["a5", "a8", "a9", "a10"]  # in the rollout's order
+    assert left_out == 7
+    buffer = io.StringIO()
+    Console(file=buffer, width=100).print(table(many, 4))
+    assert "… 7 more" in buffer.getvalue()
+    assert shown_clusters(many, 50) == (list(many.clusters), 0)

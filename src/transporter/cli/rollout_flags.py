@@ -75,8 +75,8 @@ def parse_wave(text: str) -> Wave:
     pause, approval = 0, False
     for option in (item.strip() for item in options):
         name, equals, value = option.partition("=")
-        if name == "pause" and equals:
-            pause = _count(value, "a pause in seconds", MAX_PAUSE)
+        if name.strip() == "pause" and equals:
+            pause = _count(value.strip(), "a pause in seconds", MAX_PAUSE)
         elif option == "approval":
             approval = True
         else:

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from transporter.produce.render import clock
 from transporter.produce.rollout_render import STATE_STYLE, counts_line
-from transporter.produce.views import RolloutView
+from transporter.produce.views import ClusterView, RolloutView
 
 FIRST_POLL: Final = 0.5
 LAST_POLL: Final = 5.0
@@ -84,12 +84,36 @@ class Lines:
             self.console.print(line.append(f"  {cluster.phase}  {cluster.message}".rstrip()))
 
 
-def table(view: RolloutView) -> Group:
-    """The live table: every cluster's wave, state, phase and message, under a heading."""
+_ORDER: Final = {"failed": 0, "drifted": 0, "expired": 0, "completed": 3, "cancelled": 3}
+"""Which clusters a table too long for the screen keeps: failures, then those at work
+(anything else), then those waiting (``pending``: 2), then those done."""
+
+
+def shown_clusters(view: RolloutView, rows: int) -> tuple[list[ClusterView], int]:
+    """At most ``rows`` clusters, in the rollout's order, the most telling kept when there
+    are more; and how many were left out."""
+    clusters = list(view.clusters)
+    if len(clusters) <= rows:
+        return clusters, 0
+    rank = sorted(
+        range(len(clusters)),
+        key=lambda i: (
+            _ORDER.get(clusters[i].state, 2 if clusters[i].state == "pending" else 1),
+            i,
+        ),
+    )
+    kept = sorted(rank[: max(rows, 1)])
+    return [clusters[i] for i in kept], len(clusters) - len(kept)
+
+
+def table(view: RolloutView, rows: int = 10_000) -> Group:
+    """The live table: the clusters' wave, state, phase and message (those that fit in
+    ``rows``), under a heading, above the counts."""
     grid = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("AGENT", "WAVE", "STATE", "PHASE", "MESSAGE"):
         grid.add_column(name, no_wrap=name != "MESSAGE", overflow="fold")
-    for c in view.clusters:
+    clusters, left_out = shown_clusters(view, rows)
+    for c in clusters:
         grid.add_row(
             Text(c.agent_id),
             str(c.wave),
@@ -97,6 +121,8 @@ def table(view: RolloutView) -> Group:
             Text(c.phase or "-"),
             Text(c.message),
         )
+    if left_out:
+        grid.add_row(Text(f"… {left_out} more"), "", "", "", "")
     heading = Text(f"rollout {view.id}  ").append(view.state, STATE_STYLE.get(view.state, ""))
     if view.message:
         heading.append(f"  {view.message}")
@@ -117,7 +143,9 @@ class LiveTable:
         self.live.stop()
 
     def update(self, view: RolloutView) -> None:
-        self.live.update(table(view), refresh=True)
+        # The heading, the header, the counts and a "more" line around the rows that fit.
+        rows = max(self.live.console.size.height - 5, 3)
+        self.live.update(table(view, rows), refresh=True)
 
 
 def display_for(console: Console, *, person: bool) -> AbstractContextManager[Display]:
