@@ -206,3 +206,25 @@ def test_a_table_longer_than_the_screen_keeps_failures_then_work_then_waiting() 
     Console(file=buffer, width=100).print(table(many, 4))
     assert "… 7 more" in buffer.getvalue()
     assert shown_clusters(many, 50) == (list(many.clusters), 0)
+
+
+def test_hostile_text_from_the_api_stays_on_its_line_and_never_reaches_the_terminal() -> None:
+    hostile = view(
+        "running\x1b[2J",
+        cluster("a\nb", "failed", message="bad\x1b]0;title\x07 [/] \u202eevil\rline"),
+        message="m\u2028n",
+        agents=[f"x{i}" for i in range(1000)],
+        selector="",
+    )
+    shown = RolloutView.of(hostile)
+    assert shown.target == "x0,x1,x2,… (1000 agents)"
+    buffer = io.StringIO()
+    Lines(Console(file=buffer, width=300, highlight=False)).update(shown)
+    rollout_render.show_rollout(Console(file=buffer, width=300), shown)
+    text = buffer.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, text
+    assert "\\u001b[2J" in text and "[/]" in text
+    cluster_lines = [line for line in text.splitlines() if "bad" in line]
+    assert all(line.count("a b") == 1 for line in cluster_lines)
+    line = rollouts.accepted_line({"rollout_id": "r\x1b", "status": "accepted", "agents": ["\n"]})
+    assert "\x1b" not in line and "\n" not in line

@@ -27,7 +27,7 @@ from transporter.config.produce import (
 from transporter.produce import rollout_render, show
 from transporter.produce.client import ApiError, Client
 from transporter.produce.live import display_for, follow_rollout
-from transporter.produce.views import RolloutView
+from transporter.produce.views import RolloutView, plain
 from transporter.protocol.rollout import Strategy
 
 MAX_NAMED = 10
@@ -72,10 +72,10 @@ def options_body(options: RolloutOptions) -> dict[str, Any]:
 
 def accepted_line(answer: dict[str, Any], noun: str = "rollout") -> str:
     """``rollout web-1 accepted: 3 agents in 2 waves (a, b, c)`` or ``… exists (running)``."""
-    rollout_id = str(answer.get("rollout_id") or answer.get("plan_id") or "")
+    rollout_id = plain(answer.get("rollout_id") or answer.get("plan_id") or "")
     if answer.get("status") == "exists":
-        return f"{noun} {rollout_id} exists (state {answer.get('state', '?')})"
-    agents = [str(a) for a in answer.get("agents") or ()]
+        return f"{noun} {rollout_id} exists (state {plain(answer.get('state', '?'))})"
+    agents = [plain(a) for a in answer.get("agents") or ()]
     waves = answer.get("waves")
     in_waves = f" in {len(waves)} waves" if isinstance(waves, list) and len(waves) > 1 else ""
     named = ", ".join(agents[:MAX_NAMED]) + (", …" if len(agents) > MAX_NAMED else "")
@@ -98,7 +98,7 @@ async def announced(
 ) -> int:
     """Say that a rollout was accepted; with ``wait``, follow it to its end."""
     console = Console(highlight=False, soft_wrap=True)
-    rollout_id = str(answer.get("rollout_id", ""))
+    rollout_id = plain(answer.get("rollout_id", ""))
     if show.person(settings):
         console.print(Text(accepted_line(answer)))
     if not wait:
@@ -217,7 +217,7 @@ async def operate(settings: RolloutOpConfig, client: Client) -> int:
     else:
         answer, said, kind = await cancel(client, kind, name)
     if show.person(settings):
-        Console(highlight=False, soft_wrap=True).print(Text(said))
+        Console(highlight=False, soft_wrap=True).print(Text(plain(said)))
     else:
         show.show(settings, kind or "rollout", answer, [name])
     return show.EXIT_OK

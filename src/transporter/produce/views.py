@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import attrs
 
+from transporter import output
 from transporter.protocol import codec
 from transporter.protocol.codec import ProtocolError
 from transporter.protocol.model import ResourceResult, ResourceStatus
@@ -24,9 +25,15 @@ MAX_SHOWN: Final = 10_000
 FINAL_CLUSTER_STATES: Final = frozenset({"completed", "failed", "expired", "cancelled", "drifted"})
 
 
+def plain(value: object) -> str:
+    """``value`` as one line a terminal shows as it is: line breaks as spaces, controls (an
+    ANSI escape from an agent's message) escaped, as in a table's cells."""
+    return output.columns([(str(value),)], headers=None).removesuffix("\n")
+
+
 def text(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
-    return "" if value is None else str(value)
+    return "" if value is None else plain(value)
 
 
 def number(data: Mapping[str, Any], key: str) -> int:
@@ -52,6 +59,13 @@ def objects(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     if not isinstance(items, list):
         return []
     return [item for item in items[:MAX_SHOWN] if isinstance(item, Mapping)]
+
+
+def listed(names: list[str], shown: int = 3) -> str:
+    """``a,b,c`` or ``a,b,c,… (1000 agents)``: a table's cell stays short."""
+    if len(names) <= shown:
+        return ",".join(names)
+    return ",".join(names[:shown]) + f",… ({len(names)} agents)"
 
 
 @attrs.frozen
@@ -168,7 +182,7 @@ class RolloutView:
             for cluster in clusters:
                 counted[cluster.state] = counted.get(cluster.state, 0) + 1
         agents = data.get("agents")
-        named = [str(a) for a in agents[:MAX_SHOWN]] if isinstance(agents, list) else []
+        named = [plain(a) for a in agents[:MAX_SHOWN]] if isinstance(agents, list) else []
         selector = data.get("selector")
         waves = data.get("waves")
         return cls(
@@ -178,7 +192,9 @@ class RolloutView:
             message=text(data, "message"),
             created_at=moment(data, "created_at"),
             created_by=text(data, "created_by"),
-            target=f"-l {selector}" if isinstance(selector, str) and selector else ",".join(named),
+            target=f"-l {plain(selector)}"
+            if isinstance(selector, str) and selector
+            else listed(named),
             standing=data.get("standing") is True,
             wave=number(data, "wave"),
             waves=len(waves) if isinstance(waves, list) else number(data, "waves"),
