@@ -18,6 +18,7 @@ import trio.lowlevel
 from tests.bed.harness import Agent, ControlPlane, run_produce
 from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, unique
+from transporter.security.tokens import Role
 
 
 @pytest.fixture
@@ -118,6 +119,14 @@ async def test_the_control_plane_refusals_are_exit_2(cp: ControlPlane, tmp_path:
     assert b"no_match" in none.stderr, none.stderr
     approve = await run_produce(cp, "approve", "nothing-here")
     assert approve.returncode == 1 and b"404" in approve.stderr
+    team_a = await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",))
+    elsewhere = await run_produce(
+        cp, "k8s", "--agents", "team-a-1,team-b-1", "--manifest", manifest(tmp_path), token=team_a
+    )
+    assert elsewhere.returncode == 2 and b"403" in elsewhere.stderr
+    assert b"team-b-1" in elsewhere.stderr and b"team-a-1" not in elsewhere.stderr
+    listed = await run_produce(cp, "get", "rollouts", "-o", "yaml")
+    assert listed.stdout == b"[]\n"  # nothing stored
 
 
 async def test_plan_then_apply_on_a_real_cluster(
