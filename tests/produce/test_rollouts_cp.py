@@ -108,6 +108,12 @@ async def test_cancel_a_queued_event_and_a_rollout(cp: ControlPlane, tmp_path: P
     stopped = await run_produce(cp, "cancel", "std", "-o", "json")
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(stopped.stdout)["state"] == "cancelled"
+    two = ("--agents", "away-2,away-3", "--id", "r2", "--manifest", manifest(tmp_path))
+    assert (await run_produce(cp, "k8s", *two)).returncode == 0
+    child = await run_produce(cp, "cancel", "r2_away-2")  # a child event: an event's id
+    assert child.stdout == b"event r2_away-2 cancelled: it was never sent to its agent\n"
+    event = json.loads((await run_produce(cp, "get", "event", "r2_away-2", "-o", "json")).stdout)
+    assert (event["state"], event["event"]["rollout_id"]) == ("cancelled", "r2")
     missing = await run_produce(cp, "cancel", "no-such-thing")
     assert missing.returncode == 1
     assert b"no rollout and no event has the id 'no-such-thing'" in missing.stderr

@@ -28,7 +28,7 @@ from transporter.produce import rollout_render, show
 from transporter.produce.client import ApiError, Client
 from transporter.produce.live import display_for, follow_rollout
 from transporter.produce.views import RolloutView, plain
-from transporter.protocol.rollout import Strategy
+from transporter.protocol.rollout import Strategy, is_rollout_id
 
 MAX_NAMED = 10
 """Agents named in the line that says a rollout was accepted; the rest are counted."""
@@ -98,7 +98,7 @@ async def announced(
 ) -> int:
     """Say that a rollout was accepted; with ``wait``, follow it to its end."""
     console = Console(highlight=False, soft_wrap=True)
-    rollout_id = plain(answer.get("rollout_id", ""))
+    rollout_id = str(answer.get("rollout_id", ""))  # a rollout id: letters, digits, '.', '-'
     if show.person(settings):
         console.print(Text(accepted_line(answer)))
     if not wait:
@@ -224,7 +224,11 @@ async def operate(settings: RolloutOpConfig, client: Client) -> int:
 
 
 async def cancel(client: Client, kind: str, name: str) -> tuple[dict[str, Any], str, str]:
-    """A rollout's cancel, else (a bare id no rollout has, or ``event/ID``) an event's."""
+    """A rollout's cancel, else (a bare id no rollout has, or ``event/ID``) an event's. A
+    bare id that cannot be a rollout's (a rollout's child event, ``<rollout>_<agent>``) is an
+    event's."""
+    if not kind and not is_rollout_id(name):
+        kind = "event"
     if kind in ("", "rollout"):
         try:
             answer = await client.rollout_op(name, "cancel")
