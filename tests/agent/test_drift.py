@@ -10,9 +10,9 @@ from kubernetes import client as k8s
 
 from tests.agent.conftest import configmap, event, raw, run
 from tests.agent.test_planning import BINDING
-from transporter.agent.drift import CHANGED, NOT_PLANNED
 from transporter.agent.kube_runner import KubeRunner
 from transporter.kube import KubeTarget
+from transporter.kube.fingerprint import CHANGED, NOT_PLANNED
 from transporter.protocol.model import (
     Action,
     EventState,

@@ -54,7 +54,7 @@ class Exploding:
     async def dry_run(self, obj: PlannedObject, *, headers: Any = None) -> Seen:
         return Seen(obj.body)
 
-    async def apply(self, plan: Plan, *, headers: Any = None) -> Any:
+    async def apply(self, plan: Plan, *, headers: Any = None, expect: Any = None) -> Any:
         raise RuntimeError(f"cannot apply {b64(DATA)}")
 
 

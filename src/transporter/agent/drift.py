@@ -20,11 +20,9 @@ import attrs
 import trio
 
 from transporter.kube import KubeTarget, Plan, PlannedObject
-from transporter.kube.fingerprint import fingerprint
+from transporter.kube.fingerprint import CHANGED, NOT_PLANNED, fingerprint
 from transporter.protocol.model import ResourceResult, ResourceStatus, object_key
 
-CHANGED: Final = "changed on the cluster since the plan (plan again)"
-NOT_PLANNED: Final = "not in the plan (plan again)"
 AT_ONCE: Final = 4
 """Objects read at once (the transport has as many worker threads)."""
 

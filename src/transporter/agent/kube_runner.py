@@ -205,12 +205,13 @@ class KubeRunner:
         payload = event.payload
         head = [*plan.problems, *held]
         not_ready = None
+        expect = payload.expect or None  # checked again as each object is applied
         if payload.action is Action.DELETE:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
-            done = await self.target.delete(plan, headers=headers)
+            done = await self.target.delete(plan, headers=headers, expect=expect)
         else:
             report(EventState.IN_PROGRESS, Phase.APPLYING)
-            applied = await self.target.apply(plan, headers=headers)
+            applied = await self.target.apply(plan, headers=headers, expect=expect)
             report(EventState.IN_PROGRESS, Phase.VERIFYING)
             done = await self.target.verify(applied, headers=headers)
             if payload.wait_ready:

@@ -16,7 +16,7 @@ bounded retries) does, because then nothing else would get through either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -24,17 +24,19 @@ from transporter.kube.crd import POLL_FIRST, POLL_MAX, CrdKind, crd_kind, is_crd
 from transporter.kube.discovery import Discovery, ResourceInfo
 from transporter.kube.errors import (
     DependencyFailed,
+    Drifted,
     KubeError,
     KubeNotFound,
     KubeNotReady,
     KubeRejected,
 )
+from transporter.kube.fingerprint import CHANGED, NOT_PLANNED, fingerprint
 from transporter.kube.inspect import apply_query
 from transporter.kube.manifests import api_version_of
 from transporter.kube.plan import Applied, Plan, PlannedObject
 from transporter.kube.transport import APPLY_PATCH, Transport
 from transporter.kube.validate import unknown_kind
-from transporter.protocol.model import ResourceResult, ResourceStatus
+from transporter.protocol.model import ResourceResult, ResourceStatus, object_key
 
 
 def _content(answer: dict[str, Any]) -> dict[str, Any]:
@@ -53,37 +55,73 @@ def _resource_version(answer: dict[str, Any]) -> str | None:
     return version if isinstance(version, str) else None
 
 
+CONFLICT_TRIES: Final = 5
+"""Applying a plan: applies tried while the object keeps being written between our read and
+our apply (a controller's status updates), each after a fresh read and check."""
+
+
+def _locked(body: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` that the API server applies only over the object as read (``before``): with
+    its ``resourceVersion``, any write since makes the apply a 409 Conflict."""
+    version = _resource_version(dict(before))
+    if version is None:
+        return body
+    metadata = body.get("metadata")
+    return {
+        **body,
+        "metadata": {
+            **(metadata if isinstance(metadata, dict) else {}),
+            "resourceVersion": version,
+        },
+    }
+
+
+async def _drifted(before: Mapping[str, Any] | None, expected: str) -> bool:
+    found = await trio.to_thread.run_sync(fingerprint, before, abandon_on_cancel=True)
+    return found != expected
+
+
 async def _apply_one(
     transport: Transport,
     obj: PlannedObject,
     resource: ResourceInfo,
     headers: Mapping[str, str] | None,
+    expected: str | None = None,
 ) -> Applied:
+    """Read, then apply. ``expected``: a plan's fingerprint of the object; it is applied only
+    while it is still so, and only over the version read (see :func:`_locked`)."""
     path = resource.object_path(obj.name, obj.namespace)
-    try:
+    for attempt in range(1, CONFLICT_TRIES + 1):
         try:
-            before: dict[str, Any] | None = await transport.get(path, headers)
-        except KubeNotFound:
-            before = None
-        answer = await transport.request(
-            "PATCH",
-            path,
-            query=apply_query(),
-            body=obj.body,
-            content_type=APPLY_PATCH,
-            headers=headers,
+            try:
+                before: dict[str, Any] | None = await transport.get(path, headers)
+            except KubeNotFound:
+                before = None
+            if expected is not None and await _drifted(before, expected):
+                return Applied(obj, resource, error=Drifted(CHANGED))
+            body = obj.body if expected is None or before is None else _locked(obj.body, before)
+            answer = await transport.request(
+                "PATCH",
+                path,
+                query=apply_query(),
+                body=body,
+                content_type=APPLY_PATCH,
+                headers=headers,
+            )
+        except KubeRejected as exc:
+            if expected is not None and exc.code == 409 and attempt < CONFLICT_TRIES:
+                continue  # written since our read: read and check again
+            return Applied(obj, resource, error=exc)
+        after = answer if isinstance(answer, dict) else {}
+        return Applied(
+            obj,
+            resource,
+            existed=before is not None,
+            version_before=_resource_version(before) if before is not None else None,
+            version_after=_resource_version(after),
+            changed=before is None or _content(before) != _content(after),
         )
-    except KubeRejected as exc:
-        return Applied(obj, resource, error=exc)
-    after = answer if isinstance(answer, dict) else {}
-    return Applied(
-        obj,
-        resource,
-        existed=before is not None,
-        version_before=_resource_version(before) if before is not None else None,
-        version_after=_resource_version(after),
-        changed=before is None or _content(before) != _content(after),
-    )
+    raise AssertionError("unreachable: the last try returns")
 
 
 class _CrdTracker:
@@ -152,8 +190,11 @@ async def apply_plan(
     *,
     crd_timeout: float,
     headers: Mapping[str, str] | None = None,
+    expect: Mapping[str, str] | None = None,
 ) -> list[Applied]:
-    """``headers``: sent with each object's requests (impersonation)."""
+    """``headers``: sent with each object's requests (impersonation). ``expect``: applying a
+    plan, its fingerprint of each object (by :func:`object_key`); an object not as the plan saw
+    it, or not in it, is not applied (:class:`Drifted`)."""
     crds = _CrdTracker(discovery, crd_timeout)
     results: list[Applied] = []
     for obj in plan.objects:
@@ -164,7 +205,13 @@ async def apply_plan(
                 results.append(Applied(obj, None, error=found))
                 continue
             resource = found
-        applied = await _apply_one(transport, obj, resource, headers)
+        expected = None
+        if expect is not None:
+            expected = expect.get(object_key(obj.api_version, obj.kind, obj.namespace, obj.name))
+            if expected is None:
+                results.append(Applied(obj, resource, error=Drifted(NOT_PLANNED)))
+                continue
+        applied = await _apply_one(transport, obj, resource, headers, expected)
         if isinstance(applied.error, KubeNotFound):
             discovery.forget(obj.api_version)  # the kind may be gone: ask again next time
         if is_crd(obj.api_version, obj.kind):
@@ -192,6 +239,9 @@ async def verify_applied(
     results: list[ResourceResult] = []
     for one in applied:
         obj = one.object
+        if isinstance(one.error, Drifted):
+            results.append(obj.result(ResourceStatus.DRIFTED, str(one.error)))
+            continue
         if one.error is not None or one.resource is None:
             results.append(obj.result(ResourceStatus.FAILED, str(one.error or "not applied")))
             continue

@@ -10,6 +10,7 @@ escapes kube/.
   said it is overloaded or broken (5xx, 429). Transient: trying again later may work.
 - :class:`KubeNotReady`: applied, but not made usable in time (a CRD never Established).
 - :class:`DependencyFailed`: an object was not sent because something it needs failed first.
+- :class:`Drifted`: applying a plan, an object is not as the plan saw it, so it is not touched.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class KubeUnavailable(KubeError):
 
 class KubeNotReady(KubeError):
     """Applied, but the API server did not make it usable in time (a CRD not Established)."""
+
+
+class Drifted(KubeError):
+    """Applying a plan: the object changed on the cluster since the plan saw it (or the plan
+    does not list it), so it was not touched."""
 
 
 class DependencyFailed(KubeError):

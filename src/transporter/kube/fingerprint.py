@@ -31,6 +31,10 @@ SERVER_METADATA: Final = frozenset(
     {"resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink"}
 )
 """Metadata the API server writes and no apply can set."""
+CHANGED: Final = "changed on the cluster since the plan (plan again)"
+"""Why an object a plan's apply expects is not touched: its fingerprint is another now."""
+NOT_PLANNED: Final = "not in the plan (plan again)"
+"""Why an object a plan's apply does not list is not touched."""
 CONTROLLER_ANNOTATIONS: Final = frozenset({"deployment.kubernetes.io/revision"})
 """Annotations a controller keeps up to date on the objects it manages."""
 

@@ -116,15 +116,28 @@ class KubeTarget:
         )
         return await make_plan(objects, self._discovery)
 
-    async def apply(self, plan: Plan, *, headers: Mapping[str, str] | None = None) -> list[Applied]:
+    async def apply(
+        self,
+        plan: Plan,
+        *,
+        headers: Mapping[str, str] | None = None,
+        expect: Mapping[str, str] | None = None,
+    ) -> list[Applied]:
         """Applying: server-side apply of each object in plan order; one result per object.
 
         ``headers``: sent with every request about the plan's objects (impersonation).
+        ``expect``: applying a plan, what it saw of each object (``payload.expect``): an object
+        not so any more is not applied (:class:`~transporter.kube.errors.Drifted`).
         """
         from transporter.kube.apply import apply_plan
 
         return await apply_plan(
-            self._transport, self._discovery, plan, crd_timeout=self.timeout, headers=headers
+            self._transport,
+            self._discovery,
+            plan,
+            crd_timeout=self.timeout,
+            headers=headers,
+            expect=expect,
         )
 
     async def verify(
@@ -136,12 +149,17 @@ class KubeTarget:
         return await verify_applied(self._transport, applied, headers)
 
     async def delete(
-        self, plan: Plan, *, headers: Mapping[str, str] | None = None
+        self,
+        plan: Plan,
+        *,
+        headers: Mapping[str, str] | None = None,
+        expect: Mapping[str, str] | None = None,
     ) -> list[ResourceResult]:
-        """Delete each object of the plan, in reverse order: deleted, not_found or failed."""
+        """Delete each object of the plan, in reverse order: deleted, not_found or failed;
+        with ``expect`` (a plan's), drifted when not as the plan saw it."""
         from transporter.kube.delete import delete_plan
 
-        return await delete_plan(self._transport, self._discovery, plan, headers)
+        return await delete_plan(self._transport, self._discovery, plan, headers, expect)
 
     async def preview(
         self,
