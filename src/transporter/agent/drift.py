@@ -1,14 +1,14 @@
 """Applying a plan (``payload.expect``): an object is touched only if it is still as the plan saw
 it.
 
-Before anything is applied (or deleted), each object is read and its fingerprint
+Before the policy's check, each object is read and its fingerprint
 (:func:`~transporter.kube.fingerprint.fingerprint`) compared with the plan's for its key
 (:func:`~transporter.protocol.model.object_key`). An object that changed since (or appeared, or
-went), or that the plan does not list, is not touched: ``drifted``, and the event fails saying so
-(plan again). The others are applied as usual.
-
-The check and the apply are two requests: an edit in between is not seen. The window is that of
-one read and one apply, not the minutes or days between plan and apply that this guards.
+went), or that the plan does not list (it was refused or failed when planned), is left out:
+``drifted``, and the event fails saying so (plan again). So the policy judges what will be
+applied. The rest is applied as usual, each object checked once more as it is applied, and
+applied only over the version read (:mod:`transporter.kube.apply`), so that an edit in between
+is not overwritten either.
 """
 
 from __future__ import annotations
