@@ -111,6 +111,10 @@ async def test_a_finished_plan_shows_no_secret_and_applies_what_it_saw(cp: Contr
             }
         ]
         assert result["fingerprint"] == FINGERPRINT
+        assert shown["results_for"] == 1
+        one = await call(cp, "GET", "/plans/p-2?agent=planner")
+        assert one.json["clusters"] == shown["clusters"]
+        assert_error(await call(cp, "GET", "/plans/p-2?agent=nobody"), 404, "not_found")
         child = await call(cp, "GET", "/events/p-2_planner")  # the event's own view, too
         assert b"hunter2" not in child.body
         assert child.json["resources"][0]["diff"][0]["new"] == "<redacted>"

@@ -163,3 +163,8 @@ def test_a_plan_shows_results_with_a_secret_s_values_redacted_whatever_the_agent
     assert first[1]["diff"][0]["new"] == "<redacted>"  # a known Secret value, scrubbed
     assert shown["clusters"][1]["resources"] == []
     assert shown["clusters"][2]["resources"] == []
+    assert shown["results_for"] == 3
+    # Only the first clusters' children read: the others are shown without results.
+    first_only = plan_detail(plan, [child("a-1", config)], scrubber(plan))
+    assert first_only["results_for"] == 1
+    assert [len(c["resources"]) for c in first_only["clusters"]] == [1, 0, 0]

@@ -12,16 +12,18 @@ from __future__ import annotations
 import time
 import uuid
 
+import attrs
 import trio
-from quart import Blueprint
+from quart import Blueprint, request
 
 from transporter.cp.api.access import needs
-from transporter.cp.api.errors import Answer, BadRequest
+from transporter.cp.api.errors import Answer, BadRequest, NotFound
 from transporter.cp.api.queries import caller, json_body
 from transporter.cp.api.rollout_views import plan_detail, scrubber
 from transporter.cp.api.rollouts import listing, optional_body, readable
 from transporter.cp.api.services import services
 from transporter.cp.api.submit import off_loop, refused, scope, start, waves
+from transporter.cp.openapi.bounds import MAX_PLAN_CLUSTERS
 from transporter.protocol.model import Action
 from transporter.protocol.rollout import RolloutKind, RolloutSpec
 from transporter.protocol.rollout_request import parse_plan, parse_plan_apply
@@ -67,7 +69,15 @@ async def get_plan(plan_id: str) -> Answer:
     """The plan's rollout view, each cluster with its objects' results (diffs and
     fingerprints), and ``expires_at``."""
     record = await readable(plan_id, RolloutKind.PLAN)
-    children = await services().rollouts.children(record)
+    agent = request.args.get("agent")
+    if agent is not None:
+        record = attrs.evolve(
+            record, clusters=tuple(c for c in record.clusters if c.agent_id == agent)
+        )
+        if not record.clusters:
+            raise NotFound(f"plan {plan_id!r} has no cluster for agent {agent!r}")
+    shown_for = attrs.evolve(record, clusters=record.clusters[:MAX_PLAN_CLUSTERS])
+    children = await services().rollouts.children(shown_for)
 
     def view() -> dict[str, object]:
         return plan_detail(record, children, scrubber(record))

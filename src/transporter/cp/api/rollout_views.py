@@ -118,12 +118,15 @@ def plan_detail(
     record: RolloutRecord, children: Sequence[EventRecord | None], scrub: Scrub = _unchanged
 ) -> dict[str, Any]:
     """``GET /plans/{id}``: the rollout's detail, each cluster with its objects' results (none
-    before its child event reported), and when the plan expires."""
+    before its child event reported), and when the plan expires. ``children``: the child events
+    of the first clusters (``results_for``), in order; the others are shown without results."""
     shown = detail(record, scrub)
-    for cluster, child in zip(shown["clusters"], children, strict=True):
+    for index, cluster in enumerate(shown["clusters"]):
+        child = children[index] if index < len(children) else None
         results = child.resources if child is not None else ()
         cluster["resources"] = [_result(result, scrub) for result in results]
     shown["expires_at"] = record.spec.created_at + record.spec.ttl
+    shown["results_for"] = len(children)
     return shown
 
 

@@ -20,14 +20,13 @@ from transporter.cp.api.errors import Answer, BadQuery, BadRequest, NotFound
 from transporter.cp.api.queries import caller, int_arg, json_body
 from transporter.cp.api.rollout_views import Scrub, detail, needs_scrubbing, scrubber, summary
 from transporter.cp.api.services import services
-from transporter.cp.openapi.bounds import MAX_WAVE, ROLLOUTS_PAGE
+from transporter.cp.openapi.bounds import MAX_WAVE, ROLLOUTS_LIMIT, ROLLOUTS_PAGE
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState
 from transporter.security.tokens import Role
 from transporter.store.base import Page
 
 routes = Blueprint("rollouts", __name__)
 
-MAX_LIMIT = 500
 SCAN_PAGE = 200
 SCAN_PAGES = 10
 """A token that sees only some agents: the store's pages read for one answer (as for events:
@@ -45,7 +44,7 @@ async def listing(kind: RolloutKind | None) -> Answer:
     """A page of summaries (``GET /rollouts``, ``GET /plans``)."""
     who = caller()
     state = enum_arg("state", RolloutState)
-    limit = int_arg("limit", ROLLOUTS_PAGE, 1, MAX_LIMIT)
+    limit = int_arg("limit", ROLLOUTS_PAGE, 1, ROLLOUTS_LIMIT)
     cursor = request.args.get("cursor") or None
     store = services().store
     if who.reaches_every_agent:

@@ -30,7 +30,7 @@ def openapi_document(
     :mod:`transporter.cp.api`."""
     paths: dict[str, Any] = {
         **events.paths(max_wait=max_wait, max_limit=max_limit, max_batch=max_batch),
-        **rollouts.paths(max_limit=max_limit),
+        **rollouts.paths(),
         **agents.paths(),
         **audit.paths(max_limit=max_limit),
         **health.paths(),

@@ -14,10 +14,12 @@ __all__ = [
     "AUDIT_PAGE",
     "EVENTS_PAGE",
     "MAX_CREATED_BY",
+    "MAX_PLAN_CLUSTERS",
     "MAX_PRIORITY",
     "MAX_SINCE",
     "MAX_WAVE",
     "MIN_PRIORITY",
+    "ROLLOUTS_LIMIT",
     "ROLLOUTS_PAGE",
 ]
 
@@ -29,6 +31,11 @@ AUDIT_PAGE: Final = 100
 """Default ``limit`` of ``GET /audit``."""
 ROLLOUTS_PAGE: Final = 50
 """Default ``limit`` of ``GET /rollouts`` and ``GET /plans``."""
+ROLLOUTS_LIMIT: Final = 100
+"""Largest ``limit`` there: a summary names up to 1000 agents."""
+MAX_PLAN_CLUSTERS: Final = 100
+"""Clusters whose results one ``GET /plans/{plan_id}`` shows (the first, in the plan's order;
+``?agent=`` for any other): each may report thousands of objects with their changes."""
 MAX_WAVE: Final = MAX_WAVES
 """The highest index a wave can have: the strategy's, and one more for the clusters that matched
 none of them."""

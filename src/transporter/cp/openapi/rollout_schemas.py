@@ -202,4 +202,13 @@ def _detail() -> dict[str, Any]:
 
 def _plan() -> dict[str, Any]:
     cluster = obj(None, **_cluster(), resources=array(ref("ResourceResult")))
-    return {**_detail(), "clusters": array(cluster), "expires_at": NUMBER}
+    results_for = {
+        "type": "integer",
+        "description": "How many clusters (the first, in ``clusters``) have their results here.",
+    }
+    return {
+        **_detail(),
+        "clusters": array(cluster),
+        "expires_at": NUMBER,
+        "results_for": results_for,
+    }

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from transporter.cp.openapi.bounds import MAX_WAVE, ROLLOUTS_PAGE
+from transporter.cp.openapi.bounds import (
+    MAX_PLAN_CLUSTERS,
+    MAX_WAVE,
+    ROLLOUTS_LIMIT,
+    ROLLOUTS_PAGE,
+)
 from transporter.cp.openapi.parts import (
     BAD_QUERY,
     CURSOR,
@@ -39,21 +44,21 @@ def _optional(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": False, "content": {JSON: {"schema": schema}}}
 
 
-def paths(*, max_limit: int) -> dict[str, Any]:
+def paths() -> dict[str, Any]:
     return {
-        "/rollouts": {"get": _list("listRollouts", max_limit, kinds=True)},
+        "/rollouts": {"get": _list("listRollouts", kinds=True)},
         "/rollouts/{rollout_id}": {"get": _get()},
         "/rollouts/{rollout_id}/approve": {"post": _approve()},
         "/rollouts/{rollout_id}/cancel": {"post": _cancel()},
         "/rollouts/{rollout_id}/close": {"post": _close()},
         "/events/{event_id}/cancel": {"post": _cancel_event()},
-        "/plans": {"post": _submit_plan(), "get": _list("listPlans", max_limit, kinds=False)},
+        "/plans": {"post": _submit_plan(), "get": _list("listPlans", kinds=False)},
         "/plans/{plan_id}": {"get": _get_plan()},
         "/plans/{plan_id}/apply": {"post": _apply_plan()},
     }
 
 
-def _list(operation: str, max_limit: int, *, kinds: bool) -> dict[str, Any]:
+def _list(operation: str, *, kinds: bool) -> dict[str, Any]:
     kind = [query("kind", ROLLOUT_KIND, "Only rollouts of this kind.")] if kinds else []
     return {
         "operationId": operation,
@@ -66,7 +71,7 @@ def _list(operation: str, max_limit: int, *, kinds: bool) -> dict[str, Any]:
         "parameters": [
             query("state", ROLLOUT_STATE, "Only this state."),
             *kind,
-            limit(ROLLOUTS_PAGE, max_limit),
+            limit(ROLLOUTS_PAGE, ROLLOUTS_LIMIT),
             CURSOR,
         ],
         "responses": {
@@ -185,10 +190,19 @@ def _get_plan() -> dict[str, Any]:
             "A plan: each cluster with what an apply would do to each object (a compact "
             "diff, Secrets' values redacted) and the fingerprint of what it saw."
         ),
-        "parameters": [_PLAN],
+        "parameters": [
+            _PLAN,
+            query(
+                "agent",
+                STRING,
+                "Only this agent's cluster, with its results. Without it, the results of the "
+                f"first {MAX_PLAN_CLUSTERS} clusters are shown (``results_for``); the others' "
+                "``resources`` are empty.",
+            ),
+        ],
         "responses": {
             "200": answer("The plan.", ref("Plan")),
-            "404": error("No such plan (``not_found``)."),
+            "404": error("No such plan, or no cluster of it for ``agent`` (``not_found``)."),
             "503": UNAVAILABLE,
         },
     }
