@@ -174,6 +174,7 @@ async def start_plane(
     script: Script | None = None,
     port: int = 0,
     clock: Callable[[], float] = time.time,
+    sweep_interval: float = 10.0,
 ) -> Plane:
     """A plane on the SQLite store in ``folder`` (another start on the same folder and port
     is a restart), running until :meth:`Plane.stop`."""
@@ -186,7 +187,14 @@ async def start_plane(
                 intake = Intake(store, test_pki.shared().signer, live)
                 progress = Progress(store, live, watch)
                 parts = Parts(store, live, intake, progress, Delivery(store, progress))
-                rollouts = Rollouts(store, intake, progress, reconcile_interval=0.5, clock=clock)
+                rollouts = Rollouts(
+                    store,
+                    intake,
+                    progress,
+                    reconcile_interval=0.5,
+                    sweep_interval=sweep_interval,
+                    clock=clock,
+                )
                 channel = AgentChannel(parts, FAST_CHANNEL, tls=None)
                 async with trio.open_nursery() as inner:
                     inner.start_soon(progress.run)

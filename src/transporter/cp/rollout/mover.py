@@ -68,15 +68,18 @@ class Mover:
             self._saved = trio.Event()
         return record
 
-    async def advance(self, rollout_id: str) -> RolloutRecord | None:
+    async def advance(self, rollout_id: str, *, idle: bool = False) -> RolloutRecord | None:
         """Step the rollout until its record is stored (``None``: unknown). One step of one
-        rollout at a time in this process; other replicas are kept apart by the versions."""
+        rollout at a time in this process; other replicas are kept apart by the versions.
+        ``idle``: a periodic look, which leaves alone a rollout that nothing but a call here
+        can move (standing with every cluster finished, or awaiting approval), without reading
+        its children."""
         lock = self._locks.setdefault(rollout_id, trio.Lock())
         try:
             async with lock:
                 for _ in range(TRIES):
                     record = await self.store.get_rollout(rollout_id)
-                    if record is None or record.state.final:
+                    if record is None or record.state.final or (idle and quiet(record)):
                         return record
                     saved = await self._once(record)
                     if saved is not None:
@@ -212,6 +215,14 @@ class Mover:
         if added:
             log.info("rollout %s: %d agent(s) added", rollout_id, added)
         return added
+
+
+def quiet(record: RolloutRecord) -> bool:
+    """Whether only a call (approve, cancel, close, an agent added) can move the rollout: its
+    started clusters have all finished, and it waits for that call."""
+    if record.cancel_requested or record.closed:
+        return False
+    return record.state in (RolloutState.STANDING, RolloutState.AWAITING_APPROVAL)
 
 
 def newcomers(record: RolloutRecord, agents: Sequence[AgentInfo]) -> list[AgentInfo]:

@@ -80,18 +80,19 @@ class Runner:
 
     async def _pass(self) -> None:
         """One pass: agents to standing rollouts first, then the rollouts rung (or all)."""
+        idle: set[str] = set()
         try:
             await self._offer_agents()
             if self._everything:
                 self._everything = False
-                self._rung.update(await self.store.open_rollouts())
+                idle = set(await self.store.open_rollouts()) - self._rung
         except StoreUnavailable as exc:
             self._paused(exc)
             return
-        rung, self._rung = sorted(self._rung), set()
+        rung, self._rung = sorted(self._rung | idle), set()
         for index, rollout_id in enumerate(rung):
             try:
-                await self.mover.advance(rollout_id)
+                await self.mover.advance(rollout_id, idle=rollout_id in idle)
             except StoreUnavailable as exc:
                 self._rung.update(rung[index:])  # again once the store answers
                 self._paused(exc)

@@ -12,6 +12,7 @@ Past ``max_failures``, or once cancelled, nothing more starts: clusters not star
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -105,6 +106,12 @@ def current_wave(record: RolloutRecord, children: Sequence[EventRecord | None]) 
 def late_agents(record: RolloutRecord) -> frozenset[str]:
     """Agents a standing rollout took after it was accepted (they get the whole TTL)."""
     return frozenset(entry.message for entry in record.timeline if entry.what == AGENT_ADDED)
+
+
+def utc(at: float) -> str:
+    """``at`` as people read it, the same at every step (a message that changed with the
+    clock would be a change to store at every step)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 def failures(clusters: Sequence[RolloutCluster]) -> int:
@@ -267,7 +274,7 @@ class _Work:
                 self.note("paused", f"wave {wave} starts in {rule.pause} s", wave)
             if self.now < self.resume_at:
                 self.state = RolloutState.PAUSED
-                self.message = f"wave {wave} starts in {self.resume_at - self.now:.0f} s"
+                self.message = f"wave {wave} starts at {utc(self.resume_at)}"
                 return False
         if rule.approval and wave not in self.record.approved:
             if self.state is not RolloutState.AWAITING_APPROVAL:
