@@ -123,7 +123,7 @@ def _submission(payload: dict[str, Any], *, rollout: bool) -> dict[str, Any]:
         "event (``<id>_<agent id>``), which must fit the agent channel as a single event must."
         if rollout
         else "A dry run on every matched agent; ``ttl``: the plan's lifetime."
-    )
+    ) + " ``created_by`` is the submitting token's identity, as for a single event."
     return schema
 
 

@@ -173,8 +173,8 @@ def _submit_plan() -> dict[str, Any]:
             "202": answer("Accepted; the dry runs start.", ref("PlanAccepted")),
             "200": answer("The same ``id`` and request again.", ref("PlanExists")),
             "400": error(
-                "Not a valid plan (``invalid_event``, ``field`` says where), or no agent "
-                "matched (``no_match``)."
+                "Not a valid plan (``invalid_event``, ``field`` says where), no agent "
+                "matched (``no_match``), or more than one plan takes (``too_many_agents``)."
             ),
             "409": error("A rollout with this ``id`` exists with other content (``conflict``)."),
             "413": error("Over a limit (``event_too_large``, or a body over the size limit)."),
