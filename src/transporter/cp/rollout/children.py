@@ -26,10 +26,12 @@ def child_event(
     """The child for ``cluster``, created ``now``. Its TTL is what remains of the rollout's
     (``created_at + ttl``, in whole seconds rounded up), so that every child of a rollout ends
     by the same time, within a second; a standing rollout's ``late`` cluster (an agent that
-    registered after it was accepted) gets the whole ``ttl`` from now. A plan's children plan (action ``plan``; the plan's own action stays
-    in its spec for the apply that follows); a plan's apply gives each child what its cluster's
-    plan saw (``expect``), and starts none for a cluster it has nothing for, since an empty
-    ``expect`` would apply every object unchecked."""
+    registered after it was accepted) gets the whole ``ttl`` from now.
+
+    A plan's children plan (action ``plan``; the plan's own action stays in its spec for the
+    apply that follows); a plan's apply gives each child what its cluster's plan saw
+    (``expect``), and starts none for a cluster it has nothing for, since an empty ``expect``
+    would apply every object unchecked."""
     remaining = spec.created_at + spec.ttl - now
     ttl = spec.ttl if late else math.ceil(remaining)
     if not late and remaining <= 0:

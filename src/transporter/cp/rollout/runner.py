@@ -67,7 +67,11 @@ class Runner:
             task_status.started()
             while True:
                 await self._bell.wait()
-                await self._pass()
+                try:
+                    await self._pass()
+                except Exception:  # a bug of ours must never end the control plane
+                    log.exception("rollouts: a pass failed; the next tick tries again")
+                    self._everything = self._sweep = True
 
     async def _tick(self) -> None:
         sweep_at = trio.current_time() + self.sweep_interval
