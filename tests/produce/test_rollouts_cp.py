@@ -3,11 +3,16 @@ plane (on SQLite), with agents that never connect (their events wait) or real on
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -244,3 +249,46 @@ async def test_plan_as_json_and_wait_ready_for_one_agent(
     shown = json.loads(ready.stdout)
     assert shown["event"]["payload"]["wait_ready"] is True
     assert [(r["status"], r["ready"]) for r in shown["resources"]] == [("created", "current")]
+
+
+async def test_on_a_terminal_the_clusters_are_a_live_table(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    """Under a pseudo-terminal, as a person runs it: rich's live table, redrawn in place."""
+    assert cp.bound is not None and cp.token is not None
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+    argv = [
+        sys.executable, "-m", "transporter", "produce", "k8s", "--agents", "tty-1,tty-2",
+        "--manifest", manifest(tmp_path), "--id", "on-tty", "--ttl", "1", "--wait",
+        "--cp-url", cp.bound.api_url, "--ca-cert", str(cp.ca_file),
+    ]  # fmt: skip
+    env = environment | {"TRANSPORTER_TOKEN": cp.token, "TERM": "xterm-256color"}
+    with trio.fail_after(60):
+        process = await trio.lowlevel.open_process(
+            argv, stdin=follower, stdout=follower, stderr=follower, env=env
+        )
+        os.close(follower)
+
+        def read_all() -> bytes:
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the terminal's last writer closed it
+                    return seen
+                if not chunk:
+                    return seen
+                seen += chunk
+
+        try:
+            seen = await trio.to_thread.run_sync(read_all)
+        finally:
+            os.close(leader)
+        assert await process.wait() == 1
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    assert "rollout on-tty accepted: 2 agent(s)" in screen
+    assert "AGENT" in screen and "MESSAGE" in screen  # the live table's header
+    assert re.search(r"tty-1\s+0\s+expired", screen), screen
+    assert "rollout on-tty failed: 2 expired (2 clusters)" in screen
