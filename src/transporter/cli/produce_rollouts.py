@@ -101,7 +101,6 @@ def add(kinds: Subcommands) -> None:
         ),
     )
     add_agents(plan)
-    _add_ops(kinds)
     apply = add_command(
         kinds,
         "apply",
@@ -114,6 +113,7 @@ def add(kinds: Subcommands) -> None:
     )
     add_wave(apply)
     apply.add_argument("plan_id", metavar="PLAN_ID", help="the plan's id")
+    _add_ops(kinds)
 
 
 def _add_ops(kinds: Subcommands) -> None:
