@@ -1,0 +1,140 @@
+"""kill -9 of the control plane (a real ``transporter cp`` process, on SQLite and on Redis with
+appendfsync always) in the middle of a rollout over three real clusters: once while the second
+wave awaits approval, once while that wave runs. Started again on the same store, it finishes
+the rollout: no cluster lost (each child event completed, its objects on its cluster), no wave
+started early (the second wave's events made after the approval), none started twice, and no
+child event made twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.bed.harness import Agent
+from tests.bed.kube import Cluster
+from tests.bed.manifests import unique
+from tests.bed.roles import ControlPlaneProcess
+from tests.bed.rollouts import (
+    child,
+    cm_yaml,
+    configmap_data,
+    final,
+    started_at,
+    states,
+    third_cluster_of,
+    timeline,
+    until,
+)
+from transporter.produce.client import Client
+from transporter.protocol.model import EventState
+
+pytestmark = pytest.mark.timeout(300)
+
+OBJECTS = 20
+"""ConfigMaps in the event: a second or so of applying on each cluster."""
+
+
+@pytest.fixture(scope="session")
+def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
+    return third_cluster_of(cluster_factory)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """``--store`` of the control plane: none (SQLite in its data folder) or a redis-server
+    that writes every command to its file before answering."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_factory")(aof=True).url)
+    return None
+
+
+async def restart(cp: ControlPlaneProcess) -> None:
+    """kill -9, then start it again on the same store and ports (waiting in a thread: the
+    agents keep running on this loop meanwhile)."""
+    cp.kill()
+    await trio.to_thread.run_sync(cp.start)
+
+
+async def test_a_rollout_survives_kill_9_of_the_control_plane(
+    store_url: str | None,
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    cluster: Cluster,
+    second_cluster: Cluster,
+    third_cluster: Cluster,
+) -> None:
+    cp = ControlPlaneProcess(tmp_path / "cp", tmp_path / "cp.log", store=store_url)
+    try:
+        await trio.to_thread.run_sync(cp.start)
+        api = await trio.to_thread.run_sync(cp.create_admin_token)
+        client = Client(cp.api_url, token=api.token, ca_file=api.ca_file)
+        prefix = unique("crash")
+        places = {
+            f"{prefix}-a": (cluster, "canary"),
+            f"{prefix}-b": (second_cluster, "main"),
+            f"{prefix}-c": (third_cluster, "main"),
+        }
+        for agent_id, (where, ring) in places.items():
+            bundle = await trio.to_thread.run_sync(
+                cp.create_bundle, agent_id, tmp_path / f"bundle-{agent_id}"
+            )
+            agent = Agent(nursery, agent_id, where, {"ring": ring}, bundle=bundle)
+            await agent.start(cp.agent_url)
+            await agent.connected()
+        await run_and_crash(cp, client, prefix, places)
+        ok, said = await trio.to_thread.run_sync(cp.verify_audit)
+        assert ok, said
+    finally:
+        await trio.to_thread.run_sync(cp.stop)
+
+
+async def run_and_crash(
+    cp: ControlPlaneProcess,
+    client: Client,
+    name: str,
+    places: dict[str, tuple[Cluster, str]],
+) -> None:
+    canary, *main = places
+    names = [f"{name}-{n:02d}" for n in range(OBJECTS)]
+    body = {
+        "id": name,
+        "selector": "ring",
+        "payload": {"manifests": [cm_yaml(cm, rollout=name) for cm in names]},
+        "strategy": {
+            "max_parallel": 1,
+            "waves": [{"selector": "ring=canary"}, {"selector": "", "approval": True}],
+        },
+    }
+    assert (await client.submit_rollout(body))["waves"] == [[canary], main]
+    await until(client, name, lambda v: v["state"] == "awaiting_approval")
+
+    await restart(cp)  # while the second wave awaits approval
+    view = await client.rollout(name)
+    assert view["state"] == "awaiting_approval", view
+    assert states(view) == {canary: "completed", main[0]: "pending", main[1]: "pending"}
+    for agent_id in main:
+        assert await child(client, f"{name}_{agent_id}") is None
+
+    assert (await client.rollout_op(name, "approve"))["approved"] == 1
+    await until(client, name, lambda v: states(v)[main[0]] != "pending")
+    await restart(cp)  # while the second wave runs
+
+    view = await final(client, name, within=120)
+    assert view["state"] == "completed", view
+    assert states(view) == dict.fromkeys(places, "completed")
+    assert [entry["wave"] for entry in timeline(view, "wave_started")] == [0, 1]
+    (approved,) = timeline(view, "approved")
+    for agent_id, (where, _) in places.items():
+        record = await child(client, f"{name}_{agent_id}")
+        assert record is not None and record.state is EventState.COMPLETED, record
+        ends = [entry for entry in record.timeline if entry.state.terminal]
+        assert len(ends) == 1, record.timeline
+        if agent_id in main:
+            assert started_at(record) >= approved["at"]
+        # No other event for the agent: the child was made once.
+        assert [r.event.id for r in await client.events(agent=agent_id)] == [record.event.id]
+        for cm in names:
+            assert await configmap_data(where, cm) == {"rollout": name}, (agent_id, cm)
