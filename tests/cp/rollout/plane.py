@@ -116,19 +116,23 @@ class Plane:
             await session.connected.wait()
         return session
 
-    async def until(self, rollout_id: str, done: Callable[[RolloutRecord], bool]) -> RolloutRecord:
-        """The rollout's record once ``done`` holds for it (woken by each change stored)."""
+    async def until(
+        self, rollout_id: str, done: Callable[[RolloutRecord], bool], *, also: Plane | None = None
+    ) -> RolloutRecord:
+        """The rollout's record once ``done`` holds for it, woken by each change this plane
+        (or ``also``, another replica) stores."""
+        planes = [self] if also is None else [self, also]
         with trio.fail_after(TIMEOUT):
             while True:
-                changed = self.rollouts.next_change()
+                changes = [plane.rollouts.next_change() for plane in planes]
                 record = await self.rollouts.get(rollout_id)
                 assert record is not None
                 if done(record):
                     return record
-                await changed.wait()
+                await first(changes)
 
-    async def final(self, rollout_id: str) -> RolloutRecord:
-        return await self.until(rollout_id, lambda record: record.state.final)
+    async def final(self, rollout_id: str, *, also: Plane | None = None) -> RolloutRecord:
+        return await self.until(rollout_id, lambda record: record.state.final, also=also)
 
     async def create(self, **fields: object) -> RolloutRecord:
         record, created = await self.rollouts.create(spec(**fields), may_target=everyone)  # type: ignore[arg-type]
@@ -137,6 +141,18 @@ class Plane:
 
     async def stop(self) -> None:
         self.scope.cancel()
+
+
+async def first(events: list[trio.Event]) -> None:
+    """Until one of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)
 
 
 def spec(
@@ -175,14 +191,16 @@ async def start_plane(
     port: int = 0,
     clock: Callable[[], float] = time.time,
     sweep_interval: float = 10.0,
+    store: StoreSpec | None = None,
 ) -> Plane:
     """A plane on the SQLite store in ``folder`` (another start on the same folder and port
-    is a restart), running until :meth:`Plane.stop`."""
+    is a restart), or on ``store``, running until :meth:`Plane.stop`."""
     script = script or Script()
+    spec = store
 
     async def run(task_status: trio.TaskStatus[Plane]) -> None:
         with trio.CancelScope() as scope:
-            async with open_store(StoreSpec.sqlite_in(folder)) as store:
+            async with open_store(spec or StoreSpec.sqlite_in(folder)) as store:
                 live, watch = LiveAgents(), EventWatch()
                 intake = Intake(store, test_pki.shared().signer, live)
                 progress = Progress(store, live, watch)
