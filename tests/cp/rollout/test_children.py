@@ -1,13 +1,20 @@
-"""A rollout's child events (pure): TTL, plans, a plan's apply."""
+"""A rollout's child events (pure): TTL, plans, a plan's apply and what it expects."""
 
 from __future__ import annotations
 
 import attrs
 
-from tests.cp.rollout.fleet import T0, spec
+from tests.cp.rollout.fleet import T0, agents, record, spec
 from transporter.cp.rollout.children import NotStarted, child_event
-from transporter.protocol.model import Action
-from transporter.protocol.rollout import RolloutCluster, RolloutKind
+from transporter.cp.rollout.plans import apply_spec
+from transporter.protocol.model import (
+    Action,
+    EventRecord,
+    EventState,
+    ResourceResult,
+    ResourceStatus,
+)
+from transporter.protocol.rollout import RolloutCluster, RolloutKind, Strategy
 
 CLUSTER = RolloutCluster("a1", 0, "r1_a1")
 
@@ -35,3 +42,25 @@ def test_a_plans_child_plans_and_a_plans_apply_expects_what_it_saw() -> None:
     assert made.payload.expect == {"/ConfigMap/default/a": "f1"}
     other = child_event(applying, RolloutCluster("a2", 0, "r1_a2"), T0, late=False)
     assert other == NotStarted("failed", "not started: the plan has nothing for this agent")
+
+
+def test_a_plans_apply_applies_what_was_planned() -> None:
+    planned = spec(kind=RolloutKind.PLAN)
+    plan = record(
+        attrs.evolve(planned, payload=attrs.evolve(planned.payload, action=Action.PLAN)),
+        agents(a1={}),
+    )
+    made = child_event(plan.spec, plan.clusters[0], T0, late=False)
+    assert not isinstance(made, NotStarted)
+    seen = ResourceResult(
+        "apps/v1", "Deployment", "web", "prod", ResourceStatus.UNCHANGED, fingerprint="f"
+    )
+    refused = ResourceResult("v1", "Secret", "s", "prod", ResourceStatus.REFUSED, fingerprint="g")
+    child = EventRecord(made, 1, EventState.COMPLETED, resources=(seen, refused))
+    applied = apply_spec(
+        plan, [child], rollout_id=None, strategy=Strategy(), wait_ready=False, ready_timeout=0,
+        ttl=60, actor="bob", now=T0,
+    )  # fmt: skip
+    assert applied.payload.action is Action.APPLY
+    assert applied.expects == {"a1": {"apps/Deployment/prod/web": "f"}}
+    assert applied.id.startswith("r1-") and len(applied.id) == len("r1-") + 8

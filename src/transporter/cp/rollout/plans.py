@@ -82,6 +82,8 @@ def apply_spec(
     """The rollout applying ``plan`` (checked with :func:`check_plan`)."""
     found = expects(plan, children)
     payload = plan.spec.payload
+    if payload.action is Action.PLAN:  # the action planned is kept in the plan's spec
+        payload = attrs.evolve(payload, action=Action.APPLY)
     if payload.action is Action.APPLY:
         payload = attrs.evolve(payload, wait_ready=wait_ready, ready_timeout=ready_timeout)
     return RolloutSpec(
