@@ -332,3 +332,13 @@ def test_a_plans_apply_that_found_changes_is_drifted() -> None:
     f.step()
     assert f.states() == {"a1": "drifted"}
     assert f.record.message == "1 of 1 clusters did not complete: 1 drifted"
+
+
+def test_the_record_keeps_a_short_copy_of_a_childs_message() -> None:
+    f = fleet(fleet=agents(a1={}), strategy=Strategy(max_failures=1))
+    f.step()
+    f.set("a1", FAILED, "x" * 5000)
+    f.step()
+    message = f.record.clusters[0].message
+    assert len(message) == 300 and message.endswith("…")
+    assert f.events["r1_a1"].message == "x" * 5000

@@ -33,6 +33,7 @@ COMPLETED: Final = EventState.COMPLETED.value
 FINAL: Final = frozenset({state.value for state in EventState if state.terminal} | {"drifted"})
 """A cluster's final states; all but ``completed`` are failures."""
 AGENT_ADDED: Final = "agent_added"
+CLUSTER_MESSAGE: Final = 300
 WAVE_STARTED: Final = "wave_started"
 
 
@@ -78,9 +79,17 @@ def refreshed(
         cluster,
         state=kids.cluster_state(child),
         phase=child.phase.value if child.phase is not None else "",
-        message=child.message,
+        message=cut(child.message),
         updated_at=child.updated_at,
     )
+
+
+def cut(message: str) -> str:
+    """A child's message as the rollout's record keeps it: at most :data:`CLUSTER_MESSAGE`
+    characters (the whole one is the child's), so that a record of many clusters stays small."""
+    if len(message) <= CLUSTER_MESSAGE:
+        return message
+    return message[: CLUSTER_MESSAGE - 1] + "…"
 
 
 def settle(record: RolloutRecord, started: Sequence[EventRecord]) -> RolloutRecord:
