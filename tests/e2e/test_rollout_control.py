@@ -75,6 +75,16 @@ async def test_approve_releases_the_wave_that_waits(
     with pytest.raises(ApiError) as nothing:
         await cp.client.rollout_op(name, "approve")
     assert nothing.value.status == 409
+    said = [entry for entry in await cp.client.audit(limit=500) if name in entry.detail]
+    actions = [entry.action for entry in sorted(said, key=lambda entry: entry.at)]
+    assert actions == [
+        "rollout.accepted",
+        "rollout.wave_started",
+        "rollout.awaiting_approval",
+        "rollout.approved",
+        "rollout.wave_started",
+        "rollout.completed",
+    ]
 
 
 async def test_a_standing_rollout_reaches_later_agents_until_closed(

@@ -22,9 +22,11 @@ from tests.bed.rollouts import (
     cm_yaml,
     configmap_data,
     configmap_object,
+    ended_at,
     final,
     messages,
     put_configmap,
+    started_at,
     states,
     timeline,
 )
@@ -120,9 +122,10 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     assert shown == {changed: "drifted", same: "unchanged", fresh: "created"}
 
 
-def deployment_json(name: str) -> str:
-    """A Deployment whose pods KWOK never makes ready (one JSON document is YAML too)."""
-    labels = {"app": name, NEVER_READY_LABEL: "true"}
+def deployment_json(name: str, *, never_ready: bool = True) -> str:
+    """A Deployment (one JSON document is YAML too), by default one whose pods KWOK never
+    makes ready."""
+    labels = {"app": name, **({NEVER_READY_LABEL: "true"} if never_ready else {})}
     body = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -178,3 +181,41 @@ async def test_a_first_wave_that_never_becomes_ready_starts_no_second_wave(
     assert await read_deployment(ready_cluster, name) is not None
     assert await read_deployment(cluster, name) is None
     assert await child(cp.client, f"{name}_{rest.agent_id}") is None
+
+
+@pytest.mark.timeout(300)
+async def test_the_next_wave_starts_once_the_first_is_ready(
+    cp: ControlPlane,
+    make_agent: Callable[..., Agent],
+    ready_cluster: Cluster,
+    cluster: Cluster,
+) -> None:
+    """On the ready test bed the first wave's Deployment rolls out and its cluster completes,
+    ready; only then does the second wave start (on a cluster without controllers, where the
+    same Deployment is never ready: it fails at the timeout)."""
+    canary = make_agent(ready_cluster, labels={"ring": "canary"})
+    rest = make_agent(cluster, labels={"ring": "rest"})
+    for agent in (canary, rest):
+        await agent.start(cp.agent_url)
+    name = unique("ready")
+    body = {
+        "id": name,
+        "selector": "ring",
+        "payload": {
+            "manifests": [deployment_json(name, never_ready=False)],
+            "wait_ready": True,
+            "ready_timeout": 12,
+        },
+        "strategy": {"waves": [{"selector": "ring=canary"}, {"selector": ""}]},
+    }
+    await cp.client.submit_rollout(body)
+    view = await final(cp.client, name, within=120)
+    assert states(view) == {canary.agent_id: "completed", rest.agent_id: "failed"}, view
+    ready = await child(cp.client, f"{name}_{canary.agent_id}")
+    later = await child(cp.client, f"{name}_{rest.agent_id}")
+    assert ready is not None and later is not None
+    assert [r.ready.value if r.ready else None for r in ready.resources] == ["current"]
+    assert started_at(later) >= ended_at(ready)
+    assert later.message.startswith(f"not ready after 12 s: Deployment/{name}: "), later.message
+    shown = await read_deployment(ready_cluster, name)
+    assert shown is not None and shown.status.available_replicas == 1
