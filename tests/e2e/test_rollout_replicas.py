@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -91,13 +92,13 @@ async def test_a_rollout_goes_over_two_replicas(
 
     # A standing rollout: an agent that registers later with the other replica joins it.
     standing = unique("stand")
-    body = {
+    stand: dict[str, Any] = {
         "id": standing,
         "selector": f"team={team}",
         "standing": True,
         "payload": {"manifests": [cm_yaml(standing)]},
     }
-    await one.client.submit_rollout(body)
+    await one.client.submit_rollout(stand)
     await until(one.client, standing, lambda v: v["state"] == "standing")
     newcomer = make_agent(cluster, labels={"team": team, "ring": "new"})
     await newcomer.start(two.agent_url)
