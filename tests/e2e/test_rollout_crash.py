@@ -138,3 +138,53 @@ async def run_and_crash(
         assert [r.event.id for r in await client.events(agent=agent_id)] == [record.event.id]
         for cm in names:
             assert await configmap_data(where, cm) == {"rollout": name}, (agent_id, cm)
+
+
+async def test_a_standing_rollout_outlives_kill_9(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    cluster: Cluster,
+    second_cluster: Cluster,
+) -> None:
+    """A standing rollout, the control plane killed while it stands: an agent that registers
+    with the new process gets the event; closed, the rollout ends, and stays ended across
+    another kill."""
+    cp = ControlPlaneProcess(tmp_path / "cp", tmp_path / "cp.log")
+    try:
+        await trio.to_thread.run_sync(cp.start)
+        api = await trio.to_thread.run_sync(cp.create_admin_token)
+        client = Client(cp.api_url, token=api.token, ca_file=api.ca_file)
+        team = unique("team")
+
+        async def agent(agent_id: str, where: Cluster) -> None:
+            bundle = await trio.to_thread.run_sync(
+                cp.create_bundle, agent_id, tmp_path / f"bundle-{agent_id}"
+            )
+            started = Agent(nursery, agent_id, where, {"team": team}, bundle=bundle)
+            await started.start(cp.agent_url)
+            await started.connected()
+
+        await agent(f"{team}-a", cluster)
+        name = unique("stand")
+        body = {
+            "id": name,
+            "selector": f"team={team}",
+            "standing": True,
+            "payload": {"manifests": [cm_yaml(name, n="1")]},
+        }
+        await client.submit_rollout(body)
+        await until(client, name, lambda v: v["state"] == "standing")
+        await restart(cp)
+
+        await agent(f"{team}-b", second_cluster)
+        view = await until(
+            client, name, lambda v: v["state"] == "standing" and v["counts"] == {"completed": 2}
+        )
+        assert sorted(states(view)) == [f"{team}-a", f"{team}-b"]
+        assert await configmap_data(second_cluster, name) == {"n": "1"}
+        await client.rollout_op(name, "close")
+        assert (await final(client, name))["state"] == "completed"
+        await restart(cp)
+        assert (await client.rollout(name))["state"] == "completed"
+    finally:
+        await trio.to_thread.run_sync(cp.stop)
