@@ -64,6 +64,7 @@ class Runner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._tick)
+            self._bell.ring()  # a first pass at once: a restart resumes the open rollouts
             task_status.started()
             while True:
                 await self._bell.wait()
