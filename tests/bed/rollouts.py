@@ -5,13 +5,16 @@ each cluster (through the API server, never through our records alone)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from kubernetes import client as k8s
 
-from tests.bed.harness import read
+from tests.bed.harness import ControlPlane, read
 from tests.bed.kube import Cluster
+from transporter.config.store_spec import StoreSpec
 from transporter.produce.client import ApiError, Client
 from transporter.protocol.model import EventRecord
 
@@ -28,6 +31,26 @@ def third_cluster_of(factory: Callable[[], Cluster]) -> Cluster:
     if id(factory) not in _third:
         _third[id(factory)] = factory()
     return _third[id(factory)]
+
+
+STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+"""The parameters of a test that runs on each store (:func:`store_of`)."""
+
+
+def store_of(request: pytest.FixtureRequest) -> StoreSpec | None:
+    """The store of a test parametrized by :data:`STORES`: ``None`` (SQLite in the control
+    plane's data folder) or a fresh redis-server of the test's."""
+    if request.param == "redis":
+        return StoreSpec.parse(request.getfixturevalue("redis_server").url)
+    return None
+
+
+async def started_plane(
+    nursery: trio.Nursery, data_dir: Path, store: StoreSpec | None
+) -> ControlPlane:
+    plane = ControlPlane(nursery, data_dir, store=store)
+    await plane.start()
+    return plane
 
 
 async def until(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from kubernetes import client as k8s
 
 from tests.bed.controllers import NEVER_READY_LABEL
@@ -18,6 +20,7 @@ from tests.bed.harness import Agent, ControlPlane, read
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
 from tests.bed.rollouts import (
+    STORES,
     child,
     cm_yaml,
     configmap_data,
@@ -27,10 +30,13 @@ from tests.bed.rollouts import (
     messages,
     put_configmap,
     started_at,
+    started_plane,
     states,
+    store_of,
     timeline,
 )
 from tests.bed.rollouts import until as until_rollout
+from transporter.config.store_spec import StoreSpec
 from transporter.produce.client import Client
 
 
@@ -50,8 +56,19 @@ def version(found: Any) -> str:
     return str(found.metadata.resource_version)
 
 
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> StoreSpec | None:
+    return store_of(request)
+
+
+@pytest.fixture
+async def plane(store: StoreSpec | None, nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
+    """A control plane on each store."""
+    return await started_plane(nursery, tmp_path / "cp", store)
+
+
 async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
-    cp: ControlPlane,
+    plane: ControlPlane,
     make_agent: Callable[..., Agent],
     cluster: Cluster,
     second_cluster: Cluster,
@@ -63,13 +80,13 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     steady = make_agent(cluster, labels={"plan": "yes"})
     edited = make_agent(second_cluster, labels={"plan": "yes"})
     for agent in (steady, edited):
-        await agent.start(cp.agent_url)
+        await agent.start(plane.agent_url)
     changed, same, fresh = unique("changed"), unique("same"), unique("fresh")
     seed = unique("seed")
     before = [cm_yaml(changed, key="old"), cm_yaml(same, key="v")]
     body = {"id": seed, "selector": "plan=yes", "payload": {"manifests": before}}
-    await cp.client.submit_rollout(body)
-    assert (await final(cp.client, seed))["state"] == "completed"
+    await plane.client.submit_rollout(body)
+    assert (await final(plane.client, seed))["state"] == "completed"
     versions = {
         where.name: version(await configmap_object(where, same))
         for where in (cluster, second_cluster)
@@ -77,10 +94,10 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     manifests = [cm_yaml(changed, key="new"), cm_yaml(same, key="v"), cm_yaml(fresh, key="f")]
     plan_id = unique("plan")
     body = {"id": plan_id, "selector": "plan=yes", "payload": {"manifests": manifests}}
-    accepted = await cp.client.submit_plan(body)
+    accepted = await plane.client.submit_plan(body)
     assert accepted["agents"] == sorted([steady.agent_id, edited.agent_id])
 
-    view = await planned(cp.client, plan_id)
+    view = await planned(plane.client, plan_id)
     assert view["state"] == "completed", view
     for agent in (steady, edited):
         found = results(view, agent.agent_id)
@@ -99,9 +116,9 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
         assert await configmap_data(where, fresh) is None
 
     await put_configmap(second_cluster, changed, {"key": "edited"})
-    applying = await cp.client.apply_plan(plan_id, {"id": unique("apply")})
+    applying = await plane.client.apply_plan(plan_id, {"id": unique("apply")})
     assert applying["agents"] == sorted([steady.agent_id, edited.agent_id])
-    applied = await final(cp.client, applying["rollout_id"])
+    applied = await final(plane.client, applying["rollout_id"])
     assert applied["plan_id"] == plan_id
     assert states(applied) == {steady.agent_id: "completed", edited.agent_id: "drifted"}
     assert applied["state"] == "failed"
@@ -116,7 +133,7 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     assert await configmap_data(second_cluster, fresh) == {"key": "f"}
     for where in (cluster, second_cluster):
         assert version(await configmap_object(where, same)) == versions[where.name]
-    record = await child(cp.client, f"{applying['rollout_id']}_{edited.agent_id}")
+    record = await child(plane.client, f"{applying['rollout_id']}_{edited.agent_id}")
     assert record is not None
     shown = {r.name: r.status.value for r in record.resources}
     assert shown == {changed: "drifted", same: "unchanged", fresh: "created"}

@@ -15,6 +15,7 @@ from tests.bed.harness import Agent, ControlPlane
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
 from tests.bed.rollouts import (
+    STORES,
     child,
     cm_yaml,
     configmap_data,
@@ -22,7 +23,9 @@ from tests.bed.rollouts import (
     final,
     messages,
     started_at,
+    started_plane,
     states,
+    store_of,
     third_cluster_of,
     timeline,
 )
@@ -35,20 +38,15 @@ def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
     return third_cluster_of(cluster_factory)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest) -> StoreSpec | None:
-    """Each store: SQLite (``None``: the control plane's own file) and a fresh redis-server."""
-    if request.param == "redis":
-        return StoreSpec.parse(request.getfixturevalue("redis_server").url)
-    return None
+    return store_of(request)
 
 
 @pytest.fixture
 async def plane(store: StoreSpec | None, nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
     """A control plane on each store."""
-    started = ControlPlane(nursery, tmp_path / "cp", store=store)
-    await started.start()
-    return started
+    return await started_plane(nursery, tmp_path / "cp", store)
 
 
 async def test_a_selector_reaches_its_clusters_only_and_waves_go_in_order(
