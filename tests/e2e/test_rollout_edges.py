@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 
 from tests.bed.harness import Agent, ControlPlane, read, submit_and_wait
 from tests.bed.kube import Cluster
-from tests.bed.manifests import deployment_yaml, unique
+from tests.bed.manifests import deployment_yaml, namespace_yaml, unique
 from tests.bed.rollouts import (
     child,
     cm_yaml,
@@ -234,3 +234,52 @@ async def test_cancel_lets_the_running_cluster_finish(
         cluster, lambda api: k8s.AppsV1Api(api).read_namespaced_deployment(name, "default")
     )
     assert found is not None
+
+
+async def test_a_plan_of_a_new_namespace_and_its_objects_applies_them(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    agent = make_agent(cluster)
+    await agent.start(cp.agent_url)
+    namespace, name = unique("ns"), unique("cm")
+    manifests = [namespace_yaml(namespace), cm_yaml(name, namespace, a="1")]
+    plan_id = unique("plan")
+    body = {"id": plan_id, "target_agents": [agent.agent_id], "payload": {"manifests": manifests}}
+    await cp.client.submit_plan(body)
+    found = results(await planned(cp, plan_id))
+    assert {n: r["status"] for n, r in found.items()} == {
+        namespace: "would_create",
+        name: "would_create",
+    }
+    applied = await cp.client.apply_plan(plan_id, {})
+    view = await final(cp.client, applied["rollout_id"])
+    assert view["state"] == "completed", view
+    assert await configmap_data(cluster, name, namespace) == {"a": "1"}
+
+
+async def test_a_delete_plan_deletes_what_it_saw_and_leaves_what_changed(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
+) -> None:
+    """A plan of action delete over two objects; one is edited before the apply: it stays,
+    the other is deleted."""
+    agent = make_agent(cluster)
+    await agent.start(cp.agent_url)
+    gone, kept = unique("gone"), unique("kept")
+    for name in (gone, kept):
+        await put_configmap(cluster, name, {"a": "1"})
+    manifests = [cm_yaml(gone, a="1"), cm_yaml(kept, a="1")]
+    plan_id = unique("plan")
+    body = {
+        "id": plan_id,
+        "target_agents": [agent.agent_id],
+        "payload": {"manifests": manifests, "action": "delete"},
+    }
+    await cp.client.submit_plan(body)
+    found = results(await planned(cp, plan_id))
+    assert set(found) == {gone, kept}
+    await put_configmap(cluster, kept, {"a": "2"})
+    applied = await cp.client.apply_plan(plan_id, {})
+    view = await final(cp.client, applied["rollout_id"])
+    assert states(view) == {agent.agent_id: "drifted"}, view
+    assert await configmap_data(cluster, gone) is None
+    assert await configmap_data(cluster, kept) == {"a": "2"}
