@@ -225,3 +225,44 @@ async def test_a_token_reaches_only_the_rollouts_whose_every_agent_it_covers(
     assert await configmap_data(cluster, name) is None
     await cp.client.rollout_op(name, "cancel")
     assert (await final(cp.client, name))["state"] == "cancelled"
+
+
+async def test_a_cancelled_standing_rollout_takes_no_one_more(
+    cp: ControlPlane,
+    make_agent: Callable[..., Agent],
+    cluster: Cluster,
+    second_cluster: Cluster,
+    third_cluster: Cluster,
+) -> None:
+    """Cancelled while it stands, a rollout ends ``cancelled``; an agent that registers
+    afterwards gets nothing, while an agent that comes back with labels it now matches joins
+    an open standing rollout."""
+    team = unique("team")
+    first = make_agent(cluster, labels={"team": team})
+    await started(cp, first)
+    name, sentinel = unique("stand"), unique("sentinel")
+    for rollout_id in (name, sentinel):
+        body = {
+            "id": rollout_id,
+            "selector": f"team={team}",
+            "standing": True,
+            "payload": {"manifests": [cm_yaml(rollout_id)]},
+        }
+        await cp.client.submit_rollout(body)
+        await until(cp.client, rollout_id, lambda v: v["state"] == "standing")
+    answer = await cp.client.rollout_op(name, "cancel")
+    assert (answer["cancelled"], answer["running"]) == (0, 0), answer
+    assert (await final(cp.client, name))["state"] == "cancelled"
+
+    # Known before with other labels, it comes back as one of the team.
+    other = make_agent(third_cluster, labels={"team": "other"})
+    await started(cp, other)
+    await other.stop()
+    other.labels = {"team": team}
+    await started(cp, other)
+    await until(cp.client, sentinel, lambda v: states(v).get(other.agent_id) == "completed")
+    assert await configmap_data(third_cluster, sentinel) == {}
+    view = await cp.client.rollout(name)
+    assert states(view) == {first.agent_id: "completed"}
+    assert await configmap_data(third_cluster, name) is None
+    await cp.client.rollout_op(sentinel, "close")
