@@ -191,6 +191,7 @@ async def start_plane(
     port: int = 0,
     clock: Callable[[], float] = time.time,
     sweep_interval: float = 10.0,
+    reconcile_interval: float = 0.5,
     store: StoreSpec | None = None,
 ) -> Plane:
     """A plane on the SQLite store in ``folder`` (another start on the same folder and port
@@ -209,7 +210,7 @@ async def start_plane(
                     store,
                     intake,
                     progress,
-                    reconcile_interval=0.5,
+                    reconcile_interval=reconcile_interval,
                     sweep_interval=sweep_interval,
                     clock=clock,
                 )

@@ -49,6 +49,9 @@ class Runner:
         """Move every open rollout in the next pass (at start: a restart resumes them)."""
         self._sweep = True
         self._outage = False
+        self._nursery: trio.Nursery | None = None
+        self._waking: set[str] = set()
+        """Rollouts whose pause a task waits out (one each)."""
 
     def ring(self, rollout_id: str) -> None:
         self._rung.add(rollout_id)
@@ -63,6 +66,7 @@ class Runner:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._tick)
             self._bell.ring()  # a first pass at once: a restart resumes the open rollouts
             task_status.started()
@@ -97,7 +101,9 @@ class Runner:
         rung, self._rung = sorted(self._rung | idle), set()
         for index, rollout_id in enumerate(rung):
             try:
-                await self.mover.advance(rollout_id, idle=rollout_id in idle)
+                record = await self.mover.advance(rollout_id, idle=rollout_id in idle)
+                if record is not None and record.resume_at is not None:
+                    self._wake(rollout_id, record.resume_at)
             except StoreUnavailable as exc:
                 self._rung.update(rung[index:])  # again once the store answers
                 self._paused(exc)
@@ -126,6 +132,21 @@ class Runner:
                 raise
             except Exception:
                 log.exception("rollout %s: adding agents failed", rollout_id)
+
+    def _wake(self, rollout_id: str, at: float) -> None:
+        """Ring the rollout when its pause is over (not at the tick after)."""
+        if rollout_id in self._waking or self._nursery is None:
+            return
+        self._waking.add(rollout_id)
+
+        async def wake() -> None:
+            try:
+                await trio.sleep(max(0.0, at - self.mover.clock()))
+            finally:
+                self._waking.discard(rollout_id)
+            self.ring(rollout_id)
+
+        self._nursery.start_soon(wake)
 
     def _paused(self, exc: StoreUnavailable) -> None:
         if not self._outage:
