@@ -42,7 +42,9 @@ MayTarget = Callable[[str], bool]
 
 
 class Rollouts:
-    """The control plane's rollouts (one per control plane)."""
+    """The control plane's rollouts (one per control plane: it makes itself the listener of
+    ``progress``, told of every change to a child, and of ``intake``, told of every agent that
+    registers)."""
 
     def __init__(
         self,
