@@ -266,3 +266,33 @@ async def test_a_cancelled_standing_rollout_takes_no_one_more(
     assert states(view) == {first.agent_id: "completed"}
     assert await configmap_data(third_cluster, name) is None
     await cp.client.rollout_op(sentinel, "close")
+
+
+async def test_a_standing_rollout_reaches_no_agent_past_its_submitters_token(
+    cp: ControlPlane, nursery: trio.Nursery, cluster: Cluster, second_cluster: Cluster
+) -> None:
+    """Submitted with a ``team-a-*`` token, a standing rollout over ``env=prod`` takes a team-a
+    agent that comes later, never a team-b one (an admin's standing rollout takes both: the
+    sign that the team-b agent's arrival was seen)."""
+    suffix = unique("s")
+    scoped = cp.client_with(await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",)))
+    name, admin = unique("scoped"), unique("admin")
+    for client, rollout_id in ((scoped, name), (cp.client, admin)):
+        body = {
+            "id": rollout_id,
+            "selector": f"env={suffix}",
+            "standing": True,
+            "allow_empty": True,
+            "payload": {"manifests": [cm_yaml(rollout_id)]},
+        }
+        assert (await client.submit_rollout(body))["agents"] == []
+    team_b = Agent(nursery, f"team-b-{suffix}", second_cluster, {"env": suffix})
+    team_a = Agent(nursery, f"team-a-{suffix}", cluster, {"env": suffix})
+    await started(cp, team_b, team_a)
+    both = {team_a.agent_id: "completed", team_b.agent_id: "completed"}
+    await until(cp.client, admin, lambda v: states(v) == both)
+    view = await until(cp.client, name, lambda v: states(v) == {team_a.agent_id: "completed"})
+    assert view["total"] == 1
+    assert await configmap_data(cluster, name) == {}
+    assert await configmap_data(second_cluster, name) is None
+    assert await configmap_data(second_cluster, admin) == {}
