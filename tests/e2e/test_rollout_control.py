@@ -76,7 +76,7 @@ async def test_approve_releases_the_wave_that_waits(
         await cp.client.rollout_op(name, "approve")
     assert nothing.value.status == 409
     said = [entry for entry in await cp.client.audit(limit=500) if name in entry.detail]
-    actions = [entry.action for entry in sorted(said, key=lambda entry: entry.at)]
+    actions = [entry.action for entry in sorted(said, key=lambda entry: entry.seq)]
     assert actions == [
         "rollout.accepted",
         "rollout.wave_started",
