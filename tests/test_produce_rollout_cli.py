@@ -123,7 +123,7 @@ def test_agents_and_a_single_agent() -> None:
         (["produce", "get", "events", "--kind", "plan"], "--kind: only with 'get rollouts'"),
         (["produce", "get", "rollout"], "get rollout needs an id"),
         (["produce", "get", "plans", "x"], "get plans takes no id"),
-        (["produce", "approve", "r1", "--wave", "16"], "not a wave number"),
+        (["produce", "approve", "r1", "--wave", "17"], "not a wave number"),
         (["produce", "close", "event/e1"], "only a rollout can be closed"),
         (["produce", "plan", "--manifest", "m.yaml"], "give exactly one of"),
         (["produce", "apply", "p1", "--standing"], "unrecognized arguments: --standing"),

@@ -108,7 +108,7 @@ def test_rollouts_and_clusters_as_tables() -> None:
     wide = rollout_render.rollouts_rows([running], 1_700_000_060.0, wide=True)[1][0]
     assert wide[7:10] == ("-l env=prod", "-", "no")
     _, clusters = rollout_render.clusters_rows(running.clusters)
-    assert clusters[1] == ("b", "0", "failed", "-", "boom")
+    assert clusters[1] == ("b", "1", "failed", "-", "boom")
 
 
 def test_the_exit_code_is_0_only_when_every_cluster_completed() -> None:
@@ -177,12 +177,12 @@ def test_following_shows_each_change_once_and_stops_when_settled() -> None:
     shown = [line.split(None, 1)[1] for line in buffer.getvalue().splitlines()]
     assert shown == [
         "rollout  running",
-        "a  wave 0  queued",
-        "b  wave 0  pending",
-        "a  wave 0  in_progress  applying",
+        "a  wave 1  queued",
+        "b  wave 1  pending",
+        "a  wave 1  in_progress  applying",
         "rollout  completed",
-        "a  wave 0  completed",
-        "b  wave 0  completed",
+        "a  wave 1  completed",
+        "b  wave 1  completed",
     ]
 
 
@@ -193,7 +193,7 @@ def test_the_live_table_draws_every_cluster() -> None:
         live.update(RolloutView.of(view("running", cluster("a", "failed", message="[/] no"))))
     text = buffer.getvalue()
     assert "rollout r1  running" in text and "[/] no" in text
-    assert "1 failed (1 clusters)" in text
+    assert "1 failed (1 cluster)" in text
 
 
 def test_a_table_longer_than_the_screen_keeps_failures_then_work_then_waiting() -> None:

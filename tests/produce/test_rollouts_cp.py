@@ -68,7 +68,7 @@ async def test_a_rollout_to_agents_that_never_come_expires_and_exits_1(
     out = done.stdout.decode()
     assert done.returncode == 1 and out, (out, done.stderr)
     assert "rollout expiring accepted: 2 agent(s) (gone-1, gone-2)" in out
-    assert "gone-1  wave 0  expired" in out  # plain lines: stdout is not a terminal
+    assert "gone-1  wave 1  expired" in out  # plain lines: stdout is not a terminal
     assert "rollout expiring failed: 2 expired (2 clusters)" in out.splitlines()[-1]
 
     listed = await run_produce(cp, "get", "rollouts", "-o", "json")
@@ -84,7 +84,7 @@ async def test_a_rollout_to_agents_that_never_come_expires_and_exits_1(
     table = await run_produce(cp, "get", "rollout", "expiring")
     lines = table.stdout.decode().splitlines()
     assert lines[:2] == ["apply      expiring", "state      failed"]
-    assert any(line.split()[:4] == ["gone-1", "0", "expired", "-"] for line in lines)
+    assert any(line.split()[:4] == ["gone-1", "1", "expired", "-"] for line in lines)
     names = await run_produce(cp, "get", "rollouts", "-o", "name")
     assert names.stdout == b"rollout/expiring\n"
 
@@ -159,7 +159,7 @@ async def test_plan_then_apply_on_a_real_cluster(
 
     applied = await run_produce(cp, "apply", "p1", "--id", "a1", "--wait", "--timeout", "120")
     assert applied.returncode == 0, (applied.stdout, applied.stderr)
-    assert b"rollout a1 completed: 1 completed (1 clusters)" in applied.stdout
+    assert b"rollout a1 completed: 1 completed (1 cluster)" in applied.stdout
 
 
 async def test_waves_wait_for_approval_and_following_says_how_to_go_on(
@@ -178,13 +178,13 @@ async def test_waves_wait_for_approval_and_following_says_how_to_go_on(
     out = first.stdout.decode()
     assert first.returncode == 1, (out, first.stderr)
     assert "accepted: 2 agent(s) in 2 waves" in out
-    assert f"{canary.agent_id}  wave 0  completed" in out
+    assert f"{canary.agent_id}  wave 1  completed" in out
     assert "rollout w1 awaiting_approval: 1 completed, 1 pending (2 clusters)" in out
     assert "approve the next wave: transporter produce approve w1" in out
     assert "not finished after 5 s; follow it: transporter produce get rollout w1 --watch" in out
 
     approved = await run_produce(cp, "approve", "w1")
-    assert approved.stdout == b"rollout w1: wave 1 approved\n", approved.stderr
+    assert approved.stdout == b"rollout w1: wave 2 approved\n", approved.stderr
     followed = await run_produce(cp, "get", "rollout", "w1", "--watch", "-o", "json")
     assert followed.returncode == 0, followed.stderr
     shown = json.loads(followed.stdout)
@@ -212,7 +212,7 @@ async def test_ctrl_c_stops_following_and_the_rollout_goes_on(
     assert process.stdout is not None
     seen = b""
     with trio.fail_after(30):
-        while b"far-1  wave 0  queued" not in seen:  # following
+        while b"far-1  wave 1  queued" not in seen:  # following
             chunk = await process.stdout.receive_some()
             assert chunk, seen
             seen += chunk
@@ -221,7 +221,7 @@ async def test_ctrl_c_stops_following_and_the_rollout_goes_on(
             seen += chunk
         assert await process.wait() == 1
     out = seen.decode()
-    assert "rollout followed running: 1 queued (1 clusters)" in out
+    assert "rollout followed running: 1 queued (1 cluster)" in out
     assert "stopped following (the rollout goes on); follow it:" in out
     assert "transporter produce get rollout followed --watch" in out
     shown = await run_produce(cp, "get", "rollout", "followed", "-o", "json")
@@ -290,5 +290,5 @@ async def test_on_a_terminal_the_clusters_are_a_live_table(
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
     assert "rollout on-tty accepted: 2 agent(s)" in screen
     assert "AGENT" in screen and "MESSAGE" in screen  # the live table's header
-    assert re.search(r"tty-1\s+0\s+expired", screen), screen
+    assert re.search(r"tty-1\s+1\s+expired", screen), screen
     assert "rollout on-tty failed: 2 expired (2 clusters)" in screen

@@ -68,8 +68,9 @@ APPLY_FLAGS = (
 
 
 def _wave_number(text: str) -> int:
-    if not text.strip().isdigit() or int(text) > 15:
-        raise ConfigError(f"{text!r} is not a wave number (0-15)")
+    """A wave as people count them, from 1 (the API's index is one less)."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 16:
+        raise ConfigError(f"{text!r} is not a wave number (1-16)")
     return int(text)
 
 
@@ -122,7 +123,7 @@ def _add_ops(kinds: Subcommands) -> None:
         (
             "approve",
             "release the rollout's wave that awaits approval",
-            "Start the wave that waits for approval (or --wave N, counted from 0).",
+            "Start the wave that waits for approval (or --wave N, counted from 1).",
             "transporter produce approve web-42",
         ),
         (

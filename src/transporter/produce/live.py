@@ -79,7 +79,7 @@ class Lines:
             if self.clusters.get(cluster.agent_id) == now_is:
                 continue
             self.clusters[cluster.agent_id] = now_is
-            line = Text(f"  {now}  {cluster.agent_id}  wave {cluster.wave}  ")
+            line = Text(f"  {now}  {cluster.agent_id}  wave {cluster.wave + 1}  ")
             line.append(cluster.state, STATE_STYLE.get(cluster.state, ""))
             self.console.print(line.append(f"  {cluster.phase}  {cluster.message}".rstrip()))
 
@@ -116,7 +116,7 @@ def table(view: RolloutView, rows: int = 10_000) -> Group:
     for c in clusters:
         grid.add_row(
             Text(c.agent_id),
-            str(c.wave),
+            str(c.wave + 1),
             Text(c.state, STATE_STYLE.get(c.state, "")),
             Text(c.phase or "-"),
             Text(c.message),

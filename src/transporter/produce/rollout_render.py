@@ -48,7 +48,8 @@ def counts_line(view: RolloutView) -> str:
     known = [state for state in COUNT_ORDER if view.counts.get(state)]
     other = sorted(state for state in view.counts if state not in COUNT_ORDER)
     parts = [f"{view.counts[state]} {state}" for state in (*known, *other) if view.counts[state]]
-    return f"{', '.join(parts) or 'no clusters'} ({view.total} clusters)"
+    total = f"{view.total} cluster{'' if view.total == 1 else 's'}"
+    return f"{', '.join(parts) or 'no clusters'} ({total})"
 
 
 def progress(view: RolloutView) -> str:
@@ -90,7 +91,7 @@ def clusters_rows(clusters: Sequence[ClusterView], *, wide: bool = False) -> Row
         headers += ("EVENT", "UPDATED")
     rows = []
     for c in clusters:
-        row: tuple[str, ...] = (c.agent_id, str(c.wave), c.state, c.phase or "-")
+        row: tuple[str, ...] = (c.agent_id, str(c.wave + 1), c.state, c.phase or "-")
         if wide:
             row += (c.event_id or "-", clock(c.updated_at))
         rows.append((*row, c.message))
@@ -101,7 +102,7 @@ def timeline_line(entry: EntryView) -> Text:
     line = Text(f"  {clock(entry.at)}  ")
     line.append(f"{entry.what:<18}", style=STATE_STYLE.get(entry.what, ""))
     if entry.wave is not None:
-        line.append(f"wave {entry.wave}  ")
+        line.append(f"wave {entry.wave + 1}  ")
     line.append(entry.message)
     return line
 

@@ -208,9 +208,11 @@ async def operate(settings: RolloutOpConfig, client: Client) -> int:
     prefix, slash, rest = settings.name.partition("/")
     kind, name = (prefix, rest) if slash and prefix in ("rollout", "event") else ("", settings.name)
     if settings.op == "approve":
-        body = {} if settings.wave is None else {"wave": settings.wave}
+        body = {} if settings.wave is None else {"wave": settings.wave - 1}  # the API's index
         answer = await client.rollout_op(name, "approve", body)
-        said = f"rollout {name}: wave {answer.get('approved', settings.wave)} approved"
+        approved = answer.get("approved")
+        number = approved + 1 if isinstance(approved, int) else settings.wave
+        said = f"rollout {name}: wave {number} approved"
     elif settings.op == "close":
         answer = await client.rollout_op(name, "close")
         said = f"rollout {name} closed: agents that register from now on do not get it"

@@ -101,12 +101,12 @@ async def test_past_max_failures_the_rest_is_cancelled_and_never_runs(
     await plane.create(strategy=Strategy(max_parallel=2, max_failures=0))
     record = await plane.until("r1", lambda r: r.clusters[3].state == "cancelled")
     assert record.state is RolloutState.RUNNING  # a2 was sent: it finishes
-    assert record.message == "1 clusters failed, more than max_failures 0; 1 finishing"
+    assert record.message == "1 cluster failed, more than max_failures 0; 1 finishing"
     script.release.set()
     record = await plane.final("r1")
     assert record.state is RolloutState.FAILED
     assert record.message == (
-        "1 clusters failed, more than max_failures 0: the rest were not started"
+        "1 cluster failed, more than max_failures 0: 2 clusters not started or cancelled"
     )
     assert {c.agent_id: c.state for c in record.clusters} == {
         "a1": "failed",
@@ -114,9 +114,7 @@ async def test_past_max_failures_the_rest_is_cancelled_and_never_runs(
         "a3": "cancelled",
         "a4": "cancelled",
     }
-    assert record.clusters[2].message == (
-        "not started: 1 clusters failed, more than max_failures 0"
-    )
+    assert record.clusters[2].message == ("not started: 1 cluster failed, more than max_failures 0")
     assert sorted(script.agents_ran()) == ["a1", "a2"]
     assert [child is None for child in await plane.rollouts.children(record)] == [
         False,
@@ -164,7 +162,7 @@ async def test_a_wave_that_needs_approval_waits_for_it(
     strategy = Strategy(waves=(Wave("ring=canary"), Wave("", approval=True)))
     await plane.create(strategy=strategy)
     record = await plane.until("r1", lambda r: r.state is RolloutState.AWAITING_APPROVAL)
-    assert record.message == "wave 1 awaits approval"
+    assert record.message == "wave 2 awaits approval"
     assert plane.script.agents_ran() == ["a1"]
     with pytest.raises(NothingToApprove):
         await plane.rollouts.approve("r1", 2, actor="bob", may_target=everyone)
@@ -221,7 +219,8 @@ async def test_cancelling_one_queued_event(nursery: trio.Nursery, tmp_path: Path
     record = await plane.final("r1")  # its only child was cancelled: the rollout failed
     assert record.state is RolloutState.FAILED
     assert (
-        record.message == "1 clusters failed, more than max_failures 0: the rest were not started"
+        record.message
+        == "1 cluster failed, more than max_failures 0: 1 cluster not started or cancelled"
     )
     audits = (await plane.store.list_audit(limit=100)).items
     entry = next(e for e in audits if e.action == "event.cancelled")

@@ -122,7 +122,7 @@ def test_waves_by_selector_in_order_and_the_rest_last() -> None:
     f.set("c2", FAILED)  # within max_failures 1
     f.step()
     assert f.started() == ["c1", "c2", "m1", "m3"]
-    assert f.record.wave == 0  # the record's own field is the API's; the timeline says more
+    assert f.record.wave == 1  # the wave started last
     assert [e.wave for e in f.record.timeline if e.what == "wave_started"] == [0, 1]
     f.set("m1", DONE)
     f.set("m3", DONE)
@@ -156,7 +156,7 @@ def test_past_max_failures_nothing_more_starts_and_queued_children_are_cancelled
     moves = f.step()
     assert f.state() is RolloutState.FAILED
     assert f.record.message == (
-        "2 clusters failed, more than max_failures 1: the rest were not started"
+        "2 clusters failed, more than max_failures 1: 2 clusters not started or cancelled"
     )
     assert [e.what for e in f.record.timeline].count("max_failures") == 1
     assert [a.action for a in moves.audits] == ["rollout.failed"]
@@ -191,7 +191,7 @@ def test_the_first_wave_has_no_pause_but_may_await_approval() -> None:
     moves = f.step()
     assert f.started() == []
     assert f.state() is RolloutState.AWAITING_APPROVAL
-    assert f.record.message == "wave 0 awaits approval"
+    assert f.record.message == "wave 1 awaits approval"
     assert [a.action for a in moves.audits] == ["rollout.awaiting_approval"]
     assert not f.step().changed  # said once
     f.record = attrs.evolve(f.record, approved=(0,))

@@ -22,7 +22,7 @@ async def test_a_pause_between_waves(nursery: trio.Nursery, tmp_path: Path) -> N
     await plane.create(strategy=Strategy(waves=(Wave("ring=canary"), Wave("", pause=1))))
     record = await plane.until("r1", lambda r: r.state is RolloutState.PAUSED)
     assert record.resume_at is not None
-    assert record.message.startswith("wave 1 starts at ")
+    assert record.message.startswith("wave 2 starts at ")
     assert plane.script.agents_ran() == ["a1"]
     record = await plane.final("r1")
     assert record.state is RolloutState.COMPLETED

@@ -32,8 +32,11 @@ def approving(wave: int | None, actor: str, now: float) -> Change:
                 f"rollout {record.spec.id!r} is {record.state.value}: no wave awaits approval"
             )
         if wave is not None and wave != waiting:
-            raise NothingToApprove(f"wave {wave} does not await approval; wave {waiting} does")
-        why = f"wave {waiting} approved by {actor}"
+            raise NothingToApprove(
+                f"wave {wave + 1} (index {wave}) does not await approval;"
+                f" wave {waiting + 1} (index {waiting}) does"
+            )
+        why = f"wave {waiting + 1} approved by {actor}"
         return attrs.evolve(
             record,
             approved=(*record.approved, waiting),

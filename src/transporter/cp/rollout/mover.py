@@ -201,7 +201,7 @@ class Mover:
             entries = [RolloutEntry(now, steps.AGENT_ADDED, c.agent_id, c.wave) for c in clusters]
             audits = [
                 attrs.evolve(
-                    steps.audit(record, now, "rollout.agent_added", f"wave {c.wave}"),
+                    steps.audit(record, now, "rollout.agent_added", f"wave {c.wave + 1}"),
                     agent_id=c.agent_id,
                 )
                 for c in clusters

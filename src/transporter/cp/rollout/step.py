@@ -117,6 +117,16 @@ def late_agents(record: RolloutRecord) -> frozenset[str]:
     return frozenset(entry.message for entry in record.timeline if entry.what == AGENT_ADDED)
 
 
+def _clusters(n: int) -> str:
+    return f"{n} cluster{'' if n == 1 else 's'}"
+
+
+def _last_started(timeline: Sequence[RolloutEntry], default: int) -> int:
+    """The index of the wave started last, by the timeline."""
+    started = [e.wave for e in timeline if e.what == WAVE_STARTED and e.wave is not None]
+    return max(started, default=default)
+
+
 def utc(at: float) -> str:
     """``at`` as people read it, the same at every step (a message that changed with the
     clock would be a change to store at every step)."""
@@ -174,6 +184,7 @@ class _Work:
             message=self.message,
             resume_at=self.resume_at,
             timeline=tuple(self.timeline),
+            wave=max(0, _last_started(self.timeline, self.record.wave)),
         )
         changed = record != self.record
         if changed:
@@ -237,7 +248,7 @@ class _Work:
         self.start.clear()
         self.starting.clear()
         said = [entry.message for entry in self.timeline if entry.what == "max_failures"]
-        why = said[0] if said else f"{failed} clusters failed, more than max_failures {allowed}"
+        why = said[0] if said else f"{_clusters(failed)} failed, more than max_failures {allowed}"
         if not said:
             self.note("max_failures", why)
         self.stop(f"not started: {why}", ending=why)
@@ -280,18 +291,18 @@ class _Work:
         if rule.pause and current >= 0:
             if self.resume_at is None:
                 self.resume_at = self.now + rule.pause
-                self.note("paused", f"wave {wave} starts in {rule.pause} s", wave)
+                self.note("paused", f"wave {wave + 1} starts in {rule.pause} s", wave)
             if self.now < self.resume_at:
                 self.state = RolloutState.PAUSED
-                self.message = f"wave {wave} starts at {utc(self.resume_at)}"
+                self.message = f"wave {wave + 1} starts at {utc(self.resume_at)}"
                 return False
         if rule.approval and wave not in self.record.approved:
             if self.state is not RolloutState.AWAITING_APPROVAL:
-                why = f"wave {wave} awaits approval"
+                why = f"wave {wave + 1} awaits approval"
                 self.note("awaiting_approval", why, wave)
                 self.audits.append(audit(self.record, self.now, "rollout.awaiting_approval", why))
             self.state = RolloutState.AWAITING_APPROVAL
-            self.message = f"wave {wave} awaits approval"
+            self.message = f"wave {wave + 1} awaits approval"
             return False
         return True
 
@@ -299,7 +310,7 @@ class _Work:
         size = sum(1 for c in self.clusters if c.wave == wave)
         self.resume_at = None
         self.state, self.message = RolloutState.RUNNING, ""
-        what = f"wave {wave} started ({size} cluster{'' if size == 1 else 's'})"
+        what = f"wave {wave + 1} started ({_clusters(size)})"
         self.note(WAVE_STARTED, what, wave)
         self.audits.append(audit(self.record, self.now, "rollout.wave_started", what))
 
@@ -353,4 +364,6 @@ class _Work:
         if self.record.cancel_requested:
             self.end(RolloutState.CANCELLED, self.record.message)
         else:
-            self.end(RolloutState.FAILED, f"{ending}: the rest were not started")
+            stopped = sum(1 for c in self.clusters if c.state == EventState.CANCELLED.value)
+            rest = f": {_clusters(stopped)} not started or cancelled" if stopped else ""
+            self.end(RolloutState.FAILED, f"{ending}{rest}")
