@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,6 +17,7 @@ import trio
 from tests.bed.harness import Agent
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
+from tests.bed.producer import ApiAccess, call
 from tests.bed.roles import ControlPlaneProcess
 from tests.bed.rollouts import (
     child,
@@ -186,5 +188,53 @@ async def test_a_standing_rollout_outlives_kill_9(
         assert (await final(client, name))["state"] == "completed"
         await restart(cp)
         assert (await client.rollout(name))["state"] == "completed"
+    finally:
+        await trio.to_thread.run_sync(cp.stop)
+
+
+CHILDREN = 1000
+"""Agents (that never come) of the rollout killed as it starts them: its children are stored
+in two batches (of 500), then its record."""
+
+
+def queued_events(api: ApiAccess) -> list[dict[str, Any]]:
+    """Every queued event, a page at a time."""
+    found: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        status, page = call(api, "GET", f"/events?state=queued&limit=500&cursor={cursor}")
+        assert status == 200, page
+        found += page["items"]
+        if not page["cursor"]:
+            return found
+        cursor = page["cursor"]
+
+
+async def test_kill_9_as_a_wave_starts_makes_each_child_once(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    """A rollout over 1000 listed agents that never come: the control plane is killed as soon
+    as its first child exists (its engine is making the others) and started again: in the end
+    every cluster has its one child, queued, and no other event exists."""
+    cp = ControlPlaneProcess(tmp_path / "cp", tmp_path / "cp.log", store=store_url)
+    try:
+        await trio.to_thread.run_sync(cp.start)
+        api = await trio.to_thread.run_sync(cp.create_admin_token)
+        client = Client(cp.api_url, token=api.token, ca_file=api.ca_file)
+        name = unique("many")
+        agents = [f"{name}-{n:04d}" for n in range(CHILDREN)]
+        body = {"id": name, "target_agents": agents, "payload": {"manifests": [cm_yaml(name)]}}
+        assert (await client.submit_rollout(body))["status"] == "accepted"
+        with trio.fail_after(30):
+            while await child(client, f"{name}_{agents[0]}") is None:
+                continue  # ask again at once: the kill must land before the record is saved
+        await restart(cp)
+        view = await until(client, name, lambda v: v["counts"] == {"queued": CHILDREN})
+        expected = {f"{name}_{agent}" for agent in agents}
+        assert {c["event_id"] for c in view["clusters"]} == expected
+        queued = await trio.to_thread.run_sync(queued_events, api)
+        assert len(queued) == CHILDREN
+        assert {item["event"]["id"] for item in queued} == expected
+        assert {item["event"]["rollout_id"] for item in queued} == {name}
     finally:
         await trio.to_thread.run_sync(cp.stop)
