@@ -44,7 +44,7 @@ def _tag(cls: Any) -> str:
 
 # Fields a protocol version added travel only when set, so older peers never see them.
 _OMITTED_WHEN_UNSET: dict[type[Any], tuple[str, ...]] = {  # the parts before the whole
-    K8sPayload: ("wait_ready", "ready_timeout", "expect"),
+    K8sPayload: ("wait_ready", "ready_timeout", "plan_of", "expect"),
     ResourceResult: ("ready", "diff", "fingerprint"),
     Event: ("rollout_id",),
 }

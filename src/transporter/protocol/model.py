@@ -109,6 +109,9 @@ class K8sPayload:
     at most ``ready_timeout`` seconds, and fails with the object's own message if not."""
     ready_timeout: int = 0
     """Seconds the verifying phase waits with ``wait_ready`` (0: the default, 300)."""
+    plan_of: Action = Action.APPLY
+    """Action ``plan``: what is planned, an apply (``would_create`` / ``would_change`` /
+    ``unchanged``) or a delete (``would_delete`` / ``not_found``), each as the policy judges it."""
     expect: dict[str, str] = attrs.field(factory=dict)
     """Applying a plan: for each planned object (:func:`object_key`), the fingerprint of the
     object as the plan saw it on this cluster (``absent``: it did not exist). An object whose

@@ -130,6 +130,9 @@ class RolloutSpec:
     rollout reaches only agents its submitter could reach."""
     plan_id: str = ""
     """Applying a plan: the plan's id."""
+    token_id: str = ""
+    """The id of the token that submitted it (empty without authentication): once it is
+    revoked, a standing rollout takes no more agents."""
     expects: dict[str, dict[str, str]] = attrs.field(factory=dict, repr=False)
     """Applying a plan: for each agent, its child's :attr:`K8sPayload.expect`."""
 

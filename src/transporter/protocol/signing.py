@@ -13,10 +13,10 @@ object of the event's immutable fields, :data:`SIGNED_FIELDS`::
      "payload":{"action":…,"manifests":["<sha256 hex>",…]},"priority":…,"target_agent":…,
      "ttl":…,"type":…}
 
-(and, each only when set, ``rollout_id`` and the payload's ``wait_ready``, ``ready_timeout``
-and ``expect``) with keys sorted (at every level), no whitespace (separators ``,`` and ``:``),
-every non-ASCII character escaped as ``\\uXXXX``, integers as integers, ``created_at`` as
-Python's shortest round-tripping ``repr`` of the float (``1700000000.25``):
+(and, each only when set, ``rollout_id`` and the payload's ``wait_ready``, ``ready_timeout``,
+``plan_of`` and ``expect``) with keys sorted (at every level), no whitespace (separators ``,``
+and ``:``), every non-ASCII character escaped as ``\\uXXXX``, integers as integers,
+``created_at`` as Python's shortest round-tripping ``repr`` of the float (``1700000000.25``):
 ``json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
 allow_nan=False)``. Each manifest stands there as the
 SHA-256 (64 lower-case hex digits) of its exact UTF-8 bytes as submitted, in order: as binding
@@ -40,7 +40,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from transporter.protocol.model import Event
+from transporter.protocol.model import Action, Event
 
 DOMAIN: Final = b"transporter event v1\n"
 
@@ -123,6 +123,8 @@ def _optional(fields: dict[str, Any], event: Event) -> None:
         fields["payload"]["wait_ready"] = True
     if payload.ready_timeout:
         fields["payload"]["ready_timeout"] = payload.ready_timeout
+    if payload.plan_of is not Action.APPLY:
+        fields["payload"]["plan_of"] = payload.plan_of.value
     if payload.expect:
         fields["payload"]["expect"] = payload.expect
 
