@@ -81,6 +81,7 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     edited = make_agent(second_cluster, labels={"plan": "yes"})
     for agent in (steady, edited):
         await agent.start(plane.agent_url)
+        await agent.connected()
     changed, same, fresh = unique("changed"), unique("same"), unique("fresh")
     seed = unique("seed")
     before = [cm_yaml(changed, key="old"), cm_yaml(same, key="v")]
@@ -176,6 +177,7 @@ async def test_a_first_wave_that_never_becomes_ready_starts_no_second_wave(
     rest = make_agent(cluster, labels={"ring": "rest"})
     for agent in (canary, rest):
         await agent.start(cp.agent_url)
+        await agent.connected()
     name = unique("stuck")
     body = {
         "id": name,
@@ -214,6 +216,7 @@ async def test_the_next_wave_starts_once_the_first_is_ready(
     rest = make_agent(cluster, labels={"ring": "rest"})
     for agent in (canary, rest):
         await agent.start(cp.agent_url)
+        await agent.connected()
     name = unique("ready")
     body = {
         "id": name,

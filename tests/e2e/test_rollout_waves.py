@@ -46,6 +46,7 @@ async def test_the_next_wave_waits_for_every_cluster_of_the_wave_before(
     }
     for agent in agents.values():
         await agent.start(cp.agent_url)
+        await agent.connected()
     name = unique("waves")
     manifests = [cm_yaml(f"{name}-{n}", n=str(n)) for n in range(10)]
     body = {
