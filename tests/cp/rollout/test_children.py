@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from tests.cp.rollout.fleet import T0, agents, record, spec
-from transporter.cp.rollout.children import NotStarted, child_event
+from transporter.cp.rollout.children import NotStarted, child_event, plan_child_ttl
 from transporter.cp.rollout.plans import apply_spec
 from transporter.protocol.model import (
     Action,
@@ -34,6 +34,7 @@ def test_a_plans_child_plans_and_a_plans_apply_expects_what_it_saw() -> None:
     plan = child_event(spec(kind=RolloutKind.PLAN), CLUSTER, T0, late=False)
     assert not isinstance(plan, NotStarted)
     assert plan.payload.action is Action.PLAN and plan.rollout_id == "r1"
+    assert plan.payload.plan_of is Action.APPLY
     expects = {"a1": {"/ConfigMap/default/a": "f1"}}
     applying = attrs.evolve(spec(), plan_id="p1", expects=expects)
     made = child_event(applying, CLUSTER, T0, late=False)
@@ -64,3 +65,21 @@ def test_a_plans_apply_applies_what_was_planned() -> None:
     assert applied.payload.action is Action.APPLY
     assert applied.expects == {"a1": {"apps/Deployment/prod/web": "f"}}
     assert applied.id.startswith("r1-") and len(applied.id) == len("r1-") + 8
+
+
+def test_a_plan_of_a_delete_says_so_to_its_children() -> None:
+    planned = spec(kind=RolloutKind.PLAN)
+    deleting = attrs.evolve(planned, payload=attrs.evolve(planned.payload, action=Action.DELETE))
+    made = child_event(deleting, CLUSTER, T0, late=False)
+    assert not isinstance(made, NotStarted)
+    assert (made.payload.action, made.payload.plan_of) == (Action.PLAN, Action.DELETE)
+    assert deleting.payload.action is Action.DELETE  # the plan keeps what it plans
+
+
+def test_a_plans_children_expire_within_its_first_half() -> None:
+    assert [plan_child_ttl(t) for t in (1, 2, 3, 600, 3601)] == [1, 1, 2, 300, 1801]
+    made = child_event(spec(kind=RolloutKind.PLAN, ttl=600), CLUSTER, T0 + 100.5, late=False)
+    assert not isinstance(made, NotStarted)
+    assert made.ttl == 200 and made.expires_at <= T0 + 301
+    late = child_event(spec(kind=RolloutKind.PLAN, ttl=600), CLUSTER, T0 + 300, late=False)
+    assert isinstance(late, NotStarted) and late.state == "expired"

@@ -28,11 +28,14 @@ def child_event(
     by the same time, within a second; a standing rollout's ``late`` cluster (an agent that
     registered after it was accepted) gets the whole ``ttl`` from now.
 
-    A plan's children plan (action ``plan``; the plan's own action stays in its spec for the
-    apply that follows); a plan's apply gives each child what its cluster's plan saw
+    A plan's children plan (action ``plan``, and ``plan_of`` the action planned, which the
+    plan's spec keeps for the apply that follows) within the plan's first half-life
+    (:func:`plan_child_ttl`); a plan's apply gives each child what its cluster's plan saw
     (``expect``), and starts none for a cluster it has nothing for, since an empty ``expect``
     would apply every object unchecked."""
     remaining = spec.created_at + spec.ttl - now
+    if spec.kind is RolloutKind.PLAN:
+        remaining = spec.created_at + plan_child_ttl(spec.ttl) - now
     ttl = spec.ttl if late else math.ceil(remaining)
     if not late and remaining <= 0:
         return NotStarted(
@@ -40,7 +43,8 @@ def child_event(
         )
     payload = spec.payload
     if spec.kind is RolloutKind.PLAN:
-        payload = attrs.evolve(payload, action=Action.PLAN, expect={})
+        planned = Action.APPLY if payload.action is Action.PLAN else payload.action
+        payload = attrs.evolve(payload, action=Action.PLAN, plan_of=planned, expect={})
     elif spec.plan_id:
         expect = spec.expects.get(cluster.agent_id)
         if not expect:
@@ -59,6 +63,13 @@ def child_event(
         created_by=spec.created_by,
         rollout_id=spec.id,
     )
+
+
+def plan_child_ttl(plan_ttl: int) -> int:
+    """A plan's children's TTL: the plan's first half (rounded up, at least 1 s). A cluster
+    whose agent does not come expires by then, so the plan finishes (that cluster ``expired``)
+    while the second half is left to apply what the others planned."""
+    return max(1, math.ceil(plan_ttl / 2))
 
 
 def owned(spec: RolloutSpec, cluster: RolloutCluster, record: EventRecord) -> bool:

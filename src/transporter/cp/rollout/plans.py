@@ -6,6 +6,11 @@ A plan is a rollout of kind ``plan``: its spec keeps the action asked for (``app
 each agent the fingerprint of every object its plan saw (``expect``): the agent touches
 nothing that changed since, nor anything the plan did not cover (refused or failed objects are
 left out of ``expect``, so they come back ``drifted``).
+
+A plan's children have the first half of its ``ttl``
+(:func:`~.children.plan_child_ttl`): a cluster whose agent never comes expires by then, so the
+plan finishes (that cluster ``expired``) and can still be applied, to the clusters that
+planned, in its second half.
 """
 
 from __future__ import annotations
