@@ -45,6 +45,8 @@ def test_a_minimal_submission_gets_defaults() -> None:
         ({"ttl": True}, "ttl", "whole number"),
         ({"type": "shell"}, "type", "k8s_resource"),
         ({"id": "has space"}, "id", "letters"),
+        ({"id": "web-1_agent-1"}, "id", "reserved for rollouts' child events"),
+        ({"id": "_x"}, "id", "letters"),
         ({"labels": {"a": 1}}, "labels.a", "string"),
         ({"colour": "blue"}, "colour", "unknown field"),
     ],

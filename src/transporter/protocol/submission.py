@@ -9,6 +9,7 @@ reader keeps the same bounds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,13 +23,13 @@ from transporter.protocol.signing import SIGNATURE_CHARS
 DEFAULT_TTL = 24 * 3600
 MAX_TTL = 30 * 24 * 3600
 MAX_MANIFESTS = 500
+"""Manifests (strings, each of one or more YAML documents) in one event."""
 MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
 MAX_CREATED_BY = 256
 """Characters of a ``created_by`` given without authentication."""
 MAX_READY_TIMEOUT = 3600
 """Seconds an agent may be asked to wait for its objects to be ready (``wait_ready``)."""
-"""Manifests (strings, each of one or more YAML documents) in one event."""
 MAX_MANIFEST_BYTES = 3 * 1024 * 1024
 """Total size of an event's manifests (UTF-8), checked before any YAML is read."""
 MAX_EVENT_BYTES = codec.MAX_MESSAGE_BYTES
@@ -39,6 +40,12 @@ _FIELDS = {"id", "type", "target_agent", "payload", "ttl", "priority", "labels",
 _PAYLOAD_FIELDS = {"manifests", "action", "wait_ready", "ready_timeout"}
 ROLLOUT_ONLY = frozenset({"strategy", "standing", "allow_empty"})
 """Fields of a rollout (``target_agents`` or ``selector``) that a single event refuses."""
+SUBMITTED_EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$"
+"""A submitted event's id: :data:`.ids.EVENT_ID` without ``'_'``, which is reserved for
+rollouts' child events (``<rollout>_<agent>``), so that no submission can take a child's id
+(events stored before keep theirs)."""
+_SUBMITTED_EVENT_ID = re.compile(SUBMITTED_EVENT_ID)
+SUBMITTED_EVENT_ID_RULE = "1-128 letters, digits, '.' or '-', starting with a letter or digit"
 SUBMITTED_ACTIONS = (Action.APPLY, Action.DELETE)
 """What a submission may ask; ``plan`` is ``POST /plans``, whose child events carry it."""
 
@@ -209,9 +216,14 @@ def _event_id(body: Mapping[str, Any], new_id: Callable[[], str]) -> str:
         return new_id()
     event_id = body["id"]  # null included: like every other optional field, absent or valid
     require(
-        isinstance(event_id, str) and ids.is_event_id(event_id),
+        isinstance(event_id, str) and ids.is_event_id(event_id.replace("_", "-")),
         "id",
-        f"must be {ids.EVENT_ID_RULE}",
+        f"must be {SUBMITTED_EVENT_ID_RULE}",
+    )
+    require(
+        _SUBMITTED_EVENT_ID.fullmatch(event_id),
+        "id",
+        "may not hold '_': it is reserved for rollouts' child events (<rollout>_<agent>)",
     )
     return str(event_id)
 

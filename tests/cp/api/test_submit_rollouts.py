@@ -113,3 +113,19 @@ async def test_a_single_event_may_wait_for_readiness(cp: ControlPlane) -> None:
     shown = await call(cp, "GET", f"/events/{answer.json['event_id']}")
     assert shown.json["event"]["payload"]["wait_ready"] is True
     assert shown.json["event"]["payload"]["ready_timeout"] == 120
+
+
+async def test_a_submitted_event_s_id_may_not_hold_an_underscore(cp: ControlPlane) -> None:
+    """``'_'`` is reserved for rollouts' child events (``<rollout>_<agent>``): a single event
+    or one of a batch may not take a child's id, even before that rollout exists."""
+    body = {"id": "web-1_agent-1", "target_agent": "agent-1", "payload": PAYLOAD}
+    refused = assert_error(await call(cp, "POST", "/events", body), 400, "invalid_event", "id")
+    assert "reserved for rollouts' child events" in refused["message"]
+    batch = {"events": [body, {**body, "id": "web-1.agent-1"}]}
+    answer = await call(cp, "POST", "/events/batch", batch)
+    assert answer.status == 207, answer.body
+    first, second = answer.json["results"]
+    assert first["error"] == "invalid_event" and first["field"] == "id"
+    assert "reserved for rollouts' child events" in first["message"]
+    assert second["status"] == "accepted"
+    assert_error(await call(cp, "GET", "/events/web-1_agent-1"), 404, "not_found")

@@ -35,6 +35,7 @@ from transporter.protocol.submission import (
     MAX_READY_TIMEOUT,
     MAX_TTL,
     SUBMITTED_ACTIONS,
+    SUBMITTED_EVENT_ID,
 )
 from transporter.protocol.yaml_reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_EXPANDED_BYTES
 from transporter.security import tokens
@@ -109,7 +110,12 @@ def _submission() -> dict[str, Any]:
     priority = {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY, "default": 0}
     submission = obj(
         ["target_agent", "payload"],
-        id={"type": "string", "pattern": ids.EVENT_ID, "description": "Default: a new UUID."},
+        id={
+            "type": "string",
+            "pattern": SUBMITTED_EVENT_ID,
+            "description": "Default: a new UUID. No '_': it is reserved for rollouts' child"
+            " events (``<rollout>_<agent>``).",
+        },
         type={"const": EVENT_TYPE_K8S},
         target_agent={"type": "string", "pattern": ids.AGENT_ID},
         payload=_payload_request(),
