@@ -168,3 +168,19 @@ def test_a_plan_shows_results_with_a_secret_s_values_redacted_whatever_the_agent
     first_only = plan_detail(plan, [child("a-1", config)], scrubber(plan))
     assert first_only["results_for"] == 1
     assert [len(c["resources"]) for c in first_only["clusters"]] == [1, 0, 0]
+
+
+def test_a_plan_shows_only_its_own_children_s_results() -> None:
+    """An event stored under a child's id that this plan did not make for that agent (another
+    rollout's, or a single event submitted with that id) shows no results under the plan."""
+    plan = record(kind=RolloutKind.PLAN)
+    result = ResourceResult("v1", "ConfigMap", "a", "default", ResourceStatus.WOULD_CREATE)
+    own = child("a-1", result)
+    submitted = attrs.evolve(own, event=attrs.evolve(own.event, rollout_id=""))
+    elsewhere = attrs.evolve(own, event=attrs.evolve(own.event, target_agent="a-9"))
+    shown = plan_detail(plan, [own, submitted, elsewhere], scrubber(plan))
+    assert [len(c["resources"]) for c in shown["clusters"]] == [1, 0, 0]
+    assert shown["clusters"][0]["message"] == ""
+    for cluster in shown["clusters"][1:]:
+        assert "was not made by this plan" in cluster["message"]
+        assert cluster["agent_id"] in cluster["message"]

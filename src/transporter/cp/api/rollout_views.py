@@ -123,11 +123,24 @@ def plan_detail(
     shown = detail(record, scrub)
     for index, cluster in enumerate(shown["clusters"]):
         child = children[index] if index < len(children) else None
+        if child is not None and not _child_of(record, cluster["agent_id"], child):
+            cluster["message"] = (
+                f"event {cluster['event_id']!r} was not made by this plan for agent"
+                f" {cluster['agent_id']!r}: its results are not shown"
+            )
+            child = None
         results = child.resources if child is not None else ()
         cluster["resources"] = [_result(result, scrub) for result in results]
     shown["expires_at"] = record.spec.created_at + record.spec.ttl
     shown["results_for"] = len(children)
     return shown
+
+
+def _child_of(record: RolloutRecord, agent_id: str, child: EventRecord) -> bool:
+    """Whether ``child`` is the plan's child event for ``agent_id``: an event of that id made
+    by anyone else (one submitted before ids were reserved for children, say) must not show
+    its results, which came from another agent, under this plan."""
+    return child.event.rollout_id == record.spec.id and child.event.target_agent == agent_id
 
 
 def _result(result: ResourceResult, scrub: Scrub) -> Any:
