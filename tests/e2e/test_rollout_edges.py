@@ -66,6 +66,7 @@ async def test_a_plan_never_shows_a_secrets_values(
 ) -> None:
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     name = unique("db")
     old, new = "old-" + unique("pw"), "new-" + unique("pw")
     seed = {"target_agent": agent.agent_id, "payload": {"manifests": [secret_yaml(name, old)]}}
@@ -101,6 +102,7 @@ async def test_what_the_policy_refused_in_the_plan_is_left_alone_by_its_apply(
     policy_file.write_text("namespaces: [default]\n")
     agent = make_agent(cluster, policy=load_policy(policy_file))
     await agent.start(cp.agent_url)
+    await agent.connected()
     allowed, elsewhere = unique("ok"), unique("no")
     manifests = [cm_yaml(allowed, a="1"), cm_yaml(elsewhere, "kube-public", a="1")]
     plan_id = unique("plan")
@@ -124,6 +126,7 @@ async def test_an_object_that_appeared_since_the_plan_is_not_overwritten(
 ) -> None:
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     appeared, other = unique("appeared"), unique("other")
     plan_id = unique("plan")
     manifests = [cm_yaml(appeared, owner="us"), cm_yaml(other, owner="us")]
@@ -152,6 +155,7 @@ async def test_a_pause_between_waves_is_kept(
     second = make_agent(second_cluster, labels={"ring": "second"})
     for agent in (first, second):
         await agent.start(cp.agent_url)
+        await agent.connected()
     name = unique("pause")
     body = {
         "id": name,
@@ -180,6 +184,7 @@ async def test_a_child_cancelled_by_hand_is_a_cluster_that_did_not_complete(
     0, the default), saying so."""
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     absent = unique("absent")
     name = unique("hand")
     body = {
@@ -194,7 +199,7 @@ async def test_a_child_cancelled_by_hand_is_a_cluster_that_did_not_complete(
     view = await final(cp.client, name)
     assert view["state"] == "failed", view
     assert states(view) == {agent.agent_id: "completed", absent: "cancelled"}
-    assert view["message"].startswith("1 clusters failed"), view["message"]
+    assert view["message"].startswith("1 cluster failed"), view["message"]
     record = await child(cp.client, f"{name}_{absent}")
     assert record is not None and record.state is EventState.CANCELLED
     assert len(timeline(view, "wave_started")) == 1
@@ -209,6 +214,7 @@ async def test_cancel_lets_the_running_cluster_finish(
     second never starts, and the rollout ends cancelled."""
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     offline = f"{agent.agent_id}-z"  # after the online one in id order
     name = unique("run")
     body = {
@@ -241,6 +247,7 @@ async def test_a_plan_of_a_new_namespace_and_its_objects_applies_them(
 ) -> None:
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     namespace, name = unique("ns"), unique("cm")
     manifests = [namespace_yaml(namespace), cm_yaml(name, namespace, a="1")]
     plan_id = unique("plan")
@@ -264,6 +271,7 @@ async def test_a_delete_plan_deletes_what_it_saw_and_leaves_what_changed(
     the other is deleted."""
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
+    await agent.connected()
     gone, kept = unique("gone"), unique("kept")
     for name in (gone, kept):
         await put_configmap(cluster, name, {"a": "1"})

@@ -110,6 +110,7 @@ async def test_past_max_failures_the_later_waves_are_not_started(
     late = make_agent(third_cluster, labels={"ring": "late"})
     for agent in (canary, early, late):
         await agent.start(cp.agent_url)
+        await agent.connected()
     name = unique("fail")
     body = {
         "id": name,
@@ -132,7 +133,7 @@ async def test_past_max_failures_the_later_waves_are_not_started(
     }
     said = messages(view)
     assert "refused by agent policy" in said[canary.agent_id]
-    why = "not started: 1 clusters failed, more than max_failures 0"
+    why = "not started: 1 cluster failed, more than max_failures 0"
     assert said[early.agent_id] == said[late.agent_id] == why
     assert "max_failures" in view["message"], view["message"]
     assert [entry["wave"] for entry in timeline(view, "wave_started")] == [0]
