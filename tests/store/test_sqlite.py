@@ -13,6 +13,7 @@ import trio
 
 from tests.bed import records as r
 from tests.store.test_rollouts import rollout
+from tests.store.test_sqlite_upgrades import as_version
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol import codec
 from transporter.protocol.model import (
@@ -228,9 +229,7 @@ async def test_a_version_7_file_gets_a_table_of_rollouts(tmp_path: Path) -> None
     async with open_store(spec(path)) as store:
         record, _ = await store.submit(r.event(), r.accepted_audit(r.event()))
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("DROP TABLE rollouts")
-        conn.execute("PRAGMA user_version = 7")
-        conn.commit()
+        as_version(conn, 7)
         with contextlib.closing(sqlite3.connect(":memory:")) as fresh:
             for version in range(1, 8):
                 for statement in MIGRATIONS[version]:
@@ -245,7 +244,7 @@ async def test_a_version_7_file_gets_a_table_of_rollouts(tmp_path: Path) -> None
         result = await verify_audit(store)
         assert result.intact and result.count == 2
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         names = {name for _, name in _tables_and_indexes(conn)}
         assert {"rollouts", "rollouts_open", "rollouts_by_state", "rollouts_by_kind"} <= names
         query = f"SELECT id FROM rollouts WHERE state IN {OPEN_ROLLOUTS} ORDER BY seq"  # noqa: S608

@@ -21,6 +21,8 @@ from transporter.protocol.model import (
     Event,
     EventRecord,
     EventState,
+    Phase,
+    ResourceStatus,
 )
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState
 from transporter.protocol.status import StatusUpdate
@@ -82,6 +84,25 @@ class Page[T]:
     """Pass back to get the next page; ``None`` when there is no more."""
 
 
+@attrs.frozen
+class EventProgress:
+    """What a rollout's engine needs of a child event, every few seconds: who it is for and how
+    far it got, without its payload (manifests: megabytes) nor its results' detail (a plan's
+    diffs). Read by :meth:`EventStore.event_progress` without reading or decoding either."""
+
+    event_id: str
+    target_agent: str
+    rollout_id: str
+    state: EventState
+    phase: Phase | None
+    message: str
+    updated_at: float
+    created_at: float
+    expires_at: float
+    resource_statuses: tuple[ResourceStatus, ...] = ()
+    """The status of each object's result, in the results' order (``drifted`` among them ...)."""
+
+
 class EventStore(Protocol):
     """Events: accepted once, then their progress as their agent reports it."""
 
@@ -112,6 +133,12 @@ class EventStore(Protocol):
 
     async def get_events(self, event_ids: Sequence[str]) -> list[EventRecord | None]:
         """:meth:`get_event` for each id, in order, in one read (a rollout's children)."""
+        ...
+
+    async def event_progress(self, event_ids: Sequence[str]) -> list[EventProgress | None]:
+        """For each id, in order, the event's :class:`EventProgress` (``None``: unknown), in one
+        read that neither reads nor decodes any event's payload: a rollout's engine looks at
+        its children this way however large their manifests are."""
         ...
 
     async def list_events(

@@ -6,14 +6,15 @@ with its progress: events are decoded again only when their text changed (see re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 import coredis
 
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import accepted
-from transporter.store.base import EventConflict, Page, StoreError
+from transporter.store.base import EventConflict, EventProgress, Page, StoreError
+from transporter.store.event_parts import Brief, event_progress
 from transporter.store.json_rows import dump, dump_without_seq
 from transporter.store.paging import clamp_limit, cursor_seq, page
 from transporter.store.redis.connection import RedisConnection
@@ -87,7 +88,14 @@ class RedisEvents(RedisConnection):
             keys.index(agent=agent, state=queued),
             keys.outbox(agent),
             keys.expiry,
-        ], [event.id, dump(event), dump_without_seq(progress), repr(event.expires_at)]
+            keys.brief,
+        ], [
+            event.id,
+            dump(event),
+            dump_without_seq(progress),
+            repr(event.expires_at),
+            Brief.of(event).text(),
+        ]
 
     def _submitted(self, event: Event, text: str, status: int, reply: Any) -> Submitted:
         """What the submit script's ``reply`` (status 1 or 0) means for ``event`` (``text``):
@@ -135,16 +143,50 @@ class RedisEvents(RedisConnection):
                 out.append(self._texts.progress.load(event_id, text).whole(event))
         return out
 
+    async def event_progress(self, event_ids: Sequence[str]) -> list[EventProgress | None]:
+        """Progress and brief of every id in one round trip; an event stored without a brief
+        (by a version before them) is read whole, once, and its brief written for next time."""
+        wanted = list(dict.fromkeys(event_ids))
+        async with self._guard():
+            async with self._client.pipeline(transaction=False) as pipe:
+                texts_of = _hmget(pipe, self._keys.progress, wanted)
+                briefs_of = _hmget(pipe, self._keys.brief, wanted)
+            texts, brief_texts = await _values(texts_of), await _values(briefs_of)
+            briefs = {
+                i: Brief.read(b) for i, b in zip(wanted, brief_texts, strict=True) if b is not None
+            }
+            lacking = [i for i, t in zip(wanted, texts, strict=True) if t and i not in briefs]
+            briefs.update(await self._briefs_of_events(lacking))
+        found = {
+            event_id: event_progress(event_id, briefs[event_id], text)
+            for event_id, text in zip(wanted, texts, strict=True)
+            if text is not None and event_id in briefs
+        }
+        return [found.get(event_id) for event_id in event_ids]
+
+    async def _briefs_of_events(self, event_ids: list[str]) -> dict[str, Brief]:
+        """Briefs made from the events themselves (stored before briefs were), kept for next
+        time (``HSETNX``: a brief is never changed once written)."""
+        if not event_ids:
+            return {}
+        briefs: dict[str, Brief] = {}
+        texts = await self._fields(self._keys.event, event_ids)
+        for event_id, text in zip(event_ids, texts, strict=True):
+            if text is not None:
+                briefs[event_id] = Brief.of(self._texts.events.load(event_id, text))
+        async with self._client.pipeline(transaction=False) as pipe:
+            kept = [pipe.hsetnx(self._keys.brief, i, brief.text()) for i, brief in briefs.items()]
+        for request in kept:
+            await request
+        return briefs
+
     async def _fields(self, key: str, fields: list[str]) -> list[str | None]:
         """``HMGET key fields`` in chunks of at most :data:`CHUNK`, in one pipeline."""
         if not fields:
             return []
         async with self._client.pipeline(transaction=False) as pipe:
-            requests = [
-                pipe.hmget(key, fields[start : start + CHUNK])
-                for start in range(0, len(fields), CHUNK)
-            ]
-        return [value for request in requests for value in await request]
+            requests = _hmget(pipe, key, fields)
+        return await _values(requests)
 
     async def list_events(
         self,
@@ -201,3 +243,15 @@ class RedisEvents(RedisConnection):
             for event_id, progress, event in zip(found[::3], found[1::3], found[2::3], strict=True)
             if progress is not None
         ]
+
+
+def _hmget(pipe: Any, key: str, fields: list[str]) -> list[Awaitable[Any]]:
+    """``HMGET key fields`` queued on ``pipe`` in chunks of at most :data:`CHUNK` fields."""
+    return [
+        pipe.hmget(key, fields[start : start + CHUNK]) for start in range(0, len(fields), CHUNK)
+    ]
+
+
+async def _values(requests: list[Awaitable[Any]]) -> list[str | None]:
+    """The values the ``HMGET`` requests answered, in order (after their pipeline ran)."""
+    return [value for request in requests for value in await request]

@@ -6,6 +6,8 @@
     P seq                          INCR: the next event seq
     P event                        hash: event id -> Event JSON, written once
     P progress                     hash: event id -> its seq and progress JSON (state, phase, ...)
+    P event:brief                  hash: event id -> its agent, rollout, created_at, expires_at
+                                   (event_progress reads these, never the event)
     P idx:all                      zset of event ids by seq           (list_events)
     P idx:agent:A                  zset by seq, events for agent A    (list_events agent=A)
     P idx:state:S                  zset by seq, events in state S     (list_events state=S)
@@ -52,6 +54,7 @@ class Keys:
         self.seq = prefix + "seq"
         self.event = prefix + "event"
         self.progress = prefix + "progress"
+        self.brief = prefix + "event:brief"
         self.all = prefix + "idx:all"
         self.expiry = prefix + "expiry"
         self.agents = prefix + "agents"

@@ -46,8 +46,9 @@ return {1}
 )
 
 # KEYS: event, progress, seq, idx:all, idx:agent, idx:state, idx:agent:state, outbox, expiry,
-#       audit:seq, audit:head, audit
-# ARGV: id, event JSON, progress JSON without seq, expires_at, then the audit arguments (above)
+#       event:brief, audit:seq, audit:head, audit
+# ARGV: id, event JSON, progress JSON without seq, expires_at, the event's brief JSON, then the
+#       audit arguments (above)
 # Returns {1, progress} when stored, {0, progress, event} when the id is taken (nothing
 # written), {-2, seq, hash} when the audit chain's head moved (nothing written).
 SUBMIT = (
@@ -55,13 +56,14 @@ SUBMIT = (
     + """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
-local moved = audit_moved(10, 5)
+local moved = audit_moved(11, 6)
 if moved then return moved end
-append_audit(10, 5)
+append_audit(11, 6)
 local seq = redis.call('INCR', KEYS[3])
 local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], progress)
+redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
 for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
 return {1, progress}

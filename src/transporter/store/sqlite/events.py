@@ -14,8 +14,8 @@ import attrs
 
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import accepted
-from transporter.store.base import EventConflict, Page
-from transporter.store.event_parts import Progress
+from transporter.store.base import EventConflict, EventProgress, Page
+from transporter.store.event_parts import Brief, Progress, event_progress
 from transporter.store.json_rows import dump
 from transporter.store.paging import clamp_limit, cursor_seq, page
 from transporter.store.sqlite.audit import AuditAppender
@@ -43,6 +43,9 @@ class SQLiteEvents(SQLiteConnection):
 
     async def get_events(self, event_ids: Sequence[str]) -> list[EventRecord | None]:
         return await self._call(_get_events, self._events, list(event_ids))
+
+    async def event_progress(self, event_ids: Sequence[str]) -> list[EventProgress | None]:
+        return await self._call(_event_progress, list(event_ids))
 
     async def list_events(
         self,
@@ -107,12 +110,15 @@ def _submit_one(
     stored = Progress.of(progress)
     text = dump(stored)
     cur = conn.execute(
-        "INSERT INTO events (id, target_agent, state, expires_at, event, progress)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events"
+        " (id, target_agent, rollout_id, state, created_at, expires_at, event, progress)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.target_agent,
+            event.rollout_id,
             EventState.QUEUED.value,
+            event.created_at,
             event.expires_at,
             dump(event),
             text,
@@ -166,6 +172,22 @@ def _get_events(
         else:
             out.append(events.progress(event_id, row[1]).record(event, row[0]))
     return out
+
+
+def _event_progress(conn: sqlite3.Connection, event_ids: list[str]) -> list[EventProgress | None]:
+    """One read transaction of the columns :class:`EventProgress` needs (never ``event``)."""
+    found: dict[str, EventProgress] = {}
+    with read(conn):
+        for chunk in _chunks(list(dict.fromkeys(event_ids))):
+            marks = ", ".join("?" * len(chunk))
+            columns = "id, target_agent, rollout_id, created_at, expires_at, progress"
+            query = f"SELECT {columns} FROM events WHERE id IN ({marks})"  # noqa: S608
+            for event_id, agent, rollout_id, created_at, expires_at, text in conn.execute(
+                query, chunk
+            ):
+                brief = Brief(agent, rollout_id, created_at, expires_at)
+                found[event_id] = event_progress(event_id, brief, text)
+    return [found.get(event_id) for event_id in event_ids]
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:

@@ -14,7 +14,7 @@ from transporter.store.json_rows import dump, load
 from transporter.store.rollout_rows import OPEN_STATES
 from transporter.store.sqlite.transaction import write
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 SEQ_END = 2**63
 """Above every ``seq`` SQLite can hand out (its integers are 64-bit)."""
@@ -116,6 +116,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX rollouts_by_state ON rollouts (state, seq)",
         "CREATE INDEX rollouts_by_kind ON rollouts (kind, state, seq)",
         f"CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN {OPEN_ROLLOUTS}",
+    ),
+    # 9: the event's rollout and time of acceptance beside it, so that a rollout's engine reads
+    # its children's progress (Store.event_progress) without reading their manifests.
+    9: (
+        "ALTER TABLE events ADD COLUMN rollout_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN created_at REAL NOT NULL DEFAULT 0",
+        "UPDATE events SET rollout_id = coalesce(json_extract(event, '$.rollout_id'), ''),"
+        " created_at = coalesce(json_extract(event, '$.created_at'), 0)",
     ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
