@@ -15,10 +15,14 @@ from transporter.protocol.model import Action, Event, K8sPayload
 from transporter.protocol.rollout import RolloutKind, Strategy, Wave, is_rollout_id
 from transporter.protocol.rollout_request import (
     DEFAULT_PLAN_TTL,
+    MAX_ROLLOUT_BYTES,
     MAX_TARGETS,
     MAX_WAVES,
     PERCENT,
     ROLLOUT_ID,
+    RolloutTooLarge,
+    check_total,
+    child_bytes,
     is_rollout_body,
     parse_plan,
     parse_plan_apply,
@@ -222,6 +226,29 @@ def test_every_child_event_must_fit_the_agent_channel() -> None:
     listed = body(selector=..., target_agents=["a" * 63], id="r" * 64)
     with pytest.raises(EventTooLarge):
         parse_rollout({**listed, "payload": {"manifests": [manifest]}}, now=0.0, new_id=str)
+
+
+def test_a_rollout_s_children_together_are_bounded() -> None:
+    """1000 agents named and 300 kB of manifests would store 300 MB of child events: 413,
+    naming the numbers; the same manifests for fewer agents are taken."""
+    manifest = "a: " + "x" * 300_000 + "\n"
+    agents = [f"a-{i:03}" for i in range(MAX_TARGETS)]
+    big = body(selector=..., target_agents=agents, payload={"manifests": [manifest]})
+    with pytest.raises(RolloutTooLarge) as caught:
+        parse_rollout(big, now=0.0, new_id=lambda: "r")
+    assert caught.value.field == "target_agents"
+    assert caught.value.problem.startswith("1000 clusters x 0.3 MB = 300.")
+    assert "more than 256 MiB: split the rollout or the manifests" in caught.value.problem
+    with pytest.raises(RolloutTooLarge):
+        parse_plan(big, now=0.0, new_id=lambda: "r")
+    fewer = parse_rollout({**big, "target_agents": agents[:800]}, now=0.0, new_id=lambda: "r")
+    assert len(fewer.agents) == 800
+    child = child_bytes(fewer)
+    assert 300_000 < child < 301_000
+    check_total(MAX_ROLLOUT_BYTES // child, child, "selector")
+    with pytest.raises(RolloutTooLarge) as caught:
+        check_total(MAX_ROLLOUT_BYTES // child + 1, child, "selector")
+    assert caught.value.field == "selector"
 
 
 def sized(size: int) -> str:

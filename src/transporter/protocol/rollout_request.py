@@ -36,6 +36,7 @@ from transporter.protocol.submission import (
     MAX_READY_TIMEOUT,
     MAX_TTL,
     MIN_PRIORITY,
+    EventTooLarge,
     InvalidEvent,
     check_size,
     check_type,
@@ -43,6 +44,7 @@ from transporter.protocol.submission import (
     labels_of,
     parse_payload,
     require,
+    sent_size,
     whole_number,
 )
 
@@ -55,6 +57,10 @@ MAX_PAUSE: Final = 86_400
 """Seconds a wave may wait after the one before it."""
 DEFAULT_PLAN_TTL: Final = 3600
 """A plan's lifetime: its dry runs must finish within it, and it can be applied until then."""
+MAX_ROLLOUT_BYTES: Final = 256 * 1024 * 1024
+"""A rollout's child events together (clusters x the largest child's size as sent): each child
+is stored, and a rollout's are made in one go, so this bounds what one request can make the
+store hold."""
 LONGEST_AGENT_ID: Final = "a" * 63
 """The longest agent id there can be (:data:`ids.AGENT_ID`): a selector's child events are
 checked for size with it, before anyone knows which agents will match."""
@@ -105,6 +111,28 @@ def parse_rollout(
     )
     _check_children(spec)
     return spec
+
+
+class RolloutTooLarge(EventTooLarge):
+    """Every child fits, but all of them together are more than :data:`MAX_ROLLOUT_BYTES`
+    (answered 413 ``rollout_too_large``)."""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def check_total(clusters: int, child: int, field: str) -> None:
+    """:class:`RolloutTooLarge` when ``clusters`` children of ``child`` bytes each (as sent:
+    :func:`child_bytes`) are more than :data:`MAX_ROLLOUT_BYTES`; ``field``: where the clusters
+    come from (``target_agents`` or ``selector``)."""
+    total = clusters * child
+    if total > MAX_ROLLOUT_BYTES:
+        raise RolloutTooLarge(
+            field,
+            f"{clusters} clusters x {_megabytes(child)} = {_megabytes(total)}, more than"
+            f" {MAX_ROLLOUT_BYTES // (1024 * 1024)} MiB: split the rollout or the manifests",
+        )
 
 
 def parse_plan(
@@ -270,26 +298,38 @@ def _waves(value: Any, field: str) -> tuple[Wave, ...]:
     return tuple(waves)
 
 
-def _check_children(spec: RolloutSpec) -> None:
-    """Every child event fits the agent channel: checked on the largest one there can be (the
-    longest agent id named, or the longest there is for a selector)."""
+def _largest_child(spec: RolloutSpec) -> Event:
+    """The largest child event there can be: the longest agent id named, or the longest there
+    is for a selector."""
     agent = max(spec.agents, key=len) if spec.agents else LONGEST_AGENT_ID
     payload = spec.payload
     if spec.kind is RolloutKind.PLAN:
-        payload = attrs.evolve(payload, action=Action.PLAN)
-    check_size(
-        Event(
-            id=child_event_id(spec.id, agent),
-            target_agent=agent,
-            payload=payload,
-            ttl=spec.ttl,
-            created_at=spec.created_at,
-            priority=spec.priority,
-            labels=spec.labels,
-            created_by=spec.created_by,
-            rollout_id=spec.id,
-        )
+        payload = attrs.evolve(payload, action=Action.PLAN, plan_of=payload.action)
+    return Event(
+        id=child_event_id(spec.id, agent),
+        target_agent=agent,
+        payload=payload,
+        ttl=spec.ttl,
+        created_at=spec.created_at,
+        priority=spec.priority,
+        labels=spec.labels,
+        created_by=spec.created_by,
+        rollout_id=spec.id,
     )
+
+
+def child_bytes(spec: RolloutSpec) -> int:
+    """Bytes the largest child event takes as sent (CPU work over the manifests)."""
+    return sent_size(_largest_child(spec))
+
+
+def _check_children(spec: RolloutSpec) -> None:
+    """Every child event fits the agent channel, and the agents named, all of them
+    together fit :data:`MAX_ROLLOUT_BYTES` (a selector's clusters are counted when it is
+    resolved: :func:`check_total`)."""
+    size = check_size(_largest_child(spec))
+    if spec.agents:
+        check_total(len(spec.agents), size, "target_agents")
 
 
 @attrs.frozen

@@ -200,15 +200,21 @@ def parse_submission(
     return event
 
 
-def check_size(event: Event) -> None:
+def check_size(event: Event) -> int:
     """:class:`EventTooLarge` unless ``event`` fits the agent channel as it will carry it:
-    signed (the signature is added when it is accepted)."""
-    size = len(codec.encode(Deliver(event))) + SIGNATURE_CHARS
+    signed (the signature is added when it is accepted). Returns its size so."""
+    size = sent_size(event)
     if size > MAX_EVENT_BYTES:
         raise EventTooLarge(
             "payload.manifests",
             f"the event takes {size} bytes as sent to its agent, more than {MAX_EVENT_BYTES}",
         )
+    return size
+
+
+def sent_size(event: Event) -> int:
+    """Bytes ``event`` takes as its agent receives it: one ``deliver`` message, signed."""
+    return len(codec.encode(Deliver(event))) + SIGNATURE_CHARS
 
 
 def _event_id(body: Mapping[str, Any], new_id: Callable[[], str]) -> str:

@@ -11,6 +11,8 @@ import trio
 from tests.bed.clients import assert_error
 from tests.bed.harness import ControlPlane
 from tests.cp.api.conftest import PAYLOAD, call, register
+from transporter.cp.api.rollouts import SCAN_PAGE, SCAN_PAGES
+from transporter.cp.openapi.bounds import ROLLOUTS_LIMIT
 from transporter.security.tokens import Role
 
 SUMMARY = {
@@ -142,3 +144,21 @@ async def test_a_token_must_reach_every_cluster_to_act_on_a_rollout(cp: ControlP
     reader = await cp.new_token("reader", Role.READ, ("*",))
     assert_error(await call(cp, "POST", "/rollouts/wide/cancel", token=reader), 403, "forbidden")
     assert (await call(cp, "GET", "/rollouts/wide", token=reader)).status == 200
+
+
+async def test_a_scoped_token_s_listing_reads_a_bounded_number_of_rollouts(
+    cp: ControlPlane,
+) -> None:
+    """Each record is read whole: one answer to a token that sees only some agents reads at
+    most as many as the largest page (100), then gives a cursor to go on from."""
+    token = await cp.new_token("team-a", Role.READ, ("team-a-*",))
+    await rollout(cp, "a-first", target_agents=["team-a-1"])
+    assert SCAN_PAGE * SCAN_PAGES == ROLLOUTS_LIMIT
+    for index in range(ROLLOUTS_LIMIT):  # newer: listed before it
+        await rollout(cp, f"b-{index:03}", target_agents=["team-b-1"])
+    first = await call(cp, "GET", "/rollouts?limit=100", token=token)
+    assert first.status == 200, first.body
+    assert first.json["items"] == [] and first.json["cursor"] is not None
+    rest = await call(cp, "GET", f"/rollouts?limit=100&cursor={first.json['cursor']}", token=token)
+    assert [item["id"] for item in rest.json["items"]] == ["a-first"]
+    assert rest.json["cursor"] is None

@@ -5,6 +5,10 @@ reach, with nothing stored."""
 
 from __future__ import annotations
 
+import functools
+
+import trio
+
 from tests.bed.clients import assert_error
 from tests.bed.harness import ControlPlane
 from tests.cp.api.conftest import PAYLOAD, call, register
@@ -129,3 +133,20 @@ async def test_a_submitted_event_s_id_may_not_hold_an_underscore(cp: ControlPlan
     assert "reserved for rollouts' child events" in first["message"]
     assert second["status"] == "accepted"
     assert_error(await call(cp, "GET", "/events/web-1_agent-1"), 404, "not_found")
+
+
+async def test_a_selector_s_children_together_are_bounded(cp: ControlPlane) -> None:
+    """A selector matching 90 agents and 3.1 MB of manifests would store 279 MB of child
+    events: 413 ``rollout_too_large`` naming the numbers, and nothing stored; a plan too."""
+    async with trio.open_nursery() as nursery:
+        for index in range(90):
+            nursery.start_soon(functools.partial(register, cp, f"big-{index:02}", fleet="big"))
+    manifest = "a: " + "x" * 3_100_000 + "\n"
+    body = {"id": "huge", "selector": "fleet=big", "payload": {"manifests": [manifest]}}
+    refused = assert_error(
+        await call(cp, "POST", "/events", body), 413, "rollout_too_large", "selector"
+    )
+    assert refused["message"].startswith("90 clusters x 3.1 MB = 279.")
+    assert refused["message"].endswith("more than 256 MiB: split the rollout or the manifests")
+    assert_error(await call(cp, "POST", "/plans", body), 413, "rollout_too_large", "selector")
+    assert (await call(cp, "GET", "/rollouts")).json["items"] == []

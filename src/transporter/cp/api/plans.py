@@ -26,7 +26,7 @@ from transporter.cp.api.submit import off_loop, refused, scope, start, waves
 from transporter.cp.openapi.bounds import MAX_PLAN_CLUSTERS
 from transporter.protocol.model import Action
 from transporter.protocol.rollout import RolloutKind, RolloutSpec
-from transporter.protocol.rollout_request import parse_plan, parse_plan_apply
+from transporter.protocol.rollout_request import child_bytes, parse_plan, parse_plan_apply
 from transporter.protocol.submission import InvalidEvent
 from transporter.security.tokens import Role
 
@@ -40,20 +40,21 @@ async def submit_plan() -> Answer:
     who = caller()
     body = await json_body("invalid_event", "body")
 
-    def check() -> RolloutSpec:
-        return parse_plan(
+    def check() -> tuple[RolloutSpec, int]:
+        spec = parse_plan(
             body,
             now=time.time(),
             new_id=lambda: str(uuid.uuid4()),
             created_by=who.created_by,
             scope=scope(who),
         )
+        return spec, child_bytes(spec)
 
     try:
-        spec = await off_loop(check)
+        spec, child = await off_loop(check)
     except InvalidEvent as exc:
         return refused(exc)
-    return await start(who, spec)
+    return await start(who, spec, child)
 
 
 @routes.get("/plans")

@@ -27,10 +27,12 @@ from transporter.store.base import Page
 
 routes = Blueprint("rollouts", __name__)
 
-SCAN_PAGE = 200
-SCAN_PAGES = 10
+SCAN_PAGE = 25
+SCAN_PAGES = 4
 """A token that sees only some agents: the store's pages read for one answer (as for events:
-an answer may hold fewer items than ``limit`` and still give a ``cursor``)."""
+an answer may hold fewer items than ``limit`` and still give a ``cursor``). A record is read
+whole (its manifests, up to 3 MB, and its clusters), so an answer reads no more of them than
+the largest page an unscoped token may ask for (``ROLLOUTS_LIMIT``)."""
 
 
 @routes.get("/rollouts")

@@ -23,9 +23,17 @@ from transporter.cp.api.errors import Answer, error
 from transporter.cp.api.queries import caller, json_body
 from transporter.cp.api.rollout_views import waves_of
 from transporter.cp.api.services import services
+from transporter.cp.rollout.targets import MAX_CLUSTERS, matched
 from transporter.protocol.model import Event
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec
-from transporter.protocol.rollout_request import is_rollout_body, parse_rollout
+from transporter.protocol.rollout_request import (
+    MAX_ROLLOUT_BYTES,
+    RolloutTooLarge,
+    check_total,
+    child_bytes,
+    is_rollout_body,
+    parse_rollout,
+)
 from transporter.protocol.submission import EventTooLarge, InvalidEvent, parse_submission
 from transporter.security.tokens import Role
 from transporter.store.base import EventConflict
@@ -44,6 +52,8 @@ def _new_id() -> str:
 
 def _refusal(problem: InvalidEvent) -> dict[str, Any]:
     kind = "event_too_large" if isinstance(problem, EventTooLarge) else "invalid_event"
+    if isinstance(problem, RolloutTooLarge):
+        kind = "rollout_too_large"
     return {"error": kind, "message": problem.problem, "field": problem.field}
 
 
@@ -112,16 +122,17 @@ async def submit() -> Answer:
 
 
 async def _submit_rollout(who: Caller, body: Any) -> Answer:
-    def check() -> RolloutSpec:
-        return parse_rollout(
+    def check() -> tuple[RolloutSpec, int]:
+        spec = parse_rollout(
             body, now=time.time(), new_id=_new_id, created_by=who.created_by, scope=scope(who)
         )
+        return spec, child_bytes(spec)
 
     try:
-        spec = await off_loop(check)
+        spec, child = await off_loop(check)
     except InvalidEvent as exc:
         return refused(exc)
-    return await start(who, spec)
+    return await start(who, spec, child)
 
 
 def scope(who: Caller) -> tuple[str, ...]:
@@ -129,10 +140,19 @@ def scope(who: Caller) -> tuple[str, ...]:
     return () if who.token is None or who.reaches_every_agent else who.token.agents
 
 
-async def start(who: Caller, spec: RolloutSpec) -> Answer:
+async def start(who: Caller, spec: RolloutSpec, child: int) -> Answer:
     """Hand a rollout (or a plan) to the engine: 202 with the agents it matched, or 200 when
     one of that id exists already (409 with another spec, 403 when the token does not reach
-    every agent matched, 400 ``no_match``: the engine's refusals, answered in :mod:`.errors`)."""
+    every agent matched, 400 ``no_match``: the engine's refusals, answered in :mod:`.errors`).
+    ``child``: the bytes of its largest child event (:func:`child_bytes`); a selector whose
+    children could be more than :data:`MAX_ROLLOUT_BYTES` together is refused (413) when the
+    agents it matches now make them so."""
+    if spec.selector and child * MAX_CLUSTERS > MAX_ROLLOUT_BYTES:
+        found = len(matched(spec, await services().store.list_agents()))
+        try:
+            check_total(found, child, "selector")
+        except RolloutTooLarge as exc:
+            return refused(exc)
     record, created = await services().rollouts.create(spec, may_target=who.may_target)
     name = "plan_id" if spec.kind is RolloutKind.PLAN else "rollout_id"
     if not created:

@@ -57,6 +57,11 @@ def _submit() -> dict[str, Any]:
                 "targets matched no agent (``no_match``), unless ``allow_empty``, or more than one "
                 "rollout takes (``too_many_agents``)."
             ),
+            "413": error(
+                "Over a limit (``event_too_large``, or a body over the size limit), or a "
+                "rollout's child events together over 256 MiB (``rollout_too_large``: its "
+                "clusters times the size of each)."
+            ),
         },
     }
 

@@ -177,7 +177,10 @@ def _submit_plan() -> dict[str, Any]:
                 "matched (``no_match``), or more than one plan takes (``too_many_agents``)."
             ),
             "409": error("A rollout with this ``id`` exists with other content (``conflict``)."),
-            "413": error("Over a limit (``event_too_large``, or a body over the size limit)."),
+            "413": error(
+                "Over a limit (``event_too_large``, or a body over the size limit), or the "
+                "plan's child events together over 256 MiB (``rollout_too_large``)."
+            ),
             "503": UNAVAILABLE,
         },
     }
