@@ -4,6 +4,7 @@ strategy; cancel, approval, standing rollouts; refusals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,35 @@ async def test_cancelling_one_queued_event(nursery: trio.Nursery, tmp_path: Path
     # the agent comes: it is never sent the cancelled event
     await plane.agent("offline")
     assert plane.script.agents_ran() == []
+
+
+async def test_a_standing_rollout_without_clusters_is_not_a_scoped_callers(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    plane = await start_plane(nursery, tmp_path)
+    team_a, team_b = ("team-a-*",), ("team-b-*",)
+
+    def reaches(scope: tuple[str, ...]) -> Callable[[str], bool]:
+        return lambda agent: any(agent.startswith(p.rstrip("*")) for p in scope)
+
+    await plane.create(selector="env=prod", standing=True, allow_empty=True, scope=team_a)
+    await plane.create(rollout_id="r2", selector="env=prod", standing=True, allow_empty=True)
+    for rollout_id in ("r1", "r2"):
+        record = await plane.until(rollout_id, lambda r: r.state is RolloutState.STANDING)
+        assert record.clusters == ()
+    rollouts = plane.rollouts
+    # team b reaches every cluster of r1 (there is none), but not what r1 may still take
+    with pytest.raises(NotCovered):
+        await rollouts.close("r1", actor="eve", may_target=reaches(team_b), scope=team_b)
+    with pytest.raises(NotCovered):
+        await rollouts.cancel("r1", actor="eve", may_target=reaches(team_b), scope=team_b)
+    with pytest.raises(NotCovered):
+        await rollouts.approve("r1", None, actor="eve", may_target=reaches(team_b), scope=team_b)
+    # r2 was submitted unscoped: it may reach every agent, so only an unscoped caller acts on it
+    with pytest.raises(NotCovered):
+        await rollouts.close("r2", actor="bob", may_target=reaches(team_a), scope=team_a)
+    assert not (await plane.rollouts.get("r1") or record).closed
+    record = await rollouts.close("r1", actor="bob", may_target=reaches(team_a), scope=team_a)
+    assert record.closed
+    record = await rollouts.close("r2", actor="root", may_target=everyone, scope=())
+    assert record.closed

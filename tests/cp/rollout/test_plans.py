@@ -10,9 +10,16 @@ import pytest
 import trio
 
 from tests.cp.rollout.plane import Plane, Script, everyone, spec, start_plane
-from transporter.cp.rollout.errors import NoMatch, NotAPlan, PlanExpired, PlanNotReady
+from transporter.cp.rollout.errors import (
+    NoMatch,
+    NotAPlan,
+    NotCovered,
+    PlanExpired,
+    PlanNotReady,
+)
 from transporter.protocol.model import Action, ResourceResult, ResourceStatus
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState, Strategy
+from transporter.store.base import RolloutConflict
 
 
 def result(name: str, status: ResourceStatus, fingerprint: str) -> ResourceResult:
@@ -105,3 +112,38 @@ async def test_a_plan_that_completed_nowhere_applies_nothing(
     await plane.final("plan1")
     with pytest.raises(NoMatch):
         await apply(plane, "plan1")
+
+
+async def test_a_repeated_apply_is_answered_first_and_reach_before_the_plans_state(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    clock = Clock()
+    plane = await start_plane(nursery, tmp_path, script=Script(hold={"p2"}), clock=clock)
+    await plane.agent("p1")
+    await plane.agent("p2")
+    plane.script.results = {"p1": (result("a", ResourceStatus.WOULD_CREATE, "absent"),)}
+    await plane.rollouts.create(
+        spec("plan1", agents=("p1",), kind=RolloutKind.PLAN, ttl=600), may_target=everyone
+    )
+    await plane.rollouts.create(
+        spec("plan2", agents=("p2",), kind=RolloutKind.PLAN, ttl=600), may_target=everyone
+    )
+    await plane.final("plan1")
+    await apply(plane, "plan1", "apply1")
+    clock.offset = 601  # the plan expired: a repeat of its apply is still answered as one
+    again, created = await apply(plane, "plan1", "apply1")
+    assert not created and again.spec.id == "apply1"
+    with pytest.raises(RolloutConflict):  # another request under that id
+        await plane.rollouts.apply_plan(
+            "plan1", rollout_id="apply1", strategy=Strategy(max_parallel=1), wait_ready=True,
+            ready_timeout=30, ttl=600, actor="bob", may_target=everyone,
+        )  # fmt: skip
+    with pytest.raises(PlanExpired):
+        await apply(plane, "plan1", "apply2")
+    # a caller who does not reach the plan's clusters learns nothing of its state
+    for plan_id in ("plan1", "plan2"):  # expired; not finished
+        with pytest.raises(NotCovered):
+            await plane.rollouts.apply_plan(
+                plan_id, rollout_id=None, strategy=Strategy(), wait_ready=False,
+                ready_timeout=0, ttl=600, actor="eve", may_target=lambda agent: False,
+            )  # fmt: skip

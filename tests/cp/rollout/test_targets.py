@@ -53,3 +53,12 @@ def test_scopes_are_the_tokens_glob_patterns() -> None:
     assert targets.covers(("team-a-*",), "team-a-1")
     assert not targets.covers(("team-a-*",), "team-b-1")
     assert targets.uncovered(["b", "a", "c"], lambda agent: agent == "b") == ["a", "c"]
+
+
+def test_a_scoped_caller_covers_only_a_scope_within_its_own() -> None:
+    assert targets.covers_scope((), ())  # unscoped: everything
+    assert targets.covers_scope((), ("team-a-*",))
+    assert not targets.covers_scope(("team-a-*",), ())  # submitted unscoped: unscoped only
+    assert targets.covers_scope(("team-a-*", "x"), ("team-a-*",))
+    assert not targets.covers_scope(("team-a-*",), ("team-a-*", "team-b-*"))
+    assert not targets.covers_scope(("team-b-*",), ("team-a-*",))

@@ -27,6 +27,7 @@ from transporter.cp.rollout.errors import (
 from transporter.cp.rollout.mover import Change, Mover
 from transporter.cp.rollout.runner import RECONCILE_INTERVAL, SWEEP_INTERVAL, Runner
 from transporter.cp.rollout.step import FINAL, audit
+from transporter.cp.rollout.targets import CallerScope, MayTarget
 from transporter.protocol.model import AgentInfo, EventRecord, EventState
 from transporter.protocol.rollout import (
     PENDING,
@@ -37,8 +38,6 @@ from transporter.protocol.rollout import (
     Strategy,
 )
 from transporter.store.base import RolloutConflict, Store
-
-MayTarget = Callable[[str], bool]
 
 
 class Rollouts:
@@ -96,7 +95,7 @@ class Rollouts:
         if existing is not None:
             if attrs.evolve(existing.spec, created_at=spec.created_at) != spec:
                 raise RolloutConflict(spec.id)
-            self._cover(existing, may_target)
+            targets.check_reach(existing, may_target)
             return existing, False
         found = targets.matched(spec, await self.store.list_agents())
         if len(found) > targets.MAX_CLUSTERS:
@@ -130,20 +129,26 @@ class Rollouts:
         return await self.store.get_rollout(rollout_id)
 
     async def approve(
-        self, rollout_id: str, wave: int | None, *, actor: str, may_target: MayTarget
+        self,
+        rollout_id: str,
+        wave: int | None,
+        *,
+        actor: str,
+        may_target: MayTarget,
+        scope: CallerScope = None,
     ) -> RolloutRecord:
         """Release the wave that awaits approval (``wave``: that one, which must be the one
         waiting; ``None``: whichever waits), and start it. Audit ``rollout.approved``.
 
-        Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered` (the token must
-        reach every cluster of the rollout), :class:`~.errors.NothingToApprove` (no wave waits,
-        or another than ``wave``)."""
-        await self._reachable(rollout_id, may_target)
+        Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered` (the caller must
+        reach the whole rollout: :func:`~.targets.check_reach`, with its ``scope``, as for
+        cancel and close), :class:`~.errors.NothingToApprove` (none waits, or not ``wave``)."""
+        await self._reachable(rollout_id, may_target, scope)
         await self._change(rollout_id, changes.approving(wave, actor, self.clock()))
         return await self._advanced(rollout_id)
 
     async def cancel(
-        self, rollout_id: str, *, actor: str, may_target: MayTarget
+        self, rollout_id: str, *, actor: str, may_target: MayTarget, scope: CallerScope = None
     ) -> tuple[RolloutRecord, int, int]:
         """Start nothing more: clusters not started end ``cancelled``, children still queued are
         cancelled, those sent already finish (the rollout ends ``cancelled`` once they have).
@@ -152,7 +157,7 @@ class Rollouts:
         Audit ``rollout.cancelled``.
 
         Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered`."""
-        record = await self._reachable(rollout_id, may_target)
+        record = await self._reachable(rollout_id, may_target, scope)
         if record.state.final:
             return record, 0, 0
         before = await self.children(record)
@@ -174,13 +179,15 @@ class Rollouts:
                 running += 1
         return after, cancelled, running
 
-    async def close(self, rollout_id: str, *, actor: str, may_target: MayTarget) -> RolloutRecord:
+    async def close(
+        self, rollout_id: str, *, actor: str, may_target: MayTarget, scope: CallerScope = None
+    ) -> RolloutRecord:
         """A standing rollout takes no new agent any more; it ends (completed or failed, by its
         clusters) once every cluster has finished. Audit ``rollout.closed``. Closing a rollout
         that is not standing, or is closed, changes nothing.
 
         Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered`."""
-        await self._reachable(rollout_id, may_target)
+        await self._reachable(rollout_id, may_target, scope)
         await self._change(rollout_id, changes.closing(actor, self.clock()))
         return await self._advanced(rollout_id)
 
@@ -204,20 +211,28 @@ class Rollouts:
         ttl: int,
         actor: str,
         may_target: MayTarget,
+        scope: CallerScope = None,
     ) -> tuple[RolloutRecord, bool]:
-        """A rollout (kind ``apply``, ``plan_id`` set) of what the plan planned: over the agents
-        whose plan event completed, with the plan's manifests and its action, and for each
-        agent the fingerprints its plan saw (``expect``; objects refused or failed in the plan
-        are left out, so they come back ``drifted``). ``rollout_id``: its id (``None``: one is
-        made); a repeat with the same id and request answers the stored one, ``False``.
+        """A rollout (kind ``apply``, ``plan_id`` set) of what the plan planned (see
+        :mod:`.plans`) over the agents whose plan completed. ``rollout_id``: its id (``None``:
+        one is made); a repeat of the same request answers the stored one, ``False``, before
+        the plan is checked (it may have expired since); the caller's reach to the plan's
+        clusters is checked before anything of the plan's state is told.
 
-        Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotAPlan`,
-        :class:`~.errors.PlanNotReady` (not finished), :class:`~.errors.PlanExpired` (past its
-        ``ttl``), :class:`~.errors.NotCovered`, :class:`~.errors.NoMatch` (no cluster's plan
-        completed)."""
+        Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered`,
+        :class:`~.errors.NotAPlan`, :class:`~.errors.PlanNotReady` (not finished),
+        :class:`~.errors.PlanExpired` (past its ``ttl``), :class:`~.errors.NoMatch` (no
+        cluster's plan completed), :class:`RolloutConflict` (the id is another's)."""
+        if rollout_id is not None and (done := await self.store.get_rollout(rollout_id)):
+            ready = (wait_ready, ready_timeout)
+            if not plans.same_apply(done.spec, plan_id, strategy, ready, ttl, actor):
+                raise RolloutConflict(rollout_id)
+            targets.check_reach(done, may_target)
+            return done, False
         plan = await self.store.get_rollout(plan_id)
         if plan is None:
             raise UnknownRollout(plan_id)
+        targets.check_reach(plan, may_target, scope)
         now = self.clock()
         plans.check_plan(plan, now)
         spec = plans.apply_spec(
@@ -257,18 +272,14 @@ class Rollouts:
         reading the rollout, then wait on it, and no change between is missed."""
         return self.mover.next_save()
 
-    async def _reachable(self, rollout_id: str, may_target: MayTarget) -> RolloutRecord:
+    async def _reachable(
+        self, rollout_id: str, may_target: MayTarget, scope: CallerScope
+    ) -> RolloutRecord:
         record = await self.store.get_rollout(rollout_id)
         if record is None:
             raise UnknownRollout(rollout_id)
-        self._cover(record, may_target)
+        targets.check_reach(record, may_target, scope)
         return record
-
-    @staticmethod
-    def _cover(record: RolloutRecord, may_target: MayTarget) -> None:
-        missing = targets.uncovered((c.agent_id for c in record.clusters), may_target)
-        if missing:
-            raise NotCovered(missing)
 
     async def _change(self, rollout_id: str, change: Change) -> None:
         if await self.mover.change(rollout_id, change) is None:

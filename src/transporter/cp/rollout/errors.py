@@ -17,14 +17,15 @@ class NoMatch(RolloutError):
 
 
 class NotCovered(RolloutError):
-    """403: the caller's token does not reach every agent the rollout targets; nothing was
-    stored. ``agents``: those it does not reach, sorted."""
+    """403: the caller's token does not reach every agent the rollout targets (or, ``agents``
+    empty, every agent a standing rollout may still take); nothing was stored. ``agents``:
+    those it does not reach, sorted."""
 
-    def __init__(self, agents: Sequence[str]) -> None:
+    def __init__(self, agents: Sequence[str], message: str = "") -> None:
         self.agents = sorted(agents)
         shown = ", ".join(repr(agent) for agent in self.agents[:10])
         more = f" and {len(self.agents) - 10} more" if len(self.agents) > 10 else ""
-        super().__init__(f"your token may not target agent(s) {shown}{more}")
+        super().__init__(message or f"your token may not target agent(s) {shown}{more}")
 
 
 class UnknownRollout(RolloutError, KeyError):

@@ -108,6 +108,27 @@ def apply_spec(
     )
 
 
+def same_apply(
+    applied: RolloutSpec,
+    plan_id: str,
+    strategy: Strategy,
+    ready: tuple[bool, int],
+    ttl: int,
+    actor: str,
+) -> bool:
+    """Whether the rollout ``applied`` is what this request to apply ``plan_id`` would make
+    (a repeat of it); ``ready``: its ``wait_ready`` and ``ready_timeout``."""
+    payload = applied.payload
+    same_ready = (payload.wait_ready, payload.ready_timeout) == ready
+    return (
+        applied.plan_id == plan_id
+        and applied.strategy == strategy
+        and applied.ttl == ttl
+        and applied.created_by == actor
+        and (same_ready or payload.action is not Action.APPLY)
+    )
+
+
 def apply_id(plan_id: str) -> str:
     """A new rollout id for a plan's apply: the plan's (cut) and a random part."""
     return f"{plan_id[:55]}-{secrets.token_hex(4)}"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
+from transporter.cp.rollout.errors import NotCovered
 from transporter.protocol.model import AgentRecord
 from transporter.protocol.rollout import (
     RolloutCluster,
@@ -17,6 +18,12 @@ from transporter.protocol.rollout import (
     child_event_id,
 )
 from transporter.protocol.selector import Selector
+
+MayTarget = Callable[[str], bool]
+"""Whether the caller's token reaches an agent."""
+CallerScope = Sequence[str] | None
+"""The caller's token's agent patterns (``()``: unscoped); ``None``: not told, and then only
+the rollout's clusters are checked (:func:`check_reach`)."""
 
 MAX_CLUSTERS: Final = 10_000
 """Clusters in one rollout at most (a selector over a larger fleet is refused, and a standing
@@ -33,6 +40,22 @@ def covers(scope: Sequence[str], agent_id: str) -> bool:
     """Whether a token's agent patterns (``()``: every agent) reach ``agent_id``; the rule of
     :meth:`transporter.security.tokens.TokenRecord.may_target`."""
     return not scope or any(fnmatchcase(agent_id, pattern) for pattern in scope)
+
+
+def covers_scope(caller: Sequence[str], spec_scope: Sequence[str]) -> bool:
+    """Whether a caller whose token has the agent patterns ``caller`` (``()``: unscoped, every
+    agent) reaches whatever a selector rollout submitted under ``spec_scope`` (its
+    :attr:`~transporter.protocol.rollout.RolloutSpec.scope`) may ever reach: an unscoped caller
+    always; a scoped one only when its patterns include every pattern of ``spec_scope`` (the
+    same text: globs are not compared by what they match), never when ``spec_scope`` is empty
+    (submitted unscoped: it may reach every agent, now or later). The clusters a rollout has
+    now are checked besides (:func:`uncovered`): a rollout with none, or few, is not thereby
+    anyone's."""
+    if not caller:
+        return True
+    if not spec_scope:
+        return False
+    return set(spec_scope) <= set(caller)
 
 
 def matched(spec: RolloutSpec, agents: Iterable[AgentRecord]) -> dict[str, Mapping[str, str]]:
@@ -78,6 +101,23 @@ def parallel_limit(strategy: Strategy, total: int) -> int:
     if strategy.max_parallel_percent:
         return max(1, -(-strategy.max_parallel_percent * total // 100))
     return strategy.max_parallel
+
+
+def check_reach(record: RolloutRecord, may_target: MayTarget, scope: CallerScope = None) -> None:
+    """Refuse (:class:`~.errors.NotCovered`) a caller that does not reach every cluster of the
+    rollout, or (a selector's rollout, ``scope`` told) every agent it may still take
+    (:func:`covers_scope`): a rollout with no cluster yet is not thereby anyone's."""
+    spec = record.spec
+    missing = uncovered({*spec.agents, *(c.agent_id for c in record.clusters)}, may_target)
+    if missing:
+        raise NotCovered(missing)
+    if scope is not None and not spec.agents and not covers_scope(scope, spec.scope):
+        reach = ", ".join(map(repr, spec.scope)) or "every agent"
+        raise NotCovered(
+            [],
+            f"your token may not act on rollout {spec.id!r}: its selector {spec.selector!r}"
+            f" may take agents beyond your token's reach (it was submitted to reach {reach})",
+        )
 
 
 def uncovered(agents: Iterable[str], may_target: Callable[[str], bool]) -> list[str]:
