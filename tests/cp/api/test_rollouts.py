@@ -162,3 +162,24 @@ async def test_a_scoped_token_s_listing_reads_a_bounded_number_of_rollouts(
     rest = await call(cp, "GET", f"/rollouts?limit=100&cursor={first.json['cursor']}", token=token)
     assert [item["id"] for item in rest.json["items"]] == ["a-first"]
     assert rest.json["cursor"] is None
+
+
+async def test_a_scoped_token_does_not_see_a_selector_rollout_it_may_not_reach(
+    cp: ControlPlane,
+) -> None:
+    """A standing rollout with no cluster yet is not thereby anyone's: a scoped token sees a
+    selector's rollout only when it was submitted within that token's patterns."""
+    await rollout(cp, "everyone", selector="env=staging", standing=True, allow_empty=True)
+    team_a = await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",))
+    body = {"id": "team-a-only", "selector": "env=staging", "payload": PAYLOAD}
+    mine = await call(cp, "POST", "/events", {**body, "standing": True, "allow_empty": True},
+                      token=team_a)  # fmt: skip
+    assert mine.status == 202, mine.body
+    reader = await cp.new_token("reader-a", Role.READ, ("team-a-*",))
+    for token in (team_a, reader):
+        seen = await call(cp, "GET", "/rollouts", token=token)
+        assert [item["id"] for item in seen.json["items"]] == ["team-a-only"]
+        assert_error(await call(cp, "GET", "/rollouts/everyone", token=token), 403, "forbidden")
+        assert (await call(cp, "GET", "/rollouts/team-a-only", token=token)).status == 200
+    other = await cp.new_token("reader-b", Role.READ, ("team-b-*",))
+    assert (await call(cp, "GET", "/rollouts", token=other)).json["items"] == []

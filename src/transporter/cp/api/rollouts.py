@@ -68,8 +68,25 @@ def enum_arg[E: StrEnum](name: str, kind: type[E]) -> E | None:
 
 
 def visible(who: Caller, record: RolloutRecord) -> bool:
-    agents = (*record.spec.agents, *(cluster.agent_id for cluster in record.clusters))
-    return who.reaches_every_agent or all(who.may_target(agent) for agent in agents)
+    """Whether ``who`` may see the rollout: it reaches every agent named and every cluster, and,
+    for a selector's rollout, every agent it may still take (:func:`covers_scope`, the engine's
+    rule): a rollout with no cluster yet, or few, is not thereby anyone's."""
+    if who.reaches_every_agent or who.token is None:
+        return True
+    spec = record.spec
+    agents = (*spec.agents, *(cluster.agent_id for cluster in record.clusters))
+    if not all(who.may_target(agent) for agent in agents):
+        return False
+    return bool(spec.agents) or covers_scope(who.token.agents, spec.scope)
+
+
+def covers_scope(caller: Sequence[str], spec_scope: Sequence[str]) -> bool:
+    """Whether a scoped caller's agent patterns include every pattern a rollout was submitted
+    under (the same text: globs are not compared by what they match); never when it was
+    submitted unscoped (it may reach every agent, now or later)."""
+    if not caller:
+        return True
+    return bool(spec_scope) and set(spec_scope) <= set(caller)
 
 
 async def _visible(
