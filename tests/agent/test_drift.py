@@ -41,8 +41,8 @@ def expect_of(results: tuple[ResourceResult, ...] | None) -> dict[str, str]:
     }
 
 
-async def plan_of(target: KubeTarget, *manifests: str) -> dict[str, str]:
-    final = (await run(KubeRunner(target), event(*manifests, action=Action.PLAN)))[-1]
+async def plan_of(target: KubeTarget, *manifests: str, **payload: Any) -> dict[str, str]:
+    final = (await run(KubeRunner(target), event(*manifests, action=Action.PLAN, **payload)))[-1]
     assert final.state is EventState.COMPLETED, final.message
     return expect_of(final.resources)
 
@@ -113,7 +113,7 @@ async def test_a_delete_with_a_plan_deletes_only_what_is_as_planned(
             namespace, {"metadata": {"name": name}, "data": {"a": "1"}}
         )
     manifests = (configmap("gone", namespace, a="1"), configmap("edited", namespace, a="1"))
-    expect = await plan_of(target, *manifests)
+    expect = await plan_of(target, *manifests, plan_of=Action.DELETE)
     core(api).patch_namespaced_config_map("edited", namespace, {"metadata": {"labels": {"x": "y"}}})
     final = (await run(KubeRunner(target), event(*manifests, action=Action.DELETE, expect=expect)))[
         -1

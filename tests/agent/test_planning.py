@@ -22,6 +22,7 @@ from transporter.protocol.model import (
     FieldChange,
     Phase,
     ResourceStatus,
+    object_key,
 )
 from transporter.security.scrub import REDACTED
 
@@ -80,9 +81,9 @@ async def test_a_plan_says_what_an_apply_would_do_and_writes_nothing(
     assert found["new"].status is ResourceStatus.WOULD_CREATE
     assert found["new"].fingerprint == ABSENT
     assert found["same"].status is ResourceStatus.UNCHANGED
-    assert found["same"].fingerprint == fingerprint(same)
+    assert found["same"].fingerprint == fingerprint(same, json.loads(manifests[1]))
     assert found["changed"].status is ResourceStatus.WOULD_CHANGE
-    assert found["changed"].fingerprint == fingerprint(changed)
+    assert found["changed"].fingerprint == fingerprint(changed, json.loads(manifests[2]))
     # The manifest does not own "gone" (it was created by another manager): it stays.
     assert found["changed"].diff == (
         FieldChange("data.a", "change", '"1"', '"2"'),
@@ -158,3 +159,49 @@ async def test_a_secrets_values_never_show_in_a_plan(
     wire = "".join(codec.encode(report) for report in reports)
     values = [OLD, NEW, ADDED]
     assert leaks(wire + repr(reports), *values, *map(b64, values)) == []
+
+
+ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "reader"},
+    "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+}
+
+
+async def test_a_plan_of_a_delete_plans_a_delete(
+    target: KubeTarget, api: k8s.ApiClient, namespace: str
+) -> None:
+    """``plan_of: delete``: would_delete for what exists, not_found for what does not, each with
+    its fingerprint, and the policy judges it as a delete (a Role's delete is refused, its apply
+    would not be); then applying the plan deletes as planned."""
+    there = make_configmap(api, namespace, "there", a="1")
+    role = {**ROLE, "metadata": {"name": "reader", "namespace": namespace}}
+    k8s.RbacAuthorizationV1Api(api).create_namespaced_role(namespace, role)
+    manifests = (configmap("there", namespace), configmap("none", namespace), json.dumps(role))
+    plan = event(*manifests, action=Action.PLAN, plan_of=Action.DELETE)
+    final = (await run(KubeRunner(target), plan))[-1]
+    assert final.state is EventState.COMPLETED, final.message
+    assert final.resources is not None
+    found = {r.name: r for r in final.resources}
+    assert [r.status for r in final.resources] == [
+        ResourceStatus.WOULD_DELETE,
+        ResourceStatus.NOT_FOUND,
+        ResourceStatus.REFUSED,
+    ]
+    assert found["there"].fingerprint == fingerprint(there, None)
+    assert (found["none"].status, found["none"].fingerprint) == (ResourceStatus.NOT_FOUND, ABSENT)
+    assert found["reader"].status is ResourceStatus.REFUSED
+    assert "delete-rbac" in found["reader"].message
+    assert final.message == "plan: 1 would_delete, 1 not_found, 1 refused"
+    assert raw(api, cm_path(namespace, "there")) == there, "nothing is deleted by a plan"
+    expect = {
+        object_key(r.api_version, r.kind, r.namespace, r.name): r.fingerprint
+        for r in final.resources
+        if r.status is not ResourceStatus.REFUSED
+    }
+    applied = (
+        await run(KubeRunner(target), event(*manifests[:2], action=Action.DELETE, expect=expect))
+    )[-1]
+    assert applied.state is EventState.COMPLETED, applied.message
+    assert raw(api, cm_path(namespace, "there")) is None

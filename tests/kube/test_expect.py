@@ -41,7 +41,10 @@ def key(plan: Plan, index: int) -> str:
 
 async def test_apply_only_what_is_as_planned(target: KubeTarget, unique: str) -> None:
     _, plan = await setup(target, unique, "same", "stale", "unlisted")
-    expect = {key(plan, 0): fingerprint(await live(target, plan, 0)), key(plan, 1): "0" * 32}
+    expect = {
+        key(plan, 0): fingerprint(await live(target, plan, 0), plan.objects[0].body),
+        key(plan, 1): "0" * 32,
+    }
     before = [await live(target, plan, i) for i in range(3)]
     results = await target.verify(await target.apply(plan, expect=expect))
     assert [(r.name, r.status, r.message) for r in results] == [
@@ -57,7 +60,7 @@ async def test_delete_only_what_is_as_planned(target: KubeTarget, unique: str) -
     gone = (await target.plan([configmap("gone", namespace)])).objects[0]
     plan = Plan((*plan.objects, gone))
     expect = {
-        key(plan, 0): fingerprint(await live(target, plan, 0)),
+        key(plan, 0): fingerprint(await live(target, plan, 0), None),
         key(plan, 1): "0" * 32,
         key(plan, 3): ABSENT,
     }

@@ -1,5 +1,6 @@
-"""Fingerprints: what a controller writes leaves them as they were; any edit changes them; a
-Secret's values are never hashed."""
+"""Fingerprints: a delete's: what a controller writes leaves them as they were, any edit changes
+them; an apply's: only what its manifest sets (and the object's being there, and its deletion)
+counts; a Secret's values are never hashed."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def edited(path: str, value: Any, base: dict[str, Any] = DEPLOYMENT) -> dict[str
 
 
 def test_absent_and_shape() -> None:
-    assert fingerprint(None) == ABSENT
-    found = fingerprint(DEPLOYMENT)
+    assert fingerprint(None, None) == ABSENT
+    found = fingerprint(DEPLOYMENT, None)
     assert len(found) == DIGITS and int(found, 16) >= 0
 
 
@@ -59,7 +60,7 @@ def test_absent_and_shape() -> None:
     ],
 )
 def test_what_the_server_and_controllers_write_does_not_change_it(path: str, value: Any) -> None:
-    assert fingerprint(edited(path, value)) == fingerprint(DEPLOYMENT)
+    assert fingerprint(edited(path, value), None) == fingerprint(DEPLOYMENT, None)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_what_the_server_and_controllers_write_does_not_change_it(path: str, val
     ],
 )
 def test_an_edit_changes_it(path: str, value: Any) -> None:
-    assert fingerprint(edited(path, value)) != fingerprint(DEPLOYMENT)
+    assert fingerprint(edited(path, value), None) != fingerprint(DEPLOYMENT, None)
 
 
 def test_content_keeps_what_an_apply_can_change() -> None:
@@ -109,10 +110,14 @@ SECRET: dict[str, Any] = {
 
 def test_a_secret_is_fingerprinted_by_its_version_not_its_values() -> None:
     same_values_other_version = edited("metadata.resourceVersion", "8", SECRET)
-    assert fingerprint(same_values_other_version) != fingerprint(SECRET)
+    assert fingerprint(same_values_other_version, None) != fingerprint(SECRET, None)
     other_values_same_version = edited("data", {"pw": "b3RoZXI="}, SECRET)
-    assert fingerprint(other_values_same_version) == fingerprint(SECRET), "values are not hashed"
-    assert fingerprint(edited("data", {"pw": "x", "new": "y"}, SECRET)) != fingerprint(SECRET)
+    assert fingerprint(other_values_same_version, None) == fingerprint(SECRET, None), (
+        "values are not hashed"
+    )
+    assert fingerprint(edited("data", {"pw": "x", "new": "y"}, SECRET), None) != fingerprint(
+        SECRET, None
+    )
 
 
 def test_redacted_hides_a_secrets_values_and_keeps_its_keys() -> None:
@@ -123,3 +128,59 @@ def test_redacted_hides_a_secrets_values_and_keeps_its_keys() -> None:
     assert "aHVudGVyMg" not in repr(shown) and "t0ken" not in repr(shown)
     assert redacted(DEPLOYMENT) == DEPLOYMENT
     assert redacted({"apiVersion": "v1", "kind": "Secret", "data": "odd"})["data"] == REDACTED
+
+
+MANIFEST: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+    "spec": {"template": {"spec": {"containers": [{"image": "web:1"}]}}},
+}
+"""What an apply of ``DEPLOYMENT`` sends: no replicas (an autoscaler's), no annotations."""
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.replicas", 7),
+        ("metadata.labels", {"app": "web", "added-by": "someone-else"}),
+        ("metadata.annotations", {"team": "b"}),
+        ("status.availableReplicas", 2),
+        ("metadata.resourceVersion", "101"),
+    ],
+)
+def test_an_apply_covers_only_what_its_manifest_sets(path: str, value: Any) -> None:
+    assert fingerprint(edited(path, value), MANIFEST) == fingerprint(DEPLOYMENT, MANIFEST)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.template", {"spec": {"containers": [{"image": "web:2"}]}}),
+        ("spec.template", {"spec": {"containers": [{"image": "web:1"}, {"image": "side:1"}]}}),
+        ("metadata.labels", {"app": "shop"}),
+        ("metadata.labels", {}),
+        ("metadata.deletionTimestamp", "2026-01-02T00:00:00Z"),
+    ],
+)
+def test_an_apply_sees_an_edit_of_what_its_manifest_sets(path: str, value: Any) -> None:
+    assert fingerprint(edited(path, value), MANIFEST) != fingerprint(DEPLOYMENT, MANIFEST)
+
+
+def test_a_missing_field_is_not_any_value() -> None:
+    """A field the manifest sets that the live object lacks is unlike every value it may have."""
+    manifest = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    lacking = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
+    for value in (None, [], {}, "", "1"):
+        having = {**lacking, "data": {"a": value}}
+        assert fingerprint(having, manifest) != fingerprint(lacking, manifest)
+    assert fingerprint(None, manifest) == ABSENT != fingerprint(lacking, manifest)
+
+
+def test_a_secrets_apply_fingerprint_hashes_its_version_not_its_values() -> None:
+    manifest = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}}
+    assert fingerprint(SECRET, manifest) == fingerprint(SECRET, None)
+    other_values = edited("data", {"pw": "b3RoZXI="}, SECRET)
+    assert fingerprint(other_values, manifest) == fingerprint(SECRET, manifest)
+    other_version = edited("metadata.resourceVersion", "8", SECRET)
+    assert fingerprint(other_version, manifest) != fingerprint(SECRET, manifest)

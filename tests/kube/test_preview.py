@@ -22,7 +22,7 @@ async def test_a_delete_preview_says_what_exists(target: KubeTarget, unique: str
     results = await target.preview(plan.objects, delete=True)
     live = await target.current(plan.objects[0])
     assert [(r.name, r.status, r.fingerprint) for r in results] == [
-        (namespace, ResourceStatus.WOULD_DELETE, fingerprint(live.body)),
+        (namespace, ResourceStatus.WOULD_DELETE, fingerprint(live.body, None)),
         ("missing", ResourceStatus.NOT_FOUND, ABSENT),
     ]
     assert (await target.current(plan.objects[0])).body is not None, "nothing was deleted"

@@ -167,18 +167,23 @@ class KubeRunner:
             report.scrub = await trio.to_thread.run_sync(
                 Scrubber.of_objects, secrets, abandon_on_cancel=True
             )
-        if event.payload.action is Action.PLAN:
+        payload = event.payload
+        if payload.action is Action.PLAN:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "dry run: nothing is written")
-            planned = await make_plan(self.target, self.policy, plan, headers=headers)
+            of_delete = payload.plan_of is Action.DELETE
+            planned = await make_plan(
+                self.target, self.policy, plan, delete=of_delete, headers=headers
+            )
             state, phase = _ending(failed=plan_failed(planned))
             await report.finish(state, phase, plan_summary(planned), tuple(planned))
             return
+        delete = payload.action is Action.DELETE
         drifted: list[ResourceResult] = []
-        if event.payload.expect:  # a plan's apply: what is not as planned is left out at once
-            plan, drifted = await hold_drifted(
-                self.target, plan, event.payload.expect, headers=headers
+        expect = None
+        if payload.expect:  # a plan's apply: what is not as planned is left out at once
+            plan, drifted, expect = await hold_drifted(
+                self.target, plan, payload.expect, delete=delete, headers=headers
             )
-        delete = event.payload.action is Action.DELETE
         view = await inspect(self.target, self.policy, plan.objects, delete=delete, headers=headers)
         refusals = self.policy.check(plan.objects, view, delete=delete)
         if refusals:  # nothing of the event is applied (or deleted)
@@ -190,7 +195,7 @@ class KubeRunner:
             await report.finish(EventState.FAILED, Phase.FAILED, message, tuple(results))
             return
         plan, unseen = _without_refused(plan, view, delete=delete)
-        await self._change(event, plan, [*drifted, *unseen], report, headers)
+        await self._change(event, plan, [*drifted, *unseen], report, headers, expect)
 
     async def _change(
         self,
@@ -199,13 +204,14 @@ class KubeRunner:
         held: list[ResourceResult],
         report: ScrubbedReporter,
         headers: Mapping[str, str] | None,
+        expect: Mapping[str, str] | None,
     ) -> None:
         """Applying (or deleting) and verifying what validating let through; ``held``: the
-        results of objects that are not touched (drifted, or their dry run refused)."""
+        results of objects that are not touched (drifted, or their dry run refused);
+        ``expect``: a plan's apply, what each object must still be as it is applied."""
         payload = event.payload
         head = [*plan.problems, *held]
         not_ready = None
-        expect = payload.expect or None  # checked again as each object is applied
         if payload.action is Action.DELETE:
             report(EventState.IN_PROGRESS, Phase.APPLYING, "deleting")
             done = await self.target.delete(plan, headers=headers, expect=expect)

@@ -76,8 +76,10 @@ def _locked(body: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _drifted(before: Mapping[str, Any] | None, expected: str) -> bool:
-    found = await trio.to_thread.run_sync(fingerprint, before, abandon_on_cancel=True)
+async def _drifted(
+    before: Mapping[str, Any] | None, manifest: Mapping[str, Any], expected: str
+) -> bool:
+    found = await trio.to_thread.run_sync(fingerprint, before, manifest, abandon_on_cancel=True)
     return found != expected
 
 
@@ -89,7 +91,13 @@ async def _apply_one(
     expected: str | None = None,
 ) -> Applied:
     """Read, then apply. ``expected``: a plan's fingerprint of the object; it is applied only
-    while it is still so, and only over the version read (see :func:`_locked`)."""
+    while it is still so, and only over the version read (see :func:`_locked`).
+
+    An object expected ``absent`` and still absent when read has no version to lock on: one
+    created by someone else between that read and our apply (milliseconds) is applied over.
+    Server-side apply has no "must not exist" precondition (a ``metadata.uid`` in the body is
+    one for an existing object, but refuses the create), and creating it by POST first would
+    record our fields as an update's, not an apply's, changing who owns them."""
     path = resource.object_path(obj.name, obj.namespace)
     for attempt in range(1, CONFLICT_TRIES + 1):
         try:
@@ -97,7 +105,7 @@ async def _apply_one(
                 before: dict[str, Any] | None = await transport.get(path, headers)
             except KubeNotFound:
                 before = None
-            if expected is not None and await _drifted(before, expected):
+            if expected is not None and await _drifted(before, obj.body, expected):
                 return Applied(obj, resource, error=Drifted(CHANGED))
             body = obj.body if expected is None or before is None else _locked(obj.body, before)
             answer = await transport.request(

@@ -44,7 +44,7 @@ async def _delete_checked(
             before: dict[str, Any] | None = await transport.get(path, headers)
         except KubeNotFound:
             before = None
-        found = await trio.to_thread.run_sync(fingerprint, before, abandon_on_cancel=True)
+        found = await trio.to_thread.run_sync(fingerprint, before, None, abandon_on_cancel=True)
         if found != expected:
             return obj.result(ResourceStatus.DRIFTED, CHANGED)
         if before is None:

@@ -54,7 +54,7 @@ def judge(
     obj: PlannedObject, before: Mapping[str, Any] | None, after: Mapping[str, Any]
 ) -> ResourceResult:
     """An apply's plan of one object, from the live object and the dry run's answer. Pure."""
-    seen = fingerprint(before)
+    seen = fingerprint(before, obj.body)
     if before is None:
         return attrs.evolve(obj.result(ResourceStatus.WOULD_CREATE), fingerprint=seen)
     if content(before) == content(after):
@@ -79,7 +79,7 @@ class _Read:
 def settle(read: _Read, *, delete: bool, coming: frozenset[str]) -> ResourceResult:
     """The result from what was read. Pure; in a worker thread (it hashes and compares)."""
     obj, before = read.obj, read.before
-    seen = fingerprint(before)
+    seen = fingerprint(before, None if delete else obj.body)
     if delete:
         status = ResourceStatus.NOT_FOUND if before is None else ResourceStatus.WOULD_DELETE
         return attrs.evolve(obj.result(status), fingerprint=seen)
