@@ -12,7 +12,8 @@ import trio
 from tests.bed.clients import assert_error
 from tests.bed.harness import ControlPlane
 from tests.cp.api.conftest import PAYLOAD, call, register
-from transporter.security.tokens import Role
+from transporter.security.tokens import Role, token_id_of
+from transporter.store import open_store
 
 
 async def fleet(cp: ControlPlane) -> None:
@@ -150,3 +151,18 @@ async def test_a_selector_s_children_together_are_bounded(cp: ControlPlane) -> N
     assert refused["message"].endswith("more than 256 MiB: split the rollout or the manifests")
     assert_error(await call(cp, "POST", "/plans", body), 413, "rollout_too_large", "selector")
     assert (await call(cp, "GET", "/rollouts")).json["items"] == []
+
+
+async def test_a_rollout_and_a_plan_keep_their_token_s_id(cp: ControlPlane) -> None:
+    """So that a standing rollout takes no agent more once its token is revoked."""
+    token = await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",))
+    body = {"id": "kept", "target_agents": ["team-a-1"], "payload": PAYLOAD}
+    assert (await call(cp, "POST", "/events", body, token=token)).status == 202
+    planned = {**body, "id": "kept-plan"}
+    assert (await call(cp, "POST", "/plans", planned, token=token)).status == 202
+    assert (await call(cp, "POST", "/events", {**body, "id": "by-admin"})).status == 202
+    async with open_store(cp.spec) as store:
+        for rollout_id, text in (("kept", token), ("kept-plan", token), ("by-admin", cp.token)):
+            record = await store.get_rollout(rollout_id)
+            assert record is not None and text is not None
+            assert record.spec.token_id == token_id_of(text) != ""

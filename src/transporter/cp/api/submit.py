@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 from quart import Blueprint, request
 
@@ -146,7 +147,8 @@ async def start(who: Caller, spec: RolloutSpec, child: int) -> Answer:
     every agent matched, 400 ``no_match``: the engine's refusals, answered in :mod:`.errors`).
     ``child``: the bytes of its largest child event (:func:`child_bytes`); a selector whose
     children could be more than :data:`MAX_ROLLOUT_BYTES` together is refused (413) when the
-    agents it matches now make them so."""
+    agents it matches now make them so. The spec keeps the id of the caller's token."""
+    spec = attrs.evolve(spec, token_id="" if who.token is None else who.token.id)
     if spec.selector and child * MAX_CLUSTERS > MAX_ROLLOUT_BYTES:
         found = len(matched(spec, await services().store.list_agents()))
         try:
