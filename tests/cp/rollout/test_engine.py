@@ -4,13 +4,14 @@ strategy; cancel, approval, standing rollouts; refusals."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.cp.rollout.plane import Script, everyone, spec, start_plane
+from tests.cp.rollout.plane import MANIFEST, Script, everyone, spec, start_plane
 from transporter.cp.rollout.errors import (
     NoMatch,
     NotCancellable,
@@ -19,7 +20,7 @@ from transporter.cp.rollout.errors import (
     UnknownEvent,
     UnknownRollout,
 )
-from transporter.protocol.model import EventState
+from transporter.protocol.model import Event, EventState, K8sPayload
 from transporter.protocol.rollout import RolloutState, Strategy, Wave
 from transporter.store.base import RolloutConflict
 
@@ -261,3 +262,42 @@ async def test_a_standing_rollout_without_clusters_is_not_a_scoped_callers(
     assert record.closed
     record = await rollouts.close("r2", actor="root", may_target=everyone, scope=())
     assert record.closed
+
+
+async def test_an_event_squatting_a_later_childs_id_starts_no_wave(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    plane = await start_plane(nursery, tmp_path)
+    await plane.agent("a1", {"ring": "canary"})
+    await plane.agent("a2")
+    await plane.agent("a3")
+    # submitted before the rollout, as a single event, under the id a2's child will have
+    squat = Event("r1_a2", "a2", K8sPayload((MANIFEST,)), ttl=600, created_at=time.time())
+    await plane.rollouts.intake.accept(squat)
+    strategy = Strategy(max_failures=1, waves=(Wave("ring=canary"), Wave("", approval=True)))
+    await plane.create(strategy=strategy)
+    record = await plane.until(
+        "r1", lambda r: r.state is RolloutState.AWAITING_APPROVAL or r.state.final
+    )
+    assert [(e.what, e.wave) for e in record.timeline] == [
+        ("accepted", None),
+        ("wave_started", 0),
+        ("awaiting_approval", 1),
+    ]
+    assert record.wave == 0
+    states = {c.agent_id: (c.state, c.message) for c in record.clusters}
+    assert states["a2"] == (
+        "failed",
+        "event id 'r1_a2' is taken by an event of another request",
+    )
+    assert states["a3"][0] == "pending"
+    assert sorted(plane.script.agents_ran()) == ["a1", "a2"]  # a2 ran the single event
+    assert [e.rollout_id for e in plane.script.ran if e.target_agent == "a2"] == [""]
+    await plane.rollouts.approve("r1", 1, actor="bob", may_target=everyone)
+    record = await plane.final("r1")
+    assert record.state is RolloutState.FAILED
+    assert {c.agent_id: c.state for c in record.clusters} == {
+        "a1": "completed",
+        "a2": "failed",
+        "a3": "completed",
+    }

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from transporter.cp.rollout.children import owned
 from transporter.cp.rollout.errors import NotAPlan, PlanExpired, PlanNotReady
 from transporter.protocol.model import (
     Action,
@@ -60,7 +61,7 @@ def expects(
     for cluster, child in zip(plan.clusters, children, strict=True):
         if child is None or child.state is not EventState.COMPLETED:
             continue
-        if child.event.rollout_id != plan.spec.id:
+        if not owned(plan.spec, cluster, child):  # another request's event under its id
             continue
         seen = {
             object_key(r.api_version, r.kind, r.namespace, r.name): r.fingerprint

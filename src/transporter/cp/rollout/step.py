@@ -105,10 +105,15 @@ def settle(record: RolloutRecord, started: Sequence[EventRecord]) -> RolloutReco
 
 
 def current_wave(record: RolloutRecord, children: Sequence[EventRecord | None]) -> int:
-    """The last wave started (-1: none yet): by the timeline, or by a child that exists (a
-    step that started a wave's children and crashed before it was stored)."""
+    """The last wave started (-1: none yet): by the timeline, or by a child of this rollout
+    that exists (a step that started a wave's children and crashed before it was stored); an
+    event of another request stored under a child's id starts no wave."""
     started = [entry.wave for entry in record.timeline if entry.what == WAVE_STARTED]
-    started += [c.wave for c, child in zip(record.clusters, children, strict=True) if child]
+    started += [
+        c.wave
+        for c, child in zip(record.clusters, children, strict=True)
+        if child is not None and kids.owned(record.spec, c, child)
+    ]
     return max((wave for wave in started if wave is not None), default=-1)
 
 
