@@ -267,15 +267,16 @@ async def test_a_plan_of_a_new_namespace_and_its_objects_applies_them(
 async def test_a_delete_plan_deletes_what_it_saw_and_leaves_what_changed(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
 ) -> None:
-    """A plan of action delete over two objects; one is edited before the apply: it stays,
-    the other is deleted."""
+    """A plan of action delete says what it would delete (and what is not there); one object
+    is edited before the apply: it stays, the other is deleted."""
     agent = make_agent(cluster)
     await agent.start(cp.agent_url)
     await agent.connected()
     gone, kept = unique("gone"), unique("kept")
     for name in (gone, kept):
         await put_configmap(cluster, name, {"a": "1"})
-    manifests = [cm_yaml(gone, a="1"), cm_yaml(kept, a="1")]
+    never = unique("never")
+    manifests = [cm_yaml(gone, a="1"), cm_yaml(kept, a="1"), cm_yaml(never)]
     plan_id = unique("plan")
     body = {
         "id": plan_id,
@@ -284,7 +285,12 @@ async def test_a_delete_plan_deletes_what_it_saw_and_leaves_what_changed(
     }
     await cp.client.submit_plan(body)
     found = results(await planned(cp, plan_id))
-    assert set(found) == {gone, kept}
+    assert {n: r["status"] for n, r in found.items()} == {
+        gone: "would_delete",
+        kept: "would_delete",
+        never: "not_found",
+    }
+    assert await configmap_data(cluster, gone) == {"a": "1"}  # a plan deletes nothing
     await put_configmap(cluster, kept, {"a": "2"})
     applied = await cp.client.apply_plan(plan_id, {})
     view = await final(cp.client, applied["rollout_id"])
