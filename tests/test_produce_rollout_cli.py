@@ -142,6 +142,29 @@ def test_agents_is_not_read_from_token_creates_variable(monkeypatch: pytest.Monk
     assert isinstance(parsed, ProduceConfig) and parsed.targets is None
 
 
+def test_a_target_on_the_command_line_wins_over_the_variables(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TRANSPORTER_AGENT`` set in the shell does not conflict with ``--selector`` or
+    ``--agents`` given on the command line; only targets given the same way conflict."""
+    monkeypatch.setenv("TRANSPORTER_AGENT", "from-env")
+    selected = cli.parse([*K8S, "-l", "env=prod", "--max-parallel", "2"])
+    assert isinstance(selected, ProduceConfig)
+    assert (selected.agent, selected.targets) == (None, Targets(selector="env=prod"))
+    listed = cli.parse([*K8S, "--agents", "a,b"])
+    assert isinstance(listed, ProduceConfig) and listed.targets == Targets(agents=("a", "b"))
+    plan = cli.parse(["produce", "plan", "-l", "env=prod", "--manifest", "m.yaml"])
+    assert isinstance(plan, PlanConfig) and plan.targets == Targets(selector="env=prod")
+    alone = cli.parse(K8S)
+    assert isinstance(alone, ProduceConfig) and alone.agent == "from-env"
+    monkeypatch.setenv("TRANSPORTER_SELECTOR", "env=dev")
+    both = refused(K8S, capsys)
+    assert "(given: TRANSPORTER_AGENT, TRANSPORTER_SELECTOR)" in both
+    chosen = cli.parse([*K8S, "--agent", "a"])
+    assert isinstance(chosen, ProduceConfig) and (chosen.agent, chosen.targets) == ("a", None)
+    assert "(given: --agent, --selector)" in refused([*K8S, "--agent", "a", "-l", "x"], capsys)
+
+
 def test_plan_apply_and_the_rollout_commands() -> None:
     plan = cli.parse(["produce", "plan", "--agent", "a", "--manifest", "m.yaml", "--ttl", "60"])
     assert isinstance(plan, PlanConfig)

@@ -13,6 +13,10 @@ from transporter.cli.flags import Flag
 EXIT_USAGE = 2
 
 type Values = dict[str, Any]
+ON_COMMAND_LINE = "__on_command_line__"
+"""The key of a command's :data:`Values` whose value is the dests of its flags given on the
+command line (not from their variables): where a command must tell the two apart (a flag on the
+command line wins over a variable)."""
 """A command's flags by ``dest`` (resolved from the flag, its variable or its default), and its
 positional arguments as argparse left them."""
 
@@ -95,4 +99,5 @@ def _settings_of[S](
 ) -> S:
     given = vars(namespace)
     values = given | {flag.dest: flag.resolve(given[flag.dest], parser) for flag in flags}
+    values[ON_COMMAND_LINE] = frozenset(flag.dest for flag in flags if given[flag.dest] is not None)
     return settings(values, parser)

@@ -147,7 +147,7 @@ def add(commands: Subcommands) -> None:
 def k8s_settings(values: Values, parser: Parser) -> ProduceConfig:
     targets = targets_of(values, parser)
     return ProduceConfig(
-        agent=values["agent"],
+        agent=targets.agent,
         manifests=tuple(values["manifest"]),
         mode=values["mode"],
         wait=values["wait"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
-from transporter.cli.commands import Parser, Values
+from transporter.cli.commands import ON_COMMAND_LINE, Parser, Values
 from transporter.cli.flags import Flag
 from transporter.config.produce import RolloutOptions, Targets
 from transporter.config.values import ConfigError, parse_agent_id
@@ -192,21 +192,25 @@ def add_wave(parser: argparse.ArgumentParser) -> None:
 
 
 def targets_of(values: Values, parser: Parser) -> Targets:
-    """Exactly one of ``--agent``, ``--agents`` and ``--selector``."""
+    """Exactly one of ``--agent``, ``--agents`` and ``--selector``. A target on the command
+    line wins over the variables (``TRANSPORTER_AGENT``, ``TRANSPORTER_SELECTOR``): only
+    targets given the same way conflict."""
     agents = agents_of(values, parser)
-    given = [
-        name
-        for name, value in (
-            ("agent", values["agent"]),
-            ("agents", agents),
-            ("selector", values["selector"]),
-        )
-        if value is not None
-    ]
+    found = {"agent": values["agent"], "agents": agents, "selector": values["selector"]}
+    on_line = values.get(ON_COMMAND_LINE, frozenset()) | ({"agents"} if agents else set())
+    given = [name for name, value in found.items() if value is not None and name in on_line]
+    told = ", ".join(f"--{name}" for name in given)
+    if not given:
+        given = [name for name, value in found.items() if value is not None]
+        told = ", ".join(f"TRANSPORTER_{name.upper()}" for name in given) or "none"
     if len(given) != 1:
-        told = ", ".join(f"--{name}" for name in given) if given else "none"
         parser.error(f"give exactly one of --agent, --agents and --selector (given: {told})")
-    return Targets(agent=values["agent"], agents=agents or (), selector=values["selector"])
+    (name,) = given
+    if name == "agent":
+        return Targets(agent=values["agent"])
+    if name == "agents":
+        return Targets(agents=agents or ())
+    return Targets(selector=values["selector"])
 
 
 def rollout_of(values: Values, parser: Parser, *, rollout: bool) -> RolloutOptions:
