@@ -7,6 +7,7 @@ from __future__ import annotations
 import attrs
 
 from tests.cp.rollout.fleet import DEFAULT, T0, Fleet, agents, record, spec
+from transporter.cp.rollout import changes
 from transporter.cp.rollout.step import current_wave
 from transporter.protocol.model import (
     AgentRecord,
@@ -342,3 +343,34 @@ def test_the_record_keeps_a_short_copy_of_a_childs_message() -> None:
     message = f.record.clusters[0].message
     assert len(message) == 300 and message.endswith("…")
     assert f.events["r1_a1"].message == "x" * 5000
+
+
+def test_a_late_agent_in_a_started_wave_leaves_the_approval_awaited() -> None:
+    waves = (Wave("ring=canary"), Wave("", approval=True))
+    fleet_ = agents(c1={"ring": "canary"}, m1={})
+    f = fleet(Strategy(waves=waves), standing=True, fleet=fleet_)
+    f.step()
+    f.set("c1", DONE)
+    f.step(T0 + 1)
+    assert f.state() is RolloutState.AWAITING_APPROVAL
+    late = RolloutCluster("c2", 0, "r1_c2")  # a standing rollout took it, in wave 1
+    f.record = attrs.evolve(
+        f.record,
+        clusters=(*f.record.clusters, late),
+        timeline=(*f.record.timeline, RolloutEntry(T0 + 2, "agent_added", "c2", 0)),
+    )
+    moves = f.step(T0 + 2)
+    assert [e.id for e in moves.start] == ["r1_c2"] and not moves.audits
+    assert f.state() is RolloutState.AWAITING_APPROVAL
+    assert f.record.message == "wave 2 awaits approval"
+    f.set("c2", DONE)
+    moves = f.step(T0 + 3)
+    assert f.state() is RolloutState.AWAITING_APPROVAL and not moves.audits
+    assert [e.what for e in f.record.timeline].count("awaiting_approval") == 1
+    approve = changes.approving(None, "bob", T0 + 4)
+    made = approve(f.record)
+    assert made is not None
+    f.record = made[0]
+    f.step(T0 + 4)
+    assert f.started() == ["c1", "c2", "m1"]
+    assert f.state() is RolloutState.RUNNING

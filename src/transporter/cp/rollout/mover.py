@@ -19,6 +19,7 @@ from transporter.cp.rollout import targets
 from transporter.cp.rollout.errors import NotCancellable, UnknownEvent
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.rollout import (
+    PENDING,
     RolloutCluster,
     RolloutEntry,
     RolloutRecord,
@@ -223,8 +224,11 @@ class Mover:
 
 def quiet(record: RolloutRecord) -> bool:
     """Whether only a call (approve, cancel, close, an agent added) can move the rollout: its
-    started clusters have all finished, and it waits for that call."""
+    started clusters have all finished (a late agent's may work while a wave awaits
+    approval), and it waits for that call."""
     if record.cancel_requested or record.closed:
+        return False
+    if any(c.state != PENDING and c.state not in steps.FINAL for c in record.clusters):
         return False
     return record.state in (RolloutState.STANDING, RolloutState.AWAITING_APPROVAL)
 

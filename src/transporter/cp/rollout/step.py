@@ -232,7 +232,10 @@ class _Work:
                 if self.over_budget():
                     return
                 if self.busy(current):
-                    self.state, self.message = RolloutState.RUNNING, ""
+                    if self.state is not RolloutState.AWAITING_APPROVAL:
+                        # awaiting: a standing rollout's late agent in a started wave runs
+                        # while the next wave still awaits its approval (said once)
+                        self.state, self.message = RolloutState.RUNNING, ""
                     return
             later = [c.wave for i, c in enumerate(self.clusters) if self.pending(i)]
             if not later:
