@@ -112,6 +112,9 @@ def test_agents_and_a_single_agent() -> None:
         ([*K8S, "-l", "x", "--wave", "a in ("], "--wave 'a in (': "),
         ([*K8S, "-l", "x", *["--wave", "a=b"] * 17], "17 waves; a rollout takes at most 16"),
         ([*K8S, "-l", "x", "--id", "a_b"], "--id: 'a_b' is not a rollout id"),
+        ([*K8S, "-l", "x", "--wave", "a=b;pause=5"], "the first wave has none"),
+        (["produce", "apply", "p", "--wave", "a=b;pause=5"], "--wave 'a=b;pause=5': pause is"),
+        ([*K8S, "--agents", "a,b", "--standing"], "--standing: needs --selector"),
         (
             [*K8S, "--agent", "a", "--max-parallel", "2", "--standing"],
             "--max-parallel, --standing: only for a rollout (--agents or --selector)",

@@ -95,8 +95,8 @@ def test_every_field_of_a_rollout() -> None:
                 "max_parallel": "25%",
                 "max_failures": 2,
                 "waves": [
-                    {"selector": "ring=canary", "pause": 30},
-                    {"selector": "", "approval": True},
+                    {"selector": "ring=canary", "approval": True},
+                    {"selector": "", "pause": 30, "approval": True},
                 ],
             },
         ),
@@ -112,7 +112,7 @@ def test_every_field_of_a_rollout() -> None:
     assert spec.strategy == Strategy(
         max_parallel_percent=25,
         max_failures=2,
-        waves=(Wave("ring=canary", pause=30), Wave("", approval=True)),
+        waves=(Wave("ring=canary", approval=True), Wave("", pause=30, approval=True)),
     )
 
 
@@ -178,6 +178,10 @@ def test_the_same_body_twice_is_the_same_spec_but_for_its_time() -> None:
         ({"strategy": {"waves": [{"pause": 86_401}]}}, "strategy.waves[0].pause", "between"),
         ({"strategy": {"waves": [{"pause": -1}]}}, "strategy.waves[0].pause", "between"),
         ({"strategy": {"waves": [{"approval": "yes"}]}}, "strategy.waves[0].approval", "or false"),
+        ({"strategy": {"waves": [{"selector": "a=b", "pause": 5}, {}]}}, "strategy.waves[0].pause",
+         "the first wave has none"),
+        ({"selector": ..., "target_agents": ["a"], "standing": True}, "standing",
+         "needs a selector"),
         ({"payload": payload(wait_ready=1)}, "payload.wait_ready", "true or false"),
         ({"payload": payload(ready_timeout=5)}, "payload.ready_timeout", "only"),
         ({"payload": payload(wait_ready=True, ready_timeout=0)}, "payload.ready_timeout", "betw"),

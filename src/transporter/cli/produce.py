@@ -156,7 +156,7 @@ def k8s_settings(values: Values, parser: Parser) -> ProduceConfig:
         wait_ready=values["wait_ready"],
         ready_timeout=ready_timeout_of(values, parser),
         targets=targets if targets.rollout else None,
-        rollout=rollout_of(values, parser, rollout=targets.rollout),
+        rollout=rollout_of(values, parser, rollout=targets.rollout, listed=bool(targets.agents)),
         **reach_and_show(values, parser),
     )
 

@@ -213,9 +213,20 @@ def targets_of(values: Values, parser: Parser) -> Targets:
     return Targets(selector=values["selector"])
 
 
-def rollout_of(values: Values, parser: Parser, *, rollout: bool) -> RolloutOptions:
-    """The strategy flags; with a single event (``rollout`` false) any of them is an error."""
-    waves = tuple(parse_wave_flag(text, parser) for text in values.get("wave") or ())
+def rollout_of(
+    values: Values, parser: Parser, *, rollout: bool, listed: bool = False
+) -> RolloutOptions:
+    """The strategy flags; with a single event (``rollout`` false) any of them is an error,
+    and ``--standing`` with a list of agents (``listed``), as the control plane refuses them."""
+    texts: list[str] = values.get("wave") or []
+    waves = tuple(parse_wave_flag(text, parser) for text in texts)
+    if waves and waves[0].pause:
+        parser.error(
+            f"--wave {texts[0]!r}: pause is the wait after the wave before, and the first wave"
+            " has none (give it ;approval to hold it until approved)"
+        )
+    if listed and values.get("standing"):
+        parser.error("--standing: needs --selector (a list of --agents takes no agent later)")
     if len(waves) > MAX_WAVES:
         parser.error(f"--wave: {len(waves)} waves; a rollout takes at most {MAX_WAVES}")
     parallel, percent = values["max_parallel"] or (0, 0)

@@ -109,6 +109,11 @@ def parse_rollout(
         allow_empty=_flag(body, "allow_empty"),
         scope=scope,
     )
+    require(
+        not (spec.standing and spec.agents),
+        "standing",
+        "needs a selector: a list of agents (target_agents) takes no agent that comes later",
+    )
     _check_children(spec)
     return spec
 
@@ -288,13 +293,14 @@ def _waves(value: Any, field: str) -> tuple[Wave, ...]:
         )
         approval = item.get("approval", False)
         require(isinstance(approval, bool), f"{at}.approval", "must be true or false")
-        waves.append(
-            Wave(
-                selector=str(selector),
-                pause=whole_number(item.get("pause", 0), f"{at}.pause", 0, MAX_PAUSE),
-                approval=bool(approval),
-            )
+        pause = whole_number(item.get("pause", 0), f"{at}.pause", 0, MAX_PAUSE)
+        require(
+            index > 0 or pause == 0,
+            f"{at}.pause",
+            "is the wait after the wave before, and the first wave has none (give the first"
+            " wave approval to hold it until approved)",
         )
+        waves.append(Wave(selector=str(selector), pause=pause, approval=bool(approval)))
     return tuple(waves)
 
 

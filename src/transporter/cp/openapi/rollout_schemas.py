@@ -71,7 +71,13 @@ def _wave() -> dict[str, Any]:
     return obj(
         [],
         selector={**SELECTOR, "default": "", "description": "Empty: only in the last wave."},
-        pause={"type": "integer", "minimum": 0, "maximum": MAX_PAUSE, "default": 0},
+        pause={
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_PAUSE,
+            "default": 0,
+            "description": "Seconds after the wave before: 0 for the first wave (400 otherwise).",
+        },
         approval={**BOOLEAN, "default": False},
     )
 
@@ -104,7 +110,8 @@ def _plan_payload(payload: dict[str, Any]) -> dict[str, Any]:
 def _submission(payload: dict[str, Any], *, rollout: bool) -> dict[str, Any]:
     priority = {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY, "default": 0}
     ttl = DEFAULT_TTL if rollout else DEFAULT_PLAN_TTL
-    extra = {"strategy": ref("Strategy"), "standing": BOOLEAN, "allow_empty": BOOLEAN}
+    standing = {**BOOLEAN, "description": "Only with ``selector`` (400 with target_agents)."}
+    extra = {"strategy": ref("Strategy"), "standing": standing, "allow_empty": BOOLEAN}
     schema = obj(
         ["payload"],
         id=_ID,
