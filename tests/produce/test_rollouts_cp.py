@@ -87,6 +87,13 @@ async def test_a_rollout_to_agents_that_never_come_expires_and_exits_1(
     assert any(line.split()[:4] == ["gone-1", "1", "expired", "-"] for line in lines)
     names = await run_produce(cp, "get", "rollouts", "-o", "name")
     assert names.stdout == b"rollout/expiring\n"
+    # A listing of rollouts holds plans too: each is named by its own kind.
+    payload = {"manifests": [configmap_yaml("planned", None, a="1")]}
+    await cp.client.submit_plan({"id": "planned", "target_agents": ["gone-1"], "payload": payload})
+    names = await run_produce(cp, "get", "rollouts", "-o", "name")
+    assert names.stdout == b"plan/planned\nrollout/expiring\n"
+    one = await run_produce(cp, "get", "rollout", "planned", "-o", "name")
+    assert one.stdout == b"plan/planned\n"
 
 
 async def test_cancel_a_queued_event_and_a_rollout(cp: ControlPlane, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import trio
 from rich.console import Console
 from rich.text import Text
 
+from transporter import output
 from transporter.config.produce import (
     ProduceConfig,
     QueryConfig,
@@ -178,7 +179,10 @@ async def query(settings: QueryConfig, client: Client, shutdown: trio.Event) -> 
         items = await client.rollouts(state=settings.state, kind=kind, limit=settings.limit)
         views = [RolloutView.of(item) for item in items]
         table = rollout_render.rollouts_rows(views, time.time(), wide=wide)
-        show.show(settings, settings.what[:-1], items, [v.id for v in views], table)
+        if settings.output == "name":  # rollouts may list plans: each its own kind
+            show.write("".join(output.names(kind_of(v), [v.id]) for v in views))
+        else:
+            show.show(settings, settings.what[:-1], items, [v.id for v in views], table)
         return show.EXIT_OK
     assert settings.name is not None
     if settings.what == "plan":
@@ -199,8 +203,13 @@ async def query(settings: QueryConfig, client: Client, shutdown: trio.Event) -> 
         if settings.what == "plan":
             show.write(rollout_render.plan_text(view, headers=not settings.no_headers))
     else:
-        show.show(settings, settings.what, data, [view.id])
+        show.show(settings, kind_of(view), data, [view.id])
     return show.EXIT_OK
+
+
+def kind_of(view: RolloutView) -> str:
+    """What ``-o name`` calls it: ``plan`` or ``rollout`` (a plan's apply is a rollout)."""
+    return "plan" if view.kind == "plan" else "rollout"
 
 
 async def operate(settings: RolloutOpConfig, client: Client) -> int:
