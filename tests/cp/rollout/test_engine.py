@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from tests.cp.rollout.plane import MANIFEST, Script, everyone, spec, start_plane
+from transporter.agent.session import agent_info
 from transporter.cp.rollout.errors import (
     NoMatch,
     NotCancellable,
@@ -20,8 +22,9 @@ from transporter.cp.rollout.errors import (
     UnknownEvent,
     UnknownRollout,
 )
-from transporter.protocol.model import Event, EventState, K8sPayload
+from transporter.protocol.model import AuditEntry, Event, EventState, K8sPayload
 from transporter.protocol.rollout import RolloutState, Strategy, Wave
+from transporter.security.tokens import Role, new_token
 from transporter.store.base import RolloutConflict
 
 
@@ -301,3 +304,32 @@ async def test_an_event_squatting_a_later_childs_id_starts_no_wave(
         "a2": "failed",
         "a3": "completed",
     }
+
+
+async def test_a_standing_rollout_takes_no_agent_once_its_token_is_revoked(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    plane = await start_plane(nursery, tmp_path)
+    now = time.time()
+    _, token = new_token(name="ci", role=Role.SUBMIT, agents=("team-a-*",), now=now)
+    await plane.store.create_token(token, AuditEntry(at=now, action="token.created"))
+    await plane.agent("team-a-1", {"env": "prod"})
+    asked = spec(selector="env=prod", standing=True, scope=("team-a-*",))
+    await plane.rollouts.create(attrs.evolve(asked, token_id=token.id), may_target=everyone)
+    await plane.until("r1", lambda r: r.state is RolloutState.STANDING)
+    mover = plane.rollouts.mover
+    mover.submitters.valid_for = 0  # read the token at every agent offered
+    await plane.agent("team-a-2", {"env": "prod"})
+    await plane.until("r1", lambda r: len(r.clusters) == 2 and r.state is RolloutState.STANDING)
+    await plane.store.revoke_token(token.id, now, AuditEntry(at=now, action="token.revoked"))
+    await plane.agent("team-a-3", {"env": "prod"})
+    record = await plane.until(
+        "r1", lambda r: r.timeline[-1].what == "revoked" or len(r.clusters) > 2
+    )
+    assert record.timeline[-1].message == "no more agents: the submitting token was revoked"
+    again = agent_info("team-a-4", "t", {"env": "prod"})
+    assert await mover.add_agents("r1", [again]) == 0  # noted once
+    record = await plane.until("r1", lambda r: r.state is RolloutState.STANDING)
+    assert [c.agent_id for c in record.clusters] == ["team-a-1", "team-a-2"]
+    assert sorted(plane.script.agents_ran()) == ["team-a-1", "team-a-2"]
+    assert [e.what for e in record.timeline].count("revoked") == 1

@@ -17,6 +17,7 @@ from transporter.cp.progress import Progress
 from transporter.cp.rollout import step as steps
 from transporter.cp.rollout import targets
 from transporter.cp.rollout.errors import NotCancellable, UnknownEvent
+from transporter.cp.rollout.submitter import REVOKED_NOTE, Submitters
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.rollout import (
     PENDING,
@@ -36,6 +37,9 @@ SUBMIT_BATCH = 500
 TRIES = 8
 """Saves of one change tried at most when other writers keep winning (each read again)."""
 
+REVOKED = "revoked"
+"""The timeline's entry of a standing rollout whose submitting token was revoked."""
+
 Made = tuple[RolloutRecord, list[AuditEntry]] | None
 Change = Callable[[RolloutRecord], Made]
 """A change to a record as read: the record to store and its audit entries, or ``None`` when
@@ -54,6 +58,10 @@ class Mover:
     clock: Callable[[], float] = time.time
     ring: Callable[[str], None] = lambda rollout_id: None
     """Asks for another step of the rollout soon (a child that could not be read back)."""
+    submitters: Submitters = attrs.field(
+        default=attrs.Factory(lambda self: Submitters(self.store), takes_self=True)
+    )
+    """Whether a standing rollout's submitting token may still widen it."""
     _locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _saved: trio.Event = attrs.field(factory=trio.Event)
 
@@ -180,46 +188,69 @@ class Mover:
 
     async def add_agents(self, rollout_id: str, agents: Sequence[AgentInfo]) -> int:
         """Make the agents that match a standing rollout (and that its submitter could reach)
-        clusters of it; how many were added."""
-        added = 0
+        clusters of it, while the token that submitted it is not revoked (once it is, say so
+        in the timeline, once); how many were added."""
+        added, ask, read = 0, "", dict[str, bool]()
 
         def adding(record: RolloutRecord) -> Made:
-            nonlocal added
-            new = newcomers(record, agents)
-            added = len(new)
+            nonlocal added, ask
+            added, new = 0, newcomers(record, agents)
             if not new:
                 return None
-            now = self.clock()
-            spec = record.spec
-            clusters = [
-                RolloutCluster(
-                    info.id,
-                    targets.wave_of(spec.strategy, info.labels),
-                    child_event_id(spec.id, info.id),
-                )
-                for info in new
-            ]
-            entries = [RolloutEntry(now, steps.AGENT_ADDED, c.agent_id, c.wave) for c in clusters]
-            audits = [
-                attrs.evolve(
-                    steps.audit(record, now, "rollout.agent_added", f"wave {c.wave + 1}"),
-                    agent_id=c.agent_id,
-                )
-                for c in clusters
-            ]
-            state = RolloutState.RUNNING if record.state is RolloutState.STANDING else record.state
-            changed = attrs.evolve(
-                record,
-                clusters=(*record.clusters, *clusters),
-                timeline=(*record.timeline, *entries),
-                state=state,
-            )
-            return changed, audits
+            token = record.spec.token_id
+            allowed = read[token] if token in read else self.submitters.known(token)
+            if allowed is None:
+                ask = token  # read it, then decide again
+                return None
+            if not allowed:
+                return revoked(record, self.clock())
+            added = len(new)
+            return with_agents(record, new, self.clock())
 
         await self.change(rollout_id, adding)
+        if ask:
+            read[ask] = await self.submitters.look(ask)
+            await self.change(rollout_id, adding)
         if added:
             log.info("rollout %s: %d agent(s) added", rollout_id, added)
         return added
+
+
+def with_agents(record: RolloutRecord, new: Sequence[AgentInfo], now: float) -> Made:
+    """``record`` with the ``new`` agents as clusters, each in its wave, and its audit entries
+    (a standing rollout that had finished runs again)."""
+    spec = record.spec
+    clusters = [
+        RolloutCluster(
+            info.id, targets.wave_of(spec.strategy, info.labels), child_event_id(spec.id, info.id)
+        )
+        for info in new
+    ]
+    entries = [RolloutEntry(now, steps.AGENT_ADDED, c.agent_id, c.wave) for c in clusters]
+    audits = [
+        attrs.evolve(
+            steps.audit(record, now, "rollout.agent_added", f"wave {c.wave + 1}"),
+            agent_id=c.agent_id,
+        )
+        for c in clusters
+    ]
+    state = RolloutState.RUNNING if record.state is RolloutState.STANDING else record.state
+    changed = attrs.evolve(
+        record,
+        clusters=(*record.clusters, *clusters),
+        timeline=(*record.timeline, *entries),
+        state=state,
+    )
+    return changed, audits
+
+
+def revoked(record: RolloutRecord, now: float) -> Made:
+    """The timeline's note that the rollout takes no more agents, its token being revoked
+    (``None``: noted already)."""
+    if any(entry.what == REVOKED for entry in record.timeline):
+        return None
+    entry = RolloutEntry(now, REVOKED, REVOKED_NOTE)
+    return attrs.evolve(record, timeline=(*record.timeline, entry)), []
 
 
 def quiet(record: RolloutRecord) -> bool:
