@@ -27,6 +27,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from transporter.cp.api.echo import quoted
 from transporter.logs import about
 from transporter.protocol.model import AuditEntry
 from transporter.security.tokens import Role, TokenRecord, token_id_of
@@ -112,7 +113,7 @@ class Caller:
         """:class:`Refused` (403) unless the caller may ``doing`` (``"submit events for"``,
         ``"read"``) the agent ``agent``."""
         if not self.may_target(agent):
-            message = f"{self.reach(doing)}; not agent {agent!r}"
+            message = f"{self.reach(doing)}; not agent {quoted(agent)}"
             raise Refused(403, message, caller=self, agent=agent)
 
     def reach(self, doing: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from quart import Blueprint
 
 from transporter.cp.api.access import needs
+from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, error
 from transporter.cp.api.queries import caller
 from transporter.cp.api.services import Services, services
@@ -35,7 +36,7 @@ async def get_agent(agent_id: str) -> Answer:
     found = services()
     record = await found.store.get_agent(agent_id)
     if record is None:
-        return error(404, "not_found", f"no agent {agent_id!r} has ever registered")
+        return error(404, "not_found", f"no agent {quoted(agent_id)} has ever registered")
     return _agent_view(record, found), 200
 
 

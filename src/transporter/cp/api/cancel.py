@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart import Blueprint
 
 from transporter.cp.api.access import Refused, needs
+from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, NotFound
 from transporter.cp.api.queries import caller
 from transporter.cp.api.services import services
@@ -26,7 +27,7 @@ async def cancel_event(event_id: str) -> Answer:
     found = services()
     record = await found.store.get_event(event_id)
     if record is None:
-        raise NotFound(f"no event {event_id!r}")
+        raise NotFound(f"no event {quoted(event_id)}")
     if not who.may_target(record.event.target_agent):
         raise Refused(
             403,

@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from transporter.cp.api.access import OPEN, Gate, Refused, listing
+from transporter.cp.api.echo import quoted
 from transporter.cp.rollout import errors as rollout
 from transporter.store.base import InvalidCursor, RolloutConflict, StoreUnavailable
 
@@ -50,6 +51,10 @@ _ROLLOUT_ERRORS: dict[type[rollout.RolloutError], tuple[int, str]] = {
 
 
 def rollout_refusal(exc: rollout.RolloutError) -> Answer:
+    if isinstance(exc, rollout.UnknownRollout):  # the id as the caller sent it: cut
+        return error(404, "not_found", f"no rollout {quoted(exc.rollout_id)}")
+    if isinstance(exc, rollout.UnknownEvent):
+        return error(404, "not_found", f"no event {quoted(exc.event_id)}")
     for kind, (status, code) in _ROLLOUT_ERRORS.items():
         if isinstance(exc, kind):
             return error(status, code, str(exc))

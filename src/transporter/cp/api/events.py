@@ -11,6 +11,7 @@ import trio
 from quart import Blueprint, request
 
 from transporter.cp.api.access import Caller, Refused, needs
+from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadQuery, error
 from transporter.cp.api.queries import bool_arg, caller, float_arg, int_arg
 from transporter.cp.api.services import services
@@ -54,7 +55,7 @@ async def get_event(event_id: str) -> Answer:
         record = await found.store.get_event(event_id)
         while True:
             if record is None:
-                return error(404, "not_found", f"no event {event_id!r}")
+                return error(404, "not_found", f"no event {quoted(event_id)}")
             _require_visible(who, record)
             left = deadline - time.monotonic()
             if len(record.timeline) > since or record.state.terminal or left <= 0:

@@ -17,6 +17,7 @@ import trio
 from quart import Blueprint, request
 
 from transporter.cp.api.access import needs
+from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadRequest, NotFound
 from transporter.cp.api.queries import caller, json_body
 from transporter.cp.api.rollout_views import plan_detail, scrubber
@@ -76,7 +77,7 @@ async def get_plan(plan_id: str) -> Answer:
             record, clusters=tuple(c for c in record.clusters if c.agent_id == agent)
         )
         if not record.clusters:
-            raise NotFound(f"plan {plan_id!r} has no cluster for agent {agent!r}")
+            raise NotFound(f"plan {plan_id!r} has no cluster for agent {quoted(agent)}")
     shown_for = attrs.evolve(record, clusters=record.clusters[:MAX_PLAN_CLUSTERS])
     children = await services().rollouts.children(shown_for)
 

@@ -16,6 +16,7 @@ import trio
 from quart import Blueprint, request
 
 from transporter.cp.api.access import Caller, Refused, needs
+from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadQuery, BadRequest, NotFound
 from transporter.cp.api.queries import caller, int_arg, json_body
 from transporter.cp.api.rollout_views import Scrub, detail, needs_scrubbing, scrubber, summary
@@ -132,7 +133,7 @@ async def readable(rollout_id: str, kind: RolloutKind | None = None) -> RolloutR
     record = await services().rollouts.get(rollout_id)
     if record is None or (kind is not None and record.spec.kind is not kind):
         what = "plan" if kind is RolloutKind.PLAN else "rollout"
-        raise NotFound(f"no {what} {rollout_id!r}")
+        raise NotFound(f"no {what} {quoted(rollout_id)}")
     if not visible(who, record):
         raise Refused(
             403,
