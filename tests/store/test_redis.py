@@ -163,6 +163,7 @@ async def test_rollouts_of_other_prefixes_do_not_meet_and_every_key_has_the_pref
     assert all(key.startswith(("transporter:", "other:")) for key in keys), keys
     assert {key for key in keys if key.startswith("other:rollout")} == {
         "other:rollout",
+        "other:rollout:spec",
         "other:rollout:version",
         "other:rollout:state",
         "other:rollout:seq",

@@ -185,9 +185,10 @@ class EventStore(Protocol):
 class RolloutStore(Protocol):
     """Rollouts and plans (:mod:`transporter.protocol.rollout`); their child events are events.
 
-    A rollout's record is written whole, over the version it was read at: two writers (the
-    rollout's engine and an ``approve``, or two replicas) never undo each other's change; the
-    one that loses reads again and retries.
+    A rollout's record is written over the version it was read at: two writers (the rollout's
+    engine and an ``approve``, or two replicas) never undo each other's change; the one that
+    loses reads again and retries. Its spec (the payload, a plan's apply's expects: megabytes)
+    is written once, by :meth:`create_rollout`; a save writes the rest only.
     """
 
     async def create_rollout(
@@ -207,7 +208,11 @@ class RolloutStore(Protocol):
         """Replace the stored record by ``record`` if the stored ``version`` still equals
         ``record.version``: stores it with ``version + 1`` (and ``updated_at`` as given), with
         ``audits`` in the same transaction, and returns it as stored. ``None`` when the stored
-        version differs (read again and retry) or the rollout is unknown; nothing is written."""
+        version differs (read again and retry) or the rollout is unknown; nothing is written.
+
+        ``record.spec`` is not written (a rollout's spec never changes): a record whose spec is
+        not the stored one raises :class:`ValueError` and nothing is written (compared whole
+        when the store keeps the spec decoded, else by its ``kind``)."""
         ...
 
     async def list_rollouts(

@@ -23,7 +23,8 @@
     P certificates                 hash: serial -> IssuedCertificate JSON (bundle create)
     P certificates:seq             INCR: the last recorded certificate's seq
     P pins                         hash: name -> value pinned by the first control plane
-    P rollout                      hash: rollout id -> RolloutRecord JSON (its seq first)
+    P rollout                      hash: rollout id -> the record but its spec (seq first, version)
+    P rollout:spec                 hash: rollout id -> its RolloutSpec JSON, written once
     P rollout:version              hash: rollout id -> its version (what a save compares)
     P rollout:state                hash: rollout id -> its state (which indexes hold it)
     P rollout:seq                  INCR: the last rollout's seq
@@ -69,6 +70,7 @@ class Keys:
         self.pins = prefix + "pins"
         self.records = prefix + "events"
         self.rollout = prefix + "rollout"
+        self.rollout_spec = prefix + "rollout:spec"
         self.rollout_version = prefix + "rollout:version"
         self.rollout_state = prefix + "rollout:state"
         self.rollout_seq = prefix + "rollout:seq"

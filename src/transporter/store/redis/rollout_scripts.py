@@ -1,7 +1,8 @@
 """The Redis store's Lua scripts for rollouts: each write one script, so it is atomic.
 
-A rollout's JSON is written whole; its ``seq`` is put first by the script (the store's, never
-the caller's), and its version is kept beside it for the save's compare-and-set. Audit entries
+A rollout's spec is written once, by the create; a save writes the rest (its part's JSON), with
+its ``seq`` put first by the script (the store's, never the caller's), and its version kept
+beside it for the save's compare-and-set. Audit entries
 join the chain as in :mod:`.scripts` (a compare-and-set on the chain's head).
 """
 
@@ -27,22 +28,23 @@ end
 """
 
 # KEYS: rollout, rollout:version, rollout:state, rollout:seq, idx:all, idx:kind:K, idx:state:S,
-#       idx:kind:K:state:S, open, audit:seq, audit:head, audit
-# ARGV: id, its JSON without seq (version 1 in it), its state, "1" when it is open, then the
-#       audit arguments (scripts.py)
-# Returns {1, seq} when stored, {0, JSON} when the id is taken (nothing written), {-2, seq, hash}
-# when the audit chain's head moved (nothing written).
+#       idx:kind:K:state:S, open, rollout:spec, audit:seq, audit:head, audit
+# ARGV: id, its part's JSON without seq (version 1 in it), its state, "1" when it is open, its
+#       spec's JSON, then the audit arguments (scripts.py)
+# Returns {1, seq} when stored, {0, part JSON, spec JSON} when the id is taken (nothing
+# written), {-2, seq, hash} when the audit chain's head moved (nothing written).
 CREATE_ROLLOUT = (
     APPEND_AUDIT
     + """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then return {0, existing} end
-local moved = audit_moved(10, 5)
+if existing then return {0, existing, redis.call('HGET', KEYS[10], ARGV[1])} end
+local moved = audit_moved(11, 6)
 if moved then return moved end
-append_audit(10, 5)
+append_audit(11, 6)
 local seq = redis.call('INCR', KEYS[4])
 local record = string.format('{"seq":%d,', seq) .. string.sub(ARGV[2], 2)
 redis.call('HSET', KEYS[1], ARGV[1], record)
+redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
 redis.call('HSET', KEYS[2], ARGV[1], '1')
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 for i = 5, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
@@ -52,13 +54,15 @@ return {1, seq}
 )
 
 # KEYS: rollout, rollout:version, rollout:state, open, idx:all, then idx:state:S for each of the
-#       n states, idx:kind:K:state:S for each, then (with audit entries) audit:seq, audit:head,
-#       audit
-# ARGV: id, the version it was read at, its new JSON without seq (the next version in it), its
-#       new state, "1" when it is open, n, the n states' names (in the order of KEYS), then (with
-#       audit entries) the head they were sealed after (seq, hash) and seq, hash and JSON of each
+#       n states, idx:kind:K:state:S for each, idx:kind:K, then (with audit entries) audit:seq,
+#       audit:head, audit
+# ARGV: id, the version it was read at, its new part's JSON without seq (the next version in
+#       it), its new state, "1" when it is open, n, the n states' names (in the order of KEYS),
+#       then (with audit entries) the head they were sealed after (seq, hash) and seq, hash and
+#       JSON of each
 # Returns {1, seq} when written, {0} when the stored version is another, {-1} when the rollout is
-# unknown, {-2, seq, hash} when the audit chain's head moved (nothing written but for {1}).
+# unknown, {-3} when it is not of kind K, {-2, seq, hash} when the audit chain's head moved
+# (nothing written but for {1}). The spec, written once by the create, is never written here.
 SAVE_ROLLOUT = (
     APPEND_AUDIT
     + APPEND_AUDITS
@@ -66,8 +70,9 @@ SAVE_ROLLOUT = (
 local n = tonumber(ARGV[6])
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 if not current then return {-1} end
+if not redis.call('ZSCORE', KEYS[6 + 2 * n], ARGV[1]) then return {-3} end
 if current ~= ARGV[2] then return {0} end
-local k, a = 6 + 2 * n, 7 + n
+local k, a = 7 + 2 * n, 7 + n
 if #ARGV > a then
   local moved = audit_moved(k, a)
   if moved then return moved end

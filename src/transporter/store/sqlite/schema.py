@@ -14,7 +14,7 @@ from transporter.store.json_rows import dump, load
 from transporter.store.rollout_rows import OPEN_STATES
 from transporter.store.sqlite.transaction import write
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 SEQ_END = 2**63
 """Above every ``seq`` SQLite can hand out (its integers are 64-bit)."""
@@ -26,6 +26,14 @@ partial indexes and in the queries, which must repeat it exactly for SQLite to u
 OPEN_ROLLOUTS = "(" + ", ".join(f"'{state.value}'" for state in OPEN_STATES) + ")"
 """States of the rollouts that are not over (:data:`OPEN`'s counterpart, constant text too)."""
 
+EVENT_INDEXES = (
+    "CREATE INDEX events_by_agent ON events (target_agent, seq)",
+    "CREATE INDEX events_by_state ON events (state, seq)",
+    f"CREATE INDEX events_open_by_agent ON events (target_agent, seq) WHERE state IN {OPEN}",
+    f"CREATE INDEX events_open_by_expiry ON events (expires_at) WHERE state IN {OPEN}",
+)
+"""The events table's indexes (made again when migration 9 makes the table anew)."""
+
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE events (
@@ -36,10 +44,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at REAL NOT NULL,
             record TEXT NOT NULL
         )""",
-        "CREATE INDEX events_by_agent ON events (target_agent, seq)",
-        "CREATE INDEX events_by_state ON events (state, seq)",
-        f"CREATE INDEX events_open_by_agent ON events (target_agent, seq) WHERE state IN {OPEN}",
-        f"CREATE INDEX events_open_by_expiry ON events (expires_at) WHERE state IN {OPEN}",
+        *EVENT_INDEXES,
         "CREATE TABLE agents (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID",
         """CREATE TABLE audit (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -117,13 +122,43 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX rollouts_by_kind ON rollouts (kind, state, seq)",
         f"CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN {OPEN_ROLLOUTS}",
     ),
-    # 9: the event's rollout and time of acceptance beside it, so that a rollout's engine reads
-    # its children's progress (Store.event_progress) without reading their manifests.
+    # 9: the event's rollout and time of acceptance beside it, and the event (megabytes of
+    # manifests) made the row's last column: a rollout's engine reads its children's progress
+    # (Store.event_progress) without reading their manifests, as SQLite reads a row's columns
+    # in order (those after a large one sit at the end of its overflow pages).
     9: (
-        "ALTER TABLE events ADD COLUMN rollout_id TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE events ADD COLUMN created_at REAL NOT NULL DEFAULT 0",
-        "UPDATE events SET rollout_id = coalesce(json_extract(event, '$.rollout_id'), ''),"
-        " created_at = coalesce(json_extract(event, '$.created_at'), 0)",
+        """CREATE TABLE events_9 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            target_agent TEXT NOT NULL,
+            rollout_id TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL DEFAULT 0,
+            expires_at REAL NOT NULL,
+            progress TEXT NOT NULL DEFAULT '',
+            event TEXT NOT NULL DEFAULT ''
+        )""",
+        "INSERT INTO events_9 (seq, id, target_agent, rollout_id, state, created_at, expires_at,"
+        " progress, event) SELECT seq, id, target_agent,"
+        " coalesce(json_extract(event, '$.rollout_id'), ''), state,"
+        " coalesce(json_extract(event, '$.created_at'), 0), expires_at, progress, event"
+        " FROM events ORDER BY seq",
+        # A seq is never given twice, not even one of a row gone: the counter moves over.
+        "DELETE FROM sqlite_sequence WHERE name = 'events_9'",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'events_9', seq FROM sqlite_sequence"
+        " WHERE name = 'events'",
+        "DROP TABLE events",
+        "ALTER TABLE events_9 RENAME TO events",
+        *EVENT_INDEXES,
+    ),
+    # 10: a rollout's spec (its payload, a plan's apply's expects: up to tens of megabytes) in a
+    # table of its own, written once: a save rewrites the rest only (SQLite writes a changed
+    # row whole, the columns that did not change with it).
+    10: (
+        "CREATE TABLE rollout_specs (seq INTEGER PRIMARY KEY, spec TEXT NOT NULL)",
+        "INSERT INTO rollout_specs (seq, spec) SELECT seq, json_extract(body, '$.spec')"
+        " FROM rollouts",
+        "UPDATE rollouts SET body = json_remove(body, '$.spec')",
     ),
 }
 """Statements that bring the schema to each version; ``PRAGMA user_version`` says where it is."""
