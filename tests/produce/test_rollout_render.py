@@ -81,9 +81,23 @@ def test_a_plan_shows_each_object_and_each_change_under_it() -> None:
         "a        ConfigMap/shop/cfg   unchanged",
         "b        -                    failed        cluster unavailable",
     ]
-    assert summary(RolloutView.of(PLAN)) == "1 would_change on 2 cluster(s)"
+    assert summary(RolloutView.of(PLAN)) == (
+        "1 would_change on the 1 cluster(s) that planned; 1 did not plan: b (failed: cluster"
+        " unavailable)"
+    )
     bare = rollout_render.plan_text(RolloutView.of(PLAN), headers=False)
     assert bare.splitlines()[0].startswith("a  Deployment/shop/web  would_change")
+
+
+def test_a_plan_with_a_cluster_that_did_not_plan_never_says_nothing_to_change() -> None:
+    quiet = [cluster("a", "completed", resources=[])]
+    assert summary(RolloutView.of(view("completed", *quiet))) == "nothing to change on 1 cluster(s)"
+    lost = [cluster(f"gone-{i:02}", "expired") for i in range(12)]
+    said = summary(RolloutView.of(view("failed", *quiet, *lost, kind="plan")))
+    assert "nothing to change" not in said
+    assert said.startswith("no change found on the 1 cluster(s) that planned; 12 did not plan:")
+    assert "gone-00 (expired), gone-01 (expired)" in said
+    assert "gone-09 (expired) and 2 more" in said and "gone-10" not in said
 
 
 def test_a_result_the_producer_cannot_read_is_shown_failed_not_a_crash() -> None:

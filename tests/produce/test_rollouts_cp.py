@@ -169,6 +169,29 @@ async def test_plan_then_apply_on_a_real_cluster(
     assert b"rollout a1 completed: 1 completed (1 cluster)" in applied.stdout
 
 
+async def test_a_plan_a_cluster_could_not_make_says_which_and_no_apply(
+    cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, tmp_path: Path
+) -> None:
+    """One cluster plans (nothing to change there after the apply), one agent never comes (its
+    dry run expires): not 'nothing to change', no apply hint, the cluster named; exit 1."""
+    agent = make_agent(cluster, labels={"ring": "canary"})
+    await agent.start(cp.agent_url)
+    files = manifest(tmp_path, a="1")
+    applied = await run_produce(cp, "k8s", "--agent", agent.agent_id, "--manifest", files, "--wait")
+    assert applied.returncode == 0, applied.stderr
+    targets = f"{agent.agent_id},never-comes"
+    planned = await run_produce(
+        cp, "plan", "--agents", targets, "--manifest", files, "--id", "half", "--ttl", "2",
+        "--timeout", "60",
+    )  # fmt: skip
+    out = planned.stdout.decode()
+    assert planned.returncode == 1, (out, planned.stderr)
+    assert "nothing to change" not in out and "apply it" not in out
+    assert "plan half: no change found on the 1 cluster(s) that planned; 1 did not plan:" in out
+    assert "never-comes (expired" in out
+    assert "fix what failed and plan again: transporter produce get plan half" in out
+
+
 async def test_waves_wait_for_approval_and_following_says_how_to_go_on(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster, tmp_path: Path
 ) -> None:
