@@ -6,6 +6,7 @@ from __future__ import annotations
 import attrs
 
 from transporter.cp.rollout import targets
+from transporter.cp.rollout.children import progress_of
 from transporter.cp.rollout.step import Moves, settle, step
 from transporter.protocol.model import (
     AgentInfo,
@@ -24,6 +25,7 @@ from transporter.protocol.rollout import (
     Strategy,
 )
 from transporter.protocol.status import StatusUpdate, accepted, advance
+from transporter.store.base import EventProgress
 
 T0 = 1_700_000_000.0
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n"
@@ -77,8 +79,10 @@ class Fleet:
     now: float = T0
     last: Moves | None = None
 
-    def children(self) -> list[EventRecord | None]:
-        return [self.events.get(c.event_id) for c in self.record.clusters]
+    def children(self) -> list[EventProgress | None]:
+        """What the engine reads of the children (the store's ``event_progress``)."""
+        found = [self.events.get(c.event_id) for c in self.record.clusters]
+        return [None if child is None else progress_of(child) for child in found]
 
     def step(self, now: float | None = None) -> Moves:
         """One step, carried out: children stored queued, queued ones cancelled."""

@@ -10,6 +10,7 @@ import attrs
 
 from transporter.protocol.model import Action, Event, EventRecord, EventState, ResourceStatus
 from transporter.protocol.rollout import DRIFTED, RolloutCluster, RolloutKind, RolloutSpec
+from transporter.store.base import EventProgress
 
 
 @attrs.frozen
@@ -72,18 +73,35 @@ def plan_child_ttl(plan_ttl: int) -> int:
     return max(1, math.ceil(plan_ttl / 2))
 
 
-def owned(spec: RolloutSpec, cluster: RolloutCluster, record: EventRecord) -> bool:
+def owned(spec: RolloutSpec, cluster: RolloutCluster, child: EventProgress | EventRecord) -> bool:
     """Whether the event stored under the cluster's child id is this rollout's child (and not
     an event someone submitted under that id before)."""
-    event = record.event
-    return event.rollout_id == spec.id and event.target_agent == cluster.agent_id
+    if isinstance(child, EventRecord):
+        child = progress_of(child)
+    return child.rollout_id == spec.id and child.target_agent == cluster.agent_id
 
 
-def cluster_state(record: EventRecord) -> str:
+def cluster_state(child: EventProgress) -> str:
     """A cluster's state from its child: the event's, or ``drifted`` for a plan's apply that
     failed because objects had changed since the plan."""
-    if record.state is EventState.FAILED and any(
-        result.status is ResourceStatus.DRIFTED for result in record.resources
-    ):
+    if child.state is EventState.FAILED and ResourceStatus.DRIFTED in child.resource_statuses:
         return DRIFTED
-    return record.state.value
+    return child.state.value
+
+
+def progress_of(record: EventRecord) -> EventProgress:
+    """What the engine reads of a child (:meth:`~transporter.store.base.EventStore.
+    event_progress`), from the whole record (a child just stored)."""
+    event = record.event
+    return EventProgress(
+        event_id=event.id,
+        target_agent=event.target_agent,
+        rollout_id=event.rollout_id,
+        state=record.state,
+        phase=record.phase,
+        message=record.message,
+        updated_at=record.updated_at,
+        created_at=event.created_at,
+        expires_at=event.expires_at,
+        resource_statuses=tuple(result.status for result in record.resources),
+    )

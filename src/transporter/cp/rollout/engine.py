@@ -160,7 +160,7 @@ class Rollouts:
         record = await self._reachable(rollout_id, may_target, scope)
         if record.state.final:
             return record, 0, 0
-        before = await self.children(record)
+        before = await self.store.event_progress([c.event_id for c in record.clusters])
         open_ = {
             c.event_id
             for c, child in zip(record.clusters, before, strict=True)

@@ -99,11 +99,12 @@ class Mover:
                 self._locks.pop(rollout_id, None)
 
     async def _once(self, record: RolloutRecord) -> RolloutRecord | None:
-        children = await self.store.get_events([c.event_id for c in record.clusters])
+        # what a step needs of each child, never its payload (manifests: megabytes each)
+        children = await self.store.event_progress([c.event_id for c in record.clusters])
         for child in children:
             if child is not None and child.state is EventState.QUEUED:
                 # Started by another replica, maybe: its agent may be connected here.
-                self.intake.live.ring(child.event.target_agent)
+                self.intake.live.ring(child.target_agent)
         moves = steps.step(record, children, self.clock())
         started = await self._submit(record.spec.id, moves.start)
         await self._cancel(moves.record, moves.cancel, moves.cancel_message)

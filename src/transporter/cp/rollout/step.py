@@ -28,6 +28,7 @@ from transporter.protocol.rollout import (
     RolloutRecord,
     RolloutState,
 )
+from transporter.store.base import EventProgress
 
 COMPLETED: Final = EventState.COMPLETED.value
 FINAL: Final = frozenset({state.value for state in EventState if state.terminal} | {"drifted"})
@@ -51,7 +52,7 @@ class Moves:
     audits: tuple[AuditEntry, ...] = ()
 
 
-def step(record: RolloutRecord, children: Sequence[EventRecord | None], now: float) -> Moves:
+def step(record: RolloutRecord, children: Sequence[EventProgress | None], now: float) -> Moves:
     """The moves of ``record`` given its clusters' ``children`` (same order; ``None``: none)."""
     work = _Work(record, list(children), now)
     if not record.state.final:
@@ -60,7 +61,7 @@ def step(record: RolloutRecord, children: Sequence[EventRecord | None], now: flo
 
 
 def refreshed(
-    record: RolloutRecord, cluster: RolloutCluster, child: EventRecord | None
+    record: RolloutRecord, cluster: RolloutCluster, child: EventProgress | None
 ) -> RolloutCluster:
     """``cluster`` as its child says (the cache the API shows)."""
     if child is None:
@@ -94,7 +95,7 @@ def cut(message: str) -> str:
 
 def settle(record: RolloutRecord, started: Sequence[EventRecord]) -> RolloutRecord:
     """``record`` with the clusters of the children just ``started`` as they were stored."""
-    stored = {child.event.id: child for child in started}
+    stored = {child.event.id: kids.progress_of(child) for child in started}
     if not stored:
         return record
     clusters = tuple(
@@ -104,7 +105,7 @@ def settle(record: RolloutRecord, started: Sequence[EventRecord]) -> RolloutReco
     return attrs.evolve(record, clusters=clusters)
 
 
-def current_wave(record: RolloutRecord, children: Sequence[EventRecord | None]) -> int:
+def current_wave(record: RolloutRecord, children: Sequence[EventProgress | None]) -> int:
     """The last wave started (-1: none yet): by the timeline, or by a child of this rollout
     that exists (a step that started a wave's children and crashed before it was stored); an
     event of another request stored under a child's id starts no wave."""
@@ -157,7 +158,7 @@ class _Work:
     """One step under way: the record's fields as the step changes them."""
 
     record: RolloutRecord
-    children: list[EventRecord | None]
+    children: list[EventProgress | None]
     now: float
     clusters: list[RolloutCluster] = attrs.field(init=False)
     state: RolloutState = attrs.field(init=False)
@@ -357,7 +358,7 @@ class _Work:
                     cluster, state=EventState.CANCELLED.value, message=why, updated_at=self.now
                 )
         self.cancel = [
-            child.event.id
+            child.event_id
             for c, child in zip(self.clusters, self.children, strict=True)
             if child is not None and child.state is EventState.QUEUED and c.state not in FINAL
         ]
