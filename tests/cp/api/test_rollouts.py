@@ -183,3 +183,23 @@ async def test_a_scoped_token_does_not_see_a_selector_rollout_it_may_not_reach(
         assert (await call(cp, "GET", "/rollouts/team-a-only", token=token)).status == 200
     other = await cp.new_token("reader-b", Role.READ, ("team-b-*",))
     assert (await call(cp, "GET", "/rollouts", token=other)).json["items"] == []
+
+
+async def test_a_scoped_token_may_not_act_on_a_selector_rollout_beyond_its_reach(
+    cp: ControlPlane,
+) -> None:
+    """A standing rollout submitted unscoped, with no cluster yet: a team-a token may not
+    approve, cancel or close it (it may take any agent later); its own it may."""
+    await rollout(cp, "everyone", selector="env=staging", standing=True, allow_empty=True)
+    team_a = await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",))
+    for op in ("approve", "cancel", "close"):
+        refused = await call(cp, "POST", f"/rollouts/everyone/{op}", token=team_a)
+        assert (
+            "may take agents beyond your token's reach"
+            in assert_error(refused, 403, "forbidden")["message"]
+        )
+    body = {"id": "mine", "selector": "env=staging", "standing": True, "allow_empty": True}
+    mine = await call(cp, "POST", "/events", {**body, "payload": PAYLOAD}, token=team_a)
+    assert mine.status == 202, mine.body
+    closed = await call(cp, "POST", "/rollouts/mine/close", token=team_a)
+    assert closed.status == 200, closed.body

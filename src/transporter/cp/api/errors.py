@@ -65,6 +65,8 @@ def not_covered(exc: rollout.NotCovered) -> Refused:
     """A rollout's agents that the caller's token does not reach: a 403 like any other (and
     audited as one), naming them."""
     who = g.get("caller") or OPEN
+    if not exc.agents:  # a selector's rollout that may take agents beyond the caller's reach
+        return Refused(403, f"{exc}; {who.reach('target')}: nothing was done", caller=who)
     return Refused(
         403,
         f"{who.reach('target')}; not {listing(exc.agents)}: nothing was done",

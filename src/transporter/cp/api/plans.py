@@ -110,6 +110,7 @@ async def apply_plan(plan_id: str) -> Answer:
         ttl=asked.ttl,
         actor=who.identity,
         may_target=who.may_target,
+        scope=scope(who),
     )
     if not created:
         return {"rollout_id": record.spec.id, "status": "exists", "state": record.state.value}, 200

@@ -21,7 +21,9 @@ from transporter.cp.api.errors import Answer, BadQuery, BadRequest, NotFound
 from transporter.cp.api.queries import caller, int_arg, json_body
 from transporter.cp.api.rollout_views import Scrub, detail, needs_scrubbing, scrubber, summary
 from transporter.cp.api.services import services
+from transporter.cp.api.submit import scope
 from transporter.cp.openapi.bounds import MAX_WAVE, ROLLOUTS_LIMIT, ROLLOUTS_PAGE
+from transporter.cp.rollout.targets import covers_scope
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState
 from transporter.security.tokens import Role
 from transporter.store.base import Page
@@ -79,15 +81,6 @@ def visible(who: Caller, record: RolloutRecord) -> bool:
     if not all(who.may_target(agent) for agent in agents):
         return False
     return bool(spec.agents) or covers_scope(who.token.agents, spec.scope)
-
-
-def covers_scope(caller: Sequence[str], spec_scope: Sequence[str]) -> bool:
-    """Whether a scoped caller's agent patterns include every pattern a rollout was submitted
-    under (the same text: globs are not compared by what they match); never when it was
-    submitted unscoped (it may reach every agent, now or later)."""
-    if not caller:
-        return True
-    return bool(spec_scope) and set(spec_scope) <= set(caller)
 
 
 async def _visible(
@@ -176,7 +169,7 @@ async def approve(rollout_id: str) -> Answer:
         raise BadRequest("wave", f"must be a wave's index, 0 to {MAX_WAVE}")
     who = caller()
     record = await services().rollouts.approve(
-        rollout_id, wave, actor=who.identity, may_target=who.may_target
+        rollout_id, wave, actor=who.identity, may_target=who.may_target, scope=scope(who)
     )
     approved = wave if wave is not None else (record.approved[-1] if record.approved else 0)
     return {"rollout_id": record.spec.id, "approved": approved}, 200
@@ -189,7 +182,7 @@ async def cancel(rollout_id: str) -> Answer:
     await _no_fields()
     who = caller()
     record, cancelled, running = await services().rollouts.cancel(
-        rollout_id, actor=who.identity, may_target=who.may_target
+        rollout_id, actor=who.identity, may_target=who.may_target, scope=scope(who)
     )
     answer = {"rollout_id": record.spec.id, "state": record.state.value}
     return {**answer, "cancelled": cancelled, "running": running}, 200
@@ -202,7 +195,7 @@ async def close(rollout_id: str) -> Answer:
     await _no_fields()
     who = caller()
     record = await services().rollouts.close(
-        rollout_id, actor=who.identity, may_target=who.may_target
+        rollout_id, actor=who.identity, may_target=who.may_target, scope=scope(who)
     )
     answer = {"rollout_id": record.spec.id, "state": record.state.value}
     return {**answer, "closed": record.closed}, 200
