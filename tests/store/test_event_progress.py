@@ -104,7 +104,10 @@ async def spoil_events(backend: Backend, event_ids: list[str]) -> None:
     if backend.kind == "sqlite":
         assert backend.spec.path is not None
         conn = sqlite3.connect(backend.spec.path)
-        conn.executemany("UPDATE events SET event = '{' WHERE id = ?", [(i,) for i in event_ids])
+        conn.executemany(
+            "UPDATE event_bodies SET event = '{' WHERE seq = (SELECT seq FROM events WHERE id = ?)",
+            [(i,) for i in event_ids],
+        )
         conn.commit()
         conn.close()
         return

@@ -369,10 +369,11 @@ async def test_a_row_whose_event_says_another_id_never_stands_for_that_event(
         await store.submit(genuine, r.accepted_audit(genuine))
         await store.submit(other, r.accepted_audit(other))
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        (text,) = conn.execute("SELECT event FROM events WHERE id = 'other'").fetchone()
+        (seq,) = conn.execute("SELECT seq FROM events WHERE id = 'other'").fetchone()
+        (text,) = conn.execute("SELECT event FROM event_bodies WHERE seq = ?", (seq,)).fetchone()
         tampered = json.loads(text) | {"id": "genuine"}
         tampered["payload"]["manifests"] = ["kind: Evil\n"]
-        conn.execute("UPDATE events SET event = ? WHERE id = 'other'", (json.dumps(tampered),))
+        conn.execute("UPDATE event_bodies SET event = ? WHERE seq = ?", (json.dumps(tampered), seq))
     async with open_store(spec(path)) as store:
         shown = await store.get_event("other")
         assert shown is not None and shown.event.id == "other"

@@ -1,8 +1,8 @@
 """The SQLite store's events: accepting them, and reading them back.
 
 Records are stored as the JSON of the one converter (:mod:`transporter.protocol.codec`) beside
-the columns that queries need: the event (written once) apart from its progress
-(:mod:`transporter.store.event_parts`).
+the columns that queries need: the event (written once, in ``event_bodies``) apart from its
+progress (:mod:`transporter.store.event_parts`), so that a report rewrites a small row.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.connection import SQLiteConnection
 from transporter.store.sqlite.schema import OPEN, SEQ_END
 from transporter.store.sqlite.transaction import read, rowid, write
+
+JOINED = "events AS e JOIN event_bodies AS b ON b.seq = e.seq"
+"""Events with their bodies (the event's JSON: its manifests), for the reads that send them."""
 
 CHUNK = 500
 """Ids in one ``IN (...)`` list (SQLite allows 32,766 bound parameters; this keeps statements
@@ -111,8 +114,8 @@ def _submit_one(
     text = dump(stored)
     cur = conn.execute(
         "INSERT INTO events"
-        " (id, target_agent, rollout_id, state, created_at, expires_at, event, progress)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " (id, target_agent, rollout_id, state, created_at, expires_at, progress)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.target_agent,
@@ -120,10 +123,10 @@ def _submit_one(
             EventState.QUEUED.value,
             event.created_at,
             event.expires_at,
-            dump(event),
             text,
         ),
     )
+    conn.execute("INSERT INTO event_bodies (seq, event) VALUES (?, ?)", (rowid(cur), dump(event)))
     audit_log.append(audit)
     events.put(event)
     events.wrote(event.id, text, stored)
@@ -139,7 +142,7 @@ def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> Ev
     seq, progress_text = row
     event = events.get(event_id)
     if event is None:
-        found = conn.execute("SELECT event FROM events WHERE id = ?", (event_id,)).fetchone()
+        found = conn.execute("SELECT event FROM event_bodies WHERE seq = ?", (seq,)).fetchone()
         if found is None:
             return None
         event = events.read(event_id, found[0])
@@ -159,11 +162,12 @@ def _get_events(
             for event_id, seq, text in conn.execute(query, chunk):
                 found[event_id] = (seq, text)
         known = {event_id: events.get(event_id) for event_id in found}  # held: none evicted
-        for chunk in _chunks([event_id for event_id, event in known.items() if event is None]):
-            marks = ", ".join("?" * len(chunk))
-            query = f"SELECT id, event FROM events WHERE id IN ({marks})"  # noqa: S608
-            for event_id, text in conn.execute(query, chunk):
-                known[event_id] = events.read(event_id, text)
+        ids = {found[event_id][0]: event_id for event_id, event in known.items() if event is None}
+        for seqs in _chunks(list(ids)):
+            marks = ", ".join("?" * len(seqs))
+            query = f"SELECT seq, event FROM event_bodies WHERE seq IN ({marks})"  # noqa: S608
+            for seq, text in conn.execute(query, seqs):
+                known[ids[seq]] = events.read(ids[seq], text)
     out: list[EventRecord | None] = []
     for event_id in event_ids:
         row, event = found.get(event_id), known.get(event_id)
@@ -190,7 +194,7 @@ def _event_progress(conn: sqlite3.Connection, event_ids: list[str]) -> list[Even
     return [found.get(event_id) for event_id in event_ids]
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
+def _chunks[T](ids: list[T]) -> list[list[T]]:
     return [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
 
 
@@ -217,11 +221,14 @@ def _list_events(
         clauses.append("state = ?")
         params.append(state.value)
     if before is not None:
-        clauses.append("seq < ?")
+        clauses.append("e.seq < ?")
         params.append(before)
     where = " AND ".join(clauses) or "1"
     # Only the constant fragments above are interpolated; every value is a bound parameter.
-    query = f"SELECT seq, id, event, progress FROM events WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    query = (
+        f"SELECT e.seq, e.id, b.event, e.progress FROM {JOINED}"  # noqa: S608
+        f" WHERE {where} ORDER BY e.seq DESC LIMIT ?"
+    )
     rows = conn.execute(query, (*params, limit + 1)).fetchall()
     records = [_record(events, row) for row in rows]
     return page(records, limit, lambda record: record.seq)
@@ -231,8 +238,8 @@ def _outbox(
     conn: sqlite3.Connection, events: EventCache, agent_id: str, after: int, limit: int
 ) -> list[tuple[int, Event]]:
     rows = conn.execute(
-        f"SELECT seq, id, event FROM events WHERE target_agent = ? AND state IN {OPEN}"  # noqa: S608
-        " AND seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT e.seq, e.id, b.event FROM {JOINED}"  # noqa: S608
+        f" WHERE e.target_agent = ? AND e.state IN {OPEN} AND e.seq > ? ORDER BY e.seq LIMIT ?",
         (agent_id, after, limit),
     ).fetchall()
     return [

@@ -122,10 +122,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX rollouts_by_kind ON rollouts (kind, state, seq)",
         f"CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN {OPEN_ROLLOUTS}",
     ),
-    # 9: the event's rollout and time of acceptance beside it, and the event (megabytes of
-    # manifests) made the row's last column: a rollout's engine reads its children's progress
-    # (Store.event_progress) without reading their manifests, as SQLite reads a row's columns
-    # in order (those after a large one sit at the end of its overflow pages).
+    # 9: the event (megabytes of manifests, written once) in a table of its own, and its
+    # rollout and time of acceptance beside its progress: a report rewrites a small row (SQLite
+    # writes a changed row whole, the columns that did not change with it), and a rollout's
+    # engine reads its children's progress (Store.event_progress) without their manifests.
     9: (
         """CREATE TABLE events_9 (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -135,14 +135,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             state TEXT NOT NULL,
             created_at REAL NOT NULL DEFAULT 0,
             expires_at REAL NOT NULL,
-            progress TEXT NOT NULL DEFAULT '',
-            event TEXT NOT NULL DEFAULT ''
+            progress TEXT NOT NULL
         )""",
         "INSERT INTO events_9 (seq, id, target_agent, rollout_id, state, created_at, expires_at,"
-        " progress, event) SELECT seq, id, target_agent,"
+        " progress) SELECT seq, id, target_agent,"
         " coalesce(json_extract(event, '$.rollout_id'), ''), state,"
-        " coalesce(json_extract(event, '$.created_at'), 0), expires_at, progress, event"
+        " coalesce(json_extract(event, '$.created_at'), 0), expires_at, progress"
         " FROM events ORDER BY seq",
+        "CREATE TABLE event_bodies (seq INTEGER PRIMARY KEY, event TEXT NOT NULL)",
+        "INSERT INTO event_bodies (seq, event) SELECT seq, event FROM events ORDER BY seq",
         # A seq is never given twice, not even one of a row gone: the counter moves over.
         "DELETE FROM sqlite_sequence WHERE name = 'events_9'",
         "INSERT INTO sqlite_sequence (name, seq) SELECT 'events_9', seq FROM sqlite_sequence"
