@@ -59,3 +59,27 @@ async def test_a_thousand_clusters_in_a_few_store_calls(
     assert counting.calls["get_events"] == 0
     children = await plane.rollouts.children(record)
     assert {child.state.value for child in children if child} == {"cancelled"}
+
+
+async def test_an_idle_look_reads_no_record_while_its_children_stand_still(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    plane = await start_plane(nursery, tmp_path, reconcile_interval=3600)  # looks: ours only
+    await plane.rollouts.create(spec(agents=("offline", "later")), may_target=everyone)
+    await plane.until("r1", lambda r: [c.state for c in r.clusters] == ["queued", "queued"])
+    # clusters by agent id: "later", then "offline"
+    mover = plane.rollouts.mover
+    counting = Counting(plane.store)
+    mover.store = counting
+    await mover.advance("r1", idle=True)  # reads the record: nothing to change, remembered
+    assert counting.calls["get_rollout"] == 1
+    for _ in range(3):
+        record = await mover.advance("r1", idle=True)
+        assert record is not None and record.clusters[1].state == "queued"
+    assert counting.calls["get_rollout"] == 1 and counting.calls["event_progress"] == 4
+    await plane.rollouts.cancel_event("r1_offline", actor="bob")  # a child changed
+    record = await mover.advance("r1", idle=True)
+    assert counting.calls["get_rollout"] == 2
+    assert record is not None and record.clusters[1].state == "cancelled"
+    record = await plane.final("r1")  # past max_failures: the other child is cancelled
+    assert [c.state for c in record.clusters] == ["cancelled", "cancelled"]

@@ -17,6 +17,7 @@ from transporter.cp.progress import Progress
 from transporter.cp.rollout import step as steps
 from transporter.cp.rollout import targets
 from transporter.cp.rollout.errors import NotCancellable, UnknownEvent
+from transporter.cp.rollout.looks import Looks
 from transporter.cp.rollout.submitter import REVOKED_NOTE, Submitters
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.rollout import (
@@ -28,7 +29,7 @@ from transporter.protocol.rollout import (
     child_event_id,
 )
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import EventConflict, Store
+from transporter.store.base import EventConflict, EventProgress, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Mover:
         default=attrs.Factory(lambda self: Submitters(self.store), takes_self=True)
     )
     """Whether a standing rollout's submitting token may still widen it."""
+    looks: Looks = attrs.field(factory=Looks)
+    """The last look at each rollout that changed nothing (the periodic look's shortcut)."""
     _locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _saved: trio.Event = attrs.field(factory=trio.Event)
 
@@ -82,10 +85,17 @@ class Mover:
         rollout at a time in this process; other replicas are kept apart by the versions.
         ``idle``: a periodic look, which leaves alone a rollout that nothing but a call here
         can move (standing with every cluster finished, or awaiting approval), without reading
-        its children."""
+        its children, and one whose children are as the last step that changed nothing read
+        them, without reading its record (:mod:`.looks`)."""
         lock = self._locks.setdefault(rollout_id, trio.Lock())
         try:
             async with lock:
+                if idle and (look := self.looks.recent(rollout_id)) is not None:
+                    children = await self.store.event_progress(look.event_ids)
+                    self._ring_queued(children)
+                    if tuple(children) == look.children:
+                        return look.record  # nothing a step reads changed (see .looks)
+                    self.looks.forget(rollout_id)
                 for _ in range(TRIES):
                     record = await self.store.get_rollout(rollout_id)
                     if record is None or record.state.final or (idle and quiet(record)):
@@ -101,22 +111,28 @@ class Mover:
     async def _once(self, record: RolloutRecord) -> RolloutRecord | None:
         # what a step needs of each child, never its payload (manifests: megabytes each)
         children = await self.store.event_progress([c.event_id for c in record.clusters])
-        for child in children:
-            if child is not None and child.state is EventState.QUEUED:
-                # Started by another replica, maybe: its agent may be connected here.
-                self.intake.live.ring(child.target_agent)
+        self._ring_queued(children)
         moves = steps.step(record, children, self.clock())
         started = await self._submit(record.spec.id, moves.start)
         await self._cancel(moves.record, moves.cancel, moves.cancel_message)
         new = steps.settle(moves.record, started)
         if new == record:
+            self.looks.remember(record, children)
             return record
+        self.looks.forget(record.spec.id)
         if not moves.changed:
             new = attrs.evolve(new, updated_at=self.clock())
         saved = self.stored(await self.store.save_rollout(new, moves.audits))
         if saved is not None and saved.state.final:
             log.info("rollout %s %s: %s", saved.spec.id, saved.state.value, saved.message)
         return saved
+
+    def _ring_queued(self, children: Sequence[EventProgress | None]) -> None:
+        """Children queued were started by another replica, maybe: their agents may be
+        connected here."""
+        for child in children:
+            if child is not None and child.state is EventState.QUEUED:
+                self.intake.live.ring(child.target_agent)
 
     async def _submit(self, rollout_id: str, events: Sequence[Event]) -> list[EventRecord]:
         """Submit the children, signed, in batches; returns those stored (now or before)."""
@@ -181,6 +197,7 @@ class Mover:
                 return record
             new, audits = made
             new = attrs.evolve(new, updated_at=self.clock())
+            self.looks.forget(rollout_id)
             saved = self.stored(await self.store.save_rollout(new, audits))
             if saved is not None:
                 self.ring(rollout_id)
