@@ -236,5 +236,6 @@ async def test_kill_9_as_a_wave_starts_makes_each_child_once(
         assert len(queued) == CHILDREN
         assert {item["event"]["id"] for item in queued} == expected
         assert {item["event"]["rollout_id"] for item in queued} == {name}
+        assert [entry["wave"] for entry in timeline(view, "wave_started")] == [0], view["timeline"]
     finally:
         await trio.to_thread.run_sync(cp.stop)

@@ -293,6 +293,10 @@ def test_a_restart_counts_the_children_it_finds_and_never_starts_a_wave_early() 
     moves = f.step()
     assert moves.start == ()  # m1 is working (its child exists): max_parallel 1 is used up
     assert f.states()["m1"] == "queued"
+    # The wave's start, lost with the crashed step's record, is written now (and audited).
+    assert [e.wave for e in f.record.timeline if e.what == "wave_started"] == [0, 1]
+    assert "rollout.wave_started" in [a.action for a in moves.audits]
+    assert f.record.wave == 1
     f.set("m1", DONE)
     f.step()
     assert f.started() == ["c1", "c2", "m1", "m3"]  # m2 (last wave) waits for m3

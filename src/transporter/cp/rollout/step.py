@@ -225,6 +225,7 @@ class _Work:
             return
         limit = targets.parallel_limit(spec.strategy, len(self.clusters))
         current = current_wave(self.record, self.children)
+        self.recorded_started(current)
         while True:
             if self.over_budget():
                 return
@@ -314,6 +315,15 @@ class _Work:
             self.message = f"wave {wave + 1} awaits approval"
             return False
         return True
+
+    def recorded_started(self, current: int) -> None:
+        """Waves whose children exist but whose start is not in the timeline (the step that
+        started them stopped before its record was stored: a crash): written now, with their
+        audit entries, so that the timeline and the record's ``wave`` tell the truth."""
+        last = _last_started(self.timeline, -1)
+        for wave in range(last + 1, current + 1):
+            if any(c.wave == wave for c in self.clusters):
+                self.wave_started(wave)
 
     def wave_started(self, wave: int) -> None:
         size = sum(1 for c in self.clusters if c.wave == wave)
