@@ -123,6 +123,11 @@ async def test_the_same_spec_again_is_the_stored_rollout_and_writes_nothing(stor
     again, created = await store.create_rollout(retry, audit(retry))
     assert not created
     assert again == saved
+    # The same request with a token made again under the same name: the same rollout.
+    other_token = attrs.evolve(retry, spec=attrs.evolve(retry.spec, token_id="t-2"))
+    again, created = await store.create_rollout(other_token, audit(other_token))
+    assert not created
+    assert again == saved and again.spec.token_id == saved.spec.token_id
     assert await audit_actions(store) == ["rollout.accepted"]
 
 

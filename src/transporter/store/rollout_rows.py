@@ -101,8 +101,9 @@ class NumberedPart(RolloutPart):
 
 def same_request(stored: RolloutSpec, new: RolloutSpec) -> bool:
     """Whether ``new`` asks for what ``stored`` asked (a producer's retry: only the time it
-    was made may differ)."""
-    return attrs.evolve(new, created_at=stored.created_at) == stored
+    was made, and the id of the token it came with, may differ: a token made again under
+    the same name retries what the first one asked; the stored rollout keeps the first)."""
+    return attrs.evolve(new, created_at=stored.created_at, token_id=stored.token_id) == stored
 
 
 class SpecChanged(ValueError):
