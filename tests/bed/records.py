@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from transporter.protocol.model import (
@@ -11,6 +13,7 @@ from transporter.protocol.model import (
     AgentStatus,
     AuditEntry,
     Event,
+    EventRecord,
     EventState,
     K8sPayload,
     Phase,
@@ -18,6 +21,7 @@ from transporter.protocol.model import (
     ResourceStatus,
 )
 from transporter.protocol.status import StatusUpdate
+from transporter.store import Store
 
 SMALL_EVENT = Event(
     id="e-1",
@@ -124,3 +128,14 @@ def agent(agent_id: str, status: AgentStatus = AgentStatus.CONNECTED) -> AgentRe
         last_heartbeat=T0 + 10.5,
         updated_at=T0 + 10.5,
     )
+
+
+async def submitted(store: Store, events: Sequence[Event]) -> list[EventRecord]:
+    """Store the events at once (``submit_many``, each with its accepted audit entry), every
+    one new: their records, in order."""
+    results = await store.submit_many([(ev, accepted_audit(ev)) for ev in events])
+    records = []
+    for result in results:
+        assert not isinstance(result, Exception)
+        records.append(result[0])
+    return records

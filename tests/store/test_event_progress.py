@@ -30,29 +30,7 @@ async def submit_children(store: Store, count: int, rollout_id: str = "ro-1") ->
         )
         for n in range(count)
     ]
-    results = await store.submit_many([(event, r.accepted_audit(event)) for event in events])
-    records = []
-    for result in results:
-        assert not isinstance(result, Exception)
-        records.append(result[0])
-    return records
-
-
-def progress_of(record: EventRecord) -> EventProgress:
-    """What ``event_progress`` must say of ``record`` (read whole by ``get_events``)."""
-    event = record.event
-    return EventProgress(
-        event_id=event.id,
-        target_agent=event.target_agent,
-        rollout_id=event.rollout_id,
-        state=record.state,
-        phase=record.phase,
-        message=record.message,
-        updated_at=record.updated_at,
-        created_at=event.created_at,
-        expires_at=event.expires_at,
-        resource_statuses=tuple(result.status for result in record.resources),
-    )
+    return await r.submitted(store, events)
 
 
 async def test_it_answers_in_the_order_asked_as_get_events_would(store: Store) -> None:
@@ -68,7 +46,7 @@ async def test_it_answers_in_the_order_asked_as_get_events_would(store: Store) -
     await store.submit(single, r.accepted_audit(single))
     asked = ["ro-1_agent-3", "nope", "ro-1_agent-0", "ro-1_agent-2", "single", "ro-1_agent-3"]
     records = await store.get_events(asked)
-    expected = [None if record is None else progress_of(record) for record in records]
+    expected = [None if record is None else EventProgress.of(record) for record in records]
     assert await store.event_progress(asked) == expected
     assert expected[1] is None
     done = expected[3]
@@ -89,7 +67,7 @@ async def test_it_reads_more_ids_than_one_statement_holds(store: Store) -> None:
     records = await submit_children(store, 1100)
     asked = [record.event.id for record in records[::-1]] + ["ghost"]
     found = await store.event_progress(asked)
-    assert found == [progress_of(record) for record in records[::-1]] + [None]
+    assert found == [EventProgress.of(record) for record in records[::-1]] + [None]
 
 
 @asynccontextmanager
@@ -122,7 +100,7 @@ async def test_it_never_reads_an_event_itself(backend: Backend) -> None:
         records = await submit_children(store, 3)
         await store.update_event("ro-1_agent-0", r.update(EventState.ASSIGNED, r.T0 + 10))
         ids = [record.event.id for record in records]
-        expected = [progress_of(record) for record in await store.get_events(ids) if record]
+        expected = [EventProgress.of(record) for record in await store.get_events(ids) if record]
     await spoil_events(backend, ids)
     async with backend.open() as store:
         assert await store.event_progress(ids) == expected
@@ -143,9 +121,9 @@ async def test_on_redis_an_event_stored_without_its_brief_is_read_once_and_brief
         async with raw_redis(backend) as raw:
             assert await raw.hlen(KEYS.brief) == 3
             await raw.hdel(KEYS.brief, ids[:2])
-        assert await store.event_progress(ids) == [progress_of(record) for record in records]
+        assert await store.event_progress(ids) == [EventProgress.of(record) for record in records]
         async with raw_redis(backend) as raw:
             assert await raw.hlen(KEYS.brief) == 3
     await spoil_events(backend, ids)
     async with backend.open() as store:
-        assert await store.event_progress(ids) == [progress_of(record) for record in records]
+        assert await store.event_progress(ids) == [EventProgress.of(record) for record in records]

@@ -16,12 +16,7 @@ async def submit_all(store: Store, count: int, *, agents: int = 3) -> list[Event
         r.event(f"ev-{n}", f"agent-{n % agents}", created_at=r.T0 + n, manifests=(f"n: {n}\n",))
         for n in range(count)
     ]
-    results = await store.submit_many([(event, r.accepted_audit(event)) for event in events])
-    records = []
-    for result in results:
-        assert not isinstance(result, Exception)
-        records.append(result[0])
-    return records
+    return await r.submitted(store, events)
 
 
 def cancelled_audit(event_id: str) -> AuditEntry:

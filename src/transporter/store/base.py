@@ -102,6 +102,24 @@ class EventProgress:
     resource_statuses: tuple[ResourceStatus, ...] = ()
     """The status of each object's result, in the results' order (``drifted`` among them ...)."""
 
+    @classmethod
+    def of(cls, record: EventRecord) -> EventProgress:
+        """What :meth:`EventStore.event_progress` says of ``record``, from the whole record (a
+        child just stored, or one read by :meth:`EventStore.get_events`)."""
+        event = record.event
+        return cls(
+            event_id=event.id,
+            target_agent=event.target_agent,
+            rollout_id=event.rollout_id,
+            state=record.state,
+            phase=record.phase,
+            message=record.message,
+            updated_at=record.updated_at,
+            created_at=event.created_at,
+            expires_at=event.expires_at,
+            resource_statuses=tuple(result.status for result in record.resources),
+        )
+
 
 class EventStore(Protocol):
     """Events: accepted once, then their progress as their agent reports it."""

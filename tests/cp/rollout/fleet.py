@@ -6,7 +6,6 @@ from __future__ import annotations
 import attrs
 
 from transporter.cp.rollout import targets
-from transporter.cp.rollout.children import progress_of
 from transporter.cp.rollout.step import Moves, settle, step
 from transporter.protocol.model import (
     AgentInfo,
@@ -82,7 +81,7 @@ class Fleet:
     def children(self) -> list[EventProgress | None]:
         """What the engine reads of the children (the store's ``event_progress``)."""
         found = [self.events.get(c.event_id) for c in self.record.clusters]
-        return [None if child is None else progress_of(child) for child in found]
+        return [None if child is None else EventProgress.of(child) for child in found]
 
     def step(self, now: float | None = None) -> Moves:
         """One step, carried out: children stored queued, queued ones cancelled."""

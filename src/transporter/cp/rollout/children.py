@@ -77,7 +77,7 @@ def owned(spec: RolloutSpec, cluster: RolloutCluster, child: EventProgress | Eve
     """Whether the event stored under the cluster's child id is this rollout's child (and not
     an event someone submitted under that id before)."""
     if isinstance(child, EventRecord):
-        child = progress_of(child)
+        child = EventProgress.of(child)
     return child.rollout_id == spec.id and child.target_agent == cluster.agent_id
 
 
@@ -87,21 +87,3 @@ def cluster_state(child: EventProgress) -> str:
     if child.state is EventState.FAILED and ResourceStatus.DRIFTED in child.resource_statuses:
         return DRIFTED
     return child.state.value
-
-
-def progress_of(record: EventRecord) -> EventProgress:
-    """What the engine reads of a child (:meth:`~transporter.store.base.EventStore.
-    event_progress`), from the whole record (a child just stored)."""
-    event = record.event
-    return EventProgress(
-        event_id=event.id,
-        target_agent=event.target_agent,
-        rollout_id=event.rollout_id,
-        state=record.state,
-        phase=record.phase,
-        message=record.message,
-        updated_at=record.updated_at,
-        created_at=event.created_at,
-        expires_at=event.expires_at,
-        resource_statuses=tuple(result.status for result in record.resources),
-    )

@@ -95,7 +95,7 @@ def cut(message: str) -> str:
 
 def settle(record: RolloutRecord, started: Sequence[EventRecord]) -> RolloutRecord:
     """``record`` with the clusters of the children just ``started`` as they were stored."""
-    stored = {child.event.id: kids.progress_of(child) for child in started}
+    stored = {child.event.id: EventProgress.of(child) for child in started}
     if not stored:
         return record
     clusters = tuple(
