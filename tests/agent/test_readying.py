@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 
 from tests.agent.conftest import configmap, event, run
 from tests.agent.test_drift import plan_of
-from tests.bed.controllers import NEVER_READY_LABEL, api_client, new_namespace
+from tests.bed.controllers import api_client, deployment_json, new_namespace
 from tests.bed.kube import Cluster
 from tests.test_bed_ready import wait_for
 from transporter.agent.kube_runner import KubeRunner
@@ -41,29 +41,13 @@ def ready_namespace(ready_api: k8s.ApiClient) -> str:
     return new_namespace(ready_api, "ready")
 
 
-def deployment(name: str, namespace: str, *, never_ready: bool = False, **spec: Any) -> str:
-    labels = {"app": name, **({NEVER_READY_LABEL: "true"} if never_ready else {})}
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}]},
-            },
-            **spec,
-        },
-    }
-    return json.dumps(body)
-
-
 async def test_a_deployment_completes_once_available(
     ready_target: KubeTarget, ready_namespace: str
 ) -> None:
-    manifests = (configmap("settings", ready_namespace, a="1"), deployment("web", ready_namespace))
+    manifests = (
+        configmap("settings", ready_namespace, a="1"),
+        deployment_json("web", ready_namespace),
+    )
     reports = await run(
         KubeRunner(ready_target), event(*manifests, wait_ready=True, ready_timeout=60)
     )
@@ -99,7 +83,7 @@ async def test_a_configmap_is_ready_at_once(ready_target: KubeTarget, ready_name
 async def test_pods_that_never_become_ready_fail_at_the_timeout(
     ready_target: KubeTarget, ready_namespace: str
 ) -> None:
-    stuck = deployment("stuck", ready_namespace, never_ready=True)
+    stuck = deployment_json("stuck", ready_namespace, never_ready=True)
     final = (await run(KubeRunner(ready_target), event(stuck, wait_ready=True, ready_timeout=5)))[
         -1
     ]
@@ -116,7 +100,7 @@ async def test_pods_that_never_become_ready_fail_at_the_timeout(
 async def test_a_deployment_past_its_progress_deadline_fails_in_its_own_words(
     ready_target: KubeTarget, ready_namespace: str
 ) -> None:
-    stuck = deployment("late", ready_namespace, never_ready=True, progressDeadlineSeconds=2)
+    stuck = deployment_json("late", ready_namespace, never_ready=True, progressDeadlineSeconds=2)
     final = (await run(KubeRunner(ready_target), event(stuck, wait_ready=True, ready_timeout=120)))[
         -1
     ]
@@ -131,7 +115,7 @@ async def test_a_deployment_past_its_progress_deadline_fails_in_its_own_words(
 async def test_a_plans_fingerprint_survives_a_rollout(
     ready_target: KubeTarget, ready_api: k8s.ApiClient, ready_namespace: str
 ) -> None:
-    manifest = deployment("web", ready_namespace)
+    manifest = deployment_json("web", ready_namespace)
     apps: Any = k8s.AppsV1Api(ready_api)
     apps.create_namespaced_deployment(ready_namespace, json.loads(manifest))
     expect = await plan_of(ready_target, manifest)  # while it rolls out

@@ -29,6 +29,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 from kubernetes import client as k8s
@@ -306,3 +307,27 @@ def new_namespace(api: k8s.ApiClient, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
     return name
+
+
+def deployment_json(
+    name: str, namespace: str = "default", *, never_ready: bool = False, **spec: Any
+) -> str:
+    """A Deployment of one replica (one JSON document is YAML too); ``never_ready``: its Pods
+    carry :data:`NEVER_READY_LABEL`, so on a ready test bed it never becomes Available.
+    ``spec``: more fields of its spec."""
+    labels = {"app": name, **({NEVER_READY_LABEL: "true"} if never_ready else {})}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}]},
+            },
+            **spec,
+        },
+    }
+    return json.dumps(body)
