@@ -1,20 +1,18 @@
-"""What the end-to-end tests of rollouts and plans share: a third cluster for the session,
-following a rollout through the API until something holds, and reading what a rollout left on
-each cluster (through the API server, never through our records alone)."""
+"""What the end-to-end tests of rollouts and plans share (their fixtures are in
+tests/e2e/conftest.py): starting agents, following a rollout through the API until something
+holds, and reading what a rollout left on each cluster (through the API server, never through
+our records alone)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from kubernetes import client as k8s
 
-from tests.bed.harness import ControlPlane, read
+from tests.bed.harness import Agent, read
 from tests.bed.kube import Cluster
-from transporter.config.store_spec import StoreSpec
 from transporter.produce.client import ApiError, Client
 from transporter.protocol.model import EventRecord
 
@@ -22,35 +20,13 @@ POLL = 0.05
 """Seconds between two looks at a rollout: there is no request that waits for one to change."""
 FINAL = frozenset({"completed", "failed", "cancelled"})
 
-_third: dict[int, Cluster] = {}
 
-
-def third_cluster_of(factory: Callable[[], Cluster]) -> Cluster:
-    """One more cluster of the session's ``cluster_factory``, the same for every module that
-    asks (a session fixture defined in two modules would start two)."""
-    if id(factory) not in _third:
-        _third[id(factory)] = factory()
-    return _third[id(factory)]
-
-
-STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
-"""The parameters of a test that runs on each store (:func:`store_of`)."""
-
-
-def store_of(request: pytest.FixtureRequest) -> StoreSpec | None:
-    """The store of a test parametrized by :data:`STORES`: ``None`` (SQLite in the control
-    plane's data folder) or a fresh redis-server of the test's."""
-    if request.param == "redis":
-        return StoreSpec.parse(request.getfixturevalue("redis_server").url)
-    return None
-
-
-async def started_plane(
-    nursery: trio.Nursery, data_dir: Path, store: StoreSpec | None
-) -> ControlPlane:
-    plane = ControlPlane(nursery, data_dir, store=store)
-    await plane.start()
-    return plane
+async def started(agent_url: str, *agents: Agent) -> None:
+    """Start the agents against the control plane at ``agent_url``, each one connected before
+    the next starts."""
+    for agent in agents:
+        await agent.start(agent_url)
+        await agent.connected()
 
 
 async def until(

@@ -18,26 +18,15 @@ from tests.bed.rollouts import (
     cm_yaml,
     configmap_data,
     final,
+    started,
     started_at,
     states,
-    third_cluster_of,
     timeline,
     until,
 )
 from transporter.produce.client import ApiError
 from transporter.protocol.model import EventState
 from transporter.security.tokens import Role
-
-
-@pytest.fixture(scope="session")
-def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
-    return third_cluster_of(cluster_factory)
-
-
-async def started(cp: ControlPlane, *agents: Agent) -> None:
-    for agent in agents:
-        await agent.start(cp.agent_url)
-        await agent.connected()
 
 
 async def test_approve_releases_the_wave_that_waits(
@@ -48,7 +37,7 @@ async def test_approve_releases_the_wave_that_waits(
 ) -> None:
     canary = make_agent(cluster, labels={"ring": "canary"})
     main = make_agent(second_cluster, labels={"ring": "main"})
-    await started(cp, canary, main)
+    await started(cp.agent_url, canary, main)
     name = unique("gate")
     waves = [{"selector": "ring=canary"}, {"selector": "", "approval": True}]
     body = {
@@ -96,7 +85,7 @@ async def test_a_standing_rollout_reaches_later_agents_until_closed(
 ) -> None:
     team = unique("team")
     first = make_agent(cluster, labels={"team": team})
-    await started(cp, first)
+    await started(cp.agent_url, first)
     name, sentinel = unique("stand"), unique("sentinel")
     for rollout_id in (name, sentinel):
         body = {
@@ -110,7 +99,7 @@ async def test_a_standing_rollout_reaches_later_agents_until_closed(
     assert states(view) == {first.agent_id: "completed"}
 
     later = make_agent(third_cluster, labels={"team": team})
-    await started(cp, later)
+    await started(cp.agent_url, later)
     view = await until(
         cp.client,
         name,
@@ -127,7 +116,7 @@ async def test_a_standing_rollout_reaches_later_agents_until_closed(
     # Another agent of the team: the closed rollout takes it no more, the open one does (and
     # once it has, the arrival has been seen by the engine).
     last = make_agent(second_cluster, labels={"team": team})
-    await started(cp, last)
+    await started(cp.agent_url, last)
     await until(cp.client, sentinel, lambda v: states(v).get(last.agent_id) == "completed")
     assert await configmap_data(second_cluster, sentinel) == {"n": "1"}
     view = await cp.client.rollout(name)
@@ -151,7 +140,7 @@ async def test_cancel_starts_nothing_more_and_an_offline_agent_gets_nothing(
     online = Agent(nursery, f"{prefix}-1", cluster)
     offline = Agent(nursery, f"{prefix}-2", second_cluster)
     never = f"{prefix}-3"
-    await started(cp, online)
+    await started(cp.agent_url, online)
     name = unique("stop")
     body = {
         "id": name,
@@ -177,7 +166,7 @@ async def test_cancel_starts_nothing_more_and_an_offline_agent_gets_nothing(
 
     # The offline agent comes: an event submitted after the cancel reaches it, the cancelled
     # one (before it in the queue) never does.
-    await started(cp, offline)
+    await started(cp.agent_url, offline)
     after = unique("after")
     done = await submit_and_wait(cp, event_body(offline.agent_id, cm_yaml(after)))
     assert done.state is EventState.COMPLETED, done.message
@@ -193,7 +182,7 @@ async def test_a_token_reaches_only_the_rollouts_whose_every_agent_it_covers(
     suffix = unique("s")
     team_a = Agent(nursery, f"team-a-{suffix}", cluster, {"env": "prod"})
     team_b = Agent(nursery, f"team-b-{suffix}", second_cluster, {"env": "prod"})
-    await started(cp, team_a, team_b)
+    await started(cp.agent_url, team_a, team_b)
     token = await cp.new_token("team-a", Role.SUBMIT, ("team-a-*",))
     scoped = cp.client_with(token)
     name = unique("reach")
@@ -239,7 +228,7 @@ async def test_a_cancelled_standing_rollout_takes_no_one_more(
     an open standing rollout."""
     team = unique("team")
     first = make_agent(cluster, labels={"team": team})
-    await started(cp, first)
+    await started(cp.agent_url, first)
     name, sentinel = unique("stand"), unique("sentinel")
     for rollout_id in (name, sentinel):
         body = {
@@ -256,10 +245,10 @@ async def test_a_cancelled_standing_rollout_takes_no_one_more(
 
     # Known before with other labels, it comes back as one of the team.
     other = make_agent(third_cluster, labels={"team": "other"})
-    await started(cp, other)
+    await started(cp.agent_url, other)
     await other.stop()
     other.labels = {"team": team}
-    await started(cp, other)
+    await started(cp.agent_url, other)
     await until(cp.client, sentinel, lambda v: states(v).get(other.agent_id) == "completed")
     assert await configmap_data(third_cluster, sentinel) == {}
     view = await cp.client.rollout(name)
@@ -288,7 +277,7 @@ async def test_a_standing_rollout_reaches_no_agent_past_its_submitters_token(
         assert (await client.submit_rollout(body))["agents"] == []
     team_b = Agent(nursery, f"team-b-{suffix}", second_cluster, {"env": suffix})
     team_a = Agent(nursery, f"team-a-{suffix}", cluster, {"env": suffix})
-    await started(cp, team_b, team_a)
+    await started(cp.agent_url, team_b, team_a)
     both = {team_a.agent_id: "completed", team_b.agent_id: "completed"}
     await until(cp.client, admin, lambda v: states(v) == both)
     view = await until(cp.client, name, lambda v: states(v) == {team_a.agent_id: "completed"})

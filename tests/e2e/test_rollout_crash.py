@@ -7,7 +7,6 @@ child event made twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from tests.bed.rollouts import (
     cm_yaml,
     configmap_data,
     final,
+    started,
     started_at,
     states,
-    third_cluster_of,
     timeline,
     until,
 )
@@ -37,11 +36,6 @@ pytestmark = pytest.mark.timeout(300)
 
 OBJECTS = 20
 """ConfigMaps in the event: a second or so of applying on each cluster."""
-
-
-@pytest.fixture(scope="session")
-def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
-    return third_cluster_of(cluster_factory)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -84,8 +78,7 @@ async def test_a_rollout_survives_kill_9_of_the_control_plane(
                 cp.create_bundle, agent_id, tmp_path / f"bundle-{agent_id}"
             )
             agent = Agent(nursery, agent_id, where, {"ring": ring}, bundle=bundle)
-            await agent.start(cp.agent_url)
-            await agent.connected()
+            await started(cp.agent_url, agent)
         await run_and_crash(cp, client, prefix, places)
         ok, said = await trio.to_thread.run_sync(cp.verify_audit)
         assert ok, said
@@ -162,9 +155,8 @@ async def test_a_standing_rollout_outlives_kill_9(
             bundle = await trio.to_thread.run_sync(
                 cp.create_bundle, agent_id, tmp_path / f"bundle-{agent_id}"
             )
-            started = Agent(nursery, agent_id, where, {"team": team}, bundle=bundle)
-            await started.start(cp.agent_url)
-            await started.connected()
+            joined = Agent(nursery, agent_id, where, {"team": team}, bundle=bundle)
+            await started(cp.agent_url, joined)
 
         await agent(f"{team}-a", cluster)
         name = unique("stand")

@@ -25,6 +25,7 @@ from tests.bed.rollouts import (
     final,
     messages,
     put_configmap,
+    started,
     started_at,
     states,
     timeline,
@@ -65,8 +66,7 @@ async def test_a_plan_never_shows_a_secrets_values(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
 ) -> None:
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     name = unique("db")
     old, new = "old-" + unique("pw"), "new-" + unique("pw")
     seed = {"target_agent": agent.agent_id, "payload": {"manifests": [secret_yaml(name, old)]}}
@@ -101,8 +101,7 @@ async def test_what_the_policy_refused_in_the_plan_is_left_alone_by_its_apply(
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text("namespaces: [default]\n")
     agent = make_agent(cluster, policy=load_policy(policy_file))
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     allowed, elsewhere = unique("ok"), unique("no")
     manifests = [cm_yaml(allowed, a="1"), cm_yaml(elsewhere, "kube-public", a="1")]
     plan_id = unique("plan")
@@ -125,8 +124,7 @@ async def test_an_object_that_appeared_since_the_plan_is_not_overwritten(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
 ) -> None:
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     appeared, other = unique("appeared"), unique("other")
     plan_id = unique("plan")
     manifests = [cm_yaml(appeared, owner="us"), cm_yaml(other, owner="us")]
@@ -153,9 +151,7 @@ async def test_a_pause_between_waves_is_kept(
 ) -> None:
     first = make_agent(cluster, labels={"ring": "first"})
     second = make_agent(second_cluster, labels={"ring": "second"})
-    for agent in (first, second):
-        await agent.start(cp.agent_url)
-        await agent.connected()
+    await started(cp.agent_url, first, second)
     name = unique("pause")
     body = {
         "id": name,
@@ -183,8 +179,7 @@ async def test_a_child_cancelled_by_hand_is_a_cluster_that_did_not_complete(
     cancelled by ``POST /events/{id}/cancel``; the rollout ends failed (past ``max_failures``
     0, the default), saying so."""
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     absent = unique("absent")
     name = unique("hand")
     body = {
@@ -213,8 +208,7 @@ async def test_cancel_lets_the_running_cluster_finish(
     meanwhile: the first finishes (the Deployment applied, then failed at its timeout), the
     second never starts, and the rollout ends cancelled."""
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     offline = f"{agent.agent_id}-z"  # after the online one in id order
     name = unique("run")
     body = {
@@ -246,8 +240,7 @@ async def test_a_plan_of_a_new_namespace_and_its_objects_applies_them(
     cp: ControlPlane, make_agent: Callable[..., Agent], cluster: Cluster
 ) -> None:
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     namespace, name = unique("ns"), unique("cm")
     manifests = [namespace_yaml(namespace), cm_yaml(name, namespace, a="1")]
     plan_id = unique("plan")
@@ -270,8 +263,7 @@ async def test_a_delete_plan_deletes_what_it_saw_and_leaves_what_changed(
     """A plan of action delete says what it would delete (and what is not there); one object
     is edited before the apply: it stays, the other is deleted."""
     agent = make_agent(cluster)
-    await agent.start(cp.agent_url)
-    await agent.connected()
+    await started(cp.agent_url, agent)
     gone, kept = unique("gone"), unique("kept")
     for name in (gone, kept):
         await put_configmap(cluster, name, {"a": "1"})

@@ -6,21 +6,17 @@ fails in the Deployment's own words, and the second wave never starts."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from kubernetes import client as k8s
 
-from tests.bed.controllers import NEVER_READY_LABEL
+from tests.bed.controllers import deployment_json
 from tests.bed.harness import Agent, ControlPlane, read
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
 from tests.bed.rollouts import (
-    STORES,
     child,
     cm_yaml,
     configmap_data,
@@ -29,14 +25,12 @@ from tests.bed.rollouts import (
     final,
     messages,
     put_configmap,
+    started,
     started_at,
-    started_plane,
     states,
-    store_of,
     timeline,
 )
 from tests.bed.rollouts import until as until_rollout
-from transporter.config.store_spec import StoreSpec
 from transporter.produce.client import Client
 
 
@@ -56,17 +50,6 @@ def version(found: Any) -> str:
     return str(found.metadata.resource_version)
 
 
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> StoreSpec | None:
-    return store_of(request)
-
-
-@pytest.fixture
-async def plane(store: StoreSpec | None, nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
-    """A control plane on each store."""
-    return await started_plane(nursery, tmp_path / "cp", store)
-
-
 async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     plane: ControlPlane,
     make_agent: Callable[..., Agent],
@@ -79,9 +62,7 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     someone else made gets our field manager's ownership written, a new resourceVersion.)"""
     steady = make_agent(cluster, labels={"plan": "yes"})
     edited = make_agent(second_cluster, labels={"plan": "yes"})
-    for agent in (steady, edited):
-        await agent.start(plane.agent_url)
-        await agent.connected()
+    await started(plane.agent_url, steady, edited)
     changed, same, fresh = unique("changed"), unique("same"), unique("fresh")
     seed = unique("seed")
     before = [cm_yaml(changed, key="old"), cm_yaml(same, key="v")]
@@ -140,26 +121,6 @@ async def test_a_plans_diff_is_what_its_apply_does_and_drift_is_left_alone(
     assert shown == {changed: "drifted", same: "unchanged", fresh: "created"}
 
 
-def deployment_json(name: str, *, never_ready: bool = True) -> str:
-    """A Deployment (one JSON document is YAML too), by default one whose pods KWOK never
-    makes ready."""
-    labels = {"app": name, **({NEVER_READY_LABEL: "true"} if never_ready else {})}
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}]},
-            },
-        },
-    }
-    return json.dumps(body)
-
-
 async def read_deployment(where: Cluster, name: str) -> Any:
     return await read(
         where, lambda api: k8s.AppsV1Api(api).read_namespaced_deployment(name, "default")
@@ -175,15 +136,13 @@ async def test_a_first_wave_that_never_becomes_ready_starts_no_second_wave(
 ) -> None:
     canary = make_agent(ready_cluster, labels={"ring": "canary"})
     rest = make_agent(cluster, labels={"ring": "rest"})
-    for agent in (canary, rest):
-        await agent.start(cp.agent_url)
-        await agent.connected()
+    await started(cp.agent_url, canary, rest)
     name = unique("stuck")
     body = {
         "id": name,
         "selector": "ring",
         "payload": {
-            "manifests": [deployment_json(name)],
+            "manifests": [deployment_json(name, never_ready=True)],
             "wait_ready": True,
             "ready_timeout": 10,
         },
@@ -214,15 +173,13 @@ async def test_the_next_wave_starts_once_the_first_is_ready(
     same Deployment is never ready: it fails at the timeout)."""
     canary = make_agent(ready_cluster, labels={"ring": "canary"})
     rest = make_agent(cluster, labels={"ring": "rest"})
-    for agent in (canary, rest):
-        await agent.start(cp.agent_url)
-        await agent.connected()
+    await started(cp.agent_url, canary, rest)
     name = unique("ready")
     body = {
         "id": name,
         "selector": "ring",
         "payload": {
-            "manifests": [deployment_json(name, never_ready=False)],
+            "manifests": [deployment_json(name)],
             "wait_ready": True,
             "ready_timeout": 12,
         },

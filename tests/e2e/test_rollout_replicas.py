@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from tests.bed.harness import Agent, ControlPlane
@@ -22,18 +21,13 @@ from tests.bed.rollouts import (
     configmap_data,
     ended_at,
     final,
+    started,
     started_at,
     states,
-    third_cluster_of,
     timeline,
     until,
 )
 from transporter.config.store_spec import StoreSpec
-
-
-@pytest.fixture(scope="session")
-def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
-    return third_cluster_of(cluster_factory)
 
 
 async def test_a_rollout_goes_over_two_replicas(
@@ -55,8 +49,7 @@ async def test_a_rollout_goes_over_two_replicas(
     early = make_agent(second_cluster, labels={"team": team, "ring": "main"})
     late = make_agent(third_cluster, labels={"team": team, "ring": "main"})
     for agent, plane in ((canary, one), (early, two), (late, two)):
-        await agent.start(plane.agent_url)
-        await agent.connected()
+        await started(plane.agent_url, agent)
     name = unique("two")
     body = {
         "id": name,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from tests.bed.harness import Agent, ControlPlane
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
@@ -17,16 +15,11 @@ from tests.bed.rollouts import (
     configmap_data,
     ended_at,
     final,
+    started,
     started_at,
     states,
-    third_cluster_of,
     timeline,
 )
-
-
-@pytest.fixture(scope="session")
-def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
-    return third_cluster_of(cluster_factory)
 
 
 async def test_the_next_wave_waits_for_every_cluster_of_the_wave_before(
@@ -44,9 +37,7 @@ async def test_the_next_wave_waits_for_every_cluster_of_the_wave_before(
     agents = {
         key: make_agent(where, labels={"ring": ring}) for key, (where, ring) in places.items()
     }
-    for agent in agents.values():
-        await agent.start(cp.agent_url)
-        await agent.connected()
+    await started(cp.agent_url, *agents.values())
     name = unique("waves")
     manifests = [cm_yaml(f"{name}-{n}", n=str(n)) for n in range(10)]
     body = {
@@ -73,6 +64,6 @@ async def test_the_next_wave_waits_for_every_cluster_of_the_wave_before(
     assert max(map(started_at, first_wave)) <= min(map(ended_at, first_wave))
     # … and the last wave only after both had ended.
     assert started_at(records["c"]) >= max(map(ended_at, first_wave))
-    started = timeline(view, "wave_started")
-    assert [entry["wave"] for entry in started] == [0, 1]
-    assert started[1]["at"] >= max(map(ended_at, first_wave))
+    waves_started = timeline(view, "wave_started")
+    assert [entry["wave"] for entry in waves_started] == [0, 1]
+    assert waves_started[1]["at"] >= max(map(ended_at, first_wave))

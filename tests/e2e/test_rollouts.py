@@ -8,45 +8,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import trio
-
 from tests.bed.harness import Agent, ControlPlane
 from tests.bed.kube import Cluster
 from tests.bed.manifests import unique
 from tests.bed.rollouts import (
-    STORES,
     child,
     cm_yaml,
     configmap_data,
     ended_at,
     final,
     messages,
+    started,
     started_at,
-    started_plane,
     states,
-    store_of,
-    third_cluster_of,
     timeline,
 )
 from transporter.agent.policy import load_policy
-from transporter.config.store_spec import StoreSpec
-
-
-@pytest.fixture(scope="session")
-def third_cluster(cluster_factory: Callable[[], Cluster]) -> Cluster:
-    return third_cluster_of(cluster_factory)
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> StoreSpec | None:
-    return store_of(request)
-
-
-@pytest.fixture
-async def plane(store: StoreSpec | None, nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
-    """A control plane on each store."""
-    return await started_plane(nursery, tmp_path / "cp", store)
 
 
 async def test_a_selector_reaches_its_clusters_only_and_waves_go_in_order(
@@ -59,9 +36,7 @@ async def test_a_selector_reaches_its_clusters_only_and_waves_go_in_order(
     canary = make_agent(cluster, labels={"env": "prod", "ring": "canary", "team": "a"})
     late = make_agent(second_cluster, labels={"env": "prod", "ring": "late", "team": "b"})
     dev = make_agent(third_cluster, labels={"env": "dev", "ring": "canary", "team": "a"})
-    for agent in (canary, late, dev):
-        await agent.start(plane.agent_url)
-        await agent.connected()
+    await started(plane.agent_url, canary, late, dev)
     name = unique("sel")
     body = {
         "id": name,
@@ -108,9 +83,7 @@ async def test_past_max_failures_the_later_waves_are_not_started(
     canary = make_agent(cluster, labels={"ring": "canary"}, policy=load_policy(policy_file))
     early = make_agent(second_cluster, labels={"ring": "early"})
     late = make_agent(third_cluster, labels={"ring": "late"})
-    for agent in (canary, early, late):
-        await agent.start(cp.agent_url)
-        await agent.connected()
+    await started(cp.agent_url, canary, early, late)
     name = unique("fail")
     body = {
         "id": name,
