@@ -11,13 +11,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.bed.controllers import controllers_bin as build_controllers
 from tests.bed.controllers import running_controllers
+from tests.bed.harness import Agent, ControlPlane
 from tests.bed.kube import Cluster, running_cluster, testbed_bin
 from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer, running_redis
 from tests.bed.roles import SINGLE_FILE
+from transporter.agent.policy import DEFAULT_POLICY, Policy
 
 MARKED_BY_FIXTURE = {
     "kube": frozenset(
@@ -137,3 +140,31 @@ def binary() -> Path:
             )
         pytest.skip("no dist/transporter: run `make binary` first")
     return SINGLE_FILE
+
+
+_agents = itertools.count(1)
+
+
+@pytest.fixture
+async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
+    """A running control plane on the embedded SQLite store."""
+    plane = ControlPlane(nursery, tmp_path / "cp")
+    await plane.start()
+    return plane
+
+
+@pytest.fixture
+def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
+    """Agents with unique ids (the clusters are shared by the test session)."""
+
+    def make(
+        cluster: Cluster,
+        *,
+        labels: dict[str, str] | None = None,
+        policy: Policy = DEFAULT_POLICY,
+        impersonate: bool = False,
+    ) -> Agent:
+        agent_id = f"agent-{next(_agents)}"
+        return Agent(nursery, agent_id, cluster, labels or {}, policy, impersonate=impersonate)
+
+    return make

@@ -1,45 +1,17 @@
-"""Fixtures of the end-to-end tests: a control plane, and agents on real clusters."""
+"""Fixtures of the end-to-end tests (``cp`` and ``make_agent`` are in tests/conftest.py): more
+clusters, and a control plane on each store."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.bed.harness import Agent, ControlPlane
+from tests.bed.harness import ControlPlane
 from tests.bed.kube import Cluster
-from transporter.agent.policy import DEFAULT_POLICY, Policy
 from transporter.config.store_spec import StoreSpec
-
-_agents = itertools.count(1)
-
-
-@pytest.fixture
-async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
-    """A running control plane on the embedded SQLite store."""
-    plane = ControlPlane(nursery, tmp_path / "cp")
-    await plane.start()
-    return plane
-
-
-@pytest.fixture
-def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
-    """Agents with unique ids (the clusters are shared by the test session)."""
-
-    def make(
-        cluster: Cluster,
-        *,
-        labels: dict[str, str] | None = None,
-        policy: Policy = DEFAULT_POLICY,
-        impersonate: bool = False,
-    ) -> Agent:
-        agent_id = f"agent-{next(_agents)}"
-        return Agent(nursery, agent_id, cluster, labels or {}, policy, impersonate=impersonate)
-
-    return make
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import termios
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import trio
 import trio.lowlevel
 
@@ -24,21 +23,6 @@ from tests.bed.harness import Agent, ControlPlane, run_produce
 from tests.bed.kube import Cluster
 from tests.bed.manifests import configmap_yaml, unique
 from transporter.security.tokens import Role
-
-
-@pytest.fixture
-async def cp(nursery: trio.Nursery, tmp_path: Path) -> ControlPlane:
-    plane = ControlPlane(nursery, tmp_path / "cp")
-    await plane.start()
-    return plane
-
-
-@pytest.fixture
-def make_agent(nursery: trio.Nursery) -> Callable[..., Agent]:
-    def make(cluster: Cluster, *, labels: dict[str, str]) -> Agent:
-        return Agent(nursery, unique("agent"), cluster, labels)
-
-    return make
 
 
 def manifest(folder: Path, **data: str) -> str:
