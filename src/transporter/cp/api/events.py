@@ -13,6 +13,7 @@ from quart import Blueprint, request
 from transporter.cp.api.access import Caller, Refused, needs
 from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadQuery, error
+from transporter.cp.api.paging import visible_page
 from transporter.cp.api.queries import bool_arg, caller, float_arg, int_arg
 from transporter.cp.api.services import services
 from transporter.cp.openapi.bounds import EVENTS_PAGE, MAX_SINCE
@@ -114,16 +115,11 @@ async def _visible_events(
 ) -> Page[EventRecord]:
     """The events ``who`` may see, newest first, from the store's pages (see
     :data:`SCAN_PAGE`); the cursor is the ``seq`` of the last event looked at."""
-    items: list[EventRecord] = []
-    for _ in range(SCAN_PAGES):
-        page = await services().store.list_events(state=state, limit=SCAN_PAGE, cursor=cursor)
-        for index, record in enumerate(page.items):
-            if who.may_target(record.event.target_agent):
-                items.append(record)
-                if len(items) == limit:
-                    more = index + 1 < len(page.items) or page.cursor is not None
-                    return Page(items, str(record.seq) if more else None)
-        if page.cursor is None:
-            return Page(items, None)
-        cursor = page.cursor
-    return Page(items, cursor)
+    store = services().store
+    return await visible_page(
+        lambda after: store.list_events(state=state, limit=SCAN_PAGE, cursor=after),
+        lambda record: who.may_target(record.event.target_agent),
+        limit=limit,
+        cursor=cursor,
+        pages=SCAN_PAGES,
+    )

@@ -18,6 +18,7 @@ from quart import Blueprint, request
 from transporter.cp.api.access import Caller, Refused, needs
 from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadQuery, BadRequest, NotFound
+from transporter.cp.api.paging import visible_page
 from transporter.cp.api.queries import caller, int_arg, json_body
 from transporter.cp.api.rollout_views import Scrub, detail, needs_scrubbing, scrubber, summary
 from transporter.cp.api.services import services
@@ -90,20 +91,14 @@ async def _visible(
     limit: int,
     cursor: str | None,
 ) -> Page[RolloutRecord]:
-    items: list[RolloutRecord] = []
     store = services().store
-    for _ in range(SCAN_PAGES):
-        page = await store.list_rollouts(state=state, kind=kind, limit=SCAN_PAGE, cursor=cursor)
-        for index, record in enumerate(page.items):
-            if visible(who, record):
-                items.append(record)
-                if len(items) == limit:
-                    more = index + 1 < len(page.items) or page.cursor is not None
-                    return Page(items, str(record.seq) if more else None)
-        if page.cursor is None:
-            return Page(items, None)
-        cursor = page.cursor
-    return Page(items, cursor)
+    return await visible_page(
+        lambda after: store.list_rollouts(state=state, kind=kind, limit=SCAN_PAGE, cursor=after),
+        lambda record: visible(who, record),
+        limit=limit,
+        cursor=cursor,
+        pages=SCAN_PAGES,
+    )
 
 
 async def shown(
