@@ -6,8 +6,14 @@ from __future__ import annotations
 
 from transporter.cli import produce_rollouts
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
-from transporter.cli.flags import Flag, path
-from transporter.cli.produce_reach import HTTP_CP_URL, REACH_FLAGS, WAIT_TIMEOUT, reach_and_show
+from transporter.cli.flags import Flag
+from transporter.cli.produce_reach import (
+    HTTP_CP_URL,
+    MANIFEST,
+    REACH_FLAGS,
+    WAIT_TIMEOUT,
+    reach_and_show,
+)
 from transporter.cli.rollout_flags import (
     READY_FLAGS,
     ROLLOUT_FLAGS,
@@ -25,14 +31,6 @@ from transporter.config.values import parse_agent_id, parse_positive_float, pars
 from transporter.protocol.model import EventState
 from transporter.protocol.rollout import RolloutState
 
-MANIFEST = Flag(
-    "--manifest",
-    "YAML file or folder of YAML files, repeatable",
-    path,
-    required=True,
-    repeat=True,
-    metavar="FILE|DIR",
-)
 DELETE = Flag(
     "--delete", "delete the objects the manifests name instead of applying them", switch=True
 )

@@ -44,6 +44,15 @@ WAIT_TIMEOUT = Flag(
     "300",
     metavar="SECONDS",
 )
+MANIFEST = Flag(
+    "--manifest",
+    "YAML file or folder of YAML files, repeatable",
+    path,
+    required=True,
+    repeat=True,
+    metavar="FILE|DIR",
+)
+"""What to submit or plan: ``produce k8s`` and ``produce plan`` take it alike."""
 REACH_FLAGS = (TOKEN, CA_CERT, LOG_FORMAT)
 
 

@@ -6,8 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from transporter.cli.commands import Parser, Subcommands, Values, add_command
-from transporter.cli.flags import Flag, path
-from transporter.cli.produce_reach import HTTP_CP_URL, REACH_FLAGS, WAIT_TIMEOUT, reach_and_show
+from transporter.cli.flags import Flag
+from transporter.cli.produce_reach import (
+    HTTP_CP_URL,
+    MANIFEST,
+    REACH_FLAGS,
+    WAIT_TIMEOUT,
+    reach_and_show,
+)
 from transporter.cli.rollout_flags import (
     READY_FLAGS,
     STRATEGY_FLAGS,
@@ -32,14 +38,7 @@ SHOW_FLAGS = (HTTP_CP_URL, OUTPUT, NO_HEADERS, *REACH_FLAGS)
 
 PLAN_FLAGS = (
     *TARGET_FLAGS,
-    Flag(
-        "--manifest",
-        "YAML file or folder of YAML files, repeatable",
-        path,
-        required=True,
-        repeat=True,
-        metavar="FILE|DIR",
-    ),
+    MANIFEST,
     Flag("--delete", "plan deleting the objects the manifests name", switch=True),
     Flag(
         "--ttl",
