@@ -42,25 +42,32 @@ DEFAULT = Strategy()
 
 
 def spec(
+    rollout_id: str = "r1",
     *,
     agents: tuple[str, ...] = (),
     selector: str = "",
     strategy: Strategy = DEFAULT,
     standing: bool = False,
+    allow_empty: bool = False,
     ttl: int = 600,
     kind: RolloutKind = RolloutKind.APPLY,
+    scope: tuple[str, ...] = (),
+    created_at: float = T0,
 ) -> RolloutSpec:
+    """A rollout's spec of one ConfigMap, by alice."""
     return RolloutSpec(
-        id="r1",
+        id=rollout_id,
         kind=kind,
         payload=K8sPayload((MANIFEST,)),
-        created_at=T0,
+        created_at=created_at,
         ttl=ttl,
         created_by="alice",
         selector=selector,
         agents=agents,
         strategy=strategy,
         standing=standing,
+        allow_empty=allow_empty,
+        scope=scope,
     )
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
 from tests.bed import pki as test_pki
 from tests.bed.harness import FAST_BACKOFF, FAST_CHANNEL
+from tests.cp.rollout import fleet
 from transporter.agent.session import Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.config.store_spec import StoreSpec
@@ -30,16 +32,14 @@ from transporter.cp.watch import EventWatch
 from transporter.protocol.model import (
     Event,
     EventState,
-    K8sPayload,
     Phase,
     ResourceResult,
 )
-from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec, Strategy
+from transporter.protocol.rollout import RolloutRecord, RolloutSpec
 from transporter.security.ed25519 import PublicKey
 from transporter.store import Store, open_store
 
 TIMEOUT = 30.0
-MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n"
 
 
 def everyone(agent: str) -> bool:
@@ -155,32 +155,9 @@ async def first(events: list[trio.Event]) -> None:
             nursery.start_soon(wait, event)
 
 
-def spec(
-    rollout_id: str = "r1",
-    *,
-    selector: str = "",
-    agents: tuple[str, ...] = (),
-    strategy: Strategy = Strategy(),  # noqa: B008 (frozen)
-    standing: bool = False,
-    allow_empty: bool = False,
-    ttl: int = 600,
-    kind: RolloutKind = RolloutKind.APPLY,
-    scope: tuple[str, ...] = (),
-) -> RolloutSpec:
-    return RolloutSpec(
-        id=rollout_id,
-        kind=kind,
-        payload=K8sPayload((MANIFEST,)),
-        created_at=time.time(),
-        ttl=ttl,
-        created_by="alice",
-        selector=selector,
-        agents=agents,
-        strategy=strategy,
-        standing=standing,
-        allow_empty=allow_empty,
-        scope=scope,
-    )
+def spec(rollout_id: str = "r1", **given: Any) -> RolloutSpec:
+    """:func:`tests.cp.rollout.fleet.spec`, created now: the engine's clock is the real one."""
+    return fleet.spec(rollout_id, created_at=time.time(), **given)
 
 
 async def start_plane(

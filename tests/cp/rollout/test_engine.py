@@ -12,7 +12,8 @@ import attrs
 import pytest
 import trio
 
-from tests.cp.rollout.plane import MANIFEST, Script, everyone, spec, start_plane
+from tests.cp.rollout.fleet import MANIFEST
+from tests.cp.rollout.plane import Script, everyone, spec, start_plane
 from transporter.agent.session import agent_info
 from transporter.cp.rollout.errors import (
     NoMatch,
