@@ -9,9 +9,6 @@ that: an object that changed since (or was not planned) is not touched, and come
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import attrs
 import trio
 from quart import Blueprint, request
@@ -23,11 +20,11 @@ from transporter.cp.api.queries import caller, json_body
 from transporter.cp.api.rollout_views import plan_detail, scrubber
 from transporter.cp.api.rollouts import listing, optional_body, readable
 from transporter.cp.api.services import services
-from transporter.cp.api.submit import off_loop, refused, scope, start, waves
+from transporter.cp.api.submit import parse_and_start, scope, waves
 from transporter.cp.openapi.bounds import MAX_PLAN_CLUSTERS
 from transporter.protocol.model import Action
-from transporter.protocol.rollout import RolloutKind, RolloutSpec
-from transporter.protocol.rollout_request import child_bytes, parse_plan, parse_plan_apply
+from transporter.protocol.rollout import RolloutKind
+from transporter.protocol.rollout_request import parse_plan, parse_plan_apply
 from transporter.protocol.submission import InvalidEvent
 from transporter.security.tokens import Role
 
@@ -40,22 +37,7 @@ async def submit_plan() -> Answer:
     """202 ``{plan_id, agents, status}``; 200 for a repeat of a stored plan's id and body."""
     who = caller()
     body = await json_body("invalid_event", "body")
-
-    def check() -> tuple[RolloutSpec, int]:
-        spec = parse_plan(
-            body,
-            now=time.time(),
-            new_id=lambda: str(uuid.uuid4()),
-            created_by=who.created_by,
-            scope=scope(who),
-        )
-        return spec, child_bytes(spec)
-
-    try:
-        spec, child = await off_loop(check)
-    except InvalidEvent as exc:
-        return refused(exc)
-    return await start(who, spec, child)
+    return await parse_and_start(who, body, parse_plan)
 
 
 @routes.get("/plans")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -45,6 +45,20 @@ INLINE_CHECK_BYTES = 64 * 1024
 """Requests smaller than this are checked on the event loop; larger ones in a thread."""
 MAX_BATCH = 1000
 """Events in one ``POST /events/batch``."""
+
+
+class ParseSpec(Protocol):
+    """:func:`~transporter.protocol.rollout_request.parse_rollout` or ``parse_plan``."""
+
+    def __call__(
+        self,
+        body: Any,
+        *,
+        now: float,
+        new_id: Callable[[], str],
+        created_by: str | None = None,
+        scope: tuple[str, ...] = (),
+    ) -> RolloutSpec: ...
 
 
 def _new_id() -> str:
@@ -123,8 +137,16 @@ async def submit() -> Answer:
 
 
 async def _submit_rollout(who: Caller, body: Any) -> Answer:
+    return await parse_and_start(who, body, parse_rollout)
+
+
+async def parse_and_start(who: Caller, body: Any, parse: ParseSpec) -> Answer:
+    """A rollout's (or a plan's) body checked by ``parse`` off the loop (a body holds up to
+    megabytes of manifests), with its id made here when it names none, then :func:`start`-ed;
+    a body that is not valid is a 400 naming the field."""
+
     def check() -> tuple[RolloutSpec, int]:
-        spec = parse_rollout(
+        spec = parse(
             body, now=time.time(), new_id=_new_id, created_by=who.created_by, scope=scope(who)
         )
         return spec, child_bytes(spec)
