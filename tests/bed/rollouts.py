@@ -50,6 +50,23 @@ async def until(
         raise AssertionError(f"rollout {rollout_id} never got there: {view}") from None
 
 
+async def submit_standing(
+    client: Client, rollout_id: str, selector: str, **data: str
+) -> dict[str, Any]:
+    """Submit a standing rollout of one ConfigMap named ``rollout_id`` (holding ``data``) to
+    the agents ``selector`` matches, and wait until it stands (the agents matched at once are
+    done): the submission's answer."""
+    body = {
+        "id": rollout_id,
+        "selector": selector,
+        "standing": True,
+        "payload": {"manifests": [cm_yaml(rollout_id, **data)]},
+    }
+    accepted = await client.submit_rollout(body)
+    await until(client, rollout_id, lambda v: v["state"] == "standing")
+    return accepted
+
+
 async def final(client: Client, rollout_id: str, *, within: float = 60) -> dict[str, Any]:
     """The rollout's view once it has ended."""
     return await until(client, rollout_id, lambda v: v["state"] in FINAL, within=within)

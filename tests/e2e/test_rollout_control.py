@@ -21,6 +21,7 @@ from tests.bed.rollouts import (
     started,
     started_at,
     states,
+    submit_standing,
     timeline,
     until,
 )
@@ -88,15 +89,9 @@ async def test_a_standing_rollout_reaches_later_agents_until_closed(
     await started(cp.agent_url, first)
     name, sentinel = unique("stand"), unique("sentinel")
     for rollout_id in (name, sentinel):
-        body = {
-            "id": rollout_id,
-            "selector": f"team={team}",
-            "standing": True,
-            "payload": {"manifests": [cm_yaml(rollout_id, n="1")]},
-        }
-        assert (await cp.client.submit_rollout(body))["agents"] == [first.agent_id]
-    view = await until(cp.client, name, lambda v: v["state"] == "standing")
-    assert states(view) == {first.agent_id: "completed"}
+        accepted = await submit_standing(cp.client, rollout_id, f"team={team}", n="1")
+        assert accepted["agents"] == [first.agent_id]
+    assert states(await cp.client.rollout(name)) == {first.agent_id: "completed"}
 
     later = make_agent(third_cluster, labels={"team": team})
     await started(cp.agent_url, later)
@@ -231,14 +226,7 @@ async def test_a_cancelled_standing_rollout_takes_no_one_more(
     await started(cp.agent_url, first)
     name, sentinel = unique("stand"), unique("sentinel")
     for rollout_id in (name, sentinel):
-        body = {
-            "id": rollout_id,
-            "selector": f"team={team}",
-            "standing": True,
-            "payload": {"manifests": [cm_yaml(rollout_id)]},
-        }
-        await cp.client.submit_rollout(body)
-        await until(cp.client, rollout_id, lambda v: v["state"] == "standing")
+        await submit_standing(cp.client, rollout_id, f"team={team}")
     answer = await cp.client.rollout_op(name, "cancel")
     assert (answer["cancelled"], answer["running"]) == (0, 0), answer
     assert (await final(cp.client, name))["state"] == "cancelled"

@@ -26,6 +26,7 @@ from tests.bed.rollouts import (
     started,
     started_at,
     states,
+    submit_standing,
     timeline,
     until,
 )
@@ -160,14 +161,7 @@ async def test_a_standing_rollout_outlives_kill_9(
 
         await agent(f"{team}-a", cluster)
         name = unique("stand")
-        body = {
-            "id": name,
-            "selector": f"team={team}",
-            "standing": True,
-            "payload": {"manifests": [cm_yaml(name, n="1")]},
-        }
-        await client.submit_rollout(body)
-        await until(client, name, lambda v: v["state"] == "standing")
+        await submit_standing(client, name, f"team={team}", n="1")
         await restart(cp)
 
         await agent(f"{team}-b", second_cluster)

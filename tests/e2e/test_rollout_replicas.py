@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -24,6 +23,7 @@ from tests.bed.rollouts import (
     started,
     started_at,
     states,
+    submit_standing,
     timeline,
     until,
 )
@@ -85,14 +85,7 @@ async def test_a_rollout_goes_over_two_replicas(
 
     # A standing rollout: an agent that registers later with the other replica joins it.
     standing = unique("stand")
-    stand: dict[str, Any] = {
-        "id": standing,
-        "selector": f"team={team}",
-        "standing": True,
-        "payload": {"manifests": [cm_yaml(standing)]},
-    }
-    await one.client.submit_rollout(stand)
-    await until(one.client, standing, lambda v: v["state"] == "standing")
+    await submit_standing(one.client, standing, f"team={team}")
     newcomer = make_agent(cluster, labels={"team": team, "ring": "new"})
     await newcomer.start(two.agent_url)
     view = await until(
