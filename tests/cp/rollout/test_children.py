@@ -14,7 +14,8 @@ from transporter.protocol.model import (
     ResourceResult,
     ResourceStatus,
 )
-from transporter.protocol.rollout import RolloutCluster, RolloutKind, Strategy
+from transporter.protocol.rollout import RolloutCluster, RolloutKind
+from transporter.protocol.rollout_request import PlanApply
 
 CLUSTER = RolloutCluster("a1", 0, "r1_a1")
 
@@ -58,10 +59,7 @@ def test_a_plans_apply_applies_what_was_planned() -> None:
     )
     refused = ResourceResult("v1", "Secret", "s", "prod", ResourceStatus.REFUSED, fingerprint="g")
     child = EventRecord(made, 1, EventState.COMPLETED, resources=(seen, refused))
-    applied = apply_spec(
-        plan, [child], rollout_id=None, strategy=Strategy(), wait_ready=False, ready_timeout=0,
-        ttl=60, actor="bob", now=T0,
-    )  # fmt: skip
+    applied = apply_spec(plan, [child], PlanApply(ttl=60), actor="bob", now=T0)
     assert applied.payload.action is Action.APPLY
     assert applied.expects == {"a1": {"apps/Deployment/prod/web": "f"}}
     assert applied.id.startswith("r1-") and len(applied.id) == len("r1-") + 8

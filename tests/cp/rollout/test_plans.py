@@ -19,6 +19,7 @@ from transporter.cp.rollout.errors import (
 )
 from transporter.protocol.model import Action, ResourceResult, ResourceStatus
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState, Strategy
+from transporter.protocol.rollout_request import PlanApply
 from transporter.store.base import RolloutConflict
 
 
@@ -39,16 +40,8 @@ class Clock:
 async def apply(
     plane: Plane, plan_id: str, rollout_id: str | None = None
 ) -> tuple[RolloutRecord, bool]:
-    return await plane.rollouts.apply_plan(
-        plan_id,
-        rollout_id=rollout_id,
-        strategy=Strategy(),
-        wait_ready=True,
-        ready_timeout=30,
-        ttl=600,
-        actor="bob",
-        may_target=everyone,
-    )
+    asked = PlanApply(rollout_id, Strategy(), wait_ready=True, ready_timeout=30, ttl=600)
+    return await plane.rollouts.apply_plan(plan_id, asked, actor="bob", may_target=everyone)
 
 
 async def test_a_plan_then_its_apply(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -133,17 +126,14 @@ async def test_a_repeated_apply_is_answered_first_and_reach_before_the_plans_sta
     clock.offset = 601  # the plan expired: a repeat of its apply is still answered as one
     again, created = await apply(plane, "plan1", "apply1")
     assert not created and again.spec.id == "apply1"
+    other = PlanApply("apply1", Strategy(max_parallel=1), True, ready_timeout=30, ttl=600)
     with pytest.raises(RolloutConflict):  # another request under that id
-        await plane.rollouts.apply_plan(
-            "plan1", rollout_id="apply1", strategy=Strategy(max_parallel=1), wait_ready=True,
-            ready_timeout=30, ttl=600, actor="bob", may_target=everyone,
-        )  # fmt: skip
+        await plane.rollouts.apply_plan("plan1", other, actor="bob", may_target=everyone)
     with pytest.raises(PlanExpired):
         await apply(plane, "plan1", "apply2")
     # a caller who does not reach the plan's clusters learns nothing of its state
     for plan_id in ("plan1", "plan2"):  # expired; not finished
         with pytest.raises(NotCovered):
             await plane.rollouts.apply_plan(
-                plan_id, rollout_id=None, strategy=Strategy(), wait_ready=False,
-                ready_timeout=0, ttl=600, actor="eve", may_target=lambda agent: False,
-            )  # fmt: skip
+                plan_id, PlanApply(ttl=600), actor="eve", may_target=lambda agent: False
+            )

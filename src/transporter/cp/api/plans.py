@@ -85,11 +85,7 @@ async def apply_plan(plan_id: str) -> Answer:
         raise BadRequest("wait_ready", "is only for a plan of the action apply")
     record, created = await found.rollouts.apply_plan(
         plan_id,
-        rollout_id=asked.rollout_id,
-        strategy=asked.strategy,
-        wait_ready=asked.wait_ready,
-        ready_timeout=asked.ready_timeout,
-        ttl=asked.ttl,
+        asked,
         actor=who.identity,
         may_target=who.may_target,
         scope=scope(who),

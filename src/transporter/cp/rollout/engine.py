@@ -35,8 +35,8 @@ from transporter.protocol.rollout import (
     RolloutKind,
     RolloutRecord,
     RolloutSpec,
-    Strategy,
 )
+from transporter.protocol.rollout_request import PlanApply
 from transporter.store.base import RolloutConflict, Store
 
 
@@ -203,29 +203,25 @@ class Rollouts:
     async def apply_plan(
         self,
         plan_id: str,
+        asked: PlanApply,
         *,
-        rollout_id: str | None,
-        strategy: Strategy,
-        wait_ready: bool,
-        ready_timeout: int,
-        ttl: int,
         actor: str,
         may_target: MayTarget,
         scope: CallerScope = None,
     ) -> tuple[RolloutRecord, bool]:
         """A rollout (kind ``apply``, ``plan_id`` set) of what the plan planned (see
-        :mod:`.plans`) over the agents whose plan completed. ``rollout_id``: its id (``None``:
-        one is made); a repeat of the same request answers the stored one, ``False``, before
-        the plan is checked (it may have expired since); the caller's reach to the plan's
-        clusters is checked before anything of the plan's state is told.
+        :mod:`.plans`) over the agents whose plan completed, as ``asked`` (its ``rollout_id``
+        ``None``: an id is made); a repeat of the same request answers the stored one,
+        ``False``, before the plan is checked (it may have expired since); the caller's reach
+        to the plan's clusters is checked before anything of the plan's state is told.
 
         Raises :class:`~.errors.UnknownRollout`, :class:`~.errors.NotCovered`,
         :class:`~.errors.NotAPlan`, :class:`~.errors.PlanNotReady` (not finished),
         :class:`~.errors.PlanExpired` (past its ``ttl``), :class:`~.errors.NoMatch` (no
         cluster's plan completed), :class:`RolloutConflict` (the id is another's)."""
+        rollout_id = asked.rollout_id
         if rollout_id is not None and (done := await self.store.get_rollout(rollout_id)):
-            ready = (wait_ready, ready_timeout)
-            if not plans.same_apply(done.spec, plan_id, strategy, ready, ttl, actor):
+            if not plans.same_apply(done.spec, plan_id, asked, actor):
                 raise RolloutConflict(rollout_id)
             targets.check_reach(done, may_target)
             return done, False
@@ -235,17 +231,7 @@ class Rollouts:
         targets.check_reach(plan, may_target, scope)
         now = self.clock()
         plans.check_plan(plan, now)
-        spec = plans.apply_spec(
-            plan,
-            await self.children(plan),
-            rollout_id=rollout_id,
-            strategy=strategy,
-            wait_ready=wait_ready,
-            ready_timeout=ready_timeout,
-            ttl=ttl,
-            actor=actor,
-            now=now,
-        )
+        spec = plans.apply_spec(plan, await self.children(plan), asked, actor=actor, now=now)
         if not spec.agents:
             raise NoMatch(f"plan {plan_id!r} completed on no cluster: nothing to apply")
         return await self.create(spec, may_target=may_target)

@@ -30,6 +30,7 @@ from transporter.protocol.model import (
     object_key,
 )
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec, Strategy
+from transporter.protocol.rollout_request import PlanApply
 
 NOT_PLANNED = frozenset({ResourceStatus.REFUSED, ResourceStatus.FAILED})
 PLAN_STRATEGY = Strategy(max_failures=100_000)
@@ -76,31 +77,29 @@ def expects(
 def apply_spec(
     plan: RolloutRecord,
     children: Sequence[EventRecord | None],
+    asked: PlanApply,
     *,
-    rollout_id: str | None,
-    strategy: Strategy,
-    wait_ready: bool,
-    ready_timeout: int,
-    ttl: int,
     actor: str,
     now: float,
 ) -> RolloutSpec:
-    """The rollout applying ``plan`` (checked with :func:`check_plan`)."""
+    """The rollout applying ``plan`` (checked with :func:`check_plan`) as ``asked``."""
     found = expects(plan, children)
     payload = plan.spec.payload
     if payload.action is Action.PLAN:  # the action planned is kept in the plan's spec
         payload = attrs.evolve(payload, action=Action.APPLY)
     if payload.action is Action.APPLY:
-        payload = attrs.evolve(payload, wait_ready=wait_ready, ready_timeout=ready_timeout)
+        payload = attrs.evolve(
+            payload, wait_ready=asked.wait_ready, ready_timeout=asked.ready_timeout
+        )
     return RolloutSpec(
-        id=rollout_id or apply_id(plan.spec.id),
+        id=asked.rollout_id or apply_id(plan.spec.id),
         kind=RolloutKind.APPLY,
         payload=attrs.evolve(payload, expect={}),
         created_at=now,
-        ttl=ttl,
+        ttl=asked.ttl,
         created_by=actor,
         agents=tuple(sorted(found)),
-        strategy=strategy,
+        strategy=asked.strategy,
         priority=plan.spec.priority,
         labels=dict(plan.spec.labels),
         scope=plan.spec.scope,
@@ -109,22 +108,18 @@ def apply_spec(
     )
 
 
-def same_apply(
-    applied: RolloutSpec,
-    plan_id: str,
-    strategy: Strategy,
-    ready: tuple[bool, int],
-    ttl: int,
-    actor: str,
-) -> bool:
+def same_apply(applied: RolloutSpec, plan_id: str, asked: PlanApply, actor: str) -> bool:
     """Whether the rollout ``applied`` is what this request to apply ``plan_id`` would make
-    (a repeat of it); ``ready``: its ``wait_ready`` and ``ready_timeout``."""
+    (a repeat of it)."""
     payload = applied.payload
-    same_ready = (payload.wait_ready, payload.ready_timeout) == ready
+    same_ready = (payload.wait_ready, payload.ready_timeout) == (
+        asked.wait_ready,
+        asked.ready_timeout,
+    )
     return (
         applied.plan_id == plan_id
-        and applied.strategy == strategy
-        and applied.ttl == ttl
+        and applied.strategy == asked.strategy
+        and applied.ttl == asked.ttl
         and applied.created_by == actor
         and (same_ready or payload.action is not Action.APPLY)
     )
