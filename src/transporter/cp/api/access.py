@@ -29,7 +29,7 @@ import trio
 
 from transporter.cp.api.echo import quoted
 from transporter.logs import about
-from transporter.protocol.model import AuditEntry
+from transporter.protocol.model import AuditEntry, EventRecord
 from transporter.security.tokens import Role, TokenRecord, token_id_of
 from transporter.store.base import Store, StoreUnavailable
 
@@ -115,6 +115,19 @@ class Caller:
         if not self.may_target(agent):
             message = f"{self.reach(doing)}; not agent {quoted(agent)}"
             raise Refused(403, message, caller=self, agent=agent)
+
+    def require_event(self, record: EventRecord, doing: str) -> None:
+        """:class:`Refused` (403) unless the caller may ``doing`` (``"read"``, ``"cancel
+        events for"``) the agent of the event ``record``: the refusal names the event."""
+        if not self.may_target(record.event.target_agent):
+            raise Refused(
+                403,
+                f"event {record.event.id!r} is for an agent outside your token's reach:"
+                f" {self.reach(doing)}",
+                caller=self,
+                agent=record.event.target_agent,
+                event_id=record.event.id,
+            )
 
     def reach(self, doing: str) -> str:
         """``your token 'ci' may read agents matching 'team-a-*'``."""

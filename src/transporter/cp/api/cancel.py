@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from transporter.cp.api.access import Refused, needs
+from transporter.cp.api.access import needs
 from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, NotFound
 from transporter.cp.api.queries import caller
@@ -28,14 +28,6 @@ async def cancel_event(event_id: str) -> Answer:
     record = await found.store.get_event(event_id)
     if record is None:
         raise NotFound(f"no event {quoted(event_id)}")
-    if not who.may_target(record.event.target_agent):
-        raise Refused(
-            403,
-            f"event {event_id!r} is for an agent outside your token's reach:"
-            f" {who.reach('cancel events for')}",
-            caller=who,
-            agent=record.event.target_agent,
-            event_id=event_id,
-        )
+    who.require_event(record, "cancel events for")
     cancelled = await found.rollouts.cancel_event(event_id, actor=who.identity)
     return {"event_id": cancelled.event.id, "state": cancelled.state.value}, 200

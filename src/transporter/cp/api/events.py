@@ -10,7 +10,7 @@ import time
 import trio
 from quart import Blueprint, request
 
-from transporter.cp.api.access import Caller, Refused, needs
+from transporter.cp.api.access import Caller, needs
 from transporter.cp.api.echo import quoted
 from transporter.cp.api.errors import Answer, BadQuery, error
 from transporter.cp.api.paging import visible_page
@@ -57,7 +57,7 @@ async def get_event(event_id: str) -> Answer:
         while True:
             if record is None:
                 return error(404, "not_found", f"no event {quoted(event_id)}")
-            _require_visible(who, record)
+            who.require_event(record, "read")
             left = deadline - time.monotonic()
             if len(record.timeline) > since or record.state.terminal or left <= 0:
                 return await found.views.one(record, manifests=with_manifests), 200
@@ -65,18 +65,6 @@ async def get_event(event_id: str) -> Answer:
             with trio.move_on_after(min(left, OTHER_REPLICAS) if found.shared_store else left):
                 written = await subscription.next()
             record = written or await found.store.get_event(event_id)
-
-
-def _require_visible(who: Caller, record: EventRecord) -> None:
-    if not who.may_target(record.event.target_agent):
-        raise Refused(
-            403,
-            f"event {record.event.id!r} is for an agent outside your token's reach:"
-            f" {who.reach('read')}",
-            caller=who,
-            agent=record.event.target_agent,
-            event_id=record.event.id,
-        )
 
 
 @routes.get("/events")
