@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.bed.redis import running_redis
 
 from bench.common import Api, agents_harness, control_plane, cpu_seconds, rss_kib
+from bench.throughput import MANIFEST, load
 
-MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 POLL = 0.05
 
 
@@ -72,19 +72,7 @@ def rollout(api: Api, agents: int) -> str:
 
 
 def singles(api_url: str, token: str, data_dir: Path, agents: int, clients: int = 4) -> str:
-    def post(offset: int) -> None:
-        api = Api(api_url, token, data_dir)
-        for n in range(offset, agents, clients):
-            body = {"target_agent": f"bench-{n}", "payload": {"manifests": [MANIFEST]}}
-            status, answer = api.call("POST", "/events", body)
-            assert status == 202, answer
-        api.close()
-
-    threads = [threading.Thread(target=post, args=(c,)) for c in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    load(api_url, token, data_dir, agents, agents, clients, batch=1)  # one event an agent
     api = Api(api_url, token, data_dir)
     while completed(api) < agents:
         time.sleep(POLL)
