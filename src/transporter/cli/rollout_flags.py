@@ -6,29 +6,30 @@ mistake is a usage error (exit 2) naming the flag before anything is sent."""
 from __future__ import annotations
 
 import argparse
-from typing import Final
 
 from transporter.cli.commands import ON_COMMAND_LINE, Parser, Values
 from transporter.cli.flags import Flag
 from transporter.config.produce import RolloutOptions, Targets
 from transporter.config.values import ConfigError, parse_agent_id
 from transporter.protocol.rollout import ROLLOUT_ID_RULE, Strategy, Wave, is_rollout_id
+from transporter.protocol.rollout_request import (
+    MAX_FAILURES,
+    MAX_PARALLEL,
+    MAX_PAUSE,
+    MAX_TARGETS,
+    MAX_WAVES,
+)
 from transporter.protocol.selector import Selector, SelectorError
-
-MAX_AGENTS: Final = 1000
-MAX_COUNT: Final = 100_000
-MAX_WAVES: Final = 16
-MAX_PAUSE: Final = 86_400
-MAX_READY_TIMEOUT: Final = 3600
+from transporter.protocol.submission import MAX_READY_TIMEOUT
 
 
 def parse_agents(text: str) -> tuple[str, ...]:
-    """``a,b,c``: agent ids, at least one, at most :data:`MAX_AGENTS`, none twice."""
+    """``a,b,c``: agent ids, at least one, at most :data:`MAX_TARGETS`, none twice."""
     agents = tuple(item.strip() for item in text.split(",") if item.strip())
     if not agents:
         raise ConfigError("names no agent (give ids separated by commas)")
-    if len(agents) > MAX_AGENTS:
-        raise ConfigError(f"{len(agents)} agents; a rollout takes at most {MAX_AGENTS}")
+    if len(agents) > MAX_TARGETS:
+        raise ConfigError(f"{len(agents)} agents; a rollout takes at most {MAX_TARGETS}")
     seen: set[str] = set()
     for agent in agents:
         parse_agent_id(agent)
@@ -46,7 +47,7 @@ def parse_selector(text: str) -> str:
         raise ConfigError(str(exc)) from None
 
 
-def _count(text: str, what: str, top: int = MAX_COUNT) -> int:
+def _count(text: str, what: str, top: int) -> int:
     if not text.strip().isdigit() or int(text) > top:
         raise ConfigError(f"{text!r} is not {what} (a whole number from 0 to {top})")
     return int(text)
@@ -60,11 +61,11 @@ def parse_max_parallel(text: str) -> tuple[int, int]:
         if not number.isdigit() or not 1 <= int(number) <= 100:
             raise ConfigError(f"{text!r} is not a percentage from 1% to 100%")
         return 0, int(number)
-    return _count(text, "a number of clusters or a percentage (N%)"), 0
+    return _count(text, "a number of clusters or a percentage (N%)", MAX_PARALLEL), 0
 
 
 def parse_max_failures(text: str) -> int:
-    return _count(text, "a number of failures")
+    return _count(text, "a number of failures", MAX_FAILURES)
 
 
 def parse_wave(text: str) -> Wave:
