@@ -69,7 +69,8 @@ async def test_what_the_manifest_leaves_to_others_may_change_since_the_plan(
     core = k8s.CoreV1Api(api)
     core.patch_namespaced_config_map("labelled", namespace, {"metadata": {"labels": {"x": "y"}}})
     core.delete_namespaced_config_map("deleted", namespace)
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "created"}, "data": {}})
+    created: Any = {"metadata": {"name": "created"}, "data": {}}
+    core.create_namespaced_config_map(namespace, created)
     final = (await run(KubeRunner(target), event(*planned, expect=expect)))[-1]
     assert final.resources is not None
     assert {r.name: (r.status, r.message) for r in final.resources} == {
@@ -120,9 +121,8 @@ async def test_a_plans_apply_delivered_again_finds_what_it_wrote(
 ) -> None:
     """The agent killed mid-apply wrote some objects; the apply delivered again finds them as it
     would leave them: unchanged, not drifted (a delete's: not found)."""
-    k8s.CoreV1Api(api).create_namespaced_config_map(
-        namespace, {"metadata": {"name": "old"}, "data": {"a": "1"}}
-    )
+    old: Any = {"metadata": {"name": "old"}, "data": {"a": "1"}}
+    k8s.CoreV1Api(api).create_namespaced_config_map(namespace, old)
     manifests = (configmap("new", namespace, a="1"), configmap("old", namespace, a="2"))
     expect = await plan_of(target, *manifests)
     await run(KubeRunner(target), event(*manifests))  # what the first delivery wrote

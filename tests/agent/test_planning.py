@@ -176,7 +176,7 @@ async def test_a_plan_of_a_delete_plans_a_delete(
     its fingerprint, and the policy judges it as a delete (a Role's delete is refused, its apply
     would not be); then applying the plan deletes as planned."""
     there = make_configmap(api, namespace, "there", a="1")
-    role = {**ROLE, "metadata": {"name": "reader", "namespace": namespace}}
+    role: Any = {**ROLE, "metadata": {"name": "reader", "namespace": namespace}}
     k8s.RbacAuthorizationV1Api(api).create_namespaced_role(namespace, role)
     manifests = (configmap("there", namespace), configmap("none", namespace), json.dumps(role))
     plan = event(*manifests, action=Action.PLAN, plan_of=Action.DELETE)

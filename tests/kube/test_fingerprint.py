@@ -171,7 +171,8 @@ def test_a_missing_field_is_not_any_value() -> None:
     """A field the manifest sets that the live object lacks is unlike every value it may have."""
     manifest = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
     lacking = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
-    for value in (None, [], {}, "", "1"):
+    values: tuple[object, ...] = (None, [], {}, "", "1")
+    for value in values:
         having = {**lacking, "data": {"a": value}}
         assert fingerprint(having, manifest) != fingerprint(lacking, manifest)
     assert fingerprint(None, manifest) == ABSENT != fingerprint(lacking, manifest)
