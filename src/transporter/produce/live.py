@@ -11,17 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from transporter.produce.render import clock
 from transporter.produce.rollout_render import STATE_STYLE, counts_line
 from transporter.produce.views import ClusterView, RolloutView
+
+if TYPE_CHECKING:  # imported when a live table is drawn: rich.table loads decimal (a lazy
+    from rich.live import Live  # member of the single file), which a plain produce never needs
 
 FIRST_POLL: Final = 0.5
 LAST_POLL: Final = 5.0
@@ -109,6 +110,8 @@ def shown_clusters(view: RolloutView, rows: int) -> tuple[list[ClusterView], int
 def table(view: RolloutView, rows: int = 10_000) -> Group:
     """The live table: the clusters' wave, state, phase and message (those that fit in
     ``rows``), under a heading, above the counts."""
+    from rich.table import Table  # late: see the imports above
+
     grid = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("AGENT", "WAVE", "STATE", "PHASE", "MESSAGE"):
         grid.add_column(name, no_wrap=name != "MESSAGE", overflow="fold")
@@ -133,7 +136,9 @@ class LiveTable:
     """The clusters as a table redrawn in place (a terminal); left on screen at the end."""
 
     def __init__(self, console: Console) -> None:
-        self.live = Live(console=console, auto_refresh=False, transient=False)
+        from rich.live import Live  # late: see the imports above
+
+        self.live: Live = Live(console=console, auto_refresh=False, transient=False)
 
     def __enter__(self) -> LiveTable:
         self.live.start()
