@@ -20,6 +20,7 @@ from transporter.cp.group_commit import Pending
 from transporter.cp.intake import Intake
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.progress import Progress
+from transporter.cp.sessions import Sessions
 from transporter.cp.watch import EventWatch
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
@@ -56,6 +57,7 @@ async def test_reports_stored_together_are_acknowledged_together(
             intake=Intake(store, test_pki.shared().signer, live),
             progress=progress,
             delivery=Delivery(store, progress),
+            sessions=Sessions(store, live),
         )
         link = AgentLink(parts, ChannelSettings().link, None, NoGuard())
         link.conversation.register(Register(AgentInfo("agent-a"), protocol))

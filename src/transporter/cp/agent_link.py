@@ -27,6 +27,7 @@ from transporter.cp.group_commit import Pending
 from transporter.cp.intake import Intake
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.progress import Progress
+from transporter.cp.sessions import Sessions
 from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
@@ -63,6 +64,7 @@ class Parts:
     intake: Intake
     progress: Progress
     delivery: Delivery
+    sessions: Sessions
 
 
 class Guard(Protocol):
@@ -200,6 +202,7 @@ class AgentLink:
         self, ws: WebSocketConnection, connection: Connection, replaced: bool
     ) -> None:
         self.parts.intake.agent_registered(connection.info)
+        await self.parts.sessions.claim(connection)  # other replicas close theirs
         await roster.arrived(self.parts.store, connection, peer=peer_of_ws(ws), replaced=replaced)
         welcome = Welcome(
             agent_id=connection.agent_id,
@@ -210,7 +213,8 @@ class AgentLink:
         await ws.send_message(codec.encode(welcome))
 
     async def _disconnected(self, connection: Connection) -> None:
-        if self.parts.live.detach(connection):  # else a newer connection owns the record now
+        # Else a newer connection owns the record now (here, or on another replica).
+        if self.parts.live.detach(connection) and not connection.moved_elsewhere:
             await roster.left(self.parts.store, self.parts.progress, connection)
 
     async def _read(

@@ -58,6 +58,12 @@ class Connection:
     it closes this connection."""
     protocol: int = 1
     """The protocol version spoken on this connection (the lower of the agent's and ours)."""
+    session: int = 0
+    """The number of the agent's live session this connection holds (:mod:`.sessions`); 0
+    until taken."""
+    moved_elsewhere: bool = False
+    """Closed because the agent's live session is now on another replica: that replica keeps
+    its record and its outbox, this one must not mark it disconnected."""
 
     @property
     def agent_id(self) -> str:

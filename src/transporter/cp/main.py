@@ -25,8 +25,10 @@ from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
+from transporter.cp.replicas import ReplicaHints
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
 from transporter.cp.rollout.engine import Rollouts
+from transporter.cp.sessions import Sessions
 from transporter.cp.timed_store import timed_store
 from transporter.cp.trim import trim_after_changes
 from transporter.cp.watch import EventWatch
@@ -78,7 +80,7 @@ async def serve(
     async with open_store(store_spec) as opened, trio.open_nursery() as nursery:
         await pin_keys(opened, credentials)
         channel = channel or ChannelSettings()
-        parts, services = _assemble(
+        parts, services, hints = _assemble(
             opened,
             credentials,
             shared=store_spec.kind == "redis",
@@ -103,14 +105,14 @@ async def serve(
             )
             services.metrics.watch(parts.live, api=api.gate, agent_channel=agents.handshakes)
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
+            # Other replicas' changes, at once (a store of one process has none).
+            await background.start(partial(store.follow_changes, hints))
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
             await background.start(services.rollouts.run)
             # Connections of either port (a flood of them too) leave memory to give back.
             background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
-            log.info("store: %s", store_spec.display)
-            for warning in await store.durability_warnings():
-                log.warning("store: %s", warning)
+            await _log_store(store, store_spec.display)
             scheme = "ws" if credentials.tls is None else "wss"
             bound = Bound(api_urls=api_urls, agent_addresses=agent_addresses, agent_scheme=scheme)
             for url in bound.agent_urls:
@@ -125,7 +127,7 @@ async def serve(
 
 def _assemble(
     opened: Store, credentials: Credentials, *, shared: bool, ack_timeout: float
-) -> tuple[Parts, Services]:
+) -> tuple[Parts, Services, ReplicaHints]:
     """The control plane's parts, each for its own job, and what the API sees of them; all of
     them use the ``opened`` store through :func:`timed_store`, and count into one
     :class:`CpMetrics`."""
@@ -135,18 +137,26 @@ def _assemble(
     watch = EventWatch()
     intake = Intake(store, credentials.signer, live, metrics=metrics)
     progress = Progress(store, live, watch, metrics=metrics)
+    sessions = Sessions(store, live)
     parts = Parts(
         store=store,
         live=live,
         intake=intake,
         progress=progress,
         delivery=Delivery(store, progress, ack_timeout=ack_timeout, metrics=metrics),
+        sessions=sessions,
     )
     rollouts = Rollouts(store, intake, progress)
     services = Services(
         store, intake, live, watch, shared_store=shared, metrics=metrics, rollouts=rollouts
     )
-    return parts, services
+    return parts, services, ReplicaHints(live, watch, sessions)
+
+
+async def _log_store(store: Store, display: str) -> None:
+    log.info("store: %s", display)
+    for warning in await store.durability_warnings():
+        log.warning("store: %s", warning)
 
 
 async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> None:

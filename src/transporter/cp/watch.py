@@ -48,6 +48,11 @@ class EventWatch:
         for subscription in self._subscribed.get(event_id, ()):
             subscription._changed(record)
 
+    def changed_all(self) -> None:
+        """Anything may have changed (changes of other replicas may have been missed)."""
+        for event_id in list(self._subscribed):
+            self.changed(event_id)
+
     @contextmanager
     def watching(self, event_id: str) -> Iterator[Subscription]:
         subscription = Subscription()

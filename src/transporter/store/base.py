@@ -28,6 +28,8 @@ from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutStat
 from transporter.protocol.status import StatusUpdate
 from transporter.security.audit_chain import ChainHead
 from transporter.security.tokens import TokenRecord
+from transporter.store.replica_feed import ChangeSink as ChangeSink
+from transporter.store.replica_feed import ReplicaFeed as ReplicaFeed
 
 MAX_LIMIT = 1000
 """The most items one call returns; a larger ``limit`` is lowered to this."""
@@ -255,6 +257,13 @@ class AgentStore(Protocol):
 
     async def put_agent(self, record: AgentRecord) -> None: ...
 
+    async def put_agents(
+        self, records: Sequence[AgentRecord], audits: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Store many agents' records and audit entries as one write (a reconnect storm of
+        thousands of agents must not cost a durable write each): all of them, or none."""
+        ...
+
     async def get_agent(self, agent_id: str) -> AgentRecord | None: ...
 
     async def list_agents(self) -> list[AgentRecord]:
@@ -358,7 +367,9 @@ class CredentialStore(Protocol):
         ...
 
 
-class Store(EventStore, RolloutStore, AgentStore, AuditStore, CredentialStore, Protocol):
+class Store(
+    EventStore, RolloutStore, AgentStore, AuditStore, CredentialStore, ReplicaFeed, Protocol
+):
     """What the control plane needs from durable state: every concern above, and the store's
     own life."""
 

@@ -28,6 +28,7 @@ from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
 from transporter.cp.progress import Progress
 from transporter.cp.rollout.engine import Rollouts
+from transporter.cp.sessions import Sessions
 from transporter.cp.watch import EventWatch
 from transporter.protocol.model import (
     Event,
@@ -182,7 +183,9 @@ async def start_plane(
                 live, watch = LiveAgents(), EventWatch()
                 intake = Intake(store, test_pki.shared().signer, live)
                 progress = Progress(store, live, watch)
-                parts = Parts(store, live, intake, progress, Delivery(store, progress))
+                parts = Parts(
+                    store, live, intake, progress, Delivery(store, progress), Sessions(store, live)
+                )
                 rollouts = Rollouts(
                     store,
                     intake,

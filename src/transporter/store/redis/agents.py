@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from transporter.protocol.model import AgentRecord
+from collections.abc import Sequence
+
+from transporter.protocol.model import AgentRecord, AuditEntry
 from transporter.store.json_rows import dump, load
 from transporter.store.redis.connection import RedisConnection
 
@@ -11,6 +13,15 @@ class RedisAgents(RedisConnection):
     async def put_agent(self, record: AgentRecord) -> None:
         async with self._guard():
             await self._client.hset(self._keys.agents, {record.info.id: dump(record)})
+
+    async def put_agents(
+        self, records: Sequence[AgentRecord], audits: Sequence[AuditEntry] = ()
+    ) -> None:
+        # TODO(issue 14): one write for all of them.
+        for record in records:
+            await self.put_agent(record)
+        for entry in audits:
+            await self.audit(entry)  # type: ignore[attr-defined]
 
     async def get_agent(self, agent_id: str) -> AgentRecord | None:
         async with self._guard():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
-from transporter.protocol.model import AgentRecord
+from transporter.protocol.model import AgentRecord, AuditEntry
 from transporter.store.json_rows import dump, load
 from transporter.store.sqlite.connection import SQLiteConnection
 from transporter.store.sqlite.transaction import write
@@ -13,6 +14,15 @@ from transporter.store.sqlite.transaction import write
 class SQLiteAgents(SQLiteConnection):
     async def put_agent(self, record: AgentRecord) -> None:
         await self._call(_put_agent, record)
+
+    async def put_agents(
+        self, records: Sequence[AgentRecord], audits: Sequence[AuditEntry] = ()
+    ) -> None:
+        # TODO(issue 14): one write for all of them.
+        for record in records:
+            await self.put_agent(record)
+        for entry in audits:
+            await self.audit(entry)  # type: ignore[attr-defined]
 
     async def get_agent(self, agent_id: str) -> AgentRecord | None:
         return await self._call(_get_agent, agent_id)

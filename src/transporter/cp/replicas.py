@@ -1,0 +1,39 @@
+"""What this replica does with the hints of the others (:class:`~transporter.store.base.
+ChangeSink`): an event stored for an agent connected here is sent at once, a waiting
+``GET /events/{id}?wait`` answers at once, a session taken elsewhere is closed here.
+
+The hints only wake; what is sent or answered is read from the store. A hint missed (the feed
+was down) is made good by :meth:`ReplicaHints.resync`, and, in any case, by the periodic looks
+of the delivery tasks and of the waiting requests.
+"""
+
+from __future__ import annotations
+
+from transporter.cp.live import LiveAgents
+from transporter.cp.sessions import Sessions
+from transporter.cp.watch import EventWatch
+
+
+class ReplicaHints:
+    """The :class:`~transporter.store.base.ChangeSink` of one control plane."""
+
+    def __init__(self, live: LiveAgents, watch: EventWatch, sessions: Sessions) -> None:
+        self._live = live
+        self._watch = watch
+        self._sessions = sessions
+
+    def queued(self, agent_id: str) -> None:
+        self._live.ring(agent_id)
+
+    def progressed(self, event_id: str, agent_id: str, *, terminal: bool) -> None:
+        self._watch.changed(event_id)
+        if terminal:
+            self._live.finished(agent_id, event_id)
+
+    def claimed(self, agent_id: str, seq: int) -> None:
+        self._sessions.claimed(agent_id, seq)
+
+    def resync(self) -> None:
+        for connection in self._live.all():
+            connection.outbox_bell.ring()
+        self._watch.changed_all()

@@ -1,0 +1,23 @@
+"""The SQLite store's :class:`~transporter.store.base.ReplicaFeed`."""
+
+from __future__ import annotations
+
+import itertools
+
+import trio
+
+from transporter.store.base import ChangeSink
+from transporter.store.sqlite.connection import SQLiteConnection
+
+
+class SQLiteFeed(SQLiteConnection):
+    _sessions = itertools.count(1)
+
+    async def follow_changes(
+        self, sink: ChangeSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def claim_session(self, agent_id: str) -> int:
+        return next(self._sessions)
