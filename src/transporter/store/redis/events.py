@@ -17,7 +17,8 @@ from transporter.store.base import EventConflict, EventProgress, Page, StoreErro
 from transporter.store.event_parts import Brief, event_progress
 from transporter.store.json_rows import dump, dump_without_seq
 from transporter.store.paging import clamp_limit, cursor_seq, page
-from transporter.store.redis.connection import RedisConnection
+from transporter.store.redis import hints
+from transporter.store.redis.feed import Hinting
 from transporter.store.redis.records import NumberedProgress
 from transporter.store.redis.scripts import HEAD_MOVED
 
@@ -30,9 +31,9 @@ CHUNK = 500
 type Submitted = tuple[EventRecord, bool] | EventConflict
 
 
-class RedisEvents(RedisConnection):
+class RedisEvents(Hinting):
     async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-        keys, args = self._submit_parts(event)
+        keys, args = self._submit_parts(event, hinted=True)
         async with self._guard():
             status, reply, _ = await self._chain.append(self._scripts.submit, keys, args, audit)
         result = self._submitted(event, args[1], status, reply)  # args[1]: the event's JSON
@@ -45,9 +46,10 @@ class RedisEvents(RedisConnection):
         pipeline): each audit entry sealed after the one before, as the scripts will append
         them. One that finds the chain's head elsewhere (another replica appended, or an
         earlier event of the batch existed already and appended nothing) wrote nothing; those
-        are submitted again one by one."""
+        are submitted again one by one. The other replicas hear of them all in one message
+        (:meth:`Hinting._hint_batch`), in the same round trip."""
         results: list[Submitted | None] = [None] * len(items)
-        parts = [self._submit_parts(event) for event, _ in items]
+        parts = [self._submit_parts(event, hinted=False) for event, _ in items]
         again: list[int] = []
         async with self._guard(), self._chain.lock:
             sealed = self._chain.seal_all([audit for _, audit in items])
@@ -56,6 +58,7 @@ class RedisEvents(RedisConnection):
                     self._chain.call(self._scripts.submit, keys, args, seal, pipe)
                     for (keys, args), seal in zip(parts, sealed, strict=True)
                 ]
+                self._hint_batch(pipe, [hints.queued(event.target_agent) for event, _ in items])
             for index, (request, seal) in enumerate(zip(requests, sealed, strict=True)):
                 reply = await request
                 status = self._chain.follow(reply, seal)
@@ -72,8 +75,9 @@ class RedisEvents(RedisConnection):
                 results[index] = conflict
         return [result for result in results if result is not None]
 
-    def _submit_parts(self, event: Event) -> tuple[list[str], list[str]]:
-        """The submit script's keys and arguments but the audit chain's."""
+    def _submit_parts(self, event: Event, *, hinted: bool) -> tuple[list[str], list[str]]:
+        """The submit script's keys and arguments but the audit chain's; ``hinted``: the
+        script tells the other replicas (else the caller does, for a batch)."""
         keys = self._keys
         agent = event.target_agent
         queued = EventState.QUEUED
@@ -89,12 +93,14 @@ class RedisEvents(RedisConnection):
             keys.outbox(agent),
             keys.expiry,
             keys.brief,
+            keys.notify,
         ], [
             event.id,
             dump(event),
             dump_without_seq(progress),
             repr(event.expires_at),
             Brief.of(event).text(),
+            self._hint(hints.queued(agent)) if hinted else "",
         ]
 
     def _submitted(self, event: Event, text: str, status: int, reply: Any) -> Submitted:

@@ -1,23 +1,167 @@
-"""The Redis store's :class:`~transporter.store.base.ReplicaFeed`."""
+"""The Redis store's :class:`~transporter.store.base.ReplicaFeed`: hints on one pub/sub channel.
+
+Each write that another replica may care about publishes a hint (:mod:`.hints`) from the
+script that writes it, after its writes and atomic with them (a batch publishes one message
+for all, in the same pipeline): so a replica that hears it and reads finds the write. Pub/sub
+keeps nothing for a listener that is away: after each (re)subscribe the sink is told to
+``resync`` (look at everything again), and the replicas' periodic looks catch anything else.
+"""
 
 from __future__ import annotations
 
-import itertools
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
+from coredis.exceptions import ConnectionError, SentinelError
+from coredis.retry import CompositeRetryPolicy, ConstantRetryPolicy, ExponentialBackoffRetryPolicy
 
 from transporter.store.base import ChangeSink
+from transporter.store.redis import hints
 from transporter.store.redis.connection import RedisConnection
 
+log = logging.getLogger(__name__)
 
-class RedisFeed(RedisConnection):
-    _sessions = itertools.count(1)
+REOPEN_FIRST = 0.1
+REOPEN_MOST = 5.0
+"""Seconds before listening again after the subscription failed: doubled each time, from the
+first to the most."""
+KEEPALIVE = 5.0
+"""Seconds of silence on the subscription after which coredis checks it with a PING (below the
+connection's read timeout, so a quiet channel is not taken for a dead one)."""
+REFUSED_LOGGED = 10
+"""Messages not understood that are logged (each in one line) per :data:`REFUSED_WINDOW`."""
+REFUSED_WINDOW = 60.0
 
+
+class Hinting(RedisConnection):
+    """What the parts of the store that write share to tell the other replicas."""
+
+    @functools.cached_property
+    def _origin(self) -> str:
+        """This store object's mark on its messages: it ignores its own."""
+        return hints.new_origin()
+
+    def _hint(self, line: str) -> str:
+        """One hint as a message, for a script to publish."""
+        return next(hints.messages(self._origin, [line]))
+
+    def _hint_batch(self, pipe: Any, lines: Sequence[str]) -> None:
+        """Queue on ``pipe`` (after the batch's writes) the messages that tell ``lines``."""
+        for message in hints.messages(self._origin, lines):
+            self._scripts.notify(keys=[self._keys.notify], args=[message], client=pipe)
+
+
+class RedisFeed(Hinting):
     async def follow_changes(
         self, sink: ChangeSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        task_status.started()
-        await trio.sleep_forever()
+        """Listen on the channel until cancelled; started once subscribed, or once the first
+        try failed (a control plane must start while Redis is away; it resyncs when back)."""
+        started = False
+        delay = REOPEN_FIRST
+        down = False
+        refused = _Budget(REFUSED_LOGGED, REFUSED_WINDOW)
+
+        def subscribed() -> None:
+            nonlocal started, down, delay
+            sink.resync()  # hints may have been missed while not subscribed
+            if not started:
+                task_status.started()
+                started = True
+            if down:
+                log.info("store: hearing the other replicas again (resync)")
+            down, delay = False, REOPEN_FIRST
+
+        while True:
+            try:
+                await self._listen(sink, subscribed, refused)
+            except Exception as exc:  # any failure of the listener: listen again
+                if not down:
+                    log.warning(
+                        "store: not hearing the other replicas (%s); their changes are seen by"
+                        " the periodic looks until listening again",
+                        _reason(exc),
+                    )
+                down = True
+            if not started:
+                task_status.started()
+                started = True
+            await trio.sleep(delay)
+            delay = min(delay * 2, REOPEN_MOST)
+
+    async def _listen(
+        self, sink: ChangeSink, subscribed: Callable[[], None], refused: _Budget
+    ) -> None:
+        """Subscribe and hand ``sink`` what comes; ``subscribed()`` at each (re)subscribe.
+        Outside the store's guard: it has a call timeout, this runs for ever. Read with
+        ``get_message`` in a loop: coredis's ``async for`` ends quietly after a reconnect."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        retry = CompositeRetryPolicy(
+            ExponentialBackoffRetryPolicy(
+                (ConnectionError, SentinelError),
+                retries=None,
+                base_delay=REOPEN_FIRST,
+                max_delay=REOPEN_MOST,
+                jitter=True,
+            ),
+            ConstantRetryPolicy((TimeoutError,), retries=2, delay=REOPEN_FIRST),
+        )
+        pubsub = self._client.pubsub(
+            channels=[self._keys.notify], retry_policy=retry, max_idle_seconds=KEEPALIVE
+        )
+        async with pubsub:
+            while True:
+                message = await pubsub.get_message()
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    subscribed()
+                elif message["type"] == "message":
+                    self._heard(message["data"], sink, refused)
+
+    def _heard(self, data: object, sink: ChangeSink, refused: _Budget) -> None:
+        try:
+            reasons = hints.deliver(data, self._origin, sink)
+        except hints.BadHint as exc:
+            reasons = [str(exc)]
+        for reason in reasons:
+            if refused.spend():
+                log.warning("store: ignored on the replicas' channel: %s", reason)
 
     async def claim_session(self, agent_id: str) -> int:
-        return next(self._sessions)
+        async with self._guard():
+            seq: Any = await self._scripts.claim_session(
+                keys=[self._keys.session(agent_id), self._keys.notify],
+                args=[self._origin, agent_id],
+            )
+        return int(seq)
+
+
+class _Budget:
+    """At most ``count`` spends per ``window`` seconds (a flood of garbage is not a flood of
+    log lines)."""
+
+    def __init__(self, count: int, window: float) -> None:
+        self._count = count
+        self._window = window
+        self._spent = 0
+        self._since = -math.inf
+
+    def spend(self) -> bool:
+        now = trio.current_time()
+        if now - self._since >= self._window:
+            self._since, self._spent = now, 0
+        self._spent += 1
+        return self._spent <= self._count
+
+
+def _reason(exc: BaseException) -> str:
+    """The first error of ``exc`` (a group, from coredis's task group), in one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -33,6 +33,8 @@
     P rollout:idx:state:S          zset by seq, rollouts in state S   (list_rollouts state=S)
     P rollout:idx:kind:K:state:S   zset by seq                        (both filters)
     P rollout:open                 zset by seq of the rollouts not final (open_rollouts)
+    P session:A                    INCR: the number of agent A's last live session (claim_session)
+    P notify                       pub/sub channel: the hints replicas send each other (hints.py)
     P events                       layout 1's hash of whole records (event and progress in one
                                    JSON); once migrated, a string that fails the writes of an
                                    older control plane still running
@@ -75,6 +77,7 @@ class Keys:
         self.rollout_state = prefix + "rollout:state"
         self.rollout_seq = prefix + "rollout:seq"
         self.rollout_open = prefix + "rollout:open"
+        self.notify = prefix + "notify"
 
     def index(self, agent: str | None = None, state: EventState | None = None) -> str:
         if agent is None and state is None:
@@ -100,6 +103,9 @@ class Keys:
 
     def outbox(self, agent: str) -> str:
         return self.prefix + "outbox:" + quote(agent, safe="")
+
+    def session(self, agent: str) -> str:
+        return self.prefix + "session:" + quote(agent, safe="")
 
     def chain(self) -> list[str]:
         """The audit chain's keys, as the scripts that append to it take them."""

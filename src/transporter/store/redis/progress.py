@@ -17,7 +17,8 @@ from transporter.protocol.model import AuditEntry, Event, EventRecord
 from transporter.protocol.status import StatusUpdate, advance
 from transporter.store.base import StoreError
 from transporter.store.json_rows import dump
-from transporter.store.redis.connection import RedisConnection
+from transporter.store.redis import hints
+from transporter.store.redis.feed import Hinting
 from transporter.store.redis.records import NumberedProgress
 
 type Update = tuple[str, StatusUpdate, AuditEntry | None]
@@ -36,13 +37,14 @@ class _Step:
     audit: AuditEntry | None
 
 
-class RedisProgress(RedisConnection):
+class RedisProgress(Hinting):
     async def update_event(
         self, event_id: str, update: StatusUpdate, *, audit: AuditEntry | None = None
     ) -> EventRecord | None:
         async with self._guard():  # one timeout for all the rounds
             while True:  # compare-and-set: another writer in between means reading again
-                step = self._plan(0, event_id, update, audit, await self._current([event_id]))
+                current = await self._current([event_id])
+                step = self._plan(0, event_id, update, audit, current, hinted=True)
                 if step is None:
                     return None
                 if audit is None:
@@ -61,7 +63,8 @@ class RedisProgress(RedisConnection):
         at once (a pipeline), each update advanced from the one before it (an event may have
         several in a batch), then every compare-and-set at once. One whose progress changed
         meanwhile, or whose audit entry found the chain's head elsewhere, wrote nothing: those
-        are done again one by one, in order."""
+        are done again one by one, in order. The other replicas hear of them all in one
+        message, in the same round trip."""
         if len(items) < 2:
             return [await self.update_event(i, update, audit=audit) for i, update, audit in items]
         results: list[EventRecord | None] = [None] * len(items)
@@ -72,7 +75,7 @@ class RedisProgress(RedisConnection):
                 steps = [
                     step
                     for index, item in enumerate(items)
-                    if (step := self._plan(index, *item, current)) is not None
+                    if (step := self._plan(index, *item, current, hinted=False)) is not None
                 ]
                 sealed = self._chain.seal_all([step.audit for step in steps])
                 script = self._scripts.compare_and_set
@@ -81,6 +84,7 @@ class RedisProgress(RedisConnection):
                         self._chain.call(script, step.keys, step.args, seal, pipe)
                         for step, seal in zip(steps, sealed, strict=True)
                     ]
+                    self._hint_batch(pipe, [_progressed(step.new) for step in steps])
                 for step, seal, request in zip(steps, sealed, requests, strict=True):
                     status = self._chain.follow(await request, seal)
                     if status == 1:
@@ -122,10 +126,13 @@ class RedisProgress(RedisConnection):
         update: StatusUpdate,
         audit: AuditEntry | None,
         current: Current,
+        *,
+        hinted: bool,
     ) -> _Step | None:
         """The compare-and-set that applies ``update`` to the event as in ``current`` (which
         then holds the new progress, for the next update of the event in a batch); ``None``
-        when the event is unknown or the update does not apply (stale, or a repeat)."""
+        when the event is unknown or the update does not apply (stale, or a repeat).
+        ``hinted``: the script tells the other replicas (else the caller does, for a batch)."""
         found = current[event_id]
         if found is None:
             return None
@@ -150,6 +157,7 @@ class RedisProgress(RedisConnection):
                 keys.index(agent=agent, state=new.state),
                 keys.outbox(agent),
                 keys.expiry,
+                keys.notify,
             ],
             [
                 event_id,
@@ -157,6 +165,13 @@ class RedisProgress(RedisConnection):
                 new_text,
                 str(new.seq),
                 "1" if new.state.terminal else "0",
+                self._hint(_progressed(new)) if hinted else "",
             ],
             audit,
         )
+
+
+def _progressed(record: EventRecord) -> str:
+    return hints.progressed(
+        record.event.id, record.event.target_agent, terminal=record.state.terminal
+    )

@@ -33,6 +33,26 @@ local function append_audit(k, a)
 end
 """
 
+# Publishes the hint ARGV[a] (unless "") on the channel KEYS[k], after the script's writes. With
+# pcall: a hint is never worth failing a write for (a user whose ACL lacks the channel, say);
+# the replicas' periodic looks find what it would have told.
+HINT = """
+local function hint(k, a)
+  if ARGV[a] ~= '' then redis.pcall('PUBLISH', KEYS[k], ARGV[a]) end
+end
+"""
+
+# KEYS: notify. ARGV: a message of hints (hints.py), for a batch whose scripts published none.
+NOTIFY = HINT + "hint(1, 1)\n"
+
+# KEYS: session:A, notify. ARGV: the publisher's origin, agent A.
+# Takes A's next live session number and tells the other replicas; returns the number.
+CLAIM_SESSION = """
+local seq = redis.call('INCR', KEYS[1])
+redis.pcall('PUBLISH', KEYS[2], ARGV[1] .. '\\nclaimed ' .. ARGV[2] .. ' ' .. seq)
+return seq
+"""
+
 # KEYS: audit:seq, audit:head, audit. ARGV: the audit arguments (above).
 # Returns {1} when appended, {-2, seq, hash} when the head moved.
 AUDIT = (
@@ -46,19 +66,21 @@ return {1}
 )
 
 # KEYS: event, progress, seq, idx:all, idx:agent, idx:state, idx:agent:state, outbox, expiry,
-#       event:brief, audit:seq, audit:head, audit
-# ARGV: id, event JSON, progress JSON without seq, expires_at, the event's brief JSON, then the
-#       audit arguments (above)
+#       event:brief, notify, audit:seq, audit:head, audit
+# ARGV: id, event JSON, progress JSON without seq, expires_at, the event's brief JSON, the hint
+#       to publish on notify once stored ("" for none: a batch publishes one for all), then
+#       the audit arguments (above)
 # Returns {1, progress} when stored, {0, progress, event} when the id is taken (nothing
 # written), {-2, seq, hash} when the audit chain's head moved (nothing written).
 SUBMIT = (
     APPEND_AUDIT
+    + HINT
     + """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
-local moved = audit_moved(11, 6)
+local moved = audit_moved(12, 7)
 if moved then return moved end
-append_audit(11, 6)
+append_audit(12, 7)
 local seq = redis.call('INCR', KEYS[3])
 local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -66,27 +88,30 @@ redis.call('HSET', KEYS[2], ARGV[1], progress)
 redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
 for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
+hint(11, 6)
 return {1, progress}
 """
 )
 
 # KEYS: progress, idx:state:old, idx:state:new, idx:agent:old, idx:agent:new, outbox, expiry,
-#       audit:seq, audit:head, audit
+#       notify, audit:seq, audit:head, audit
 # ARGV: id, SHA-1 of its progress as read, new progress, seq, "1" when the new state is
-#       terminal, then the audit arguments (above), or nothing when there is no audit entry
+#       terminal, the hint to publish once written ("" for none), then the audit arguments
+#       (above), or nothing when there is no audit entry
 # Returns {1} when written, {0} when the progress changed since it was read, {-1} when it is
 # unknown, {-2, seq, hash} when the audit chain's head moved (nothing written but for {1}).
 COMPARE_AND_SET = (
     APPEND_AUDIT
+    + HINT
     + """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return {-1} end
 if redis.sha1hex(current) ~= ARGV[2] then return {0} end
-local audit = #ARGV > 5
+local audit = #ARGV > 6
 if audit then
-  local moved = audit_moved(8, 6)
+  local moved = audit_moved(9, 7)
   if moved then return moved end
-  append_audit(8, 6)
+  append_audit(9, 7)
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if KEYS[2] ~= KEYS[3] then
@@ -99,6 +124,7 @@ if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   redis.call('ZREM', KEYS[7], ARGV[1])
 end
+hint(8, 6)
 return {1}
 """
 )
@@ -218,3 +244,5 @@ class Scripts:
         self.migration_scan = client.register_script(MIGRATION_SCAN)
         self.migration_move = client.register_script(MIGRATION_MOVE)
         self.migration_finish = client.register_script(MIGRATION_FINISH)
+        self.notify = client.register_script(NOTIFY)
+        self.claim_session = client.register_script(CLAIM_SESSION)
