@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import ssl
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -57,8 +58,10 @@ class Channel:
     """A connected WebSocket, in the channel's terms: text messages, pings, and
     :class:`ChannelClosed` whichever way it ends."""
 
-    def __init__(self, ws: WebSocketConnection) -> None:
+    def __init__(self, ws: WebSocketConnection, *, resumed: bool = False) -> None:
         self._ws = ws
+        self.resumed = resumed
+        """Whether TLS resumed the session of an earlier connection (no full handshake)."""
 
     async def send(self, text: str) -> None:
         try:
@@ -160,7 +163,7 @@ async def connect(
             up = True
             close_wait = CLOSE_WAIT
             try:
-                yield Channel(ws)
+                yield Channel(ws, resumed=_resumed(stream))
             except BaseException as exc:
                 if _dead(exc):
                     close_wait = 0.0
@@ -183,6 +186,11 @@ async def connect(
         if problem is None:
             raise
         raise problem from exc
+
+
+def _resumed(stream: _Watched) -> bool:
+    inner = stream.inner
+    return isinstance(inner, trio.SSLStream) and bool(inner.session_reused)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -235,6 +243,7 @@ async def _dial(
         stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
         if ssl_context is not None and secure:
             tls = trio.SSLStream(tcp, ssl_context, server_hostname=host, https_compatible=True)
+            resume(tls, ssl_context, url)
             try:
                 await tls.do_handshake()
             except trio.BrokenResourceError as exc:
@@ -242,10 +251,38 @@ async def _dial(
                 raise DialError(f"TLS handshake with {host}:{port}: {reason}") from None
             stream = tls
         watched = _Watched(stream)
-        return await _upgrade(nursery, watched, host, resource, max_message_size, secure), watched
+        ws = await _upgrade(nursery, watched, host, resource, max_message_size, secure)
+        if ssl_context is not None and isinstance(stream, trio.SSLStream):
+            keep_session(stream, ssl_context, url)
+        return ws, watched
     except BaseException:
         await trio.aclose_forcefully(watched or tcp)
         raise
+
+
+_SESSIONS: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ssl.SSLSession]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The last TLS session of each agent's context (a context is one agent's bundle), with the
+URL it was made with: kept only as long as the context."""
+
+
+def resume(tls: trio.SSLStream[trio.SocketStream], context: ssl.SSLContext, url: str) -> None:
+    """Offer the session kept from this context's last connection to ``url`` (a ticket), so
+    that the control plane that issued it resumes it without a full handshake: no certificate
+    sent nor checked, no signature, on either side. One that issued no ticket, or forgot its
+    key (a restart), makes a full handshake as if none was offered."""
+    kept = _SESSIONS.get(context)
+    if kept is not None and kept[0] == url:
+        tls.session = kept[1]
+
+
+def keep_session(tls: trio.SSLStream[trio.SocketStream], context: ssl.SSLContext, url: str) -> None:
+    """Keep the connection's session for the next dial: after the upgrade, when TLS 1.3's
+    ticket (sent after the handshake) has been read."""
+    session = tls.session
+    if session is not None and session.has_ticket:
+        _SESSIONS[context] = (url, session)
 
 
 async def _upgrade(

@@ -65,6 +65,10 @@ class Parts:
     progress: Progress
     delivery: Delivery
     sessions: Sessions
+    arrivals: roster.Arrivals = attrs.field(
+        default=attrs.Factory(lambda parts: roster.Arrivals(parts.store), takes_self=True)
+    )
+    """Registrations stored together (a reconnect storm's thousands in a few writes)."""
 
 
 class Guard(Protocol):
@@ -92,6 +96,9 @@ class AgentLink:
         self.settings = settings
         self.certificate = certificate
         self.conversation = AgentConversation(certificate, max_bytes=settings.max_message_bytes)
+        self.peer = "(unknown)"
+        """The agent's address, taken once at the upgrade: the socket may be gone when a
+        failure is logged (and asking it then is an error of its own)."""
 
     async def serve(self, request: WebSocketRequest, on_change: Callable[[], None]) -> None:
         """Serve the agent behind ``request``; ``on_change`` is called when a connection is
@@ -100,6 +107,7 @@ class AgentLink:
             await request.reject(404, body=f"the agent channel is at {PATH}\n".encode())
             return
         ws = await request.accept()
+        self.peer = peer_of_ws(ws)
         try:
             await self._run(ws, on_change)
         except* ConnectionClosed as closed:
@@ -109,7 +117,7 @@ class AgentLink:
                 if getattr(getattr(exc, "reason", None), "code", None) == MESSAGE_TOO_BIG:
                     log.warning(
                         "agent channel %s: message over %d bytes refused, connection closed (1009)",
-                        peer_of_ws(ws),
+                        self.peer,
                         self.settings.max_message_bytes,
                     )
                     break
@@ -117,12 +125,12 @@ class AgentLink:
             # Not a bug: the agent dials again, and is served once the store is back.
             log.warning(
                 "agent channel %s: connection closed, the store is unavailable: %s",
-                peer_of_ws(ws),
+                self.peer,
                 outage.exceptions[0],
             )
         except* Exception:
             # A bug of ours must end this connection only, never the server.
-            log.exception("agent channel %s: connection handler failed", peer_of_ws(ws))
+            log.exception("agent channel %s: connection handler failed", self.peer)
         finally:
             # Closing waits for the agent's answer, which this connection's reader takes in;
             # when the server stops (we are cancelled) that reader is cancelled too and no answer
@@ -132,10 +140,10 @@ class AgentLink:
                 await ws.aclose()
 
     async def _refuse(self, ws: WebSocketConnection, refusal: Refuse) -> None:
-        log.warning("agent channel %s: %s: %s", peer_of_ws(ws), refusal.code, refusal.message)
+        log.warning("agent channel %s: %s: %s", self.peer, refusal.code, refusal.message)
         await ws.send_message(codec.encode(Error(code=refusal.code, message=refusal.message)))
         if refusal.audit and self.certificate is not None:
-            detail = f"{refusal.message} ({self.certificate.describe()}, from {peer_of_ws(ws)})"
+            detail = f"{refusal.message} ({self.certificate.describe()}, from {self.peer})"
             await self.guard.audit_safely(
                 AuditEntry(
                     at=time.time(),
@@ -203,7 +211,7 @@ class AgentLink:
     ) -> None:
         self.parts.intake.agent_registered(connection.info)
         await self.parts.sessions.claim(connection)  # other replicas close theirs
-        await roster.arrived(self.parts.store, connection, peer=peer_of_ws(ws), replaced=replaced)
+        await roster.arrived(self.parts.arrivals, connection, peer=self.peer, replaced=replaced)
         welcome = Welcome(
             agent_id=connection.agent_id,
             heartbeat_interval=self.settings.heartbeat_interval,
@@ -311,5 +319,9 @@ class AgentLink:
 
 
 def peer_of_ws(ws: WebSocketConnection) -> str:
-    remote = ws.remote
+    """``host:port`` of the agent (``(gone)`` once its socket is closed)."""
+    try:
+        remote = ws.remote
+    except OSError:
+        return "(gone)"
     return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"

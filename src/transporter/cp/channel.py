@@ -24,6 +24,7 @@ from trio_websocket import (
     WebSocketServer,
     wrap_server_stream,
 )
+from wsproto.utilities import LocalProtocolError
 
 from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
@@ -189,6 +190,11 @@ class AgentChannel:
                 nursery.cancel_scope.cancel()  # the connection's reader, when left over
         except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("agent channel %s: connection lost during the upgrade", peer)
+        except* LocalProtocolError as late:
+            # The agent's ping crossed our close frame: trio-websocket's reader cannot answer
+            # it once we are closing, and says so with wsproto's error. An ordinary end.
+            if not all(pong_after_close(exc) for exc in late.exceptions):
+                log.error("agent channel %s: connection handler failed", peer, exc_info=late)
         except* Exception:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", peer)
@@ -296,6 +302,13 @@ class AgentChannel:
             save_status=save,
             audit=self.audit_safely,
         )
+
+
+def pong_after_close(exc: BaseException) -> bool:
+    """Whether ``exc`` is wsproto's refusal to send (a pong) on a connection closing."""
+    return "cannot be sent in state ConnectionState.LOCAL_CLOSING" in str(exc) or (
+        "cannot be sent in state ConnectionState.CLOSED" in str(exc)
+    )
 
 
 def address_of(stream: trio.SocketStream) -> str:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 import time
 
+import attrs
+import trio
+
 from transporter.cp.live import Connection
 from transporter.cp.progress import Progress
 from transporter.logs import about
@@ -17,15 +20,91 @@ from transporter.store.base import Store
 log = logging.getLogger(__name__)
 
 
-async def arrived(store: Store, connection: Connection, *, peer: str, replaced: bool) -> None:
-    """``connection`` is attached (``replaced``: instead of the agent's previous one)."""
+MAX_ARRIVALS = 500
+"""Registrations written together at most (one transaction, or one script on Redis)."""
+
+
+@attrs.define(eq=False)
+class _Arrival:
+    record: AgentRecord
+    audit: AuditEntry
+    done: trio.Event = attrs.field(factory=trio.Event)
+    error: Exception | None = None
+
+
+class Arrivals:
+    """A group commit of registrations: the agents that arrive while one write is under way
+    are stored together by the next (:meth:`Store.put_agents`, one commit), each welcomed once
+    its own record is durable. A reconnect storm of thousands of agents then costs a few
+    writes, not one each (one at a time, they queue behind each other past the store's timeout).
+
+    No task of its own: the first arrival that finds no write under way writes what has
+    gathered (shielded, bounded by the store's own timeout, so that a connection that ends
+    meanwhile does not take the others' write with it), then the next one waiting takes over.
+    """
+
+    def __init__(self, store: Store, *, max_batch: int = MAX_ARRIVALS) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.writes = 0
+        """Writes so far (tests and the bench look)."""
+        self._waiting: list[_Arrival] = []
+        self._writing = False
+        self._written = trio.Event()
+        """Set (and replaced) at the end of each write: the waiting look again."""
+
+    async def store_arrival(self, record: AgentRecord, audit: AuditEntry) -> None:
+        """Store ``record`` and ``audit`` with the others arriving now; raises what the store
+        raised (:class:`StoreUnavailable`)."""
+        arrival = _Arrival(record, audit)
+        self._waiting.append(arrival)
+        try:
+            while not arrival.done.is_set():
+                if self._writing:
+                    await self._written.wait()
+                else:
+                    await self._write()
+        except BaseException:
+            if arrival in self._waiting:  # not written: never will be
+                self._waiting.remove(arrival)
+            elif not arrival.done.is_set():  # being written: the record is not left behind
+                with trio.CancelScope(shield=True):
+                    await arrival.done.wait()
+            raise
+        if arrival.error is not None:
+            raise arrival.error
+
+    async def _write(self) -> None:
+        batch = self._waiting[: self.max_batch]
+        del self._waiting[: self.max_batch]
+        self._writing = True
+        try:
+            with trio.CancelScope(shield=True):
+                await self.store.put_agents([a.record for a in batch], [a.audit for a in batch])
+        except Exception as exc:
+            for arrival in batch:
+                arrival.error = exc
+        finally:
+            self.writes += 1
+            self._writing = False
+            for arrival in batch:
+                arrival.done.set()
+            written, self._written = self._written, trio.Event()
+            written.set()
+
+
+async def arrived(arrivals: Arrivals, connection: Connection, *, peer: str, replaced: bool) -> None:
+    """``connection`` is attached (``replaced``: instead of the agent's previous one); its
+    record and audit entry are stored (with others arriving now) when this returns."""
     info, now = connection.info, connection.connected_since
-    await store.put_agent(AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now))
     detail = f"from {peer}"
     if connection.certificate is not None:
         detail += f", certificate serial {connection.certificate.serial}"
     action = "agent.replaced" if replaced else "agent.connected"
-    await store.audit(AuditEntry(at=now, action=action, agent_id=info.id, detail=detail))
+    await arrivals.store_arrival(
+        AgentRecord(info, AgentStatus.CONNECTED, now, now, updated_at=now),
+        AuditEntry(at=now, action=action, agent_id=info.id, detail=detail),
+    )
     log.info(
         "agent %s connected from %s%s",
         info.id,

@@ -15,6 +15,9 @@ import trio
 
 from transporter.protocol.identity import IdentityError, PeerCertificate, describe_tls_error
 
+TICKETS = 1
+"""Session tickets sent after a handshake: one, as each agent holds one connection."""
+
 
 class HandshakeFailed(Exception):
     """The TLS handshake did not complete: no or a bad client certificate, not TLS at all, or
@@ -27,9 +30,11 @@ def server_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLCon
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_cert_chain(str(cert_file), str(key_file))
-    # Agents do not resume TLS sessions (each connection is a full handshake, and they are
-    # long-lived): no session tickets to make and send, nor state kept for them.
-    context.num_tickets = 0
+    # One session ticket per connection (TLS 1.3; stateless: the server keeps nothing for it),
+    # so that an agent that dials again to this process (a cut, a dead connection closed)
+    # resumes without the certificate work of a full handshake. The tickets' key is made at
+    # start and cannot be set from Python: after a restart every agent shakes hands in full.
+    context.num_tickets = TICKETS
     return context
 
 

@@ -1,0 +1,83 @@
+"""Registrations as a group commit (:class:`~transporter.cp.roster.Arrivals`): the agents
+arriving together are stored by one write each batch, every one's record durable before it
+returns; an arrival that gives up before its write is not written, a failed write fails each
+of its batch. On the real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from tests.bed import records as r
+from transporter.config.store_spec import StoreSpec
+from transporter.cp.roster import Arrivals
+from transporter.protocol.model import AgentStatus, AuditEntry
+from transporter.store import Store, StoreUnavailable, open_store
+
+
+def arrival(n: int) -> tuple[str, AuditEntry]:
+    agent_id = f"agent-{n:04d}"
+    return agent_id, AuditEntry(at=r.T0, action="agent.connected", agent_id=agent_id)
+
+
+async def test_agents_arriving_together_share_few_writes(tmp_path: Path) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        arrivals = Arrivals(store, max_batch=100)
+        durable: list[str] = []
+
+        async def arrive(n: int) -> None:
+            agent_id, audit = arrival(n)
+            await arrivals.store_arrival(r.agent(agent_id), audit)
+            assert await store.get_agent(agent_id) == r.agent(agent_id)  # durable already
+            durable.append(agent_id)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(1000):
+                nursery.start_soon(arrive, n)
+        assert sorted(durable) == [f"agent-{n:04d}" for n in range(1000)]
+        assert 10 <= arrivals.writes < 100  # batches of up to 100, not one write each
+        entries = await store.audit_after(0, limit=1000)
+        assert sorted(e.agent_id or "" for e in entries) == sorted(durable)
+
+
+async def test_an_arrival_cancelled_while_waiting_is_not_written(tmp_path: Path) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        arrivals = Arrivals(store)
+        async with trio.open_nursery() as nursery:
+            for n in range(3):
+                nursery.start_soon(arrivals.store_arrival, r.agent(f"a{n}"), arrival(n)[1])
+            await trio.testing.wait_all_tasks_blocked()  # a0 is being written
+            with trio.CancelScope() as gone:
+                gone.cancel()  # it joins the queue behind that write, and gives up
+                await arrivals.store_arrival(r.agent("gone"), arrival(9)[1])
+        assert [a.info.id for a in await store.list_agents()] == ["a0", "a1", "a2"]
+
+
+class Broken:
+    """A store whose writes of agents fail as an outage does."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def put_agents(self, records: object, audits: object = ()) -> None:
+        await trio.lowlevel.checkpoint()
+        raise StoreUnavailable("the store is down")
+
+
+async def test_a_failed_write_fails_each_arrival_of_its_batch(tmp_path: Path) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        arrivals = Arrivals(Broken(store))  # type: ignore[arg-type]
+        failed: list[str] = []
+
+        async def arrive(n: int) -> None:
+            with pytest.raises(StoreUnavailable, match="down"):
+                await arrivals.store_arrival(r.agent(f"a{n}", AgentStatus.CONNECTED), arrival(n)[1])
+            failed.append(f"a{n}")
+
+        async with trio.open_nursery() as nursery:
+            for n in range(5):
+                nursery.start_soon(arrive, n)
+        assert sorted(failed) == [f"a{n}" for n in range(5)]
