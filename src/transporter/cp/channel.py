@@ -28,6 +28,7 @@ from wsproto.utilities import LocalProtocolError
 
 from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
+from transporter.cp.replicas import REPLICA_LOOK
 from transporter.cp.connections import Gate, Limits, Throttled, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT
 from transporter.cp.health import watch_health
@@ -64,6 +65,9 @@ class ChannelSettings:
     connection for dead after as long without an answer to its pings."""
     ack_timeout: float = ACK_TIMEOUT
     """Seconds the agent has to acknowledge a delivery before it is sent again."""
+    replica_look: float = REPLICA_LOOK
+    """Seconds between the looks at the store for what a missed hint of another replica would
+    have told (:mod:`.replicas`); tests set an hour to show that the hints do the work."""
     register_timeout: float = 10.0
     connect_timeout: float = 10.0
     """Seconds for the WebSocket upgrade after the TLS handshake."""

@@ -5,11 +5,18 @@ acknowledge in time.
 The outbox is the store's (it survives restarts and costs no memory here): each connection
 reads the agent's unfinished events in order and sends those not yet sent on it; a new
 connection therefore redelivers everything unfinished, which the agent de-duplicates by id.
+
+A connection's task reads when its bell rings: an event stored for the agent, here or (through
+the store's hints, :mod:`.replicas`) on another replica, or a slot freed. Besides, it looks at
+the outbox once every :data:`~.replicas.REPLICA_LOOK` seconds or so (jittered per connection,
+so that 10,000 connections do not look in step): a safety net for a hint that was missed, and
+one read a look at most.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 import trio
@@ -18,6 +25,7 @@ from transporter.cp.group_commit import Pending
 from transporter.cp.live import Connection
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.progress import Progress
+from transporter.cp.replicas import REPLICA_LOOK
 from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import BATCHES, Deliver
@@ -33,8 +41,8 @@ BATCH_EVENTS = 64
 BATCH_BYTES = 512 * 1024
 """Bytes of events (as sent) in one ``deliveries`` message at most; a larger event goes alone
 (an event is at most the agent's message limit, so it always fits in a message of its own)."""
-PRUNE_INTERVAL = 5.0
-"""Seconds between looks at whether events in flight were ended elsewhere (another replica)."""
+LOOK_JITTER = 0.25
+"""Each look comes within this share of the interval either side of it."""
 
 
 class Delivery:
@@ -46,12 +54,16 @@ class Delivery:
         progress: Progress,
         *,
         ack_timeout: float = ACK_TIMEOUT,
+        look: float = REPLICA_LOOK,
         metrics: CpMetrics | None = None,
     ):
         self.store = store
         self.progress = progress
         self.ack_timeout = ack_timeout
+        self.look = look
+        """Seconds between a connection's looks at its outbox without a ring (a hint missed)."""
         self.metrics = metrics or progress.metrics
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
 
     async def run(self, connection: Connection) -> None:
         """Send the agent its unfinished events, oldest first, until the connection ends.
@@ -61,22 +73,27 @@ class Delivery:
         """
         last_seq = 0
         window = connection.window
+        look_at = trio.current_time() + self._next_look()
         while True:
             if window.room > 0:
                 last_seq = await self._send_new(connection, last_seq)
             await self._resend_unacknowledged(connection)
             # Rung on new events and on finished ones (a slot is free again); otherwise awake
-            # when the oldest unacknowledged delivery is due again.
-            wait = PRUNE_INTERVAL
+            # when the oldest unacknowledged delivery is due again, or for the safety look.
+            wait = look_at - trio.current_time()
             due = window.next_due(self.ack_timeout)
             if due is not None:
-                wait = max(0.0, min(wait, due - trio.current_time()))
-            with trio.move_on_after(wait) as idle:
+                wait = min(wait, due - trio.current_time())
+            with trio.move_on_after(max(0.0, wait)):
                 await connection.outbox_bell.wait()
-            if idle.cancelled_caught and len(window):
-                # Events ended by another replica (expired there) free their slots too.
-                outbox = await self.store.outbox(connection.agent_id, limit=window.size)
-                window.keep_only(event.id for _, event in outbox)
+            if trio.current_time() >= look_at:
+                look_at = trio.current_time() + self._next_look()
+                if len(window):  # events ended elsewhere (a hint missed) free their slots
+                    outbox = await self.store.outbox(connection.agent_id, limit=window.size)
+                    window.keep_only(event.id for _, event in outbox)
+
+    def _next_look(self) -> float:
+        return self.look * self._rng.uniform(1 - LOOK_JITTER, 1 + LOOK_JITTER)
 
     async def _send_new(self, connection: Connection, last_seq: int) -> int:
         """Send what came after ``last_seq``; returns the last ``seq`` read.

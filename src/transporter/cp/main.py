@@ -85,6 +85,7 @@ async def serve(
             credentials,
             shared=store_spec.kind == "redis",
             ack_timeout=channel.ack_timeout,
+            look=channel.replica_look,
         )
         store = parts.store  # each of its calls timed for the metrics
         revocations = None
@@ -126,7 +127,7 @@ async def serve(
 
 
 def _assemble(
-    opened: Store, credentials: Credentials, *, shared: bool, ack_timeout: float
+    opened: Store, credentials: Credentials, *, shared: bool, ack_timeout: float, look: float
 ) -> tuple[Parts, Services, ReplicaHints]:
     """The control plane's parts, each for its own job, and what the API sees of them; all of
     them use the ``opened`` store through :func:`timed_store`, and count into one
@@ -143,12 +144,19 @@ def _assemble(
         live=live,
         intake=intake,
         progress=progress,
-        delivery=Delivery(store, progress, ack_timeout=ack_timeout, metrics=metrics),
+        delivery=Delivery(store, progress, ack_timeout=ack_timeout, look=look, metrics=metrics),
         sessions=sessions,
     )
     rollouts = Rollouts(store, intake, progress)
     services = Services(
-        store, intake, live, watch, shared_store=shared, metrics=metrics, rollouts=rollouts
+        store,
+        intake,
+        live,
+        watch,
+        shared_store=shared,
+        replica_look=look,
+        metrics=metrics,
+        rollouts=rollouts,
     )
     return parts, services, ReplicaHints(live, watch, sessions)
 

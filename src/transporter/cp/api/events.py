@@ -31,9 +31,6 @@ SCAN_PAGES = 10
 """``GET /events`` for a token that sees only some agents reads the store's pages of
 :data:`SCAN_PAGE` events, at most :data:`SCAN_PAGES` of them, keeping those the token may see:
 an answer may then hold fewer items than ``limit`` and still give a ``cursor`` to go on from."""
-OTHER_REPLICAS = 1.0
-"""With a shared store, a waiting request reads the event again this often: other replicas'
-writes do not wake it."""
 
 
 @routes.get("/events/<event_id>")
@@ -62,7 +59,10 @@ async def get_event(event_id: str) -> Answer:
             if len(record.timeline) > since or record.state.terminal or left <= 0:
                 return await found.views.one(record, manifests=with_manifests), 200
             written = None
-            with trio.move_on_after(min(left, OTHER_REPLICAS) if found.shared_store else left):
+            # Other replicas' writes wake it too (their hints, cp/replicas.py); with a shared
+            # store it reads again now and then besides, in case a hint was missed.
+            look = min(left, found.replica_look) if found.shared_store else left
+            with trio.move_on_after(look):
                 written = await subscription.next()
             record = written or await found.store.get_event(event_id)
 

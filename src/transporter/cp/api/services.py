@@ -11,6 +11,7 @@ from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.progress import Progress
+from transporter.cp.replicas import REPLICA_LOOK
 from transporter.cp.rollout.engine import Rollouts
 from transporter.cp.watch import EventWatch
 from transporter.store.base import Store
@@ -31,6 +32,9 @@ class Services:
     """Wakes waiting ``GET /events/{id}`` requests."""
     shared_store: bool = False
     """Whether other control-plane replicas write to the store (Redis)."""
+    replica_look: float = REPLICA_LOOK
+    """With a shared store, seconds between a waiting request's looks at its event besides
+    the hints that wake it (:mod:`transporter.cp.replicas`)."""
     views: EventViews = attrs.field(factory=EventViews)
     """Turns records into answers (Secrets redacted)."""
     checking: trio.CapacityLimiter = attrs.field(

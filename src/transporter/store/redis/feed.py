@@ -79,12 +79,13 @@ class RedisFeed(Hinting):
         while True:
             try:
                 await self._listen(sink, subscribed, refused)
-            except Exception as exc:  # any failure of the listener: listen again
+            except* Exception as failed:  # any failure of the listener: listen again
+                # (with except*: coredis's task group may add its own failure to a cancel)
                 if not down:
                     log.warning(
                         "store: not hearing the other replicas (%s); their changes are seen by"
                         " the periodic looks until listening again",
-                        _reason(exc),
+                        _reason(failed),
                     )
                 down = True
             if not started:
