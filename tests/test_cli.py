@@ -198,7 +198,7 @@ def test_environment_variables_fill_flags_and_flags_win(monkeypatch: pytest.Monk
         agent_id="from-flag",
         cluster_name="from-flag",
         bundle=Path("/etc/transporter/bundle"),
-        cp_url="wss://cp.example:8443/ws",
+        cp_urls=("wss://cp.example:8443/ws",),
         labels={"env": "prod", "region": "eu-west-1"},
         debug=True,
         log_format="json",
@@ -236,7 +236,7 @@ def test_the_agent_policy_file_comes_from_the_flag_or_the_environment(
     argv = ["agent", "--agent-id", "a", "--cp-url", "ws://cp/ws", "--insecure-plain-ws"]
     argv += ["--log-format", "text"]
     assert cli.parse(argv) == AgentConfig(
-        agent_id="a", cluster_name="a", cp_url="ws://cp/ws", insecure_plain_ws=True
+        agent_id="a", cluster_name="a", cp_urls=("ws://cp/ws",), insecure_plain_ws=True
     )
     monkeypatch.setenv("TRANSPORTER_POLICY", str(tmp_path / "env.yaml"))
     assert cli.parse(argv).policy == tmp_path / "env.yaml"  # type: ignore[union-attr]

@@ -105,7 +105,7 @@ async def serve(
             log.info("events act as their producers (impersonation): the cluster's RBAC decides")
         session = Session(
             info,
-            settings.cp_url,
+            settings.cp_urls,
             runner,
             concurrency=settings.concurrency,
             ssl_context=None if bundle is None else bundle.ssl_context(),
@@ -135,7 +135,7 @@ def _log_security(settings: AgentConfig, bundle: Bundle | None) -> None:
                 " ask for a new bundle (transporter bundle create on the control plane's host)",
                 until,
             )
-    if settings.cp_url.startswith("ws://"):
+    if any(url.startswith("ws://") for url in settings.cp_urls):
         log.warning(
             "AGENT CHANNEL SECURITY IS OFF (--insecure-plain-ws): plain ws:// without TLS; this"
             " agent does not know it talks to the real control plane, and whoever is on the"

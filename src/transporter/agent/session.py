@@ -2,6 +2,12 @@
 read and write, around the rules of :mod:`.conversation`; and when the connection fails, dial
 again (:mod:`.reconnect`), forever. Unacknowledged reports survive reconnects and are sent again.
 
+The control plane may have several URLs (replicas on one store): the agent is connected to one
+at a time, and moves to the next when its connection fails. Which replica it talks to changes
+nothing of what runs: what the worker ran or is running is kept by event id (and written down
+in the journal), so an event delivered again by another replica is answered, not run again,
+and the reports one replica did not acknowledge are sent to the next.
+
 A connection can die without ending (a half-open TCP connection: the far side or a middlebox
 went away without a FIN): each heartbeat goes with a WebSocket ping, and a connection with no
 pong within the ``dead_after`` the control plane named in its welcome is dropped and dialled
@@ -19,6 +25,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Sequence
 
 import trio
 
@@ -54,7 +61,7 @@ class Session:
     def __init__(
         self,
         info: AgentInfo,
-        cp_url: str,
+        cp_urls: str | Sequence[str],
         runner: Runner,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -67,14 +74,14 @@ class Session:
         ledger: Ledger | None = None,
         metrics: AgentMetrics | None = None,
     ) -> None:
-        """``ssl_context``: for a ``wss://`` URL, the bundle's (its certificate, the control
+        """``cp_urls``: the control plane's agent channel, or its replicas' in the order to
+        dial them. ``ssl_context``: for a ``wss://`` URL, the bundle's (its certificate, the control
         plane's CA). ``signing_key``: the control plane's, from the bundle; ``None`` runs
         events unchecked (``--insecure-plain-ws`` without a bundle only). ``ledger``: where
         what ran is written (:mod:`.journal`), so that nothing runs twice. ``metrics``: where
         connections and deliveries are counted."""
         self.info = info
-        self.cp_url = cp_url
-        self.ssl_context = ssl_context if cp_url.startswith("wss://") else None
+        self.ssl_context = ssl_context
         self.signing_key = signing_key
         self._verifying = trio.CapacityLimiter(1)
         self.metrics = metrics or AgentMetrics()
@@ -82,12 +89,17 @@ class Session:
             runner, self, concurrency=concurrency, ledger=ledger, metrics=self.metrics
         )
         self.conversation = Conversation(info, reports)
-        self.outages = Outages(cp_url, backoff or Backoff(), rng or random.Random())  # noqa: S311
+        self.outages = Outages(cp_urls, backoff or Backoff(), rng or random.Random())  # noqa: S311
         self.connect_timeout = connect_timeout
         self._outgoing_bell = trio.Event()
         self.connected = trio.Event()
         """Set while a registered connection is up (for tests and the demo)."""
         self.connections = 0
+
+    @property
+    def cp_url(self) -> str:
+        """The URL connected to, while :attr:`connected`; else the one to dial next."""
+        return self.outages.cp_url
 
     @property
     def reports(self) -> Reports:
@@ -130,9 +142,10 @@ class Session:
             await trio.sleep(delay)
 
     async def _connect_once(self) -> None:
+        url = self.cp_url
         async with connect(
-            self.cp_url,
-            ssl_context=self.ssl_context,
+            url,
+            ssl_context=self.ssl_context if url.startswith("wss://") else None,
             max_message_size=codec.MAX_MESSAGE_BYTES,
             connect_timeout=self.connect_timeout,
         ) as channel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transporter.cli.commands import Parser, Subcommands, Values, add_command
 from transporter.cli.flags import Flag, env_of, non_empty, path
 from transporter.cli.shared import DEBUG, INSECURE_PLAIN_WS, LOG_FORMAT, log_format_of
-from transporter.config.agent import AgentConfig
+from transporter.config.agent import MAX_CP_URLS, AgentConfig
 from transporter.config.values import (
     Address,
     parse_agent_id,
@@ -36,9 +36,12 @@ FLAGS = (
     ),
     Flag(
         "--cp-url",
-        "control plane agent channel, wss://HOST:PORT/ws",
+        "control plane agent channel, wss://HOST:PORT/ws; repeatable for replicas of one"
+        f" control plane (at most {MAX_CP_URLS}), dialled one at a time, the next when a"
+        " connection fails",
         parse_ws_url,
         required=True,
+        repeat=True,
         metavar="URL",
     ),
     INSECURE_PLAIN_WS,
@@ -96,18 +99,22 @@ def add(commands: Subcommands) -> None:
             "transporter agent --bundle site-1 --cp-url wss://cp.example:8443/ws",
             "transporter agent --bundle /etc/transporter/bundle --cp-url wss://cp:8443/ws \\",
             "    --policy /etc/transporter/policy.yaml --label env=prod",
+            "transporter agent --bundle site-1 --cp-url wss://cp-1:8443/ws \\",
+            "    --cp-url wss://cp-2:8443/ws",
         ),
     )
 
 
 def settings(values: Values, parser: Parser) -> AgentConfig:
-    plain = values["cp_url"].startswith("ws://")
+    urls = cp_urls(values["cp_url"], parser)
+    plain = [url for url in urls if url.startswith("ws://")]
     if plain and not values["insecure_plain_ws"]:
+        which = f" ({plain[0]})" if len(urls) > 1 else ""
         parser.error(
-            "--cp-url: ws:// is plain, unauthenticated WebSocket; use wss://, or give"
+            f"--cp-url{which}: ws:// is plain, unauthenticated WebSocket; use wss://, or give"
             " --insecure-plain-ws to allow it"
         )
-    if values["bundle"] is None and not (plain and values["insecure_plain_ws"]):
+    if values["bundle"] is None and not (len(plain) == len(urls) and values["insecure_plain_ws"]):
         parser.error(
             f"--bundle is required (or set {env_of('--bundle')}): the folder"
             " 'transporter bundle create' wrote for this agent"
@@ -119,7 +126,7 @@ def settings(values: Values, parser: Parser) -> AgentConfig:
         cluster_name=values["cluster_name"] or values["agent_id"] or "",
         bundle=values["bundle"],
         insecure_plain_ws=values["insecure_plain_ws"],
-        cp_url=values["cp_url"],
+        cp_urls=urls,
         kubeconfig=values["kubeconfig"],
         labels=dict(values["label"]),
         concurrency=values["concurrency"],
@@ -130,3 +137,18 @@ def settings(values: Values, parser: Parser) -> AgentConfig:
         debug=values["debug"],
         log_format=log_format_of(values),
     )
+
+
+def cp_urls(given: list[str], parser: Parser) -> tuple[str, ...]:
+    """The URLs of ``--cp-url`` (each checked already), bounded and each once; without the
+    spaces a comma-separated ``TRANSPORTER_CP_URL`` may hold around them."""
+    given = [url.strip() for url in given]
+    if len(given) > MAX_CP_URLS:
+        parser.error(
+            f"--cp-url: {len(given)} URLs given, at most {MAX_CP_URLS} (replicas of one control"
+            " plane; many more belong behind a load balancer, as one URL)"
+        )
+    for at, url in enumerate(given):
+        if url in given[:at]:
+            parser.error(f"--cp-url: {url} is given twice")
+    return tuple(given)

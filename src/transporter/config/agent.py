@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
 from transporter.config.values import Address
+
+MAX_CP_URLS: Final = 16
+"""Control-plane URLs an agent may be given: replicas of one control plane, not a fleet."""
 
 
 @attrs.frozen(kw_only=True)
 class AgentConfig:
     """Settings of ``transporter agent``."""
 
-    cp_url: str
-    """The control plane's agent channel, ``wss://HOST:PORT/ws``. The agent dials out to it."""
+    cp_urls: tuple[str, ...]
+    """The control plane's agent channel, ``wss://HOST:PORT/ws``, which the agent dials out to;
+    or its replicas' (on one store), dialled one at a time in this order: when a connection
+    fails or ends, the next (:mod:`transporter.agent.reconnect`). At most :data:`MAX_CP_URLS`."""
 
     agent_id: str = ""
     """This agent's identity at the control plane; events are addressed to it. ``""``: the id
