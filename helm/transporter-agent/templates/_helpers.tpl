@@ -65,10 +65,21 @@ allow: {{ .Values.policy.allow | toJson }}
 {{- if eq . "core" }}""{{ else }}{{ . | quote }}{{ end -}}
 {{- end -}}
 
+{{/* The control plane's URLs, comma-separated as TRANSPORTER_CP_URL takes them: cpUrl, then
+cpUrls (its replicas), in the order the agent dials them. */}}
+{{- define "transporter-agent.cpUrls" -}}
+{{- $urls := list -}}
+{{- with .Values.cpUrl }}{{ $urls = append $urls . }}{{ end -}}
+{{- join "," (concat $urls .Values.cpUrls) -}}
+{{- end -}}
+
 {{/* Checks that stop a chart the agent could not run as it says. */}}
 {{- define "transporter-agent.checks" -}}
-{{- if not .Values.cpUrl -}}
+{{- if not (include "transporter-agent.cpUrls" .) -}}
 {{- fail "cpUrl is required: the control plane's agent channel, wss://HOST:PORT/ws" -}}
+{{- end -}}
+{{- if has .Values.cpUrl .Values.cpUrls -}}
+{{- fail (printf "cpUrls holds %s, which is cpUrl: give each control-plane URL once" .Values.cpUrl) -}}
 {{- end -}}
 {{- range .Values.policy.namespaces -}}
 {{- if eq . $.Release.Namespace -}}
