@@ -80,8 +80,9 @@ class RedisFeed(Hinting):
             try:
                 await self._listen(sink, subscribed, refused)
             except* Exception as failed:  # any failure of the listener: listen again
-                # (with except*: coredis's task group may add its own failure to a cancel)
-                if not down:
+                # (with except*: coredis's task group may add its own failure to a cancel,
+                # which is no outage: the sleep below raises the cancel)
+                if not down and trio.current_effective_deadline() != -math.inf:
                     log.warning(
                         "store: not hearing the other replicas (%s); their changes are seen by"
                         " the periodic looks until listening again",
