@@ -28,6 +28,7 @@ from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutStat
 from transporter.protocol.status import StatusUpdate
 from transporter.security.audit_chain import ChainHead
 from transporter.security.tokens import TokenRecord
+from transporter.store.queue_store import QueueStore
 from transporter.store.replica_feed import ChangeSink as ChangeSink
 from transporter.store.replica_feed import ReplicaFeed as ReplicaFeed
 
@@ -69,6 +70,10 @@ class RolloutConflict(StoreError):
     def __init__(self, rollout_id: str) -> None:
         super().__init__(f"rollout {rollout_id!r} exists with different content")
         self.rollout_id = rollout_id
+
+
+class QueueUnsupported(StoreError):
+    """This store has no queue (the embedded store): queue mode needs Redis."""
 
 
 class InvalidCursor(StoreError, ValueError):
@@ -368,7 +373,14 @@ class CredentialStore(Protocol):
 
 
 class Store(
-    EventStore, RolloutStore, AgentStore, AuditStore, CredentialStore, ReplicaFeed, Protocol
+    EventStore,
+    RolloutStore,
+    AgentStore,
+    AuditStore,
+    CredentialStore,
+    ReplicaFeed,
+    QueueStore,
+    Protocol,
 ):
     """What the control plane needs from durable state: every concern above, and the store's
     own life."""

@@ -8,6 +8,7 @@ from transporter.store.sqlite.credentials import SQLiteCredentials
 from transporter.store.sqlite.events import SQLiteEvents
 from transporter.store.sqlite.feed import SQLiteFeed
 from transporter.store.sqlite.progress import SQLiteProgress
+from transporter.store.sqlite.queue import SQLiteQueue
 from transporter.store.sqlite.rollouts import SQLiteRollouts
 
 
@@ -19,5 +20,6 @@ class SQLiteStore(
     SQLiteAudit,
     SQLiteCredentials,
     SQLiteFeed,
+    SQLiteQueue,
 ):
     """The :class:`~transporter.store.base.Store` in one SQLite file. Open with :meth:`open`."""

@@ -1,0 +1,173 @@
+"""The Redis store's :class:`~transporter.store.queue_store.QueueStore`: queue mode on Redis
+Streams.
+
+``P queue`` is the stream producers append to (XADD only: see the README's ACL user), read by
+the consumer group ``cp`` that every control-plane replica joins under a name of its own.
+An entry is settled by one script, atomically: acknowledged and deleted when its event is stored
+(so no token stays in Redis), or, when refused, its dead letter appended to ``P queue:dead``
+too. That stream keeps about :data:`DEAD_LETTERS_KEPT` letters: MAXLEN ``~`` drops the oldest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from typing import Any, cast
+
+from coredis.exceptions import StreamDuplicateConsumerGroupError
+from coredis.response.types import StreamEntry
+
+from transporter.store.base import InvalidCursor
+from transporter.store.paging import clamp_limit
+from transporter.store.queue_store import DeadLetter, DeadLetterPage, QueueEntry
+from transporter.store.redis.connection import RedisConnection
+
+GROUP = "cp"
+"""The one consumer group: every replica reads through it, so each entry goes to one."""
+DEAD_LETTERS_KEPT = 10_000
+"""About how many dead letters the stream keeps (the oldest go first)."""
+SCAN = 1000
+"""Dead letters looked at for one page of a single token's."""
+CLAIM_ROUNDS = 10
+"""XAUTOCLAIM calls one claim makes at most (each looks at ``count`` pending entries)."""
+
+_STREAM_ID = re.compile(r"\A[0-9]{1,20}-[0-9]{1,20}\Z")
+
+# KEYS: queue. ARGV: group, entry id. Returns how many were acknowledged (0: settled already).
+DONE = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return acked
+"""
+
+# KEYS: queue, queue:dead. ARGV: group, entry id, letters kept, then the letter's fields and
+# values. The letter is written only by whoever acknowledges the entry: an entry two replicas
+# refused (one had claimed it from the other) leaves one letter.
+DEAD = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if acked == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+end
+return acked
+"""
+
+
+class RedisQueue(RedisConnection):
+    @property
+    def _queue(self) -> str:
+        return self._keys.prefix + "queue"
+
+    @property
+    def _dead(self) -> str:
+        return self._keys.prefix + "queue:dead"
+
+    async def queue_prepare(self) -> None:
+        async with self._guard():
+            with contextlib.suppress(StreamDuplicateConsumerGroupError):
+                await self._client.xgroup_create(self._queue, GROUP, identifier="0", mkstream=True)
+
+    async def queue_read(self, consumer: str, *, count: int, block: float) -> list[QueueEntry]:
+        async with self._guard():
+            found = await self._client.xreadgroup(
+                GROUP, consumer, {self._queue: ">"}, count=count, block=max(1, int(block * 1000))
+            )
+        return [_entry(item) for items in (found or {}).values() for item in items]
+
+    async def queue_claim(self, consumer: str, *, idle: float, count: int) -> list[QueueEntry]:
+        claimed: list[QueueEntry] = []
+        start = "0-0"
+        for _ in range(CLAIM_ROUNDS):
+            async with self._guard():
+                reply = await self._client.xautoclaim(
+                    self._queue, GROUP, consumer, int(idle * 1000), start, count=count
+                )
+            start = str(reply[0])
+            claimed.extend(_entry(item) for item in cast(Any, reply[1]) if item is not None)
+            if start == "0-0" or len(claimed) >= count:
+                break
+        return claimed
+
+    async def queue_done(self, entry_id: str) -> None:
+        async with self._guard():
+            await self._queue_scripts[0](keys=[self._queue], args=[GROUP, entry_id])
+
+    async def queue_dead(self, entry_id: str, letter: DeadLetter) -> None:
+        fields: list[str] = []
+        for name, value in _letter_fields(letter).items():
+            fields += [name, value]
+        async with self._guard():
+            await self._queue_scripts[1](
+                keys=[self._queue, self._dead],
+                args=[GROUP, entry_id, DEAD_LETTERS_KEPT, *fields],
+            )
+
+    async def dead_letters(
+        self, *, limit: int = 100, cursor: str | None = None, token_id: str | None = None
+    ) -> DeadLetterPage:
+        limit = clamp_limit(limit)
+        if cursor is not None and not _STREAM_ID.match(cursor):
+            raise InvalidCursor(cursor)
+        end = "+" if cursor is None else f"({cursor}"
+        wanted = limit + 1 if token_id is None else SCAN
+        async with self._guard():
+            found = await self._client.xrevrange(self._dead, end, "-", count=wanted)
+        letters = [_letter(item) for item in found]
+        if token_id is None:
+            more = len(letters) > limit
+            items = letters[:limit]
+            return DeadLetterPage(items, items[-1].letter_id if more else None)
+        items = []
+        for looked, letter in enumerate(letters, 1):
+            if letter.token_id == token_id:
+                items.append(letter)
+            if len(items) == limit:
+                more = looked < len(letters) or len(found) == wanted
+                return DeadLetterPage(items, letter.letter_id if more else None)
+        more = len(found) == wanted
+        return DeadLetterPage(items, letters[-1].letter_id if more and letters else None)
+
+    @functools.cached_property
+    def _queue_scripts(self) -> tuple[Any, Any]:
+        """The two scripts, registered on first use (a store that never sees a queue entry
+        registers none)."""
+        return self._client.register_script(DONE), self._client.register_script(DEAD)
+
+
+def _entry(item: StreamEntry) -> QueueEntry:
+    return QueueEntry(
+        str(item.identifier), {str(k): str(v) for k, v in (item.field_values or {}).items()}
+    )
+
+
+def _letter_fields(letter: DeadLetter) -> dict[str, str]:
+    return {
+        "entry": letter.entry_id,
+        "at": repr(letter.at),
+        "status": str(letter.status),
+        "error": letter.error,
+        "message": letter.message,
+        "field": letter.field or "",
+        "event_id": letter.event_id or "",
+        "token_id": letter.token_id or "",
+    }
+
+
+def _letter(item: StreamEntry) -> DeadLetter:
+    values = {str(k): str(v) for k, v in (item.field_values or {}).items()}
+    try:
+        at, status = float(values.get("at", "0")), int(values.get("status", "0"))
+    except ValueError:
+        at, status = 0.0, 0
+    return DeadLetter(
+        letter_id=str(item.identifier),
+        entry_id=values.get("entry", ""),
+        at=at,
+        status=status,
+        error=values.get("error", ""),
+        message=values.get("message", ""),
+        field=values.get("field") or None,
+        event_id=values.get("event_id") or None,
+        token_id=values.get("token_id") or None,
+    )
