@@ -221,8 +221,9 @@ class AgentLink:
         await ws.send_message(codec.encode(welcome))
 
     async def _disconnected(self, connection: Connection) -> None:
-        # Else a newer connection owns the record now (here, or on another replica).
-        if self.parts.live.detach(connection) and not connection.moved_elsewhere:
+        if not self.parts.live.detach(connection):
+            return  # a newer connection here owns the record now
+        if not await self.parts.sessions.moved_on(connection):  # else one on another replica
             await roster.left(self.parts.store, self.parts.progress, connection)
 
     async def _read(

@@ -15,7 +15,7 @@ import logging
 
 from transporter.cp.live import Connection, LiveAgents
 from transporter.logs import about
-from transporter.store.base import Store
+from transporter.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,22 @@ class Sessions:
             return
         if seq > connection.session:
             self._close(connection, seq)
+
+    async def moved_on(self, connection: Connection) -> bool:
+        """Whether the agent's live session is another's now, for ``connection`` that ends:
+        then the agent is connected elsewhere, and must not be marked disconnected nor its
+        events taken back. Known from the hint (``moved_elsewhere``), else asked of the store
+        (the hint may have been missed); a store that cannot say means no."""
+        if connection.moved_elsewhere:
+            return True
+        if connection.session == 0:  # its claim did not come back: it never was the live one
+            return False
+        try:
+            live = await self._store.live_session(connection.agent_id)
+        except StoreUnavailable:
+            return False
+        connection.moved_elsewhere = live > connection.session
+        return connection.moved_elsewhere
 
     def _close(self, connection: Connection, seq: int) -> None:
         log.info(

@@ -45,3 +45,9 @@ class ReplicaFeed(Protocol):
         number, higher than any taken before for the agent, and tells every replica
         (``ChangeSink.claimed``)."""
         ...
+
+    async def live_session(self, agent_id: str) -> int:
+        """The number of ``agent_id``'s live session (the last one taken), 0 when none was
+        (or the store has one process): how a connection that ends learns that its agent has
+        moved on to another replica though the hint of it was missed."""
+        ...

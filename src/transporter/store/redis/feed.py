@@ -143,6 +143,11 @@ class RedisFeed(Hinting):
             )
         return int(seq)
 
+    async def live_session(self, agent_id: str) -> int:
+        async with self._guard():
+            seq = await self._client.get(self._keys.session(agent_id))
+        return int(seq or 0)
+
 
 class _Budget:
     """At most ``count`` spends per ``window`` seconds (a flood of garbage is not a flood of

@@ -21,3 +21,6 @@ class SQLiteFeed(SQLiteConnection):
 
     async def claim_session(self, agent_id: str) -> int:
         return next(self._sessions)
+
+    async def live_session(self, agent_id: str) -> int:
+        return 0  # one process: its connections replace each other (cp/live.py)
