@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from tests.bed.redis import RedisServer
-from transporter.store.queue_store import FORMAT_VERSION
+from transporter.protocol.queue_entry import FORMAT_VERSION
 from transporter.store.redis.queue_append import open_appender
 
 QUEUE = "transporter:queue"

@@ -16,7 +16,7 @@ from transporter.cli.shared import (
     store_of,
 )
 from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
-from transporter.config.values import Address
+from transporter.config.values import Address, parse_positive_float
 
 FLAGS = (
     Flag("--listen", "HTTP API address", Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"),
@@ -57,6 +57,14 @@ FLAGS = (
         "serve the API over plain HTTP: tokens cross the network readable (a closed test"
         " network, or a TLS proxy on this host, only)",
         switch=True,
+    ),
+    Flag(
+        "--queue-claim-after",
+        "queue mode (Redis store): seconds an entry another replica read may stay unsettled"
+        " before this one takes it over",
+        parse_positive_float,
+        "30",
+        metavar="SECONDS",
     ),
     DEBUG,
     LOG_FORMAT,
@@ -107,4 +115,5 @@ def settings(values: Values, parser: Parser) -> CpConfig:
         ),
         debug=values["debug"],
         log_format=log_format_of(values),
+        queue_claim_after=values["queue_claim_after"],
     )

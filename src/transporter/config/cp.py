@@ -103,6 +103,10 @@ class CpConfig:
     log_format: Literal["text", "json"] = "text"
     """How log lines look on stderr: ``text`` for people, ``json`` for collectors."""
 
+    queue_claim_after: float = 30.0
+    """Queue mode (a Redis store): seconds an entry a replica read may stay unsettled before
+    another replica takes it over (the reader died). Longer than one submission takes."""
+
     @property
     def effective_store(self) -> StoreSpec:
         return self.store or StoreSpec.sqlite_in(self.data_dir)

@@ -8,6 +8,7 @@ from functools import partial
 
 import attrs
 import trio
+from quart_trio import QuartTrio
 
 from transporter import runtime
 from transporter.config.cp import CpConfig
@@ -25,6 +26,7 @@ from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
+from transporter.cp.queue.consumer import QueueConsumer, QueueSettings
 from transporter.cp.replicas import ReplicaHints
 from transporter.cp.revocations import POLL_INTERVAL, RevocationWatch
 from transporter.cp.rollout.engine import Rollouts
@@ -99,11 +101,8 @@ async def serve(
             agent_addresses: list[Address] = await background.start(
                 agents.serve, settings.agent_listen
             )
-            api = ApiServer(
-                create_app(services, auth=not settings.insecure_no_auth),
-                settings.listen,
-                tls=credentials.api_tls,
-            )
+            app = create_app(services, auth=not settings.insecure_no_auth)
+            api = ApiServer(app, settings.listen, tls=credentials.api_tls)
             services.metrics.watch(parts.live, api=api.gate, agent_channel=agents.handshakes)
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             # Other replicas' changes, at once (a store of one process has none).
@@ -111,6 +110,8 @@ async def serve(
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
             await background.start(services.rollouts.run)
+            if store_spec.kind == "redis":  # queue mode (its entries go through the API's app)
+                await background.start(_queue_consumer(settings, store, app).run)
             # Connections of either port (a flood of them too) leave memory to give back.
             background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
             await _log_store(store, store_spec.display)
@@ -124,6 +125,11 @@ async def serve(
             task_status.started(bound)
             await shutdown.wait()
             background.cancel_scope.cancel()
+
+
+def _queue_consumer(settings: CpConfig, store: Store, app: QuartTrio) -> QueueConsumer:
+    """This replica's member of the queue's consumer group (a Redis store only)."""
+    return QueueConsumer(store, app, QueueSettings(claim_after=settings.queue_claim_after))
 
 
 def _assemble(

@@ -12,13 +12,6 @@ from typing import Protocol
 
 import attrs
 
-FORMAT_VERSION = "1"
-"""The ``v`` field of an entry this version writes and reads: a producer of a later version
-whose entries this control plane cannot read sees them dead-lettered, not misread."""
-BODY, TOKEN, VERSION = "body", "token", "v"
-"""An entry's fields: the JSON body ``POST /events`` takes, the bearer token, and
-:data:`FORMAT_VERSION`."""
-
 
 @attrs.frozen
 class QueueEntry:

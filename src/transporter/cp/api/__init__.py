@@ -21,6 +21,7 @@ from transporter.cp.api import (
     metrics,
     plans,
     public,
+    queue,
     rollouts,
     submit,
 )
@@ -46,7 +47,7 @@ def create_app(found: Services, *, auth: bool = True) -> QuartTrio:
         max_limit=events.MAX_LIMIT,
         max_batch=submit.MAX_BATCH,
     )
-    for module in (public, submit, events, cancel, rollouts, plans, agents, audit, metrics):
+    for module in (public, submit, events, cancel, rollouts, plans, agents, audit, queue, metrics):
         app.register_blueprint(module.routes)
     gate = Gate(found.store, enabled=auth)
     gate.learn(app.view_functions)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transporter.cp.openapi import agents, audit, events, health, metrics, rollouts
+from transporter.cp.openapi import agents, audit, events, health, metrics, queue, rollouts
 from transporter.cp.openapi.schemas import schemas
 from transporter.cp.openapi.security import BEARER, OPEN_OPERATIONS, ROLES, secure
 
@@ -33,6 +33,7 @@ def openapi_document(
         **rollouts.paths(),
         **agents.paths(),
         **audit.paths(max_limit=max_limit),
+        **queue.paths(max_limit=max_limit),
         **health.paths(),
         **metrics.paths(),
     }
@@ -50,5 +51,8 @@ def openapi_document(
             ),
         },
         "paths": paths,
-        "components": {"schemas": schemas(), "securitySchemes": {"bearer": BEARER}},
+        "components": {
+            "schemas": {**schemas(), **queue.schemas()},
+            "securitySchemes": {"bearer": BEARER},
+        },
     }

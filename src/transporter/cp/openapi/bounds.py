@@ -12,6 +12,7 @@ from transporter.protocol.submission import MAX_CREATED_BY, MAX_PRIORITY, MIN_PR
 
 __all__ = [
     "AUDIT_PAGE",
+    "DEAD_LETTERS_PAGE",
     "EVENTS_PAGE",
     "MAX_CREATED_BY",
     "MAX_PLAN_CLUSTERS",
@@ -29,6 +30,8 @@ EVENTS_PAGE: Final = 50
 """Default ``limit`` of ``GET /events``."""
 AUDIT_PAGE: Final = 100
 """Default ``limit`` of ``GET /audit``."""
+DEAD_LETTERS_PAGE: Final = 100
+"""Default ``limit`` of ``GET /queue/dead-letters``."""
 ROLLOUTS_PAGE: Final = 50
 """Default ``limit`` of ``GET /rollouts`` and ``GET /plans``."""
 ROLLOUTS_LIMIT: Final = 100

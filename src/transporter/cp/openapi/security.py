@@ -17,6 +17,7 @@ ROLES: dict[str, str] = {
     "listAgents": Role.READ.value,
     "getAgent": Role.READ.value,
     "listAudit": Role.ADMIN.value,
+    "listDeadLetters": Role.READ.value,
     "getMetrics": Role.READ.value,
     "listRollouts": Role.READ.value,
     "getRollout": Role.READ.value,

@@ -1,0 +1,146 @@
+"""The queue's consumer: this replica's member of the consumer group ``cp``.
+
+Two tasks: one reads new entries (XREADGROUP, blocking a little while, never longer than the
+store's call timeout), one claims entries another consumer (a replica that died, or this one
+when its store failed) has held unsettled for :attr:`QueueSettings.claim_after` seconds. Each
+entry is judged (:mod:`.judge`) and settled: acknowledged and deleted once its event is stored,
+dead-lettered when refused, left pending when the store failed, so that it is claimed and tried
+again: an entry is never lost to an outage, nor dead-lettered for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+
+import attrs
+import trio
+
+from transporter.cp.queue.dispatch import App
+from transporter.cp.queue.judge import judge
+from transporter.store.base import Store, StoreUnavailable
+from transporter.store.queue_store import QueueEntry
+
+log = logging.getLogger("transporter.cp.queue")
+
+BACKOFF = (0.5, 10.0)
+"""Seconds to wait after the store failed: the first, doubling to the last."""
+
+
+@attrs.frozen(kw_only=True)
+class QueueSettings:
+    claim_after: float = 30.0
+    """Seconds an entry may stay unsettled by the consumer that read it before another takes
+    it over: longer than one entry's submission takes (a store call is 10 s at most), short
+    enough that a dead replica's entries wait little."""
+    batch: int = 16
+    """Entries read (claimed) at once, and judged at once."""
+    block: float = 2.0
+    """Seconds one read waits for a new entry (less than the store's call timeout)."""
+
+
+def consumer_name() -> str:
+    """This process's name in the group: unique per process (a restarted replica is a new
+    consumer; what the old one held is claimed like any dead replica's)."""
+    return f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class QueueConsumer:
+    def __init__(
+        self, store: Store, app: App, settings: QueueSettings, *, name: str | None = None
+    ) -> None:
+        self._store = store
+        self._app = app
+        self._settings = settings
+        self.name = name or consumer_name()
+        self.settled = 0
+        """Entries this consumer settled (stored or dead-lettered)."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Consume until cancelled; started once the group exists (or the store was not
+        there to make it: then the readers make it when it is back)."""
+        try:
+            await self._store.queue_prepare()
+        except StoreUnavailable as exc:
+            log.warning("queue: cannot prepare the consumer group yet: %s", exc)
+        log.info(
+            "queue: consuming as %s (claiming after %g s)", self.name, self._settings.claim_after
+        )
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_forever)
+            nursery.start_soon(self._claim_forever)
+
+    async def _read_forever(self) -> None:
+        delay = BACKOFF[0]
+        while True:
+            try:
+                entries = await self._store.queue_read(
+                    self.name, count=self._settings.batch, block=self._settings.block
+                )
+            except StoreUnavailable as exc:
+                delay = await self._after_outage("read", exc, delay)
+                continue
+            delay = BACKOFF[0]
+            await self._settle_all(entries)
+
+    async def _claim_forever(self) -> None:
+        delay = BACKOFF[0]
+        while True:
+            await trio.sleep(self._settings.claim_after / 2)
+            try:
+                entries = await self._store.queue_claim(
+                    self.name, idle=self._settings.claim_after, count=self._settings.batch
+                )
+            except StoreUnavailable as exc:
+                delay = await self._after_outage("claim", exc, delay)
+                continue
+            delay = BACKOFF[0]
+            if entries:
+                log.info("queue: claimed %d entries left unsettled", len(entries))
+            await self._settle_all(entries)
+
+    async def _after_outage(self, doing: str, exc: StoreUnavailable, delay: float) -> float:
+        """Wait, then make sure the group is there (a store that lost it makes it again)."""
+        log.warning("queue: cannot %s entries: %s (again in %g s)", doing, exc, delay)
+        await trio.sleep(delay)
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.queue_prepare()
+        return min(delay * 2, BACKOFF[1])
+
+    async def _settle_all(self, entries: list[QueueEntry]) -> None:
+        async with trio.open_nursery() as nursery:
+            for entry in entries:
+                nursery.start_soon(self._settle, entry)
+
+    async def _settle(self, entry: QueueEntry) -> None:
+        verdict = await judge(self._app, entry, now=time.time())
+        try:
+            if verdict.kind == "stored":
+                await self._store.queue_done(entry.entry_id)
+            elif verdict.letter is not None:
+                letter = verdict.letter
+                await self._store.queue_dead(entry.entry_id, letter)
+                log.warning(
+                    "queue: entry %s refused (%d %s: %s), dead-lettered",
+                    entry.entry_id,
+                    letter.status,
+                    letter.error,
+                    letter.message,
+                )
+            else:
+                log.warning(
+                    "queue: entry %s not stored (%s); tried again after %g s",
+                    entry.entry_id,
+                    verdict.why,
+                    self._settings.claim_after,
+                )
+                return
+        except StoreUnavailable as exc:
+            log.warning("queue: entry %s not settled (%s); tried again", entry.entry_id, exc)
+            return
+        self.settled += 1
