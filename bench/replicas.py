@@ -1,8 +1,8 @@
 """Two control-plane replicas on one redis-server against one replica: events/s and POST ->
 completed latency, with every agent connected to replica 1 and the events posted to replica 2
 (cross-replica: the event and its progress go from one replica to the other through Redis) or
-to replica 1 (same replica), beside a single replica on the same Redis; then kill -9 of
-replica 1 and the time until each of its agents is served by replica 2.
+to replica 1 (same replica), beside a single replica (on a redis-server of its own); then kill
+-9 of replica 1 and the time until each of its agents is served by replica 2.
 
     .venv/bin/python bench/replicas.py [--agents 20] [--events 2000] [--latency 200] [--rounds 10]
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,11 @@ class Agents:
     """Events sent to these agents so far (they count receipts across the bench)."""
 
     def line(self) -> str:
+        """The process's next line, within :data:`TIMEOUT` (it says one per request)."""
         assert self.popen.stdout is not None
+        readable, _, _ = select.select([self.popen.stdout], [], [], TIMEOUT)
+        if not readable:
+            raise TimeoutError(f"the agents' process said nothing within {TIMEOUT:g} s")
         said = self.popen.stdout.readline()
         if not said:
             raise RuntimeError(f"the agents' process ended ({self.popen.wait()})")
