@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 
+from transporter.config.redis_url import SENTINEL_SCHEMES, parse_sentinel, replication_of
 from transporter.config.values import Address, ConfigError
 
 
@@ -22,6 +23,11 @@ class StoreSpec:
     CA in ``?ssl_ca_certs=FILE`` (else the system's) including the host name, with a client
     certificate from ``&ssl_certfile=FILE&ssl_keyfile=FILE``. Give a URL with a password
     through ``TRANSPORTER_STORE`` rather than ``--store``, which other users see in ``ps``.
+    ``redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE`` (or
+    ``rediss+sentinel://``) asks those Sentinels for SERVICE's primary and follows it through a
+    failover (:mod:`transporter.config.redis_url`). ``?wait_replicas=N`` (any Redis URL) makes
+    every write wait until N replicas have it; with Sentinels the default is ``all``, every
+    replica they see up.
     """
 
     kind: Literal["sqlite", "redis"]
@@ -33,7 +39,11 @@ class StoreSpec:
         parts = urlsplit(text)
         if parts.scheme in ("redis", "rediss", "unix"):
             if parts.scheme != "unix" and not parts.hostname:
-                raise ConfigError(f"store URL {text!r} names no Redis host")
+                raise ConfigError(f"store URL {cls('redis', text).display!r} names no Redis host")
+            replication_of(text)
+            return cls("redis", text)
+        if parts.scheme in SENTINEL_SCHEMES:
+            parse_sentinel(text)
             return cls("redis", text)
         if parts.scheme == "sqlite":
             # sqlite:///abs/path or sqlite://relative/path, as in SQLAlchemy's form.
@@ -41,16 +51,34 @@ class StoreSpec:
             if not raw or raw == "/":
                 raise ConfigError(f"store URL {text!r} names no file")
             return cls("sqlite", text, Path(raw))
-        raise ConfigError(f"store URL {text!r}: scheme must be sqlite://, redis:// or rediss://")
+        raise ConfigError(
+            f"store URL {cls('redis', text).display!r}: scheme must be sqlite://, redis://,"
+            " rediss://, redis+sentinel:// or rediss+sentinel://"
+        )
 
     @property
     def display(self) -> str:
-        """The URL without its password, for logs."""
+        """The URL without its passwords (the user part's, a Sentinel's), for logs."""
         parts = urlsplit(self.url)
-        if parts.password is None:
+        if not self._has_password:
             return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hosts}" if colon else parts.netloc
+        query = parts.query
+        if "sentinel_password=" in query:
+            pairs = [
+                (name, "***" if name == "sentinel_password" else value)
+                for name, value in parse_qsl(query, keep_blank_values=True)
+            ]
+            query = urlencode(pairs, safe="*/")
+        return parts._replace(netloc=netloc, query=query).geturl()
+
+    @property
+    def _has_password(self) -> bool:
+        parts = urlsplit(self.url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        return ":" in userinfo or "sentinel_password=" in parts.query
 
     @property
     def flags(self) -> str:
@@ -59,7 +87,7 @@ class StoreSpec:
         with a password is not repeated: the same ``--store`` or ``TRANSPORTER_STORE``)."""
         if self.path is not None and self.path.name == "transporter.db":
             return f"--data-dir {self.path.parent}"
-        if urlsplit(self.url).password is not None:
+        if self._has_password:
             return "--store URL (the same, or TRANSPORTER_STORE)"
         return f"--store {self.url}"
 

@@ -5,36 +5,66 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import coredis
 import trio
-from coredis.pool import ConnectionPool
-from coredis.retry import NoRetryPolicy
+from coredis.connection import TCPLocation
 from coredis.typing import RedisError
 
+from transporter.config.redis_url import (
+    Replication,
+    is_sentinel,
+    parse_sentinel,
+    query_of,
+    replication_of,
+)
+from transporter.config.values import ConfigError
 from transporter.store.base import StoreUnavailable
 from transporter.store.redis.chain import AuditChain
+from transporter.store.redis.failover import (
+    WRITES,
+    Writes,
+    moved,
+    plain_client,
+    sentinel_client,
+    with_cause,
+)
 from transporter.store.redis.keys import DEFAULT_PREFIX, Keys
 from transporter.store.redis.migration import migrate
 from transporter.store.redis.records import RecordTexts
 from transporter.store.redis.rollout_scripts import RolloutScripts
 from transporter.store.redis.scripts import Scripts
-from transporter.store.redis.tidy import TIDY
 from transporter.store.rollout_rows import decoded_rollouts
 
 DEFAULT_TIMEOUT = 10.0
+RECOUNT = 1.0
+"""Seconds for which the number of replicas the Sentinels see up is taken as it was counted (one
+question to a Sentinel per second at most, not one per write)."""
+NO_WAIT = Replication(wait_replicas=0)
 
 
 class RedisConnection:
     """The client and what every concern's part shares: keys, scripts, the audit chain and the
     records decoded lately."""
 
-    def __init__(self, client: coredis.Redis[str], *, prefix: str, call_timeout: float) -> None:
+    def __init__(
+        self,
+        client: coredis.Redis[str],
+        *,
+        prefix: str,
+        call_timeout: float,
+        replication: Replication = NO_WAIT,
+    ) -> None:
         self._client = client
+        self._replication = replication
+        """How many replicas each write waits for (the URL's ``wait_replicas``)."""
+        self._sentinel = False
+        self._replicas_up = 0
+        self._counted_at = -RECOUNT
         self._keys = Keys(prefix)
         self._timeout = call_timeout
         self._closed = False
@@ -54,7 +84,9 @@ class RedisConnection:
         cls, url: str, *, prefix: str = DEFAULT_PREFIX, call_timeout: float = DEFAULT_TIMEOUT
     ) -> AsyncIterator[Self]:
         """A store on the server at ``url`` (``redis://``, ``rediss://``, ``unix://``, with
-        ``:password@`` or ``user:password@`` when needed) for the duration of the block.
+        ``:password@`` or ``user:password@`` when needed; or ``redis+sentinel://`` and
+        ``rediss+sentinel://``, the primary the Sentinels name) for the duration of the block.
+        With ``?wait_replicas=N`` every write waits until N replicas have it (``WAIT``).
 
         ``rediss://`` is TLS, verified: the server's certificate must chain to the CA in
         ``?ssl_ca_certs=FILE`` (else the system's) and name the host (unless
@@ -66,11 +98,17 @@ class RedisConnection:
         coredis keeps its connections in a task group of its own, which is why opening is a
         context manager.
         """
-        client = _client(url, call_timeout)
+        try:
+            replication = replication_of(url)
+        except ConfigError as exc:
+            raise StoreUnavailable(f"bad Redis URL: {exc}") from None
         raised: BaseException | None = None
         try:
-            async with client:
-                store = cls(client, prefix=prefix, call_timeout=call_timeout)
+            async with _client(url, call_timeout) as client:
+                store = cls(
+                    client, prefix=prefix, call_timeout=call_timeout, replication=replication
+                )
+                store._sentinel = is_sentinel(url)
                 try:
                     yield store
                 except BaseException as exc:
@@ -81,7 +119,7 @@ class RedisConnection:
         except BaseExceptionGroup as group:
             # coredis's task group (a trio nursery) wraps what the caller's block raised in an
             # ExceptionGroup; give the caller back its own exception, as the SQLite store does.
-            if raised is None or list(group.exceptions) != [raised]:
+            if raised is None or not _only(group, raised):
                 raise
             _raise_again(raised)
 
@@ -90,17 +128,60 @@ class RedisConnection:
         self._closed = True
 
     @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Every coredis call of the store: after the layout is migrated (:meth:`_translated`)."""
+    async def _guard(self, *, confirm: bool = True) -> AsyncIterator[None]:
+        """Every coredis call of the store: after the layout is migrated (:meth:`_translated`);
+        when the calls wrote, not done until the replicas have it (:meth:`_replicated`), unless
+        ``confirm`` is false (a look at the settings, which must answer without replicas)."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        if not self._migrated:
-            async with self._migrating:
-                if not self._migrated:
-                    await migrate(self._client, self._keys, self._scripts, self._translated)
-                    self._migrated = True
-        with self._translated():
-            yield
+        writes = Writes()
+        token = WRITES.set(writes)
+        try:
+            if not self._migrated:
+                async with self._migrating:
+                    if not self._migrated:
+                        await migrate(self._client, self._keys, self._scripts, self._translated)
+                        self._migrated = True
+            with self._translated():
+                yield
+                if writes.made and confirm:
+                    await self._replicated()
+        finally:
+            WRITES.reset(token)
+
+    async def _replicated(self) -> None:
+        """Wait until ``wait_replicas`` replicas have everything the primary has written so far,
+        this operation's writes included, or raise :class:`StoreUnavailable` (outcome unknown).
+
+        ``WAIT`` counts the replicas that have the last write of *its own connection*: an
+        empty ``PUBLISH`` before it, on the same connection (one pipeline), makes that the
+        primary's latest offset. So a write that found its work already done (an event
+        submitted again after a 503) also waits for the first attempt's write to be copied."""
+        wanted = await self._wanted_replicas()
+        if wanted == 0:
+            return
+        timeout_ms = self._replication.wait_timeout_ms
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.publish(self._keys.prefix + "replicated", "")
+            acked = pipe.wait(wanted, timeout_ms)
+        count = await acked
+        if count < wanted:
+            raise StoreUnavailable(
+                f"Redis: {count} of {wanted} replica(s) had the write after {timeout_ms} ms;"
+                " its outcome is unknown"
+            )
+
+    async def _wanted_replicas(self) -> int:
+        """``wait_replicas``, or with ``wait_replicas=all`` the replicas the Sentinels see up
+        (:attr:`~transporter.config.redis_url.Replication.wait_all` says why), at least 1."""
+        least = self._replication.wait_replicas
+        count = getattr(self._client, "count_replicas", None)
+        if not self._replication.wait_all or count is None:
+            return least
+        if trio.current_time() - self._counted_at >= RECOUNT:
+            self._replicas_up = await count()
+            self._counted_at = trio.current_time()
+        return max(least, self._replicas_up)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -111,52 +192,106 @@ class RedisConnection:
         except trio.TooSlowError:
             raise StoreUnavailable(f"Redis did not answer within {self._timeout} s") from None
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError
-            raise StoreUnavailable(f"Redis: {_with_cause(exc)}") from exc
+            if moved(exc):  # a pipeline's error: the next call finds the primary again
+                self._client.connection_pool.disconnect()
+            raise StoreUnavailable(f"Redis: {with_cause(exc)}") from exc
 
     async def ping(self) -> None:
         async with self._guard():
             await self._client.ping()
 
     async def durability_warnings(self) -> list[str]:
-        """Redis keeps what its persistence settings keep: ``appendonly yes`` with
-        ``appendfsync always`` writes every accepted event to disk before it answers."""
-        advice = "set appendonly yes and appendfsync always on the Redis server"
+        """What in the server's settings breaks the promise that an accepted event is kept
+        (:func:`durability_advice`)."""
         try:
-            async with self._guard():
-                found = await self._client.config_get(["appendonly", "appendfsync"])
+            async with self._guard(confirm=False):
+                found = await self._client.config_get(
+                    ["appendonly", "appendfsync", "min-replicas-to-write"]
+                )
+                info = await self._client.info("replication")
         except StoreUnavailable as exc:  # CONFIG is often refused on managed Redis
-            return [f"cannot read Redis's persistence settings ({exc}); make sure to {advice}"]
+            return [
+                f"cannot read Redis's persistence settings ({exc}); make sure to set appendonly"
+                " yes and appendfsync always on the Redis server"
+            ]
         settings = {str(k): str(v) for k, v in found.items()}
-        if settings.get("appendonly") != "yes":
-            return [
-                f"Redis has appendonly {settings.get('appendonly')!r}: accepted events are lost"
-                f" if Redis restarts or crashes; {advice}"
-            ]
-        if settings.get("appendfsync") != "always":
-            return [
-                f"Redis has appendfsync {settings.get('appendfsync')!r}: events accepted in the"
-                f" last second can be lost if Redis's machine crashes; {advice}"
-            ]
-        return []
-
-
-def _client(url: str, call_timeout: float) -> coredis.Redis[str]:
-    try:
-        pool = ConnectionPool.from_url(
-            url,
-            decode_components=True,  # a user name or password as URLs write them: %-quoted
-            decode_responses=True,
-            connect_timeout=call_timeout,
-            stream_timeout=call_timeout,
-            **tls_options(url),
+        replicas = int(str(info.get("connected_slaves", 0)))
+        return durability_advice(
+            settings, replicas, self._replication.wait_replicas, sentinel=self._sentinel
         )
-    except (ValueError, RedisError) as exc:
+
+
+def durability_advice(
+    settings: dict[str, str], replicas: int, wait_replicas: int, *, sentinel: bool
+) -> list[str]:
+    """Each way Redis's ``settings`` (CONFIG GET), with ``replicas`` connected, and the URL's
+    ``wait_replicas`` can lose an accepted event, with what to set instead."""
+    advice = "set appendonly yes and appendfsync always on the Redis server"
+    warnings = []
+    if settings.get("appendonly") != "yes":
+        warnings.append(
+            f"Redis has appendonly {settings.get('appendonly')!r}: accepted events are lost"
+            f" if Redis restarts or crashes; {advice}"
+        )
+    elif settings.get("appendfsync") != "always":
+        warnings.append(
+            f"Redis has appendfsync {settings.get('appendfsync')!r}: events accepted in the"
+            f" last second can be lost if Redis's machine crashes; {advice}"
+        )
+    if wait_replicas == 0 and (replicas > 0 or sentinel):
+        warnings.append(
+            f"Redis has {replicas} replica(s) but the store does not wait for them: an event"
+            " accepted just before a failover can be lost; add wait_replicas=1 to the store URL"
+        )
+    if wait_replicas > replicas:
+        warnings.append(
+            f"the store waits for {wait_replicas} replica(s) but Redis has {replicas} connected:"
+            " every write fails (503) until enough replicas are back"
+        )
+    if wait_replicas > 0 and settings.get("min-replicas-to-write", "0") == "0":
+        warnings.append(
+            "Redis has min-replicas-to-write 0: a primary cut off from its replicas keeps"
+            " writing, and a failover then drops what it wrote (answered 503, so retried);"
+            " set min-replicas-to-write 1 and min-replicas-max-lag 10"
+        )
+    return warnings
+
+
+def _only(group: BaseExceptionGroup[BaseException], raised: BaseException) -> bool:
+    """Whether ``raised`` is all that ``group`` holds, in groups nested to any depth."""
+    return all(
+        _only(each, raised) if isinstance(each, BaseExceptionGroup) else each is raised
+        for each in group.exceptions
+    )
+
+
+def _client(url: str, call_timeout: float) -> AbstractAsyncContextManager[coredis.Redis[str]]:
+    """The client for ``url``, open for the block (coredis keeps its connections in task groups
+    of its own). No coredis retries: our client repeats only what is safe to (failover.py)."""
+    options: dict[str, Any] = {"connect_timeout": call_timeout, "stream_timeout": call_timeout}
+    try:
+        if not is_sentinel(url):
+            return plain_client(url, options | tls_options(url), call_timeout)
+        target = parse_sentinel(url)
+    except (ValueError, RedisError, ConfigError) as exc:
         raise StoreUnavailable(f"bad Redis URL: {exc}") from None
-    pool.connection_class = TIDY.get(pool.connection_class, pool.connection_class)
-    # No silent retries: a script whose reply was lost may have run, and running it again
-    # would tell the caller "not created" or "did not apply" about its own write. The
-    # caller hears StoreUnavailable (outcome unknown) and decides.
-    return coredis.Redis(connection_pool=pool, decode_responses=True, retry_policy=NoRetryPolicy())
+    tls = tls_options(url) if target.tls else {}
+    sentinel_options = options | tls
+    if target.sentinel_password is not None:
+        sentinel_options |= {
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+        }
+    data = options | tls | {"db": target.db}
+    if target.password is not None:
+        data |= {"username": target.username, "password": target.password}
+    return sentinel_client(
+        [TCPLocation(host, port) for host, port in target.sentinels],
+        target.service,
+        sentinel_options=sentinel_options,
+        options=data,
+        call_timeout=call_timeout,
+    )
 
 
 def _raise_again(raised: BaseException) -> NoReturn:
@@ -178,11 +313,12 @@ _TLS_PARAMETERS = {
 
 
 def tls_options(url: str) -> dict[str, Any]:
-    """For ``rediss://``: the TLS context, verified by default (certificate and host name)."""
+    """For ``rediss://`` and ``rediss+sentinel://``: the TLS context, verified by default
+    (certificate and host name)."""
     parts = urlsplit(url)
-    if parts.scheme != "rediss":
+    if parts.scheme not in ("rediss", "rediss+sentinel"):
         return {}
-    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    query = query_of(url)
     unknown = sorted({name for name in query if name.startswith("ssl_")} - _TLS_PARAMETERS)
     if unknown:
         raise StoreUnavailable(f"bad Redis URL: unknown TLS parameter {unknown[0]!r}")
@@ -204,13 +340,3 @@ def tls_options(url: str) -> dict[str, Any]:
     except (OSError, ssl.SSLError) as exc:
         raise StoreUnavailable(f"Redis TLS settings in the store URL: {exc}") from None
     return {"ssl_context": context}
-
-
-def _with_cause(exc: BaseException) -> str:
-    """The error and what caused it: coredis's "Unable to establish a connection" says why
-    (refused, a certificate that does not verify ...) only in its cause."""
-    text = str(exc) or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text += f": {cause}"
-    return text

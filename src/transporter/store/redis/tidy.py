@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from coredis.connection import TCPConnection, UnixDomainSocketConnection
+from coredis.connection._sentinel import SentinelManagedConnection
 
 
 class _TidyTCPConnection(TCPConnection):
@@ -30,8 +31,18 @@ class _TidyUnixConnection(UnixDomainSocketConnection):
             raise
 
 
+class _TidySentinelConnection(SentinelManagedConnection):
+    async def _connect(self) -> Any:
+        try:
+            return await super()._connect()
+        except BaseException:
+            _close_buffers(self)
+            raise
+
+
 TIDY: dict[type[Any], type[Any]] = {
     TCPConnection: _TidyTCPConnection,
+    SentinelManagedConnection: _TidySentinelConnection,
     UnixDomainSocketConnection: _TidyUnixConnection,
 }
 """The tidy class to use for each of coredis's."""

@@ -1,0 +1,250 @@
+"""The coredis client the Redis store talks through: it finds the primary again after a failover
+(through Sentinels, or the same address), retries only a call that cannot have run twice, and
+tells the store which of its calls wrote, so that the store can wait until replicas have them.
+
+A retry is safe when the command was refused before it ran (``READONLY`` from a primary turned
+replica, ``NOREPLICAS`` from one with too few replicas, ``LOADING``, a connection that could not
+be made or whose server is no longer the primary), or when it only reads. A write whose reply was
+lost is never sent again: it may have run, and the caller must hear "outcome unknown".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, Final
+
+import attrs
+import coredis
+import trio
+from coredis.commands.request import CommandRequest
+from coredis.connection import TCPLocation
+from coredis.connection._sentinel import SentinelManagedConnection
+from coredis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    ReadOnlyError,
+    ResponseError,
+    SentinelError,
+)
+from coredis.globals import READONLY_COMMANDS
+from coredis.patterns.pipeline import Pipeline
+from coredis.pool import ConnectionPool
+from coredis.pool._sentinel import SentinelConnectionPool
+from coredis.retry import NoRetryPolicy
+from coredis.typing import RedisError
+
+from transporter.store.redis.rollout_scripts import ROLLOUT_PAGE
+from transporter.store.redis.scripts import MIGRATION_FINISH, MIGRATION_SCAN, PAGE, REVOCATIONS
+from transporter.store.redis.tidy import TIDY
+
+RETRY_FIRST = 0.05
+RETRY_MOST = 0.5
+"""Seconds between the tries of a call refused during a failover: doubled each time from the
+first to the most, so a promotion (a second or two with Sentinel) is found soon, and never past
+the call's timeout."""
+
+_READ_ONLY_SCRIPTS: Final = frozenset(
+    hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()  # how Redis names scripts
+    for text in (PAGE, REVOCATIONS, MIGRATION_SCAN, MIGRATION_FINISH, ROLLOUT_PAGE)
+)
+"""The SHA-1s of the store's scripts that only read, or (MIGRATION_FINISH, at each opening) set
+once what they would set again the same: safe to run again, and nothing to wait for."""
+_NO_WRITE: Final = frozenset(
+    {b"PUBLISH", b"WAIT", b"PING", b"ROLE", b"INFO", b"CONFIG", b"SCRIPT LOAD"}
+)
+"""Commands that write no data, though coredis does not list them as read-only."""
+_SCRIPT_CALLS: Final = frozenset({b"EVALSHA", b"EVALSHA_RO", b"EVAL", b"EVAL_RO"})
+
+
+@attrs.define
+class Writes:
+    """Whether the calls of one store operation wrote (any task of it: they share this)."""
+
+    made: bool = False
+
+
+WRITES: ContextVar[Writes | None] = ContextVar("transporter_redis_writes", default=None)
+
+
+def reads_only(name: bytes, arguments: tuple[Any, ...]) -> bool:
+    """Whether command ``name`` with ``arguments`` can change no data."""
+    if name in _SCRIPT_CALLS:
+        sha = arguments[0] if arguments else b""
+        text = sha.decode() if isinstance(sha, bytes) else str(sha)
+        return text in _READ_ONLY_SCRIPTS
+    return name in READONLY_COMMANDS or name in _NO_WRITE
+
+
+def _note(name: bytes, arguments: tuple[Any, ...]) -> None:
+    writes = WRITES.get()
+    if writes is not None and not reads_only(name, arguments):
+        writes.made = True
+
+
+def moved(exc: BaseException) -> bool:
+    """Whether ``exc`` says the primary may be elsewhere now (so connections to it go)."""
+    return isinstance(exc, (ConnectionError, ReadOnlyError, SentinelError)) or refused_for_replicas(
+        exc
+    )
+
+
+def refused_for_replicas(exc: BaseException) -> bool:
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOREPLICAS")
+
+
+class NotSent(ConnectionError):
+    """No connection to the primary could be had: the command was not sent."""
+
+
+def may_retry(command: CommandRequest[Any], exc: BaseException, *, unsent: bool = True) -> bool:
+    """Whether ``command``, which failed with ``exc``, cannot have changed anything (and, with
+    ``unsent`` false, was not refused for want of a connection: see FailoverRedis)."""
+    if isinstance(exc, NotSent):
+        return unsent
+    if isinstance(exc, (ReadOnlyError, BusyLoadingError, SentinelError)):
+        return True  # refused before it ran
+    if refused_for_replicas(exc):
+        return True  # a script's first write is refused, and nothing of it is written
+    if isinstance(exc, (ConnectionError, OSError)):
+        return reads_only(command.name, command.arguments)
+    return False
+
+
+class FailoverRedis(coredis.Redis[str]):
+    """A client whose calls are tried again while that is safe (:func:`may_retry`), for at most
+    :attr:`retry_for` seconds, and which notes in :data:`WRITES` the calls that may write."""
+
+    retry_for: float = 10.0
+    count_replicas: Callable[[], Awaitable[int]] | None = None
+    """How many replicas the Sentinels see up now (behind Sentinels only)."""
+    retry_unsent: bool = True
+    """Whether a call that found no connection is tried again: behind Sentinels the primary
+    may be between two servers; one server that refuses connections is down, said at once."""
+
+    async def execute_command(self, command: CommandRequest[Any]) -> Any:
+        _note(command.name, command.arguments)
+        deadline = trio.current_time() + self.retry_for
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await super().execute_command(command)
+            except (RedisError, OSError) as exc:
+                if moved(exc):
+                    self.connection_pool.disconnect()  # the next call asks where it is now
+                if (
+                    not may_retry(command, exc, unsent=self.retry_unsent)
+                    or trio.current_time() + delay > deadline
+                ):
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_MOST)
+
+    def pipeline(
+        self, transaction: bool = True, *, raise_on_error: bool = True, timeout: float | None = None
+    ) -> Pipeline[str]:
+        return _NotingPipeline(self, transaction, raise_on_error, timeout)
+
+
+class _NotingPipeline(Pipeline[str]):
+    def create_request(
+        self, name: bytes, *arguments: Any, callback: Any, execution_parameters: Any = None
+    ) -> Any:
+        _note(name, arguments)
+        return super().create_request(
+            name, *arguments, callback=callback, execution_parameters=execution_parameters
+        )
+
+
+class _Unsent:
+    """A pool whose failure to hand out a connection says that nothing was sent."""
+
+    async def get_connection(self, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(**kwargs)  # type: ignore[misc]
+        except (RedisError, OSError) as exc:
+            raise NotSent(with_cause(exc)) from exc
+
+
+class _Pool(_Unsent, ConnectionPool[Any]):
+    pass
+
+
+class _SentinelPool(_Unsent, SentinelConnectionPool):
+    """The primary's connections, made where the Sentinels say it is now (tidy on failure)."""
+
+    async def _construct_connection(self) -> SentinelManagedConnection:
+        location = await self.get_primary_location()
+        tidy: type[SentinelManagedConnection] = TIDY[SentinelManagedConnection]
+        return tidy(location, self.service_name, True, **self.connection_kwargs)
+
+
+def plain_client(url: str, options: dict[str, Any], call_timeout: float) -> FailoverRedis:
+    """The client of a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    pool = _Pool.from_url(url, decode_components=True, decode_responses=True, **options)
+    pool.connection_class = TIDY.get(pool.connection_class, pool.connection_class)
+    # coredis's own retries stay off (NoRetryPolicy): ours know which calls are safe to repeat.
+    client = FailoverRedis(
+        connection_pool=pool, decode_responses=True, retry_policy=NoRetryPolicy()
+    )
+    client.retry_for = call_timeout
+    client.retry_unsent = False
+    return client
+
+
+@asynccontextmanager
+async def sentinel_client(
+    sentinels: list[TCPLocation],
+    service: str,
+    *,
+    sentinel_options: dict[str, Any],
+    options: dict[str, Any],
+    call_timeout: float,
+) -> AsyncIterator[FailoverRedis]:
+    """The primary of ``service`` as ``sentinels`` name it now, open for the block: each new
+    connection asks them again, and one made to a server that is no longer the primary is
+    refused (coredis checks its ROLE)."""
+    sentinel: coredis.Sentinel[str] = coredis.Sentinel(
+        sentinels, sentinel_kwargs=sentinel_options, decode_responses=True, **options
+    )
+    for each in sentinel.sentinels:
+        pool = each.connection_pool
+        pool.connection_class = TIDY.get(pool.connection_class, pool.connection_class)
+    client = sentinel.primary_for(
+        service, redis_class=FailoverRedis, connection_pool_class=_SentinelPool
+    )
+    assert isinstance(client, FailoverRedis)
+    client.retry_for = call_timeout
+
+    async def replicas_up() -> int:
+        return len(await sentinel.discover_replicas(service))
+
+    client.count_replicas = replicas_up
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(sentinel)
+        await stack.enter_async_context(client)
+        yield client
+
+
+def with_cause(exc: BaseException) -> str:
+    """The error and what caused it: coredis's "Unable to establish a connection" says why
+    (refused, a certificate that does not verify ...) only in its cause."""
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f": {cause}"
+    return text
+
+
+__all__ = [
+    "WRITES",
+    "FailoverRedis",
+    "NotSent",
+    "Writes",
+    "moved",
+    "plain_client",
+    "sentinel_client",
+    "with_cause",
+]

@@ -1,0 +1,232 @@
+"""Redis as operators run it for no loss: a primary, two replicas and three Sentinels (quorum 2),
+each a real redis-server on a free port with its files in a folder of its own.
+
+The data servers run with the settings the README gives (``appendonly yes``, ``appendfsync
+always``, ``min-replicas-to-write 1``, ``min-replicas-max-lag 10``); the Sentinels notice a dead
+primary after :data:`DOWN_AFTER_MS` (small, so that a failover test stays short). Readiness and
+failovers are waited for by asking the servers (INFO, SENTINEL) until they say so, with a
+deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+
+from tests.bed.process import Child, free_port
+
+SERVICE = "transporter"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 5000
+READY_TIMEOUT = 60.0
+POLL = 0.02
+"""Seconds between two questions to a server that is not there yet."""
+FAILOVER_WAIT = 60.0
+"""Seconds a failover may take in the tests: the down-after time, an election, a promotion and
+the other replica's sync, on a loaded 2-core machine."""
+
+
+DATA_SETTINGS = (
+    ("appendonly", "yes"),
+    ("appendfsync", "always"),
+    ("min-replicas-to-write", "1"),
+    ("min-replicas-max-lag", "10"),
+    ("repl-diskless-sync", "yes"),
+    ("repl-diskless-sync-delay", "0"),
+)
+"""What every data server runs with (the README's list, and a replica sync that starts at once)."""
+
+
+@attrs.define(eq=False)
+class Node:
+    port: int
+    folder: Path
+    child: Child = attrs.field(repr=False)
+
+    def command(self, *args: str) -> object:
+        return command(self.port, *args)
+
+
+@attrs.define(eq=False)
+class SentinelBed:
+    servers: list[Node]
+    """The data servers: the first one was the primary at the start."""
+    sentinels: list[Node]
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}" + (f"?{query}" if query else "")
+
+    def primary(self) -> Node:
+        """The data server the Sentinels name as the primary now."""
+        port = _named_primary(self.sentinels[0])
+        return next(node for node in self.servers if node.port == port)
+
+    def kill_primary(self) -> Node:
+        """kill -9 of the primary; it stays dead."""
+        primary = self.primary()
+        primary.child.kill()
+        return primary
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``: a replica promoted and the old primary made a replica of it."""
+        assert self.sentinels[0].command("SENTINEL", "failover", SERVICE) == "OK"
+
+    def wait_switched(self, old: Node, *, replicas: int) -> Node:
+        """Until every Sentinel names another primary than ``old`` and that one has ``replicas``
+        replicas online (so it takes writes again): the new primary."""
+        for sentinel in self.sentinels:
+            until(
+                functools.partial(_names_another, sentinel, old.port),
+                f"Sentinel {sentinel.port} to switch from {old.port}",
+                FAILOVER_WAIT,
+            )
+        primary = self.primary()
+        assert primary is not old
+        until(
+            lambda: _online(primary) >= replicas,
+            f"{replicas} replica(s) online on the new primary {primary.port}",
+            FAILOVER_WAIT,
+        )
+        return primary
+
+
+def command(port: int, *args: str) -> object:
+    """One command to the server on ``port``, its reply decoded (RESP2)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        payload = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode()) for arg in args
+        )
+        sock.sendall(payload)
+        return _reply(sock.makefile("rb"))
+
+
+def _reply(stream: object) -> object:
+    assert hasattr(stream, "readline") and hasattr(stream, "read")
+    line = stream.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:].decode()
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(f"Redis: {rest}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        return None if rest == "-1" else stream.read(int(rest) + 2)[:-2].decode()
+    if kind == b"*":
+        return None if rest == "-1" else [_reply(stream) for _ in range(int(rest))]
+    raise RuntimeError(f"Redis: unexpected reply {line!r}")
+
+
+def info(node: Node, section: str) -> dict[str, str]:
+    text = node.command("INFO", section)
+    assert isinstance(text, str)
+    return dict(
+        line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#")
+    )
+
+
+def until(check: Callable[[], bool], what: str, timeout: float) -> None:
+    """Ask ``check`` until it holds (a server answers only when asked), or fail after
+    ``timeout`` seconds naming ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while not _holds(check):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(POLL)
+
+
+def _holds(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except (OSError, RuntimeError):  # not listening yet, or -LOADING
+        return False
+
+
+def _online(primary: Node) -> int:
+    """How many replicas ``primary`` has online, 0 unless it is a primary."""
+    found = info(primary, "replication")
+    if found.get("role") != "master":
+        return 0
+    return sum(1 for k, v in found.items() if k.startswith("slave") and "state=online" in v)
+
+
+def _named_primary(sentinel: Node) -> int:
+    reply = sentinel.command("SENTINEL", "get-master-addr-by-name", SERVICE)
+    assert isinstance(reply, list), reply
+    return int(reply[1])
+
+
+def _names_another(sentinel: Node, old: int) -> bool:
+    return _named_primary(sentinel) != old
+
+
+def _knows_all(sentinel: Node) -> bool:
+    reply = sentinel.command("SENTINEL", "master", SERVICE)
+    assert isinstance(reply, list), reply
+    fields = dict(zip(reply[::2], reply[1::2], strict=True))
+    return fields.get("num-slaves") == "2" and fields.get("num-other-sentinels") == "2"
+
+
+def _data_server(folder: Path, port: int, primary: int | None) -> Child:
+    folder.mkdir(parents=True)
+    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
+    argv += ["--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--daemonize", "no"]
+    for name, value in DATA_SETTINGS:
+        argv += [f"--{name}", value]
+    if primary is not None:
+        argv += ["--replicaof", "127.0.0.1", str(primary)]
+    return Child(argv, folder / "redis.log")
+
+
+def _sentinel(folder: Path, port: int, primary: int) -> Child:
+    folder.mkdir(parents=True)
+    conf = folder / "sentinel.conf"  # Sentinel rewrites it: what it learns survives a restart
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+        f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n"
+        f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+        f"sentinel parallel-syncs {SERVICE} 2\n"
+    )
+    argv = [shutil.which("redis-server") or "redis-server", str(conf), "--sentinel"]
+    return Child(argv, folder / "sentinel.log")
+
+
+@contextlib.contextmanager
+def running_sentinels(folder: Path) -> Iterator[SentinelBed]:
+    """A primary, two replicas in sync and three Sentinels that know them all and each other."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    nodes: list[Node] = []
+    try:
+        primary: int | None = None
+        for n in range(3):
+            port = free_port()
+            where = folder / f"data-{n}"
+            nodes.append(Node(port, where, _data_server(where, port, primary)))
+            primary = primary or port
+        until(lambda: _online(nodes[0]) == 2, "two replicas in sync", READY_TIMEOUT)
+        sentinels = []
+        for n in range(3):
+            port = free_port()
+            where = folder / f"sentinel-{n}"
+            sentinels.append(Node(port, where, _sentinel(where, port, nodes[0].port)))
+            nodes.append(sentinels[-1])
+        for sentinel in sentinels:
+            until(
+                functools.partial(_knows_all, sentinel),
+                f"Sentinel {sentinel.port} to know both replicas and the other Sentinels",
+                READY_TIMEOUT,
+            )
+        yield SentinelBed(nodes[:3], sentinels)
+    finally:
+        for node in reversed(nodes):
+            node.child.stop()

@@ -1,0 +1,160 @@
+"""The Redis store behind Sentinels (a primary, two replicas, three Sentinels, all real
+redis-servers): the conformance checks hold through a ``redis+sentinel://`` URL; a write
+answered is on a replica, so a failover (kill -9 of the primary, or ``SENTINEL FAILOVER``) in the
+middle of a stream of submits loses none; one that cannot be confirmed is StoreUnavailable;
+and the control plane is told when the settings break the promise."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.bed import records as r
+from tests.bed.sentinel import Node, SentinelBed, running_sentinels
+from tests.bed.store_backends import Backend
+from tests.store import test_conformance as conformance
+from transporter.config.store_spec import StoreSpec
+from transporter.store import Store, StoreUnavailable, open_store, verify_audit
+
+pytestmark = pytest.mark.redis
+
+EVENTS = 400
+WRITERS = 8
+FAULT_AFTER = 100
+ATTEMPTS = 20
+"""Submits of one event before the test gives up: a producer retries each 503 with the same id."""
+
+Check = Callable[[Store], Coroutine[Any, Any, None]]
+CHECKS: list[Check] = [
+    check
+    for name, check in vars(conformance).items()
+    if name.startswith("test_") and list(inspect.signature(check).parameters) == ["store"]
+]
+"""Every conformance check that needs only a store (not a reopening backend)."""
+
+
+@pytest.fixture(scope="module")
+def shared_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelBed]:
+    with running_sentinels(tmp_path_factory.mktemp("sentinels")) as bed:
+        yield bed
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[SentinelBed]:
+    """A bed of its own, for a test that fails its primary over."""
+    with running_sentinels(tmp_path / "sentinels") as bed:
+        yield bed
+
+
+@pytest.fixture
+async def store(shared_bed: SentinelBed) -> AsyncIterator[Store]:
+    assert shared_bed.primary().command("FLUSHALL") == "OK"
+    async with Backend("redis", StoreSpec.parse(shared_bed.url())).open() as opened:
+        yield opened
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[check.__name__[5:] for check in CHECKS])
+async def test_the_store_conforms_through_sentinels(check: Check, store: Store) -> None:
+    await check(store)
+
+
+def test_there_are_conformance_checks_to_run() -> None:
+    assert len(CHECKS) >= 20
+
+
+async def submitted_through(bed: SentinelBed, fault: Callable[[], Node]) -> list[str]:
+    """:data:`WRITERS` tasks submit :data:`EVENTS` events between them, each retried with its
+    id while the store is unavailable; ``fault`` (it returns the primary it failed) once
+    :data:`FAULT_AFTER` are answered. The ids answered: all of them by the end."""
+    answered: list[str] = []
+    halfway = trio.Event()
+
+    async def writer(store: Store, first: int) -> None:
+        for n in range(first, EVENTS, WRITERS):
+            event = r.event(f"ev-{n:03d}", "agent-a", created_at=r.T0 + n)
+            for _ in range(ATTEMPTS):
+                try:
+                    record, _created = await store.submit(event, r.accepted_audit(event))
+                except StoreUnavailable:
+                    continue  # outcome unknown: the same id again (a producer's retry)
+                assert record.event == event
+                answered.append(event.id)
+                if len(answered) == FAULT_AFTER:
+                    halfway.set()
+                break
+
+    async with open_store(StoreSpec.parse(bed.url()), call_timeout=10.0) as store:
+        async with trio.open_nursery() as nursery:
+            for first in range(WRITERS):
+                nursery.start_soon(writer, store, first)
+            await halfway.wait()
+            old = await trio.to_thread.run_sync(fault)
+        await trio.to_thread.run_sync(lambda: bed.wait_switched(old, replicas=1))
+    return answered
+
+
+async def assert_all_kept(bed: SentinelBed, ids: list[str]) -> None:
+    assert len(ids) == EVENTS
+    async with open_store(StoreSpec.parse(bed.url())) as store:
+        missing = [event_id for event_id in ids if await store.get_event(event_id) is None]
+        assert missing == []
+        assert (await verify_audit(store)).broken is None
+
+
+async def test_a_primary_killed_in_a_stream_of_submits_loses_no_answered_one(
+    bed: SentinelBed,
+) -> None:
+    ids = await submitted_through(bed, bed.kill_primary)
+    await assert_all_kept(bed, ids)
+
+
+async def test_a_failover_in_a_stream_of_submits_loses_no_answered_one(bed: SentinelBed) -> None:
+    def failover() -> Node:
+        old = bed.primary()
+        bed.failover()
+        return old
+
+    ids = await submitted_through(bed, failover)
+    await assert_all_kept(bed, ids)
+
+
+async def test_a_write_no_replica_confirms_is_unavailable_and_reads_still_answer(
+    shared_bed: SentinelBed,
+) -> None:
+    """Three replicas wanted, two there: the write's outcome is unknown (503, never 202)."""
+    spec = StoreSpec.parse(shared_bed.url("wait_replicas=3&wait_timeout_ms=100"))
+    async with open_store(spec) as store:
+        event = r.event("ev-unconfirmed")
+        with pytest.raises(StoreUnavailable, match="2 of 3 replica\\(s\\) had the write"):
+            await store.submit(event, r.accepted_audit(event))
+        assert await store.get_event(event.id) is not None  # on the primary, not confirmed
+
+
+async def test_the_control_plane_is_told_when_the_store_does_not_wait_for_replicas(
+    shared_bed: SentinelBed,
+) -> None:
+    async with open_store(StoreSpec.parse(shared_bed.url())) as store:
+        assert await store.durability_warnings() == []
+    async with open_store(StoreSpec.parse(shared_bed.url("wait_replicas=0"))) as store:
+        (warning,) = await store.durability_warnings()
+        assert "Redis has 2 replica(s) but the store does not wait for them" in warning
+        assert "wait_replicas=1" in warning
+    async with open_store(StoreSpec.parse(shared_bed.url("wait_replicas=3"))) as store:
+        (warning,) = await store.durability_warnings()
+        assert "waits for 3 replica(s) but Redis has 2 connected" in warning
+
+
+async def test_sentinels_that_do_not_answer_are_unavailable_not_a_hang(tmp_path: Path) -> None:
+    from tests.bed.process import free_port
+
+    url = f"redis+sentinel://127.0.0.1:{free_port()}/nothing"
+    async with open_store(StoreSpec.parse(url), call_timeout=1.0) as store:
+        start = trio.current_time()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        assert trio.current_time() - start < 5.0
