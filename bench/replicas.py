@@ -14,7 +14,8 @@ real agent's reconnection backoff (so the time to be served again includes its j
 first delay after a connection ends).
 
 - events/s: ``--events`` events posted in batches of ``--batch`` by ``--clients`` threads, from
-  the first POST until the agents have received them all;
+  the first POST until the agents have received them all (as bench/throughput.py); then the
+  bench waits until all their reports are stored, before it times anything else;
 - latency: ``--latency`` events one after the other (after 10 warm-up), each POSTed and then
   waited for (``GET /events/{id}?wait``) on the replica it was posted to, until ``completed``;
 - the three cases run side by side and take turns (``--rounds``), so that whatever else the
@@ -85,9 +86,26 @@ class Tally(Counter):
             await self._bell.wait()
 
 
+SETTLE_LOOK = 0.01
+"""Seconds between looks at the agents' reports not yet acknowledged (nothing signals it)."""
+
+
+async def settled(sessions: Sequence[Session]) -> None:
+    """Until every report of ``sessions`` is acknowledged (stored by the control plane), so
+    that the next measurement does not wait behind the last one's reports."""
+
+    def unsettled() -> bool:
+        return any(len(session.reports) or session.worker.running for session in sessions)
+
+    with trio.fail_after(TIMEOUT):
+        while unsettled():  # noqa: ASYNC110 - no event says a report was acknowledged
+            await trio.sleep(SETTLE_LOOK)
+
+
 async def run_agents(urls: Sequence[str], found: list[dict[str, Any]]) -> None:
     """The agents, each dialling ``urls`` in order; ``ready`` once all are registered, then
-    for each ``expect N`` line on stdin, ``received`` once N events in all have come."""
+    for each ``expect N`` line on stdin, ``received`` once N events in all have come, and for
+    each ``settle`` line, ``settled`` once every report is acknowledged."""
     tally = Tally()
     async with trio.open_nursery() as nursery:
         sessions = []
@@ -105,8 +123,12 @@ async def run_agents(urls: Sequence[str], found: list[dict[str, Any]]) -> None:
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                await tally.reached(int(line.split()[1]))
-                print("received", flush=True)
+                if line == b"settle":
+                    await settled(sessions)
+                    print("settled", flush=True)
+                else:
+                    await tally.reached(int(line.split()[1]))
+                    print("received", flush=True)
         nursery.cancel_scope.cancel()
 
 
@@ -146,8 +168,15 @@ class Agents:
 
     def received(self) -> None:
         """Until the answer to the last :meth:`expect`."""
-        said = self.line()
-        if said != "received":
+        if (said := self.line()) != "received":
+            raise RuntimeError(f"the agents said {said!r}")
+
+    def settle(self) -> None:
+        """Until every report of the agents is acknowledged."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write("settle\n")
+        self.popen.stdin.flush()
+        if (said := self.line()) != "settled":
             raise RuntimeError(f"the agents said {said!r}")
 
 
@@ -257,6 +286,7 @@ class Case:
         self.agents.received()
         figures.events += events
         figures.seconds += time.perf_counter() - start
+        self.agents.settle()
         api = self.post_to.api()
         for n in range(timed):
             start = time.perf_counter()
