@@ -28,12 +28,12 @@ from wsproto.utilities import LocalProtocolError
 
 from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
-from transporter.cp.replicas import REPLICA_LOOK
-from transporter.cp.connections import Gate, Limits, Throttled, peer_of
+from transporter.cp.connections import Gate, Limits, Throttled, Turns, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT
 from transporter.cp.health import watch_health
 from transporter.cp.http import open_listeners
 from transporter.cp.live import Connection
+from transporter.cp.replicas import REPLICA_LOOK
 from transporter.cp.revocations import RevocationWatch
 from transporter.cp.roster import save_status
 from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PATH", "AgentChannel", "ChannelSettings"]
 
-HANDSHAKES = Limits(total=256, per_address=32, handshake_timeout=10.0)
-"""Bounds of the agent channel's TLS handshakes (:attr:`ChannelSettings.handshakes`)."""
+HANDSHAKES = Limits(total=1024, per_address=32, handshake_timeout=10.0)
+"""Bounds of the agent channel's connections before their TLS handshake is done, those waiting
+for a turn included (:attr:`ChannelSettings.handshakes`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -73,8 +74,16 @@ class ChannelSettings:
     """Seconds for the WebSocket upgrade after the TLS handshake."""
     max_message_bytes: int = codec.MAX_MESSAGE_BYTES
     handshakes: Limits = HANDSHAKES
-    """TLS handshakes under way at once, in all and from one address, and how long each may
-    take: an unauthenticated flood is closed before it costs TLS work or memory."""
+    """Connections let in before their TLS handshake is done, in all and from one address,
+    and how long each handshake may take: an unauthenticated flood is closed before it costs
+    TLS work or memory."""
+    handshakes_running: int = 64
+    """TLS handshakes under way at once; the others let in wait their turn
+    (:class:`~.connections.Turns`). A handshake is CPU work: more at once are each slower,
+    not more done."""
+    handshake_wait: float = 6.0
+    """Seconds a connection waits for its turn before it is closed (the agent then dials
+    again after its backoff): well within the agent's own connect timeout (10 s)."""
 
     @property
     def dead_after(self) -> float:
@@ -106,6 +115,7 @@ class AgentChannel:
         self.revocations = revocations
         self.parts = parts
         self.handshakes = Gate("agent channel", settings.handshakes)
+        self.turns = Turns(running=settings.handshakes_running, wait=settings.handshake_wait)
         self._failed_handshakes = Throttled(log)
         self.churn = 0
         """Connections attached plus those ended, and handshakes, so far (:mod:`.trim`)."""
@@ -152,8 +162,22 @@ class AgentChannel:
         if not self.handshakes.enter(address):
             await trio.aclose_forcefully(stream)
             return
+        tls = None
         try:
-            tls = await self._handshake(stream)
+            if await self.turns.take():
+                try:
+                    tls = await self._handshake(stream)
+                finally:
+                    self.turns.give_back()
+            else:
+                self.handshakes.refused += 1
+                self._failed_handshakes.warning(
+                    "agent channel %s: no TLS handshake turn within %g s (%d under way); closed",
+                    address,
+                    self.turns.wait,
+                    self.turns.running,
+                )
+                await trio.aclose_forcefully(stream)
         finally:
             self.handshakes.leave(address)
             self._changed()  # a flood of handshakes leaves memory to give back too

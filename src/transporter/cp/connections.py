@@ -102,3 +102,37 @@ def peer_of(stream: trio.SocketStream) -> str:
         return str(stream.socket.getpeername()[0])
     except OSError:
         return "(gone)"
+
+
+class Turns:
+    """TLS handshakes under way at once: at most ``running``; the connections let in past
+    that wait their turn, first come first served, for at most ``wait`` seconds, and are then
+    closed (the agent dials again after its jittered backoff).
+
+    A handshake is CPU work that nothing else can share: a few at once finish as fast as many,
+    and each sooner, before the agent's own connect timeout gives up on it (work lost). A
+    reconnect storm is so served at the rate the CPU allows, in order, with no agent sent
+    into a longer backoff only because it came a moment after the others.
+    """
+
+    def __init__(self, *, running: int, wait: float) -> None:
+        self.running = running
+        self.wait = wait
+        self._slots = trio.Semaphore(running)
+        self.waiting = 0
+        """Connections waiting for their turn now."""
+
+    async def take(self) -> bool:
+        """Wait for a turn: ``False`` when none came within :attr:`wait` (no :meth:`give_back`
+        then)."""
+        self.waiting += 1
+        try:
+            with trio.move_on_after(self.wait):
+                await self._slots.acquire()
+                return True
+            return False
+        finally:
+            self.waiting -= 1
+
+    def give_back(self) -> None:
+        self._slots.release()
