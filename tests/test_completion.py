@@ -53,7 +53,10 @@ def test_the_bash_script_parses() -> None:
         (["transporter", "pro"], ["produce"]),
         (
             ["transporter", "produce", "get", ""],
-            ["events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan"],
+            [
+                *("events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan"),
+                "dead-letters",
+            ],
         ),
         (["transporter", "token", "list", "-o", ""], ["text", "wide", "name", "json", "yaml"]),
         (["transporter", "cp", "--log-f"], ["--log-format"]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from transporter.cli import produce_rollouts
 from transporter.cli.commands import Parser, Subcommands, Values, add_command, add_group
 from transporter.cli.flags import Flag
+from transporter.cli.produce_queue import MODE, REDIS, queue_of
 from transporter.cli.produce_reach import (
     HTTP_CP_URL,
     MANIFEST,
@@ -31,6 +32,8 @@ from transporter.config.values import parse_agent_id, parse_positive_float, pars
 from transporter.protocol.model import EventState
 from transporter.protocol.rollout import RolloutState
 
+GET_WHAT = "events, event ID, agents, agent ID, rollouts, rollout ID, plans, plan ID, dead-letters"
+
 DELETE = Flag(
     "--delete", "delete the objects the manifests name instead of applying them", switch=True
 )
@@ -39,7 +42,8 @@ K8S_FLAGS = (
     *TARGET_FLAGS,
     MANIFEST,
     HTTP_CP_URL,
-    Flag("--mode", "how to submit", str, "http", choices=("http",)),
+    MODE,
+    REDIS,
     Flag("--wait", "follow the event's phases (a rollout's clusters) until it ends", switch=True),
     WAIT_TIMEOUT,
     OUTPUT,
@@ -113,6 +117,8 @@ def add(commands: Subcommands) -> None:
             "transporter produce k8s --agents site-1,site-2 --manifest app/ --wait-ready --wait",
             "transporter produce k8s -l env=prod --manifest app/ --max-failures 1 \\",
             "    --wave ring=canary --wave 'ring=early;pause=600' --wave ';approval' --wait",
+            "TRANSPORTER_REDIS=redis://qproducer:PASSWORD@redis:6379/0 \\",
+            "    transporter produce k8s --mode queue --agent site-1 --manifest app/ --wait",
         ),
     )
     add_agents(k8s)
@@ -136,7 +142,7 @@ def add(commands: Subcommands) -> None:
     get.add_argument(
         "what",
         choices=QUERY_KINDS,
-        help="events, event ID, agents, agent ID, rollouts, rollout ID, plans, plan ID",
+        help=GET_WHAT,
     )
     get.add_argument("name", nargs="?", help="the event, agent, rollout or plan id")
     produce_rollouts.add(kinds)
@@ -147,7 +153,7 @@ def k8s_settings(values: Values, parser: Parser) -> ProduceConfig:
     return ProduceConfig(
         agent=targets.agent,
         manifests=tuple(values["manifest"]),
-        mode=values["mode"],
+        **queue_of(values, parser),
         wait=values["wait"],
         delete=values["delete"],
         ttl=values["ttl"],

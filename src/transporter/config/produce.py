@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -66,7 +67,14 @@ class ProduceConfig(Reach):
     agent: str | None = None
     """The target of a single event; ``None``: :attr:`targets` names a rollout's."""
     manifests: tuple[Path, ...]
-    mode: Literal["http"] = "http"
+    mode: Literal["http", "queue"] = "http"
+    """``queue``: appended to the control planes' queue on :attr:`redis` (``--wait`` follows
+    it through the API all the same)."""
+    redis: str | None = attrs.field(default=None, repr=False)
+    """The Redis URL of the queue (``--mode queue``); it may hold a password."""
+    open_queue: Callable[[str], Any] | None = attrs.field(default=None, repr=False, eq=False)
+    """Opens the queue at a Redis URL (the command line gives it: the producer never touches
+    the store itself); see :mod:`transporter.produce.queue`."""
     wait: bool = False
     delete: bool = False
     """Delete the objects the manifests name, instead of applying them."""
@@ -118,14 +126,19 @@ class RolloutOpConfig(Reach):
     """``approve``: the wave to release (``None``: the one awaiting approval)."""
 
 
-QUERY_KINDS = ("events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan")
+QUERY_KINDS = (
+    *("events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan"),
+    "dead-letters",
+)
 
 
 @attrs.frozen(kw_only=True)
 class QueryConfig(Reach):
     """Settings of ``transporter produce get``."""
 
-    what: Literal["events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan"]
+    what: Literal[
+        "events", "event", "agents", "agent", "rollouts", "rollout", "plans", "plan", "dead-letters"
+    ]
     name: str | None = None
     agent: str | None = None
     state: str | None = None

@@ -25,9 +25,10 @@ from transporter.config.produce import (
     QueryConfig,
     RolloutOpConfig,
 )
-from transporter.produce import plans, render, rollouts, show
+from transporter.produce import plans, queue, render, rollouts, show
 from transporter.produce.client import ApiError, Client, Unreachable
 from transporter.produce.files import ManifestFileError, read_manifests
+from transporter.produce.queue import QueueClient, QueueError
 from transporter.protocol import codec
 from transporter.protocol.model import EventRecord, EventState
 
@@ -74,7 +75,7 @@ async def submit(
         print(f"transporter produce: {exc}", file=sys.stderr)
         outcome.append(EXIT_USAGE)
         return
-    client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
+    client = _submitter(settings)
     payload: dict[str, Any] = {
         "manifests": manifests,
         "action": "delete" if settings.delete else "apply",
@@ -94,7 +95,8 @@ async def submit(
     if person:
         note = "" if submitted.agent_known else f" (agent {settings.agent} has never registered;"
         note += " it waits in the outbox)" if note else ""
-        console.print(escape(f"event {submitted.event_id} accepted{note}"))
+        done = "queued" if settings.mode == "queue" else "accepted"
+        console.print(escape(f"event {submitted.event_id} {done}{note}"))
     if not settings.wait:
         if not person:
             answer = {"event_id": submitted.event_id, "agent_known": submitted.agent_known}
@@ -119,11 +121,21 @@ async def submit(
     outcome.append(EXIT_OK if record.state is EventState.COMPLETED else EXIT_FAILED)
 
 
+def _submitter(settings: ProduceConfig) -> Client:
+    """The API client, or in queue mode one whose submissions go to the queue."""
+    if settings.mode == "queue" and settings.redis and settings.open_queue:
+        return QueueClient(settings, settings.open_queue, settings.redis)
+    return Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
+
+
 async def query(
     settings: QueryConfig, outcome: list[int], shutdown: trio.Event | None = None
 ) -> None:
     console = Console(highlight=False, soft_wrap=True)
     client = Client(settings.cp_url, token=settings.token, ca_file=settings.ca_cert)
+    if settings.what == "dead-letters":
+        outcome.append(await queue.dead_letters(settings, client))
+        return
     if settings.what in ("rollouts", "rollout", "plans", "plan"):
         outcome.append(
             await rollouts.query(settings, client, trio.Event() if shutdown is None else shutdown)
@@ -202,6 +214,9 @@ def _failure(exc: BaseException) -> int:
         hint = " (the token comes from --token or TRANSPORTER_TOKEN)" if exc.status == 401 else ""
         print(f"transporter produce: the control plane refused: {exc}{hint}", file=sys.stderr)
         return EXIT_USAGE if 400 <= exc.status < 500 and exc.status != 404 else EXIT_FAILED
+    if isinstance(exc, QueueError):
+        print(f"transporter produce: the queue: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if isinstance(exc, Unreachable):
         print(f"transporter produce: control plane unreachable: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,0 +1,107 @@
+"""``produce k8s --mode queue`` and ``produce get dead-letters`` as a user runs them, against a
+real control plane on a real redis-server: the id printed at once, the entry taken and stored
+with the token's name; a refused entry's error is what ``--wait`` answers (exit 2, as a POST's
+refusal) and what ``get dead-letters`` lists; flags that do not go together are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.bed.harness import ControlPlane, run_produce
+from tests.bed.manifests import configmap, unique
+from tests.bed.queue import settled
+from tests.bed.redis import RedisServer
+from transporter.config.store_spec import StoreSpec
+from transporter.security.tokens import Role, token_id_of
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def plane(nursery: trio.Nursery, tmp_path: Path, redis_server: RedisServer) -> ControlPlane:
+    cp = ControlPlane(nursery, tmp_path / "cp", store=StoreSpec.parse(redis_server.url))
+    await cp.start()
+    return cp
+
+
+def manifest(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(configmap(name))
+    return path
+
+
+async def test_an_event_goes_through_the_queue(
+    plane: ControlPlane, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    token = await plane.new_token("queue-ci", Role.SUBMIT, ("site-*",))
+    name = unique("qp")
+    done = await run_produce(
+        plane, "k8s", "--mode", "queue", "--agent", "site-1",
+        "--manifest", str(manifest(tmp_path, name)), "-o", "json",
+        token=token, env={"TRANSPORTER_REDIS": redis_server.url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    event_id = json.loads(done.stdout)["event_id"]
+    await settled(redis_server)
+    record = await plane.client.event(event_id)
+    assert record.event.created_by == "token:queue-ci"
+    assert list(record.event.payload.manifests) == [configmap(name)]
+
+
+async def test_a_refused_entry_is_the_answer_to_wait_and_a_dead_letter(
+    plane: ControlPlane, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    token = await plane.new_token("team-a", Role.SUBMIT, ("team-a-*",))
+    done = await run_produce(
+        plane, "k8s", "--mode", "queue", "--redis", redis_server.url, "--agent", "team-b-1",
+        "--manifest", str(manifest(tmp_path, unique("out"))), "--wait", "--timeout", "30",
+        token=token,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    stderr = done.stderr.decode()
+    assert "refused" in stderr and "403" in stderr and "team-b-1" in stderr
+    listed = await run_produce(plane, "get", "dead-letters", "-o", "json", token=token)
+    assert listed.returncode == 0, listed.stderr
+    (letter,) = json.loads(listed.stdout)
+    assert letter["status"] == 403 and letter["error"] == "forbidden"
+    assert letter["token_id"] == token_id_of(token)
+    assert letter["at"].endswith("Z")
+    table = await run_produce(plane, "get", "dead-letters", "-o", "wide")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.decode().splitlines()
+    assert lines[0].split()[:6] == ["ID", "AGE", "STATUS", "ERROR", "EVENT", "TOKEN"]
+    assert "forbidden" in lines[1] and letter["id"] in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--mode", "queue"], "--mode queue needs --redis"),
+        (["--redis", "redis://127.0.0.1:1/0"], "--redis: only with --mode queue"),
+        (["--mode", "queue", "--redis", "sqlite:///x.db"], "Redis URL"),
+    ],
+)
+async def test_flags_that_do_not_go_together(
+    plane: ControlPlane, tmp_path: Path, flags: list[str], says: str
+) -> None:
+    done = await run_produce(
+        plane, "k8s", "--agent", "a", "--manifest", str(manifest(tmp_path, "f")), *flags
+    )
+    assert done.returncode == 2
+    assert says in done.stderr.decode()
+
+
+async def test_an_unreachable_queue_is_one_line_and_exit_1(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    done = await run_produce(
+        plane, "k8s", "--mode", "queue", "--redis", "redis://127.0.0.1:1/0", "--agent", "a",
+        "--manifest", str(manifest(tmp_path, "f")),
+    )  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith("transporter produce: the queue: ")
