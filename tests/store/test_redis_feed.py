@@ -135,7 +135,7 @@ async def test_claims_are_numbered_in_turn_across_stores_and_told_to_the_others(
 
 
 async def test_a_restarted_server_means_a_resync_and_hints_flow_again(
-    redis_server: RedisServer, logs: LogWatch
+    redis_server: RedisServer,
 ) -> None:
     async with following(redis_server) as (_, heard):
         redis_server.kill()
@@ -144,6 +144,20 @@ async def test_a_restarted_server_means_a_resync_and_hints_flow_again(
         async with open_store(StoreSpec.parse(redis_server.url)) as writer:
             await writer.submit(r.event(), r.accepted_audit(r.event()))
         assert await heard.next() == ("queued", "agent-a")
+
+
+async def test_a_cut_subscription_means_a_resync_and_hints_flow_again(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        following(redis_server) as (_, heard),
+        coredis.Redis.from_url(redis_server.url, decode_responses=True) as raw,
+    ):
+        assert await raw.client_kill(type_=coredis.PureToken.PUBSUB) == 1
+        assert await heard.next() == ("resync",)
+        async with open_store(StoreSpec.parse(redis_server.url)) as writer:
+            await writer.claim_session("agent-a")
+        assert await heard.next() == ("claimed", "agent-a", 1)
 
 
 async def test_garbage_on_the_channel_is_logged_and_ignored(
