@@ -200,9 +200,13 @@ class ControlPlaneProcess:
     ones (the agent keeps dialling its one URL, the producer its one API URL), and finds in
     ``data_dir`` the CA its first start made (the agents' bundles stay valid)."""
 
-    def __init__(self, data_dir: Path, log: Path, *, store: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, *, store: str | None = None, flags: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.store = store
+        self.flags = list(flags)
+        """More flags of ``transporter cp``."""
         self.log = log
         self.api_port = 0
         self.agent_port = 0
@@ -242,6 +246,7 @@ class ControlPlaneProcess:
             "--agent-listen",
             f"127.0.0.1:{self.agent_port}",
             *self.store_flags,
+            *self.flags,
         ]
         self.process = Child(argv, self.log, env=clean_environment())
         self.starts += 1

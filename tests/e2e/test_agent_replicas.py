@@ -10,7 +10,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,15 @@ DEADLINE = 60.0
 
 
 @contextmanager
-def replicas(tmp_path: Path, store: str, count: int) -> Iterator[list[ControlPlaneProcess]]:
-    """``count`` control planes on ``store``, started, the later ones with the first's keys."""
+def replicas(
+    tmp_path: Path, store: str, count: int, flags: Sequence[str] = ()
+) -> Iterator[list[ControlPlaneProcess]]:
+    """``count`` control planes on ``store``, started, the later ones with the first's keys;
+    ``flags``: more flags of each."""
     planes = [
-        ControlPlaneProcess(tmp_path / f"cp-{n}", tmp_path / f"cp-{n}.log", store=store)
+        ControlPlaneProcess(
+            tmp_path / f"cp-{n}", tmp_path / f"cp-{n}.log", store=store, flags=flags
+        )
         for n in range(count)
     ]
     try:

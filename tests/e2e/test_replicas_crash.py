@@ -1,7 +1,8 @@
 """Three control planes on one real redis-server, as processes users run, agents spread across
 them (each given every replica's URL, its own first): one replica is killed with -9 in the
 middle of a stream of events posted to every replica. Every event accepted (202) completes,
-exactly once for its agent: one completion in the audit log, its ConfigMap applied."""
+exactly once for its agent: one completion in the audit log, its ConfigMap applied. The
+replicas look at the store once an hour only: the hints through Redis hand the events over."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ EVENTS = 36
 KILL_AFTER = 12
 """Events posted before the first replica is killed (some then on their way to agents)."""
 DEADLINE = 120.0
+HOUR = 3600
+"""The replicas' safety looks (``--replica-look``): what is handed over, the hints and the
+connections' first reads do."""
 
 
 def spread_agents(
@@ -83,7 +87,7 @@ def post_stream(apis: list[ApiAccess], agents: list[str], one: ControlPlaneProce
 def test_a_replica_killed_in_a_stream_of_events_loses_none_and_runs_each_once(
     cluster: Cluster, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    with replicas(tmp_path, redis_server.url, 3) as planes:
+    with replicas(tmp_path, redis_server.url, 3, ["--replica-look", str(HOUR)]) as planes:
         first = planes[0].create_admin_token()
         apis = [ApiAccess(p.api_url, first.token, p.data_dir / "ca.crt") for p in planes]
         agents = spread_agents(planes, cluster, tmp_path)

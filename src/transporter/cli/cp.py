@@ -66,6 +66,15 @@ FLAGS = (
         "30",
         metavar="SECONDS",
     ),
+    Flag(
+        "--replica-look",
+        "Redis store: seconds between each connection's and each waiting request's look at the"
+        " store for what another replica changed, in case its hint was missed (hints do the"
+        " work at once; this is the safety net)",
+        parse_positive_float,
+        "30",
+        metavar="SECONDS",
+    ),
     DEBUG,
     LOG_FORMAT,
 )
@@ -116,4 +125,5 @@ def settings(values: Values, parser: Parser) -> CpConfig:
         debug=values["debug"],
         log_format=log_format_of(values),
         queue_claim_after=values["queue_claim_after"],
+        replica_look=values["replica_look"],
     )

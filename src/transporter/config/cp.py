@@ -107,6 +107,11 @@ class CpConfig:
     """Queue mode (a Redis store): seconds an entry a replica read may stay unsettled before
     another replica takes it over (the reader died). Longer than one submission takes."""
 
+    replica_look: float = 30.0
+    """Replicas on one Redis: seconds between the looks at the store that catch what a missed
+    hint of another replica would have told (each connection's outbox, each waiting request's
+    event). The hints carry the news at once; rarer looks cost Redis fewer reads at rest."""
+
     @property
     def effective_store(self) -> StoreSpec:
         return self.store or StoreSpec.sqlite_in(self.data_dir)

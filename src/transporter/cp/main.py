@@ -75,13 +75,15 @@ async def serve(
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``credentials``: as :func:`~transporter.cp.credentials.prepare` gives them (read here when
-    not given). ``revocation_poll``: seconds between looks for revoked certificates."""
+    not given). ``revocation_poll``: seconds between looks for revoked certificates.
+    ``channel``: the agent channel's settings (else the defaults, and ``settings``'s
+    ``replica_look``)."""
     if credentials is None:
         credentials = await trio.to_thread.run_sync(prepare, settings)
     store_spec = settings.effective_store
     async with open_store(store_spec) as opened, trio.open_nursery() as nursery:
         await pin_keys(opened, credentials)
-        channel = channel or ChannelSettings()
+        channel = channel or ChannelSettings(replica_look=settings.replica_look)
         parts, services, hints = _assemble(
             opened,
             credentials,
