@@ -15,8 +15,9 @@ import functools
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import attrs
 
@@ -44,14 +45,23 @@ DATA_SETTINGS = (
 """What every data server runs with (the README's list, and a replica sync that starts at once)."""
 
 
+@attrs.frozen
+class Logins:
+    servers: str | None = attrs.field(default=None, repr=False)
+    """The data servers' ``requirepass`` (and ``masterauth``, Sentinel's ``auth-pass``)."""
+    sentinels: str | None = attrs.field(default=None, repr=False)
+    """The Sentinels' own ``requirepass``."""
+
+
 @attrs.define(eq=False)
 class Node:
     port: int
     folder: Path
     child: Child = attrs.field(repr=False)
+    password: str | None = attrs.field(default=None, repr=False)
 
     def command(self, *args: str) -> object:
-        return command(self.port, *args)
+        return command(self.port, *args, password=self.password)
 
 
 @attrs.define(eq=False)
@@ -61,8 +71,13 @@ class SentinelBed:
     sentinels: list[Node]
 
     def url(self, query: str = "") -> str:
+        """The store URL, with the passwords when the bed has them."""
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.sentinels)
-        return f"redis+sentinel://{hosts}/{SERVICE}" + (f"?{query}" if query else "")
+        auth = f":{quote(self.servers[0].password, safe='')}@" if self.servers[0].password else ""
+        if self.sentinels[0].password:
+            secret = quote(self.sentinels[0].password, safe="")
+            query = "&".join(filter(None, [f"sentinel_password={secret}", query]))
+        return f"redis+sentinel://{auth}{hosts}/{SERVICE}" + (f"?{query}" if query else "")
 
     def primary(self) -> Node:
         """The data server the Sentinels name as the primary now."""
@@ -98,14 +113,22 @@ class SentinelBed:
         return primary
 
 
-def command(port: int, *args: str) -> object:
-    """One command to the server on ``port``, its reply decoded (RESP2)."""
+def command(port: int, *args: str, password: str | None = None) -> object:
+    """One command to the server on ``port`` (logged in first with ``password``), its reply
+    decoded (RESP2)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        payload = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode()) for arg in args
-        )
-        sock.sendall(payload)
-        return _reply(sock.makefile("rb"))
+        replies = sock.makefile("rb")
+        if password is not None:
+            sock.sendall(_request("AUTH", password))
+            _reply(replies)
+        sock.sendall(_request(*args))
+        return _reply(replies)
+
+
+def _request(*args: str) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode()) for arg in args
+    )
 
 
 def _reply(stream: object) -> object:
@@ -133,11 +156,15 @@ def info(node: Node, section: str) -> dict[str, str]:
     )
 
 
-def until(check: Callable[[], bool], what: str, timeout: float) -> None:
+def until(
+    check: Callable[[], bool], what: str, timeout: float, *, alive: Sequence[Node] = ()
+) -> None:
     """Ask ``check`` until it holds (a server answers only when asked), or fail after
-    ``timeout`` seconds naming ``what`` was awaited."""
+    ``timeout`` seconds naming ``what`` was awaited, or at once when one of ``alive`` ended."""
     deadline = time.monotonic() + timeout
     while not _holds(check):
+        for node in alive:
+            node.child.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:.0f} s for {what}")
         time.sleep(POLL)
@@ -175,7 +202,7 @@ def _knows_all(sentinel: Node) -> bool:
     return fields.get("num-slaves") == "2" and fields.get("num-other-sentinels") == "2"
 
 
-def _data_server(folder: Path, port: int, primary: int | None) -> Child:
+def _data_server(folder: Path, port: int, primary: int | None, password: str | None) -> Child:
     folder.mkdir(parents=True)
     argv = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
     argv += ["--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--daemonize", "no"]
@@ -183,10 +210,12 @@ def _data_server(folder: Path, port: int, primary: int | None) -> Child:
         argv += [f"--{name}", value]
     if primary is not None:
         argv += ["--replicaof", "127.0.0.1", str(primary)]
+    if password is not None:
+        argv += ["--requirepass", password, "--masterauth", password]
     return Child(argv, folder / "redis.log")
 
 
-def _sentinel(folder: Path, port: int, primary: int) -> Child:
+def _sentinel(folder: Path, port: int, primary: int, logins: Logins) -> Child:
     folder.mkdir(parents=True)
     conf = folder / "sentinel.conf"  # Sentinel rewrites it: what it learns survives a restart
     conf.write_text(
@@ -196,13 +225,25 @@ def _sentinel(folder: Path, port: int, primary: int) -> Child:
         f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
         f"sentinel parallel-syncs {SERVICE} 2\n"
     )
+    with conf.open("a") as out:
+        if logins.servers is not None:
+            out.write(f"sentinel auth-pass {SERVICE} {_quoted(logins.servers)}\n")
+        if logins.sentinels is not None:  # also what it logs in to the other Sentinels with
+            out.write(f"requirepass {_quoted(logins.sentinels)}\n")
     argv = [shutil.which("redis-server") or "redis-server", str(conf), "--sentinel"]
     return Child(argv, folder / "sentinel.log")
 
 
+def _quoted(text: str) -> str:
+    """``text`` as redis.conf reads a quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @contextlib.contextmanager
-def running_sentinels(folder: Path) -> Iterator[SentinelBed]:
-    """A primary, two replicas in sync and three Sentinels that know them all and each other."""
+def running_sentinels(folder: Path, logins: Logins | None = None) -> Iterator[SentinelBed]:
+    """A primary, two replicas in sync and three Sentinels that know them all and each other;
+    ``logins``: passwords for the data servers and for the Sentinels."""
+    logins = logins or Logins()
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     nodes: list[Node] = []
@@ -211,20 +252,23 @@ def running_sentinels(folder: Path) -> Iterator[SentinelBed]:
         for n in range(3):
             port = free_port()
             where = folder / f"data-{n}"
-            nodes.append(Node(port, where, _data_server(where, port, primary)))
+            child = _data_server(where, port, primary, logins.servers)
+            nodes.append(Node(port, where, child, logins.servers))
             primary = primary or port
-        until(lambda: _online(nodes[0]) == 2, "two replicas in sync", READY_TIMEOUT)
+        until(lambda: _online(nodes[0]) == 2, "two replicas in sync", READY_TIMEOUT, alive=nodes)
         sentinels = []
         for n in range(3):
             port = free_port()
             where = folder / f"sentinel-{n}"
-            sentinels.append(Node(port, where, _sentinel(where, port, nodes[0].port)))
+            child = _sentinel(where, port, nodes[0].port, logins)
+            sentinels.append(Node(port, where, child, logins.sentinels))
             nodes.append(sentinels[-1])
         for sentinel in sentinels:
             until(
                 functools.partial(_knows_all, sentinel),
                 f"Sentinel {sentinel.port} to know both replicas and the other Sentinels",
                 READY_TIMEOUT,
+                alive=nodes,
             )
         yield SentinelBed(nodes[:3], sentinels)
     finally:

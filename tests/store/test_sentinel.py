@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.bed.sentinel import Node, SentinelBed, running_sentinels
+from tests.bed.sentinel import Logins, Node, SentinelBed, running_sentinels
 from tests.bed.store_backends import Backend
 from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
@@ -158,3 +158,21 @@ async def test_sentinels_that_do_not_answer_are_unavailable_not_a_hang(tmp_path:
         with pytest.raises(StoreUnavailable):
             await store.ping()
         assert trio.current_time() - start < 5.0
+
+
+async def test_the_servers_and_the_sentinels_have_logins_of_their_own(tmp_path: Path) -> None:
+    logins = Logins(servers="data pass/1", sentinels="watch:pass@2")
+    with running_sentinels(tmp_path / "sentinels", logins) as bed:
+        async with open_store(StoreSpec.parse(bed.url())) as store:
+            event = r.event()
+            await store.submit(event, r.accepted_audit(event))
+            assert await store.get_event(event.id) is not None
+            assert await store.durability_warnings() == []
+        no_sentinel_login = bed.url().split("?")[0]
+        async with open_store(StoreSpec.parse(no_sentinel_login), call_timeout=5.0) as store:
+            start = trio.current_time()
+            with pytest.raises(StoreUnavailable, match=r"(?i)auth") as caught:
+                await store.ping()
+            assert trio.current_time() - start < 2.0  # said at once, not tried again
+            assert "watch:pass@2" not in str(caught.value)
+            assert "data pass/1" not in str(caught.value)

@@ -164,7 +164,8 @@ class _Unsent:
     async def get_connection(self, **kwargs: Any) -> Any:
         try:
             return await super().get_connection(**kwargs)  # type: ignore[misc]
-        except (RedisError, OSError) as exc:
+        except (ConnectionError, SentinelError, OSError) as exc:
+            # not a refused login or the like: that is said at once, not tried again
             raise NotSent(with_cause(exc)) from exc
 
 
