@@ -113,9 +113,15 @@ async def test_an_agent_connected_to_two_replicas_keeps_one_live_session(
         raw_agent(two.agent_url, identity="site-c") as new,
     ):
         await old.register("site-c")
+        in_flight = await submit_elsewhere(three, old, "site-c")  # sent, not acknowledged
         await new.register("site-c")
         with trio.fail_after(AT_ONCE), pytest.raises(ConnectionClosed):
             await old.ws.get_message()  # the older connection is closed, on its replica
+        # What was in flight on it is sent on the live one (not taken back as "went away").
+        with trio.fail_after(AT_ONCE):
+            assert (await new.next_delivery())["id"] == in_flight["id"]
+        record = await three.client.event(in_flight["id"])
+        assert [entry.message for entry in record.timeline].count("agent went away") == 0
         # The agent is connected (on two): one did not mark it disconnected.
         assert (await three.client.agent("site-c")).status is not AgentStatus.DISCONNECTED
         audit = await three.client.audit()
