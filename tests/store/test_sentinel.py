@@ -15,11 +15,12 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.bed.sentinel import Logins, Node, SentinelBed, running_sentinels
+from tests.bed.sentinel import DOWN_AFTER_MS, Logins, Node, SentinelBed, running_sentinels
 from tests.bed.store_backends import Backend
 from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
+from transporter.store.redis.connection import RECOUNT
 
 pytestmark = pytest.mark.redis
 
@@ -176,3 +177,29 @@ async def test_the_servers_and_the_sentinels_have_logins_of_their_own(tmp_path: 
             assert trio.current_time() - start < 2.0  # said at once, not tried again
             assert "watch:pass@2" not in str(caught.value)
             assert "data pass/1" not in str(caught.value)
+
+
+async def test_a_dead_replica_holds_writes_only_until_the_sentinels_see_it_gone(
+    bed: SentinelBed,
+) -> None:
+    """Every replica the Sentinels see up must have each write; a replica killed stops being
+    one when they lose their link to it (at the latest after down-after-milliseconds), so the
+    writes go on without it."""
+    spec = StoreSpec.parse(bed.url("wait_timeout_ms=200"))
+    async with open_store(spec) as store:
+        primary = bed.primary()
+        replica = next(node for node in bed.servers if node is not primary)
+        replica.child.kill()
+        refused = 0
+        for n in range(ATTEMPTS * 5):
+            event = r.event(f"ev-{n}")
+            try:
+                await store.submit(event, r.accepted_audit(event))
+            except StoreUnavailable:
+                refused += 1
+                continue
+            break
+        else:
+            pytest.fail("writes never went on without the dead replica")
+        assert refused * 0.2 < DOWN_AFTER_MS / 1000 + 2 * RECOUNT + 1
+        assert await store.get_event(f"ev-{refused}") is not None

@@ -40,7 +40,8 @@ class Replication:
     """Replicas that must have the write (Redis's ``WAIT``) before the store says it is stored:
     0 trusts the primary alone; 1 or more keeps an accepted event through a failover."""
     wait_all: bool = False
-    """Wait for every replica the Sentinels see up, and at least :attr:`wait_replicas`
+    """Wait for every replica the Sentinels see up (neither down nor disconnected from them),
+    and at least :attr:`wait_replicas`
     (``wait_replicas=all``, the default with Sentinels). A fixed count is not enough for a
     switchover (``SENTINEL FAILOVER``): the old primary, still up, keeps taking writes until
     Sentinel turns it into a replica, and a replica that has not been moved yet confirms them;
