@@ -105,3 +105,26 @@ async def test_an_unreachable_queue_is_one_line_and_exit_1(
     assert done.returncode == 1
     (line,) = done.stderr.decode().splitlines()
     assert line.startswith("transporter produce: the queue: ")
+
+
+async def test_a_rollout_goes_through_the_queue(
+    plane: ControlPlane, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Its id chosen by the producer, printed at once; followed once a control plane took it;
+    one out of the token's reach is refused as a POST of it would be (403, nothing stored)."""
+    token = await plane.new_token("queue-ro", Role.SUBMIT, ("site-*",))
+    queue = ("--mode", "queue", "--redis", redis_server.url)
+    cm = str(manifest(tmp_path, unique("ro")))
+    done = await run_produce(
+        plane, "k8s", *queue, "--selector", "env=nowhere", "--allow-empty", "--manifest", cm,
+        "--id", "queued-ro", "--wait", "--timeout", "30", token=token,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("rollout queued-ro queued\n")
+    assert (await plane.client.rollout("queued-ro"))["state"] == "completed"
+    refused = await run_produce(
+        plane, "k8s", *queue, "--agents", "site-1,other-1", "--manifest", cm, "--wait",
+        "--timeout", "30", token=token,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "403" in refused.stderr.decode() and "other-1" in refused.stderr.decode()

@@ -46,8 +46,6 @@ def queue_of(values: Values, parser: Parser) -> dict[str, Any]:
     if values["mode"] == "queue":
         if values["redis"] is None:
             parser.error("--mode queue needs --redis URL (or TRANSPORTER_REDIS)")
-        if values["agent"] is None:
-            parser.error("--mode queue submits single events (--agent) for now, not rollouts")
         return {"mode": "queue", "redis": values["redis"], "open_queue": open_queue}
     if values["redis"] is not None:
         parser.error("--redis: only with --mode queue")

@@ -112,8 +112,7 @@ async def serve(
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
             await background.start(services.rollouts.run)
-            if store_spec.kind == "redis":  # queue mode (its entries go through the API's app)
-                await background.start(_queue_consumer(settings, store, app).run)
+            await _consume_queue(background, settings, store, app)  # on Redis: queue mode
             # Connections of either port (a flood of them too) leave memory to give back.
             background.start_soon(trim_after_changes, lambda: agents.churn + api.gate.churn)
             await _log_store(store, store_spec.display)
@@ -129,9 +128,14 @@ async def serve(
             background.cancel_scope.cancel()
 
 
-def _queue_consumer(settings: CpConfig, store: Store, app: QuartTrio) -> QueueConsumer:
-    """This replica's member of the queue's consumer group (a Redis store only)."""
-    return QueueConsumer(store, app, QueueSettings(claim_after=settings.queue_claim_after))
+async def _consume_queue(
+    background: trio.Nursery, settings: CpConfig, store: Store, app: QuartTrio
+) -> None:
+    """On a Redis store, start this replica's member of the queue's consumer group, whose
+    entries go through the API's own ``app`` (queue mode; the embedded store has no queue)."""
+    if settings.effective_store.kind == "redis":
+        queue = QueueSettings(claim_after=settings.queue_claim_after)
+        await background.start(QueueConsumer(store, app, queue).run)
 
 
 def _assemble(

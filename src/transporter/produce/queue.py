@@ -55,7 +55,17 @@ class QueueClient(Client):
         """The entry appended (its dead letter, if refused, names it)."""
 
     async def submit(self, event: dict[str, Any]) -> Submitted:
-        body = {**event, "id": event.get("id") or str(uuid.uuid4())}
+        chosen = await self._append(event)
+        return Submitted(chosen, True, True)
+
+    async def submit_rollout(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A rollout's body appended likewise: ``{"rollout_id", "status": "queued"}`` (which
+        agents it matches is known once a control plane took it)."""
+        return {"rollout_id": await self._append(body), "status": "queued"}
+
+    async def _append(self, body: dict[str, Any]) -> str:
+        """Append ``body`` with its id (chosen here when it names none); that id."""
+        body = {**body, "id": body.get("id") or str(uuid.uuid4())}
         text = json.dumps(body)
         if len(text.encode()) > MAX_ENTRY_BYTES:
             raise ApiError(
@@ -64,7 +74,21 @@ class QueueClient(Client):
         fields = {VERSION: FORMAT_VERSION, BODY: text, TOKEN: self._token}
         async with self._open(self._url) as append:
             self.entry_id = await append(fields)
-        return Submitted(body["id"], True, True)
+        return str(body["id"])
+
+    async def rollout(self, rollout_id: str) -> dict[str, Any]:
+        """The rollout, once a control plane took its entry (followed under ``--timeout``);
+        its entry's dead letter raised as the :class:`ApiError` it holds."""
+        while True:
+            try:
+                return await super().rollout(rollout_id)
+            except ApiError as exc:
+                if exc.status != 404 or self.entry_id is None:
+                    raise
+            refused = await self._refusal()
+            if refused is not None:
+                raise refused
+            await trio.sleep(LOOK_AGAIN)
 
     async def event(
         self, event_id: str, *, wait: float = 0.0, since: int = 0, manifests: bool = False

@@ -76,6 +76,8 @@ def accepted_line(answer: dict[str, Any], noun: str = "rollout") -> str:
     rollout_id = plain(answer.get("rollout_id") or answer.get("plan_id") or "")
     if answer.get("status") == "exists":
         return f"{noun} {rollout_id} exists (state {plain(answer.get('state', '?'))})"
+    if answer.get("status") == "queued":  # produce --mode queue: no control plane took it yet
+        return f"{noun} {rollout_id} queued"
     agents = [plain(a) for a in answer.get("agents") or ()]
     waves = answer.get("waves")
     in_waves = f" in {len(waves)} waves" if isinstance(waves, list) and len(waves) > 1 else ""
