@@ -14,7 +14,7 @@ import trio.testing
 from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.roster import Arrivals
-from transporter.protocol.model import AgentStatus, AuditEntry
+from transporter.protocol.model import AgentRecord, AgentStatus, AuditEntry
 from transporter.store import Store, StoreUnavailable, open_store
 
 
@@ -43,17 +43,48 @@ async def test_agents_arriving_together_share_few_writes(tmp_path: Path) -> None
         assert sorted(e.agent_id or "" for e in entries) == sorted(durable)
 
 
+class Gated:
+    """The real store, whose writes of agents wait until :attr:`gate` is set."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gate = trio.Event()
+
+    async def put_agents(self, records: list[AgentRecord], audits: list[AuditEntry]) -> None:
+        await self.gate.wait()
+        await self.store.put_agents(records, audits)
+
+
 async def test_an_arrival_cancelled_while_waiting_is_not_written(tmp_path: Path) -> None:
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
-        arrivals = Arrivals(store)
+        gated = Gated(store)
+        arrivals = Arrivals(gated)  # type: ignore[arg-type]
         async with trio.open_nursery() as nursery:
             for n in range(3):
                 nursery.start_soon(arrivals.store_arrival, r.agent(f"a{n}"), arrival(n)[1])
-            await trio.testing.wait_all_tasks_blocked()  # a0 is being written
-            with trio.CancelScope() as gone:
-                gone.cancel()  # it joins the queue behind that write, and gives up
-                await arrivals.store_arrival(r.agent("gone"), arrival(9)[1])
-        assert [a.info.id for a in await store.list_agents()] == ["a0", "a1", "a2"]
+            await trio.testing.wait_all_tasks_blocked()  # a0 is being written, a1, a2 wait
+            waiting = trio.CancelScope()
+
+            async def give_up() -> None:
+                with waiting:
+                    await arrivals.store_arrival(r.agent("quitter"), arrival(8)[1])
+
+            nursery.start_soon(give_up)
+            await trio.testing.wait_all_tasks_blocked()
+            waiting.cancel()  # it waited behind a0's write, and gives up
+            await trio.testing.wait_all_tasks_blocked()
+            gated.gate.set()
+        ids = [a.info.id for a in await store.list_agents()]
+        assert ids == ["a0", "a1", "a2"]
+
+
+async def test_an_arrival_already_cancelled_is_not_written(tmp_path: Path) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        arrivals = Arrivals(store)
+        with trio.CancelScope() as gone:
+            gone.cancel()
+            await arrivals.store_arrival(r.agent("gone"), arrival(9)[1])
+        assert await store.list_agents() == []
 
 
 class Broken:

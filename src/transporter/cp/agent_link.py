@@ -90,8 +90,13 @@ class AgentLink:
         settings: LinkSettings,
         certificate: PeerCertificate | None,
         guard: Guard,
+        *,
+        admitted: Callable[[], None] | None = None,
     ) -> None:
+        """``admitted``: called once, when the agent is welcomed or the connection ends
+        before (the channel's handshake turn is held until then)."""
         self.parts = parts
+        self._admitted = admitted
         self.guard = guard
         self.settings = settings
         self.certificate = certificate
@@ -132,6 +137,7 @@ class AgentLink:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", self.peer)
         finally:
+            self._admit()
             # Closing waits for the agent's answer, which this connection's reader takes in;
             # when the server stops (we are cancelled) that reader is cancelled too and no answer
             # can come: the close frame is sent, and the socket closed soon after.
@@ -219,12 +225,18 @@ class AgentLink:
             protocol=connection.protocol,
         )
         await ws.send_message(codec.encode(welcome))
+        self._admit()
+
+    def _admit(self) -> None:
+        admitted, self._admitted = self._admitted, None
+        if admitted is not None:
+            admitted()
 
     async def _disconnected(self, connection: Connection) -> None:
         if not self.parts.live.detach(connection):
             return  # a newer connection here owns the record now
         if not await self.parts.sessions.moved_on(connection):  # else one on another replica
-            await roster.left(self.parts.store, self.parts.progress, connection)
+            await roster.left(self.parts.arrivals, self.parts.progress, connection)
 
     async def _read(
         self,

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -163,12 +164,11 @@ class AgentChannel:
             await trio.aclose_forcefully(stream)
             return
         tls = None
+        turn = False
         try:
-            if await self.turns.take():
-                try:
-                    tls = await self._handshake(stream)
-                finally:
-                    self.turns.give_back()
+            turn = await self.turns.take()
+            if turn:
+                tls = await self._handshake(stream)
             else:
                 self.handshakes.refused += 1
                 self._failed_handshakes.warning(
@@ -181,8 +181,24 @@ class AgentChannel:
         finally:
             self.handshakes.leave(address)
             self._changed()  # a flood of handshakes leaves memory to give back too
-        if tls is not None:
-            await self._upgrade(tls, address_of(stream))
+            if turn and tls is None:
+                self.turns.give_back()
+        if tls is None:
+            return
+        # The turn is held until the agent is welcomed (its registration durable): a storm
+        # is let in no faster than the store registers it.
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.turns.give_back()
+
+        try:
+            await self._upgrade(tls, address_of(stream), give_back)
+        finally:
+            give_back()
 
     async def _handshake(
         self, stream: trio.SocketStream
@@ -200,7 +216,9 @@ class AgentChannel:
             await trio.aclose_forcefully(stream)
             return None
 
-    async def _upgrade(self, tls: trio.SSLStream[trio.SocketStream], peer: str) -> None:
+    async def _upgrade(
+        self, tls: trio.SSLStream[trio.SocketStream], peer: str, admitted: Callable[[], None]
+    ) -> None:
         certificate, refusal = await self._admit(tls, peer)
         try:
             async with trio.open_nursery() as nursery:
@@ -213,7 +231,9 @@ class AgentChannel:
                     log.warning("agent channel %s: refused: %s", peer, refusal)
                     await request.reject(403, body=f"{refusal}\n".encode())
                 elif request is not None:
-                    link = AgentLink(self.parts, self.settings.link, certificate, self)
+                    link = AgentLink(
+                        self.parts, self.settings.link, certificate, self, admitted=admitted
+                    )
                     await link.serve(request, self._changed)
                 nursery.cancel_scope.cancel()  # the connection's reader, when left over
         except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):

@@ -33,10 +33,11 @@ class _Arrival:
 
 
 class Arrivals:
-    """A group commit of registrations: the agents that arrive while one write is under way
-    are stored together by the next (:meth:`Store.put_agents`, one commit), each welcomed once
-    its own record is durable. A reconnect storm of thousands of agents then costs a few
-    writes, not one each (one at a time, they queue behind each other past the store's timeout).
+    """A group commit of registrations (and of departures): the agents that arrive while one
+    write is under way are stored together by the next (:meth:`Store.put_agents`, one
+    commit), each welcomed once its own record is durable. A reconnect storm of thousands of
+    agents then costs a few writes, not one each (one at a time, they queue behind each other
+    past the store's timeout); so does a mass departure (the control plane's network cut).
 
     No task of its own: the first arrival that finds no write under way writes what has
     gathered (shielded, bounded by the store's own timeout, so that a connection that ends
@@ -56,6 +57,7 @@ class Arrivals:
     async def store_arrival(self, record: AgentRecord, audit: AuditEntry) -> None:
         """Store ``record`` and ``audit`` with the others arriving now; raises what the store
         raised (:class:`StoreUnavailable`)."""
+        await trio.lowlevel.checkpoint_if_cancelled()  # one that gave up is not written
         arrival = _Arrival(record, audit)
         self._waiting.append(arrival)
         try:
@@ -114,12 +116,21 @@ async def arrived(arrivals: Arrivals, connection: Connection, *, peer: str, repl
     )
 
 
-async def left(store: Store, progress: Progress, connection: Connection) -> None:
-    """``connection`` ended, and no newer one of the agent replaced it."""
+async def left(arrivals: Arrivals, progress: Progress, connection: Connection) -> None:
+    """``connection`` ended, and no newer one of the agent replaced it: its record and audit
+    entry are stored with the others coming and going now."""
     now = time.time()
     info = connection.info
-    await save_status(store, connection, AgentStatus.DISCONNECTED)
-    await store.audit(AuditEntry(at=now, action="agent.disconnected", agent_id=info.id))
+    record = AgentRecord(
+        info,
+        AgentStatus.DISCONNECTED,
+        connection.connected_since,
+        connection.last_heard,
+        updated_at=now,
+    )
+    await arrivals.store_arrival(
+        record, AuditEntry(at=now, action="agent.disconnected", agent_id=info.id)
+    )
     # Sent but not finished: back to queued (in_progress ones stay as they are).
     went_away = StatusUpdate(at=now, state=EventState.QUEUED, message="agent went away")
     pending = [
