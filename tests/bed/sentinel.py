@@ -14,6 +14,7 @@ import contextlib
 import functools
 import shutil
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import attrs
 
+from tests.bed.certs import ClusterCerts, make_cluster_certs
 from tests.bed.process import Child, free_port
 
 SERVICE = "transporter"
@@ -59,9 +61,11 @@ class Node:
     folder: Path
     child: Child = attrs.field(repr=False)
     password: str | None = attrs.field(default=None, repr=False)
+    certs: ClusterCerts | None = None
+    """With TLS: the bed's CA, and the client certificate the bed logs in with."""
 
     def command(self, *args: str) -> object:
-        return command(self.port, *args, password=self.password)
+        return command(self.port, *args, password=self.password, certs=self.certs)
 
 
 @attrs.define(eq=False)
@@ -71,13 +75,19 @@ class SentinelBed:
     sentinels: list[Node]
 
     def url(self, query: str = "") -> str:
-        """The store URL, with the passwords when the bed has them."""
+        """The store URL, with the passwords and the TLS files when the bed has them."""
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.sentinels)
+        certs, scheme = self.sentinels[0].certs, "redis+sentinel"
+        if certs is not None:
+            files = {"ssl_ca_certs": certs.ca_cert, "ssl_certfile": certs.admin_cert}
+            files |= {"ssl_keyfile": certs.admin_key}
+            tls = "&".join(f"{name}={quote(str(path))}" for name, path in files.items())
+            query, scheme = "&".join(filter(None, [tls, query])), "rediss+sentinel"
         auth = f":{quote(self.servers[0].password, safe='')}@" if self.servers[0].password else ""
         if self.sentinels[0].password:
             secret = quote(self.sentinels[0].password, safe="")
             query = "&".join(filter(None, [f"sentinel_password={secret}", query]))
-        return f"redis+sentinel://{auth}{hosts}/{SERVICE}" + (f"?{query}" if query else "")
+        return f"{scheme}://{auth}{hosts}/{SERVICE}" + (f"?{query}" if query else "")
 
     def primary(self) -> Node:
         """The data server the Sentinels name as the primary now."""
@@ -113,10 +123,17 @@ class SentinelBed:
         return primary
 
 
-def command(port: int, *args: str, password: str | None = None) -> object:
-    """One command to the server on ``port`` (logged in first with ``password``), its reply
-    decoded (RESP2)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+def command(
+    port: int, *args: str, password: str | None = None, certs: ClusterCerts | None = None
+) -> object:
+    """One command to the server on ``port`` (over TLS with ``certs``, logged in first with
+    ``password``), its reply decoded (RESP2)."""
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+        if certs is not None:
+            context = ssl.create_default_context(cafile=str(certs.ca_cert))
+            context.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname="127.0.0.1"))
         replies = sock.makefile("rb")
         if password is not None:
             sock.sendall(_request("AUTH", password))
@@ -202,9 +219,31 @@ def _knows_all(sentinel: Node) -> bool:
     return fields.get("num-slaves") == "2" and fields.get("num-other-sentinels") == "2"
 
 
-def _data_server(folder: Path, port: int, primary: int | None, password: str | None) -> Child:
+def _tls_settings(port: int, certs: ClusterCerts | None) -> list[tuple[str, str]]:
+    """TLS only on ``port``, for clients and for replication alike; a server's own outgoing
+    connections (a replica's to its primary, a Sentinel's) show the client certificate."""
+    if certs is None:
+        return [("port", str(port))]
+    return [
+        ("port", "0"),
+        ("tls-port", str(port)),
+        ("tls-cert-file", str(certs.serving_cert)),
+        ("tls-key-file", str(certs.serving_key)),
+        ("tls-client-cert-file", str(certs.admin_cert)),
+        ("tls-client-key-file", str(certs.admin_key)),
+        ("tls-ca-cert-file", str(certs.ca_cert)),
+        ("tls-auth-clients", "yes"),
+        ("tls-replication", "yes"),
+    ]
+
+
+def _data_server(
+    folder: Path, port: int, primary: int | None, password: str | None, certs: ClusterCerts | None
+) -> Child:
     folder.mkdir(parents=True)
-    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
+    argv = [shutil.which("redis-server") or "redis-server"]
+    for name, value in _tls_settings(port, certs):
+        argv += [f"--{name}", value]
     argv += ["--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--daemonize", "no"]
     for name, value in DATA_SETTINGS:
         argv += [f"--{name}", value]
@@ -215,11 +254,14 @@ def _data_server(folder: Path, port: int, primary: int | None, password: str | N
     return Child(argv, folder / "redis.log")
 
 
-def _sentinel(folder: Path, port: int, primary: int, logins: Logins) -> Child:
+def _sentinel(
+    folder: Path, port: int, primary: int, logins: Logins, certs: ClusterCerts | None
+) -> Child:
     folder.mkdir(parents=True)
     conf = folder / "sentinel.conf"  # Sentinel rewrites it: what it learns survives a restart
     conf.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+        "".join(f"{name} {value}\n" for name, value in _tls_settings(port, certs))
+        + f"bind 127.0.0.1\ndir {folder}\n"
         f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n"
         f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
         f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
@@ -240,10 +282,14 @@ def _quoted(text: str) -> str:
 
 
 @contextlib.contextmanager
-def running_sentinels(folder: Path, logins: Logins | None = None) -> Iterator[SentinelBed]:
+def running_sentinels(
+    folder: Path, logins: Logins | None = None, *, tls: bool = False
+) -> Iterator[SentinelBed]:
     """A primary, two replicas in sync and three Sentinels that know them all and each other;
-    ``logins``: passwords for the data servers and for the Sentinels."""
+    ``logins``: passwords for the data servers and for the Sentinels; ``tls``: TLS only, client
+    certificates required, from the test bed's own CA."""
     logins = logins or Logins()
+    certs = make_cluster_certs(folder / "tls") if tls else None
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     nodes: list[Node] = []
@@ -252,16 +298,16 @@ def running_sentinels(folder: Path, logins: Logins | None = None) -> Iterator[Se
         for n in range(3):
             port = free_port()
             where = folder / f"data-{n}"
-            child = _data_server(where, port, primary, logins.servers)
-            nodes.append(Node(port, where, child, logins.servers))
+            child = _data_server(where, port, primary, logins.servers, certs)
+            nodes.append(Node(port, where, child, logins.servers, certs))
             primary = primary or port
         until(lambda: _online(nodes[0]) == 2, "two replicas in sync", READY_TIMEOUT, alive=nodes)
         sentinels = []
         for n in range(3):
             port = free_port()
             where = folder / f"sentinel-{n}"
-            child = _sentinel(where, port, nodes[0].port, logins)
-            sentinels.append(Node(port, where, child, logins.sentinels))
+            child = _sentinel(where, port, nodes[0].port, logins, certs)
+            sentinels.append(Node(port, where, child, logins.sentinels, certs))
             nodes.append(sentinels[-1])
         for sentinel in sentinels:
             until(

@@ -19,6 +19,7 @@ from tests.bed.sentinel import DOWN_AFTER_MS, Logins, Node, SentinelBed, running
 from tests.bed.store_backends import Backend
 from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
+from transporter.protocol.model import Event
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
 from transporter.store.redis.connection import RECOUNT
 
@@ -68,6 +69,19 @@ def test_there_are_conformance_checks_to_run() -> None:
     assert len(CHECKS) >= 20
 
 
+async def submitted(store: Store, event: Event) -> bool:
+    """Whether ``event`` was answered stored within :data:`ATTEMPTS` submits (a producer's
+    retries with the same id after each "outcome unknown")."""
+    for _ in range(ATTEMPTS):
+        try:
+            record, _created = await store.submit(event, r.accepted_audit(event))
+        except StoreUnavailable:
+            continue
+        assert record.event == event
+        return True
+    return False
+
+
 async def submitted_through(bed: SentinelBed, fault: Callable[[], Node]) -> list[str]:
     """:data:`WRITERS` tasks submit :data:`EVENTS` events between them, each retried with its
     id while the store is unavailable; ``fault`` (it returns the primary it failed) once
@@ -78,16 +92,10 @@ async def submitted_through(bed: SentinelBed, fault: Callable[[], Node]) -> list
     async def writer(store: Store, first: int) -> None:
         for n in range(first, EVENTS, WRITERS):
             event = r.event(f"ev-{n:03d}", "agent-a", created_at=r.T0 + n)
-            for _ in range(ATTEMPTS):
-                try:
-                    record, _created = await store.submit(event, r.accepted_audit(event))
-                except StoreUnavailable:
-                    continue  # outcome unknown: the same id again (a producer's retry)
-                assert record.event == event
+            if await submitted(store, event):
                 answered.append(event.id)
                 if len(answered) == FAULT_AFTER:
                     halfway.set()
-                break
 
     async with open_store(StoreSpec.parse(bed.url()), call_timeout=10.0) as store:
         async with trio.open_nursery() as nursery:
@@ -203,3 +211,18 @@ async def test_a_dead_replica_holds_writes_only_until_the_sentinels_see_it_gone(
             pytest.fail("writes never went on without the dead replica")
         assert refused * 0.2 < DOWN_AFTER_MS / 1000 + 2 * RECOUNT + 1
         assert await store.get_event(f"ev-{refused}") is not None
+
+
+async def test_tls_to_the_sentinels_and_the_servers(tmp_path: Path) -> None:
+    """``rediss+sentinel://``: every connection verified against the bed's CA, with a client
+    certificate (servers that require one); through a failover too."""
+    with running_sentinels(tmp_path / "sentinels", tls=True) as bed:
+        assert bed.url().startswith("rediss+sentinel://")
+        async with open_store(StoreSpec.parse(bed.url())) as store:
+            first = r.event("ev-1")
+            assert await submitted(store, first)
+            old = await trio.to_thread.run_sync(bed.kill_primary)
+            second = r.event("ev-2")
+            assert await submitted(store, second)  # on the new primary
+            assert [await store.get_event(e.id) is not None for e in (first, second)] == [True] * 2
+        await trio.to_thread.run_sync(lambda: bed.wait_switched(old, replicas=1))
