@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.bed.queue import DEAD, QUEUE, redis_cli
 from tests.bed.redis import RedisServer
@@ -52,6 +53,24 @@ async def test_entries_go_once_and_are_claimed_from_a_silent_consumer(
         assert redis_cli(redis_server, "XPENDING", QUEUE, "cp").splitlines()[0] == "0"
         (found,) = (await store.dead_letters()).items
         assert found.entry_id == second and found.token_id == "abc" and found.status == 403
+
+
+@pytest.mark.redis
+async def test_an_entry_that_is_not_utf8_is_read_with_replacements(
+    redis_server: RedisServer,
+) -> None:
+    """Any producer may append any bytes: such an entry is read (and refused for its content
+    by the control plane), never an error that would stop the reads and claims behind it."""
+    async with RedisStore.open(redis_server.url) as store:
+        await store.queue_prepare()
+        command = b'XADD transporter:queue * v 1 body "\xff{" token x\r\n'
+        await trio.run_process(
+            ["redis-cli", "-p", str(redis_server.port)], stdin=command, capture_stdout=True
+        )
+        (read,) = await store.queue_read("c", count=10, block=0.05)
+        assert read.fields["body"] == "\ufffd{"
+        (claimed,) = await store.queue_claim("d", idle=0, count=10)
+        assert claimed.fields == read.fields
 
 
 @pytest.mark.redis

@@ -136,9 +136,17 @@ class RedisQueue(RedisConnection):
 
 
 def _entry(item: StreamEntry) -> QueueEntry:
-    return QueueEntry(
-        str(item.identifier), {str(k): str(v) for k, v in (item.field_values or {}).items()}
-    )
+    fields = {_text(k): _text(v) for k, v in (item.field_values or {}).items()}
+    return QueueEntry(_text(item.identifier), fields)
+
+
+def _text(value: object) -> str:
+    """A field as text: coredis hands over bytes that are not UTF-8 as they are (any producer
+    may append them); they are replaced, so the entry is refused for its content, never
+    stuck."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def _letter_fields(letter: DeadLetter) -> dict[str, str]:
