@@ -85,7 +85,11 @@ def _note(name: bytes, arguments: tuple[Any, ...]) -> None:
 
 
 def moved(exc: BaseException) -> bool:
-    """Whether ``exc`` says the primary may be elsewhere now (so connections to it go)."""
+    """Whether ``exc`` says the primary may be elsewhere now, so that the pool's connections go
+    (the next ones are made where the Sentinels say it is). Not when no connection could be
+    had: there is none to drop, and the others may be busy with calls that are going well."""
+    if isinstance(exc, NotSent):
+        return False
     return isinstance(exc, (ConnectionError, ReadOnlyError, SentinelError)) or refused_for_replicas(
         exc
     )
