@@ -58,11 +58,13 @@ class RedisConnection:
         prefix: str,
         call_timeout: float,
         replication: Replication = NO_WAIT,
+        sentinel: bool = False,
     ) -> None:
         self._client = client
         self._replication = replication
         """How many replicas each write waits for (the URL's ``wait_replicas``)."""
-        self._sentinel = False
+        self._sentinel = sentinel
+        """Whether the primary is found through Sentinels (so it has replicas to wait for)."""
         self._replicas_up = 0
         self._counted_at = -RECOUNT
         self._keys = Keys(prefix)
@@ -106,9 +108,12 @@ class RedisConnection:
         try:
             async with _client(url, call_timeout) as client:
                 store = cls(
-                    client, prefix=prefix, call_timeout=call_timeout, replication=replication
+                    client,
+                    prefix=prefix,
+                    call_timeout=call_timeout,
+                    replication=replication,
+                    sentinel=is_sentinel(url),
                 )
-                store._sentinel = is_sentinel(url)
                 try:
                     yield store
                 except BaseException as exc:
