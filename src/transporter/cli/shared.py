@@ -35,7 +35,8 @@ STORE_FLAGS = (
     Flag(
         "--store",
         "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
-        " for TLS (default: SQLite in --data-dir)",
+        " for TLS, redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT.../SERVICE for the"
+        " primary Redis Sentinel names (default: SQLite in --data-dir)",
         StoreSpec.parse,
         metavar="URL",
     ),
