@@ -137,3 +137,21 @@ async def test_the_embedded_store_has_no_queue(tmp_path: Path) -> None:
             await store.queue_prepare()
         with pytest.raises(QueueUnsupported):
             await store.dead_letters()
+
+
+@pytest.mark.redis
+async def test_consumers_gone_are_forgotten_but_not_those_holding_entries(
+    redis_server: RedisServer,
+) -> None:
+    async with RedisStore.open(redis_server.url) as store:
+        await store.queue_prepare()
+        async with open_appender(redis_server.url) as appender:
+            await appender.append({"v": "1"})
+            assert len(await store.queue_read("holder", count=1, block=0.05)) == 1
+            await appender.append({"v": "1"})
+            (done,) = await store.queue_read("gone", count=1, block=0.05)
+        await store.queue_done(done.entry_id)
+        assert await store.queue_forget(idle=3600) == 0  # neither idle long enough
+        assert await store.queue_forget(idle=0) == 1  # "gone"; "holder" holds an entry
+        names = redis_cli(redis_server, "XINFO", "CONSUMERS", QUEUE, "cp")
+        assert "holder" in names and "gone" not in names

@@ -69,6 +69,12 @@ class QueueStore(Protocol):
         or the store failed under it): now ``consumer``'s. At most ``count``."""
         ...
 
+    async def queue_forget(self, *, idle: float) -> int:
+        """Remove the consumers that hold no entry and did nothing for ``idle`` seconds
+        (replicas that are gone: each process is a new consumer); how many. One that holds
+        an entry is kept, whatever its age (its entries are claimed, not dropped)."""
+        ...
+
     async def queue_done(self, entry_id: str) -> None:
         """Settle an entry whose event is stored: acknowledged and deleted (its token does not
         stay in Redis), at once."""

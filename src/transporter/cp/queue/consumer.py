@@ -29,6 +29,10 @@ log = logging.getLogger("transporter.cp.queue")
 
 BACKOFF = (0.5, 10.0)
 """Seconds to wait after the store failed: the first, doubling to the last."""
+FORGET_AFTER = 3600.0
+"""Seconds after which a consumer that holds nothing and did nothing (a replica gone: each
+process joins as a new one) is removed from the group, so that the group does not grow with
+every restart."""
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +107,8 @@ class QueueConsumer:
             if entries:
                 log.info("queue: claimed %d entries left unsettled", len(entries))
             await self._settle_all(entries)
+            with contextlib.suppress(StoreUnavailable):  # tried again at the next round
+                await self._store.queue_forget(idle=FORGET_AFTER)
 
     async def _after_outage(self, doing: str, exc: StoreUnavailable, delay: float) -> float:
         """Wait, then make sure the group is there (a store that lost it makes it again)."""

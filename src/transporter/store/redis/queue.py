@@ -41,6 +41,14 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return acked
 """
 
+# KEYS: queue. ARGV: group, consumer. Deletes the consumer only if it holds no entry (a consumer
+# deleted with entries would leave them in the stream for no one). Returns 1 if deleted.
+FORGET = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 # KEYS: queue, queue:dead. ARGV: group, entry id, letters kept, then the letter's fields and
 # values. The letter is written only by whoever acknowledges the entry: an entry two replicas
 # refused (one had claimed it from the other) leaves one letter.
@@ -89,6 +97,22 @@ class RedisQueue(RedisConnection):
                 break
         return claimed
 
+    async def queue_forget(self, *, idle: float) -> int:
+        async with self._guard():
+            consumers = await self._client.xinfo_consumers(self._queue, GROUP)
+        gone = [
+            _text(found.get("name"))
+            for found in consumers
+            if found.get("pending") == 0 and int(found.get("idle") or 0) >= idle * 1000
+        ]
+        forgotten = 0
+        for name in gone:
+            async with self._guard():
+                forgotten += int(
+                    await self._queue_scripts[2](keys=[self._queue], args=[GROUP, name])
+                )
+        return forgotten
+
     async def queue_done(self, entry_id: str) -> None:
         async with self._guard():
             await self._queue_scripts[0](keys=[self._queue], args=[GROUP, entry_id])
@@ -129,10 +153,11 @@ class RedisQueue(RedisConnection):
         return DeadLetterPage(items, letters[-1].letter_id if more and letters else None)
 
     @functools.cached_property
-    def _queue_scripts(self) -> tuple[Any, Any]:
-        """The two scripts, registered on first use (a store that never sees a queue entry
+    def _queue_scripts(self) -> tuple[Any, Any, Any]:
+        """The scripts, registered on first use (a store that never sees a queue entry
         registers none)."""
-        return self._client.register_script(DONE), self._client.register_script(DEAD)
+        register = self._client.register_script
+        return register(DONE), register(DEAD), register(FORGET)
 
 
 def _entry(item: StreamEntry) -> QueueEntry:

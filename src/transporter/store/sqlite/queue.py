@@ -27,6 +27,9 @@ class SQLiteQueue:
     async def queue_claim(self, consumer: str, *, idle: float, count: int) -> list[QueueEntry]:
         _unsupported()
 
+    async def queue_forget(self, *, idle: float) -> int:
+        _unsupported()
+
     async def queue_done(self, entry_id: str) -> None:
         _unsupported()
 
