@@ -23,6 +23,7 @@ phase is bounded by ``--timeout`` seconds; every process started here is stopped
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import signal
@@ -51,6 +52,30 @@ MAX_AGENTS = 50_000
 MAX_PROCESSES = 64
 FD_MARGIN = 256
 """Open files a process needs beside one per connection (listeners, store, logs, pipes)."""
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has used so far, every process's (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(f) for i, f in enumerate(fields[:8]) if i not in (3, 4))  # not idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class Others:
+    """CPU the rest of the machine used meanwhile (other work on a shared host skews every
+    figure here: said beside them)."""
+
+    def __init__(self, cp: ControlPlane, fleet: Generators) -> None:
+        self.cp, self.fleet = cp, fleet
+        self.began = time.monotonic()
+        self.machine = machine_cpu()
+        self.ours = cpu_seconds(cp.pid) + fleet.cpu()
+
+    def said(self) -> str:
+        took = time.monotonic() - self.began
+        ours = cpu_seconds(self.cp.pid) + self.fleet.cpu() - self.ours
+        others = max(0.0, machine_cpu() - self.machine - ours)
+        return f"other processes {others / took:.0%} of a core, load {os.getloadavg()[0]:.1f}"
 
 
 def round_line(k: int) -> re.Pattern[str]:
@@ -237,13 +262,14 @@ def connect(cp: ControlPlane, fleet: Generators, token: str, args: argparse.Name
     time.sleep(SETTLE)
     rss_before = rss_kib(cp.pid)
     cpu_before = cpu_seconds(cp.pid), fleet.cpu()
+    others = Others(cp, fleet)
     began = fleet.start()
     all_up = fleet.round(1, args.timeout) - began
     cp_cpu, fleet_cpu = cpu_seconds(cp.pid) - cpu_before[0], fleet.cpu() - cpu_before[1]
     print(
         f"all connected           {all_up:.1f} s after the start"
         f" (CPU: cp {cp_cpu:.1f} s = {cp_cpu / args.agents * 1000:.1f} ms per agent,"
-        f" generators {fleet_cpu:.1f} s)"
+        f" generators {fleet_cpu:.1f} s; {others.said()})"
     )
     print(f"refused while connecting {refused(cp, token)}")
     time.sleep(TRIM_INTERVAL + SETTLE)
@@ -259,11 +285,12 @@ def connect(cp: ControlPlane, fleet: Generators, token: str, args: argparse.Name
 def rest(cp: ControlPlane, fleet: Generators, token: str, args: argparse.Namespace) -> None:
     """The control plane's CPU while every agent only heartbeats."""
     cp_cpu, fleet_cpu = cpu_seconds(cp.pid), fleet.cpu()
+    others = Others(cp, fleet)
     time.sleep(args.rest)
     cp_cpu, fleet_cpu = cpu_seconds(cp.pid) - cp_cpu, fleet.cpu() - fleet_cpu
     print(
         f"heartbeats at rest      {cp_cpu / args.rest:.1%} of a core over {args.rest:.0f} s"
-        f" (target <= 10%; the generators: {fleet_cpu / args.rest:.0%})"
+        f" (target <= 10%; the generators: {fleet_cpu / args.rest:.0%}; {others.said()})"
     )
     print(f"GET /agents             {connected(cp, token)} connected")
 
@@ -273,16 +300,20 @@ def storm(cp: ControlPlane, fleet: Generators, token: str, args: argparse.Namesp
     assert cp.process is not None
     fleet.mark(2, args.timeout)
     fleet_cpu = fleet.cpu()
+    machine = machine_cpu()
     killed = time.monotonic()
     cp.process.kill()
     cp.start(args.timeout)
     listening = time.monotonic() - killed
     back = fleet.round(2, args.timeout) - killed
     storm_cpu, fleet_cpu = cpu_seconds(cp.pid), fleet.cpu() - fleet_cpu
+    took = time.monotonic() - killed
+    others = max(0.0, machine_cpu() - machine - storm_cpu - fleet_cpu) / took
     print(f"cp restart (kill -9)    listening again {listening:.1f} s after the kill")
     print(
         f"all back                {back:.1f} s after the kill (target <= 60 s;"
-        f" CPU: cp {storm_cpu:.1f} s since its start, generators {fleet_cpu:.1f} s)"
+        f" CPU: cp {storm_cpu:.1f} s since its start, generators {fleet_cpu:.1f} s;"
+        f" other processes {others:.0%} of a core)"
     )
     print(f"refused in the storm    {refused(cp, token)}")
     time.sleep(SETTLE)

@@ -253,7 +253,7 @@ class AgentLink:
             connection.last_heard = now
             if connection.status is not AgentStatus.CONNECTED:
                 connection.status = AgentStatus.CONNECTED
-                await roster.save_status(self.parts.store, connection)
+                await roster.save_status(self.parts.arrivals, connection)
             if isinstance(message, Refuse):
                 await self._refuse(ws, message)
                 continue

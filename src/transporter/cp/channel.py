@@ -78,7 +78,7 @@ class ChannelSettings:
     """Connections let in before their TLS handshake is done, in all and from one address,
     and how long each handshake may take: an unauthenticated flood is closed before it costs
     TLS work or memory."""
-    handshakes_running: int = 64
+    handshakes_running: int = 128
     """TLS handshakes under way at once; the others let in wait their turn
     (:class:`~.connections.Turns`). A handshake is CPU work: more at once are each slower,
     not more done."""
@@ -333,7 +333,7 @@ class AgentChannel:
 
         async def save(connection: Connection) -> None:
             try:
-                await save_status(self.parts.store, connection)
+                await save_status(self.parts.arrivals, connection)
             except StoreUnavailable as exc:  # shown again when it speaks or goes
                 log.warning(
                     "agent %s: status not saved: %s",

@@ -55,6 +55,7 @@ async def watch_health(
     survive an outage of the store themselves)."""
     while True:
         now = time.time()
+        turned: list[Connection] = []
         for connection in live.all():
             if connection.cancel_scope.cancel_called:
                 continue
@@ -93,5 +94,8 @@ async def watch_health(
                     silent,
                     extra=about(agent_id=connection.agent_id),
                 )
-                await save_status(connection)
+                turned.append(connection)
+        async with trio.open_nursery() as nursery:  # saved at once: written together
+            for connection in turned:
+                nursery.start_soon(save_status, connection)
         await trio.sleep(interval / 4)

@@ -27,7 +27,7 @@ MAX_ARRIVALS = 500
 @attrs.define(eq=False)
 class _Arrival:
     record: AgentRecord
-    audit: AuditEntry
+    audit: AuditEntry | None
     done: trio.Event = attrs.field(factory=trio.Event)
     error: Exception | None = None
 
@@ -54,7 +54,7 @@ class Arrivals:
         self._written = trio.Event()
         """Set (and replaced) at the end of each write: the waiting look again."""
 
-    async def store_arrival(self, record: AgentRecord, audit: AuditEntry) -> None:
+    async def store_arrival(self, record: AgentRecord, audit: AuditEntry | None = None) -> None:
         """Store ``record`` and ``audit`` with the others arriving now; raises what the store
         raised (:class:`StoreUnavailable`)."""
         await trio.lowlevel.checkpoint_if_cancelled()  # one that gave up is not written
@@ -82,7 +82,9 @@ class Arrivals:
         self._writing = True
         try:
             with trio.CancelScope(shield=True):
-                await self.store.put_agents([a.record for a in batch], [a.audit for a in batch])
+                await self.store.put_agents(
+                    [a.record for a in batch], [a.audit for a in batch if a.audit is not None]
+                )
         except Exception as exc:
             for arrival in batch:
                 arrival.error = exc
@@ -142,10 +144,11 @@ async def left(arrivals: Arrivals, progress: Progress, connection: Connection) -
 
 
 async def save_status(
-    store: Store, connection: Connection, status: AgentStatus | None = None
+    arrivals: Arrivals, connection: Connection, status: AgentStatus | None = None
 ) -> None:
-    """Store the agent's record as this connection sees it (``status``: its new status)."""
-    await store.put_agent(
+    """Store the agent's record as this connection sees it (``status``: its new status), with
+    the others written now (a slow spell can turn thousands unhealthy, and back, at once)."""
+    await arrivals.store_arrival(
         AgentRecord(
             connection.info,
             status or connection.status,
