@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.bed.redis import running_redis
 
 from bench.agents import Counter, InstantRunner, credentials
-from bench.common import Api, Child, control_plane, percentile
+from bench.common import Api, Child, control_plane, cpu_seconds, percentile
 from bench.latency import STEPS, steps_of
 from bench.throughput import load
 from transporter.agent.session import Session, agent_info
@@ -210,6 +210,10 @@ class Replica:
     token: str
     data_dir: Path
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def api(self) -> Api:
         return Api(self.api_url, self.token, self.data_dir)
 
@@ -252,6 +256,9 @@ class Figures:
     """Seconds from each timed POST until the answer that it completed."""
     steps: list[dict[str, float]] = attrs.field(factory=list)
     """Each timed event's seconds between its steps (bench/latency.py's)."""
+    cpu: list[float] = attrs.field(factory=list)
+    """CPU seconds each of the case's processes used for the events/s loads (until the
+    reports were stored)."""
 
     def line(self, what: str) -> str:
         p50, p99 = percentile(self.latency, 50), percentile(self.latency, 99)
@@ -260,10 +267,12 @@ class Figures:
             for name in ("posted", *STEPS, "seen")
             if any(name in one for one in self.steps)
         )
+        each = " + ".join(f"{used / self.events * 1e6:.0f}" for used in self.cpu)
         return (
             f"{what:<34} {self.events / self.seconds:6.0f} events/s   POST -> completed"
             f" p50 {p50 * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms\n"
-            f"{'':<34} p50 of each step (ms): {gaps}"
+            f"{'':<34} p50 of each step (ms): {gaps}\n"
+            f"{'':<34} CPU per event (us; control planes + redis-server): {each}"
         )
 
 
@@ -274,12 +283,15 @@ class Case:
     agents: Agents
     post_to: Replica
     args: argparse.Namespace
+    pids: Sequence[int]
+    """The processes whose CPU the case costs: its control planes and its redis-server."""
     figures: Figures = attrs.field(factory=Figures)
 
     def round(self, events: int, timed: int) -> None:
         """``events`` posted for events/s, then ``timed`` events one by one."""
         args, figures = self.args, self.figures
         self.agents.expect(events)
+        cpu = [cpu_seconds(pid) for pid in self.pids]
         start = time.perf_counter()
         load(self.post_to.api_url, self.post_to.token, self.post_to.data_dir, events,
              args.agents, args.clients, args.batch)  # fmt: skip
@@ -287,6 +299,9 @@ class Case:
         figures.events += events
         figures.seconds += time.perf_counter() - start
         self.agents.settle()
+        used = [cpu_seconds(pid) - before for pid, before in zip(self.pids, cpu, strict=True)]
+        so_far = figures.cpu or [0.0] * len(used)
+        figures.cpu = [mine + more for mine, more in zip(so_far, used, strict=True)]
         api = self.post_to.api()
         for n in range(timed):
             start = time.perf_counter()
@@ -325,20 +340,21 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     """The three cases side by side (all running at once), measured in interleaved rounds so
     that whatever else the machine does weighs on each alike; then the kill."""
     with ExitStack() as stack:
-        redis = stack.enter_context(running_redis(work / "redis-single"))
-        single = stack.enter_context(replica(work / "single", redis.url))
+        solo = stack.enter_context(running_redis(work / "redis-single"))
+        single = stack.enter_context(replica(work / "single", solo.url))
         alone = stack.enter_context(
             agents_process([single.agent_url], single.data_dir, args.agents)
         )
-        redis = stack.enter_context(running_redis(work / "redis-two"))
-        one = stack.enter_context(replica(work / "one", redis.url))
-        two = stack.enter_context(replica(work / "two", redis.url, keys_of=one))
+        shared = stack.enter_context(running_redis(work / "redis-two"))
+        one = stack.enter_context(replica(work / "one", shared.url))
+        two = stack.enter_context(replica(work / "two", shared.url, keys_of=one))
         urls = [one.agent_url, two.agent_url]
         on_one = stack.enter_context(agents_process(urls, one.data_dir, args.agents))
+        pids = (one.pid, two.pid, shared.child.pid)
         cases = {
-            "one replica": Case(alone, single, args),
-            "two replicas, posted to replica 1": Case(on_one, one, args),
-            "two replicas, posted to replica 2": Case(on_one, two, args),
+            "one replica": Case(alone, single, args, (single.pid, solo.child.pid)),
+            "two replicas, posted to replica 1": Case(on_one, one, args, pids),
+            "two replicas, posted to replica 2": Case(on_one, two, args, pids),
         }
         for case in cases.values():
             case.round(args.events // 10, WARM_UP)
