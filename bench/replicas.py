@@ -103,7 +103,9 @@ async def settled(sessions: Sequence[Session]) -> None:
 
 
 async def run_agents(urls: Sequence[str], found: list[dict[str, Any]]) -> None:
-    """The agents, each dialling ``urls`` in order; ``ready`` once all are registered, then
+    """The agents, each dialling ``urls`` in order; ``ready N`` once all are registered (N of
+    them with the first URL: one that does not take an agent in, in a storm of connections,
+    sends it to the next), then
     for each ``expect N`` line on stdin, ``received`` once N events in all have come, and for
     each ``settle`` line, ``settled`` once every report is acknowledged."""
     tally = Tally()
@@ -116,7 +118,8 @@ async def run_agents(urls: Sequence[str], found: list[dict[str, Any]]) -> None:
             nursery.start_soon(session.run)
         for session in sessions:
             await session.connected.wait()
-        print("ready", flush=True)
+        first = sum(session.cp_url == urls[0] for session in sessions)
+        print(f"ready {first}", flush=True)
         stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
         pending = b""
         while chunk := await stdin.receive_some(1024):
@@ -145,6 +148,8 @@ class Agents:
     """The agents' process, from the bench's side."""
 
     popen: subprocess.Popen[str]
+    on_first: int = 0
+    """Agents registered with the first URL (when they all were)."""
     sent: int = 0
     """Events sent to these agents so far (they count receipts across the bench)."""
 
@@ -188,8 +193,10 @@ def agents_process(urls: Sequence[str], cp_data_dir: Path, agents: int) -> Itera
     popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         made = Agents(popen)
-        if (said := made.line()) != "ready":
+        said, _, first = made.line().partition(" ")
+        if said != "ready":
             raise RuntimeError(f"the agents did not all connect: {said!r}")
+        made.on_first = int(first)
         yield made
     finally:
         popen.terminate()
@@ -362,6 +369,11 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         for n in range(args.rounds):
             for case in cases.values():
                 case.round(share(args.events, args.rounds, n), share(args.latency, args.rounds, n))
+        print(
+            f"{on_one.on_first} of the {args.agents} agents registered with replica 1 (any other"
+            " moved on to replica 2, not taken in by replica 1 in the storm of connections)",
+            flush=True,
+        )
         for what, case in cases.items():
             print(case.figures.line(what), flush=True)
         again = served_again(one, two, args.agents)
@@ -373,7 +385,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         f" {'met' if added <= 5 else 'NOT met'}"
     )
     print(
-        f"replica 1 killed (-9): its {args.agents} agents served by replica 2 after"
+        f"replica 1 killed (-9): the {args.agents} agents served by replica 2 after"
         f" p50 {percentile(again, 50):.2f} s, max {max(again):.2f} s (an event posted to"
         " replica 2 for each, right after the kill, completed)"
     )
