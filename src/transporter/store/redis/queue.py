@@ -77,7 +77,9 @@ class RedisQueue(RedisConnection):
                 await self._client.xgroup_create(self._queue, GROUP, identifier="0", mkstream=True)
 
     async def queue_read(self, consumer: str, *, count: int, block: float) -> list[QueueEntry]:
-        async with self._guard():
+        # Not waited for by replicas: a read entry that a failover forgets is read again (it
+        # is acknowledged only once its event is stored, and that write is waited for).
+        async with self._guard(confirm=False):
             found = await self._client.xreadgroup(
                 GROUP, consumer, {self._queue: ">"}, count=count, block=max(1, int(block * 1000))
             )
@@ -87,7 +89,7 @@ class RedisQueue(RedisConnection):
         claimed: list[QueueEntry] = []
         start = "0-0"
         for _ in range(CLAIM_ROUNDS):
-            async with self._guard():
+            async with self._guard(confirm=False):  # likewise: a lost claim is claimed again
                 reply = await self._client.xautoclaim(
                     self._queue, GROUP, consumer, int(idle * 1000), start, count=count
                 )
