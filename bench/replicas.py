@@ -11,7 +11,10 @@ session (mutual TLS, each event's signature checked, reports and acknowledgement
 an apply step that reports success at once, so that the figures are the control planes' and
 Redis's, not a cluster's. They are given both replicas' URLs, replica 1 first, and keep the
 real agent's reconnection backoff (so the time to be served again includes its jittered
-first delay after a connection ends).
+first delay after a connection ends). They all dial from 127.0.0.1: past the agent channel's
+bound on handshakes from one address (``HANDSHAKES.per_address``, 32) a storm of them is cut
+short and moves on to the other URL, as it would not from many hosts (bench/fleet.py gives
+each its own address).
 
 - events/s: ``--events`` events posted in batches of ``--batch`` by ``--clients`` threads, from
   the first POST until the agents have received them all (as bench/throughput.py); then the
@@ -54,6 +57,7 @@ from bench.common import Api, Child, control_plane, cpu_seconds, percentile
 from bench.latency import STEPS, steps_of
 from bench.throughput import load
 from transporter.agent.session import Session, agent_info
+from transporter.cp.channel import HANDSHAKES
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  a: b\n"
 SHARED_KEYS = ("ca.crt", "ca.key", "event-signing.key")
@@ -414,6 +418,12 @@ def main() -> int:
     for name, most in (*bounds, ("clients", 64), ("batch", 1000), ("rounds", 100)):
         if not 1 <= getattr(args, name) <= most:
             parser.error(f"--{name}: from 1 to {most}")
+    if args.agents > HANDSHAKES.per_address:
+        print(
+            f"note: more agents than the {HANDSHAKES.per_address} handshakes one address may have"
+            " under way: some are cut short at each storm (start, kill) and move on",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         print(
             f"{args.agents} agents (bench/agents.py: real sessions over mutual TLS, instant"
