@@ -118,11 +118,8 @@ async def serve(
             await _log_store(store, store_spec.display)
             scheme = "ws" if credentials.tls is None else "wss"
             bound = Bound(api_urls=api_urls, agent_addresses=agent_addresses, agent_scheme=scheme)
-            for url in bound.agent_urls:
-                log.info("agent channel listening on %s", url)
             await _log_auth(settings, store, api_urls)
-            for url in api_urls:
-                log.info("API listening on %s", url)
+            _log_listening(bound)
             task_status.started(bound)
             await shutdown.wait()
             background.cancel_scope.cancel()
@@ -171,6 +168,13 @@ def _assemble(
         rollouts=rollouts,
     )
     return parts, services, ReplicaHints(live, watch, sessions)
+
+
+def _log_listening(bound: Bound) -> None:
+    for url in bound.agent_urls:
+        log.info("agent channel listening on %s", url)
+    for url in bound.api_urls:
+        log.info("API listening on %s", url)
 
 
 async def _log_store(store: Store, display: str) -> None:
