@@ -13,8 +13,9 @@ import trio.testing
 
 from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
-from transporter.cp.roster import Arrivals
-from transporter.protocol.model import AgentRecord, AgentStatus, AuditEntry
+from transporter.cp.live import Connection
+from transporter.cp.roster import Arrivals, heard_again, save_status
+from transporter.protocol.model import AgentInfo, AgentRecord, AgentStatus, AuditEntry
 from transporter.store import Store, StoreUnavailable, open_store
 
 
@@ -112,3 +113,26 @@ async def test_a_failed_write_fails_each_arrival_of_its_batch(tmp_path: Path) ->
             for n in range(5):
                 nursery.start_soon(arrive, n)
         assert sorted(failed) == [f"a{n}" for n in range(5)]
+
+
+async def test_an_agent_heard_again_stays_connected_when_its_status_is_not_saved(
+    tmp_path: Path,
+) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        arrivals = Arrivals(Broken(store))  # type: ignore[arg-type]
+
+        async def sender(text: str) -> None:
+            raise AssertionError("nothing is sent")  # pragma: no cover
+
+        connection = Connection(
+            info=AgentInfo("a"),
+            connected_since=r.T0,
+            sender=sender,
+            cancel_scope=trio.CancelScope(),
+            last_heard=r.T0,
+            status=AgentStatus.UNHEALTHY,
+        )
+        await heard_again(arrivals, connection)  # the outage is logged, not raised
+        assert connection.status is AgentStatus.CONNECTED
+        with pytest.raises(StoreUnavailable):
+            await save_status(arrivals, connection)

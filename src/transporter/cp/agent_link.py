@@ -252,8 +252,7 @@ class AgentLink:
             now = time.time()
             connection.last_heard = now
             if connection.status is not AgentStatus.CONNECTED:
-                connection.status = AgentStatus.CONNECTED
-                await roster.save_status(self.parts.arrivals, connection)
+                await roster.heard_again(self.parts.arrivals, connection)
             if isinstance(message, Refuse):
                 await self._refuse(ws, message)
                 continue

@@ -335,11 +335,8 @@ class AgentChannel:
             try:
                 await save_status(self.parts.arrivals, connection)
             except StoreUnavailable as exc:  # shown again when it speaks or goes
-                log.warning(
-                    "agent %s: status not saved: %s",
-                    connection.agent_id,
-                    exc,
-                    extra=about(agent_id=connection.agent_id),
+                self.parts.arrivals.unsaved.warning(
+                    "agent %s: status not saved: %s", connection.agent_id, exc
                 )
 
         await watch_health(

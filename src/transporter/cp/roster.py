@@ -10,12 +10,13 @@ import time
 import attrs
 import trio
 
+from transporter.cp.connections import Throttled
 from transporter.cp.live import Connection
 from transporter.cp.progress import Progress
 from transporter.logs import about
 from transporter.protocol.model import AgentRecord, AgentStatus, AuditEntry, EventState
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import Store
+from transporter.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Arrivals:
         self._writing = False
         self._written = trio.Event()
         """Set (and replaced) at the end of each write: the waiting look again."""
+        self.unsaved = Throttled(log)
+        """Statuses not saved in an outage: said within a budget (thousands at once)."""
 
     async def store_arrival(self, record: AgentRecord, audit: AuditEntry | None = None) -> None:
         """Store ``record`` and ``audit`` with the others arriving now; raises what the store
@@ -141,6 +144,18 @@ async def left(arrivals: Arrivals, progress: Progress, connection: Connection) -
     for one in pending:
         await progress.updated(one, info.id)
     log.info("agent %s disconnected", info.id, extra=about(agent_id=info.id))
+
+
+async def heard_again(arrivals: Arrivals, connection: Connection) -> None:
+    """An agent taken for unhealthy spoke again: saved ``connected`` as :func:`save_status`
+    does, but a store that does not answer is only logged. The record is a view (corrected at
+    its next change); closing the connection for it would bring the agent back with a
+    registration to write, more load on a store already slow."""
+    connection.status = AgentStatus.CONNECTED
+    try:
+        await save_status(arrivals, connection)
+    except StoreUnavailable as exc:
+        arrivals.unsaved.warning("agent %s: status not saved: %s", connection.agent_id, exc)
 
 
 async def save_status(
