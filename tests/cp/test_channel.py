@@ -20,7 +20,9 @@ def test_a_pong_after_our_close_is_an_ordinary_end() -> None:
 
 
 def test_other_protocol_errors_are_not() -> None:
-    assert not pong_after_close(LocalProtocolError("Event TextMessage cannot be sent during handshake"))
+    assert not pong_after_close(
+        LocalProtocolError("Event TextMessage cannot be sent during handshake")
+    )
     ws = Connection(ConnectionType.SERVER)
     ws.send(TextMessage(data="x"))  # open: no error
     assert not pong_after_close(LocalProtocolError("something else"))
