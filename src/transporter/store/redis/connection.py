@@ -23,7 +23,7 @@ from transporter.config.redis_url import (
     replication_of,
 )
 from transporter.config.values import ConfigError
-from transporter.store.base import StoreUnavailable
+from transporter.store.base import StoreError, StoreUnavailable
 from transporter.store.redis.chain import AuditChain
 from transporter.store.redis.failover import (
     WRITES,
@@ -190,16 +190,24 @@ class RedisConnection:
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """A timeout, and no coredis error escapes."""
+        """A timeout, and no coredis error escapes: what the server or the network did is
+        :class:`StoreUnavailable`; what coredis could not send (a string it cannot encode, such
+        as a lone surrogate from a JSON body, a value of the wrong type) is :class:`StoreError`,
+        the caller's data and not the store's state, so that it is refused, not retried, and
+        never ends the control plane."""
         try:
             with trio.fail_after(self._timeout):
                 yield
         except trio.TooSlowError:
             raise StoreUnavailable(f"Redis did not answer within {self._timeout} s") from None
+        except StoreError:
+            raise  # the store's own (InvalidCursor is a ValueError too)
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError
             if moved(exc):  # a pipeline's error: the next call finds the primary again
                 self._client.connection_pool.disconnect()
             raise StoreUnavailable(f"Redis: {with_cause(exc)}") from exc
+        except (ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+            raise StoreError(f"Redis store: cannot store or look up this data: {exc}") from exc
 
     async def ping(self) -> None:
         async with self._guard():
