@@ -86,6 +86,13 @@ def test_too_many_sentinels_are_refused() -> None:
             "redis+sentinel://u:***@h1,h2:26380/s?sentinel_password=***&db=1",
         ),
         ("redis+sentinel://h1/s?db=1", "redis+sentinel://h1/s?db=1"),
+        ("redis://h:1/0?password=pw", "redis://h:1/0?password=***"),
+        (
+            "redis+sentinel://h1/s?sentinel%5Fpassword=sec&db=1",
+            "redis+sentinel://h1/s?sentinel_password=***&db=1",
+        ),
+        ("redis://h/0?Sentinel_Password=sec&db=1", "redis://h/0?Sentinel_Password=***&db=1"),
+        ("unix:///run/r.sock?db=0&password=pw", "unix:///run/r.sock?db=0&password=***"),
     ],
 )
 def test_passwords_are_never_displayed(url: str, shown: str) -> None:

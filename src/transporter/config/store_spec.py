@@ -58,27 +58,31 @@ class StoreSpec:
 
     @property
     def display(self) -> str:
-        """The URL without its passwords (the user part's, a Sentinel's), for logs."""
-        parts = urlsplit(self.url)
+        """The URL without its passwords, for logs: the user part's, and any query parameter
+        whose name, %-decoded as coredis and :func:`~transporter.config.redis_url.query_of`
+        read it, says ``password`` (``?password=``, ``?sentinel%5Fpassword=``). The query is
+        rebuilt from its parsed pairs, so no spelling of a name slips past the mask."""
         if not self._has_password:
             return self.url
+        parts = urlsplit(self.url)
         userinfo, _, hosts = parts.netloc.rpartition("@")
         user, colon, _ = userinfo.partition(":")
         netloc = f"{user}:***@{hosts}" if colon else parts.netloc
-        query = parts.query
-        if "sentinel_password=" in query:
-            pairs = [
-                (name, "***" if name == "sentinel_password" else value)
-                for name, value in parse_qsl(query, keep_blank_values=True)
-            ]
-            query = urlencode(pairs, safe="*/")
-        return parts._replace(netloc=netloc, query=query).geturl()
+        pairs = [
+            (name, "***" if _secret(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        shown = parts._replace(netloc=netloc, query=urlencode(pairs, safe="*/")).geturl()
+        if not netloc and self.url.startswith(f"{parts.scheme}://"):  # unix:///path
+            shown = shown.replace(":", "://", 1)
+        return shown
 
     @property
     def _has_password(self) -> bool:
         parts = urlsplit(self.url)
         userinfo = parts.netloc.rpartition("@")[0]
-        return ":" in userinfo or "sentinel_password=" in parts.query
+        names = (name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+        return ":" in userinfo or any(_secret(name) for name in names)
 
     @property
     def flags(self) -> str:
@@ -99,3 +103,8 @@ class StoreSpec:
     @classmethod
     def redis_at(cls, address: Address) -> StoreSpec:
         return cls("redis", f"redis://{address}/0")
+
+
+def _secret(name: str) -> bool:
+    """Whether a query parameter (its decoded name) holds a password."""
+    return "password" in name.lower()
