@@ -11,6 +11,12 @@ the store's hints, :mod:`.replicas`) on another replica, or a slot freed. Beside
 the outbox once every :data:`~.replicas.REPLICA_LOOK` seconds or so (jittered per connection,
 so that 10,000 connections do not look in step): a safety net for a hint that was missed, and
 one read a look at most.
+
+A new connection's first look is asked together with the others welcomed meanwhile
+(:class:`FirstLooks`): which of these agents have anything unfinished, in one read; only those
+read their outboxes. An event stored for an agent after that read rings its bell (the
+connection is live before its delivery starts, and the bell stays rung until waited for), so
+it is read at the next turn of the loop: nothing is missed between the question and the wait.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import random
 import time
 
+import attrs
 import trio
 
 from transporter.cp.group_commit import Pending
@@ -30,7 +37,7 @@ from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import BATCHES, Deliver
 from transporter.protocol.model import AuditEntry, Event
-from transporter.store.base import Store
+from transporter.store.base import MAX_LIMIT, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class Delivery:
         self.look = look
         """Seconds between a connection's looks at its outbox without a ring (a hint missed)."""
         self.metrics = metrics or progress.metrics
+        self.first_looks = FirstLooks(store)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
 
     async def run(self, connection: Connection) -> None:
@@ -74,9 +82,11 @@ class Delivery:
         last_seq = 0
         window = connection.window
         look_at = trio.current_time() + self._next_look()
+        anything = await self.first_looks.anything_for(connection.agent_id)
         while True:
-            if window.room > 0:
+            if window.room > 0 and anything:
                 last_seq = await self._send_new(connection, last_seq)
+            anything = True  # from now on rung (or due) for a reason: look
             await self._resend_unacknowledged(connection)
             # Rung on new events and on finished ones (a slot is free again); otherwise awake
             # when the oldest unacknowledged delivery is due again, or for the safety look.
@@ -178,3 +188,67 @@ def batches(sizes: list[int]) -> list[list[int]]:
     if batch:
         made.append(batch)
     return made
+
+
+@attrs.define(eq=False)
+class _Question:
+    """The agents whose first look waits for one read, and its answer."""
+
+    agents: set[str] = attrs.field(factory=set)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    found: set[str] | None = None
+    """Those with something unfinished; ``None`` if not read (each then looks itself)."""
+    error: str | None = None
+
+
+class FirstLooks:
+    """Which newly welcomed agents have anything to receive, asked of the store together.
+
+    Each connection used to read its outbox as soon as it was welcomed: 10,000 agents coming
+    back after a restart queued 10,000 reads on the store at once (SQLite has one thread; each
+    read waited seconds for it), almost all of them for empty outboxes. As in group commit,
+    the agents that want their first look while a question is under way are asked about in the
+    next, all in one read (:meth:`Store.agents_with_unfinished`, in chunks of
+    :data:`MAX_LIMIT`); at most one question is under way and one forming, holding one id per
+    connection waiting."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._forming: _Question | None = None
+        self._turn = trio.Lock()
+
+    async def anything_for(self, agent_id: str) -> bool:
+        """Whether ``agent_id``'s outbox may hold something: ``False`` only when the store
+        said it held nothing unfinished, after this call began."""
+        question = self._forming
+        if question is None:
+            question = self._forming = _Question()
+            question.agents.add(agent_id)
+            await self._ask(question)
+        else:
+            question.agents.add(agent_id)
+            await question.done.wait()
+        if question.error is not None:
+            raise StoreUnavailable(question.error)
+        return question.found is None or agent_id in question.found
+
+    async def _ask(self, question: _Question) -> None:
+        """Ask once the question before this one is answered (the others join meanwhile)."""
+        try:
+            async with self._turn:
+                self._close(question)
+                found: set[str] = set()
+                agents = sorted(question.agents)
+                for start in range(0, len(agents), MAX_LIMIT):
+                    chunk = agents[start : start + MAX_LIMIT]
+                    found |= await self.store.agents_with_unfinished(chunk)
+                question.found = found
+        except StoreError as exc:
+            question.error = str(exc)
+        finally:  # also when the asker's connection ended meanwhile: the others look themselves
+            self._close(question)
+            question.done.set()
+
+    def _close(self, question: _Question) -> None:
+        if self._forming is question:
+            self._forming = None

@@ -196,6 +196,10 @@ class EventStore(Protocol):
         reads each event once."""
         ...
 
+    async def agents_with_unfinished(self, agent_ids: Sequence[str]) -> set[str]:
+        """Which of ``agent_ids`` (:data:`MAX_LIMIT` at most) have an unfinished event."""
+        ...
+
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         """Ids of unfinished events whose ``expires_at`` is at or before ``now``."""
         ...

@@ -216,6 +216,17 @@ class RedisEvents(Hinting):
         )
         return [(record.seq, record.event) for record in records]
 
+    async def agents_with_unfinished(self, agent_ids: Sequence[str]) -> set[str]:
+        """An ``EXISTS`` of each agent's outbox (a zset is gone once empty), in one pipeline."""
+        wanted = list(dict.fromkeys(agent_ids))
+        if not wanted:
+            return set()
+        async with self._guard():
+            async with self._client.pipeline(transaction=False) as pipe:
+                requests = [pipe.exists([self._keys.outbox(agent)]) for agent in wanted]
+            found = [await request for request in requests]
+        return {agent for agent, count in zip(wanted, found, strict=True) if count}
+
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         async with self._guard():
             ids = await self._client.zrange(

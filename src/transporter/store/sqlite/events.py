@@ -7,6 +7,7 @@ progress (:mod:`transporter.store.event_parts`), so that a report rewrites a sma
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -67,6 +68,13 @@ class SQLiteEvents(SQLiteConnection):
         self, agent_id: str, *, after: int = 0, limit: int = 100
     ) -> list[tuple[int, Event]]:
         return await self._call(_outbox, self._events, agent_id, after, clamp_limit(limit))
+
+    async def agents_with_unfinished(self, agent_ids: Sequence[str]) -> set[str]:
+        """One statement: an index probe per agent (``events_open_by_agent``), which stops at
+        its first unfinished event."""
+        if not agent_ids:
+            return set()
+        return await self._call(_agents_with_unfinished, json.dumps(list(agent_ids)))
 
     async def expiring(self, now: float, *, limit: int = 100) -> list[str]:
         return await self._call(_expiring, now, clamp_limit(limit))
@@ -245,6 +253,15 @@ def _outbox(
     return [
         (seq, events.get(event_id) or events.read(event_id, text)) for seq, event_id, text in rows
     ]
+
+
+def _agents_with_unfinished(conn: sqlite3.Connection, agent_ids: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT value FROM json_each(?) WHERE EXISTS (SELECT 1 FROM events"  # noqa: S608
+        f" WHERE target_agent = value AND state IN {OPEN})",
+        (agent_ids,),
+    ).fetchall()
+    return {str(agent_id) for (agent_id,) in rows}
 
 
 def _expiring(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
