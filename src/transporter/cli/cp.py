@@ -15,8 +15,8 @@ from transporter.cli.shared import (
     log_format_of,
     store_of,
 )
-from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
-from transporter.config.values import Address, parse_positive_float
+from transporter.config.cp import REPLICA_LOOK_LEAST, ApiSecurity, ChannelSecurity, CpConfig
+from transporter.config.values import Address, at_least, parse_positive_float
 
 FLAGS = (
     Flag("--listen", "HTTP API address", Address.parse, "0.0.0.0:8080", metavar="HOST:PORT"),
@@ -70,8 +70,8 @@ FLAGS = (
         "--replica-look",
         "Redis store: seconds between each connection's and each waiting request's look at the"
         " store for what another replica changed, in case its hint was missed (hints do the"
-        " work at once; this is the safety net)",
-        parse_positive_float,
+        f" work at once; this is the safety net; at least {REPLICA_LOOK_LEAST:g})",
+        at_least(REPLICA_LOOK_LEAST),
         "30",
         metavar="SECONDS",
     ),

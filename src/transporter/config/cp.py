@@ -12,6 +12,10 @@ import attrs
 from transporter.config.store_spec import StoreSpec
 from transporter.config.values import Address, ConfigError
 
+REPLICA_LOOK_LEAST = 1.0
+"""Seconds between a replica's safety looks at least: each connection reads its outbox at
+each, so a tiny value would be a loop reading Redis without pause."""
+
 
 def default_data_dir() -> Path:
     """Like k3s: a system folder when run as root, the user's data folder otherwise;
@@ -110,7 +114,8 @@ class CpConfig:
     replica_look: float = 30.0
     """Replicas on one Redis: seconds between the looks at the store that catch what a missed
     hint of another replica would have told (each connection's outbox, each waiting request's
-    event). The hints carry the news at once; rarer looks cost Redis fewer reads at rest."""
+    event). The hints carry the news at once; rarer looks cost Redis fewer reads at rest. At
+    least :data:`REPLICA_LOOK_LEAST`."""
 
     @property
     def effective_store(self) -> StoreSpec:

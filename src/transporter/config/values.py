@@ -71,7 +71,15 @@ def parse_agent_id(text: str) -> str:
 
 
 def parse_ws_url(text: str) -> str:
+    """A control plane's agent channel. A user or password in it is refused without
+    repeating it: the channel authenticates with the agent's certificate, and the URL is
+    logged (each dial, each failover), so a secret there would land in the logs."""
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise ConfigError(
+            "a control-plane URL holds no user nor password (the agent authenticates with its"
+            " certificate, and the URL is logged): remove the part before '@'"
+        )
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConfigError(f"{text!r} is not a ws:// or wss:// URL with a host")
     return text
@@ -137,6 +145,19 @@ def parse_positive_float(text: str) -> float:
     if not value > 0:
         raise ConfigError(f"{text!r} must be greater than 0")
     return value
+
+
+def at_least(floor: float) -> Callable[[str], float]:
+    """A parser of seconds not below ``floor``: a smaller value (``1e-300``) would turn a
+    periodic look into a busy loop."""
+
+    def parse(text: str) -> float:
+        value = parse_positive_float(text)
+        if not value >= floor:
+            raise ConfigError(f"{text!r} is below the least allowed, {floor:g}")
+        return value
+
+    return parse
 
 
 def parse_positive_int(text: str) -> int:
