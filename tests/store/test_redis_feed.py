@@ -14,7 +14,7 @@ from tests.bed import records as r
 from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer
 from transporter.config.store_spec import StoreSpec
-from transporter.protocol.model import EventState
+from transporter.protocol.model import AuditEntry, EventState
 from transporter.store import Store, open_store
 
 pytestmark = pytest.mark.redis
@@ -114,6 +114,37 @@ async def test_a_batch_is_one_message_and_every_hint_of_it_arrives(
                 assert message is not None
                 sizes.append(str(message["data"]).count("\n"))
         assert sizes == [1000, 500, 3]
+        assert heard.pending() == []
+
+
+async def test_a_batchs_progress_is_told_only_for_what_it_wrote(
+    redis_server: RedisServer,
+) -> None:
+    """A compare-and-set of a batch refused (here: another replica appended to the audit chain,
+    so every entry sealed after the head this one knew is refused) is no write: its hint comes
+    from the write done again alone, once, never ahead of it from the batch."""
+    async with (
+        following(redis_server) as (_, heard),
+        open_store(StoreSpec.parse(redis_server.url)) as writer,
+        open_store(StoreSpec.parse(redis_server.url)) as other,
+    ):
+        events = [r.event("ev-1"), r.event("ev-2")]
+        await r.submitted(writer, events)
+        assert await heard.next() == ("queued", "agent-a")  # one hint for the two
+        moving = r.event("ev-3", "agent-b")
+        await other.submit(moving, r.accepted_audit(moving))  # the head moves past writer's
+        assert await heard.next() == ("queued", "agent-b")
+        assert heard.pending() == []
+        ended = r.update(EventState.EXPIRED, r.T0 + 1, message="ttl")
+        done = [
+            (e.id, ended, AuditEntry(at=r.T0 + 1, action="event.expired", event_id=e.id))
+            for e in events
+        ]
+        assert all(await writer.update_many(done))
+        told = [await heard.next() for _ in events]
+        assert told == [("progressed", e.id, "agent-a", True) for e in events]
+        await writer.claim_session("agent-z")  # a hint after all the batch may have told
+        assert await heard.next() == ("claimed", "agent-z", 1)
         assert heard.pending() == []
 
 

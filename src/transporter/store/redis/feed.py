@@ -1,8 +1,12 @@
 """The Redis store's :class:`~transporter.store.base.ReplicaFeed`: hints on one pub/sub channel.
 
 Each write that another replica may care about publishes a hint (:mod:`.hints`) from the
-script that writes it, after its writes and atomic with them (a batch publishes one message
-for all, in the same pipeline): so a replica that hears it and reads finds the write. Pub/sub
+script that writes it, after its writes and atomic with them: so a replica that hears it and
+reads finds the write. A batch of scripts (a pipeline, not a transaction) publishes one message
+for all instead: a batch of submissions in the same pipeline, after its scripts (an event
+refused as a repeat is told too: a ``queued`` hint only makes a replica look), a batch of
+progress reports once the replies say which were written (a ``progressed`` hint of an event's
+end frees a slot of its agent's delivery window). Pub/sub
 keeps nothing for a listener that is away: after each (re)subscribe the sink is told to
 ``resync`` (look at everything again), and the replicas' periodic looks catch anything else.
 """
@@ -53,6 +57,13 @@ class Hinting(RedisConnection):
         """Queue on ``pipe`` (after the batch's writes) the messages that tell ``lines``."""
         for message in hints.messages(self._origin, lines):
             self._scripts.notify(keys=[self._keys.notify], args=[message], client=pipe)
+
+    async def _hint_now(self, lines: Sequence[str]) -> None:
+        """Publish the messages that tell ``lines`` (of writes done), in one round trip."""
+        if not lines:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            self._hint_batch(pipe, lines)
 
 
 class RedisFeed(Hinting):

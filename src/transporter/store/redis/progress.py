@@ -63,8 +63,10 @@ class RedisProgress(Hinting):
         at once (a pipeline), each update advanced from the one before it (an event may have
         several in a batch), then every compare-and-set at once. One whose progress changed
         meanwhile, or whose audit entry found the chain's head elsewhere, wrote nothing: those
-        are done again one by one, in order. The other replicas hear of them all in one
-        message, in the same round trip."""
+        are done again one by one, in order (each telling the other replicas itself). The
+        others hear of the writes of the batch in one message, sent once their replies say
+        they were written (a hint of a write that did not happen would free a slot of the
+        agent's delivery window on another replica for an event still under way)."""
         if len(items) < 2:
             return [await self.update_event(i, update, audit=audit) for i, update, audit in items]
         results: list[EventRecord | None] = [None] * len(items)
@@ -84,13 +86,15 @@ class RedisProgress(Hinting):
                         self._chain.call(script, step.keys, step.args, seal, pipe)
                         for step, seal in zip(steps, sealed, strict=True)
                     ]
-                    self._hint_batch(pipe, [_progressed(step.new) for step in steps])
+                written: list[str] = []
                 for step, seal, request in zip(steps, sealed, requests, strict=True):
                     status = self._chain.follow(await request, seal)
                     if status == 1:
                         results[step.index] = step.new
+                        written.append(_progressed(step.new))
                     elif status != -1:  # changed meanwhile, or the chain moved: nothing written
                         again.append(step.index)
+            await self._hint_now(written)
         for index in again:
             event_id, update, audit = items[index]
             results[index] = await self.update_event(event_id, update, audit=audit)
