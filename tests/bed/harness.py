@@ -108,6 +108,8 @@ class ControlPlane:
     """The API over plain HTTP (``--insecure-plain-http``); else HTTPS, as by default."""
     revocation_poll: float = 0.2
     """Seconds between looks for revoked certificates (2 s in the product)."""
+    queue_claim_after: float = 30.0
+    """``--queue-claim-after``: seconds before a queue entry left unsettled is claimed."""
     bound: Bound | None = None
     _scope: trio.CancelScope | None = None
     _stopped: trio.Event | None = None
@@ -120,6 +122,7 @@ class ControlPlane:
             data_dir=self.data_dir,
             store=self.store,
             insecure_no_auth=not self.auth,
+            queue_claim_after=self.queue_claim_after,
             api=ApiSecurity(insecure_plain_http=self.plain_http),
             security=(
                 ChannelSecurity(insecure_plain_ws=self.insecure)

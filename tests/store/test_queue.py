@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -16,7 +17,7 @@ from tests.bed.redis import RedisServer
 from tests.bed.store_backends import Backend
 from transporter.config.store_spec import StoreSpec
 from transporter.store import StoreUnavailable
-from transporter.store.base import QueueUnsupported
+from transporter.store.base import InvalidCursor, QueueUnsupported
 from transporter.store.queue_store import DeadLetter
 from transporter.store.redis import RedisStore, queue_append
 from transporter.store.redis.queue_append import QueueFull, open_appender
@@ -71,6 +72,33 @@ async def test_an_entry_that_is_not_utf8_is_read_with_replacements(
         assert read.fields["body"] == "\ufffd{"
         (claimed,) = await store.queue_claim("d", idle=0, count=10)
         assert claimed.fields == read.fields
+
+
+@pytest.mark.redis
+async def test_claims_count_deliveries_and_letters_are_found_by_entry(
+    redis_server: RedisServer,
+) -> None:
+    """A claimed entry says how often it was given out (so one that keeps failing is given up
+    on); a letter is found by its entry's id, for its token only; any text is written as valid
+    UTF-8 (a lone surrogate would fail the write)."""
+    async with RedisStore.open(redis_server.url) as store:
+        await store.queue_prepare()
+        async with open_appender(redis_server.url) as appender:
+            first = await appender.append({"v": "1"})
+            second = await appender.append({"v": "1"})
+        assert [e.deliveries for e in await store.queue_read("a", count=10, block=0.05)] == [1, 1]
+        for n in (2, 3):
+            claimed = await store.queue_claim("b", idle=0, count=10)
+            assert [(e.entry_id, e.deliveries) for e in claimed] == [(first, n), (second, n)]
+        hostile = attrs.evolve(letter(first, "mine"), event_id="\ud800", message="a\udfffb")
+        await store.queue_dead(first, hostile)
+        found = await store.dead_letter_of(first)
+        assert found is not None and (found.event_id, found.message) == ("?", "a?b")
+        assert await store.dead_letter_of(first, token_id="mine") == found
+        assert await store.dead_letter_of(first, token_id="other") is None
+        assert await store.dead_letter_of(second) is None
+        with pytest.raises(InvalidCursor):
+            await store.dead_letter_of("nope")
 
 
 @pytest.mark.redis

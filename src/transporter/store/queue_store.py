@@ -20,6 +20,9 @@ class QueueEntry:
 
     entry_id: str
     fields: dict[str, str]
+    deliveries: int = 1
+    """How many times the group gave the entry to a consumer, this time included (a claimed
+    entry's count goes up: one that keeps failing is given up on)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -90,4 +93,11 @@ class QueueStore(Protocol):
     ) -> DeadLetterPage:
         """Dead letters, newest first; ``token_id``: only those of that token. A page holds at
         most ``limit`` and may hold fewer (a token's are filtered from a page of all)."""
+        ...
+
+    async def dead_letter_of(
+        self, entry_id: str, *, token_id: str | None = None
+    ) -> DeadLetter | None:
+        """The dead letter of the queue's entry ``entry_id``, if it has one (``token_id``: only
+        if it is that token's): what a producer following its entry looks up."""
         ...

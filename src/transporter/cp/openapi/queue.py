@@ -18,7 +18,15 @@ from transporter.cp.openapi.parts import (
     limit,
     nullable,
     obj,
+    query,
     ref,
+)
+
+ENTRY_ID = query(
+    "entry_id",
+    STRING,
+    "Only the letter of this queue entry (its stream id, as ``produce k8s --mode queue``"
+    " appended it): one item, or none while it is not refused (or not yours).",
 )
 
 
@@ -32,7 +40,7 @@ def paths(*, max_limit: int) -> dict[str, Any]:
                     " error a POST /events would have answered. An admin token sees all of"
                     " them; another token, those of the entries that carried it."
                 ),
-                "parameters": [limit(DEAD_LETTERS_PAGE, max_limit), CURSOR],
+                "parameters": [limit(DEAD_LETTERS_PAGE, max_limit), CURSOR, ENTRY_ID],
                 "responses": {
                     "200": answer("A page of dead letters.", ref("DeadLetterPage")),
                     "400": BAD_QUERY,

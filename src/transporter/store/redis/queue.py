@@ -4,8 +4,9 @@ Streams.
 ``P queue`` is the stream producers append to (XADD only: see the README's ACL user), read by
 the consumer group ``cp`` that every control-plane replica joins under a name of its own.
 An entry is settled by one script, atomically: acknowledged and deleted when its event is stored
-(so no token stays in Redis), or, when refused, its dead letter appended to ``P queue:dead``
-too. That stream keeps about :data:`DEAD_LETTERS_KEPT` letters: MAXLEN ``~`` drops the oldest.
+(its token is no longer in the data set; the AOF keeps what was written until it is rewritten:
+see the README), or, when refused, its dead letter appended to ``P queue:dead`` too. That
+stream keeps about :data:`DEAD_LETTERS_KEPT` letters: MAXLEN ``~`` drops the oldest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import re
 from typing import Any, cast
 
+import attrs
 from coredis.exceptions import StreamDuplicateConsumerGroupError
 from coredis.response.types import StreamEntry
 
@@ -31,6 +33,12 @@ SCAN = 1000
 """Dead letters looked at for one page of a single token's."""
 CLAIM_ROUNDS = 10
 """XAUTOCLAIM calls one claim makes at most (each looks at ``count`` pending entries)."""
+SKEW_MS = 60_000
+"""Milliseconds before an entry's own time its letter is looked for from (servers' clocks differ
+after a failover)."""
+PENDING_LOOKED_AT = 1000
+"""Pending entries of the claiming consumer read (XPENDING) for the delivery counts of those
+it just claimed (it holds at most a few batches)."""
 
 _STREAM_ID = re.compile(r"\A[0-9]{1,20}-[0-9]{1,20}\Z")
 
@@ -94,10 +102,28 @@ class RedisQueue(RedisConnection):
                     self._queue, GROUP, consumer, int(idle * 1000), start, count=count
                 )
             start = str(reply[0])
-            claimed.extend(_entry(item) for item in cast(Any, reply[1]) if item is not None)
+            taken = [_entry(item) for item in cast(Any, reply[1]) if item is not None]
+            claimed += await self._delivered(consumer, taken)
             if start == "0-0" or len(claimed) >= count:
                 break
         return claimed
+
+    async def _delivered(self, consumer: str, taken: list[QueueEntry]) -> list[QueueEntry]:
+        """``taken`` with their delivery counts (XAUTOCLAIM does not say them); one not found
+        (settled meanwhile) counts as delivered twice, as any claimed entry was at least."""
+        if not taken:
+            return []
+        async with self._guard(confirm=False):
+            pending = await self._client.xpending(
+                self._queue,
+                GROUP,
+                start=taken[0].entry_id,
+                end=taken[-1].entry_id,
+                count=PENDING_LOOKED_AT,
+                consumer=consumer,
+            )
+        counts = {_text(p.identifier): int(p.delivered) for p in cast(Any, pending)}
+        return [attrs.evolve(e, deliveries=counts.get(e.entry_id, 2)) for e in taken]
 
     async def queue_forget(self, *, idle: float) -> int:
         async with self._guard():
@@ -154,6 +180,22 @@ class RedisQueue(RedisConnection):
         more = len(found) == wanted
         return DeadLetterPage(items, letters[-1].letter_id if more and letters else None)
 
+    async def dead_letter_of(
+        self, entry_id: str, *, token_id: str | None = None
+    ) -> DeadLetter | None:
+        """Looked for among the letters written since the entry's own time (a letter is
+        written once its entry is read, so it is among the first :data:`SCAN` of them)."""
+        if not _STREAM_ID.match(entry_id):
+            raise InvalidCursor(entry_id)
+        since = str(max(0, int(entry_id.partition("-")[0]) - SKEW_MS))
+        async with self._guard():
+            found = await self._client.xrange(self._dead, since, "+", count=SCAN)
+        for item in found:
+            letter = _letter(item)
+            if letter.entry_id == entry_id:
+                return letter if token_id is None or letter.token_id == token_id else None
+        return None
+
     @functools.cached_property
     def _queue_scripts(self) -> tuple[Any, Any, Any]:
         """The scripts, registered on first use (a store that never sees a queue entry
@@ -177,7 +219,9 @@ def _text(value: object) -> str:
 
 
 def _letter_fields(letter: DeadLetter) -> dict[str, str]:
-    return {
+    """The letter's fields, each valid UTF-8 (a lone surrogate in a hostile entry's id would
+    fail the write, and with it the settling, at every try)."""
+    fields = {
         "entry": letter.entry_id,
         "at": repr(letter.at),
         "status": str(letter.status),
@@ -187,6 +231,7 @@ def _letter_fields(letter: DeadLetter) -> dict[str, str]:
         "event_id": letter.event_id or "",
         "token_id": letter.token_id or "",
     }
+    return {name: value.encode("utf-8", "replace").decode() for name, value in fields.items()}
 
 
 def _letter(item: StreamEntry) -> DeadLetter:

@@ -40,3 +40,8 @@ class SQLiteQueue:
         self, *, limit: int = 100, cursor: str | None = None, token_id: str | None = None
     ) -> DeadLetterPage:
         _unsupported()
+
+    async def dead_letter_of(
+        self, entry_id: str, *, token_id: str | None = None
+    ) -> DeadLetter | None:
+        _unsupported()
