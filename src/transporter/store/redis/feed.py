@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
-from coredis.exceptions import ConnectionError, SentinelError
-from coredis.retry import CompositeRetryPolicy, ConstantRetryPolicy, ExponentialBackoffRetryPolicy
+from coredis.exceptions import AuthorizationError
+from coredis.retry import NoRetryPolicy
 
 from transporter.store.base import ChangeSink
 from transporter.store.redis import hints
@@ -88,18 +88,20 @@ class RedisFeed(Hinting):
             down, delay = False, REOPEN_FIRST
 
         while True:
+            failed: BaseException | None = None
             try:
                 await self._listen(sink, subscribed, refused)
-            except* Exception as failed:  # any failure of the listener: listen again
-                # (with except*: coredis's task group may add its own failure to a cancel,
-                # which is no outage: the sleep below raises the cancel)
-                if not down and trio.current_effective_deadline() != -math.inf:
-                    log.warning(
-                        "store: not hearing the other replicas (%s); their changes are seen by"
-                        " the periodic looks until listening again",
-                        _reason(failed),
-                    )
-                down = True
+            except* Exception as group:  # any failure of the listener: listen again
+                failed = group
+            # (with except*: coredis's task group may add its own failure to a cancel, which
+            # is no outage: the sleep below raises the cancel)
+            if failed is not None and not down and trio.current_effective_deadline() != -math.inf:
+                log.warning(
+                    "store: not hearing the other replicas (%s); their changes are seen by the"
+                    " periodic looks until listening again",
+                    await self._why(failed),
+                )
+            down = down or failed is not None
             if not started:
                 task_status.started()
                 started = True
@@ -114,18 +116,8 @@ class RedisFeed(Hinting):
         ``get_message`` in a loop: coredis's ``async for`` ends quietly after a reconnect."""
         if self._closed:
             raise RuntimeError("the store is closed")
-        retry = CompositeRetryPolicy(
-            ExponentialBackoffRetryPolicy(
-                (ConnectionError, SentinelError),
-                retries=None,
-                base_delay=REOPEN_FIRST,
-                max_delay=REOPEN_MOST,
-                jitter=True,
-            ),
-            ConstantRetryPolicy((TimeoutError,), retries=2, delay=REOPEN_FIRST),
-        )
         pubsub = self._client.pubsub(
-            channels=[self._keys.notify], retry_policy=retry, max_idle_seconds=KEEPALIVE
+            channels=[self._keys.notify], retry_policy=NoRetryPolicy(), max_idle_seconds=KEEPALIVE
         )
         async with pubsub:
             while True:
@@ -136,6 +128,24 @@ class RedisFeed(Hinting):
                     subscribed()
                 elif message["type"] == "message":
                     self._heard(message["data"], sink, refused)
+
+    async def _why(self, failed: BaseException) -> str:
+        """Why listening failed, in one line. A subscription the Redis user may not make shows
+        in coredis as often as a timeout as a refusal: a refusal, or a timeout, is checked with
+        a ``PUBLISH`` of an empty message (this store's origin and no hint, which replicas
+        ignore), which is refused alike."""
+        reason = _reason(failed)
+        if not reason.startswith(("TimeoutError", "AuthorizationError")):
+            return reason
+        try:
+            with trio.move_on_after(KEEPALIVE):
+                await self._client.publish(self._keys.notify, self._origin)
+        except AuthorizationError:
+            channel = self._keys.notify
+            return f"the Redis user may not use channel {channel} (grant &{channel})"
+        except Exception:  # noqa: S110 - the probe's own failure says nothing more
+            pass
+        return reason
 
     def _heard(self, data: object, sink: ChangeSink, refused: _Budget) -> None:
         try:

@@ -9,7 +9,8 @@ replica ignores its own), then one hint a line::
 
 Agent and event ids hold no space nor newline (:mod:`transporter.protocol.ids`), so they need
 no quoting. A batch that writes many events sends one message of many lines (at most
-:data:`LINES_PER_MESSAGE`), not one message an event. Whatever else is on the channel
+:data:`LINES_PER_MESSAGE`), not one message an event; a message of an origin alone tells
+nothing (a replica tries whether it may use the channel with it). Whatever else is on the channel
 (another program, an older or newer version) is refused line by line and never trusted: a hint
 only wakes, what is sent or answered is read from the store.
 """
@@ -67,7 +68,7 @@ def deliver(text: object, own_origin: str, sink: ChangeSink) -> list[str]:
     if origin == own_origin:
         return []
     refused: list[str] = []
-    for line in body.split("\n"):
+    for line in body.split("\n") if body else []:  # no line: a probe of the channel
         try:
             _deliver_line(line, sink)
         except BadHint as exc:
