@@ -6,6 +6,8 @@ refusal) and what ``get dead-letters`` lists; flags that do not go together are 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from tests.bed.harness import ControlPlane, run_produce
 from tests.bed.manifests import configmap, unique
 from tests.bed.queue import settled
 from tests.bed.redis import RedisServer
+from tests.bed.sentinel import SERVICE, running_sentinels
 from transporter.config.store_spec import StoreSpec
 from transporter.security.tokens import Role, token_id_of
 
@@ -98,13 +101,16 @@ async def test_flags_that_do_not_go_together(
 async def test_an_unreachable_queue_is_one_line_and_exit_1(
     plane: ControlPlane, tmp_path: Path
 ) -> None:
+    """One line for the error, after the one naming the event (printed before appending)."""
     done = await run_produce(
         plane, "k8s", "--mode", "queue", "--redis", "redis://127.0.0.1:1/0", "--agent", "a",
         "--manifest", str(manifest(tmp_path, "f")),
     )  # fmt: skip
     assert done.returncode == 1
-    (line,) = done.stderr.decode().splitlines()
+    naming, line = done.stderr.decode().splitlines()
+    assert naming.startswith("transporter produce: appending ") and naming.endswith(" to the queue")
     assert line.startswith("transporter produce: the queue: ")
+    assert "may be queued" not in line  # nothing was appended: no doubt
 
 
 async def test_a_rollout_goes_through_the_queue(
@@ -128,3 +134,36 @@ async def test_a_rollout_goes_through_the_queue(
     )  # fmt: skip
     assert refused.returncode == 2, refused.stderr
     assert "403" in refused.stderr.decode() and "other-1" in refused.stderr.decode()
+
+
+async def test_an_append_of_unknown_outcome_is_made_again_then_said_to_maybe_be_queued(
+    tmp_path: Path,
+) -> None:
+    """Through Sentinels as a user that may not WAIT: every XADD runs, none is confirmed. The
+    id is said before appending; the same entry is appended again (the same event: stored
+    once) until ``--timeout``; then the user is told it may be queued, as which id. The token
+    is in no output."""
+    token = "tpt_0123456789ab_" + "s" * 43
+    with running_sentinels(tmp_path / "sentinels") as bed:
+        for node in bed.servers:  # ACL users are not replicated
+            rules = ("resetkeys", "~transporter:queue", "-@all", "+xadd", "+xlen", "+role")
+            assert node.command("ACL", "SETUSER", "nowait", "on", ">pw", *rules) == "OK"
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in bed.sentinels)
+        url = f"redis+sentinel://nowait:pw@{hosts}/{SERVICE}"
+        argv = [sys.executable, "-m", "transporter", "produce", "k8s", "--mode", "queue"]
+        argv += ["--redis", url, "--agent", "a", "--manifest", str(manifest(tmp_path, "u"))]
+        argv += ["--cp-url", "https://127.0.0.1:1", "--timeout", "1"]
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TRANSPORTER_")}
+        done = await trio.run_process(
+            argv, capture_stdout=True, capture_stderr=True, check=False,
+            env={**environment, "TRANSPORTER_TOKEN": token},
+        )  # fmt: skip
+        bodies = bed.primary().command("XRANGE", "transporter:queue", "-", "+")
+    assert done.returncode == 1, done.stderr
+    naming, *_, said = done.stderr.decode().splitlines()
+    event_id = naming.removeprefix("transporter produce: appending ").removesuffix(" to the queue")
+    assert f"may be queued as {event_id}" in said and "permissions" in said
+    assert token not in done.stderr.decode() + done.stdout.decode()
+    assert isinstance(bodies, list) and len(bodies) >= 2  # made again
+    ids = {json.loads(dict(zip(f[::2], f[1::2], strict=True))["body"])["id"] for _, f in bodies}
+    assert ids == {event_id}

@@ -20,7 +20,10 @@ def parse_redis_url(text: str) -> str:
     except (ConfigError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     if spec.kind != "redis":
-        raise ConfigError("give the Redis URL of the control planes' store (redis[s]://…)")
+        raise ConfigError(
+            "give the Redis URL of the control planes' store (redis[s]://… or"
+            " redis[s]+sentinel://…)"
+        )
     return spec.url
 
 
@@ -35,7 +38,8 @@ MODE = Flag(
 REDIS = Flag(
     "--redis",
     "--mode queue: the Redis of the control planes' store, redis[s]://[USER:PASSWORD@]HOST:PORT/DB"
-    " (a user that may only XADD and XLEN the queue will do; give it through TRANSPORTER_REDIS)",
+    " or redis[s]+sentinel://[USER:PASSWORD@]S1,S2,S3/SERVICE (a user that may only XADD and"
+    " XLEN the queue, and WAIT and ROLE, will do; give it through TRANSPORTER_REDIS)",
     parse_redis_url,
     metavar="URL",
 )
@@ -56,7 +60,7 @@ def queue_of(values: Values, parser: Parser) -> dict[str, Any]:
 async def open_queue(url: str) -> AsyncIterator[Append]:
     """The queue on the Redis at ``url``, for the block; its failures as :class:`QueueError`."""
     from transporter.store import StoreError  # lazy: coredis only when the queue is used
-    from transporter.store.redis.queue_append import open_appender
+    from transporter.store.redis.queue_append import OutcomeUnknown, open_appender
 
     try:
         async with open_appender(url) as appender:
@@ -64,6 +68,8 @@ async def open_queue(url: str) -> AsyncIterator[Append]:
             async def append(fields: Mapping[str, str]) -> str:
                 try:
                     return await appender.append(fields)
+                except OutcomeUnknown as exc:
+                    raise QueueError(str(exc), unknown=True) from None
                 except StoreError as exc:
                     raise QueueError(str(exc)) from None
 

@@ -1,16 +1,22 @@
 """``produce k8s --mode queue``: the event appended to the control planes' queue (a Redis
 Stream) instead of posted; followed (``--wait``) through the HTTP API as in HTTP mode.
 
-The producer chooses the event's id, so it prints it at once and an entry a control plane takes
-twice is the same event. The entry carries the producer's token, which the control plane checks
-as a bearer token (:mod:`transporter.protocol.queue_entry`). Until a control plane has taken the
-entry, the event is not there (404): following waits for it, and when the entry was refused
-instead, its dead letter is the answer: the same error ``POST /events`` would have given.
+The producer chooses the event's id, so it prints it before appending (on stderr: whatever
+happens next, the user knows what to look for) and an entry a control plane takes twice is the
+same event. An append whose outcome is unknown (the connection dropped after the XADD, the
+replicas did not confirm it) is made again with the same id, for a while: the control planes
+store the event once; if it never succeeds, the user is told it may be queued, and as which id.
+The entry carries the producer's token, which the control plane checks as a bearer token
+(:mod:`transporter.protocol.queue_entry`). Until a control plane has taken the
+entry, the event is not there (404): following waits for it (looking again less and less often),
+and when the entry was refused instead, its dead letter is the answer: the same error
+``POST /events`` would have given, looked up by the entry's id.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.parse
 import uuid
@@ -33,14 +39,22 @@ type OpenQueue = Callable[[str], AbstractAsyncContextManager[Append]]
 """Opens the queue on the Redis at a URL (the command line gives it: the producer never
 touches the store itself)."""
 
-LOOK_AGAIN = 0.2
-"""Seconds between looks for an event whose entry no control plane has taken yet."""
-LETTERS_LOOKED_AT = 200
-"""Dead letters (newest first) looked through for the entry's own."""
+LOOK_AGAIN = (0.2, 5.0)
+"""Seconds between looks for an event whose entry no control plane has taken yet: the first,
+doubling to the last (each look is two requests to the API)."""
+APPEND_FOR = 30.0
+"""Seconds an append whose outcome is unknown is made again for (``--timeout`` if shorter)."""
+APPEND_AGAIN = (0.2, 5.0)
+"""Seconds between two appends of the same entry: the first, doubling to the last."""
 
 
 class QueueError(Exception):
-    """The queue could not take the entry (Redis unreachable, refused, the queue full)."""
+    """The queue could not take the entry (Redis unreachable, refused, the queue full);
+    ``unknown``: or it may have (the append was sent, its confirmation failed)."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
 
 
 class QueueClient(Client):
@@ -51,6 +65,7 @@ class QueueClient(Client):
         self._open = open_queue
         self._url = redis_url
         self._token = settings.token or ""
+        self._append_for = min(APPEND_FOR, settings.timeout)
         self.entry_id: str | None = None
         """The entry appended (its dead letter, if refused, names it)."""
 
@@ -72,13 +87,30 @@ class QueueClient(Client):
                 413, "event_too_large", f"the event is more than {MAX_ENTRY_BYTES} bytes", "body"
             )
         fields = {VERSION: FORMAT_VERSION, BODY: text, TOKEN: self._token}
+        chosen = str(body["id"])
+        print(f"transporter produce: appending {chosen} to the queue", file=sys.stderr)
+        delay, deadline = APPEND_AGAIN[0], trio.current_time() + self._append_for
         async with self._open(self._url) as append:
-            self.entry_id = await append(fields)
-        return str(body["id"])
+            while True:
+                try:
+                    self.entry_id = await append(fields)
+                    return chosen
+                except QueueError as exc:
+                    if not exc.unknown:
+                        raise  # nothing appended
+                    if trio.current_time() + delay > deadline:
+                        raise QueueError(
+                            f"{exc}; the outcome is unknown: it may be queued as {chosen}"
+                            f" (see: transporter produce get event {chosen})",
+                            unknown=True,
+                        ) from None
+                await trio.sleep(delay)  # then the same entry again: stored once
+                delay = min(delay * 2, APPEND_AGAIN[1])
 
     async def rollout(self, rollout_id: str) -> dict[str, Any]:
         """The rollout, once a control plane took its entry (followed under ``--timeout``);
         its entry's dead letter raised as the :class:`ApiError` it holds."""
+        delay = LOOK_AGAIN[0]
         while True:
             try:
                 return await super().rollout(rollout_id)
@@ -88,7 +120,8 @@ class QueueClient(Client):
             refused = await self._refusal()
             if refused is not None:
                 raise refused
-            await trio.sleep(LOOK_AGAIN)
+            await trio.sleep(delay)
+            delay = min(delay * 2, LOOK_AGAIN[1])
 
     async def event(
         self, event_id: str, *, wait: float = 0.0, since: int = 0, manifests: bool = False
@@ -96,6 +129,7 @@ class QueueClient(Client):
         """The event, once a control plane took its entry; its entry's dead letter raised as
         the :class:`ApiError` it holds. With ``wait`` (following it), look again until then
         (bound it with a cancel scope, as ``--timeout`` does); without, a 404 that says so."""
+        delay = LOOK_AGAIN[0]
         while True:
             try:
                 return await super().event(event_id, wait=wait, since=since, manifests=manifests)
@@ -112,11 +146,12 @@ class QueueClient(Client):
                     f"no control plane has taken the queue's entry {self.entry_id} (event"
                     f" {event_id!r}) yet",
                 )
-            await trio.sleep(LOOK_AGAIN)
+            await trio.sleep(delay)
+            delay = min(delay * 2, LOOK_AGAIN[1])
 
     async def _refusal(self) -> ApiError | None:
         """The entry's dead letter as the API's error, if it has one."""
-        query = urllib.parse.urlencode({"limit": LETTERS_LOOKED_AT})
+        query = urllib.parse.urlencode({"entry_id": self.entry_id})
         page = await self._object("GET", f"/queue/dead-letters?{query}")
         for letter in page.get("items") or []:
             if isinstance(letter, dict) and letter.get("entry_id") == self.entry_id:
