@@ -94,6 +94,19 @@ class SentinelBed:
         port = _named_primary(self.sentinels[0])
         return next(node for node in self.servers if node.port == port)
 
+    def replicas(self) -> list[Node]:
+        """The data servers the Sentinels do not name as the primary now."""
+        primary = self.primary()
+        return [node for node in self.servers if node is not primary]
+
+    def cut_link(self, replica: Node) -> None:
+        """Cut ``replica``'s link to its primary for good, as a wrong ``masterauth`` would
+        (the Sentinels still see it up, and do not repair it): it logs in as a user that does
+        not exist, and its link is closed."""
+        assert replica.command("CONFIG", "SET", "masteruser", "nobody") == "OK"
+        assert replica.command("CONFIG", "SET", "masterauth", "wrong") == "OK"
+        replica.command("CLIENT", "KILL", "TYPE", "master")
+
     def kill_primary(self) -> Node:
         """kill -9 of the primary; it stays dead."""
         primary = self.primary()

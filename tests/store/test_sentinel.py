@@ -1,8 +1,10 @@
 """The Redis store behind Sentinels (a primary, two replicas, three Sentinels, all real
 redis-servers): the conformance checks hold through a ``redis+sentinel://`` URL; a write
 answered is on a replica, so a failover (kill -9 of the primary, or ``SENTINEL FAILOVER``) in the
-middle of a stream of submits loses none; one that cannot be confirmed is StoreUnavailable;
-and the control plane is told when the settings break the promise."""
+middle of a stream of submits loses none; one that cannot be confirmed (too few replicas) is
+StoreUnavailable; a replica dead or cut from the primary
+holds writes only until the Sentinels see it; and the control plane is told when the settings,
+the replicas' included, break the promise."""
 
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ import pytest
 import trio
 
 from tests.bed import records as r
-from tests.bed.sentinel import DOWN_AFTER_MS, Logins, Node, SentinelBed, running_sentinels
+from tests.bed.sentinel import (
+    DOWN_AFTER_MS,
+    Logins,
+    Node,
+    SentinelBed,
+    running_sentinels,
+)
 from tests.bed.store_backends import Backend
 from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
@@ -29,6 +37,8 @@ EVENTS = 400
 WRITERS = 8
 FAULT_AFTER = 100
 ATTEMPTS = 20
+SENTINEL_INFO_PERIOD = 10.0
+"""Seconds between two ``INFO`` a Sentinel sends each replica (Redis's, fixed)."""
 """Submits of one event before the test gives up: a producer retries each 503 with the same id."""
 
 Check = Callable[[Store], Coroutine[Any, Any, None]]
@@ -213,12 +223,51 @@ async def test_a_dead_replica_holds_writes_only_until_the_sentinels_see_it_gone(
         assert await store.get_event(f"ev-{refused}") is not None
 
 
+async def test_a_replica_cut_from_its_primary_holds_writes_only_until_the_sentinels_see_it(
+    bed: SentinelBed,
+) -> None:
+    """A replica the Sentinels see up but whose link to the primary is down (a wrong
+    ``masterauth``, a ``REPLICAOF`` elsewhere, a sync that does not end) confirms no write: it
+    stops counting once a Sentinel has read its ``INFO`` (every 10 s), not when it is repaired
+    (this one never is)."""
+    spec = StoreSpec.parse(bed.url("wait_timeout_ms=200"))
+    async with open_store(spec) as store:
+        event = r.event("ev-before")
+        await store.submit(event, r.accepted_audit(event))
+        bed.cut_link(bed.replicas()[0])
+        start = trio.current_time()
+        while True:
+            event = r.event(f"ev-{trio.current_time():.3f}")
+            try:
+                await store.submit(event, r.accepted_audit(event))
+                break
+            except StoreUnavailable:
+                assert trio.current_time() - start < SENTINEL_INFO_PERIOD + 2 * RECOUNT + 3
+        assert await store.get_event(event.id) is not None
+
+
+async def test_the_control_plane_is_told_of_each_replica_that_does_not_keep_events(
+    shared_bed: SentinelBed,
+) -> None:
+    """Any replica may be promoted: its persistence matters as much as the primary's."""
+    replica = shared_bed.replicas()[0]
+    assert replica.command("CONFIG", "SET", "appendonly", "no") == "OK"
+    try:
+        async with open_store(StoreSpec.parse(shared_bed.url())) as store:
+            (warning,) = await store.durability_warnings()
+    finally:
+        assert replica.command("CONFIG", "SET", "appendonly", "yes") == "OK"
+    assert f"Redis replica 127.0.0.1:{replica.port} has appendonly 'no'" in warning
+    assert "set appendonly yes and appendfsync always on Redis replica" in warning
+
+
 async def test_tls_to_the_sentinels_and_the_servers(tmp_path: Path) -> None:
     """``rediss+sentinel://``: every connection verified against the bed's CA, with a client
     certificate (servers that require one); through a failover too."""
     with running_sentinels(tmp_path / "sentinels", tls=True) as bed:
         assert bed.url().startswith("rediss+sentinel://")
         async with open_store(StoreSpec.parse(bed.url())) as store:
+            assert await store.durability_warnings() == []  # the replicas' settings read too
             first = r.event("ev-1")
             assert await submitted(store, first)
             old = await trio.to_thread.run_sync(bed.kill_primary)

@@ -214,24 +214,30 @@ class RedisConnection:
             await self._client.ping()
 
     async def durability_warnings(self) -> list[str]:
-        """What in the server's settings breaks the promise that an accepted event is kept
-        (:func:`durability_advice`)."""
+        """What in the servers' settings breaks the promise that an accepted event is kept
+        (:func:`durability_advice`): the primary's, and behind Sentinels each replica's
+        persistence too, since any of them may be promoted."""
         try:
             async with self._guard(confirm=False):
                 found = await self._client.config_get(
                     ["appendonly", "appendfsync", "min-replicas-to-write"]
                 )
                 info = await self._client.info("replication")
+                read = getattr(self._client, "replica_settings", None)
+                replicas = {} if read is None else await read(["appendonly", "appendfsync"])
         except StoreUnavailable as exc:  # CONFIG is often refused on managed Redis
             return [
                 f"cannot read Redis's persistence settings ({exc}); make sure to set appendonly"
                 " yes and appendfsync always on the Redis server"
             ]
         settings = {str(k): str(v) for k, v in found.items()}
-        replicas = int(str(info.get("connected_slaves", 0)))
-        return durability_advice(
-            settings, replicas, self._replication.wait_replicas, sentinel=self._sentinel
+        connected = int(str(info.get("connected_slaves", 0)))
+        warnings = durability_advice(
+            settings, connected, self._replication.wait_replicas, sentinel=self._sentinel
         )
+        for name, each in replicas.items():
+            warnings += persistence_advice(each, f"Redis replica {name}")
+        return warnings
 
 
 def durability_advice(
@@ -239,18 +245,7 @@ def durability_advice(
 ) -> list[str]:
     """Each way Redis's ``settings`` (CONFIG GET), with ``replicas`` connected, and the URL's
     ``wait_replicas`` can lose an accepted event, with what to set instead."""
-    advice = "set appendonly yes and appendfsync always on the Redis server"
-    warnings = []
-    if settings.get("appendonly") != "yes":
-        warnings.append(
-            f"Redis has appendonly {settings.get('appendonly')!r}: accepted events are lost"
-            f" if Redis restarts or crashes; {advice}"
-        )
-    elif settings.get("appendfsync") != "always":
-        warnings.append(
-            f"Redis has appendfsync {settings.get('appendfsync')!r}: events accepted in the"
-            f" last second can be lost if Redis's machine crashes; {advice}"
-        )
+    warnings = persistence_advice(settings, "Redis")
     if wait_replicas == 0 and (replicas > 0 or sentinel):
         warnings.append(
             f"Redis has {replicas} replica(s) but the store does not wait for them: an event"
@@ -268,6 +263,24 @@ def durability_advice(
             " set min-replicas-to-write 1 and min-replicas-max-lag 10"
         )
     return warnings
+
+
+def persistence_advice(settings: dict[str, str] | str, server: str) -> list[str]:
+    """How ``server``'s ``settings`` (or why they could not be read) can lose an event."""
+    advice = f"set appendonly yes and appendfsync always on {server}"
+    if isinstance(settings, str):
+        return [f"cannot read {server}'s persistence settings ({settings}); {advice}"]
+    if settings.get("appendonly") != "yes":
+        return [
+            f"{server} has appendonly {settings.get('appendonly')!r}: accepted events are lost"
+            f" if it restarts or crashes; {advice}"
+        ]
+    if settings.get("appendfsync") != "always":
+        return [
+            f"{server} has appendfsync {settings.get('appendfsync')!r}: events accepted in the"
+            f" last second can be lost if its machine crashes; {advice}"
+        ]
+    return []
 
 
 def _only(group: BaseExceptionGroup[BaseException], raised: BaseException) -> bool:

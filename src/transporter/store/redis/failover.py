@@ -123,7 +123,11 @@ class FailoverRedis(coredis.Redis[str]):
 
     retry_for: float = 10.0
     count_replicas: Callable[[], Awaitable[int]] | None = None
-    """How many replicas the Sentinels see up now (behind Sentinels only)."""
+    """How many replicas the Sentinels see up and in step now (behind Sentinels only)."""
+    replica_settings: Callable[[list[str]], Awaitable[dict[str, dict[str, str] | str]]] | None = (
+        None
+    )
+    """Each replica's ``CONFIG GET`` of these names, or why it could not be read (likewise)."""
     retry_unsent: bool = True
     """Whether a call that found no connection is tried again: behind Sentinels the primary
     may be between two servers; one server that refuses connections is down, said at once."""
@@ -224,13 +228,72 @@ async def sentinel_client(
     client.retry_for = call_timeout
 
     async def replicas_up() -> int:
-        return len(await sentinel.discover_replicas(service))
+        return len(await replicas_in_step(sentinel, service))
+
+    async def replica_settings(names: list[str]) -> dict[str, dict[str, str] | str]:
+        replicas = await replicas_in_step(sentinel, service, linked=False)
+        return {
+            f"{host}:{port}": await _settings(host, port, options, names) for host, port in replicas
+        }
 
     client.count_replicas = replicas_up
+    client.replica_settings = replica_settings
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(sentinel)
         await stack.enter_async_context(client)
         yield client
+
+
+async def replicas_in_step(
+    sentinel: coredis.Sentinel[str], service: str, *, linked: bool = True
+) -> list[tuple[str, int]]:
+    """The replicas of ``service`` that the first Sentinel to answer sees up (neither down nor
+    disconnected from it), and, when ``linked``, that copy the primary it names now: their
+    ``master-link-status`` ok, their ``master-host``/``master-port`` that primary's (the
+    fields of ``SENTINEL REPLICAS``, from the replica's ``INFO``, which the Sentinel asks for
+    every 10 s, every second in a failover). A replica sent elsewhere (``REPLICAOF``), whose
+    link is down, or that is still syncing confirms no write, and waiting for it held every
+    write until the Sentinels repaired it. A replica being promoted still counts: the Sentinel
+    keeps its last fields until the switch, so the old primary's writes are refused."""
+    for each in sentinel.sentinels:
+        try:
+            primary = await each.sentinel_get_master_addr_by_name(service)
+            replicas = await each.sentinel_replicas(service)
+        except (ConnectionError, ResponseError, TimeoutError):
+            continue
+        if not primary:
+            continue
+        return [
+            (str(replica["ip"]), int(str(replica["port"])))
+            for replica in replicas
+            if not (replica["is_odown"] or replica["is_sdown"] or replica["is_disconnected"])
+            and (not linked or _copies(replica, primary))
+        ]
+    return []
+
+
+def _copies(replica: dict[str, Any], primary: tuple[str, int]) -> bool:
+    """Whether ``replica`` (a ``SENTINEL REPLICAS`` entry) is in step with ``primary``."""
+    return replica.get("master-link-status") == "ok" and (
+        str(replica.get("master-host")),
+        str(replica.get("master-port")),
+    ) == (primary[0], str(primary[1]))
+
+
+async def _settings(
+    host: str, port: int, options: dict[str, Any], names: list[str]
+) -> dict[str, str] | str:
+    """``CONFIG GET`` of ``names`` on the server at ``host``:``port`` (the data servers'
+    login and TLS), or why it could not be read."""
+    server: coredis.Redis[str] = coredis.Redis(
+        host, port, decode_responses=True, retry_policy=NoRetryPolicy(), **options
+    )
+    try:
+        async with server:
+            found = await server.config_get(names)
+    except (RedisError, OSError) as exc:
+        return with_cause(exc)
+    return {str(name): str(value) for name, value in found.items()}
 
 
 def with_cause(exc: BaseException) -> str:
