@@ -1,8 +1,8 @@
 """The Redis store behind Sentinels (a primary, two replicas, three Sentinels, all real
 redis-servers): the conformance checks hold through a ``redis+sentinel://`` URL; a write
 answered is on a replica, so a failover (kill -9 of the primary, or ``SENTINEL FAILOVER``) in the
-middle of a stream of submits loses none; one that cannot be confirmed (too few replicas) is
-StoreUnavailable; a replica dead or cut from the primary
+middle of a stream of submits loses none; one that cannot be confirmed (too few replicas, or
+by another server than took it) is StoreUnavailable; a replica dead or cut from the primary
 holds writes only until the Sentinels see it; and the control plane is told when the settings,
 the replicas' included, break the promise."""
 
@@ -19,6 +19,7 @@ import trio
 from tests.bed import records as r
 from tests.bed.sentinel import (
     DOWN_AFTER_MS,
+    FAILOVER_WAIT,
     Logins,
     Node,
     SentinelBed,
@@ -29,7 +30,7 @@ from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import Event
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
-from transporter.store.redis.connection import RECOUNT
+from transporter.store.redis.connection import RECOUNT, RedisConnection
 
 pytestmark = pytest.mark.redis
 
@@ -259,6 +260,26 @@ async def test_the_control_plane_is_told_of_each_replica_that_does_not_keep_even
         assert replica.command("CONFIG", "SET", "appendonly", "yes") == "OK"
     assert f"Redis replica 127.0.0.1:{replica.port} has appendonly 'no'" in warning
     assert "set appendonly yes and appendfsync always on Redis replica" in warning
+
+
+async def test_a_write_is_confirmed_only_by_the_server_that_took_it(bed: SentinelBed) -> None:
+    """The ``WAIT`` after a write may go out on another of the pool's connections; after a
+    failover that one leads to the new primary, whose replicas would confirm the new primary's
+    offset, not the write (taken by the old one, and dropped when it rejoins as a replica)."""
+    async with RedisConnection.open(bed.url(), call_timeout=FAILOVER_WAIT) as connection:
+        await connection.ping()
+        with pytest.raises(StoreUnavailable, match="the primary changed during the write"):
+            await written_across_a_failover(connection, bed)
+
+
+async def written_across_a_failover(connection: RedisConnection, bed: SentinelBed) -> None:
+    """One store operation: a write, then a failover before it is confirmed."""
+    async with connection._guard():
+        await connection._client.set("written", "on the old primary")
+        old = bed.primary()
+        await trio.to_thread.run_sync(bed.failover)
+        await trio.to_thread.run_sync(lambda: bed.wait_switched(old, replicas=1))
+        connection._client.connection_pool.disconnect()  # as a call told READONLY does
 
 
 async def test_tls_to_the_sentinels_and_the_servers(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from transporter.store.redis.chain import AuditChain
 from transporter.store.redis.failover import (
     WRITES,
     Writes,
+    last_server,
     moved,
     plain_client,
     sentinel_client,
@@ -150,18 +151,24 @@ class RedisConnection:
             with self._translated():
                 yield
                 if writes.made and confirm:
-                    await self._replicated()
+                    await self._replicated(writes)
         finally:
             WRITES.reset(token)
 
-    async def _replicated(self) -> None:
+    async def _replicated(self, writes: Writes) -> None:
         """Wait until ``wait_replicas`` replicas have everything the primary has written so far,
-        this operation's writes included, or raise :class:`StoreUnavailable` (outcome unknown).
+        this operation's ``writes`` included, or raise :class:`StoreUnavailable` (outcome
+        unknown).
 
         ``WAIT`` counts the replicas that have the last write of *its own connection*: an
         empty ``PUBLISH`` before it, on the same connection (one pipeline), makes that the
         primary's latest offset. So a write that found its work already done (an event
-        submitted again after a 503) also waits for the first attempt's write to be copied."""
+        submitted again after a 503) also waits for the first attempt's write to be copied.
+        That connection may not be the writes' (the pool's connections are shared), and after
+        a failover it may lead to the new primary, whose replicas would confirm its offset, not
+        the writes': so the ``WAIT`` counts only when its server is the one that answered every
+        write of the operation (by address; the pool's connections move only between
+        addresses)."""
         wanted = await self._wanted_replicas()
         if wanted == 0:
             return
@@ -170,6 +177,12 @@ class RedisConnection:
             pipe.publish(self._keys.prefix + "replicated", "")
             acked = pipe.wait(wanted, timeout_ms)
         count = await acked
+        elsewhere = sorted(writes.servers - {last_server() or ""})
+        if elsewhere:
+            raise StoreUnavailable(
+                f"Redis: the primary changed during the write ({', '.join(elsewhere)} took it,"
+                f" {last_server()} was asked to confirm it); its outcome is unknown"
+            )
         if count < wanted:
             raise StoreUnavailable(
                 f"Redis: {count} of {wanted} replica(s) had the write after {timeout_ms} ms;"

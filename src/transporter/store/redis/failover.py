@@ -61,12 +61,29 @@ _SCRIPT_CALLS: Final = frozenset({b"EVALSHA", b"EVALSHA_RO", b"EVAL", b"EVAL_RO"
 
 @attrs.define
 class Writes:
-    """Whether the calls of one store operation wrote (any task of it: they share this)."""
+    """Whether the calls of one store operation wrote (any task of it: they share this), and
+    on which servers (their addresses) the writes were answered."""
 
     made: bool = False
+    servers: set[str] = attrs.Factory(set)
 
 
 WRITES: ContextVar[Writes | None] = ContextVar("transporter_redis_writes", default=None)
+_SERVER: ContextVar[str | None] = ContextVar("transporter_redis_server", default=None)
+"""The address of the server of the last connection this task was handed (a call's, a
+pipeline's): which server answered what the task sent just now."""
+
+
+def last_server() -> str | None:
+    """The server the calling task's last call or pipeline went to."""
+    return _SERVER.get()
+
+
+def _answered_write() -> None:
+    writes = WRITES.get()
+    server = _SERVER.get()
+    if writes is not None and server is not None:
+        writes.servers.add(server)
 
 
 def reads_only(name: bytes, arguments: tuple[Any, ...]) -> bool:
@@ -138,7 +155,7 @@ class FailoverRedis(coredis.Redis[str]):
         delay = RETRY_FIRST
         while True:
             try:
-                return await super().execute_command(command)
+                answer = await super().execute_command(command)
             except (RedisError, OSError) as exc:
                 if moved(exc):
                     self.connection_pool.disconnect()  # the next call asks where it is now
@@ -147,6 +164,10 @@ class FailoverRedis(coredis.Redis[str]):
                     or trio.current_time() + delay > deadline
                 ):
                     raise
+            else:
+                if not reads_only(command.name, command.arguments):
+                    _answered_write()
+                return answer
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MOST)
 
@@ -157,6 +178,13 @@ class FailoverRedis(coredis.Redis[str]):
 
 
 class _NotingPipeline(Pipeline[str]):
+    async def _execute(self) -> None:
+        stack = self.command_stack
+        wrote = any(not reads_only(each.name, each.arguments) for each in stack)
+        await super()._execute()
+        if wrote:
+            _answered_write()
+
     def create_request(
         self, name: bytes, *arguments: Any, callback: Any, execution_parameters: Any = None
     ) -> Any:
@@ -171,10 +199,12 @@ class _Unsent:
 
     async def get_connection(self, **kwargs: Any) -> Any:
         try:
-            return await super().get_connection(**kwargs)  # type: ignore[misc]
+            connection = await super().get_connection(**kwargs)  # type: ignore[misc]
         except (ConnectionError, SentinelError, OSError) as exc:
             # not a refused login or the like: that is said at once, not tried again
             raise NotSent(with_cause(exc)) from exc
+        _SERVER.set(str(connection.location))  # the caller's task: get_connection is awaited
+        return connection
 
 
 class _Pool(_Unsent, ConnectionPool[Any]):
@@ -311,6 +341,7 @@ __all__ = [
     "FailoverRedis",
     "NotSent",
     "Writes",
+    "last_server",
     "moved",
     "plain_client",
     "sentinel_client",
