@@ -39,6 +39,7 @@ connection's read timeout, so a quiet channel is not taken for a dead one)."""
 REFUSED_LOGGED = 10
 """Messages not understood that are logged (each in one line) per :data:`REFUSED_WINDOW`."""
 REFUSED_WINDOW = 60.0
+DENIED = "the Redis user may not use channel"
 
 
 class Hinting(RedisConnection):
@@ -74,18 +75,18 @@ class RedisFeed(Hinting):
         try failed (a control plane must start while Redis is away; it resyncs when back)."""
         started = False
         delay = REOPEN_FIRST
-        down = False
+        said: str | None = None  # the kind of failure logged in this outage (None: hearing)
         refused = _Budget(REFUSED_LOGGED, REFUSED_WINDOW)
 
         def subscribed() -> None:
-            nonlocal started, down, delay
+            nonlocal started, said, delay
             sink.resync()  # hints may have been missed while not subscribed
             if not started:
                 task_status.started()
                 started = True
-            if down:
+            if said is not None:
                 log.info("store: hearing the other replicas again (resync)")
-            down, delay = False, REOPEN_FIRST
+            said, delay = None, REOPEN_FIRST
 
         while True:
             failed: BaseException | None = None
@@ -95,13 +96,16 @@ class RedisFeed(Hinting):
                 failed = group
             # (with except*: coredis's task group may add its own failure to a cancel, which
             # is no outage: the sleep below raises the cancel)
-            if failed is not None and not down and trio.current_effective_deadline() != -math.inf:
-                log.warning(
-                    "store: not hearing the other replicas (%s); their changes are seen by the"
-                    " periodic looks until listening again",
-                    await self._why(failed),
-                )
-            down = down or failed is not None
+            if failed is not None and trio.current_effective_deadline() != -math.inf:
+                reason = await self._why(failed)
+                kind = "denied" if reason.startswith(DENIED) else "failed"
+                if kind != said:  # once an outage, and again if a grant is found missing
+                    log.warning(
+                        "store: not hearing the other replicas (%s); their changes are seen by"
+                        " the periodic looks until listening again",
+                        reason,
+                    )
+                said = kind
             if not started:
                 task_status.started()
                 started = True
@@ -142,7 +146,7 @@ class RedisFeed(Hinting):
                 await self._client.publish(self._keys.notify, self._origin)
         except AuthorizationError:
             channel = self._keys.notify
-            return f"the Redis user may not use channel {channel} (grant &{channel})"
+            return f"{DENIED} {channel} (grant &{channel})"
         except Exception:  # noqa: S110 - the probe's own failure says nothing more
             pass
         return reason
