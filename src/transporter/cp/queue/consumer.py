@@ -160,9 +160,11 @@ class QueueConsumer:
         except Exception as exc:  # no entry may stop the consumer
             self._unexpected(entry, exc)
             if entry.deliveries >= MAX_DELIVERIES:
-                message = f"the control plane failed on it {entry.deliveries} times: {exc!r}"
+                # The error's type only: its text could hold anything of the entry's.
+                message = f"the control plane failed on it {entry.deliveries} times"
+                message += f" ({type(exc).__name__}; see its log)"
                 given_up = letter_verdict(
-                    entry, time.time(), 500, "internal", message[:500], body=None, token_id=None
+                    entry, time.time(), 500, "internal", message, body=None, token_id=None
                 )
                 with contextlib.suppress(Exception):
                     if await self._apply(entry, given_up):
