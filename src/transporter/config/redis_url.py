@@ -42,8 +42,9 @@ class Replication:
     wait_all: bool = False
     """Wait for every replica the Sentinels see up (neither down nor disconnected from them),
     and at least :attr:`wait_replicas` (``wait_replicas=all``, the default with Sentinels). A
-    fixed count is not enough for a switchover (``SENTINEL FAILOVER``): the old primary, still up, keeps taking writes until
-    Sentinel turns it into a replica, and a replica that has not been moved yet confirms them;
+    fixed count is not enough for a switchover (``SENTINEL FAILOVER``): the old primary, still
+    up, keeps taking writes until Sentinel turns it into a replica, and a replica that has not
+    been moved yet confirms them;
     it is then resynchronised from the new primary and they are gone. Waiting for every replica
     refuses those writes (the promoted one has left), so they are retried, not lost."""
     wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
