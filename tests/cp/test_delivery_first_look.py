@@ -1,7 +1,8 @@
 """A new connection's first look at its outbox, asked together with the others welcomed
-meanwhile (cp/delivery.py FirstLooks): one read for many, only agents with something unfinished
-read their outboxes, and an event stored after that read still reaches its agent (on a real
-SQLite store)."""
+meanwhile (cp/delivery.py Looks): one read for many, only agents with something unfinished
+read their outboxes, and an event stored after that read still reaches its agent; the safety
+looks, asked together too, still catch an event whose ring was missed (on a real SQLite
+store)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import trio.testing
 from tests.bed import records as r
 from tests.cp.test_delivery import connection
 from transporter.config.store_spec import StoreSpec
-from transporter.cp.delivery import Delivery, FirstLooks
+from transporter.cp.delivery import Delivery, Looks
 from transporter.cp.live import LiveAgents
 from transporter.cp.progress import Progress
 from transporter.cp.watch import EventWatch
@@ -29,9 +30,12 @@ class Reads:
     """The real store, counting the reads of the first looks and of the outboxes; while
     ``hold`` is set, a first look's answer waits for ``release`` (once it has been read)."""
 
-    def __init__(self, store: Store, *, hold: bool = False) -> None:
+    def __init__(self, store: Store, *, hold: bool = False, expect: int = 0) -> None:
         self._store = store
         self.asked: list[list[str]] = []
+        self.expect = expect
+        self.all_asked = trio.Event()
+        """Set once ``expect`` agents were asked about (and answered)."""
         self.outboxes: list[str] = []
         self.hold = hold
         self.answered = trio.Event()
@@ -41,8 +45,10 @@ class Reads:
         return getattr(self._store, name)
 
     async def agents_with_unfinished(self, agent_ids: Sequence[str]) -> set[str]:
-        self.asked.append(list(agent_ids))
         found = await self._store.agents_with_unfinished(agent_ids)
+        self.asked.append(list(agent_ids))
+        if len({a for asked in self.asked for a in asked}) >= self.expect:
+            self.all_asked.set()
         if self.hold:
             self.answered.set()
             await self.release.wait()
@@ -113,7 +119,7 @@ async def test_the_others_look_themselves_when_the_one_asking_for_them_is_gone(
         event = r.event("ev-1", "agent-c", created_at=time.time())
         await real.submit(event, r.accepted_audit(event))
         reads = Reads(real, hold=True)
-        looks = FirstLooks(cast(Store, reads))
+        looks = Looks(cast(Store, reads))
         answers: dict[str, bool] = {}
         gone = trio.CancelScope()
 
@@ -140,4 +146,28 @@ async def test_a_store_that_fails_the_question_fails_the_first_looks(tmp_path: P
     async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
         await store.aclose()
         with pytest.raises(StoreUnavailable, match="closed"):
-            await FirstLooks(store).anything_for("agent-a")
+            await Looks(store).anything_for("agent-a")
+
+
+async def test_safety_looks_are_asked_together_and_catch_a_missed_ring(tmp_path: Path) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as real:
+        agents = [f"agent-{n:04d}" for n in range(50)]
+        reads = Reads(real, expect=len(agents))
+        store = cast(Store, reads)
+        progress = Progress(store, LiveAgents(), EventWatch())
+        delivery = Delivery(store, progress, look=0.2, gather=0.1)
+        sent, receive = trio.open_memory_channel[str](10)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(progress.run)
+            for agent in agents:
+                nursery.start_soon(delivery.run, connection(agent, sent))
+            with trio.fail_after(10):
+                await reads.all_asked.wait()
+            first = len(reads.asked)
+            event = r.event("ev-1", "agent-0042", created_at=time.time())
+            await real.submit(event, r.accepted_audit(event))  # and no ring: a hint missed
+            with trio.fail_after(10):
+                assert await receive.receive() == "ev-1"
+            nursery.cancel_scope.cancel()
+        assert set(reads.outboxes) == {"agent-0042"}
+        assert max(len(asked) for asked in reads.asked[first:]) > 10
