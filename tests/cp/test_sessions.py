@@ -1,6 +1,7 @@
 """One live session per agent across replicas (cp/sessions.py), on a real redis-server: two
 store objects stand for two replicas; the hints are handed over by hand, in the orders the
-channel can bring them (a hint may come before the reply to one's own claim, or never)."""
+channel can bring them (a hint may come before the reply to one's own claim, or never; then
+the resync's look at the store finds what it would have told)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import coredis
 import pytest
 import trio
 
+from tests.bed.logwatch import LogWatch
 from tests.bed.redis import RedisServer
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.sessions import Sessions
 from transporter.protocol.model import AgentInfo
 from transporter.store import Store, open_store
+from transporter.store.base import StoreError
 
 pytestmark = pytest.mark.redis
 
@@ -99,3 +103,62 @@ async def test_a_connection_ending_after_a_missed_hint_finds_its_agent_moved_on(
         assert not await b.moved_on(live)
         unclaimed = connection("site")  # its claim never came back: it never was the live one
         assert not await a.moved_on(unclaimed)
+
+
+async def test_after_a_resync_the_connections_overtaken_meanwhile_are_closed(
+    redis_server: RedisServer,
+) -> None:
+    """No hint handed over at all (all were missed): ``check_all`` asks the store."""
+    async with replica(redis_server) as (_, live_a, a), replica(redis_server) as (_, live_b, b):
+        moved, stays, unclaimed = connection("moved"), connection("stays"), connection("new")
+        for c in (moved, stays, unclaimed):
+            live_a.attach(c)
+        await a.claim(moved)
+        await a.claim(stays)
+        elsewhere = connection("moved")
+        live_b.attach(elsewhere)
+        await b.claim(elsewhere)
+        await a.check_all()
+        assert closed(moved) and moved.session == 1
+        assert not stays.cancel_scope.cancel_called
+        assert not unclaimed.cancel_scope.cancel_called  # its claim is on its way
+        await b.check_all()
+        assert not closed(elsewhere)
+
+
+async def test_live_sessions_are_read_in_order_many_at_once(redis_server: RedisServer) -> None:
+    async with replica(redis_server) as (store, _, _):
+        agents = [f"agent-{n}" for n in range(2500)]
+        for agent in agents[::500]:
+            await store.claim_session(agent)
+        await store.claim_session("agent-500")
+        found = await store.live_sessions(agents)
+        assert len(found) == len(agents)
+        assert {n: seq for n, seq in enumerate(found) if seq} == {
+            0: 1,
+            500: 2,
+            1000: 1,
+            1500: 1,
+            2000: 1,
+        }
+        assert await store.live_sessions([]) == []
+
+
+async def test_a_session_number_that_is_not_one_leaves_the_connections_open(
+    redis_server: RedisServer, logs: LogWatch
+) -> None:
+    async with (
+        replica(redis_server) as (store, live, sessions),
+        coredis.Redis.from_url(redis_server.url, decode_responses=True) as raw,
+    ):
+        mine = connection("site")
+        live.attach(mine)
+        await sessions.claim(mine)
+        await raw.set("transporter:session:site", "x" * 100)
+        with pytest.raises(StoreError, match="not a number"):
+            await store.live_sessions(["site"])
+        await sessions.check_all()
+        assert not mine.cancel_scope.cancel_called
+        (line,) = logs.matching("live sessions not checked")
+        assert len(line) < 200
+        assert not await sessions.moved_on(mine)

@@ -108,7 +108,7 @@ async def serve(
             services.metrics.watch(parts.live, api=api.gate, agent_channel=agents.handshakes)
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             # Other replicas' changes, at once (a store of one process has none).
-            await background.start(partial(store.follow_changes, hints))
+            await background.start(hints.run, store)
             background.start_soon(parts.progress.run)
             background.start_soon(expire_forever, store, parts.progress)
             await background.start(services.rollouts.run)

@@ -3,15 +3,19 @@ ChangeSink`): an event stored for an agent connected here is sent at once, a wai
 ``GET /events/{id}?wait`` answers at once, a session taken elsewhere is closed here.
 
 The hints only wake; what is sent or answered is read from the store. A hint missed (the feed
-was down) is made good by :meth:`ReplicaHints.resync`, and, in any case, by the safety looks
-of the delivery tasks and of the waiting requests, every :data:`REPLICA_LOOK` seconds.
+was down) is made good by :meth:`ReplicaHints.resync` (which also closes the connections whose
+sessions another replica took meanwhile), and, in any case, by the safety looks of the
+delivery tasks and of the waiting requests, every :data:`REPLICA_LOOK` seconds.
 """
 
 from __future__ import annotations
 
-from transporter.cp.live import LiveAgents
+import trio
+
+from transporter.cp.live import Doorbell, LiveAgents
 from transporter.cp.sessions import Sessions
 from transporter.cp.watch import EventWatch
+from transporter.store.replica_feed import ReplicaFeed
 
 REPLICA_LOOK = 30.0
 """Seconds between the looks at the store that catch what a missed hint would have told (each
@@ -26,6 +30,23 @@ class ReplicaHints:
         self._live = live
         self._watch = watch
         self._sessions = sessions
+        self._resynced = Doorbell()
+
+    async def run(
+        self, feed: ReplicaFeed, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Follow ``feed`` until cancelled (started as it is); after each resync, the live
+        sessions of this replica's connections are checked in the store (a claim may have
+        been missed)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._check_sessions)
+            await nursery.start(feed.follow_changes, self)
+            task_status.started()
+
+    async def _check_sessions(self) -> None:
+        while True:
+            await self._resynced.wait()
+            await self._sessions.check_all()
 
     def queued(self, agent_id: str) -> None:
         self._live.ring(agent_id)
@@ -42,3 +63,4 @@ class ReplicaHints:
         for connection in self._live.all():
             connection.outbox_bell.ring()
         self._watch.changed_all()
+        self._resynced.ring()

@@ -15,7 +15,7 @@ import logging
 
 from transporter.cp.live import Connection, LiveAgents
 from transporter.logs import about
-from transporter.store.base import Store, StoreUnavailable
+from transporter.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,22 @@ class Sessions:
         if seq > connection.session:
             self._close(connection, seq)
 
+    async def check_all(self) -> None:
+        """Close this replica's connections whose agents' live sessions are another's now,
+        as the store says: after hints were missed (the feed was down), a claim of another
+        replica may have been among them, and a connection left open here would go on
+        writing its agent's status (unhealthy, disconnected) over the live one's. A store
+        that cannot say leaves them (each asks again as it ends: :meth:`moved_on`)."""
+        connections = [c for c in self._live.all() if c.session and not c.moved_elsewhere]
+        try:
+            live = await self._store.live_sessions([c.agent_id for c in connections])
+        except StoreError as exc:
+            log.warning("agents' live sessions not checked after a resync: %s", exc)
+            return
+        for connection, seq in zip(connections, live, strict=True):
+            if seq > connection.session and self._live.get(connection.agent_id) is connection:
+                self._close(connection, seq)
+
     async def moved_on(self, connection: Connection) -> bool:
         """Whether the agent's live session is another's now, for ``connection`` that ends:
         then the agent is connected elsewhere, and must not be marked disconnected nor its
@@ -63,7 +79,7 @@ class Sessions:
             return False
         try:
             live = await self._store.live_session(connection.agent_id)
-        except StoreUnavailable:
+        except StoreError:
             return False
         connection.moved_elsewhere = live > connection.session
         return connection.moved_elsewhere

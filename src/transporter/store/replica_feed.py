@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import trio
@@ -50,4 +51,9 @@ class ReplicaFeed(Protocol):
         """The number of ``agent_id``'s live session (the last one taken), 0 when none was
         (or the store has one process): how a connection that ends learns that its agent has
         moved on to another replica though the hint of it was missed."""
+        ...
+
+    async def live_sessions(self, agent_ids: Sequence[str]) -> list[int]:
+        """:meth:`live_session` of each of ``agent_ids``, in order, in one read (however many):
+        how a replica that missed hints finds its connections whose agents moved on."""
         ...

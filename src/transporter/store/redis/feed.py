@@ -23,7 +23,7 @@ import trio
 from coredis.exceptions import AuthorizationError
 from coredis.retry import NoRetryPolicy
 
-from transporter.store.base import ChangeSink
+from transporter.store.base import MAX_LIMIT, ChangeSink, StoreError
 from transporter.store.redis import hints
 from transporter.store.redis.connection import RedisConnection
 
@@ -171,7 +171,22 @@ class RedisFeed(Hinting):
     async def live_session(self, agent_id: str) -> int:
         async with self._guard():
             seq = await self._client.get(self._keys.session(agent_id))
-        return int(seq or 0)
+        return _session(seq)
+
+    async def live_sessions(self, agent_ids: Sequence[str]) -> list[int]:
+        """``MGET`` of the session keys, :data:`~transporter.store.base.MAX_LIMIT` a command,
+        in one pipeline."""
+        keys = [self._keys.session(agent_id) for agent_id in agent_ids]
+        if not keys:
+            return []
+        async with self._guard():
+            async with self._client.pipeline(transaction=False) as pipe:
+                requests = [
+                    pipe.mget(keys[start : start + MAX_LIMIT])
+                    for start in range(0, len(keys), MAX_LIMIT)
+                ]
+            found = [value for request in requests for value in await request]
+        return [_session(seq) for seq in found]
 
 
 class _Budget:
@@ -190,6 +205,15 @@ class _Budget:
             self._since, self._spent = now, 0
         self._spent += 1
         return self._spent <= self._count
+
+
+def _session(value: object) -> int:
+    """A session key's value (``INCR``'s), 0 when there is none."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.isascii() and value.isdecimal():
+        return int(value)
+    raise StoreError(f"an agent's session number in Redis is {str(value)[:40]!r}, not a number")
 
 
 def _reason(exc: BaseException) -> str:

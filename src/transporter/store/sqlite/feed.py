@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import trio
 
@@ -24,3 +25,6 @@ class SQLiteFeed(SQLiteConnection):
 
     async def live_session(self, agent_id: str) -> int:
         return 0  # one process: its connections replace each other (cp/live.py)
+
+    async def live_sessions(self, agent_ids: Sequence[str]) -> list[int]:
+        return [0] * len(agent_ids)
