@@ -484,3 +484,33 @@ async def test_a_log_verified_while_it_grows_is_intact(backend: Backend) -> None
         counts = [result.count for result in results]
         assert counts == sorted(counts) and counts[-1] > 20  # it grew meanwhile
         assert (await verify_audit(reader)).intact
+
+
+async def test_a_batch_whose_chain_head_moved_is_written_again_as_a_batch(
+    backend: Backend,
+) -> None:
+    """Another replica's append moves the chain's head under a batch of progress reports:
+    every entry of the batch after it fails, and the batch is tried again whole, not one by
+    one (with two replicas writing, one-by-one writes halved the events a second)."""
+    async with backend.open() as one, backend.open() as two:
+        events = [r.event(f"ev-{n}", "agent-1") for n in range(8)]
+        await one.submit_many([(e, r.accepted_audit(e)) for e in events])
+        await two.audit(audit(99, detail="another replica"))  # one's head is now stale
+        singles = 0
+        update_event = one.update_event
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal singles
+            singles += 1
+            return await update_event(*args, **kwargs)
+
+        one.update_event = counted  # type: ignore[method-assign]
+        sent = r.update(EventState.ASSIGNED, r.T0 + 1)
+        steps = [
+            (e.id, sent, audit(n, action="event.delivered", event_id=e.id))
+            for n, e in enumerate(events)
+        ]
+        updated = await one.update_many(steps)
+        assert [u is not None and u.state for u in updated] == [EventState.ASSIGNED] * 8
+        assert singles == 0
+        assert_one_chain(await whole_log(one))

@@ -26,6 +26,11 @@ type Current = dict[str, tuple[str, EventRecord] | None]
 """By event id: its progress as read and its record (``None``: unknown)."""
 
 
+BATCH_ROUNDS = 3
+"""Times a batch of progress reports is tried as a batch before what is left of it is written
+one by one (with replicas, another's audit entries move the chain's head under a batch)."""
+
+
 @attrs.frozen
 class _Step:
     """One planned compare-and-set: ``new`` for item ``index``, with its audit entry."""
@@ -63,11 +68,16 @@ class RedisProgress(Hinting):
         at once (a pipeline), each update advanced from the one before it (an event may have
         several in a batch), then every compare-and-set at once. One whose progress changed
         meanwhile, or whose audit entry found the chain's head elsewhere, wrote nothing: those
-        are done again one by one, in order (each telling the other replicas itself). The
-        others hear of the writes of the batch in one message, sent once their replies say
-        they were written (a hint of a write that did not happen would free a slot of the
-        agent's delivery window on another replica for an event still under way)."""
-        if len(items) < 2:
+        are done again as a batch (another replica's append to the audit chain fails every
+        later entry of a batch), up to :data:`BATCH_ROUNDS` times, then one by one, in order
+        (each telling the other replicas itself). The others hear of the writes of the batch
+        in one message, sent once their replies say they were written (a hint of a write that
+        did not happen would free a slot of the agent's delivery window on another replica for
+        an event still under way)."""
+        return await self._update_batch(items, BATCH_ROUNDS)
+
+    async def _update_batch(self, items: Sequence[Update], rounds: int) -> list[EventRecord | None]:
+        if len(items) < 2 or rounds < 1:
             return [await self.update_event(i, update, audit=audit) for i, update, audit in items]
         results: list[EventRecord | None] = [None] * len(items)
         again: list[int] = []
@@ -95,9 +105,9 @@ class RedisProgress(Hinting):
                     elif status != -1:  # changed meanwhile, or the chain moved: nothing written
                         again.append(step.index)
             await self._hint_now(written)
-        for index in again:
-            event_id, update, audit = items[index]
-            results[index] = await self.update_event(event_id, update, audit=audit)
+        redone = await self._update_batch([items[index] for index in again], rounds - 1)
+        for index, record in zip(again, redone, strict=True):
+            results[index] = record
         return results
 
     async def _current(self, ids: list[str]) -> Current:
