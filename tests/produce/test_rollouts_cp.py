@@ -305,4 +305,7 @@ async def test_on_a_terminal_the_clusters_are_a_live_table(
     assert "rollout on-tty accepted: 2 agent(s)" in screen
     assert "AGENT" in screen and "MESSAGE" in screen  # the live table's header
     assert re.search(r"tty-1\s+1\s+expired", screen), screen
-    assert "rollout on-tty failed: 2 expired (2 clusters)" in screen
+    # max_failures 0: tty-2's child expires too, or is cancelled first when tty-1's expiry is
+    # seen while it still waits (either ends the rollout failed).
+    ended = r"rollout on-tty failed: (2 expired|1 expired, 1 cancelled) \(2 clusters\)"
+    assert re.search(ended, screen), screen
