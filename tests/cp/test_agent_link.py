@@ -1,4 +1,4 @@
-"""A connection's acknowledger (:class:`transporter.cp.agent_link.AgentLink`), on a real SQLite
+"""A connection's acknowledger (:class:`transporter.cp.agent_link.Acknowledger`), on a real SQLite
 store: the reports one write stored are acknowledged in one ``acks`` message on a protocol-2
 connection, and one ``status_ack`` each on a protocol-1 connection (agents not upgraded yet)."""
 
@@ -13,7 +13,7 @@ import trio
 from tests.bed import pki as test_pki
 from tests.bed import records as r
 from transporter.config.store_spec import StoreSpec
-from transporter.cp.agent_link import AgentLink, Parts
+from transporter.cp.agent_link import Acknowledger, AgentLink, Parts
 from transporter.cp.channel import ChannelSettings
 from transporter.cp.delivery import Delivery
 from transporter.cp.group_commit import Pending
@@ -78,7 +78,7 @@ async def test_reports_stored_together_are_acknowledged_together(
                 )
                 await send.send((pending, StatusAck(event.id, n + 1)))
             await send.aclose()
-            await link._acknowledge(connection, receive)
+            await Acknowledger(progress, link.conversation, connection).run(receive)
             nursery.cancel_scope.cancel()
         for event in events:  # acknowledged once stored
             record = await store.get_event(event.id)

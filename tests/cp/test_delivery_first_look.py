@@ -154,15 +154,21 @@ async def test_safety_looks_are_asked_together_and_catch_a_missed_ring(tmp_path:
         agents = [f"agent-{n:04d}" for n in range(50)]
         reads = Reads(real, expect=len(agents))
         store = cast(Store, reads)
-        progress = Progress(store, LiveAgents(), EventWatch())
+        live = LiveAgents()
+        progress = Progress(store, live, EventWatch())
         delivery = Delivery(store, progress, look=0.2, gather=0.1)
         sent, receive = trio.open_memory_channel[str](10)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(progress.run)
+            nursery.start_soon(delivery.look_after, live)
             for agent in agents:
-                nursery.start_soon(delivery.run, connection(agent, sent))
+                live.attach(link := connection(agent, sent))
+                nursery.start_soon(delivery.run, link)
             with trio.fail_after(10):
                 await reads.all_asked.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            # every connection is idle now: no delivery task runs for any
+            assert not any(c.delivering for c in live.all())
             first = len(reads.asked)
             event = r.event("ev-1", "agent-0042", created_at=time.time())
             await real.submit(event, r.accepted_audit(event))  # and no ring: a hint missed

@@ -75,6 +75,13 @@ class Channel:
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise _closed(exc) from exc
 
+    async def beat(self) -> None:
+        """An unsolicited pong: a heartbeat that asks for no answer."""
+        try:
+            await self._ws.pong()
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _closed(exc) from exc
+
     async def ping(self) -> None:
         """Return once the control plane answered a ping (bound it with a cancel scope)."""
         try:
@@ -314,6 +321,11 @@ async def _upgrade(
         return connected[0]
     if watched.error is not None:
         reason = describe_tls_error(watched.error)
+        if secure and "alert" in reason:  # TLS 1.3 tells the refusal after the handshake
+            raise DialError(
+                f"the control plane did not accept this agent's certificate ({reason}):"
+                " another CA's, expired, or not yet valid; its log says which"
+            )
         raise DialError(f"the connection broke during the WebSocket upgrade: {reason}")
     if secure:
         raise DialError(

@@ -9,9 +9,9 @@ in the journal), so an event delivered again by another replica is answered, not
 and the reports one replica did not acknowledge are sent to the next.
 
 A connection can die without ending (a half-open TCP connection: the far side or a middlebox
-went away without a FIN): each heartbeat goes with a WebSocket ping, and a connection with no
-pong within the ``dead_after`` the control plane named in its welcome is dropped and dialled
-again.
+went away without a FIN): the agent pings, and a connection with no pong within the
+``dead_after`` the control plane named in its welcome is dropped and dialled again (see
+:meth:`Session._heartbeat` for how often, by protocol).
 
 With a bundle (secure by default) the connection is TLS with the agent's client certificate,
 trusting the control plane's CA only, and every delivered event is checked against the control
@@ -38,7 +38,7 @@ from transporter.agent.reports import Reports
 from transporter.agent.worker import DEFAULT_CONCURRENCY, Ledger, Runner, Worker
 from transporter.logs import about
 from transporter.protocol import codec, signing
-from transporter.protocol.messages import Heartbeat, Status, Welcome
+from transporter.protocol.messages import PINGS, Heartbeat, Status, Welcome
 from transporter.protocol.model import AgentInfo, Event
 
 __all__ = ["Backoff", "Session", "agent_info"]
@@ -175,17 +175,29 @@ class Session:
             self.metrics.connected(False)
 
     async def _heartbeat(self, channel: Channel, interval: float, dead_after: float) -> None:
-        """A heartbeat and a ping every ``interval``; raises :class:`Silent` when ``dead_after``
-        passed since the last pong (sending may block too, on a connection nobody reads)."""
+        """A heartbeat every ``interval``; raises :class:`Silent` when ``dead_after`` passed
+        since the control plane last answered a ping (sending may block too, on a connection
+        nobody reads).
+
+        Before protocol 4 each heartbeat is a ``heartbeat`` message and a ping. From 4 it is
+        one WebSocket frame, an unsolicited pong (RFC 6455's one-way heartbeat), and a ping
+        goes only once half of ``dead_after`` passed since the last answer: the control
+        plane's cost per agent at rest is one frame read per interval, and a pong sent every
+        other interval or so."""
         answered = trio.current_time()  # the welcome was the last answer
+        pings = self.conversation.protocol >= PINGS
         while True:
             started = trio.current_time()
             with trio.move_on_at(answered + dead_after) as waiting:
-                await channel.send(codec.encode(Heartbeat(at=time.time())))
-                await channel.ping()
+                if not pings:
+                    await channel.send(codec.encode(Heartbeat(at=time.time())))
+                if pings and started < answered + dead_after / 2:
+                    await channel.beat()
+                else:
+                    await channel.ping()
+                    answered = trio.current_time()
             if waiting.cancelled_caught:
                 raise Silent(f"no answer from the control plane for {dead_after:g} s")
-            answered = trio.current_time()
             await trio.sleep_until(started + interval)
 
     async def _write(self, channel: Channel) -> None:

@@ -2,10 +2,13 @@
 around the rules of :mod:`.conversation`.
 
 Per connection: the agent registers first (within ``register_timeout``) and is welcomed; then
-three tasks run until the connection ends: a reader (reports handed to the group commit in
-order, without waiting for each write), an acknowledger (waits for those writes, then
-acknowledges them as :meth:`AgentConversation.acks` says) and the delivery task
-(:mod:`.delivery`). Health is watched for all connections by one task (:mod:`.health`).
+one task reads until the connection ends (reports handed to the group commit in order,
+without waiting for each write; a ping, the agent's heartbeat, notes the time). Others run
+only while there is work: an acknowledger while reports are being written (it waits for those
+writes, then acknowledges them as :meth:`AgentConversation.acks` says) and a delivery task
+while the agent has events to receive or in flight (:mod:`.delivery`). An idle connection is
+one task: 10,000 agents at rest are 10,000 tasks, not 40,000. Health is watched for all
+connections by one task (:mod:`.health`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from typing import Protocol
 
 import attrs
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from transporter.cp import roster
 from transporter.cp.conversation import AgentConversation, Refuse, Report
 from transporter.cp.delivery import Delivery
+from transporter.cp.framing import MESSAGE_TOO_BIG, Closed, Socket, Upgrade
 from transporter.cp.group_commit import Pending
 from transporter.cp.intake import Intake
 from transporter.cp.live import Connection, LiveAgents
@@ -41,8 +44,6 @@ PATH = "/ws"
 REPORTS_IN_WRITING = 256
 """Reports of one connection handed to the writer and not yet acknowledged; past this the
 connection is not read until some are written (backpressure)."""
-MESSAGE_TOO_BIG = 1009
-"""WebSocket close code trio-websocket sends when a message exceeds ``max_message_size``."""
 
 Stored = tuple[Pending, StatusAck | None]
 
@@ -104,28 +105,28 @@ class AgentLink:
         self.peer = "(unknown)"
         """The agent's address, taken once at the upgrade: the socket may be gone when a
         failure is logged (and asking it then is an error of its own)."""
+        self._acks: Acknowledger | None = None
+        """Made at the connection's first report."""
 
-    async def serve(self, request: WebSocketRequest, on_change: Callable[[], None]) -> None:
-        """Serve the agent behind ``request``; ``on_change`` is called when a connection is
-        attached and when it is detached."""
-        if request.path.split("?")[0] != PATH:
-            await request.reject(404, body=f"the agent channel is at {PATH}\n".encode())
+    async def serve(self, upgrade: Upgrade, on_change: Callable[[], None], peer: str) -> None:
+        """Serve the agent behind ``upgrade`` (its request read) from ``peer`` (its address);
+        ``on_change`` is called when a connection is attached and when it is detached."""
+        if upgrade.path.split("?")[0] != PATH:
+            await upgrade.reject(404, f"the agent channel is at {PATH}\n")
             return
-        ws = await request.accept()
-        self.peer = peer_of_ws(ws)
+        self.peer = peer
+        ws = await upgrade.accept()
         try:
             await self._run(ws, on_change)
-        except* ConnectionClosed as closed:
+        except* Closed as closed:
             # The agent went away: the usual end of a connection. Unless we closed it because
-            # a message was over max_message_bytes (trio-websocket closes with 1009 then).
-            for exc in closed.exceptions:
-                if getattr(getattr(exc, "reason", None), "code", None) == MESSAGE_TOO_BIG:
-                    log.warning(
-                        "agent channel %s: message over %d bytes refused, connection closed (1009)",
-                        self.peer,
-                        self.settings.max_message_bytes,
-                    )
-                    break
+            # a message was over max_message_bytes (with 1009).
+            if closed.subgroup(_too_big) is not None:
+                log.warning(
+                    "agent channel %s: message over %d bytes refused, connection closed (1009)",
+                    self.peer,
+                    self.settings.max_message_bytes,
+                )
         except* StoreUnavailable as outage:
             # Not a bug: the agent dials again, and is served once the store is back.
             log.warning(
@@ -138,14 +139,13 @@ class AgentLink:
             log.exception("agent channel %s: connection handler failed", self.peer)
         finally:
             self._admit()
-            # Closing waits for the agent's answer, which this connection's reader takes in;
-            # when the server stops (we are cancelled) that reader is cancelled too and no answer
-            # can come: the close frame is sent, and the socket closed soon after.
+            # Closing waits for the agent's answer; when the server stops (we are cancelled)
+            # the close frame is sent, and the socket closed soon after.
             stopping = trio.current_effective_deadline() == -math.inf
             with trio.CancelScope(shield=True), trio.move_on_after(0.2 if stopping else 5):
-                await ws.aclose()
+                await ws.close()
 
-    async def _refuse(self, ws: WebSocketConnection, refusal: Refuse) -> None:
+    async def _refuse(self, ws: Socket, refusal: Refuse) -> None:
         log.warning("agent channel %s: %s: %s", self.peer, refusal.code, refusal.message)
         await ws.send_message(codec.encode(Error(code=refusal.code, message=refusal.message)))
         if refusal.audit and self.certificate is not None:
@@ -159,10 +159,13 @@ class AgentLink:
                 )
             )
 
-    async def _register(self, ws: WebSocketConnection) -> Register | None:
+    async def _register(self, ws: Socket) -> Register | None:
         with trio.move_on_after(self.settings.register_timeout):
             while True:
-                message = self.conversation.decode(await ws.get_message())
+                received = await ws.receive()
+                if received is None:
+                    continue
+                message = self.conversation.decode(received)
                 outcome = (
                     message if isinstance(message, Refuse) else self.conversation.register(message)
                 )
@@ -174,7 +177,7 @@ class AgentLink:
         await self._refuse(ws, Refuse("timeout", "no registration in time"))
         return None
 
-    async def _run(self, ws: WebSocketConnection, on_change: Callable[[], None]) -> None:
+    async def _run(self, ws: Socket, on_change: Callable[[], None]) -> None:
         register = await self._register(ws)
         if register is None:
             return
@@ -184,15 +187,11 @@ class AgentLink:
             await self._refuse(ws, Refuse("revoked", "this agent's certificate is revoked"))
             return
         now = time.time()
-
-        async def send(text: str) -> None:
-            await ws.send_message(text)
-
         with trio.CancelScope() as scope:
             connection = Connection(
                 info=register.agent,
                 connected_since=now,
-                sender=send,
+                sender=ws.send_message,
                 cancel_scope=scope,
                 last_heard=now,
                 certificate=self.certificate,
@@ -202,19 +201,18 @@ class AgentLink:
             on_change()
             try:  # from here on, whatever fails (the store, the socket) detaches it again
                 await self._welcome(ws, connection, replaced is not None)
-                stored, to_acknowledge = trio.open_memory_channel[Stored](REPORTS_IN_WRITING)
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self.parts.delivery.run, connection)
-                    nursery.start_soon(self._acknowledge, connection, to_acknowledge)
-                    await self._read(ws, connection, stored)
+                    self.parts.delivery.serve(connection, nursery)
+                    try:
+                        await self._read(ws, connection, nursery)
+                    finally:
+                        self.parts.delivery.stop(connection)
             finally:
                 on_change()
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await self._disconnected(connection)
 
-    async def _welcome(
-        self, ws: WebSocketConnection, connection: Connection, replaced: bool
-    ) -> None:
+    async def _welcome(self, ws: Socket, connection: Connection, replaced: bool) -> None:
         self.parts.intake.agent_registered(connection.info)
         await self.parts.sessions.claim(connection)  # other replicas close theirs
         await roster.arrived(self.parts.arrivals, connection, peer=self.peer, replaced=replaced)
@@ -238,21 +236,20 @@ class AgentLink:
         if not await self.parts.sessions.moved_on(connection):  # else one on another replica
             await roster.left(self.parts.arrivals, self.parts.progress, connection)
 
-    async def _read(
-        self,
-        ws: WebSocketConnection,
-        connection: Connection,
-        stored: trio.MemorySendChannel[Stored],
-    ) -> None:
+    async def _read(self, ws: Socket, connection: Connection, nursery: trio.Nursery) -> None:
         """Read the agent's messages in order. Reports are handed to the store's writer in
-        that order without waiting for each write; :meth:`_acknowledge` waits for them."""
+        that order without waiting for each write; an :class:`Acknowledger` (a task of
+        ``nursery`` while there are some) waits for them."""
         while True:
-            message = self.conversation.decode(await ws.get_message())
-            # Any message shows the agent is alive, not only heartbeats.
+            received = await ws.receive()
+            # Any message shows the agent is alive, not only heartbeats (pings, protocol 4).
             now = time.time()
             connection.last_heard = now
             if connection.status is not AgentStatus.CONNECTED:
                 await roster.heard_again(self.parts.arrivals, connection)
+            if received is None:
+                continue
+            message = self.conversation.decode(received)
             if isinstance(message, Refuse):
                 await self._refuse(ws, message)
                 continue
@@ -260,11 +257,9 @@ class AgentLink:
                 if isinstance(outcome, Refuse):
                     await self._refuse(ws, outcome)
                 else:
-                    await self._report(connection, outcome, stored)
+                    await self._report(connection, outcome, nursery)
 
-    async def _report(
-        self, connection: Connection, report: Report, stored: trio.MemorySendChannel[Stored]
-    ) -> None:
+    async def _report(self, connection: Connection, report: Report, nursery: trio.Nursery) -> None:
         """Hand a report to the writer, unless the event is not the agent's."""
         event_id = report.event_id
         if not report.sent_here and not await self._owns(connection, event_id):
@@ -279,7 +274,9 @@ class AgentLink:
             )
             return
         pending = await self.parts.progress.enqueue(event_id, connection.agent_id, report.update)
-        await stored.send((pending, report.ack))
+        if self._acks is None:
+            self._acks = Acknowledger(self.parts.progress, self.conversation, connection)
+        await self._acks.add((pending, report.ack), nursery)
         if report.replay:
             await self._replayed(connection, event_id, report.update.message)
 
@@ -309,31 +306,53 @@ class AgentLink:
             )
         )
 
-    async def _acknowledge(
-        self, connection: Connection, stored: trio.MemoryReceiveChannel[Stored]
+
+class Acknowledger:
+    """Acknowledges a connection's reports once each is written, in the order read: the
+    reports already read when one is written (the writer commits them together, as a rule)
+    are acknowledged together. Its task runs while reports wait (:meth:`add` starts it)."""
+
+    def __init__(
+        self, progress: Progress, conversation: AgentConversation, connection: Connection
     ) -> None:
-        """Once each report is written (in the order read), tell the agent it may forget it:
-        the reports already read when one is written (the writer commits them together, as a
-        rule) are acknowledged together."""
-        async for pending, ack in stored:
-            acks: list[StatusAck] = []
+        self.progress = progress
+        self.conversation = conversation
+        self.connection = connection
+        self._writing, self._written = trio.open_memory_channel[Stored](REPORTS_IN_WRITING)
+        self._running = False
+
+    async def add(self, stored: Stored, nursery: trio.Nursery) -> None:
+        """A report handed to the writer (waits while :data:`REPORTS_IN_WRITING` are)."""
+        await self._writing.send(stored)
+        if not self._running:
+            self._running = True
+            nursery.start_soon(self.run, self._written)
+
+    async def run(self, stored: trio.MemoryReceiveChannel[Stored]) -> None:
+        """Until none is left (the next :meth:`add` starts it again: no await between the last
+        look and the end, so none is missed)."""
+        try:
             while True:
-                await self.parts.progress.updated(pending, connection.agent_id)
-                # Stored, or refused as stale (the event is final): the agent may forget it.
-                if ack is not None:
-                    acks.append(ack)
-                try:  # the reports read meanwhile, most of them stored by the same commit
+                try:
                     pending, ack = stored.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            for message in self.conversation.acks(acks):
-                await connection.send(message)
+                    return
+                acks: list[StatusAck] = []
+                while True:
+                    await self.progress.updated(pending, self.connection.agent_id)
+                    # Stored, or refused as stale (the event is final): the agent may forget it.
+                    if ack is not None:
+                        acks.append(ack)
+                    try:  # the reports read meanwhile, most of them stored by the same commit
+                        pending, ack = stored.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                for message in self.conversation.acks(acks):
+                    await self.connection.send(message)
+        finally:
+            self._running = False
 
 
-def peer_of_ws(ws: WebSocketConnection) -> str:
-    """``host:port`` of the agent (``(gone)`` once its socket is closed)."""
-    try:
-        remote = ws.remote
-    except OSError:
-        return "(gone)"
-    return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"
+def _too_big(exc: BaseException) -> bool:
+    """Whether we closed the connection for a message over the limit."""
+    return isinstance(exc, Closed) and exc.by_us and exc.code == MESSAGE_TOO_BIG

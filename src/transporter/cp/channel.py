@@ -19,18 +19,13 @@ from collections.abc import Callable
 
 import attrs
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    WebSocketRequest,
-    WebSocketServer,
-    wrap_server_stream,
-)
-from wsproto.utilities import LocalProtocolError
+from wsproto.utilities import RemoteProtocolError
 
 from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
 from transporter.cp.connections import Gate, Limits, Throttled, Turns, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT
+from transporter.cp.framing import Closed, Upgrade
 from transporter.cp.health import watch_health
 from transporter.cp.http import open_listeners
 from transporter.cp.live import Connection
@@ -38,6 +33,7 @@ from transporter.cp.replicas import REPLICA_LOOK
 from transporter.cp.revocations import RevocationWatch
 from transporter.cp.roster import save_status
 from transporter.cp.tls import HandshakeFailed, handshake, peer_certificate
+from transporter.cp.tls_stream import TLSStream
 from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.identity import IdentityError, PeerCertificate, Revocation
@@ -56,15 +52,16 @@ for a turn included (:attr:`ChannelSettings.handshakes`)."""
 
 @attrs.frozen(kw_only=True)
 class ChannelSettings:
-    heartbeat_interval: float = 5.0
-    """Seconds between the agent's heartbeats (told to it in ``welcome``). 5 s keeps the
-    time to notice a dead connection (below) under 30 s."""
+    heartbeat_interval: float = 10.0
+    """Seconds between the agent's heartbeats (told to it in ``welcome``): each costs the
+    control plane a frame to read (protocol 4), 10,000 agents at rest a tenth of a core at
+    10 s (``bench/scale.py``)."""
     missed_heartbeats: int = 2
     """An agent is ``unhealthy`` after this many intervals without a message."""
     dead_heartbeats: int = 4
-    """After this many intervals without a message the connection is closed as dead (20 s by
-    default; noticed within a quarter interval more). The agent is told, and takes the
-    connection for dead after as long without an answer to its pings."""
+    """After this many intervals without a message the connection is closed as dead (40 s by
+    default; noticed within a quarter interval more). The agent is told, and takes the connection
+    for dead after as long without an answer to its pings."""
     ack_timeout: float = ACK_TIMEOUT
     """Seconds the agent has to acknowledge a delivery before it is sent again."""
     replica_look: float = REPLICA_LOOK
@@ -131,27 +128,19 @@ class AgentChannel:
         listeners = await open_listeners(address, "--agent-listen")
         bound = [Address(*listener.socket.getsockname()[:2]) for listener in listeners]
         async with trio.open_nursery() as nursery:
-            if self.tls is None:
-                server = WebSocketServer(
-                    self._serve_plain,
-                    listeners,
-                    max_message_size=self.settings.max_message_bytes,
-                    connect_timeout=self.settings.connect_timeout,
-                    disconnect_timeout=5,
-                )
-                await nursery.start(server.run)
-            else:
-                await nursery.start(trio.serve_listeners, self._serve_tls, listeners)
+            serve = self._serve_plain if self.tls is None else self._serve_tls
+            await nursery.start(trio.serve_listeners, serve, listeners)
             if self.revocations is not None:
                 nursery.start_soon(self.revocations.run, self._revoked)
             nursery.start_soon(self._watch_health)
+            nursery.start_soon(self.parts.delivery.look_after, self.parts.live)
             task_status.started(bound)
 
     def _changed(self) -> None:
         self.churn += 1
 
-    async def _serve_plain(self, request: WebSocketRequest) -> None:
-        await AgentLink(self.parts, self.settings.link, None, self).serve(request, self._changed)
+    async def _serve_plain(self, stream: trio.SocketStream) -> None:
+        await self._upgrade(stream, address_of(stream), lambda: None)
 
     # --- TLS and the agent's certificate ----------------------------------------------------
 
@@ -196,13 +185,12 @@ class AgentChannel:
                 self.turns.give_back()
 
         try:
-            await self._upgrade(tls, address_of(stream), give_back)
+            certificate, refusal = await self._admit(tls, address_of(stream))
+            await self._upgrade(tls, address_of(stream), give_back, certificate, refusal)
         finally:
             give_back()
 
-    async def _handshake(
-        self, stream: trio.SocketStream
-    ) -> trio.SSLStream[trio.SocketStream] | None:
+    async def _handshake(self, stream: trio.SocketStream) -> TLSStream | None:
         assert self.tls is not None
         timeout = self.handshakes.limits.handshake_timeout
         try:
@@ -217,41 +205,37 @@ class AgentChannel:
             return None
 
     async def _upgrade(
-        self, tls: trio.SSLStream[trio.SocketStream], peer: str, admitted: Callable[[], None]
+        self,
+        stream: trio.abc.Stream,
+        peer: str,
+        admitted: Callable[[], None],
+        certificate: PeerCertificate | None = None,
+        refusal: str = "",
     ) -> None:
-        certificate, refusal = await self._admit(tls, peer)
+        """The WebSocket upgrade (within ``connect_timeout``), then the agent's connection;
+        ``refusal``: why the upgrade is answered 403 (``""``: it is not)."""
+        upgrade = Upgrade(stream, max_message_bytes=self.settings.max_message_bytes)
         try:
-            async with trio.open_nursery() as nursery:
-                request: WebSocketRequest | None = None
-                with trio.move_on_after(self.settings.connect_timeout):
-                    request = await wrap_server_stream(
-                        nursery, tls, max_message_size=self.settings.max_message_bytes
-                    )
-                if request is not None and refusal:
-                    log.warning("agent channel %s: refused: %s", peer, refusal)
-                    await request.reject(403, body=f"{refusal}\n".encode())
-                elif request is not None:
-                    link = AgentLink(
-                        self.parts, self.settings.link, certificate, self, admitted=admitted
-                    )
-                    await link.serve(request, self._changed)
-                nursery.cancel_scope.cancel()  # the connection's reader, when left over
-        except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            asked = False
+            with trio.move_on_after(self.settings.connect_timeout):
+                asked = await upgrade.request()
+            if asked and refusal:
+                log.warning("agent channel %s: refused: %s", peer, refusal)
+                await upgrade.reject(403, f"{refusal}\n")
+            elif asked:
+                link = AgentLink(
+                    self.parts, self.settings.link, certificate, self, admitted=admitted
+                )
+                await link.serve(upgrade, self._changed, peer)
+        except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError):
             log.debug("agent channel %s: connection lost during the upgrade", peer)
-        except* LocalProtocolError as late:
-            # The agent's ping crossed our close frame: trio-websocket's reader cannot answer
-            # it once we are closing, and says so with wsproto's error. An ordinary end.
-            if not all(pong_after_close(exc) for exc in late.exceptions):
-                log.error("agent channel %s: connection handler failed", peer, exc_info=late)
-        except* Exception:
+        except Exception:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", peer)
         finally:
-            await trio.aclose_forcefully(tls)
+            await trio.aclose_forcefully(stream)
 
-    async def _admit(
-        self, tls: trio.SSLStream[trio.SocketStream], peer: str
-    ) -> tuple[PeerCertificate | None, str]:
+    async def _admit(self, tls: TLSStream, peer: str) -> tuple[PeerCertificate | None, str]:
         """The agent's certificate, and why it is refused (``""``: it is not)."""
         try:
             certificate = peer_certificate(tls)
@@ -305,7 +289,7 @@ class AgentChannel:
                 closed.append((connection, found[0]))
         for connection, revocation in closed:
             what = f"certificate {revocation.kind} {revocation.value}"
-            gone = (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError)
+            gone = (Closed, trio.BrokenResourceError, trio.ClosedResourceError)
             with trio.move_on_after(1), contextlib.suppress(*gone):  # tell the agent why
                 await connection.send(
                     Error(
@@ -347,13 +331,6 @@ class AgentChannel:
             save_status=save,
             audit=self.audit_safely,
         )
-
-
-def pong_after_close(exc: BaseException) -> bool:
-    """Whether ``exc`` is wsproto's refusal to send (a pong) on a connection closing."""
-    return "cannot be sent in state ConnectionState.LOCAL_CLOSING" in str(exc) or (
-        "cannot be sent in state ConnectionState.CLOSED" in str(exc)
-    )
 
 
 def address_of(stream: trio.SocketStream) -> str:

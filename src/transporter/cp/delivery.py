@@ -1,4 +1,4 @@
-"""Outboxes onto connections: each connection's delivery task sends the agent its unfinished
+"""Outboxes onto connections: a connection's delivery task sends the agent its unfinished
 events, oldest first, as many as its window has room for, and again what it does not
 acknowledge in time.
 
@@ -6,19 +6,19 @@ The outbox is the store's (it survives restarts and costs no memory here): each 
 reads the agent's unfinished events in order and sends those not yet sent on it; a new
 connection therefore redelivers everything unfinished, which the agent de-duplicates by id.
 
-A connection's task reads when its bell rings: an event stored for the agent, here or (through
-the store's hints, :mod:`.replicas`) on another replica, or a slot freed. Besides, it looks at
-the outbox once every :data:`~.replicas.REPLICA_LOOK` seconds or so (jittered per connection,
-so that 10,000 connections do not look in step): a safety net for a hint that was missed, and
-one read a look at most.
+A connection's delivery task runs only while there is work: from its bell's ring (an event
+stored for the agent, here or, through the store's hints (:mod:`.replicas`), on another
+replica; or a slot freed) until nothing is in flight or left to send. An idle connection has
+none (10,000 agents at rest cost no task each for this). Besides, every connection's outbox is
+looked at once every :data:`~.replicas.REPLICA_LOOK` seconds or so (jittered per connection):
+a safety net for a hint that was missed. A connection with events in flight looks itself; the
+looks of idle ones are asked together (:meth:`Delivery.look_after`): which of these agents
+have anything unfinished, in one read; only those start a task.
 
 A new connection's first look is asked together with the others welcomed meanwhile
-(:class:`Looks`): which of these agents have anything unfinished, in one read; only those read
-their outboxes. An event stored for an agent after that read rings its bell (the connection is
+(:class:`Looks`). An event stored for an agent after that read rings its bell (the connection is
 live before its delivery starts, and the bell stays rung until waited for), so it is read at
-the next turn of the loop: nothing is missed between the question and the wait. The safety
-looks of connections that await nothing are asked together too, those within
-:data:`SAFETY_GATHER` of each other.
+the next turn of the loop: nothing is missed between the question and the wait.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import attrs
 import trio
 
 from transporter.cp.group_commit import Pending
-from transporter.cp.live import Connection
+from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.progress import Progress
 from transporter.cp.replicas import REPLICA_LOOK
@@ -53,7 +53,7 @@ BATCH_BYTES = 512 * 1024
 LOOK_JITTER = 0.25
 """Each look comes within this share of the interval either side of it."""
 SAFETY_GATHER = 1.0
-"""Seconds a safety look waits for others to be asked together: 10,000 connections looking
+"""Seconds between the rounds of idle connections' safety looks: 10,000 connections looking
 every 30 s make a read a second (of about 333 agents) instead of 333 reads a second."""
 
 
@@ -76,42 +76,97 @@ class Delivery:
         self.look = look
         """Seconds between a connection's looks at its outbox without a ring (a hint missed)."""
         self.metrics = metrics or progress.metrics
+        self.gather = gather
         self.first_looks = Looks(store)
-        self.safety_looks = Looks(store, gather=gather)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
 
     async def run(self, connection: Connection) -> None:
-        """Send the agent its unfinished events, oldest first, until the connection ends.
+        """Deliver to ``connection`` until cancelled (:meth:`serve` in a nursery of its own)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.serve(connection, nursery)
+                await trio.sleep_forever()
+        finally:
+            self.stop(connection)
 
-        Each event is read from the store once (after the last ``seq`` sent); a delivery not
-        acknowledged within ``ack_timeout`` is sent again.
-        """
-        last_seq = 0
+    def serve(self, connection: Connection, nursery: trio.Nursery) -> None:
+        """Deliver to ``connection`` from now on: its first look at once, then a task of
+        ``nursery`` whenever its bell rings and none runs. Call :meth:`stop` before
+        ``nursery`` closes."""
+        connection.look_at = trio.current_time() + self._next_look()
+        connection.outbox_bell.wake = lambda: self._start(connection, nursery)
+        self._start(connection, nursery, first=True)
+
+    def stop(self, connection: Connection) -> None:
+        """No more tasks for ``connection`` (it is ending)."""
+        connection.outbox_bell.wake = None
+
+    def _start(self, connection: Connection, nursery: trio.Nursery, first: bool = False) -> None:
+        if not connection.delivering:
+            connection.delivering = True
+            nursery.start_soon(self._deliver, connection, first)
+
+    async def _deliver(self, connection: Connection, first: bool) -> None:
+        """Send the agent its unfinished events, oldest first, while there are any to send
+        or in flight.
+
+        Each event is read from the store once (after the last ``seq`` sent on this
+        connection); a delivery not acknowledged within ``ack_timeout`` is sent again. Ends
+        when the window is empty and the bell has not rung: no await between that look and
+        the end, so a ring after it starts another task."""
         window = connection.window
-        look_at = trio.current_time() + self._next_look()
-        anything = await self.first_looks.anything_for(connection.agent_id)
-        while True:
-            if window.room > 0 and anything:
-                last_seq = await self._send_new(connection, last_seq)
-            await self._resend_unacknowledged(connection)
-            # Rung on new events and on finished ones (a slot is free again); otherwise awake
-            # when the oldest unacknowledged delivery is due again, or for the safety look.
-            wait = look_at - trio.current_time()
-            due = window.next_due(self.ack_timeout)
-            if due is not None:
-                wait = min(wait, due - trio.current_time())
-            rung = False
-            with trio.move_on_after(max(0.0, wait)):
-                await connection.outbox_bell.wait()
-                rung = True
+        try:
             anything = True
-            if trio.current_time() >= look_at:
-                look_at = trio.current_time() + self._next_look()
-                if len(window):  # events ended elsewhere (a hint missed) free their slots
+            if first:
+                anything = await self.first_looks.anything_for(connection.agent_id)
+            while True:
+                if window.room > 0 and anything:
+                    connection.sent_seq = await self._send_new(connection, connection.sent_seq)
+                await self._resend_unacknowledged(connection)
+                if not len(window) and not connection.outbox_bell.rung:
+                    return
+                # Rung on new events and on finished ones (a slot is free again); otherwise
+                # awake when the oldest unacknowledged delivery is due again, or for the look.
+                wait = connection.look_at - trio.current_time()
+                due = window.next_due(self.ack_timeout)
+                if due is not None:
+                    wait = min(wait, due - trio.current_time())
+                with trio.move_on_after(max(0.0, wait)):
+                    await connection.outbox_bell.wait()
+                anything = True
+                if trio.current_time() >= connection.look_at and len(window):
+                    # events ended elsewhere (a hint missed) free their slots
+                    connection.look_at = trio.current_time() + self._next_look()
                     outbox = await self.store.outbox(connection.agent_id, limit=window.size)
                     window.keep_only(event.id for _, event in outbox)
-                elif not rung:  # awake for the safety look alone: asked with others'
-                    anything = await self.safety_looks.anything_for(connection.agent_id)
+        finally:
+            connection.delivering = False
+
+    async def look_after(self, live: LiveAgents) -> None:
+        """The safety looks of the connections with no delivery task, asked together: every
+        ``gather`` seconds, those whose look is due, in one read per :data:`MAX_LIMIT`
+        agents; those with anything unfinished are rung (which starts their task). A store
+        outage is logged and the looks come again at the next turn."""
+        failed = False
+        while True:
+            await trio.sleep(self.gather)
+            now = trio.current_time()
+            due = [c for c in live.all() if not c.delivering and c.look_at <= now]
+            if not due:
+                continue
+            for connection in due:
+                connection.look_at = now + self._next_look()
+            try:
+                found = await unfinished_among(self.store, {c.agent_id for c in due})
+            except StoreError as exc:
+                if not failed:
+                    log.warning("the outboxes' safety looks failed (tried again): %s", exc)
+                failed = True
+                continue
+            failed = False
+            for connection in due:
+                if connection.agent_id in found:
+                    connection.outbox_bell.ring()
 
     def _next_look(self) -> float:
         return self.look * self._rng.uniform(1 - LOOK_JITTER, 1 + LOOK_JITTER)
@@ -221,12 +276,10 @@ class Looks:
     the agents that want their first look while a question is under way are asked about in the
     next, all in one read (:meth:`Store.agents_with_unfinished`, in chunks of
     :data:`MAX_LIMIT`); at most one question is under way and one forming, holding one id per
-    connection waiting. ``gather``: seconds each question waits for others to join (for the
-    safety looks, spread over time, which no one waits for)."""
+    connection waiting."""
 
-    def __init__(self, store: Store, *, gather: float = 0.0) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.gather = gather
         self._forming: _Question | None = None
         self._turn = trio.Lock()
 
@@ -248,15 +301,10 @@ class Looks:
     async def _ask(self, question: _Question) -> None:
         """Ask once the question before this one is answered (the others join meanwhile)."""
         try:
-            await trio.sleep(self.gather)  # a batching delay: the others join meanwhile
+            await trio.lowlevel.checkpoint()  # the others starting now join
             async with self._turn:
                 self._close(question)
-                found: set[str] = set()
-                agents = sorted(question.agents)
-                for start in range(0, len(agents), MAX_LIMIT):
-                    chunk = agents[start : start + MAX_LIMIT]
-                    found |= await self.store.agents_with_unfinished(chunk)
-                question.found = found
+                question.found = await unfinished_among(self.store, question.agents)
         except StoreError as exc:
             question.error = str(exc)
         finally:  # also when the asker's connection ended meanwhile: the others look themselves
@@ -266,3 +314,12 @@ class Looks:
     def _close(self, question: _Question) -> None:
         if self._forming is question:
             self._forming = None
+
+
+async def unfinished_among(store: Store, agents: set[str]) -> set[str]:
+    """Those of ``agents`` with anything unfinished: one read per :data:`MAX_LIMIT`."""
+    found: set[str] = set()
+    ordered = sorted(agents)
+    for start in range(0, len(ordered), MAX_LIMIT):
+        found |= await store.agents_with_unfinished(ordered[start : start + MAX_LIMIT])
+    return found

@@ -22,13 +22,24 @@ WINDOW = 256
 
 
 class Doorbell:
-    """Wakes one waiter that has something to look at; rings while nobody waits are kept."""
+    """Wakes one waiter that has something to look at; rings while nobody waits are kept.
+
+    ``wake``: called on each ring too (a connection's delivery starts its task with it when
+    none runs)."""
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        self.wake: Callable[[], None] | None = None
 
     def ring(self) -> None:
         self._event.set()
+        if self.wake is not None:
+            self.wake()
+
+    @property
+    def rung(self) -> bool:
+        """Rung since the last wait."""
+        return self._event.is_set()
 
     async def wait(self) -> None:
         """Until rung (at once if it rang since the last wait). Bound it with a cancel scope."""
@@ -61,6 +72,13 @@ class Connection:
     session: int = 0
     """The number of the agent's live session this connection holds (:mod:`.sessions`); 0
     until taken."""
+    delivering: bool = False
+    """A delivery task runs for this connection (:mod:`.delivery`): only while the agent has
+    events to receive or in flight."""
+    sent_seq: int = 0
+    """The outbox's last ``seq`` read for this connection (:mod:`.delivery`)."""
+    look_at: float = 0.0
+    """When (trio's clock) the next safety look at the outbox is due (:mod:`.delivery`)."""
     moved_elsewhere: bool = False
     """Closed because the agent's live session is now on another replica: that replica keeps
     its record and its outbox, this one must not mark it disconnected."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trio
 
+from transporter.cp.tls_stream import TLSStream
 from transporter.protocol.identity import IdentityError, PeerCertificate, describe_tls_error
 
 TICKETS = 1
@@ -38,12 +39,10 @@ def server_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLCon
     return context
 
 
-async def handshake(
-    stream: trio.SocketStream, context: ssl.SSLContext
-) -> trio.SSLStream[trio.SocketStream]:
+async def handshake(stream: trio.SocketStream, context: ssl.SSLContext) -> TLSStream:
     """The server side of a TLS handshake on ``stream`` (bound it with a cancel scope);
     :class:`HandshakeFailed` unless it completes with a client certificate the CA issued."""
-    tls = trio.SSLStream(stream, context, server_side=True, https_compatible=True)
+    tls = TLSStream(stream, context)
     try:
         await tls.do_handshake()
     except trio.BrokenResourceError as exc:
@@ -51,10 +50,10 @@ async def handshake(
     return tls
 
 
-def peer_certificate(tls: trio.SSLStream[trio.SocketStream]) -> PeerCertificate:
+def peer_certificate(tls: TLSStream) -> PeerCertificate:
     """The verified client certificate of a completed handshake; :class:`IdentityError` when
     it names no agent."""
-    der = tls.getpeercert(binary_form=True)
+    der = tls.peer_certificate_der()
     if not der:  # CERT_REQUIRED makes the handshake fail first; kept as a guard
         raise IdentityError("no client certificate")
     return PeerCertificate.of(der)

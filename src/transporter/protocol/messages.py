@@ -8,7 +8,9 @@ Protocol versions: the agent says its own in ``register``; the control plane ans
 Version 2 adds ``deliveries``, ``reports`` and ``acks``: several events, acknowledgements or
 status reports in one WebSocket message, so that a busy connection carries a message per batch,
 not per event or report. Version 3 adds ``replay`` to ``status``: the agent refused to run an
-event again that it ran before (the control plane audits it). A field added in a version is
+event again that it ran before (the control plane audits it). Version 4 makes the agent's
+WebSocket ping its heartbeat: the agent sends no ``heartbeat`` message besides (one frame each
+way per interval instead of three). A field added in a version is
 left out of the message when it has its default, so that older peers never see it.
 """
 
@@ -20,13 +22,15 @@ import attrs
 
 from transporter.protocol.model import AgentInfo, Event, EventState, Phase, ResourceResult
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 OLDEST_PROTOCOL = 1
 """The oldest protocol version the control plane still speaks (agents not yet upgraded)."""
 BATCHES = 2
 """The protocol version from which ``deliveries``, ``reports`` and ``acks`` may be sent."""
 REPLAYS = 3
 """The protocol version from which a ``status`` may say ``replay``."""
+PINGS = 4
+"""The protocol version from which the agent's ping is its heartbeat (no ``heartbeat``)."""
 
 
 @attrs.frozen

@@ -1,0 +1,97 @@
+"""What a real agent session sends at rest, frame by frame, as a control plane of each protocol
+sees it (a recording server over real TCP): on protocol 4 a heartbeat is one unsolicited pong
+per interval and a ping only once half the dead time passed since the last answer; on protocol
+3 a ``heartbeat`` message and a ping every interval."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import attrs
+import pytest
+import trio
+
+from tests.bed.harness import FAST_BACKOFF
+from transporter.agent.session import Session
+from transporter.agent.worker import Reporter
+from transporter.cp import frames
+from transporter.cp.framing import Upgrade
+from transporter.protocol import codec
+from transporter.protocol.messages import Welcome
+from transporter.protocol.model import AgentInfo, Event
+
+INTERVAL = 0.1
+DEAD_AFTER = 1.0
+SEEN = 15
+"""Heartbeats (pongs or ``heartbeat`` messages) recorded before the counts are compared."""
+
+
+@attrs.define
+class Recorder:
+    """A control plane that welcomes the agent in ``protocol`` and notes what comes after."""
+
+    protocol: int
+    beats: int = 0
+    pings: list[float] = attrs.field(factory=list)
+    heartbeats: int = 0
+    others: list[str] = attrs.field(factory=list)
+    enough: trio.Event = attrs.field(factory=trio.Event)
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        upgrade = Upgrade(stream, max_message_bytes=1 << 20)
+        assert await upgrade.request()
+        await upgrade.accept()
+        reader = frames.Reader(1 << 20)
+        welcomed = False
+        while not self.enough.is_set():
+            found = reader.next()
+            if found is None:
+                reader.feed(await stream.receive_some(4096))
+                continue
+            opcode, value = found
+            if opcode == frames.PING:
+                self.pings.append(trio.current_time())
+                await stream.send_all(frames.frame(frames.PONG, bytes(value)))  # type: ignore[arg-type]
+            elif opcode == frames.PONG:
+                self.beats += 1
+            elif not welcomed:  # the registration
+                welcome = Welcome("agent-a", INTERVAL, DEAD_AFTER, protocol=self.protocol)
+                await stream.send_all(frames.frame(frames.TEXT, codec.encode(welcome).encode()))
+                welcomed = True
+            elif json.loads(str(value))["type"] == "heartbeat":
+                self.heartbeats += 1
+            else:
+                self.others.append(str(value))
+            if self.beats + self.heartbeats >= SEEN:
+                self.enough.set()
+
+
+async def never(event: Event, report: Reporter) -> None:
+    raise AssertionError(f"nothing is delivered here: {event.id}")
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+async def test_what_an_idle_agent_sends(protocol: int) -> None:
+    recorder = Recorder(protocol)
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio.serve_tcp, recorder.serve, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        port = listeners[0].socket.getsockname()[1]
+        session = Session(
+            AgentInfo("agent-a"), f"ws://127.0.0.1:{port}/ws", never, backoff=FAST_BACKOFF
+        )
+        nursery.start_soon(session.run)
+        with trio.fail_after(30):
+            await recorder.enough.wait()
+        nursery.cancel_scope.cancel()
+    assert recorder.others == []
+    if protocol == 3:
+        assert (recorder.beats, recorder.heartbeats) == (0, SEEN)
+        assert len(recorder.pings) >= SEEN - 1  # one with each heartbeat
+        return
+    assert (recorder.beats, recorder.heartbeats) == (SEEN, 0)
+    # 15 intervals: a ping once half the dead time (5 intervals) passed since the last answer
+    assert 1 <= len(recorder.pings) <= 3, recorder.pings
+    gaps = [b - a for a, b in zip(recorder.pings, recorder.pings[1:], strict=False)]
+    assert all(gap >= DEAD_AFTER / 2 - INTERVAL for gap in gaps), gaps

@@ -1,0 +1,142 @@
+"""The agent channel's WebSocket frame reader (cp/frames.py), byte by byte: what a client may
+send is read whole however it is cut, and every breach of RFC 6455 is refused with its close
+code, a message over the limit from its header alone."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import CloseConnection, Event, Message, Ping, Pong
+
+from transporter.cp import frames
+
+LIMIT = 100_000
+
+
+def client_bytes(*events: Event) -> bytes:
+    """What a client (wsproto, masking as RFC 6455 says) sends for ``events``."""
+    client = Connection(ConnectionType.CLIENT)
+    return b"".join(client.send(event) for event in events)
+
+
+def read_all(data: bytes, *, chunk: int) -> list[frames.Received]:
+    reader = frames.Reader(LIMIT)
+    found: list[frames.Received] = []
+    for start in range(0, len(data), chunk):
+        reader.feed(data[start : start + chunk])
+        while (item := reader.next()) is not None:
+            found.append(item)
+    return found
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+def test_what_a_client_sends_is_read_whole_however_it_is_cut(chunk: int) -> None:
+    big = os.urandom(70_000)  # a 64-bit length
+    data = client_bytes(
+        Message(data="hello ✓"),
+        Ping(b"p"),
+        Message(data="ab", message_finished=False),
+        Pong(b"beat"),  # a control frame between fragments
+        Message(data="c" * 300, message_finished=True),  # a 16-bit length
+        Message(data=big),
+        CloseConnection(code=4000, reason="bye ✓"),
+    )
+    assert read_all(data, chunk=chunk) == [
+        (frames.TEXT, "hello ✓"),
+        (frames.PING, b"p"),
+        (frames.PONG, b"beat"),
+        (frames.TEXT, "ab" + "c" * 300),
+        (frames.BINARY, big),
+        (frames.CLOSE, (4000, "bye ✓")),
+    ]
+
+
+def test_a_close_frame_without_a_code_reads_as_1005() -> None:
+    data = bytes([0x88, 0x80, 1, 2, 3, 4])
+    assert read_all(data, chunk=64) == [(frames.CLOSE, (frames.NO_STATUS, ""))]
+
+
+def masked(first: int, payload: bytes, *, length: int | None = None) -> bytes:
+    """A frame with the given first byte, masked with a zero key (payload unchanged)."""
+    size = len(payload) if length is None else length
+    if size < 126:
+        head = bytes([first, 0x80 | size])
+    elif size < 1 << 16:
+        head = bytes([first, 0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([first, 0x80 | 127]) + size.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "words"),
+    [
+        (bytes([0x81, 0x02]) + b"hi", 1002, "masked"),
+        (masked(0x81 | 0x40, b"hi"), 1002, "reserved bits"),
+        (masked(0x83, b"hi"), 1002, "opcode 0x3"),
+        (masked(0x8B, b""), 1002, "opcode 0xb"),
+        (masked(0x09, b"p"), 1002, "control frame"),  # a ping not final
+        (masked(0x89, b"p" * 126), 1002, "control frame"),
+        (masked(0x80, b"x"), 1002, "no message begun"),
+        (masked(0x01, b"a") + masked(0x81, b"b"), 1002, "before the last one ended"),
+        (masked(0x81, b"\xff\xfe"), 1007, "not UTF-8"),
+        (masked(0x88, b"\x03"), 1002, "one byte"),
+        (masked(0x88, (1005).to_bytes(2, "big")), 1002, "close code 1005"),
+        (masked(0x88, (999).to_bytes(2, "big")), 1002, "close code 999"),
+        (masked(0x88, (1000).to_bytes(2, "big") + b"\xff"), 1007, "not UTF-8"),
+        (masked(0x82, b"", length=LIMIT + 1), 1009, f"over {LIMIT} bytes"),
+        (masked(0x82, b"", length=1 << 62), 1009, f"over {LIMIT} bytes"),
+        (
+            masked(0x02, b"x" * (LIMIT // 2))
+            + masked(0x00, b"x" * (LIMIT // 2))
+            + masked(0x80, b"", length=2),
+            1009,
+            "over",
+        ),
+    ],
+    ids=[
+        "unmasked",
+        "reserved-bits",
+        "reserved-data-opcode",
+        "reserved-control-opcode",
+        "fragmented-ping",
+        "ping-over-125",
+        "continuation-alone",
+        "new-message-mid-message",
+        "text-not-utf8",
+        "close-one-byte",
+        "close-code-reserved",
+        "close-code-too-low",
+        "close-reason-not-utf8",
+        "over-the-limit",
+        "huge-length",
+        "over-the-limit-across-fragments",
+    ],
+)
+def test_a_breach_is_refused_with_its_close_code(data: bytes, code: int, words: str) -> None:
+    """The message over the limit is refused from its header: no payload was sent for it."""
+    with pytest.raises(frames.FrameError) as refused:
+        read_all(data, chunk=len(data))
+    assert refused.value.code == code
+    assert words in refused.value.reason
+
+
+def test_a_message_at_the_limit_is_read() -> None:
+    data = client_bytes(Message(data=b"x" * LIMIT))
+    assert read_all(data, chunk=4096) == [(frames.BINARY, b"x" * LIMIT)]
+
+
+def test_frames_written_read_back_through_a_client() -> None:
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(
+        frames.frame(frames.TEXT, "é".encode() * 40_000)
+        + frames.frame(frames.PONG, b"x")
+        + frames.close_frame(1009, "é" * 200)  # cut to fit, not mid-character
+    )
+    events = list(client.events())
+    assert isinstance(events[0], Message) and events[0].data == "é" * 40_000
+    assert isinstance(events[1], Pong) and events[1].payload == b"x"
+    assert isinstance(events[2], CloseConnection) and events[2].code == 1009
+    assert events[2].reason == "é" * 61
