@@ -110,12 +110,20 @@ class AgentLink:
 
     async def serve(self, upgrade: Upgrade, on_change: Callable[[], None], peer: str) -> None:
         """Serve the agent behind ``upgrade`` (its request read) from ``peer`` (its address);
-        ``on_change`` is called when a connection is attached and when it is detached."""
-        if upgrade.path.split("?")[0] != PATH:
-            await upgrade.reject(404, f"the agent channel is at {PATH}\n")
-            return
+        ``on_change`` is called when a connection is attached and when it is detached. Raises
+        nothing but a cancellation: whatever ends the connection is logged here."""
         self.peer = peer
-        ws = await upgrade.accept()
+        ws: Socket | None = None
+        try:
+            if upgrade.path.split("?")[0] == PATH:
+                ws = await upgrade.accept()
+            else:
+                await upgrade.reject(404, f"the agent channel is at {PATH}\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("agent channel %s: connection lost during the upgrade", peer)
+        if ws is None:
+            self._admit()
+            return
         try:
             await self._run(ws, on_change)
         except* Closed as closed:
@@ -187,27 +195,31 @@ class AgentLink:
             await self._refuse(ws, Refuse("revoked", "this agent's certificate is revoked"))
             return
         now = time.time()
-        with trio.CancelScope() as scope:
-            connection = Connection(
-                info=register.agent,
-                connected_since=now,
-                sender=ws.send_message,
-                cancel_scope=scope,
-                last_heard=now,
-                certificate=self.certificate,
-                protocol=self.conversation.protocol,
-            )
-            replaced = self.parts.live.attach(connection)
-            on_change()
-            try:  # from here on, whatever fails (the store, the socket) detaches it again
+        connection: Connection | None = None
+        try:
+            # The nursery's scope is the connection's (cancelled to close it): one scope less
+            # for each of 10,000 connections.
+            async with trio.open_nursery() as nursery:
+                connection = Connection(
+                    info=register.agent,
+                    connected_since=now,
+                    sender=ws.send_message,
+                    cancel_scope=nursery.cancel_scope,
+                    last_heard=now,
+                    certificate=self.certificate,
+                    protocol=self.conversation.protocol,
+                )
+                replaced = self.parts.live.attach(connection)
+                on_change()
+                # From here on, whatever fails (the store, the socket) detaches it again.
                 await self._welcome(ws, connection, replaced is not None)
-                async with trio.open_nursery() as nursery:
-                    self.parts.delivery.serve(connection, nursery)
-                    try:
-                        await self._read(ws, connection, nursery)
-                    finally:
-                        self.parts.delivery.stop(connection)
-            finally:
+                self.parts.delivery.serve(connection, nursery)
+                try:
+                    await self._read(ws, connection, nursery)
+                finally:
+                    self.parts.delivery.stop(connection)
+        finally:
+            if connection is not None:
                 on_change()
                 with trio.CancelScope(shield=True), trio.move_on_after(10):
                     await self._disconnected(connection)

@@ -112,6 +112,7 @@ class AgentChannel:
         self.tls = tls
         self.revocations = revocations
         self.parts = parts
+        self.link = settings.link
         self.handshakes = Gate("agent channel", settings.handshakes)
         self.turns = Turns(running=settings.handshakes_running, wait=settings.handshake_wait)
         self._failed_handshakes = Throttled(log)
@@ -140,7 +141,13 @@ class AgentChannel:
         self.churn += 1
 
     async def _serve_plain(self, stream: trio.SocketStream) -> None:
-        await self._upgrade(stream, address_of(stream), lambda: None)
+        peer = address_of(stream)
+        try:
+            ready = await self._upgrade(stream, peer)
+            if ready is not None:
+                await ready[0].serve(ready[1], self._changed, peer)
+        finally:
+            await trio.aclose_forcefully(stream)
 
     # --- TLS and the agent's certificate ----------------------------------------------------
 
@@ -175,20 +182,19 @@ class AgentChannel:
         if tls is None:
             return
         # The turn is held until the agent is welcomed (its registration durable): a storm
-        # is let in no faster than the store registers it.
-        given_back = False
-
-        def give_back() -> None:
-            nonlocal given_back
-            if not given_back:
-                given_back = True
-                self.turns.give_back()
-
+        # is let in no faster than the store registers it. Served here, not in a helper: an
+        # idle connection waits in this frame (each coroutine on its chain is memory).
+        peer = address_of(stream)
+        ready = None
         try:
-            certificate, refusal = await self._admit(tls, address_of(stream))
-            await self._upgrade(tls, address_of(stream), give_back, certificate, refusal)
+            certificate, refusal = await self._admit(tls, peer)
+            ready = await self._upgrade(tls, peer, certificate, refusal, self.turns.give_back)
+            if ready is not None:  # from here on the link gives the turn back
+                await ready[0].serve(ready[1], self._changed, peer)
         finally:
-            give_back()
+            if ready is None:
+                self.turns.give_back()
+            await trio.aclose_forcefully(tls)
 
     async def _handshake(self, stream: trio.SocketStream) -> TLSStream | None:
         assert self.tls is not None
@@ -208,12 +214,13 @@ class AgentChannel:
         self,
         stream: trio.abc.Stream,
         peer: str,
-        admitted: Callable[[], None],
         certificate: PeerCertificate | None = None,
         refusal: str = "",
-    ) -> None:
-        """The WebSocket upgrade (within ``connect_timeout``), then the agent's connection;
-        ``refusal``: why the upgrade is answered 403 (``""``: it is not)."""
+        admitted: Callable[[], None] | None = None,
+    ) -> tuple[AgentLink, Upgrade] | None:
+        """The WebSocket upgrade's request (within ``connect_timeout``), and the link that
+        will serve it; ``None`` when there is none to serve: refused (``refusal``: why it is
+        answered 403), or the connection lost."""
         upgrade = Upgrade(stream, max_message_bytes=self.settings.max_message_bytes)
         try:
             asked = False
@@ -223,17 +230,14 @@ class AgentChannel:
                 log.warning("agent channel %s: refused: %s", peer, refusal)
                 await upgrade.reject(403, f"{refusal}\n")
             elif asked:
-                link = AgentLink(
-                    self.parts, self.settings.link, certificate, self, admitted=admitted
-                )
-                await link.serve(upgrade, self._changed, peer)
+                link = AgentLink(self.parts, self.link, certificate, self, admitted=admitted)
+                return link, upgrade
         except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError):
             log.debug("agent channel %s: connection lost during the upgrade", peer)
         except Exception:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", peer)
-        finally:
-            await trio.aclose_forcefully(stream)
+        return None
 
     async def _admit(self, tls: TLSStream, peer: str) -> tuple[PeerCertificate | None, str]:
         """The agent's certificate, and why it is refused (``""``: it is not)."""

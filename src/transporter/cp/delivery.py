@@ -91,20 +91,22 @@ class Delivery:
 
     def serve(self, connection: Connection, nursery: trio.Nursery) -> None:
         """Deliver to ``connection`` from now on: its first look at once, then a task of
-        ``nursery`` whenever its bell rings and none runs. Call :meth:`stop` before
-        ``nursery`` closes."""
+        ``nursery`` whenever it rings and none runs. Call :meth:`stop` before ``nursery``
+        closes."""
         connection.look_at = trio.current_time() + self._next_look()
-        connection.outbox_bell.wake = lambda: self._start(connection, nursery)
-        self._start(connection, nursery, first=True)
+        connection.work = nursery
+        connection.courier = self
+        connection.delivering = True
+        nursery.start_soon(self._deliver, connection, True)
 
     def stop(self, connection: Connection) -> None:
         """No more tasks for ``connection`` (it is ending)."""
-        connection.outbox_bell.wake = None
+        connection.courier = connection.work = None
 
-    def _start(self, connection: Connection, nursery: trio.Nursery, first: bool = False) -> None:
-        if not connection.delivering:
+    def start(self, connection: Connection) -> None:
+        if not connection.delivering and connection.work is not None:
             connection.delivering = True
-            nursery.start_soon(self._deliver, connection, first)
+            connection.work.start_soon(self._deliver, connection, False)
 
     async def _deliver(self, connection: Connection, first: bool) -> None:
         """Send the agent its unfinished events, oldest first, while there are any to send
@@ -166,7 +168,7 @@ class Delivery:
             failed = False
             for connection in due:
                 if connection.agent_id in found:
-                    connection.outbox_bell.ring()
+                    connection.ring()
 
     def _next_look(self) -> float:
         return self.look * self._rng.uniform(1 - LOOK_JITTER, 1 + LOOK_JITTER)

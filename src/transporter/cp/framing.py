@@ -126,8 +126,14 @@ class Socket:
             except frames.FrameError as exc:
                 await self._send_close(exc.code, exc.reason)
                 raise Closed(exc.code, exc.reason, by_us=True) from None
-            if found is None:
-                await self._fill()
+            if found is None:  # read here, not in a helper: an idle connection waits here
+                try:
+                    data = await self.stream.receive_some(RECEIVE_BYTES)
+                except _GONE:
+                    data = b""
+                if not data:
+                    raise Closed(ABNORMAL, "the stream ended")
+                self._reader.feed(bytes(data))
                 continue
             opcode, value = found
             if opcode == frames.PING:

@@ -7,6 +7,7 @@ store. One connection per agent id; a newer connection replaces the older, which
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 import trio
@@ -22,32 +23,41 @@ WINDOW = 256
 
 
 class Doorbell:
-    """Wakes one waiter that has something to look at; rings while nobody waits are kept.
+    """Wakes whoever waits for something to look at; a ring while nobody waits is kept.
 
-    ``wake``: called on each ring too (a connection's delivery starts its task with it when
-    none runs)."""
+    Costs nothing until someone waits (10,000 idle connections have a bell each): the
+    ``trio.Event`` is made by the first waiter and let go by the ring."""
 
     def __init__(self) -> None:
-        self._event = trio.Event()
-        self.wake: Callable[[], None] | None = None
+        self._rung = False
+        self._waiters: trio.Event | None = None
 
     def ring(self) -> None:
-        self._event.set()
-        if self.wake is not None:
-            self.wake()
+        self._rung = True
+        if self._waiters is not None:
+            self._waiters.set()
+            self._waiters = None
 
     @property
     def rung(self) -> bool:
         """Rung since the last wait."""
-        return self._event.is_set()
+        return self._rung
 
     async def wait(self) -> None:
-        """Until rung (at once if it rang since the last wait). Bound it with a cancel scope."""
-        try:
-            await self._event.wait()
-        finally:
-            if self._event.is_set():
-                self._event = trio.Event()
+        """Until rung (at once if it rang since the last wait). Bound it with a cancel scope:
+        a ring that comes as the wait is cancelled is kept for the next."""
+        if not self._rung:
+            if self._waiters is None:
+                self._waiters = trio.Event()
+            await self._waiters.wait()
+        self._rung = False
+
+
+class Courier(Protocol):
+    """What delivers to connections (:class:`~.delivery.Delivery`)."""
+
+    def start(self, connection: Connection) -> None:
+        """Start the connection's delivery task, if none runs."""
 
 
 @attrs.define(eq=False)
@@ -72,6 +82,11 @@ class Connection:
     session: int = 0
     """The number of the agent's live session this connection holds (:mod:`.sessions`); 0
     until taken."""
+    courier: Courier | None = None
+    """What starts this connection's delivery task when its bell rings (:mod:`.delivery`):
+    set while the connection is served."""
+    work: trio.Nursery | None = None
+    """Where the connection's delivery task runs, while it is served."""
     delivering: bool = False
     """A delivery task runs for this connection (:mod:`.delivery`): only while the agent has
     events to receive or in flight."""
@@ -86,6 +101,13 @@ class Connection:
     @property
     def agent_id(self) -> str:
         return self.info.id
+
+    def ring(self) -> None:
+        """The agent may have something new to receive (a new event, a slot freed): wakes
+        its delivery task, or starts one."""
+        self.outbox_bell.ring()
+        if self.courier is not None and not self.delivering:
+            self.courier.start(self)
 
     async def send(self, message: CpMessage) -> None:
         await self.sender(codec.encode(message))
@@ -123,13 +145,13 @@ class LiveAgents:
         """The agent may have something new to receive."""
         connection = self._connections.get(agent_id)
         if connection is not None:
-            connection.outbox_bell.ring()
+            connection.ring()
 
     def finished(self, agent_id: str, event_id: str) -> None:
         """``event_id`` of ``agent_id`` ended: its slot on the agent's connection is free."""
         connection = self._connections.get(agent_id)
         if connection is not None and connection.window.finished(event_id):
-            connection.outbox_bell.ring()
+            connection.ring()
 
     def __len__(self) -> int:
         return len(self._connections)

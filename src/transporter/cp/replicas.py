@@ -61,6 +61,6 @@ class ReplicaHints:
 
     def resync(self) -> None:
         for connection in self._live.all():
-            connection.outbox_bell.ring()
+            connection.ring()
         self._watch.changed_all()
         self._resynced.ring()

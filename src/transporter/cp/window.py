@@ -12,56 +12,51 @@ class DeliveryWindow:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._in_flight: set[str] = set()
-        self._unacked: dict[str, float] = {}
-        """Sent and not acknowledged, with when it was last sent; a subset of in flight."""
+        self._flight: dict[str, float | None] = {}
+        """In flight, each with when it was sent while unacknowledged (``None`` once it is):
+        one dict, which costs an idle connection 64 bytes (a set and a dict cost 280)."""
 
     def __contains__(self, event_id: object) -> bool:
-        return event_id in self._in_flight
+        return event_id in self._flight
 
     def __len__(self) -> int:
-        return len(self._in_flight)
+        return len(self._flight)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._in_flight))
+        return iter(list(self._flight))
 
     @property
     def room(self) -> int:
-        """How many more events may be sent now."""
-        return self.size - len(self._in_flight)
+        return self.size - len(self._flight)
 
     def sending(self, event_id: str, now: float) -> None:
-        """``event_id`` goes out now (again, maybe): in flight, unacknowledged from ``now``."""
-        self._in_flight.add(event_id)
-        self._unacked[event_id] = now
+        self._flight[event_id] = now
 
     def acknowledged(self, event_id: str) -> None:
-        """The agent has ``event_id`` (it said ``received``, or reported on it)."""
-        self._unacked.pop(event_id, None)
+        if event_id in self._flight:
+            self._flight[event_id] = None
 
     def waiting_for_ack(self, event_id: str) -> bool:
-        return event_id in self._unacked
+        return self._flight.get(event_id) is not None
 
     def finished(self, event_id: str) -> bool:
-        """``event_id`` ended: its slot is free. Whether it was in flight here."""
-        self._unacked.pop(event_id, None)
-        if event_id in self._in_flight:
-            self._in_flight.discard(event_id)
-            return True
-        return False
+        return self._flight.pop(event_id, False) is not False
 
     def due(self, now: float, ack_timeout: float) -> list[str]:
-        """The unacknowledged events whose acknowledgement is overdue, oldest first."""
-        overdue = [(sent, e) for e, sent in self._unacked.items() if now - sent >= ack_timeout]
+        overdue = [
+            (sent, e)
+            for e, sent in self._flight.items()
+            if sent is not None and now - sent >= ack_timeout
+        ]
         return [event_id for _, event_id in sorted(overdue)]
 
     def next_due(self, ack_timeout: float) -> float | None:
         """When the oldest unacknowledged event is due again (``None``: none is waiting)."""
-        return min(self._unacked.values()) + ack_timeout if self._unacked else None
+        sent = [at for at in self._flight.values() if at is not None]
+        return min(sent) + ack_timeout if sent else None
 
     def keep_only(self, alive: Iterable[str]) -> None:
         """Forget what is no longer unfinished (ended by another replica, say)."""
         kept = set(alive)
-        self._in_flight &= kept
-        for gone in self._unacked.keys() - kept:
-            del self._unacked[gone]
+        for gone in self._flight.keys() - kept:
+            del self._flight[gone]
