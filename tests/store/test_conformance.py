@@ -476,6 +476,27 @@ async def test_racing_updates_on_one_event_are_all_kept_in_one_order(store: Stor
     assert final.message == final.timeline[-1].message
 
 
+async def test_a_report_sent_again_is_not_applied_again(store: Store) -> None:
+    """A control plane died after storing two reports and before acknowledging them: the agent
+    sends both again to the next one. Neither moves the event back nor adds a line."""
+    await submit(store, r.event())
+    applying = r.update(EventState.IN_PROGRESS, r.T0 + 1, Phase.APPLYING, "applying 1 object")
+    verifying = r.update(EventState.IN_PROGRESS, r.T0 + 2, Phase.VERIFYING, "verifying")
+    for update in (applying, verifying):
+        assert await store.update_event("ev-1", update) is not None
+    assert await store.update_many([("ev-1", applying, None), ("ev-1", verifying, None)]) == [
+        None,
+        None,
+    ]
+    final = await store.get_event("ev-1")
+    assert final is not None and final.phase is Phase.VERIFYING
+    assert [entry.message for entry in final.timeline[1:]] == ["applying 1 object", "verifying"]
+    # The same words at another time are another report, and apply.
+    again = r.update(EventState.IN_PROGRESS, r.T0 + 3, Phase.APPLYING, "applying 1 object")
+    moved = await store.update_event("ev-1", again)
+    assert moved is not None and len(moved.timeline) == 4
+
+
 async def test_racing_terminal_reports_let_exactly_one_win(store: Store) -> None:
     await submit(store, r.event())
     results: list[EventRecord | None] = []

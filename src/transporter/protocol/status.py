@@ -42,7 +42,10 @@ def advance(record: EventRecord, update: StatusUpdate) -> EventRecord | None:
     states only move forward, except ``assigned`` → ``queued`` (sent to an agent that went away
     before acknowledging). Only a ``queued`` event can be ``cancelled``: one that was sent may
     be running on its agent, and ends as it ends there. A report that changes nothing adds
-    nothing to the timeline.
+    nothing to the timeline, nor does one whose line is in it already (the same time, state,
+    phase and message: a report sent again, by an agent whose control plane died after storing
+    it and before acknowledging it; applying it again would move the event back a phase and
+    show the line twice).
     """
     if record.state.terminal:
         return None
@@ -63,6 +66,8 @@ def advance(record: EventRecord, update: StatusUpdate) -> EventRecord | None:
     timeline = record.timeline
     if changed:
         entry = TimelineEntry(update.at, update.state, update.phase, update.message)
+        if entry in timeline:
+            return None
         timeline = (*timeline, entry)
     return attrs.evolve(
         record,
