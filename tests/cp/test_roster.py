@@ -5,6 +5,7 @@ of its batch. On the real SQLite store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,13 @@ class Gated:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.gate = trio.Event()
+        self.on_write: Callable[[], object] = lambda: None
+        """Called as each write ends (before it returns)."""
 
     async def put_agents(self, records: list[AgentRecord], audits: list[AuditEntry]) -> None:
         await self.gate.wait()
         await self.store.put_agents(records, audits)
+        self.on_write()
 
 
 async def test_an_arrival_cancelled_while_waiting_is_not_written(tmp_path: Path) -> None:
@@ -77,6 +81,35 @@ async def test_an_arrival_cancelled_while_waiting_is_not_written(tmp_path: Path)
             gated.gate.set()
         ids = [a.info.id for a in await store.list_agents()]
         assert ids == ["a0", "a1", "a2"]
+
+
+async def test_the_turn_to_write_passes_on_when_the_one_given_it_gives_up(
+    tmp_path: Path,
+) -> None:
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        gated = Gated(store)
+        arrivals = Arrivals(gated, max_batch=1)  # type: ignore[arg-type]
+        quitting = trio.CancelScope()
+        written: list[str] = []
+
+        async def arrive(agent_id: str, scope: trio.CancelScope | None = None) -> None:
+            with scope or trio.CancelScope():
+                await arrivals.store_arrival(r.agent(agent_id), arrival(0)[1])
+                written.append(agent_id)
+
+        with trio.fail_after(10):  # a turn lost leaves the last waiting forever
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(arrive, "first")
+                await trio.testing.wait_all_tasks_blocked()  # first's write waits at the gate
+                nursery.start_soon(arrive, "quitter", quitting)  # the next turn is its
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(arrive, "last")
+                await trio.testing.wait_all_tasks_blocked()
+                # The quitter gives up just as first's write ends and hands it the next turn.
+                gated.on_write = quitting.cancel
+                gated.gate.set()
+        assert written == ["first", "last"]  # the turn went on to the last: none stuck
+        assert [a.info.id for a in await store.list_agents()] == ["first", "last"]
 
 
 async def test_an_arrival_already_cancelled_is_not_written(tmp_path: Path) -> None:

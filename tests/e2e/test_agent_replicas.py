@@ -6,12 +6,9 @@ is not run again."""
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +17,10 @@ from tests.bed.follow import final_record
 from tests.bed.kube import Cluster
 from tests.bed.producer import ApiAccess, call
 from tests.bed.redis import RedisServer
+from tests.bed.replica_planes import replicas
 from tests.bed.roles import AgentProcess, ControlPlaneProcess
 
-SHARED_KEYS = ("ca.crt", "ca.key", "event-signing.key")
-"""What replicas on one store share: the CA agents trust and the key events are signed with."""
 DEADLINE = 60.0
-
-
-@contextmanager
-def replicas(
-    tmp_path: Path, store: str, count: int, flags: Sequence[str] = ()
-) -> Iterator[list[ControlPlaneProcess]]:
-    """``count`` control planes on ``store``, started, the later ones with the first's keys;
-    ``flags``: more flags of each."""
-    planes = [
-        ControlPlaneProcess(
-            tmp_path / f"cp-{n}", tmp_path / f"cp-{n}.log", store=store, flags=flags
-        )
-        for n in range(count)
-    ]
-    try:
-        planes[0].start()
-        for plane in planes[1:]:
-            plane.data_dir.mkdir(parents=True)
-            for name in SHARED_KEYS:
-                shutil.copy2(planes[0].data_dir / name, plane.data_dir / name)
-            plane.start()
-        yield planes
-    finally:
-        for plane in planes:
-            plane.stop()
 
 
 def agent_of(

@@ -15,8 +15,8 @@ from tests.bed.follow import final_records, not_completed
 from tests.bed.kube import Cluster
 from tests.bed.producer import ApiAccess, call
 from tests.bed.redis import RedisServer
+from tests.bed.replica_planes import replicas
 from tests.bed.roles import AgentProcess, ControlPlaneProcess
-from tests.e2e.test_agent_replicas import replicas
 
 EVENTS = 36
 """Events in the stream (a third of them for each agent)."""

@@ -4,6 +4,7 @@ agent that left and did not finish goes back to its outbox."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -29,7 +30,9 @@ MAX_ARRIVALS = 500
 class _Arrival:
     record: AgentRecord
     audit: AuditEntry | None
-    done: trio.Event = attrs.field(factory=trio.Event)
+    wake: trio.Event = attrs.field(factory=trio.Event)
+    """Set once: when written (``done``), or when it is this arrival's turn to write."""
+    done: bool = False
     error: Exception | None = None
 
 
@@ -40,9 +43,12 @@ class Arrivals:
     agents then costs a few writes, not one each (one at a time, they queue behind each other
     past the store's timeout); so does a mass departure (the control plane's network cut).
 
-    No task of its own: the first arrival that finds no write under way writes what has
-    gathered (shielded, bounded by the store's own timeout, so that a connection that ends
-    meanwhile does not take the others' write with it), then the next one waiting takes over.
+    No task of its own: the first arrival waiting writes what has gathered (shielded, bounded
+    by the store's own timeout, so that a connection that ends meanwhile does not take the
+    others' write with it), then hands the next write to the first one still waiting. Each
+    waits on its own event, woken once: 10,000 agents waiting through 20 writes are 10,000
+    wake-ups, not 200,000 (they all waited on one event before, and looked again after each
+    write: a fifth of the control plane's CPU in a reconnect storm).
     """
 
     def __init__(self, store: Store, *, max_batch: int = MAX_ARRIVALS) -> None:
@@ -50,10 +56,10 @@ class Arrivals:
         self.max_batch = max_batch
         self.writes = 0
         """Writes so far (tests and the bench look)."""
-        self._waiting: list[_Arrival] = []
+        self._waiting: dict[_Arrival, None] = {}
+        """In order of arrival (a dict: one that gives up leaves it at once)."""
         self._writing = False
-        self._written = trio.Event()
-        """Set (and replaced) at the end of each write: the waiting look again."""
+        """A write is under way, or its turn given to the first waiting."""
         self.unsaved = Throttled(log)
         """Statuses not saved in an outage: said within a budget (thousands at once)."""
 
@@ -62,27 +68,36 @@ class Arrivals:
         raised (:class:`StoreUnavailable`)."""
         await trio.lowlevel.checkpoint_if_cancelled()  # one that gave up is not written
         arrival = _Arrival(record, audit)
-        self._waiting.append(arrival)
+        self._waiting[arrival] = None
+        if not self._writing:
+            self._hand_over()
         try:
-            while not arrival.done.is_set():
-                if self._writing:
-                    await self._written.wait()
-                else:
-                    await self._write()
+            await arrival.wake.wait()
+            if not arrival.done:  # its turn: it is the first waiting, so in this write
+                await self._write()
         except BaseException:
             if arrival in self._waiting:  # not written: never will be
-                self._waiting.remove(arrival)
-            elif not arrival.done.is_set():  # being written: the record is not left behind
+                del self._waiting[arrival]
+                if arrival.wake.is_set():  # the turn was given to it: the next one's now
+                    self._hand_over()
+            elif not arrival.done:  # being written: the record is not left behind
                 with trio.CancelScope(shield=True):
-                    await arrival.done.wait()
+                    await arrival.wake.wait()
             raise
         if arrival.error is not None:
             raise arrival.error
 
+    def _hand_over(self) -> None:
+        """The next write is the first waiting arrival's (none waiting: none under way)."""
+        first = next(iter(self._waiting), None)
+        self._writing = first is not None
+        if first is not None:
+            first.wake.set()
+
     async def _write(self) -> None:
-        batch = self._waiting[: self.max_batch]
-        del self._waiting[: self.max_batch]
-        self._writing = True
+        batch = list(itertools.islice(self._waiting, self.max_batch))
+        for arrival in batch:
+            del self._waiting[arrival]
         try:
             with trio.CancelScope(shield=True):
                 await self.store.put_agents(
@@ -93,11 +108,10 @@ class Arrivals:
                 arrival.error = exc
         finally:
             self.writes += 1
-            self._writing = False
             for arrival in batch:
-                arrival.done.set()
-            written, self._written = self._written, trio.Event()
-            written.set()
+                arrival.done = True
+                arrival.wake.set()
+            self._hand_over()
 
 
 async def arrived(arrivals: Arrivals, connection: Connection, *, peer: str, replaced: bool) -> None:

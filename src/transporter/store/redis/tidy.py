@@ -13,31 +13,27 @@ from coredis.connection import TCPConnection, UnixDomainSocketConnection
 from coredis.connection._sentinel import SentinelManagedConnection
 
 
-class _TidyTCPConnection(TCPConnection):
+class _Tidy:
+    """Closes the buffers when ``_connect`` fails (mixed in before a coredis connection)."""
+
     async def _connect(self) -> Any:
         try:
-            return await super()._connect()
+            return await super()._connect()  # type: ignore[misc]
         except BaseException:
-            _close_buffers(self)
+            _close_buffers(self)  # type: ignore[arg-type]
             raise
 
 
-class _TidyUnixConnection(UnixDomainSocketConnection):
-    async def _connect(self) -> Any:
-        try:
-            return await super()._connect()
-        except BaseException:
-            _close_buffers(self)
-            raise
+class _TidyTCPConnection(_Tidy, TCPConnection):
+    pass
 
 
-class _TidySentinelConnection(SentinelManagedConnection):
-    async def _connect(self) -> Any:
-        try:
-            return await super()._connect()
-        except BaseException:
-            _close_buffers(self)
-            raise
+class _TidyUnixConnection(_Tidy, UnixDomainSocketConnection):
+    pass
+
+
+class _TidySentinelConnection(_Tidy, SentinelManagedConnection):
+    pass
 
 
 TIDY: dict[type[Any], type[Any]] = {
