@@ -10,7 +10,7 @@ import attrs
 import pytest
 import trio
 
-from tests.bed.clients import http, raw_stream
+from tests.bed.clients import http, raw_agent, raw_stream
 from tests.bed.harness import FAST_CHANNEL, ControlPlane
 from tests.bed.logwatch import LogWatch
 from transporter.cp import http as cp_http
@@ -150,4 +150,27 @@ async def test_a_flood_of_unfinished_handshakes_on_the_agent_port_is_bounded(
     refused = logs.matching("agent channel: connection from 127.0.0.1 closed at once")
     assert 1 <= len(refused) <= 21  # the log is throttled, the rest counted
     for stream in flood:
+        await stream.aclose()
+
+
+async def test_past_the_handshakes_bound_an_agent_waits_to_be_let_in_rather_than_refused(
+    nursery: trio.Nursery, tmp_path: Path, logs: LogWatch
+) -> None:
+    """A reconnect storm: connections past the bound wait in the kernel's backlog (accepting
+    waits for room) instead of being closed into the agents' backoff."""
+    limits = Limits(total=5, per_address=100, handshake_timeout=1.0)
+    cp = ControlPlane(
+        nursery, tmp_path / "cp", channel=attrs.evolve(FAST_CHANNEL, handshakes=limits)
+    )
+    await cp.start()
+    hostname, port = cp.agent_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    silent = [await trio.open_tcp_stream(hostname, int(port)) for _ in range(5)]  # the bound
+    began = trio.current_time()
+    with trio.fail_after(10):
+        async with raw_agent(cp.agent_url) as agent:
+            welcome = await agent.register("patient")  # let in once a silent one timed out
+    assert welcome["agent_id"] == "patient"
+    assert trio.current_time() - began >= 0.5  # it waited for room: it was not let in at once
+    assert not logs.matching("closed at once")
+    for stream in silent:
         await stream.aclose()

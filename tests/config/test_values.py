@@ -48,3 +48,21 @@ def test_the_replica_look_has_a_floor(tmp_path: Path, capsys: pytest.CaptureFixt
     assert lines == [
         "transporter cp: error: --replica-look: '1e-300' is below the least allowed, 1 (see --help)"
     ]
+
+
+@pytest.mark.parametrize("given", ["0.5", "301", "inf", "nan", "-5", "soon"])
+def test_the_heartbeat_interval_has_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse(["cp", "--data-dir", str(tmp_path), "--heartbeat-interval", given])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--heartbeat-interval" in error and repr(given) in error
+
+
+def test_the_heartbeat_interval_reaches_the_control_plane(tmp_path: Path) -> None:
+    settings = cli.parse(["cp", "--data-dir", str(tmp_path), "--heartbeat-interval", "5"])
+    assert settings.heartbeat_interval == 5.0  # type: ignore[union-attr]
+    default = cli.parse(["cp", "--data-dir", str(tmp_path)])
+    assert default.heartbeat_interval == 15.0  # type: ignore[union-attr]

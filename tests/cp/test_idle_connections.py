@@ -46,7 +46,7 @@ async def test_an_idle_connection_is_one_task(cp: ControlPlane) -> None:
             await agent.register(f"idle-{n}", protocol=None)
         await trio.testing.wait_all_tasks_blocked(0.05)
         idle = tasks_of_the_control_plane()
-        assert idle - before == Counter({"_run_handler": AGENTS}), idle - before
+        assert idle - before == Counter({"_serve_tls": AGENTS}), idle - before
 
         # An event: a delivery task while it is in flight, none once it is finished.
         submitted = await cp.client.submit(event_body("idle-3", configmap("c")))
@@ -67,4 +67,4 @@ async def test_an_idle_connection_is_one_task(cp: ControlPlane) -> None:
         assert (await agents[3].receive())["type"] == "status_ack"
         assert (await finish(cp, submitted.event_id)).state is EventState.COMPLETED
         await trio.testing.wait_all_tasks_blocked(0.05)
-        assert tasks_of_the_control_plane() - before == Counter({"_run_handler": AGENTS})
+        assert tasks_of_the_control_plane() - before == Counter({"_serve_tls": AGENTS})

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 INLINE_VERIFY_BYTES = 256 * 1024
 """Events with fewer bytes of manifests are checked on the event loop; larger ones (hashing
 some MB) in a worker thread, so that heartbeats and reports keep going."""
+PING_AFTER = 0.75
+"""The share of ``dead_after`` since the control plane's last answer after which the agent
+pings it again (protocol 4)."""
 DEFAULT_DEAD_HEARTBEATS = 4
 """Heartbeat intervals without a pong before the connection is dropped, when the control plane
 did not say (``dead_after`` 0 in its welcome)."""
@@ -181,9 +184,9 @@ class Session:
 
         Before protocol 4 each heartbeat is a ``heartbeat`` message and a ping. From 4 it is
         one WebSocket frame, an unsolicited pong (RFC 6455's one-way heartbeat), and a ping
-        goes only once half of ``dead_after`` passed since the last answer: the control
-        plane's cost per agent at rest is one frame read per interval, and a pong sent every
-        other interval or so."""
+        goes only once :data:`PING_AFTER` of ``dead_after`` passed since the last answer
+        (leaving the rest for the answer): the control plane's cost per agent at rest is a
+        frame read per interval and a pong sent every third interval (by default)."""
         answered = trio.current_time()  # the welcome was the last answer
         pings = self.conversation.protocol >= PINGS
         while True:
@@ -191,7 +194,7 @@ class Session:
             with trio.move_on_at(answered + dead_after) as waiting:
                 if not pings:
                     await channel.send(codec.encode(Heartbeat(at=time.time())))
-                if pings and started < answered + dead_after / 2:
+                if pings and started < answered + dead_after * PING_AFTER:
                     await channel.beat()
                 else:
                     await channel.ping()

@@ -160,6 +160,18 @@ def at_least(floor: float) -> Callable[[str], float]:
     return parse
 
 
+def within(least: float, most: float) -> Callable[[str], float]:
+    """A parser of seconds from ``least`` to ``most``."""
+
+    def parse(text: str) -> float:
+        value = parse_positive_float(text)
+        if not least <= value <= most:
+            raise ConfigError(f"{text!r} is not from {least:g} to {most:g}")
+        return value
+
+    return parse
+
+
 def parse_positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise ConfigError(f"{text!r} is not a whole number of at least 1")

@@ -91,13 +91,8 @@ class AgentLink:
         settings: LinkSettings,
         certificate: PeerCertificate | None,
         guard: Guard,
-        *,
-        admitted: Callable[[], None] | None = None,
     ) -> None:
-        """``admitted``: called once, when the agent is welcomed or the connection ends
-        before (the channel's handshake turn is held until then)."""
         self.parts = parts
-        self._admitted = admitted
         self.guard = guard
         self.settings = settings
         self.certificate = certificate
@@ -122,7 +117,6 @@ class AgentLink:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("agent channel %s: connection lost during the upgrade", peer)
         if ws is None:
-            self._admit()
             return
         try:
             await self._run(ws, on_change)
@@ -146,7 +140,6 @@ class AgentLink:
             # A bug of ours must end this connection only, never the server.
             log.exception("agent channel %s: connection handler failed", self.peer)
         finally:
-            self._admit()
             # Closing waits for the agent's answer; when the server stops (we are cancelled)
             # the close frame is sent, and the socket closed soon after.
             stopping = trio.current_effective_deadline() == -math.inf
@@ -235,12 +228,6 @@ class AgentLink:
             protocol=connection.protocol,
         )
         await ws.send_message(codec.encode(welcome))
-        self._admit()
-
-    def _admit(self) -> None:
-        admitted, self._admitted = self._admitted, None
-        if admitted is not None:
-            admitted()
 
     async def _disconnected(self, connection: Connection) -> None:
         if not self.parts.live.detach(connection):

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
 
 import attrs
 import trio
@@ -23,7 +22,7 @@ from wsproto.utilities import RemoteProtocolError
 
 from transporter.config.values import Address
 from transporter.cp.agent_link import PATH, AgentLink, LinkSettings, Parts
-from transporter.cp.connections import Gate, Limits, Throttled, Turns, peer_of
+from transporter.cp.connections import Gate, Limits, Throttled, Turns, accept_within, peer_of
 from transporter.cp.delivery import ACK_TIMEOUT
 from transporter.cp.framing import Closed, Upgrade
 from transporter.cp.health import watch_health
@@ -52,14 +51,14 @@ for a turn included (:attr:`ChannelSettings.handshakes`)."""
 
 @attrs.frozen(kw_only=True)
 class ChannelSettings:
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 15.0
     """Seconds between the agent's heartbeats (told to it in ``welcome``): each costs the
-    control plane a frame to read (protocol 4), 10,000 agents at rest a tenth of a core at
-    10 s (``bench/scale.py``)."""
+    control plane a frame to read (protocol 4), and the agent's ping every third one a pong
+    to send. 10,000 agents at rest then cost under a tenth of a core (``bench/scale.py``)."""
     missed_heartbeats: int = 2
     """An agent is ``unhealthy`` after this many intervals without a message."""
     dead_heartbeats: int = 4
-    """After this many intervals without a message the connection is closed as dead (40 s by
+    """After this many intervals without a message the connection is closed as dead (60 s by
     default; noticed within a quarter interval more). The agent is told, and takes the connection
     for dead after as long without an answer to its pings."""
     ack_timeout: float = ACK_TIMEOUT
@@ -130,7 +129,9 @@ class AgentChannel:
         bound = [Address(*listener.socket.getsockname()[:2]) for listener in listeners]
         async with trio.open_nursery() as nursery:
             serve = self._serve_plain if self.tls is None else self._serve_tls
-            await nursery.start(trio.serve_listeners, serve, listeners)
+            gate = None if self.tls is None else self.handshakes
+            for listener in listeners:
+                nursery.start_soon(accept_within, gate, listener, serve, nursery)
             if self.revocations is not None:
                 nursery.start_soon(self.revocations.run, self._revoked)
             nursery.start_soon(self._watch_health)
@@ -152,19 +153,17 @@ class AgentChannel:
     # --- TLS and the agent's certificate ----------------------------------------------------
 
     async def _serve_tls(self, stream: trio.SocketStream) -> None:
-        """One TCP connection: the TLS handshake (a client certificate from our CA), then the
-        WebSocket upgrade, refused for a certificate that names no agent or is revoked.
-        Past the handshake bounds a connection is closed before any TLS work."""
+        """One TCP connection, let in by the handshakes' bound (:meth:`_accept`): the TLS
+        handshake (a client certificate from our CA), then the WebSocket upgrade, refused for a
+        certificate that names no agent or is revoked."""
         address = peer_of(stream)
-        if not self.handshakes.enter(address):
-            await trio.aclose_forcefully(stream)
-            return
         tls = None
-        turn = False
         try:
-            turn = await self.turns.take()
-            if turn:
-                tls = await self._handshake(stream)
+            if await self.turns.take():
+                try:
+                    tls = await self._handshake(stream)
+                finally:
+                    self.turns.give_back()
             else:
                 self.handshakes.refused += 1
                 self._failed_handshakes.warning(
@@ -177,23 +176,17 @@ class AgentChannel:
         finally:
             self.handshakes.leave(address)
             self._changed()  # a flood of handshakes leaves memory to give back too
-            if turn and tls is None:
-                self.turns.give_back()
         if tls is None:
             return
-        # The turn is held until the agent is welcomed (its registration durable): a storm
-        # is let in no faster than the store registers it. Served here, not in a helper: an
-        # idle connection waits in this frame (each coroutine on its chain is memory).
+        # Served here, not in a helper: an idle connection waits in this frame (each
+        # coroutine on its chain is memory).
         peer = address_of(stream)
-        ready = None
         try:
             certificate, refusal = await self._admit(tls, peer)
-            ready = await self._upgrade(tls, peer, certificate, refusal, self.turns.give_back)
-            if ready is not None:  # from here on the link gives the turn back
+            ready = await self._upgrade(tls, peer, certificate, refusal)
+            if ready is not None:
                 await ready[0].serve(ready[1], self._changed, peer)
         finally:
-            if ready is None:
-                self.turns.give_back()
             await trio.aclose_forcefully(tls)
 
     async def _handshake(self, stream: trio.SocketStream) -> TLSStream | None:
@@ -216,7 +209,6 @@ class AgentChannel:
         peer: str,
         certificate: PeerCertificate | None = None,
         refusal: str = "",
-        admitted: Callable[[], None] | None = None,
     ) -> tuple[AgentLink, Upgrade] | None:
         """The WebSocket upgrade's request (within ``connect_timeout``), and the link that
         will serve it; ``None`` when there is none to serve: refused (``refusal``: why it is
@@ -230,7 +222,7 @@ class AgentChannel:
                 log.warning("agent channel %s: refused: %s", peer, refusal)
                 await upgrade.reject(403, f"{refusal}\n")
             elif asked:
-                link = AgentLink(self.parts, self.link, certificate, self, admitted=admitted)
+                link = AgentLink(self.parts, self.link, certificate, self)
                 return link, upgrade
         except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError):
             log.debug("agent channel %s: connection lost during the upgrade", peer)

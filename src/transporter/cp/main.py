@@ -83,7 +83,9 @@ async def serve(
     store_spec = settings.effective_store
     async with open_store(store_spec) as opened, trio.open_nursery() as nursery:
         await pin_keys(opened, credentials)
-        channel = channel or ChannelSettings(replica_look=settings.replica_look)
+        channel = channel or ChannelSettings(
+            replica_look=settings.replica_look, heartbeat_interval=settings.heartbeat_interval
+        )
         parts, services, hints = _assemble(
             opened,
             credentials,
