@@ -30,7 +30,11 @@ async def test_a_listener_that_never_answers_the_upgrade_is_a_timeout_that_says_
             await trio.sleep_forever()
 
         nursery.start_soon(trio.serve_listeners, hold, listeners)
-        with pytest.raises(DialError, match=f"no connection to 127.0.0.1:{port} within 0.5 s"):
+        said = (
+            f"127.0.0.1:{port} took the connection but did not finish the TLS handshake and"
+            " the WebSocket upgrade within 0.5 s"
+        )
+        with pytest.raises(DialError, match=said):
             await dial(f"ws://127.0.0.1:{port}/ws", seconds=0.5)
         nursery.cancel_scope.cancel()
 

@@ -158,15 +158,23 @@ async def connect(
     ssl_context: ssl.SSLContext | None,
     max_message_size: int,
     connect_timeout: float,
+    answer_timeout: float | None = None,
 ) -> AsyncIterator[Channel]:
-    """A connection to ``url`` for the block, set up within ``connect_timeout``;
-    :class:`DialError` (as itself) when it cannot be. Closed at the end, its socket too,
-    whichever side ended it."""
+    """A connection to ``url`` for the block: TCP within ``connect_timeout``, then TLS and the
+    WebSocket upgrade within ``answer_timeout`` (default: as long). :class:`DialError` (as
+    itself) when it cannot be. Closed at the end, its socket too, whichever side ended it.
+
+    Two bounds, since a host that does not answer is dead (move on to the next URL soon), but
+    a control plane that took the connection is alive, and may be busy letting thousands of
+    agents back in after a restart: each that gives up is a handshake wasted and an agent
+    sent into a longer backoff."""
     up = False
+    answer = connect_timeout if answer_timeout is None else answer_timeout
     try:
         async with trio.open_nursery() as nursery:
-            with trio.fail_after(connect_timeout):
-                ws, stream = await _dial(nursery, url, ssl_context, max_message_size)
+            ws, stream = await _dial(
+                nursery, url, ssl_context, max_message_size, connect_timeout, answer
+            )
             up = True
             close_wait = CLOSE_WAIT
             try:
@@ -235,7 +243,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 async def _dial(
-    nursery: trio.Nursery, url: str, ssl_context: ssl.SSLContext | None, max_message_size: int
+    nursery: trio.Nursery,
+    url: str,
+    ssl_context: ssl.SSLContext | None,
+    max_message_size: int,
+    connect_timeout: float,
+    answer_timeout: float,
 ) -> tuple[WebSocketConnection, _Watched]:
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -244,24 +257,30 @@ async def _dial(
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if secure and ssl_context is None:
         raise DialError("a wss:// URL needs the bundle's TLS settings")
-    tcp = await trio.open_tcp_stream(host, port)
+    with trio.fail_after(connect_timeout):
+        tcp = await trio.open_tcp_stream(host, port)
     watched: _Watched | None = None
     try:
-        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
-        if ssl_context is not None and secure:
-            tls = trio.SSLStream(tcp, ssl_context, server_hostname=host, https_compatible=True)
-            resume(tls, ssl_context, url)
-            try:
-                await tls.do_handshake()
-            except trio.BrokenResourceError as exc:
-                reason = describe_tls_error(exc)
-                raise DialError(f"TLS handshake with {host}:{port}: {reason}") from None
-            stream = tls
-        watched = _Watched(stream)
-        ws = await _upgrade(nursery, watched, host, resource, max_message_size, secure)
-        if ssl_context is not None and isinstance(stream, trio.SSLStream):
-            keep_session(stream, ssl_context, url)
-        return ws, watched
+        with trio.move_on_after(answer_timeout):
+            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
+            if ssl_context is not None and secure:
+                tls = trio.SSLStream(tcp, ssl_context, server_hostname=host, https_compatible=True)
+                resume(tls, ssl_context, url)
+                try:
+                    await tls.do_handshake()
+                except trio.BrokenResourceError as exc:
+                    reason = describe_tls_error(exc)
+                    raise DialError(f"TLS handshake with {host}:{port}: {reason}") from None
+                stream = tls
+            watched = _Watched(stream)
+            ws = await _upgrade(nursery, watched, host, resource, max_message_size, secure)
+            if ssl_context is not None and isinstance(stream, trio.SSLStream):
+                keep_session(stream, ssl_context, url)
+            return ws, watched
+        raise DialError(
+            f"{host}:{port} took the connection but did not finish the TLS handshake and the"
+            f" WebSocket upgrade within {answer_timeout:g} s"
+        )
     except BaseException:
         await trio.aclose_forcefully(watched or tcp)
         raise

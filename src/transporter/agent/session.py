@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 INLINE_VERIFY_BYTES = 256 * 1024
 """Events with fewer bytes of manifests are checked on the event loop; larger ones (hashing
 some MB) in a worker thread, so that heartbeats and reports keep going."""
+ANSWER_TIMEOUT = 30.0
+"""Seconds the agent waits for a control plane that took its connection (TCP) to finish the
+TLS handshake and the upgrade, and then for its welcome: one that took it is alive, and may be
+letting thousands of agents back in after a restart (it waits its turns for up to 25 s). A
+host that does not take the connection at all is given ``connect_timeout`` (10 s)."""
 PING_AFTER = 0.75
 """The share of ``dead_after`` since the control plane's last answer after which the agent
 pings it again (protocol 4)."""
@@ -71,6 +76,7 @@ class Session:
         reports: Reports | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float = 10.0,
+        answer_timeout: float = ANSWER_TIMEOUT,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
         signing_key: signing.Verifier | None = None,
@@ -94,6 +100,7 @@ class Session:
         self.conversation = Conversation(info, reports)
         self.outages = Outages(cp_urls, backoff or Backoff(), rng or random.Random())  # noqa: S311
         self.connect_timeout = connect_timeout
+        self.answer_timeout = answer_timeout
         self._outgoing_bell = trio.Event()
         self.connected = trio.Event()
         """Set while a registered connection is up (for tests and the demo)."""
@@ -151,13 +158,14 @@ class Session:
             ssl_context=self.ssl_context if url.startswith("wss://") else None,
             max_message_size=codec.MAX_MESSAGE_BYTES,
             connect_timeout=self.connect_timeout,
+            answer_timeout=self.answer_timeout,
         ) as channel:
             try:
-                with trio.fail_after(self.connect_timeout):
+                with trio.fail_after(self.answer_timeout):
                     await channel.send(codec.encode(self.conversation.hello()))
                     welcome = self.conversation.welcome(codec.decode(await channel.receive()))
             except trio.TooSlowError:
-                raise Rejected(f"no welcome within {self.connect_timeout:g} s") from None
+                raise Rejected(f"no welcome within {self.answer_timeout:g} s") from None
             await self._registered(channel, welcome)
 
     async def _registered(self, channel: Channel, welcome: Welcome) -> None:

@@ -78,9 +78,11 @@ class ChannelSettings:
     """TLS handshakes under way at once; the others let in wait their turn
     (:class:`~.connections.Turns`). A handshake is CPU work: more at once are each slower,
     not more done."""
-    handshake_wait: float = 6.0
+    handshake_wait: float = 25.0
     """Seconds a connection waits for its turn before it is closed (the agent then dials
-    again after its backoff): well within the agent's own connect timeout (10 s)."""
+    again after its backoff): within the agent's patience once its connection is taken (30 s,
+    ``ANSWER_TIMEOUT`` of :mod:`transporter.agent.session`). In a reconnect storm of 10,000,
+    at 6 s hundreds were closed and sent into a longer backoff."""
 
     @property
     def dead_after(self) -> float:
