@@ -13,12 +13,13 @@ import pytest
 import trio
 
 from tests.bed.harness import FAST_BACKOFF
+from transporter.agent.conversation import paced
 from transporter.agent.session import PING_AFTER, Session
 from transporter.agent.worker import Reporter
 from transporter.cp import frames
 from transporter.cp.framing import Upgrade
 from transporter.protocol import codec
-from transporter.protocol.messages import Welcome
+from transporter.protocol.messages import Pace, Welcome
 from transporter.protocol.model import AgentInfo, Event
 
 INTERVAL = 0.1
@@ -29,9 +30,12 @@ SEEN = 15
 
 @attrs.define
 class Recorder:
-    """A control plane that welcomes the agent in ``protocol`` and notes what comes after."""
+    """A control plane that welcomes the agent in ``protocol`` and notes what comes after;
+    with ``pace``, sends a ``pace`` of it after the third beat."""
 
     protocol: int
+    pace: tuple[float, float] | None = None
+    beat_times: list[float] = attrs.field(factory=list)
     beats: int = 0
     pings: list[float] = attrs.field(factory=list)
     heartbeats: int = 0
@@ -55,6 +59,10 @@ class Recorder:
                 await stream.send_all(frames.frame(frames.PONG, bytes(value)))  # type: ignore[arg-type]
             elif opcode == frames.PONG:
                 self.beats += 1
+                self.beat_times.append(trio.current_time())
+                if self.pace is not None and self.beats == 3:
+                    said = Pace(*self.pace)
+                    await stream.send_all(frames.frame(frames.TEXT, codec.encode(said).encode()))
             elif not welcomed:  # the registration
                 welcome = Welcome("agent-a", INTERVAL, DEAD_AFTER, protocol=self.protocol)
                 await stream.send_all(frames.frame(frames.TEXT, codec.encode(welcome).encode()))
@@ -95,3 +103,38 @@ async def test_what_an_idle_agent_sends(protocol: int) -> None:
     assert 1 <= len(recorder.pings) <= 2, recorder.pings
     gaps = [b - a for a, b in zip(recorder.pings, recorder.pings[1:], strict=False)]
     assert all(gap >= DEAD_AFTER * PING_AFTER - INTERVAL for gap in gaps), gaps
+
+
+async def test_a_pace_from_the_control_plane_slows_the_heartbeats() -> None:
+    recorder = Recorder(4, pace=(0.4, 40.0))
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio.serve_tcp, recorder.serve, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        port = listeners[0].socket.getsockname()[1]
+        session = Session(
+            AgentInfo("agent-a"), f"ws://127.0.0.1:{port}/ws", never, backoff=FAST_BACKOFF
+        )
+        nursery.start_soon(session.run)
+        with trio.fail_after(30):
+            await recorder.enough.wait()
+        nursery.cancel_scope.cancel()
+    gaps = [b - a for a, b in zip(recorder.beat_times, recorder.beat_times[1:], strict=False)]
+    assert max(gaps[:2]) < 0.3  # at the welcome's 0.1 s
+    assert min(gaps[4:]) >= 0.35, gaps  # then at the pace's 0.4 s (one beat may be on its way)
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ((5.0, 20.0), (5.0, 20.0)),
+        ((5.0, 0.0), (5.0, 20.0)),  # no dead time said: four intervals
+        ((0.0, 0.0), (0.05, 0.2)),  # no busy loop
+        ((float("nan"), float("inf")), (5.0, 20.0)),
+        ((1e9, 1e12), (300.0, 30000.0)),
+        ((1.0, 0.5), (1.0, 1.0)),  # never dead before an interval
+    ],
+)
+def test_the_pace_said_is_kept_within_bounds(
+    said: tuple[float, float], kept: tuple[float, float]
+) -> None:
+    assert paced(*said) == kept

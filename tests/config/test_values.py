@@ -65,4 +65,16 @@ def test_the_heartbeat_interval_reaches_the_control_plane(tmp_path: Path) -> Non
     settings = cli.parse(["cp", "--data-dir", str(tmp_path), "--heartbeat-interval", "5"])
     assert settings.heartbeat_interval == 5.0  # type: ignore[union-attr]
     default = cli.parse(["cp", "--data-dir", str(tmp_path)])
-    assert default.heartbeat_interval == 15.0  # type: ignore[union-attr]
+    assert default.heartbeat_interval == 5.0  # type: ignore[union-attr]
+    assert default.heartbeat_budget == 650.0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("given", ["0.5", "100001", "inf", "nan", "0", "many"])
+def test_the_heartbeat_budget_has_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse(["cp", "--data-dir", str(tmp_path), "--heartbeat-budget", given])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--heartbeat-budget" in error and repr(given) in error

@@ -12,6 +12,7 @@ are kept (:mod:`.reports`) and sent again on the next connection.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 
 import attrs
@@ -29,6 +30,7 @@ from transporter.protocol.messages import (
     DeliverBatch,
     Error,
     Message,
+    Pace,
     Receipt,
     Received,
     Register,
@@ -52,6 +54,23 @@ BATCH_RESOURCES = 16
 """A report with more resources' results than this is sent in a message of its own (it may
 be large; a batch of them could pass the control plane's message size limit)."""
 BATCH_MESSAGE_CHARS = 4096
+DEFAULT_INTERVAL = 5.0
+LEAST_INTERVAL = 0.05
+MOST_INTERVAL = 300.0
+DEAD_HEARTBEATS = 4
+"""Heartbeat intervals without an answer before the connection is dropped, when the control
+plane did not say (``dead_after`` 0)."""
+
+
+def paced(interval: float, dead_after: float) -> tuple[float, float]:
+    """The heartbeat interval and dead time to keep to, from what the control plane said,
+    within bounds (a value that is no number never makes a busy loop nor a silent agent)."""
+    if not math.isfinite(interval):
+        interval = DEFAULT_INTERVAL
+    interval = min(max(interval, LEAST_INTERVAL), MOST_INTERVAL)
+    if not math.isfinite(dead_after) or dead_after <= 0:
+        dead_after = interval * DEAD_HEARTBEATS
+    return interval, min(max(dead_after, interval), interval * 100)
 
 
 class Rejected(Exception):
@@ -66,6 +85,8 @@ class Conversation:
         self.info = info
         self.reports = reports or Reports()
         self.protocol = OLDEST_PROTOCOL
+        self.pace = paced(DEFAULT_INTERVAL, 0.0)
+        """The heartbeat interval and dead time, as the control plane said last."""
         self._received: list[Receipt] = []
 
     # --- a connection's start -----------------------------------------------------------------
@@ -81,6 +102,7 @@ class Conversation:
         if not isinstance(message, Welcome):
             raise Rejected(f"expected welcome, got {message.TAG}")
         self.protocol = min(message.protocol, PROTOCOL_VERSION)
+        self.pace = paced(message.heartbeat_interval, message.dead_after)
         self.reports.resend_all()
         return message
 
@@ -126,6 +148,8 @@ class Conversation:
         elif isinstance(message, AckBatch):
             for ack in message.acks:
                 self.reports.ack(ack.event_id, ack.seq)
+        elif isinstance(message, Pace):
+            self.pace = paced(message.heartbeat_interval, message.dead_after)
         elif isinstance(message, Error):
             log.warning("control plane refused a message: %s: %s", message.code, message.message)
         else:

@@ -56,9 +56,6 @@ host that does not take the connection at all is given ``connect_timeout`` (10 s
 PING_AFTER = 0.75
 """The share of ``dead_after`` since the control plane's last answer after which the agent
 pings it again (protocol 4)."""
-DEFAULT_DEAD_HEARTBEATS = 4
-"""Heartbeat intervals without a pong before the connection is dropped, when the control plane
-did not say (``dead_after`` 0 in its welcome)."""
 
 
 class Silent(DeadConnection):
@@ -176,19 +173,17 @@ class Session:
         self.metrics.connected(True)
         try:
             async with trio.open_nursery() as nursery:
-                interval = welcome.heartbeat_interval
-                dead_after = welcome.dead_after or interval * DEFAULT_DEAD_HEARTBEATS
-                nursery.start_soon(self._heartbeat, channel, interval, dead_after)
+                nursery.start_soon(self._heartbeat, channel)
                 nursery.start_soon(self._write, channel)
                 nursery.start_soon(self._read, channel)
         finally:
             self.connected = trio.Event()
             self.metrics.connected(False)
 
-    async def _heartbeat(self, channel: Channel, interval: float, dead_after: float) -> None:
-        """A heartbeat every ``interval``; raises :class:`Silent` when ``dead_after`` passed
-        since the control plane last answered a ping (sending may block too, on a connection
-        nobody reads).
+    async def _heartbeat(self, channel: Channel) -> None:
+        """A heartbeat every interval; raises :class:`Silent` when the dead time passed since
+        the control plane last answered a ping (sending may block too, on a connection nobody
+        reads). Both as the control plane said last (welcome, then ``pace``).
 
         Before protocol 4 each heartbeat is a ``heartbeat`` message and a ping. From 4 it is
         one WebSocket frame, an unsolicited pong (RFC 6455's one-way heartbeat), and a ping
@@ -198,6 +193,7 @@ class Session:
         answered = trio.current_time()  # the welcome was the last answer
         pings = self.conversation.protocol >= PINGS
         while True:
+            interval, dead_after = self.conversation.pace
             started = trio.current_time()
             with trio.move_on_at(answered + dead_after) as waiting:
                 if not pings:

@@ -51,9 +51,16 @@ Stored = tuple[Pending, StatusAck | None]
 @attrs.frozen(kw_only=True)
 class LinkSettings:
     heartbeat_interval: float
-    dead_after: float
+    """The least (:class:`~.channel.ChannelSettings`)."""
+    heartbeat_budget: float
+    dead_heartbeats: int
     register_timeout: float
     max_message_bytes: int
+
+    def interval_for(self, fleet: int) -> float:
+        """The heartbeat interval of an agent of a fleet of ``fleet``: the fleet's heartbeats
+        within the budget, never below the least."""
+        return max(self.heartbeat_interval, fleet / self.heartbeat_budget)
 
 
 @attrs.frozen
@@ -221,10 +228,12 @@ class AgentLink:
         self.parts.intake.agent_registered(connection.info)
         await self.parts.sessions.claim(connection)  # other replicas close theirs
         await roster.arrived(self.parts.arrivals, connection, peer=self.peer, replaced=replaced)
+        interval = self.settings.interval_for(self.parts.live.fleet)
+        connection.heartbeat_interval = interval
         welcome = Welcome(
             agent_id=connection.agent_id,
-            heartbeat_interval=self.settings.heartbeat_interval,
-            dead_after=self.settings.dead_after,
+            heartbeat_interval=interval,
+            dead_after=interval * self.settings.dead_heartbeats,
             protocol=connection.protocol,
         )
         await ws.send_message(codec.encode(welcome))

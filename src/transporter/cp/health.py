@@ -1,8 +1,8 @@
 """Whether an agent's connection is alive: one task looks at all of them, a quarter heartbeat
-apart. Silent for ``missed_heartbeats`` intervals, an agent is ``unhealthy``; silent for
-``dead_heartbeats`` intervals, its connection is taken for dead (a half-open TCP connection
-never ends by itself) and closed; a connection whose certificate expired is closed too (checked
-at the handshake, but a connection may outlive it)."""
+apart. Silent for ``missed_heartbeats`` of its intervals (each agent's, told in its welcome),
+an agent is ``unhealthy``; silent for ``dead_heartbeats``, its connection is taken for dead
+(a half-open TCP connection never ends by itself) and closed; a connection whose certificate
+expired is closed too (checked at the handshake, but a connection may outlive it)."""
 
 from __future__ import annotations
 
@@ -45,21 +45,23 @@ async def watch_health(
     live: LiveAgents,
     *,
     interval: float,
-    unhealthy: float,
-    dead: float,
+    missed: int,
+    dead: int,
     save_status: Callable[[Connection], Awaitable[None]],
     audit: Callable[[AuditEntry], Awaitable[None]],
 ) -> None:
-    """Act on each connection's :func:`verdict` every quarter ``interval``; runs until
-    cancelled. ``save_status`` stores an agent's new status; ``audit`` writes an entry (both
-    survive an outage of the store themselves)."""
+    """Act on each connection's :func:`verdict` every quarter ``interval`` (the least): an
+    agent is unhealthy after ``missed`` of its own intervals (told in its welcome) and dead
+    after ``dead``; runs until cancelled. ``save_status`` stores an agent's new status;
+    ``audit`` writes an entry (both survive an outage of the store themselves)."""
     while True:
         now = time.time()
         turned: list[Connection] = []
         for connection in live.all():
             if connection.cancel_scope.cancel_called:
                 continue
-            found = verdict(connection, now, unhealthy=unhealthy, dead=dead)
+            beat = connection.heartbeat_interval or interval
+            found = verdict(connection, now, unhealthy=beat * missed, dead=beat * dead)
             if found is Verdict.EXPIRED:
                 log.warning(
                     "agent %s: its certificate expired; closing its connection",

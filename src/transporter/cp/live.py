@@ -94,6 +94,8 @@ class Connection:
     """The outbox's last ``seq`` read for this connection (:mod:`.delivery`)."""
     look_at: float = 0.0
     """When (trio's clock) the next safety look at the outbox is due (:mod:`.delivery`)."""
+    heartbeat_interval: float = 0.0
+    """The interval told to the agent in its welcome (0: not yet welcomed)."""
     moved_elsewhere: bool = False
     """Closed because the agent's live session is now on another replica: that replica keeps
     its record and its outbox, this one must not mark it disconnected."""
@@ -122,6 +124,14 @@ class LiveAgents:
 
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
+        self.known = 0
+        """Agents the store knew of when the channel started (the heartbeat budget's fleet)."""
+
+    @property
+    def fleet(self) -> int:
+        """The agents the heartbeat budget is shared by: those known, or those connected here
+        if more."""
+        return max(self.known, len(self._connections))
 
     def attach(self, connection: Connection) -> Connection | None:
         """Make ``connection`` the agent's current one; returns the one it replaces (closed)."""

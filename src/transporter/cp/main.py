@@ -65,6 +65,15 @@ class Bound:
         return [f"{self.agent_scheme}://{address}{PATH}" for address in self.agent_addresses]
 
 
+def channel_settings(settings: CpConfig) -> ChannelSettings:
+    """The agent channel's settings from the command line's."""
+    return ChannelSettings(
+        replica_look=settings.replica_look,
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_budget=settings.heartbeat_budget,
+    )
+
+
 async def serve(
     settings: CpConfig,
     shutdown: trio.Event,
@@ -83,9 +92,7 @@ async def serve(
     store_spec = settings.effective_store
     async with open_store(store_spec) as opened, trio.open_nursery() as nursery:
         await pin_keys(opened, credentials)
-        channel = channel or ChannelSettings(
-            replica_look=settings.replica_look, heartbeat_interval=settings.heartbeat_interval
-        )
+        channel = channel or channel_settings(settings)
         parts, services, hints = _assemble(
             opened,
             credentials,

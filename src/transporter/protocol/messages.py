@@ -9,9 +9,11 @@ Version 2 adds ``deliveries``, ``reports`` and ``acks``: several events, acknowl
 status reports in one WebSocket message, so that a busy connection carries a message per batch,
 not per event or report. Version 3 adds ``replay`` to ``status``: the agent refused to run an
 event again that it ran before (the control plane audits it). Version 4 makes the agent's
-WebSocket ping its heartbeat: the agent sends no ``heartbeat`` message besides (one frame each
-way per interval instead of three). A field added in a version is
-left out of the message when it has its default, so that older peers never see it.
+WebSocket frame its heartbeat: the agent sends no ``heartbeat`` message besides (one frame per
+interval instead of three), and adds ``pace``: a new heartbeat interval for the rest of the
+connection (the fleet grew, and shares the control plane's heartbeat budget). A field added
+in a version is left out of the message when it has its default, so that older peers never
+see it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ class Welcome:
 class Heartbeat:
     TAG: ClassVar[str] = "heartbeat"
     at: float
+
+
+@attrs.frozen
+class Pace:
+    """From protocol 4: the heartbeat interval and dead time for the rest of the connection,
+    in place of the welcome's (the control plane's fleet grew)."""
+
+    TAG: ClassVar[str] = "pace"
+    heartbeat_interval: float
+    dead_after: float
 
 
 @attrs.frozen
@@ -153,10 +165,11 @@ class Error:
 
 
 AgentMessage = Register | Heartbeat | Received | Status | ReportBatch
-CpMessage = Welcome | Deliver | DeliverBatch | StatusAck | AckBatch | Error
+CpMessage = Welcome | Pace | Deliver | DeliverBatch | StatusAck | AckBatch | Error
 Message = (
     Register
     | Welcome
+    | Pace
     | Heartbeat
     | Deliver
     | DeliverBatch
@@ -170,6 +183,7 @@ Message = (
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Register,
     Welcome,
+    Pace,
     Heartbeat,
     Deliver,
     DeliverBatch,
