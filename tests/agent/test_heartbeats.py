@@ -79,9 +79,8 @@ async def never(event: Event, report: Reporter) -> None:
     raise AssertionError(f"nothing is delivered here: {event.id}")
 
 
-@pytest.mark.parametrize("protocol", [3, 4])
-async def test_what_an_idle_agent_sends(protocol: int) -> None:
-    recorder = Recorder(protocol)
+async def record(recorder: Recorder) -> None:
+    """A real agent session dials ``recorder`` until it has seen enough."""
     async with trio.open_nursery() as nursery:
         serve = partial(trio.serve_tcp, recorder.serve, 0, host="127.0.0.1")
         listeners = await nursery.start(serve)
@@ -93,6 +92,12 @@ async def test_what_an_idle_agent_sends(protocol: int) -> None:
         with trio.fail_after(30):
             await recorder.enough.wait()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+async def test_what_an_idle_agent_sends(protocol: int) -> None:
+    recorder = Recorder(protocol)
+    await record(recorder)
     assert recorder.others == []
     if protocol == 3:
         assert (recorder.beats, recorder.heartbeats) == (0, SEEN)
@@ -107,17 +112,7 @@ async def test_what_an_idle_agent_sends(protocol: int) -> None:
 
 async def test_a_pace_from_the_control_plane_slows_the_heartbeats() -> None:
     recorder = Recorder(4, pace=(0.4, 40.0))
-    async with trio.open_nursery() as nursery:
-        serve = partial(trio.serve_tcp, recorder.serve, 0, host="127.0.0.1")
-        listeners = await nursery.start(serve)
-        port = listeners[0].socket.getsockname()[1]
-        session = Session(
-            AgentInfo("agent-a"), f"ws://127.0.0.1:{port}/ws", never, backoff=FAST_BACKOFF
-        )
-        nursery.start_soon(session.run)
-        with trio.fail_after(30):
-            await recorder.enough.wait()
-        nursery.cancel_scope.cancel()
+    await record(recorder)
     gaps = [b - a for a, b in zip(recorder.beat_times, recorder.beat_times[1:], strict=False)]
     assert max(gaps[:2]) < 0.3  # at the welcome's 0.1 s
     assert min(gaps[4:]) >= 0.35, gaps  # then at the pace's 0.4 s (one beat may be on its way)

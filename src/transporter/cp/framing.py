@@ -126,14 +126,12 @@ class Socket:
             except frames.FrameError as exc:
                 await self._send_close(exc.code, exc.reason)
                 raise Closed(exc.code, exc.reason, by_us=True) from None
-            if found is None:  # read here, not in a helper: an idle connection waits here
-                try:
+            if found is None:  # read here, not in _fill: an idle connection waits here, and
+                try:  # each coroutine on its await chain is memory (10,000 of them)
                     data = await self.stream.receive_some(RECEIVE_BYTES)
                 except _GONE:
                     data = b""
-                if not data:
-                    raise Closed(ABNORMAL, "the stream ended")
-                self._reader.feed(bytes(data))
+                self._feed(data)
                 continue
             opcode, value = found
             if opcode == frames.PING:
@@ -155,6 +153,9 @@ class Socket:
             data = await self.stream.receive_some(RECEIVE_BYTES)
         except _GONE:
             data = b""
+        self._feed(data)
+
+    def _feed(self, data: bytes | bytearray) -> None:
         if not data:
             raise Closed(ABNORMAL, "the stream ended")
         self._reader.feed(bytes(data))
