@@ -22,9 +22,10 @@ from transporter.protocol.messages import PINGS, Pace
 
 log = logging.getLogger(__name__)
 
-STEP = 1.25
+STEP = 1.1
 """An agent is paced when the fleet's interval is this many times its own or more (not at
-each agent more)."""
+each agent more). At 1.25, agents paced at 8,000 stayed a hair under the step at 10,000: 9.4-9.6 %
+of a core at rest against 8.3-9.1 % for all at the fleet's interval."""
 SEND_TIMEOUT = 1.0
 """Seconds a ``pace`` may take to send; a connection that does not take it keeps its pace."""
 
