@@ -177,3 +177,27 @@ async def test_safety_looks_are_asked_together_and_catch_a_missed_ring(tmp_path:
             nursery.cancel_scope.cancel()
         assert set(reads.outboxes) == {"agent-0042"}
         assert max(len(asked) for asked in reads.asked[first:]) > 10
+
+
+async def test_the_safety_look_sends_an_event_below_the_seq_the_connection_read(
+    tmp_path: Path,
+) -> None:
+    """After a Redis failover the outbox's counter may be behind what a connection read (the
+    old primary's last writes lost): an event stored then has a lower ``seq``, and no ring."""
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        live = LiveAgents()
+        progress = Progress(store, live, EventWatch())
+        delivery = Delivery(store, progress, look=0.2, gather=0.1)
+        sent, receive = trio.open_memory_channel[str](10)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(progress.run)
+            nursery.start_soon(delivery.look_after, live)
+            live.attach(link := connection("agent-a", sent))
+            nursery.start_soon(delivery.run, link)
+            await trio.testing.wait_all_tasks_blocked()
+            link.sent_seq = 1_000  # read up to there from the primary that was lost
+            event = r.event("ev-1", "agent-a", created_at=time.time())
+            await store.submit(event, r.accepted_audit(event))  # seq 1, and no ring
+            with trio.fail_after(10):
+                assert await receive.receive() == "ev-1"
+            nursery.cancel_scope.cancel()

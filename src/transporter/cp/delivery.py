@@ -141,6 +141,8 @@ class Delivery:
                     connection.look_at = trio.current_time() + self._next_look()
                     outbox = await self.store.outbox(connection.agent_id, limit=window.size)
                     window.keep_only(event.id for _, event in outbox)
+                    if any(event.id not in window for _, event in outbox):
+                        connection.sent_seq = 0  # unfinished, not in flight: read it again
         finally:
             connection.delivering = False
 
@@ -168,6 +170,11 @@ class Delivery:
             failed = False
             for connection in due:
                 if connection.agent_id in found:
+                    # Idle, with something unfinished: none of it is in flight, so its outbox
+                    # is read from the start. An outbox ``seq`` can go back: a Redis failover
+                    # loses the old primary's last writes, its counter's too, and new events
+                    # then come below what this connection read (they stayed queued for good).
+                    connection.sent_seq = 0
                     connection.ring()
 
     def _next_look(self) -> float:
@@ -187,6 +194,8 @@ class Delivery:
         )
         for seq, event in outbox:
             last_seq = seq
+            if event.id in connection.window:
+                continue  # in flight already (read again from the start after a look)
             if event.expires_at <= now:
                 continue  # the expiry task ends it; it is never sent after its TTL
             written.append(await self.progress.delivering(event, now))
