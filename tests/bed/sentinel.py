@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
+import signal
 import socket
 import ssl
 import time
@@ -117,6 +119,22 @@ class SentinelBed:
         """``SENTINEL FAILOVER``: a replica promoted and the old primary made a replica of it."""
         assert self.sentinels[0].command("SENTINEL", "failover", SERVICE) == "OK"
 
+    def stall_failover(self) -> Node:
+        """``SENTINEL FAILOVER`` held at its promotion: the replica the leading Sentinel (the
+        first) is made to pick is stopped (SIGSTOP) just before, so its ``REPLICAOF NO ONE``
+        waits unread while the old primary takes writes and the other replica confirms them
+        (until :meth:`resume`, or until the failover timeout aborts it). The stopped replica."""
+        leader, promoted = self.sentinels[0], self.replicas()[0]
+        assert leader.command("SENTINEL", "DEBUG", "info-period", "100") == "OK"
+        assert promoted.command("CONFIG", "SET", "replica-priority", "1") == "OK"
+        until(lambda: _priority(leader, promoted.port) == "1", "the new priority", READY_TIMEOUT)
+        os.kill(promoted.child.popen.pid, signal.SIGSTOP)
+        self.failover()
+        return promoted
+
+    def resume(self, node: Node) -> None:
+        os.kill(node.child.popen.pid, signal.SIGCONT)
+
     def wait_switched(self, old: Node, *, replicas: int) -> Node:
         """Until every Sentinel names another primary than ``old`` and that one has ``replicas``
         replicas online (so it takes writes again): the new primary."""
@@ -219,6 +237,17 @@ def _named_primary(sentinel: Node) -> int:
     reply = sentinel.command("SENTINEL", "get-master-addr-by-name", SERVICE)
     assert isinstance(reply, list), reply
     return int(reply[1])
+
+
+def _priority(sentinel: Node, port: int) -> str | None:
+    """The ``slave-priority`` ``sentinel`` knows of the replica at ``port``."""
+    reply = sentinel.command("SENTINEL", "replicas", SERVICE)
+    assert isinstance(reply, list), reply
+    for each in reply:
+        fields = dict(zip(each[::2], each[1::2], strict=True))
+        if fields.get("port") == str(port):
+            return fields.get("slave-priority")
+    return None
 
 
 def _names_another(sentinel: Node, old: int) -> bool:

@@ -30,7 +30,9 @@ from tests.store import test_conformance as conformance
 from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import Event
 from transporter.store import Store, StoreUnavailable, open_store, verify_audit
-from transporter.store.redis.connection import RECOUNT, RedisConnection
+from transporter.store.redis.confirm import RECOUNT
+from transporter.store.redis.connection import RedisConnection
+from transporter.store.redis.queue_append import OutcomeUnknown, open_appender
 
 pytestmark = pytest.mark.redis
 
@@ -270,6 +272,41 @@ async def test_a_write_is_confirmed_only_by_the_server_that_took_it(bed: Sentine
         await connection.ping()
         with pytest.raises(StoreUnavailable, match="the primary changed during the write"):
             await written_across_a_failover(connection, bed)
+
+
+async def test_a_write_confirmed_while_a_sentinel_fails_the_primary_over_is_unavailable(
+    bed: SentinelBed,
+) -> None:
+    """The Sentinel leading a failover has sent the replica it promotes ``REPLICAOF NO ONE``
+    (stopped here before reading it); the old primary still takes writes and the other replica
+    confirms them (one replica is all the URL asks for), but that replica is to sync from the
+    promoted one, which lacks them. Refused until the switch, then taken by the new primary."""
+    spec = StoreSpec.parse(bed.url("wait_replicas=1&wait_timeout_ms=200"))
+    # a confirmed write waits for a failover to end for half the call timeout: 2 s, less than
+    # the bed's failover timeout (after which the leading Sentinel gives up, and it counts)
+    async with open_store(spec, call_timeout=4.0) as store:
+        assert await submitted(store, r.event("ev-before"))
+        old = bed.primary()
+        promoted = await trio.to_thread.run_sync(bed.stall_failover)
+        try:
+            event = r.event("ev-during")
+            failing = f"failing 127.0.0.1:{old.port} over"
+            with pytest.raises(StoreUnavailable, match=failing):
+                await store.submit(event, r.accepted_audit(event))
+            async with open_appender(spec.url, call_timeout=4.0) as appender:  # queue mode
+                with pytest.raises(
+                    OutcomeUnknown, match=f"appended as .*, but a Sentinel is {failing}"
+                ):
+                    await appender.append({"v": "1", "body": "{}"})
+            assert bed.primary() is old  # the old primary took it, and the replica confirmed it
+        finally:
+            bed.resume(promoted)
+        after = r.event("ev-after")
+        with trio.fail_after(FAILOVER_WAIT):
+            while not await submitted(store, after):
+                pass  # refused until the leading Sentinel has moved the other replica too
+        assert bed.primary() is promoted
+        assert await store.get_event(after.id) is not None
 
 
 async def written_across_a_failover(connection: RedisConnection, bed: SentinelBed) -> None:

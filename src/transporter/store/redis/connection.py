@@ -25,10 +25,10 @@ from transporter.config.redis_url import (
 from transporter.config.values import ConfigError
 from transporter.store.base import StoreError, StoreUnavailable
 from transporter.store.redis.chain import AuditChain
+from transporter.store.redis.confirm import Confirming
 from transporter.store.redis.failover import (
     WRITES,
     Writes,
-    last_server,
     moved,
     plain_client,
     sentinel_client,
@@ -42,9 +42,6 @@ from transporter.store.redis.scripts import Scripts
 from transporter.store.rollout_rows import decoded_rollouts
 
 DEFAULT_TIMEOUT = 10.0
-RECOUNT = 1.0
-"""Seconds for which the number of replicas the Sentinels see up is taken as it was counted (one
-question to a Sentinel per second at most, not one per write)."""
 NO_WAIT = Replication(wait_replicas=0)
 
 
@@ -66,10 +63,9 @@ class RedisConnection:
         """How many replicas each write waits for (the URL's ``wait_replicas``)."""
         self._sentinel = sentinel
         """Whether the primary is found through Sentinels (so it has replicas to wait for)."""
-        self._replicas_up = 0
-        self._counted_at = -RECOUNT
         self._keys = Keys(prefix)
         self._timeout = call_timeout
+        self._confirming = Confirming(client, replication, self._keys, patience=call_timeout / 2)
         self._closed = False
         self._scripts = Scripts(client)
         self._chain = AuditChain(self._keys)
@@ -136,7 +132,7 @@ class RedisConnection:
     @asynccontextmanager
     async def _guard(self, *, confirm: bool = True) -> AsyncIterator[None]:
         """Every coredis call of the store: after the layout is migrated (:meth:`_translated`);
-        when the calls wrote, not done until the replicas have it (:meth:`_replicated`), unless
+        when the calls wrote, not done until the replicas have it (:class:`Confirming`), unless
         ``confirm`` is false (a look at the settings, which must answer without replicas)."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
@@ -151,55 +147,9 @@ class RedisConnection:
             with self._translated():
                 yield
                 if writes.made and confirm:
-                    await self._replicated(writes)
+                    await self._confirming.confirm(writes)
         finally:
             WRITES.reset(token)
-
-    async def _replicated(self, writes: Writes) -> None:
-        """Wait until ``wait_replicas`` replicas have everything the primary has written so far,
-        this operation's ``writes`` included, or raise :class:`StoreUnavailable` (outcome
-        unknown).
-
-        ``WAIT`` counts the replicas that have the last write of *its own connection*: an
-        empty ``PUBLISH`` before it, on the same connection (one pipeline), makes that the
-        primary's latest offset. So a write that found its work already done (an event
-        submitted again after a 503) also waits for the first attempt's write to be copied.
-        That connection may not be the writes' (the pool's connections are shared), and after
-        a failover it may lead to the new primary, whose replicas would confirm its offset, not
-        the writes': so the ``WAIT`` counts only when its server is the one that answered every
-        write of the operation (by address; the pool's connections move only between
-        addresses)."""
-        wanted = await self._wanted_replicas()
-        if wanted == 0:
-            return
-        timeout_ms = self._replication.wait_timeout_ms
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.publish(self._keys.prefix + "replicated", "")
-            acked = pipe.wait(wanted, timeout_ms)
-        count = await acked
-        elsewhere = sorted(writes.servers - {last_server() or ""})
-        if elsewhere:
-            raise StoreUnavailable(
-                f"Redis: the primary changed during the write ({', '.join(elsewhere)} took it,"
-                f" {last_server()} was asked to confirm it); its outcome is unknown"
-            )
-        if count < wanted:
-            raise StoreUnavailable(
-                f"Redis: {count} of {wanted} replica(s) had the write after {timeout_ms} ms;"
-                " its outcome is unknown"
-            )
-
-    async def _wanted_replicas(self) -> int:
-        """``wait_replicas``, or with ``wait_replicas=all`` the replicas the Sentinels see up
-        (:attr:`~transporter.config.redis_url.Replication.wait_all` says why), at least 1."""
-        least = self._replication.wait_replicas
-        count = getattr(self._client, "count_replicas", None)
-        if not self._replication.wait_all or count is None:
-            return least
-        if trio.current_time() - self._counted_at >= RECOUNT:
-            self._replicas_up = await count()
-            self._counted_at = trio.current_time()
-        return max(least, self._replicas_up)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

@@ -36,6 +36,7 @@ from coredis.pool._sentinel import SentinelConnectionPool
 from coredis.retry import NoRetryPolicy
 from coredis.typing import RedisError
 
+from transporter.store.redis.named_primary import Named, Rounds, ask_sentinels
 from transporter.store.redis.rollout_scripts import ROLLOUT_PAGE
 from transporter.store.redis.scripts import MIGRATION_FINISH, MIGRATION_SCAN, PAGE, REVOCATIONS
 from transporter.store.redis.tidy import TIDY
@@ -145,6 +146,8 @@ class FailoverRedis(coredis.Redis[str]):
         None
     )
     """Each replica's ``CONFIG GET`` of these names, or why it could not be read (likewise)."""
+    primary_named: Callable[[], Awaitable[Named]] | None = None
+    """The primary the Sentinels name, asked after the call (likewise; see named_primary)."""
     retry_unsent: bool = True
     """Whether a call that found no connection is tried again: behind Sentinels the primary
     may be between two servers; one server that refuses connections is down, said at once."""
@@ -266,8 +269,10 @@ async def sentinel_client(
             f"{host}:{port}": await _settings(host, port, options, names) for host, port in replicas
         }
 
+    rounds = Rounds(lambda: ask_sentinels(sentinel, service))
     client.count_replicas = replicas_up
     client.replica_settings = replica_settings
+    client.primary_named = rounds.after_now
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(sentinel)
         await stack.enter_async_context(client)

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 
 from transporter.store.base import StoreError, StoreUnavailable
 from transporter.store.redis.connection import DEFAULT_TIMEOUT, RedisConnection
+from transporter.store.redis.failover import last_server
 from transporter.store.redis.keys import DEFAULT_PREFIX
 
 MAX_WAITING = 100_000
@@ -59,7 +60,7 @@ class QueueAppender(RedisConnection):
         self._migrated = True  # not the store's: only the queue key is ever touched
         async with self._guard(confirm=False):
             waiting = await self._client.xlen(key)
-            wanted = await self._wanted_replicas()
+            wanted = await self._confirming.wanted()
         if waiting >= MAX_WAITING:
             raise QueueFull(waiting)
         timeout_ms = self._replication.wait_timeout_ms
@@ -71,6 +72,8 @@ class QueueAppender(RedisConnection):
                     adding = pipe.xadd(key, dict(fields))
                     waiting_for = pipe.wait(wanted, timeout_ms)
                 added, acked = await adding, await waiting_for
+                server = last_server()
+                refusal = None if acked < wanted else await self._confirming.refusal(server)
         except StoreError as exc:
             raise OutcomeUnknown(_redacted(str(exc), fields)) from None
         if acked < wanted:
@@ -78,6 +81,8 @@ class QueueAppender(RedisConnection):
                 f"appended as {added}, but {acked} of {wanted} replica(s) had it after"
                 f" {timeout_ms} ms: a failover may lose it"
             )
+        if refusal is not None:
+            raise OutcomeUnknown(f"appended as {added}, but {refusal}: a failover may lose it")
         return str(added)
 
 
