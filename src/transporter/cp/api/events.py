@@ -17,6 +17,7 @@ from transporter.cp.api.paging import visible_page
 from transporter.cp.api.queries import bool_arg, caller, float_arg, int_arg
 from transporter.cp.api.services import services
 from transporter.cp.openapi.bounds import EVENTS_PAGE, MAX_SINCE
+from transporter.cp.watch import latest
 from transporter.protocol.model import EventRecord, EventState
 from transporter.security.tokens import Role
 from transporter.store.base import Page
@@ -48,7 +49,8 @@ async def get_event(event_id: str) -> Answer:
     with_manifests = bool_arg("manifests", wait == 0)
     deadline = time.monotonic() + wait
     found = services()
-    # Subscribed before the first read, so that no change between a read and the wait is lost.
+    # Subscribed before the first read, so that no change between a read and the wait is lost
+    # (and woken with the newest record written, whatever the order of the writers' notices).
     with found.watch.watching(event_id) as subscription:
         record = await found.store.get_event(event_id)
         while True:
@@ -64,7 +66,8 @@ async def get_event(event_id: str) -> Answer:
             look = min(left, found.replica_look) if found.shared_store else left
             with trio.move_on_after(look):
                 written = await subscription.next()
-            record = written or await found.store.get_event(event_id)
+            # A notice may come after the request read a later record: the later one stands.
+            record = latest(record, written) or await found.store.get_event(event_id)
 
 
 @routes.get("/events")
