@@ -8,12 +8,15 @@ connection therefore redelivers everything unfinished, which the agent de-duplic
 
 A connection's delivery task runs only while there is work: from its bell's ring (an event
 stored for the agent, here or, through the store's hints (:mod:`.replicas`), on another
-replica; or a slot freed) until nothing is in flight or left to send. An idle connection has
-none (10,000 agents at rest cost no task each for this). Besides, every connection's outbox is
-looked at once every :data:`~.replicas.REPLICA_LOOK` seconds or so (jittered per connection):
-a safety net for a hint that was missed. A connection with events in flight looks itself; the
-looks of idle ones are asked together (:meth:`Delivery.look_after`): which of these agents
-have anything unfinished, in one read; only those start a task.
+replica; or a slot freed while the window held events back) until nothing is in flight or
+left to send. Only such a ring reads the outbox again: an event that ends otherwise wakes the
+task without a read (one read per event stored, not one more per event ended). An idle
+connection has none (10,000 agents at rest cost no task each for this). Besides, every
+connection's outbox is looked at once every :data:`~.replicas.REPLICA_LOOK` seconds or so
+(jittered per connection): a safety net for a hint that was missed. A connection with events
+in flight looks itself; the looks of idle ones are asked together
+(:meth:`Delivery.look_after`): which of these agents have anything unfinished, in one read;
+only those start a task.
 
 A new connection's first look is asked together with the others welcomed meanwhile
 (:class:`Looks`). An event stored for an agent after that read rings its bell (the connection is
@@ -118,16 +121,16 @@ class Delivery:
         the end, so a ring after it starts another task."""
         window = connection.window
         try:
-            anything = True
-            if first:
-                anything = await self.first_looks.anything_for(connection.agent_id)
+            if first and await self.first_looks.anything_for(connection.agent_id):
+                connection.news = True  # or rung meanwhile: that stays
             while True:
-                if window.room > 0 and anything:
+                if window.room > 0 and connection.news:
+                    connection.news = False  # a ring during the read sets it again
                     connection.sent_seq = await self._send_new(connection, connection.sent_seq)
                 await self._resend_unacknowledged(connection)
                 if not len(window) and not connection.outbox_bell.rung:
                     return
-                # Rung on new events and on finished ones (a slot is free again); otherwise
+                # Rung on new events and on finished ones (news only if held back); otherwise
                 # awake when the oldest unacknowledged delivery is due again, or for the look.
                 wait = connection.look_at - trio.current_time()
                 due = window.next_due(self.ack_timeout)
@@ -135,7 +138,6 @@ class Delivery:
                     wait = min(wait, due - trio.current_time())
                 with trio.move_on_after(max(0.0, wait)):
                     await connection.outbox_bell.wait()
-                anything = True
                 if trio.current_time() >= connection.look_at and len(window):
                     # events ended elsewhere (a hint missed) free their slots
                     connection.look_at = trio.current_time() + self._next_look()
@@ -143,6 +145,7 @@ class Delivery:
                     window.keep_only(event.id for _, event in outbox)
                     if any(event.id not in window for _, event in outbox):
                         connection.sent_seq = 0  # unfinished, not in flight: read it again
+                        connection.news = True
         finally:
             connection.delivering = False
 
@@ -189,9 +192,9 @@ class Delivery:
         ``assigned`` write is not sent (the cancel won; :meth:`Progress.delivered`)."""
         now = time.time()
         written: list[tuple[Event, AuditEntry, Pending]] = []
-        outbox = await self.store.outbox(
-            connection.agent_id, after=last_seq, limit=connection.window.room
-        )
+        room = connection.window.room
+        outbox = await self.store.outbox(connection.agent_id, after=last_seq, limit=room)
+        connection.held_back = len(outbox) >= room
         for seq, event in outbox:
             last_seq = seq
             if event.id in connection.window:

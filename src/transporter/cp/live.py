@@ -92,6 +92,10 @@ class Connection:
     events to receive or in flight."""
     sent_seq: int = 0
     """The outbox's last ``seq`` read for this connection (:mod:`.delivery`)."""
+    news: bool = False
+    """The outbox may hold something not read yet (:meth:`ring`): the delivery reads it."""
+    held_back: bool = False
+    """The last read of the outbox filled the window: more may wait for a slot."""
     look_at: float = 0.0
     """When (trio's clock) the next safety look at the outbox is due (:mod:`.delivery`)."""
     heartbeat_interval: float = 0.0
@@ -105,11 +109,22 @@ class Connection:
         return self.info.id
 
     def ring(self) -> None:
-        """The agent may have something new to receive (a new event, a slot freed): wakes
-        its delivery task, or starts one."""
+        """The agent may have something new to receive (a new event, a slot freed while
+        events were held back): wakes its delivery task, which reads the outbox, or starts
+        one."""
+        self.news = True
         self.outbox_bell.ring()
         if self.courier is not None and not self.delivering:
             self.courier.start(self)
+
+    def slot_freed(self) -> None:
+        """An event in flight ended. Its delivery task reads the outbox again only if the
+        window held events back; else it is only woken (to end once nothing is in flight):
+        an event stored since rang on its own."""
+        if self.held_back:
+            self.ring()
+        else:
+            self.outbox_bell.ring()
 
     async def send(self, message: CpMessage) -> None:
         await self.sender(codec.encode(message))
@@ -161,7 +176,7 @@ class LiveAgents:
         """``event_id`` of ``agent_id`` ended: its slot on the agent's connection is free."""
         connection = self._connections.get(agent_id)
         if connection is not None and connection.window.finished(event_id):
-            connection.ring()
+            connection.slot_freed()
 
     def __len__(self) -> int:
         return len(self._connections)
