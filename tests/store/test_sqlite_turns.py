@@ -96,7 +96,7 @@ async def test_a_stuck_thread_fails_every_queued_call_soon_then_the_store_works(
         assert all(f.startswith("SQLite is still busy with a call given up") for f in failures[1:])
         unstuck.set()
         with trio.fail_after(5):  # the abandoned thread gives the connection back as it ends
-            await trio.to_thread.run_sync(lambda: None, limiter=store._limiter)
+            await store._worker.run(lambda: None)  # after the call given up on
         assert await store._call(working(0)) == 1
     finally:
         unstuck.set()

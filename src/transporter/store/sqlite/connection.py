@@ -1,7 +1,7 @@
 """Opening the SQLite file, and running the store's calls in its worker thread.
 
-sqlite3 blocks, so every call runs in a worker thread through ``trio.to_thread.run_sync`` with a
-dedicated ``CapacityLimiter(1)`` (one connection, used by one thread at a time) and a timeout.
+sqlite3 blocks, so every call runs in the connection's own thread (:mod:`.worker`: one
+connection, used by one thread, a call at a time), with a timeout.
 
 Calls take turns (a fair lock) before they reach the thread, and the call's timeout starts with
 its turn: it bounds the call's own work (``busy_timeout`` on a locked file, a stuck thread), not
@@ -23,6 +23,7 @@ from transporter.store.files import prepare_private, tighten
 from transporter.store.rollout_rows import decoded_rollouts
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.schema import migrate
+from transporter.store.sqlite.worker import Worker
 
 DEFAULT_TIMEOUT = 10.0
 QUEUE_TIMEOUTS = 6
@@ -36,14 +37,15 @@ class SQLiteConnection:
     def __init__(self, conn: sqlite3.Connection, *, call_timeout: float) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._timeout = call_timeout
-        self._limiter = trio.CapacityLimiter(1)
+        self._worker = Worker(f"transporter-sqlite-{id(self):x}")
+        self._worker.start()
         self._turn = trio.Lock()
         """Held by the call whose thread runs (or waits for a thread given up on to end)."""
         self._queue_timeout = call_timeout * QUEUE_TIMEOUTS
         self._gave_up_at: float | None = None
-        """When a call's thread was last given up on (it holds the limiter until it ends)."""
+        """When a call was last given up on (the thread is busy with it until it ends)."""
         self._events = EventCache()
-        """Decoded events, used only from the worker thread (the limiter serialises it)."""
+        """Decoded events, used only from the worker thread (one call at a time)."""
         self._rollouts = decoded_rollouts()
         """Decoded rollouts, likewise."""
 
@@ -66,9 +68,10 @@ class SQLiteConnection:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        # Through the limiter, so that a call still running in its thread finishes first.
+        # In the thread, after any call still running there (one given up on included).
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(conn.close, limiter=self._limiter)
+            await self._worker.run(conn.close)
+        self._worker.stop()
 
     async def _call[R](self, fn: Callable[..., R], *args: Any) -> R:
         conn = self._conn
@@ -87,13 +90,11 @@ class SQLiteConnection:
             if conn is None:  # closed while the call waited for its turn
                 raise StoreUnavailable("the store is closed")
             with trio.fail_after(self._timeout):
-                # abandon_on_cancel: the timeout must hold even while the thread is stuck. The
-                # thread keeps the limiter until it ends, so nothing else uses the connection.
-                return await trio.to_thread.run_sync(
-                    fn, conn, *args, limiter=self._limiter, abandon_on_cancel=True
-                )
+                # The timeout holds even while the thread is stuck: the call is abandoned, and
+                # the calls after it wait in the thread's queue until it ends.
+                return await self._worker.run(fn, conn, *args)
         except trio.TooSlowError:
-            if self._limiter.borrowed_tokens and self._gave_up_at is None:
+            if self._worker.busy and self._gave_up_at is None:
                 self._gave_up_at = trio.current_time()
             raise StoreUnavailable(f"SQLite did not answer within {self._timeout} s") from None
         except sqlite3.Error as exc:
@@ -104,7 +105,7 @@ class SQLiteConnection:
     def _check_stuck(self) -> None:
         """Fail at once while a thread given up on a call timeout ago still holds the
         connection: each call in the queue would wait a timeout of its own for it."""
-        if not self._limiter.borrowed_tokens:
+        if not self._worker.busy:
             self._gave_up_at = None
         elif self._gave_up_at is not None:
             stuck = trio.current_time() - self._gave_up_at
