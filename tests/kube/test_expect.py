@@ -91,7 +91,7 @@ async def test_an_apply_over_an_outdated_read_is_a_conflict(
             "PATCH",
             path,
             query=apply_query(),
-            body=_locked(obj.body, read),
+            body=_locked(obj.body, read["metadata"]["resourceVersion"]),
             content_type=APPLY_PATCH,
         )
     assert refused.value.code == 409

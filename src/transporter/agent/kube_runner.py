@@ -2,10 +2,11 @@
 
 validating (parse, discover kinds, read what the policy needs — objects as the apply would
 leave them, by server-side dry run — and check the agent's policy) → applying (server-side
-apply, or delete) → verifying (read back; with ``wait_ready``, wait until every applied object
-is ready: :mod:`.readying`) → completed | failed. Every resource's result is reported, also
-when others failed. An event the policy refuses fails before anything of it is applied; an
-object whose dry run the API server refused is not applied (the others are).
+apply, or delete) → verifying (each apply's answer, the object as stored, judged created,
+updated or unchanged: :mod:`transporter.kube.apply`; with ``wait_ready``, wait until every
+applied object is ready: :mod:`.readying`) → completed | failed. Every resource's result is
+reported, also when others failed. An event the policy refuses fails before anything of it is
+applied; an object whose dry run the API server refused is not applied (the others are).
 
 A plan (action ``plan``) stops after validating with each object's dry run (:mod:`.planning`):
 nothing is written. Applying a plan (``payload.expect``) touches only the objects still as the

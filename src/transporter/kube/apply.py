@@ -1,13 +1,38 @@
-"""The applying and verifying phases: server-side apply in plan order, then read back.
+"""The applying and verifying phases: one server-side apply per object, in plan order.
 
-Each object is read (GET) before it is applied, so the verdict rests on what the server said:
-absent before → ``created``; ``metadata.resourceVersion`` of the apply's answer equal to the one
-before → ``unchanged`` (server-side apply of the same content writes nothing); a new
-resourceVersion → ``updated``, unless the object the server returned differs from the one before
-only in ``metadata.managedFields`` or ``status`` (then ``unchanged``). The server records field
+The verdict rests on what the server said. An apply answers with the object as stored, and its
+HTTP status says whether it created it (201) or not (200); a server-side apply that changes
+nothing writes nothing, so ``metadata.resourceVersion`` stays. What each object was before the
+apply is known one of two ways:
+
+- Remembered (:mod:`~transporter.kube.remembered`): the resourceVersion our last apply of the
+  object left, and a digest of its content. The apply is sent with that resourceVersion in its
+  body, a precondition: the API server applies it only over that very version (409 Conflict if
+  anyone wrote the object since; an object deleted since is created, 201). When it goes
+  through, the object before it was exactly the one remembered: one call.
+- Read (GET before the apply), when nothing is remembered (the agent's first apply of the
+  object since it started, or forgotten since) or the precondition failed: two calls, three
+  after a conflict.
+
+Then: absent before, or a 201 → ``created``; the answer's resourceVersion equal to the one
+before → ``unchanged``; a new one → ``updated``, unless the object differs from before only in
+``metadata.managedFields`` or ``status`` (then ``unchanged``). The server records field
 ownership alone on the second apply of an object whose manifest sets no field besides its name
 (a bare Namespace), and a controller may write status between our read and our apply; neither
 is a change the apply made.
+
+An apply over the remembered version whose answer was lost (the API server may have acted on
+it) is sent again over that version (the transport's retries). Refused then as written since,
+it is sent without the precondition and judged against the remembered object, as the lost try
+may have been the writer (another uid: it made the object anew): exact, unless someone else
+wrote the object too since our last apply.
+
+Applying a plan (``expect``, its fingerprint of each object) always reads first: the object is
+applied only while it is still as the plan saw it, and only over the version read.
+
+Verifying judges each object by the apply's answer, the object as the server stored it; only an
+answer that was not the object is read back (GET). Readiness, when an event asks for it, is
+waited for afterwards (:mod:`transporter.agent.readying`).
 
 One object failing does not stop the others; :class:`KubeUnavailable` (after the transport's
 bounded retries) does, because then nothing else would get through either.
@@ -15,7 +40,7 @@ bounded retries) does, because then nothing else would get through either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
@@ -29,41 +54,32 @@ from transporter.kube.errors import (
     KubeNotFound,
     KubeNotReady,
     KubeRejected,
+    KubeUnavailable,
 )
 from transporter.kube.fingerprint import CHANGED, NOT_PLANNED, fingerprint
 from transporter.kube.inspect import apply_query
 from transporter.kube.manifests import api_version_of
 from transporter.kube.plan import Applied, Plan, PlannedObject
-from transporter.kube.transport import APPLY_PATCH, Transport
+from transporter.kube.remembered import (
+    LastSeen,
+    Stored,
+    content,
+    last_seen,
+    resource_version,
+    stored,
+)
+from transporter.kube.transport import APPLY_PATCH, Reply, Transport
 from transporter.kube.validate import unknown_kind
 from transporter.protocol.model import ResourceResult, ResourceStatus, object_key
-
-
-def _content(answer: dict[str, Any]) -> dict[str, Any]:
-    """What an apply can change: the object without its version, field owners and status."""
-    metadata = answer.get("metadata")
-    kept = {k: v for k, v in answer.items() if k != "status"}
-    if isinstance(metadata, dict):
-        skip = ("resourceVersion", "managedFields")
-        kept["metadata"] = {k: v for k, v in metadata.items() if k not in skip}
-    return kept
-
-
-def _resource_version(answer: dict[str, Any]) -> str | None:
-    metadata = answer.get("metadata")
-    version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
-    return version if isinstance(version, str) else None
-
 
 CONFLICT_TRIES: Final = 5
 """Applying a plan: applies tried while the object keeps being written between our read and
 our apply (a controller's status updates), each after a fresh read and check."""
 
 
-def _locked(body: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
-    """``body`` that the API server applies only over the object as read (``before``): with
-    its ``resourceVersion``, any write since makes the apply a 409 Conflict."""
-    version = _resource_version(dict(before))
+def _locked(body: dict[str, Any], version: str | None) -> dict[str, Any]:
+    """``body`` that the API server applies only over ``version`` of the object: any write
+    since makes the apply a 409 Conflict. (An object gone since is created anew.)"""
     if version is None:
         return body
     metadata = body.get("metadata")
@@ -76,6 +92,24 @@ def _locked(body: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _patch(
+    transport: Transport,
+    path: str,
+    body: dict[str, Any],
+    headers: Mapping[str, str] | None,
+    on_retry: Callable[[KubeUnavailable], None] | None = None,
+) -> Reply:
+    return await transport.exchange(
+        "PATCH",
+        path,
+        query=apply_query(),
+        body=body,
+        content_type=APPLY_PATCH,
+        headers=headers,
+        on_retry=on_retry,
+    )
+
+
 async def _drifted(
     before: Mapping[str, Any] | None, manifest: Mapping[str, Any], expected: str
 ) -> bool:
@@ -83,53 +117,111 @@ async def _drifted(
     return found != expected
 
 
-async def _apply_one(
-    transport: Transport,
-    obj: PlannedObject,
-    resource: ResourceInfo,
-    headers: Mapping[str, str] | None,
-    expected: str | None = None,
-) -> Applied:
-    """Read, then apply. ``expected``: a plan's fingerprint of the object; it is applied only
-    while it is still so, and only over the version read (see :func:`_locked`).
+class _Apply:
+    """Applying one object: the ways to learn what it was before (see the module's text)."""
 
-    An object expected ``absent`` and still absent when read has no version to lock on: one
-    created by someone else between that read and our apply (milliseconds) is applied over.
-    Server-side apply has no "must not exist" precondition (a ``metadata.uid`` in the body is
-    one for an existing object, but refuses the create), and creating it by POST first would
-    record our fields as an update's, not an apply's, changing who owns them."""
-    path = resource.object_path(obj.name, obj.namespace)
-    for attempt in range(1, CONFLICT_TRIES + 1):
+    def __init__(
+        self,
+        transport: Transport,
+        memory: LastSeen,
+        obj: PlannedObject,
+        resource: ResourceInfo,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        self.transport, self.memory, self.obj = transport, memory, obj
+        self.resource, self.headers = resource, headers
+        self.path = resource.object_path(obj.name, obj.namespace)
+
+    async def run(self, expected: str | None) -> Applied:
         try:
-            try:
-                before: dict[str, Any] | None = await transport.get(path, headers)
-            except KubeNotFound:
-                before = None
-            if expected is not None and await _drifted(before, obj.body, expected):
-                return Applied(obj, resource, error=Drifted(CHANGED))
-            body = obj.body if expected is None or before is None else _locked(obj.body, before)
-            answer = await transport.request(
-                "PATCH",
-                path,
-                query=apply_query(),
-                body=body,
-                content_type=APPLY_PATCH,
-                headers=headers,
-            )
+            if expected is not None:
+                return await self._planned(expected)
+            remembered = self.memory.get(self.path)
+            if remembered is not None:
+                applied = await self._over(remembered)
+                if applied is not None:
+                    return applied
+            return await self._read_first()
         except KubeRejected as exc:
-            if expected is not None and exc.code == 409 and attempt < CONFLICT_TRIES:
-                continue  # written since our read: read and check again
-            return Applied(obj, resource, error=exc)
-        after = answer if isinstance(answer, dict) else {}
+            return Applied(self.obj, self.resource, error=exc)
+
+    async def _over(self, remembered: Stored) -> Applied | None:
+        """Applied over the remembered version; ``None``: written since (read it first)."""
+        lost = False
+
+        def retried(exc: KubeUnavailable) -> None:
+            nonlocal lost
+            lost = lost or exc.code != 429  # a 429 is a refusal: nothing was done
+
+        body = _locked(self.obj.body, remembered.version)
+        try:
+            reply = await _patch(self.transport, self.path, body, self.headers, retried)
+        except KubeRejected as exc:
+            if exc.code != 409:
+                raise
+            self.memory.put(self.path, None)
+            if not lost:
+                return None
+            # Maybe written by our own try whose answer was lost: judged against what we knew.
+            reply = await _patch(self.transport, self.path, self.obj.body, self.headers)
+        return await self._judged(reply, remembered)
+
+    async def _judged(self, reply: Reply, before: Stored) -> Applied:
+        after = await stored(reply, self.obj.name)
+        self.memory.put(self.path, after)
         return Applied(
-            obj,
-            resource,
-            existed=before is not None,
-            version_before=_resource_version(before) if before is not None else None,
-            version_after=_resource_version(after),
-            changed=before is None or _content(before) != _content(after),
+            self.obj,
+            self.resource,
+            existed=reply.status != 201 and (after is None or after.uid == before.uid),
+            version_before=before.version,
+            version_after=after.version if after is not None else None,
+            changed=after is None or after.digest != before.digest,
         )
-    raise AssertionError("unreachable: the last try returns")
+
+    async def _read(self) -> dict[str, Any] | None:
+        try:
+            return await self.transport.get(self.path, self.headers)
+        except KubeNotFound:
+            return None
+
+    async def _read_first(self) -> Applied:
+        return await self._after_read(await self._read(), lock=False)
+
+    async def _after_read(self, before: dict[str, Any] | None, *, lock: bool) -> Applied:
+        """Applied after ``before`` was read; ``lock``: only over the version read."""
+        version = resource_version(before) if before is not None else None
+        body = _locked(self.obj.body, version) if lock else self.obj.body
+        reply = await _patch(self.transport, self.path, body, self.headers)
+        after = await stored(reply, self.obj.name)
+        self.memory.put(self.path, after)
+        answer = reply.body if isinstance(reply.body, dict) else {}
+        return Applied(
+            self.obj,
+            self.resource,
+            existed=before is not None,
+            version_before=version,
+            version_after=after.version if after is not None else None,
+            changed=before is None or content(before) != content(answer),
+        )
+
+    async def _planned(self, expected: str) -> Applied:
+        """Read, then apply while the object is as the plan saw it, over the version read.
+
+        An object expected ``absent`` and still absent when read has no version to lock on: one
+        created by someone else between that read and our apply (milliseconds) is applied over.
+        Server-side apply has no "must not exist" precondition (a ``metadata.uid`` in the body
+        is one for an existing object, but refuses the create), and creating it by POST first
+        would record our fields as an update's, not an apply's, changing who owns them."""
+        for attempt in range(1, CONFLICT_TRIES + 1):
+            before = await self._read()
+            if await _drifted(before, self.obj.body, expected):
+                return Applied(self.obj, self.resource, error=Drifted(CHANGED))
+            try:
+                return await self._after_read(before, lock=True)
+            except KubeRejected as exc:
+                if exc.code != 409 or attempt == CONFLICT_TRIES:
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
 
 class _CrdTracker:
@@ -199,10 +291,13 @@ async def apply_plan(
     crd_timeout: float,
     headers: Mapping[str, str] | None = None,
     expect: Mapping[str, str] | None = None,
+    memory: LastSeen | None = None,
 ) -> list[Applied]:
     """``headers``: sent with each object's requests (impersonation). ``expect``: applying a
     plan, its fingerprint of each object (by :func:`object_key`); an object not as the plan saw
-    it, or not in it, is not applied (:class:`Drifted`)."""
+    it, or not in it, is not applied (:class:`Drifted`). ``memory``: what earlier applies left
+    (default: the transport's, :func:`last_seen`)."""
+    memory = memory if memory is not None else last_seen(transport)
     crds = _CrdTracker(discovery, crd_timeout)
     results: list[Applied] = []
     for obj in plan.objects:
@@ -219,7 +314,7 @@ async def apply_plan(
             if expected is None:
                 results.append(Applied(obj, resource, error=Drifted(NOT_PLANNED)))
                 continue
-        applied = await _apply_one(transport, obj, resource, headers, expected)
+        applied = await _Apply(transport, memory, obj, resource, headers).run(expected)
         if isinstance(applied.error, KubeNotFound):
             discovery.forget(obj.api_version)  # the kind may be gone: ask again next time
         if is_crd(obj.api_version, obj.kind):
@@ -243,7 +338,8 @@ async def verify_applied(
     applied: Sequence[Applied],
     headers: Mapping[str, str] | None = None,
 ) -> list[ResourceResult]:
-    """Read back every object that was applied; one result per :class:`Applied`, in order."""
+    """One result per :class:`Applied`, in order, judged by the apply's answer (the object as
+    stored); an object whose apply answered with something else is read back."""
     results: list[ResourceResult] = []
     for one in applied:
         obj = one.object
@@ -253,13 +349,16 @@ async def verify_applied(
         if one.error is not None or one.resource is None:
             results.append(obj.result(ResourceStatus.FAILED, str(one.error or "not applied")))
             continue
-        try:
-            await transport.get(one.resource.object_path(obj.name, obj.namespace), headers)
-        except KubeNotFound:
-            results.append(obj.result(ResourceStatus.FAILED, "applied, but gone when read back"))
-            continue
-        except KubeRejected as exc:
-            results.append(obj.result(ResourceStatus.FAILED, f"cannot read it back: {exc}"))
-            continue
+        if one.version_after is None:
+            try:
+                await transport.get(one.resource.object_path(obj.name, obj.namespace), headers)
+            except KubeNotFound:
+                results.append(
+                    obj.result(ResourceStatus.FAILED, "applied, but gone when read back")
+                )
+                continue
+            except KubeRejected as exc:
+                results.append(obj.result(ResourceStatus.FAILED, f"cannot read it back: {exc}"))
+                continue
         results.append(obj.result(_verdict(one)))
     return results

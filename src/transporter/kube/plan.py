@@ -62,8 +62,11 @@ class Applied:
     existed: bool = False
     """Whether the object was there before the apply."""
     version_before: str | None = None
+    """``metadata.resourceVersion`` of the object before the apply: read, or left by our last
+    apply (see :mod:`transporter.kube.apply`)."""
     version_after: str | None = None
-    """``metadata.resourceVersion`` the server returned before and for the apply."""
+    """``metadata.resourceVersion`` of the apply's answer, the object as stored; ``None``: the
+    answer was not the object (verifying reads it back)."""
     changed: bool = True
     """Whether the object differs from before other than in resourceVersion, managedFields and
     status (see :mod:`transporter.kube.apply`)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+import attrs
 import trio
 
 from transporter import __version__
@@ -57,6 +58,15 @@ class RequestObserver(Protocol):
     def kube_retried(self, verb: str) -> None: ...
 
 
+@attrs.frozen
+class Reply:
+    """A successful answer: its HTTP status (2xx), its decoded JSON, and its size in bytes."""
+
+    status: int
+    body: Any
+    size: int
+
+
 class Transport:
     """JSON requests to one API server; owns the client and closes it in :meth:`close`."""
 
@@ -87,7 +97,7 @@ class Transport:
         body: Mapping[str, Any] | None,
         content_type: str,
         headers: Mapping[str, str] | None,
-    ) -> Any:
+    ) -> Reply:
         target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
         sent = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
         sent.update(headers or {})  # impersonation
@@ -108,7 +118,7 @@ class Transport:
                 status, data, write=method in WRITES, retry_after=asked, location=answer.location
             )
         try:
-            return json.loads(data) if data else {}
+            return Reply(status, json.loads(data) if data else {}, len(data))
         except ValueError:
             raise KubeUnavailable(
                 f"the API server answered {method} {path} with something that is not JSON"
@@ -153,6 +163,32 @@ class Transport:
         says; the :class:`KubeUnavailable` raised in the end is the last failure, saying how
         many tries over how long (unless the policy allows only one).
         """
+        reply = await self.exchange(
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            retry=retry,
+            headers=headers,
+        )
+        return reply.body
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_retry: Callable[[KubeUnavailable], None] | None = None,
+    ) -> Reply:
+        """As :meth:`request`, with the answer's HTTP status (a server-side apply answers 201
+        when it created the object) and size. ``on_retry`` is told of each failure that is
+        tried again (a write may have been done, its answer lost)."""
         policy = retry if retry is not None else self.retry
         start = trio.current_time()
         tries = 0
@@ -176,6 +212,8 @@ class Transport:
                     ) from None
                 if self.observer is not None:
                     self.observer.kube_retried(method.lower())
+                if on_retry is not None:
+                    on_retry(exc)
                 # The server's own message may quote what we sent: only its code is logged.
                 what = f"the API server answered {exc.code}" if exc.code else exc.message
                 log.warning(
