@@ -8,8 +8,12 @@ from collections.abc import Callable
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.signing_key import EventSigner
+from transporter.cp.together import Together
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord
 from transporter.store.base import EventConflict, Store
+
+TOGETHER = 256
+"""Single events stored in one write at most."""
 
 
 class Intake:
@@ -32,10 +36,19 @@ class Intake:
         """Agents known to have registered (they are never forgotten, so a hit is final)."""
         self.on_registered: Callable[[AgentInfo], None] | None = None
         """Told of every agent that registers here (the rollout engine: standing rollouts)."""
+        self._together = Together[
+            tuple[Event, AuditEntry], tuple[EventRecord, bool] | EventConflict
+        ](store.submit_many, most=TOGETHER)
+        """Single events accepted at the same time, stored in one write."""
 
     async def accept(self, event: Event) -> tuple[EventRecord, bool]:
+        """Sign and store ``event``, durably, in one write with the others accepted at the
+        same time (:mod:`.together`); :class:`EventConflict` for an id taken by another."""
         (event,) = await self.signer.sign_many([event])
-        record, created = await self.store.submit(event, accepted_audit(event))
+        result = await self._together.write((event, accepted_audit(event)))
+        if isinstance(result, EventConflict):
+            raise result
+        record, created = result
         if created:
             self.metrics.accepted_events("single")
             self.live.ring(event.target_agent)
