@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from transporter.cp.api.echo import quoted
+from transporter.cp.api.token_reads import TokenReads
 from transporter.logs import about
 from transporter.protocol.model import AuditEntry, EventRecord
 from transporter.security.tokens import Role, TokenRecord, token_id_of
@@ -167,6 +168,8 @@ class Gate:
         self.store = store
         self.enabled = enabled
         self.clock = clock
+        self._tokens = TokenReads(store.get_token)
+        """Token records, one read for the requests that come together (:mod:`.token_reads`)."""
         self._needs: dict[str, Role | None] = {}
         self._anonymous = Bucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
         self._by_address: OrderedDict[str, Bucket] = OrderedDict()
@@ -234,7 +237,7 @@ class Gate:
                 "the bearer token is not a transporter token (tpt_<id>_<secret>)",
                 invalid_token=True,
             )
-        record = await self.store.get_token(token_id)
+        record = await self._tokens.get(token_id)
         if record is None or not record.matches(text):
             raise Refused(
                 401,

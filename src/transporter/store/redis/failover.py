@@ -36,7 +36,8 @@ from coredis.pool._sentinel import SentinelConnectionPool
 from coredis.retry import NoRetryPolicy
 from coredis.typing import RedisError
 
-from transporter.store.redis.named_primary import Named, Rounds, ask_sentinels
+from transporter.rounds import Rounds
+from transporter.store.redis.named_primary import Named, ask_sentinels
 from transporter.store.redis.rollout_scripts import ROLLOUT_PAGE
 from transporter.store.redis.scripts import MIGRATION_FINISH, MIGRATION_SCAN, PAGE, REVOCATIONS
 from transporter.store.redis.tidy import TIDY
@@ -269,7 +270,7 @@ async def sentinel_client(
             f"{host}:{port}": await _settings(host, port, options, names) for host, port in replicas
         }
 
-    rounds = Rounds(lambda: ask_sentinels(sentinel, service))
+    rounds = Rounds[Named](lambda: ask_sentinels(sentinel, service))
     client.count_replicas = replicas_up
     client.replica_settings = replica_settings
     client.primary_named = rounds.after_now

@@ -28,7 +28,6 @@ one Sentinel down does not stop every write.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -80,41 +79,4 @@ def verdict(answers: list[dict[str, Any]], sentinels: int) -> Named:
     return Named(named[0])
 
 
-class Rounds:
-    """Rounds of ``ask`` shared by the callers of :meth:`after_now`: each gets the outcome of a
-    round that began after it called, the one under way being too early for it. A round's
-    task is the caller's that found none under way; if it is cancelled, the next caller asks
-    again."""
-
-    def __init__(self, ask: Callable[[], Awaitable[Named]]) -> None:
-        self._ask = ask
-        self._begun = 0
-        """Rounds begun so far (the number of the latest)."""
-        self._asking = False
-        self._last: tuple[int, Named] = (0, Named(None, "not asked yet"))
-        """The number of the latest round done, and what it found."""
-        self._done = trio.Event()
-        """Set when a round ends (done or cancelled), then replaced."""
-
-    async def after_now(self) -> Named:
-        first = self._begun + 1  # a round begun from now on
-        while True:
-            number, found = self._last
-            if number >= first:
-                return found
-            if self._asking:
-                await self._done.wait()
-                continue
-            self._asking = True
-            self._begun += 1
-            mine = self._begun
-            try:
-                found = await self._ask()
-                self._last = (mine, found)
-            finally:
-                self._asking = False
-                self._done.set()
-                self._done = trio.Event()
-
-
-__all__ = ["ANSWER_WITHIN", "Named", "Rounds", "ask_sentinels", "verdict"]
+__all__ = ["ANSWER_WITHIN", "Named", "ask_sentinels", "verdict"]
