@@ -143,7 +143,9 @@ class KubeTarget:
     async def verify(
         self, applied: Sequence[Applied], *, headers: Mapping[str, str] | None = None
     ) -> list[ResourceResult]:
-        """Verifying: read back what was applied; created, updated, unchanged or failed."""
+        """Verifying: judge each object by its apply's answer (the object as the server stored
+        it): created, updated, unchanged, drifted or failed. Only an object whose apply did not
+        answer with it is read back (GET)."""
         from transporter.kube.apply import verify_applied
 
         return await verify_applied(self._transport, applied, headers)
