@@ -6,7 +6,8 @@ the role: one module per command (its flags, and its settings from them), with t
 in :mod:`.flags`, the parsers in :mod:`.commands`, what several commands share in :mod:`.shared`
 and the tree in :mod:`.app`. This module imports almost nothing: ``--version`` is answered from
 :mod:`transporter.buildinfo` before any parser is built, and each role's libraries are imported
-when the role runs, so that the single file starts fast.
+when the role runs, so that the single file starts fast. ``agent`` and ``cp`` build their own
+command's parser alone, so that the other commands' modules stay out of their memory.
 
 Every flag can also come from an environment variable ``TRANSPORTER_<FLAG>`` (``--agent-id`` is
 ``TRANSPORTER_AGENT_ID``); a flag on the command line wins over the variable. Repeatable flags take

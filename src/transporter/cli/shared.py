@@ -1,16 +1,22 @@
-"""Flags that several commands take, and the checks and defaults that go with them."""
+"""Flags that several commands take, and the checks and defaults that go with them.
+
+The store's flags import their settings' modules (:mod:`transporter.config.store_spec`,
+:mod:`transporter.config.cp`) when a command uses them, not here: an agent, which takes none of
+them, does without (issue 15).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from transporter.cli.commands import Parser, Values
 from transporter.cli.flags import Flag, dest_of, path
-from transporter.config.cp import default_data_dir
-from transporter.config.store_spec import StoreSpec
 from transporter.config.values import Address, ConfigError
+
+if TYPE_CHECKING:
+    from transporter.config.store_spec import StoreSpec
 
 DEBUG = Flag("--debug", "log at debug level", switch=True)
 LOG_FORMAT = Flag(
@@ -20,6 +26,14 @@ LOG_FORMAT = Flag(
     str,
     choices=("text", "json"),
 )
+
+
+def store_spec(text: str) -> StoreSpec:
+    """``--store``'s value (:meth:`StoreSpec.parse`)."""
+    from transporter.config.store_spec import StoreSpec
+
+    return StoreSpec.parse(text)
+
 
 # Where the control plane keeps its state: the same flags (and variables) for `cp` and for the
 # commands that open its store.
@@ -37,7 +51,7 @@ STORE_FLAGS = (
         "state store URL: sqlite:///PATH, redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://..."
         " for TLS, redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT.../SERVICE for the"
         " primary Redis Sentinel names (default: SQLite in --data-dir)",
-        StoreSpec.parse,
+        store_spec,
         metavar="URL",
     ),
     Flag(
@@ -90,6 +104,8 @@ def data_dir_of(values: Values, parser: Parser) -> Path:
     path_given: Path | None = values["data_dir"]
     if path_given is not None:
         return path_given
+    from transporter.config.cp import default_data_dir
+
     try:
         return default_data_dir()
     except ConfigError as exc:
@@ -98,6 +114,8 @@ def data_dir_of(values: Values, parser: Parser) -> Path:
 
 def store_of(values: Values, parser: Parser) -> StoreSpec | None:
     """The store that ``--store`` or ``--redis-addr`` names; ``None``: SQLite in the data dir."""
+    from transporter.config.store_spec import StoreSpec
+
     store: StoreSpec | None = values["store"]
     if values["redis_addr"] is not None:
         if store is not None:
@@ -108,6 +126,8 @@ def store_of(values: Values, parser: Parser) -> StoreSpec | None:
 
 def store_or_default(values: Values, parser: Parser) -> StoreSpec:
     """The store that ``--store`` or ``--redis-addr`` names, else SQLite in the data folder."""
+    from transporter.config.store_spec import StoreSpec
+
     return store_of(values, parser) or StoreSpec.sqlite_in(data_dir_of(values, parser))
 
 
