@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -66,9 +65,17 @@ def among(modules: set[str], packages: Sequence[str]) -> list[str]:
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
 
 
-def test_a_registered_agent_and_its_control_plane_import_no_other_command(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+NOT_THE_AGENTS_CLIENT = ("trio_websocket", "wsproto", "h11")
+"""The WebSocket libraries the agent does without: it speaks the upgrade and the frames itself
+(agent/upgrade.py, agent/websocket.py); the control plane still reads the upgrade with wsproto."""
+
+
+@pytest.fixture(scope="module")
+def registered(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[set[str], set[str]]:
+    """What a registered agent and its control plane imported (``-X importtime``)."""
+    tmp_path = tmp_path_factory.mktemp("imports")
     data = tmp_path / "cp"
     with running_cp(data, command=IMPORTTIME) as cp:
         found = AGENT_LISTENING.search(cp.output)
@@ -79,11 +86,27 @@ def test_a_registered_agent_and_its_control_plane_import_no_other_command(
         with started(argv, REGISTERED, env=clean_environment()) as (agent, _):
             agent_modules = imported(agent.lines)
         cp_modules = imported(cp.lines)
+    return agent_modules, cp_modules
+
+
+def test_a_registered_agent_and_its_control_plane_import_no_other_command(
+    registered: tuple[set[str], set[str]],
+) -> None:
+    agent_modules, cp_modules = registered
     # The report is read right: each role's own modules are in it.
     assert {"transporter.cli.agent", "transporter.agent.session"} <= agent_modules
     assert {"transporter.cli.cp", "transporter.cp.main"} <= cp_modules
     assert among(agent_modules, OTHER_COMMANDS + NOT_THE_AGENTS) == []
     assert among(cp_modules, (*OTHER_COMMANDS, "transporter.cli.agent")) == []
+
+
+def test_a_registered_agent_imports_no_websocket_library(
+    registered: tuple[set[str], set[str]],
+) -> None:
+    agent_modules, cp_modules = registered
+    assert {"transporter.agent.upgrade", "transporter.agent.websocket"} <= agent_modules
+    assert among(agent_modules, NOT_THE_AGENTS_CLIENT) == []
+    assert "wsproto" in cp_modules  # the report would show them
 
 
 def outcome(parser: Parser, argv: list[str], capsys: pytest.CaptureFixture[str]) -> object:

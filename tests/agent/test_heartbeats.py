@@ -16,9 +16,8 @@ from tests.bed.harness import FAST_BACKOFF
 from transporter.agent.conversation import paced
 from transporter.agent.session import PING_AFTER, Session
 from transporter.agent.worker import Reporter
-from transporter.cp import frames
 from transporter.cp.framing import Upgrade
-from transporter.protocol import codec
+from transporter.protocol import codec, frames
 from transporter.protocol.messages import Pace, Welcome
 from transporter.protocol.model import AgentInfo, Event
 

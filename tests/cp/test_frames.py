@@ -1,4 +1,4 @@
-"""The agent channel's WebSocket frame reader (cp/frames.py), byte by byte: what a client may
+"""The agent channel's WebSocket frame reader (protocol/frames.py), byte by byte: what a client may
 send is read whole however it is cut, and every breach of RFC 6455 is refused with its close
 code, a message over the limit from its header alone."""
 
@@ -10,7 +10,7 @@ import pytest
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Event, Message, Ping, Pong
 
-from transporter.cp import frames
+from transporter.protocol import frames
 
 LIMIT = 100_000
 
@@ -140,3 +140,68 @@ def test_frames_written_read_back_through_a_client() -> None:
     assert isinstance(events[1], Pong) and events[1].payload == b"x"
     assert isinstance(events[2], CloseConnection) and events[2].code == 1009
     assert events[2].reason == "é" * 61
+
+
+def server_read(data: bytes) -> list[frames.Received]:
+    """What wsproto's server side reads of ``data`` (a client's frames)."""
+    server = Connection(ConnectionType.SERVER)
+    server.receive_data(data)
+    found: list[frames.Received] = []
+    for event in server.events():
+        if isinstance(event, Message):
+            found.append((frames.TEXT, event.data))
+        elif isinstance(event, Ping | Pong):
+            found.append((frames.PING if isinstance(event, Ping) else frames.PONG, event.payload))
+        elif isinstance(event, CloseConnection):
+            found.append((frames.CLOSE, (event.code, event.reason or "")))
+    return found
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 70_000])
+def test_a_clients_frames_are_masked_with_a_new_key_each_and_read_back(size: int) -> None:
+    text = "x" * size
+    first = frames.frame(frames.TEXT, text.encode(), mask=True)
+    second = frames.frame(frames.TEXT, text.encode(), mask=True)
+    assert first[1] & 0x80 and second[1] & 0x80
+    assert size == 0 or first != second  # the keys differ (2**-32 that they do not)
+    data = (
+        first
+        + frames.frame(frames.PING, b"p", mask=True)
+        + frames.close_frame(1001, "b", mask=True)
+    )
+    assert read_all(data, chunk=3) == [
+        (frames.TEXT, text),
+        (frames.PING, b"p"),
+        (frames.CLOSE, (1001, "b")),
+    ]
+    assert server_read(data) == read_all(data, chunk=1 << 20)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 20])
+def test_the_clients_reader_takes_a_servers_frames_fragments_put_together(chunk: int) -> None:
+    data = (
+        frames.frame(frames.TEXT, "ab✓".encode()[:3], fin=False)
+        + frames.frame(frames.PONG, b"")
+        + frames.frame(frames.CONTINUATION, "ab✓".encode()[3:])
+        + frames.frame(frames.BINARY, bytes(300))
+    )
+    reader = frames.Reader(LIMIT, masked=False)
+    found: list[frames.Received] = []
+    for start in range(0, len(data), chunk):
+        reader.feed(data[start : start + chunk])
+        while (item := reader.next()) is not None:
+            found.append(item)
+    assert found == [(frames.PONG, b""), (frames.TEXT, "ab✓"), (frames.BINARY, bytes(300))]
+
+
+def test_the_clients_reader_refuses_a_masked_frame_and_one_over_the_limit() -> None:
+    reader = frames.Reader(10, masked=False)
+    reader.feed(frames.frame(frames.TEXT, b"hi", mask=True))
+    with pytest.raises(frames.FrameError, match="a server's frame is masked") as refused:
+        reader.next()
+    assert refused.value.code == frames.PROTOCOL_ERROR
+    reader = frames.Reader(10, masked=False)
+    reader.feed(frames.frame(frames.TEXT, b"x" * 11)[:4])  # the header says it
+    with pytest.raises(frames.FrameError, match="over 10 bytes") as refused:
+        reader.next()
+    assert refused.value.code == frames.TOO_BIG

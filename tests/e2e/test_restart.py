@@ -17,6 +17,11 @@ from transporter.config.store_spec import StoreSpec
 from transporter.protocol.model import EventState, ResourceStatus
 
 
+async def left(plane: ControlPlane) -> bool:
+    """Whether the control plane wrote an agent's leaving (``agent.disconnected``)."""
+    return "agent.disconnected" in {e.action for e in await plane.client.audit(limit=500)}
+
+
 async def restart_then_deliver(plane: ControlPlane, agent: Agent) -> None:
     await plane.start()
     names = [unique("cm") for _ in range(3)]
@@ -35,6 +40,11 @@ async def restart_then_deliver(plane: ControlPlane, agent: Agent) -> None:
         assert record.state is EventState.COMPLETED
         assert statuses(record) == {("ConfigMap", name): ResourceStatus.CREATED}
     await agent.stop()
+    # The control plane writes the agent's leaving just after answering its close: stopped
+    # before that write ends, it would cut it short (with the store's connection).
+    with trio.fail_after(10):
+        while not await left(plane):  # noqa: ASYNC110 - nothing signals the write
+            await trio.sleep(0.05)
     await plane.stop()
     await plane.start()  # and once more: statuses and audit survive too
     for event_id in ids:

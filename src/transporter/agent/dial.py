@@ -2,16 +2,19 @@
 as the only one trusted), then the WebSocket upgrade, each step failing fast with a reason a
 person can act on; and the :class:`Channel` that carries messages once connected.
 
+The upgrade and the frames are written here (:mod:`.upgrade`, :mod:`.websocket`), not a
+library's: trio-websocket, wsproto and h11 (and what trio-websocket imports to read trio's
+version) cost an idle agent about 1.8 MiB (issue 15).
+
 This is the agent's transport edge: every socket, TLS and WebSocket error becomes one of the
 channel's own (:class:`DialError` before the connection is up, :class:`ChannelClosed` after),
 as :mod:`transporter.kube` does for the API server's, so the session above handles two kinds
 of failure, not a dozen libraries' exceptions.
 
-trio-websocket's client waits for the upgrade's answer even when the connection has broken
-under it (the control plane refused this agent's certificate: TLS 1.3 says so only after the
-client's side of the handshake is done). So the stream is watched here, and a broken one ends
-the wait with what TLS said (``certificate expired``, ``unknown ca``, ...), rather than a
-timeout that says nothing.
+TLS 1.3 tells the client that the control plane refused its certificate only after the
+client's side of the handshake is done: as the upgrade's answer is waited for. A stream that
+breaks then ends the wait with what TLS said (``certificate expired``, ``unknown ca``, ...),
+named as the control plane refusing the certificate, rather than a timeout that says nothing.
 """
 
 from __future__ import annotations
@@ -22,31 +25,31 @@ import ssl
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 from urllib.parse import urlsplit
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    wrap_client_stream,
-)
 
+from transporter.agent import upgrade
+from transporter.agent.websocket import (
+    Channel,
+    ChannelClosed,
+    ChannelError,
+    DialError,
+    Stream,
+)
+from transporter.protocol import frames
 from transporter.protocol.identity import describe_tls_error
 
-
-class ChannelError(Exception):
-    """The channel to the control plane failed; the message says how, in a line."""
-
-
-class DialError(ChannelError):
-    """The connection could not be set up; the message says at which step and why."""
-
-
-class ChannelClosed(ChannelError):
-    """The connection ended (closed by the control plane, or broken under us)."""
+__all__ = [
+    "Channel",
+    "ChannelClosed",
+    "ChannelError",
+    "DeadConnection",
+    "DialError",
+    "connect",
+    "keep_session",
+    "resume",
+]
 
 
 class DeadConnection(ChannelError):
@@ -54,101 +57,16 @@ class DeadConnection(ChannelError):
     then closed at once, without waiting for a close handshake nobody will answer."""
 
 
-class Channel:
-    """A connected WebSocket, in the channel's terms: text messages, pings, and
-    :class:`ChannelClosed` whichever way it ends."""
-
-    def __init__(self, ws: WebSocketConnection, *, resumed: bool = False) -> None:
-        self._ws = ws
-        self.resumed = resumed
-        """Whether TLS resumed the session of an earlier connection (no full handshake)."""
-
-    async def send(self, text: str) -> None:
-        try:
-            await self._ws.send_message(text)
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _closed(exc) from exc
-
-    async def receive(self) -> str | bytes:
-        try:
-            return await self._ws.get_message()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _closed(exc) from exc
-
-    async def beat(self) -> None:
-        """An unsolicited pong: a heartbeat that asks for no answer."""
-        try:
-            await self._ws.pong()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _closed(exc) from exc
-
-    async def ping(self) -> None:
-        """Return once the control plane answered a ping (bound it with a cancel scope)."""
-        try:
-            await self._ws.ping()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _closed(exc) from exc
-
-
-def _closed(exc: BaseException) -> ChannelClosed:
-    reason = getattr(exc, "reason", None)
-    if reason is None:
-        return ChannelClosed(f"the connection broke: {describe_tls_error(exc)}")
-    said = f": {reason.reason}" if getattr(reason, "reason", None) else ""
-    return ChannelClosed(f"the control plane closed the connection ({reason.code}{said})")
-
-
 CLOSE_WAIT = 5.0
 """Seconds a clean close waits for the control plane's side of the close handshake."""
 STOPPING_CLOSE_WAIT = 0.2
-"""Seconds to send the close frame when the agent stops: nobody reads the answer then."""
+"""Seconds a close waits for the control plane's answer when the agent stops."""
 
 
 def _dead(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.subgroup(DeadConnection) is not None
     return isinstance(exc, DeadConnection)
-
-
-class _Watched(trio.abc.HalfCloseableStream):
-    """A stream that remembers how it broke, and says so at once."""
-
-    def __init__(self, inner: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
-        self.inner = inner
-        self.broken = trio.Event()
-        self.error: BaseException | None = None
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        try:
-            data = await self.inner.receive_some(max_bytes)
-        except trio.BrokenResourceError as exc:
-            self._break(exc)
-            raise
-        if not data:  # the far side closed
-            self.broken.set()
-        return data
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            await self.inner.send_all(data)
-        except trio.BrokenResourceError as exc:
-            self._break(exc)
-            raise
-
-    async def send_eof(self) -> None:
-        if isinstance(self.inner, trio.SocketStream):
-            await self.inner.send_eof()
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def _break(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = exc
-        self.broken.set()
 
 
 @asynccontextmanager
@@ -172,40 +90,39 @@ async def connect(
     answer = connect_timeout if answer_timeout is None else answer_timeout
     try:
         async with trio.open_nursery() as nursery:
-            ws, stream = await _dial(
-                nursery, url, ssl_context, max_message_size, connect_timeout, answer
-            )
+            channel = await _dial(url, ssl_context, max_message_size, connect_timeout, answer)
             up = True
+            reading = trio.CancelScope(shield=True)  # the reader outlives the block's end
+            nursery.start_soon(_read, channel, reading)
             close_wait = CLOSE_WAIT
             try:
-                yield Channel(ws, resumed=_resumed(stream))
+                yield channel
             except BaseException as exc:
                 if _dead(exc):
                     close_wait = 0.0
                 raise
             finally:
                 # The close waits for the control plane's answer, which the connection's reader
-                # takes in; when the agent stops (we are cancelled) that reader is cancelled
-                # too and no answer can come: the close frame is sent, the socket closed.
+                # takes in (shielded: it reads the answer when the agent stops too, within
+                # a shorter bound); then the socket is closed, and the reader stopped.
                 if trio.current_effective_deadline() == -math.inf:
                     close_wait = min(close_wait, STOPPING_CLOSE_WAIT)
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(close_wait):
-                        await ws.aclose()
-                    # trio-websocket leaves the socket open when the far side closed first.
-                    await trio.aclose_forcefully(stream)
+                        await channel.aclose()
+                    await trio.aclose_forcefully(channel.stream)
+                reading.cancel()
                 nursery.cancel_scope.cancel()
     except BaseException as exc:
-        # trio-websocket's reader task raises an HTTP refusal, so it comes out of the nursery.
         problem = None if up else _dial_problem(_leaf(exc), urlsplit(url).netloc, connect_timeout)
         if problem is None:
             raise
         raise problem from exc
 
 
-def _resumed(stream: _Watched) -> bool:
-    inner = stream.inner
-    return isinstance(inner, trio.SSLStream) and bool(inner.session_reused)
+async def _read(channel: Channel, scope: trio.CancelScope) -> None:
+    with scope:
+        await channel.run()
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -220,12 +137,6 @@ def _dial_problem(exc: BaseException, where: str, connect_timeout: float) -> Dia
         return exc
     if isinstance(exc, trio.TooSlowError):
         return DialError(f"no connection to {where} within {connect_timeout:g} s")
-    if isinstance(exc, ConnectionRejected):
-        body = (exc.body or b"").decode(errors="replace").strip()[:500]
-        said = f": {body}" if body else ""
-        return DialError(f"refused with HTTP {exc.status_code}{said}")
-    if isinstance(exc, HandshakeError):
-        return DialError(f"the WebSocket upgrade with {where} failed: {exc}")
     if isinstance(exc, OSError):
         return DialError(f"cannot connect to {where}: {_os_reason(exc)}")
     return None
@@ -243,13 +154,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 async def _dial(
-    nursery: trio.Nursery,
     url: str,
     ssl_context: ssl.SSLContext | None,
     max_message_size: int,
     connect_timeout: float,
     answer_timeout: float,
-) -> tuple[WebSocketConnection, _Watched]:
+) -> Channel:
     parts = urlsplit(url)
     host = parts.hostname or ""
     secure = parts.scheme == "wss"
@@ -259,10 +169,9 @@ async def _dial(
         raise DialError("a wss:// URL needs the bundle's TLS settings")
     with trio.fail_after(connect_timeout):
         tcp = await trio.open_tcp_stream(host, port)
-    watched: _Watched | None = None
+    stream: Stream = tcp
     try:
         with trio.move_on_after(answer_timeout):
-            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
             if ssl_context is not None and secure:
                 tls = trio.SSLStream(tcp, ssl_context, server_hostname=host, https_compatible=True)
                 resume(tls, ssl_context, url)
@@ -272,18 +181,25 @@ async def _dial(
                     reason = describe_tls_error(exc)
                     raise DialError(f"TLS handshake with {host}:{port}: {reason}") from None
                 stream = tls
-            watched = _Watched(stream)
-            ws = await _upgrade(nursery, watched, host, resource, max_message_size, secure)
+            reader = frames.Reader(max_message_size, masked=False)
+            reader.feed(await _upgrade(stream, _host_header(parts.netloc), resource, secure))
+            resumed = False
             if ssl_context is not None and isinstance(stream, trio.SSLStream):
                 keep_session(stream, ssl_context, url)
-            return ws, watched
+                resumed = bool(stream.session_reused)
+            return Channel(stream, reader, resumed=resumed)
         raise DialError(
             f"{host}:{port} took the connection but did not finish the TLS handshake and the"
             f" WebSocket upgrade within {answer_timeout:g} s"
         )
     except BaseException:
-        await trio.aclose_forcefully(watched or tcp)
+        await trio.aclose_forcefully(stream)
         raise
+
+
+def _host_header(netloc: str) -> str:
+    """The ``Host`` header for a URL's ``netloc``: its host and port, with no user info."""
+    return netloc.rpartition("@")[2]
 
 
 _SESSIONS: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ssl.SSLSession]] = (
@@ -311,41 +227,22 @@ def keep_session(tls: trio.SSLStream[trio.SocketStream], context: ssl.SSLContext
         _SESSIONS[context] = (url, session)
 
 
-async def _upgrade(
-    nursery: trio.Nursery,
-    watched: _Watched,
-    host: str,
-    resource: str,
-    max_message_size: int,
-    secure: bool,
-) -> WebSocketConnection:
-    connected: list[WebSocketConnection] = []  # stays empty when the stream broke first
-    async with trio.open_nursery() as waiting:
-
-        async def watch() -> None:
-            await watched.broken.wait()
-            waiting.cancel_scope.cancel()
-
-        waiting.start_soon(watch)
-        connection = await wrap_client_stream(
-            nursery,
-            cast(trio.SocketStream, watched),  # any stream will do; its type is only hinted
-            host,
-            resource,
-            max_message_size=max_message_size,
-        )
-        connected.append(connection)
-        waiting.cancel_scope.cancel()
-    if connected:
-        return connected[0]
-    if watched.error is not None:
-        reason = describe_tls_error(watched.error)
-        if secure and "alert" in reason:  # TLS 1.3 tells the refusal after the handshake
+async def _upgrade(stream: Stream, host: str, resource: str, secure: bool) -> bytes:
+    """The upgrade (:func:`.upgrade.upgrade`), a stream that broke or ended first said as what
+    it means: with TLS, most likely the control plane refusing this agent's certificate."""
+    try:
+        return await upgrade.upgrade(stream, host, resource, host)
+    except upgrade.Broken as broken:
+        if broken.error is not None:
+            reason = describe_tls_error(broken.error)
+            if secure and "alert" in reason:  # TLS 1.3 tells the refusal after the handshake
+                raise DialError(
+                    f"the control plane did not accept this agent's certificate ({reason}):"
+                    " another CA's, expired, or not yet valid; its log says which"
+                ) from None
             raise DialError(
-                f"the control plane did not accept this agent's certificate ({reason}):"
-                " another CA's, expired, or not yet valid; its log says which"
-            )
-        raise DialError(f"the connection broke during the WebSocket upgrade: {reason}")
+                f"the connection broke during the WebSocket upgrade: {reason}"
+            ) from None
     if secure:
         raise DialError(
             "the control plane closed the connection after the TLS handshake: it did not"

@@ -1,6 +1,6 @@
 """The agent channel's WebSocket, in the task that serves the connection: the HTTP upgrade
-with wsproto's handshake (h11), then frames read and written here (:mod:`.frames`) over the
-(TLS) stream.
+with wsproto's handshake (h11), then frames read and written by
+:mod:`transporter.protocol.frames` over the (TLS) stream.
 
 trio-websocket gives every connection a reader task and a message channel beside the task
 that serves it: with 10,000 agents at rest, a third of the control plane's memory per
@@ -25,7 +25,7 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from transporter.cp import frames
+from transporter.protocol import frames
 
 __all__ = ["Closed", "Socket", "Upgrade"]
 

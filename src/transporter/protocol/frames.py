@@ -1,4 +1,5 @@
-"""WebSocket frames (RFC 6455) as the agent channel's server reads and writes them, without I/O.
+"""WebSocket frames (RFC 6455) as the agent channel's two ends read and write them, without I/O:
+the control plane reads masked frames and writes unmasked ones, the agent the other way round.
 
 The agent channel reads every agent's frames in the control plane's one thread: at rest, one
 heartbeat frame per agent and interval, so a frame's cost is what 10,000 agents cost. Read
@@ -7,19 +8,21 @@ here directly (a few µs for a small frame) rather than through wsproto's genera
 reserved bits must be clear.
 
 Every refusal is a :class:`FrameError` with the close code to send: 1002 for a frame that
-breaks the protocol (unmasked, reserved bits or opcodes, a control frame fragmented or over
-125 bytes, a continuation with no message or a new message in the middle of one), 1007 for text
-that is not UTF-8, 1009 for a message over the limit, known from the frame's header before
-its payload is buffered.
+breaks the protocol (a client's unmasked, a server's masked, reserved bits or opcodes, a
+control frame fragmented or over 125 bytes, a continuation with no message or a new message in
+the middle of one), 1007 for text that is not UTF-8, 1009 for a message over the limit, known
+from the frame's header before its payload is buffered.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 __all__ = [
     "BINARY",
     "CLOSE",
+    "CONTINUATION",
     "PING",
     "PONG",
     "TEXT",
@@ -59,10 +62,13 @@ Received = tuple[int, str | bytes | tuple[int, str]]
 
 
 class Reader:
-    """A client's frames in, whole messages and control frames out."""
+    """A peer's frames in, whole messages and control frames out. ``masked``: the frames are
+    a client's and must be masked (the server reads them); ``False``: a server's, which must
+    not be (the client reads them)."""
 
-    def __init__(self, max_message_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, *, masked: bool = True) -> None:
         self.max_message_bytes = max_message_bytes
+        self.masked = masked
         self._buffer = bytearray()
         self._opcode = 0
         """The opcode of the message whose fragments are coming (0: none)."""
@@ -81,8 +87,9 @@ class Reader:
             fin, opcode, start, length = header
             if len(self._buffer) < start + length:
                 return None
-            key = bytes(self._buffer[start - 4 : start])
-            payload = _unmask(bytes(self._buffer[start : start + length]), key)
+            payload = bytes(self._buffer[start : start + length])
+            if self.masked:
+                payload = _unmask(payload, bytes(self._buffer[start - 4 : start]))
             del self._buffer[: start + length]
             if opcode >= CLOSE:
                 return _control(opcode, payload)
@@ -103,19 +110,23 @@ class Reader:
         fin, opcode, length = bool(first & 0x80), first & 0x0F, second & 0x7F
         if first & 0x70:
             raise FrameError(PROTOCOL_ERROR, "reserved bits set (no extension was agreed)")
-        if not second & 0x80:
-            raise FrameError(PROTOCOL_ERROR, "a client's frame must be masked")
+        if bool(second & 0x80) != self.masked:
+            said = (
+                "a client's frame must be masked" if self.masked else "a server's frame is masked"
+            )
+            raise FrameError(PROTOCOL_ERROR, said)
         start = 2
         if length == 126:
             start = 4
         elif length == 127:
             start = 10
-        if len(buffer) < start + 4:
+        key = 4 if self.masked else 0
+        if len(buffer) < start + key:
             return None
         if start > 2:
             length = int.from_bytes(buffer[2:start], "big")
         self._check(fin, opcode, length)
-        return fin, opcode, start + 4, length
+        return fin, opcode, start + key, length
 
     def _check(self, fin: bool, opcode: int, length: int) -> None:
         if opcode >= CLOSE:
@@ -172,19 +183,25 @@ def _unmask(payload: bytes, key: bytes) -> bytes:
     )
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked frame (a server's)."""
+def frame(opcode: int, payload: bytes, *, mask: bool = False, fin: bool = True) -> bytes:
+    """One frame: unmasked (a server's), or ``mask``-ed with a new random key (a client's);
+    ``fin=False`` for a message's fragment but its last (those after it are ``CONTINUATION``)."""
     size = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    bit = 0x80 if mask else 0
     if size < 126:
-        head = bytes((0x80 | opcode, size))
+        head = bytes((first, bit | size))
     elif size < 1 << 16:
-        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+        head = bytes((first, bit | 126)) + size.to_bytes(2, "big")
     else:
-        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+        head = bytes((first, bit | 127)) + size.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        return head + key + _unmask(payload, key)
     return head + payload
 
 
-def close_frame(code: int, reason: str) -> bytes:
+def close_frame(code: int, reason: str, *, mask: bool = False) -> bytes:
     """A close frame: ``code`` and ``reason`` (cut to fit a control frame)."""
     said = reason.encode()[: _CONTROL_MAX - 2]
     while said:  # not in the middle of a character
@@ -193,4 +210,4 @@ def close_frame(code: int, reason: str) -> bytes:
             break
         except UnicodeDecodeError:
             said = said[:-1]
-    return frame(CLOSE, code.to_bytes(2, "big") + said)
+    return frame(CLOSE, code.to_bytes(2, "big") + said, mask=mask)
