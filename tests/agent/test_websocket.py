@@ -15,7 +15,7 @@ from typing import cast
 import pytest
 import trio
 
-from transporter.agent.dial import ChannelClosed, DialError, connect
+from transporter.agent.dial import CLOSE_WAIT, ChannelClosed, DialError, connect
 from transporter.agent.upgrade import HEAD_BYTES
 from transporter.protocol import frames
 
@@ -262,6 +262,26 @@ async def test_the_servers_close_is_answered_and_said() -> None:
         with pytest.raises(ChannelClosed, match=r"\(1001: going away\)$"):
             await c.ping()
     assert answered == [(frames.CLOSE, (1001, ""))]
+
+
+async def test_messages_nobody_read_do_not_hold_up_the_close() -> None:
+    """The reader, blocked on messages the session never took, still reads the close answer:
+    the agent's close ends when the control plane answers, not at the close wait's bound."""
+    sent = trio.Event()
+
+    async def handle(peer: Peer) -> None:
+        await peer.upgraded()
+        for n in range(3):
+            await peer.stream.send_all(frames.frame(frames.TEXT, f"unread {n}".encode()))
+        sent.set()
+        assert (await peer.next())[0] == frames.CLOSE
+        await peer.stream.send_all(frames.close_frame(1000, ""))
+
+    async with server(handle) as url:
+        async with connect(url, ssl_context=None, max_message_size=LIMIT, connect_timeout=5):
+            await sent.wait()  # nothing read
+            closing = trio.current_time()
+        assert trio.current_time() - closing < CLOSE_WAIT  # ended by the answer, not the bound
 
 
 @pytest.mark.parametrize(

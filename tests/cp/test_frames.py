@@ -205,3 +205,15 @@ def test_the_clients_reader_refuses_a_masked_frame_and_one_over_the_limit() -> N
     with pytest.raises(frames.FrameError, match="over 10 bytes") as refused:
         reader.next()
     assert refused.value.code == frames.TOO_BIG
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["client's", "server's"])
+def test_endless_empty_fragments_end_at_the_limit(masked: bool) -> None:
+    reader = frames.Reader(10, masked=masked)
+    data = frames.frame(frames.TEXT, b"", mask=masked, fin=False)
+    data += frames.frame(0x0, b"", mask=masked, fin=False) * 10
+    reader.feed(data)
+    with pytest.raises(frames.FrameError) as refused:
+        while reader.next() is not None:
+            pass
+    assert refused.value.code == 1009

@@ -93,6 +93,8 @@ class Channel:
         """Send a close frame (if none was), then wait for the control plane's (bound it with
         a cancel scope). The stream is closed by whoever opened it."""
         await self._send_close(frames.NORMAL, "")
+        # Messages nobody will read are dropped, so that the reader gets to the close answer.
+        self._messages.close()
         await self._ended.wait()
 
     # --- the reader ---------------------------------------------------------------------------
@@ -136,7 +138,8 @@ class Channel:
                 await self._send_close(answer, "")
                 return
             else:
-                await self._incoming.send(cast(str | bytes, value))
+                with contextlib.suppress(trio.BrokenResourceError):  # closing: none will read it
+                    await self._incoming.send(cast(str | bytes, value))
 
     def _ponged(self, payload: bytes) -> None:
         """Wake the ping ``payload`` answers, and those sent before it (a pong may answer

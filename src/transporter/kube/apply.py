@@ -156,6 +156,11 @@ class _Apply:
         body = _locked(self.obj.body, remembered.version)
         try:
             reply = await _patch(self.transport, self.path, body, self.headers, retried)
+        except KubeUnavailable:
+            # Outcome unknown (or a server that will not create over a version, as some do for
+            # an object deleted since): the next apply reads first, rather than fail the same.
+            self.memory.put(self.path, None)
+            raise
         except KubeRejected as exc:
             if exc.code != 409:
                 raise
@@ -198,7 +203,7 @@ class _Apply:
         return Applied(
             self.obj,
             self.resource,
-            existed=before is not None,
+            existed=before is not None and reply.status != 201,  # not deleted since the read
             version_before=version,
             version_after=after.version if after is not None else None,
             changed=before is None or content(before) != content(answer),

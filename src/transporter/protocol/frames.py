@@ -95,8 +95,11 @@ class Reader:
                 return _control(opcode, payload)
             if opcode != CONTINUATION:
                 self._opcode = opcode
-            self._parts.append(payload)
-            self._size += length
+            if payload:
+                self._parts.append(payload)
+            # An empty fragment counts as a byte: endless ones end at the limit (1009), not
+            # in a list that grows without bound.
+            self._size += max(length, 1)
             if fin:
                 return self._message()
 
@@ -141,7 +144,7 @@ class Reader:
             raise FrameError(PROTOCOL_ERROR, "a continuation frame with no message begun")
         if opcode != CONTINUATION and self._opcode:
             raise FrameError(PROTOCOL_ERROR, "a new message before the last one ended")
-        if self._size + length > self.max_message_bytes:
+        if self._size + max(length, 1) > self.max_message_bytes:  # an empty frame: a byte
             raise FrameError(TOO_BIG, f"message over {self.max_message_bytes} bytes")
 
     def _message(self) -> Received:

@@ -34,10 +34,6 @@ class Confirming:
         self._replicas_up = 0
         self._counted_at = -RECOUNT
 
-    @property
-    def replication(self) -> Replication:
-        return self._replication
-
     async def confirm(self, writes: Writes) -> None:
         """Wait until ``wait_replicas`` replicas have everything the primary has written so
         far, this operation's ``writes`` included, or raise :class:`StoreUnavailable` (outcome
