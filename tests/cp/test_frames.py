@@ -214,6 +214,10 @@ def test_endless_empty_fragments_end_at_the_limit(masked: bool) -> None:
     data += frames.frame(0x0, b"", mask=masked, fin=False) * 10
     reader.feed(data)
     with pytest.raises(frames.FrameError) as refused:
-        while reader.next() is not None:
-            pass
+        drain(reader)
     assert refused.value.code == 1009
+
+
+def drain(reader: frames.Reader) -> None:
+    while reader.next() is not None:
+        pass
