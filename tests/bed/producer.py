@@ -11,7 +11,7 @@ import json
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import attrs
 RETRY_DELAY = 0.05
 """Seconds between attempts at one event: a real producer's pause, not a wait for a state."""
 REQUEST_TIMEOUT = 30.0
+FAILURES_KEPT = 5
 
 
 class Unanswered(Exception):
@@ -85,6 +86,8 @@ class Outcome:
     answers: Counter[str] = attrs.field(factory=Counter)
     """Every attempt's result: ``"202"``, ``"503"``, ``"unanswered"``…"""
     attempts: int = 0
+    failures: deque[str] = attrs.field(factory=lambda: deque(maxlen=FAILURES_KEPT))
+    """The last attempts that got no final answer, and why: what a stuck stream shows."""
 
 
 class Producer:
@@ -114,7 +117,8 @@ class Producer:
         if self._thread.is_alive():
             raise TimeoutError(
                 f"the producer is still at event {len(self.outcome.accepted)} after {timeout} s;"
-                f" answers so far: {dict(self.outcome.answers)}"
+                f" answers so far: {dict(self.outcome.answers)};"
+                f" the last failures: {list(self.outcome.failures)}"
             )
 
     def cancel(self) -> None:
@@ -174,11 +178,15 @@ class Producer:
         self.outcome.attempts += 1
         try:
             status, answer = call(self.api, "POST", path, body, timeout=REQUEST_TIMEOUT)
-        except Unanswered:
+        except Unanswered as exc:
             self.outcome.answers["unanswered"] += 1
+            self.outcome.failures.append(f"{time.monotonic():.1f} {exc}")
             return None
         self.outcome.answers[str(status)] += 1
-        return None if status >= 500 else (status, answer)
+        if status >= 500:
+            self.outcome.failures.append(f"{time.monotonic():.1f} {status}: {answer}")
+            return None
+        return status, answer
 
     def _attempt_one(self, body: dict[str, Any]) -> bool:
         """One ``POST /events``; whether its answer is final."""

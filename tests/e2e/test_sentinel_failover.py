@@ -29,6 +29,8 @@ PRODUCERS = 3
 PACE = 0.03
 FAULT_AFTER = 30
 """Events accepted before the failover: the stream is well under way, and most of it follows."""
+LOG_TAIL = 40
+"""Lines of the control plane's log a failure shows."""
 
 
 @attrs.define
@@ -50,6 +52,14 @@ class Stream:
             producer.wait_for_accepted(count // len(self.producers), timeout=60)
 
     def check_all_done(self, kubeconfig: Path) -> None:
+        try:
+            self._check_all_done(kubeconfig)
+        except (AssertionError, TimeoutError) as exc:
+            said = "(not started)" if self.cp.process is None else self.cp.process.tail(LOG_TAIL)
+            exc.add_note(f"the control plane's output ends with:\n{said}")
+            raise
+
+    def _check_all_done(self, kubeconfig: Path) -> None:
         for producer in self.producers:
             producer.join(timeout=180)
             assert producer.outcome.refused == {}

@@ -31,13 +31,13 @@ from coredis.exceptions import (
 )
 from coredis.globals import READONLY_COMMANDS
 from coredis.patterns.pipeline import Pipeline
-from coredis.pool import ConnectionPool
 from coredis.pool._sentinel import SentinelConnectionPool
 from coredis.retry import NoRetryPolicy
 from coredis.typing import RedisError
 
 from transporter.rounds import Rounds
 from transporter.store.redis.named_primary import Named, ask_sentinels
+from transporter.store.redis.pool_slots import KeptPlaces
 from transporter.store.redis.rollout_scripts import ROLLOUT_PAGE
 from transporter.store.redis.scripts import MIGRATION_FINISH, MIGRATION_SCAN, PAGE, REVOCATIONS
 from transporter.store.redis.tidy import TIDY
@@ -211,11 +211,11 @@ class _Unsent:
         return connection
 
 
-class _Pool(_Unsent, ConnectionPool[Any]):
+class _Pool(_Unsent, KeptPlaces):
     pass
 
 
-class _SentinelPool(_Unsent, SentinelConnectionPool):
+class _SentinelPool(_Unsent, SentinelConnectionPool, KeptPlaces):
     """The primary's connections, made where the Sentinels say it is now (tidy on failure)."""
 
     async def _construct_connection(self) -> SentinelManagedConnection:

@@ -1,0 +1,90 @@
+"""The Redis store's connection pool keeps its places (store/redis/pool_slots.py): a connection
+that dies while a call holds it, and one that cannot be made because no Sentinel names a
+primary, each give their place back. coredis's pool lost one each time; once all 64 were lost,
+every call waited forever (a double failover in CI: "Redis did not answer within 10 s" until
+the control plane was restarted). Real redis-servers and Sentinels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from coredis.connection import TCPLocation
+from coredis.exceptions import ConnectionError as ConnectionLost
+
+from tests.bed.redis import RedisServer
+from tests.bed.sentinel import SERVICE, running_sentinels
+from transporter.store.redis.failover import FailoverRedis, NotSent, plain_client, sentinel_client
+
+pytestmark = pytest.mark.redis
+
+CALL_TIMEOUT = 5.0
+BLOCKED_WITHIN = 10.0
+POLL = 0.01
+"""Seconds between two questions to the server about a call it has not received yet."""
+
+
+async def held_in_wait(client: FailoverRedis) -> None:
+    """A pipeline that holds its connection in a ``WAIT`` no replica answers, until the server
+    drops it."""
+    with trio.fail_after(BLOCKED_WITHIN), pytest.raises(ConnectionLost):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.wait(1, 0)
+
+
+async def blocked_in_wait(watcher: FailoverRedis) -> int:
+    """The id of the client in a ``WAIT`` on the server, once there is one (asked: the server
+    says so only then)."""
+    with trio.fail_after(BLOCKED_WITHIN):
+        while True:
+            waiting = [c for c in await watcher.client_list() if c.get("cmd") == "wait"]
+            if waiting:
+                return int(waiting[0]["id"])
+            await trio.sleep(POLL)
+
+
+async def test_connections_that_die_while_in_use_give_their_places_back(
+    redis_server: RedisServer,
+) -> None:
+    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+    async with (
+        plain_client(redis_server.url, options, CALL_TIMEOUT) as client,
+        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+    ):
+        places = client.connection_pool.max_connections
+        for _ in range(places + 4):  # more than the pool has
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(held_in_wait, client)
+                await killer.client_kill(identifier=await blocked_in_wait(killer))
+        with trio.fail_after(CALL_TIMEOUT):
+            assert await client.set("still", "answers")
+            assert await client.get("still") == "answers"
+
+
+async def test_connections_no_sentinel_names_a_primary_for_give_their_places_back(
+    tmp_path: Path,
+) -> None:
+    with running_sentinels(tmp_path / "redis") as bed:
+        sentinels = [TCPLocation("127.0.0.1", node.port) for node in bed.sentinels]
+        primary = bed.primary()
+        options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+        async with sentinel_client(
+            sentinels,
+            SERVICE,
+            sentinel_options=options,
+            options=options,
+            call_timeout=CALL_TIMEOUT,
+        ) as client:
+            for sentinel in bed.sentinels:
+                assert sentinel.command("SENTINEL", "REMOVE", SERVICE) == "OK"
+            pool = client.connection_pool
+            for _ in range(pool.max_connections + 4):  # more than the pool has
+                with trio.fail_after(CALL_TIMEOUT), pytest.raises(NotSent, match="No primary"):
+                    await pool.get_connection()
+            for sentinel in bed.sentinels:
+                monitor = ("SENTINEL", "MONITOR", SERVICE, "127.0.0.1", str(primary.port), "2")
+                assert sentinel.command(*monitor) == "OK"
+            with trio.fail_after(CALL_TIMEOUT):
+                assert await client.set("still", "answers")
+                assert await client.get("still") == "answers"
