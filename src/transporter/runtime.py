@@ -7,6 +7,7 @@ seconds it is cancelled. A second signal cancels at once. Either way the process
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -63,7 +64,20 @@ async def run_until_signal(role: Role, *, grace: float = 10.0) -> None:
         nursery.start_soon(run_role)
 
 
-def run(role: Role, *, grace: float = 10.0) -> int:
-    """Run a role until it returns or a signal stops it. Returns the process exit code."""
+def settle() -> None:
+    """Take what the process holds before its role starts (its modules: some 70,000 objects
+    in a control plane, 33,000 in an agent) out of the cyclic garbage collector's view: it
+    lives as long as the process, and every full collection walked all of it again (26 ms in
+    a control plane, 9 ms in an agent: a pause in the middle of whatever runs then). Its
+    garbage is collected first."""
+    gc.collect()
+    gc.freeze()
+
+
+def run(role: Role, *, grace: float = 10.0, long_lived: bool = False) -> int:
+    """Run a role until it returns or a signal stops it. Returns the process exit code.
+    ``long_lived`` (a server): :func:`settle` first (a short command does not pay for it)."""
+    if long_lived:
+        settle()
     trio.run(lambda: run_until_signal(role, grace=grace))
     return 0

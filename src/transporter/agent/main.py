@@ -175,7 +175,7 @@ def main(settings: AgentConfig) -> int:
         debug=settings.debug, log_format=settings.log_format, fields={"agent_id": settings.agent_id}
     )
     try:
-        return runtime.run(partial(serve, settings, policy, bundle))
+        return runtime.run(partial(serve, settings, policy, bundle), long_lived=True)
     except BaseException as exc:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]

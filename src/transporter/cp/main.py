@@ -234,7 +234,7 @@ def main(settings: CpConfig) -> int:
     except (PkiError, OSError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     try:
-        return runtime.run(partial(serve, settings, credentials=credentials))
+        return runtime.run(partial(serve, settings, credentials=credentials), long_lived=True)
     except BaseException as exc:
         failure = _first(exc)
         if isinstance(failure, KeyMismatch):
