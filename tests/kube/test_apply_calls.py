@@ -350,3 +350,23 @@ async def test_the_memory_is_the_targets(target: KubeTarget, unique: str) -> Non
     await applied(target, counted(target), configmap(f"m-{unique}", n="1"))
     memory = last_seen(target._transport)
     assert memory.get(cm_path(f"m-{unique}")) is not None
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": name}},
+    }
+
+
+async def test_a_service_deleted_by_someone_else_between_our_applies_is_made_anew(
+    target: KubeTarget, unique: str
+) -> None:
+    calls = counted(target)
+    name = f"s-{unique}"
+    await applied(target, calls, service(name))
+    await target._transport.request("DELETE", f"/api/v1/namespaces/default/services/{name}")
+    said, sent = await applied(target, calls, service(name))
+    assert said == (CREATED, ""), sent
