@@ -2,7 +2,9 @@
 that dies while a call holds it, and one that cannot be made because no Sentinel names a
 primary, each give their place back. coredis's pool lost one each time; once all 64 were lost,
 every call waited forever (a double failover in CI: "Redis did not answer within 10 s" until
-the control plane was restarted). Real redis-servers and Sentinels."""
+the control plane was restarted). A caller that gave up waiting for a place does not take the
+wake-up of the next one, and the pool can drop its connections to all servers but one. Real
+redis-servers and Sentinels."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from coredis.connection import TCPLocation
 from coredis.exceptions import ConnectionError as ConnectionLost
 
 from tests.bed.redis import RedisServer
 from tests.bed.sentinel import SERVICE, running_sentinels
 from transporter.store.redis.failover import FailoverRedis, NotSent, plain_client, sentinel_client
+from transporter.store.redis.pool_slots import KeptPlaces
 
 pytestmark = pytest.mark.redis
 
@@ -88,3 +92,56 @@ async def test_connections_no_sentinel_names_a_primary_for_give_their_places_bac
             with trio.fail_after(CALL_TIMEOUT):
                 assert await client.set("still", "answers")
                 assert await client.get("still") == "answers"
+
+
+async def test_a_caller_that_gave_up_waiting_for_a_place_leaves_the_next_one_its_turn(
+    redis_server: RedisServer,
+) -> None:
+    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+    async with (
+        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
+        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+    ):
+        pool = client.connection_pool
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(held_in_wait, client)  # the only place, held
+            held = await blocked_in_wait(killer)
+            gave_up = trio.CancelScope()
+
+            async def waits_then_gives_up() -> None:
+                with gave_up:
+                    await pool.get_connection()
+
+            nursery.start_soon(waits_then_gives_up)
+            await trio.testing.wait_all_tasks_blocked()
+            gave_up.cancel()  # as a call's timeout would
+            answered: list[str | None] = []
+
+            async def waits_its_turn() -> None:
+                with trio.fail_after(CALL_TIMEOUT):
+                    answered.append(await client.get("nothing"))
+
+            nursery.start_soon(waits_its_turn)
+            await trio.testing.wait_all_tasks_blocked()
+            await killer.client_kill(identifier=held)  # the place comes back
+        assert answered == [None]
+
+
+async def test_the_pool_drops_its_connections_to_other_servers_only(
+    redis_server: RedisServer,
+) -> None:
+    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+    async with plain_client(redis_server.url, options, CALL_TIMEOUT) as client:
+        pool = client.connection_pool
+        assert isinstance(pool, KeptPlaces)
+        assert await client.set("here", "1")
+        [connection] = list(pool._online_connections)
+        pool.keep_only(str(connection.location))
+        assert connection.usable
+        pool.keep_only("127.0.0.1:1")  # another server: the connection goes
+        with trio.fail_after(CALL_TIMEOUT):
+            while connection.usable:
+                await trio.testing.wait_all_tasks_blocked()
+        with trio.fail_after(CALL_TIMEOUT):
+            assert await client.get("here") == "1"  # on a new connection
+        assert connection not in pool._online_connections

@@ -83,10 +83,10 @@ class Confirming:
 
     async def named(self, server: str | None, *, patient: bool) -> Named | None:
         """Behind Sentinels, what they say of the primary, asked now (``None`` without them).
-        When they name another one than ``server``, the pool's connections go, so that the
-        next call is made to it, not to the old primary until that one is made a replica;
-        unless the pool has moved to it already (closed again and again, its connections to
-        the new primary cut the store's feed every few writes in a failover, seen in CI).
+        When they name another one than ``server``, the pool's connections to other servers
+        go, so that the next call is made to it, not to the old primary until that one is made
+        a replica. Those to it stay: closed again and again, they cut the store's feed every
+        few writes in a failover (seen in CI).
 
         ``patient``: while a failover is under way (or the Sentinels disagree, or too few
         answer), ask again for up to :attr:`_patience` seconds: a failover that is aborted
@@ -103,9 +103,8 @@ class Confirming:
                     await trio.sleep(pause)
                     pause = min(pause * 2, RETRY_MOST)
                     named = await ask()
-        pool = self._client.connection_pool
-        if named.primary not in (None, server, str(getattr(pool, "location", None))):
-            pool.disconnect()  # not when it has moved there already: its connections are good
+        if named.primary is not None and named.primary != server:
+            self._client.connection_pool.keep_only(named.primary)
         return named
 
     async def wanted(self) -> int:
