@@ -2,9 +2,10 @@
 that dies while a call holds it, and one that cannot be made because no Sentinel names a
 primary, each give their place back. coredis's pool lost one each time; once all 64 were lost,
 every call waited forever (a double failover in CI: "Redis did not answer within 10 s" until
-the control plane was restarted). A caller that gave up waiting for a place does not take the
-wake-up of the next one, and the pool can drop its connections to all servers but one. Real
-redis-servers and Sentinels."""
+the control plane was restarted). So do connections closed under their callers (the pool's
+disconnect) and connections that die while in the pool. A caller that gave up waiting for a
+place does not take the wake-up of the next one, and the pool can drop its connections to all
+servers but one. Real redis-servers and Sentinels."""
 
 from __future__ import annotations
 
@@ -145,3 +146,37 @@ async def test_the_pool_drops_its_connections_to_other_servers_only(
         with trio.fail_after(CALL_TIMEOUT):
             assert await client.get("here") == "1"  # on a new connection
         assert connection not in pool._online_connections
+
+
+async def test_a_connection_that_dies_in_the_pool_gives_its_place_back(
+    redis_server: RedisServer,
+) -> None:
+    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+    async with (
+        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
+        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+    ):
+        pool = client.connection_pool
+        own = await client.client_id()  # on the only connection, idle in the pool after
+        [connection] = list(pool._online_connections)
+        await killer.client_kill(identifier=own)
+        with trio.fail_after(CALL_TIMEOUT):
+            while connection in pool._online_connections:  # until its reader sees the end
+                await trio.testing.wait_all_tasks_blocked()
+            assert await client.set("still", "answers")
+
+
+async def test_connections_closed_under_their_callers_give_their_places_back(
+    redis_server: RedisServer,
+) -> None:
+    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+    async with (
+        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
+        plain_client(redis_server.url, options, CALL_TIMEOUT) as watcher,
+    ):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(held_in_wait, client)  # the only place, held
+            await blocked_in_wait(watcher)
+            client.connection_pool.disconnect()  # as a failover's move to the new primary
+        with trio.fail_after(CALL_TIMEOUT):
+            assert await client.set("still", "answers")
