@@ -9,6 +9,7 @@ servers but one. Real redis-servers and Sentinels."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,19 @@ CALL_TIMEOUT = 5.0
 BLOCKED_WITHIN = 10.0
 POLL = 0.01
 """Seconds between two questions to the server about a call it has not received yet."""
+
+
+def options() -> dict[str, object]:
+    """The store's timeouts, in a dict of the caller's own (coredis adds to what it is given)."""
+    return {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
+
+
+def client_of(
+    server: RedisServer, *, places: int | None = None
+) -> AsyncContextManager[FailoverRedis]:
+    """The store's client of ``server`` (its pool of ``places``, else coredis's 64)."""
+    sized = {} if places is None else {"max_connections": places}
+    return plain_client(server.url, options() | sized, CALL_TIMEOUT)
 
 
 async def held_in_wait(client: FailoverRedis) -> None:
@@ -52,10 +66,9 @@ async def blocked_in_wait(watcher: FailoverRedis) -> int:
 async def test_connections_that_die_while_in_use_give_their_places_back(
     redis_server: RedisServer,
 ) -> None:
-    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
     async with (
-        plain_client(redis_server.url, options, CALL_TIMEOUT) as client,
-        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+        client_of(redis_server) as client,
+        client_of(redis_server) as killer,
     ):
         places = client.connection_pool.max_connections
         for _ in range(places + 4):  # more than the pool has
@@ -73,12 +86,11 @@ async def test_connections_no_sentinel_names_a_primary_for_give_their_places_bac
     with running_sentinels(tmp_path / "redis") as bed:
         sentinels = [TCPLocation("127.0.0.1", node.port) for node in bed.sentinels]
         primary = bed.primary()
-        options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
         async with sentinel_client(
             sentinels,
             SERVICE,
-            sentinel_options=options,
-            options=options,
+            sentinel_options=options(),
+            options=options(),
             call_timeout=CALL_TIMEOUT,
         ) as client:
             for sentinel in bed.sentinels:
@@ -98,10 +110,9 @@ async def test_connections_no_sentinel_names_a_primary_for_give_their_places_bac
 async def test_a_caller_that_gave_up_waiting_for_a_place_leaves_the_next_one_its_turn(
     redis_server: RedisServer,
 ) -> None:
-    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
     async with (
-        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
-        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+        client_of(redis_server, places=1) as client,
+        client_of(redis_server) as killer,
     ):
         pool = client.connection_pool
         async with trio.open_nursery() as nursery:
@@ -131,8 +142,7 @@ async def test_a_caller_that_gave_up_waiting_for_a_place_leaves_the_next_one_its
 async def test_the_pool_drops_its_connections_to_other_servers_only(
     redis_server: RedisServer,
 ) -> None:
-    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
-    async with plain_client(redis_server.url, options, CALL_TIMEOUT) as client:
+    async with client_of(redis_server) as client:
         pool = client.connection_pool
         assert isinstance(pool, KeptPlaces)
         assert await client.set("here", "1")
@@ -151,10 +161,9 @@ async def test_the_pool_drops_its_connections_to_other_servers_only(
 async def test_a_connection_that_dies_in_the_pool_gives_its_place_back(
     redis_server: RedisServer,
 ) -> None:
-    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
     async with (
-        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
-        plain_client(redis_server.url, options, CALL_TIMEOUT) as killer,
+        client_of(redis_server, places=1) as client,
+        client_of(redis_server) as killer,
     ):
         pool = client.connection_pool
         own = await client.client_id()  # on the only connection, idle in the pool after
@@ -169,10 +178,9 @@ async def test_a_connection_that_dies_in_the_pool_gives_its_place_back(
 async def test_connections_closed_under_their_callers_give_their_places_back(
     redis_server: RedisServer,
 ) -> None:
-    options = {"connect_timeout": CALL_TIMEOUT, "stream_timeout": CALL_TIMEOUT}
     async with (
-        plain_client(redis_server.url, options | {"max_connections": 1}, CALL_TIMEOUT) as client,
-        plain_client(redis_server.url, options, CALL_TIMEOUT) as watcher,
+        client_of(redis_server, places=1) as client,
+        client_of(redis_server) as watcher,
     ):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(held_in_wait, client)  # the only place, held
