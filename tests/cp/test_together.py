@@ -123,9 +123,11 @@ class Counted:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def submit_many(self, items: Sequence[tuple[Event, AuditEntry]]) -> list[Any]:
+    async def submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry]], *, sending: Sequence[Any] = ()
+    ) -> list[Any]:
         self.writes.append(len(items))
-        return await self._store.submit_many(items)
+        return await self._store.submit_many(items, sending=sending)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

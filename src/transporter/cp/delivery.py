@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 
 import attrs
 import trio
@@ -41,7 +42,7 @@ from transporter.cp.replicas import REPLICA_LOOK
 from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import BATCHES, Deliver
-from transporter.protocol.model import AuditEntry, Event
+from transporter.protocol.model import AuditEntry, Event, EventRecord
 from transporter.store.base import MAX_LIMIT, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -111,16 +112,38 @@ class Delivery:
             connection.delivering = True
             connection.work.start_soon(self._deliver, connection, False)
 
-    async def _deliver(self, connection: Connection, first: bool) -> None:
+    def express(self, connection: Connection, claimed: int, sent: Sequence[EventRecord]) -> bool:
+        """See :meth:`.live.Courier.express`. The outbox held nothing unfinished after
+        ``claimed`` when ``sent`` was stored, so the connection has read up to them, unless a
+        safety look set it to read again from the start meanwhile."""
+        if connection.work is None or connection.courier is not self:
+            return False  # ended: its delivery is over
+        if not sent:
+            connection.delivering = False
+            if connection.news:
+                self.start(connection)
+            return True
+        if connection.sent_seq == claimed:
+            connection.sent_seq = max(record.seq for record in sent)
+        events = [record.event for record in sent]
+        connection.work.start_soon(self._deliver, connection, False, events)
+        return True
+
+    async def _deliver(
+        self, connection: Connection, first: bool, express: Sequence[Event] = ()
+    ) -> None:
         """Send the agent its unfinished events, oldest first, while there are any to send
         or in flight.
 
         Each event is read from the store once (after the last ``seq`` sent on this
         connection); a delivery not acknowledged within ``ack_timeout`` is sent again. Ends
         when the window is empty and the bell has not rung: no await between that look and
-        the end, so a ring after it starts another task."""
+        the end, so a ring after it starts another task. ``express``: events stored sent
+        (:meth:`express`), sent first without a read."""
         window = connection.window
         try:
+            if express:
+                await self._send_many(connection, list(express))
             if first and await self.first_looks.anything_for(connection.agent_id):
                 connection.news = True  # or rung meanwhile: that stays
             while True:

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
-from transporter.cp.live import LiveAgents
+from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.metrics import CpMetrics
+from transporter.cp.progress import sent
 from transporter.cp.signing_key import EventSigner
 from transporter.cp.together import Together
-from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord
-from transporter.store.base import EventConflict, Store
+from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
+from transporter.store.base import EventConflict, Sending, Store
 
 TOGETHER = 256
 """Single events stored in one write at most."""
@@ -37,22 +39,46 @@ class Intake:
         self.on_registered: Callable[[AgentInfo], None] | None = None
         """Told of every agent that registers here (the rollout engine: standing rollouts)."""
         self._together = Together[
-            tuple[Event, AuditEntry], tuple[EventRecord, bool] | EventConflict
-        ](store.submit_many, most=TOGETHER)
+            tuple[Event, AuditEntry, Sending | None], tuple[EventRecord, bool] | EventConflict
+        ](self._submit_many, most=TOGETHER)
         """Single events accepted at the same time, stored in one write."""
 
     async def accept(self, event: Event) -> tuple[EventRecord, bool]:
         """Sign and store ``event``, durably, in one write with the others accepted at the
-        same time (:mod:`.together`); :class:`EventConflict` for an id taken by another."""
+        same time (:mod:`.together`); :class:`EventConflict` for an id taken by another.
+
+        When its agent's connection is here and idle, the event is stored sent and sent at
+        once (:meth:`.live.Connection.claim`): no read of the outbox, no second write."""
         (event,) = await self.signer.sign_many([event])
-        result = await self._together.write((event, accepted_audit(event)))
+        connection = self.live.get(event.target_agent)
+        claimed = None
+        if connection is not None and not event.rollout_id:  # a rollout hears of each send
+            claimed = connection.claim()
+        sending = None if claimed is None else sent(event, time.time(), after=claimed)
+        stored: list[EventRecord] = []
+        try:
+            result = await self._together.write((event, accepted_audit(event), sending))
+            if not isinstance(result, EventConflict) and result[0].state is EventState.ASSIGNED:
+                stored = [result[0]] if result[1] else []
+        finally:
+            if claimed is not None and connection is not None:
+                stored = _hand_back(connection, claimed, stored)
         if isinstance(result, EventConflict):
             raise result
         record, created = result
         if created:
             self.metrics.accepted_events("single")
-            self.live.ring(event.target_agent)
+            if not stored:
+                self.live.ring(event.target_agent)
         return record, created
+
+    async def _submit_many(
+        self, items: Sequence[tuple[Event, AuditEntry, Sending | None]]
+    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        return await self.store.submit_many(
+            [(event, audit) for event, audit, _ in items],
+            sending=[sending for _, _, sending in items],
+        )
 
     async def accept_many(
         self, events: list[Event]
@@ -81,6 +107,18 @@ class Intake:
                 return False
             self._known_agents.add(agent_id)
         return True
+
+
+def _hand_back(
+    connection: Connection, claimed: int, stored: list[EventRecord]
+) -> list[EventRecord]:
+    """Give ``connection`` back its delivery, taken for an event (:meth:`Connection.claim`),
+    with the events ``stored`` sent; those it sent (none if it ended meanwhile: the agent's
+    next connection reads them)."""
+    courier = connection.courier
+    if courier is None or not courier.express(connection, claimed, stored):
+        return []
+    return stored
 
 
 def accepted_audit(event: Event) -> AuditEntry:

@@ -6,7 +6,7 @@ store. One connection per agent id; a newer connection replaces the older, which
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -16,7 +16,7 @@ from transporter.cp.window import DeliveryWindow
 from transporter.protocol import codec
 from transporter.protocol.identity import PeerCertificate
 from transporter.protocol.messages import CpMessage
-from transporter.protocol.model import AgentInfo, AgentStatus
+from transporter.protocol.model import AgentInfo, AgentStatus, EventRecord
 
 WINDOW = 256
 """Events in flight to one agent at most; the agent's own concurrency limit is smaller."""
@@ -58,6 +58,12 @@ class Courier(Protocol):
 
     def start(self, connection: Connection) -> None:
         """Start the connection's delivery task, if none runs."""
+
+    def express(self, connection: Connection, claimed: int, sent: Sequence[EventRecord]) -> bool:
+        """Hand back a delivery taken with :meth:`Connection.claim`: send ``sent`` (events
+        stored sent after ``seq`` ``claimed``) at once, then deliver as usual. ``False`` when
+        the connection was not served any more (nothing sent: the agent's next connection
+        reads them)."""
 
 
 @attrs.define(eq=False)
@@ -116,6 +122,19 @@ class Connection:
         self.outbox_bell.ring()
         if self.courier is not None and not self.delivering:
             self.courier.start(self)
+
+    def claim(self) -> int | None:
+        """Take this connection's delivery for an event about to be stored (:mod:`.intake`),
+        if it is idle: nothing in flight held back, nothing rung, room in the window. Returns
+        the outbox's last ``seq`` read (the store sends the event at once if nothing
+        unfinished came after it), or ``None``. Hand it back with :meth:`Courier.express`;
+        meanwhile no delivery task starts (a ring is kept for after)."""
+        if self.courier is None or self.delivering or self.news or self.held_back:
+            return None
+        if self.window.room <= 0:
+            return None
+        self.delivering = True
+        return self.sent_seq
 
     def slot_freed(self) -> None:
         """An event in flight ended. Its delivery task reads the outbox again only if the

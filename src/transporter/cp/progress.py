@@ -12,7 +12,7 @@ from transporter.cp.metrics import CpMetrics
 from transporter.cp.watch import EventWatch
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import Store
+from transporter.store.base import Sending, Store
 
 
 class Progress:
@@ -78,11 +78,9 @@ class Progress:
         Deliveries are written in the order sent, together in the writer's next group commit:
         not one commit after each event, which would hold a backlog to a few dozen a second.
         """
-        update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
-        audit = AuditEntry(
-            at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
-        )
-        return event, audit, await self.writer.enqueue(event.id, update, audit)
+        sending = sent(event, now, after=0)
+        pending = await self.writer.enqueue(event.id, sending.update, sending.audit)
+        return event, sending.audit, pending
 
     async def delivered(self, written: list[tuple[Event, AuditEntry, Pending]]) -> list[Event]:
         """Wait for the records of :meth:`delivering`; wake those watching the events. Returns
@@ -104,3 +102,16 @@ class Progress:
             await self.store.audit(audit)
             sending.append(event)
         return sending
+
+
+def sent(event: Event, now: float, *, after: int) -> Sending:
+    """What records ``event`` sent to its agent at ``now``: its ``assigned`` update and its
+    ``event.delivered`` audit entry (written as it is sent, or as it is stored: ``after``,
+    :class:`~transporter.store.base.Sending`)."""
+    return Sending(
+        after=after,
+        update=StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent"),
+        audit=AuditEntry(
+            at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
+        ),
+    )

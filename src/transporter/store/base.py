@@ -21,16 +21,16 @@ from transporter.protocol.model import (
     Event,
     EventRecord,
     EventState,
-    Phase,
-    ResourceStatus,
 )
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutState
 from transporter.protocol.status import StatusUpdate
 from transporter.security.audit_chain import ChainHead
 from transporter.security.tokens import TokenRecord
+from transporter.store.event_progress import EventProgress as EventProgress
 from transporter.store.queue_store import QueueStore
 from transporter.store.replica_feed import ChangeSink as ChangeSink
 from transporter.store.replica_feed import ReplicaFeed as ReplicaFeed
+from transporter.store.sending import Sending as Sending
 
 MAX_LIMIT = 1000
 """The most items one call returns; a larger ``limit`` is lowered to this."""
@@ -91,43 +91,6 @@ class Page[T]:
     """Pass back to get the next page; ``None`` when there is no more."""
 
 
-@attrs.frozen
-class EventProgress:
-    """What a rollout's engine needs of a child event, every few seconds: who it is for and how
-    far it got, without its payload (manifests: megabytes) nor its results' detail (a plan's
-    diffs). Read by :meth:`EventStore.event_progress` without reading or decoding either."""
-
-    event_id: str
-    target_agent: str
-    rollout_id: str
-    state: EventState
-    phase: Phase | None
-    message: str
-    updated_at: float
-    created_at: float
-    expires_at: float
-    resource_statuses: tuple[ResourceStatus, ...] = ()
-    """The status of each object's result, in the results' order (``drifted`` among them ...)."""
-
-    @classmethod
-    def of(cls, record: EventRecord) -> EventProgress:
-        """What :meth:`EventStore.event_progress` says of ``record``, from the whole record (a
-        child just stored, or one read by :meth:`EventStore.get_events`)."""
-        event = record.event
-        return cls(
-            event_id=event.id,
-            target_agent=event.target_agent,
-            rollout_id=event.rollout_id,
-            state=record.state,
-            phase=record.phase,
-            message=record.message,
-            updated_at=record.updated_at,
-            created_at=event.created_at,
-            expires_at=event.expires_at,
-            resource_statuses=tuple(result.status for result in record.resources),
-        )
-
-
 class EventStore(Protocol):
     """Events: accepted once, then their progress as their agent reports it."""
 
@@ -141,10 +104,14 @@ class EventStore(Protocol):
         ...
 
     async def submit_many(
-        self, items: Sequence[tuple[Event, AuditEntry]]
+        self,
+        items: Sequence[tuple[Event, AuditEntry]],
+        *,
+        sending: Sequence[Sending | None] = (),
     ) -> list[tuple[EventRecord, bool] | EventConflict]:
         """:meth:`submit` for each item, durably, as one write where the store allows: a
-        conflict is returned in its item's place and the other items are still stored."""
+        conflict is returned in its item's place and the other items are still stored.
+        ``sending`` (per item): a new event stored sent when it can be (:class:`Sending`)."""
         ...
 
     async def update_many(

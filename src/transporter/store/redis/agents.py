@@ -11,8 +11,7 @@ from transporter.protocol.model import AgentRecord, AuditEntry
 from transporter.store.base import StoreError
 from transporter.store.json_rows import dump, load
 from transporter.store.redis.connection import RedisConnection
-from transporter.store.redis.rollout_scripts import APPEND_AUDITS
-from transporter.store.redis.scripts import APPEND_AUDIT
+from transporter.store.redis.scripts import APPEND_AUDIT, APPEND_AUDITS
 
 # KEYS: agents, audit:seq, audit:head, audit
 # ARGV: n, then n pairs of agent id and record JSON, then the audit arguments of the entries

@@ -1,7 +1,7 @@
-"""The Redis store's events: accepting them, and reading them back.
+"""The Redis store's events: accepting them (:mod:`.submits`), and reading them back.
 
-``submit`` is one script (event, progress, indexes, audit entry). Reads fetch an event's text
-with its progress: events are decoded again only when their text changed (see records.py).
+Reads fetch an event's text with its progress: events are decoded again only when their text
+changed (see records.py).
 """
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ from typing import Any, cast
 
 import coredis
 
-from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
-from transporter.protocol.status import accepted
-from transporter.store.base import EventConflict, EventProgress, Page, StoreError
+from transporter.protocol.model import Event, EventRecord, EventState
+from transporter.store.base import EventProgress, Page, StoreError
 from transporter.store.event_parts import Brief, event_progress
-from transporter.store.json_rows import dump, dump_without_seq
 from transporter.store.paging import clamp_limit, cursor_seq, page
-from transporter.store.redis import hints
-from transporter.store.redis.feed import Hinting
-from transporter.store.redis.records import NumberedProgress
-from transporter.store.redis.scripts import HEAD_MOVED
+from transporter.store.redis.submits import RedisSubmits
 
 SEQ_END = 2**53
 """Above every ``seq`` a zset's score holds exactly (a double)."""
@@ -28,93 +23,8 @@ SEQ_END = 2**53
 CHUNK = 500
 """Fields in one ``HMGET``."""
 
-type Submitted = tuple[EventRecord, bool] | EventConflict
 
-
-class RedisEvents(Hinting):
-    async def submit(self, event: Event, audit: AuditEntry) -> tuple[EventRecord, bool]:
-        keys, args = self._submit_parts(event, hinted=True)
-        async with self._guard():
-            status, reply, _ = await self._chain.append(self._scripts.submit, keys, args, audit)
-        result = self._submitted(event, args[1], status, reply)  # args[1]: the event's JSON
-        if isinstance(result, EventConflict):
-            raise result
-        return result
-
-    async def submit_many(self, items: Sequence[tuple[Event, AuditEntry]]) -> list[Submitted]:
-        """One atomic script per event, as :meth:`submit`, all of them in one round trip (a
-        pipeline): each audit entry sealed after the one before, as the scripts will append
-        them. One that finds the chain's head elsewhere (another replica appended, or an
-        earlier event of the batch existed already and appended nothing) wrote nothing; those
-        are submitted again one by one. The other replicas hear of them all in one message
-        (:meth:`Hinting._hint_batch`), in the same round trip."""
-        results: list[Submitted | None] = [None] * len(items)
-        parts = [self._submit_parts(event, hinted=False) for event, _ in items]
-        again: list[int] = []
-        async with self._guard(), self._chain.lock:
-            sealed = self._chain.seal_all([audit for _, audit in items])
-            async with self._client.pipeline(transaction=False) as pipe:
-                requests = [
-                    self._chain.call(self._scripts.submit, keys, args, seal, pipe)
-                    for (keys, args), seal in zip(parts, sealed, strict=True)
-                ]
-                self._hint_batch(pipe, [hints.queued(event.target_agent) for event, _ in items])
-            for index, (request, seal) in enumerate(zip(requests, sealed, strict=True)):
-                reply = await request
-                status = self._chain.follow(reply, seal)
-                if status == HEAD_MOVED:
-                    again.append(index)
-                    continue
-                event_text = parts[index][1][1]  # the script's second argument
-                results[index] = self._submitted(items[index][0], event_text, status, reply)
-        for index in again:
-            event, audit = items[index]
-            try:
-                results[index] = await self.submit(event, audit)
-            except EventConflict as conflict:
-                results[index] = conflict
-        return [result for result in results if result is not None]
-
-    def _submit_parts(self, event: Event, *, hinted: bool) -> tuple[list[str], list[str]]:
-        """The submit script's keys and arguments but the audit chain's; ``hinted``: the
-        script tells the other replicas (else the caller does, for a batch)."""
-        keys = self._keys
-        agent = event.target_agent
-        queued = EventState.QUEUED
-        progress = NumberedProgress.of(accepted(EventRecord(event=event, seq=0)))
-        return [
-            keys.event,
-            keys.progress,
-            keys.seq,
-            keys.all,
-            keys.index(agent=agent),
-            keys.index(state=queued),
-            keys.index(agent=agent, state=queued),
-            keys.outbox(agent),
-            keys.expiry,
-            keys.brief,
-            keys.notify,
-        ], [
-            event.id,
-            dump(event),
-            dump_without_seq(progress),
-            repr(event.expires_at),
-            Brief.of(event).text(),
-            self._hint(hints.queued(agent)) if hinted else "",
-        ]
-
-    def _submitted(self, event: Event, text: str, status: int, reply: Any) -> Submitted:
-        """What the submit script's ``reply`` (status 1 or 0) means for ``event`` (``text``):
-        stored, already there (the same request), or another event under its id."""
-        answer = cast(list[Any], reply)
-        if status == 1:
-            self._texts.events.wrote(event.id, text, event)
-            return self._texts.progress.load(event.id, answer[1]).whole(event), True
-        existing = self._texts.record(event.id, answer[1], answer[2])
-        if existing.event.same_request(event):
-            return existing, False
-        return EventConflict(event.id)
-
+class RedisEvents(RedisSubmits):
     async def get_event(self, event_id: str) -> EventRecord | None:
         async with self._guard():
             async with self._client.pipeline(transaction=False) as pipe:

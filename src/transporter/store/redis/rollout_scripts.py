@@ -10,22 +10,7 @@ from __future__ import annotations
 
 import coredis
 
-from transporter.store.redis.scripts import APPEND_AUDIT
-
-# Appends the sealed entries that follow the head's arguments at ARGV[a], ARGV[a + 1]: for each,
-# its seq, hash and JSON (to the end of ARGV). Every XADD follows the one before: once the first
-# is in, the others go in too, and the head moves to the last.
-APPEND_AUDITS = """
-local function append_audits(k, a)
-  local last = a + 2
-  for b = a + 2, #ARGV, 3 do
-    redis.call('XADD', KEYS[k + 2], ARGV[b] .. '-0', 'entry', ARGV[b + 2])
-    last = b
-  end
-  redis.call('SET', KEYS[k], ARGV[last])
-  redis.call('SET', KEYS[k + 1], ARGV[last + 1])
-end
-"""
+from transporter.store.redis.scripts import APPEND_AUDIT, APPEND_AUDITS
 
 # KEYS: rollout, rollout:version, rollout:state, rollout:seq, idx:all, idx:kind:K, idx:state:S,
 #       idx:kind:K:state:S, open, rollout:spec, audit:seq, audit:head, audit

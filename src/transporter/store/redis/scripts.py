@@ -12,6 +12,8 @@ import coredis
 
 HEAD_MOVED = -2
 """A script's status when the audit chain's head was not the one the entry was sealed after."""
+NOT_SENT = 2
+""":data:`SUBMIT_SENT`'s status when the agent had more to receive (nothing written)."""
 
 # The audit chain's compare-and-set, used by the scripts that append an audit entry.
 # k: the index in KEYS of audit:seq (then audit:head, audit); a: the index in ARGV of the head's
@@ -30,6 +32,21 @@ local function append_audit(k, a)
   redis.call('XADD', KEYS[k + 2], ARGV[a + 2] .. '-0', 'entry', ARGV[a + 4])
   redis.call('SET', KEYS[k], ARGV[a + 2])
   redis.call('SET', KEYS[k + 1], ARGV[a + 3])
+end
+"""
+
+# Appends the sealed entries that follow the head's arguments at ARGV[a], ARGV[a + 1]: for each,
+# its seq, hash and JSON (to the end of ARGV). Every XADD follows the one before: once the first
+# is in, the others go in too, and the head moves to the last.
+APPEND_AUDITS = """
+local function append_audits(k, a)
+  local last = a + 2
+  for b = a + 2, #ARGV, 3 do
+    redis.call('XADD', KEYS[k + 2], ARGV[b] .. '-0', 'entry', ARGV[b + 2])
+    last = b
+  end
+  redis.call('SET', KEYS[k], ARGV[last])
+  redis.call('SET', KEYS[k + 1], ARGV[last + 1])
 end
 """
 
@@ -81,6 +98,35 @@ if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
 local moved = audit_moved(12, 7)
 if moved then return moved end
 append_audit(12, 7)
+local seq = redis.call('INCR', KEYS[3])
+local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], progress)
+redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
+for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
+redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
+hint(11, 6)
+return {1, progress}
+"""
+)
+
+# SUBMIT for an event sent at once (store/base.py Sending): stored as SUBMIT stores it (KEYS
+# alike, the state indexes "assigned"; ARGV alike, the progress sent), unless the agent's outbox
+# holds an event after seq ARGV[7]: then nothing is written. Two audit entries (the event's, then
+# its delivery's), whose arguments follow ARGV[7] (chain.arguments_all).
+# Returns what SUBMIT returns, or {2} when the outbox held one (nothing written).
+SUBMIT_SENT = (
+    APPEND_AUDIT
+    + APPEND_AUDITS
+    + HINT
+    + """
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
+local after = redis.call('ZRANGE', KEYS[8], '(' .. ARGV[7], '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+if #after > 0 then return {2} end
+local moved = audit_moved(12, 8)
+if moved then return moved end
+append_audits(12, 8)
 local seq = redis.call('INCR', KEYS[3])
 local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -236,6 +282,7 @@ class Scripts:
     def __init__(self, client: coredis.Redis[str]) -> None:
         self.audit = client.register_script(AUDIT)
         self.submit = client.register_script(SUBMIT)
+        self.submit_sent = client.register_script(SUBMIT_SENT)
         self.compare_and_set = client.register_script(COMPARE_AND_SET)
         self.page = client.register_script(PAGE)
         self.put_token = client.register_script(PUT_TOKEN)

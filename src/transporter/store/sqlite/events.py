@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import attrs
 
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
-from transporter.protocol.status import accepted
-from transporter.store.base import EventConflict, EventProgress, Page
+from transporter.protocol.status import accepted, advance
+from transporter.store.base import EventConflict, EventProgress, Page, Sending
 from transporter.store.event_parts import Brief, Progress, event_progress
 from transporter.store.json_rows import dump
 from transporter.store.paging import clamp_limit, cursor_seq, page
@@ -38,9 +38,12 @@ class SQLiteEvents(SQLiteConnection):
         return await self._call(_submit, self._events, event, audit)
 
     async def submit_many(
-        self, items: Sequence[tuple[Event, AuditEntry]]
+        self,
+        items: Sequence[tuple[Event, AuditEntry]],
+        *,
+        sending: Sequence[Sending | None] = (),
     ) -> list[tuple[EventRecord, bool] | EventConflict]:
-        return await self._call(_submit_many, self._events, list(items))
+        return await self._call(_submit_many, self._events, list(items), list(sending))
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._call(get_event, self._events, event_id)
@@ -86,21 +89,25 @@ class SQLiteEvents(SQLiteConnection):
 def _submit(
     conn: sqlite3.Connection, events: EventCache, event: Event, audit: AuditEntry
 ) -> tuple[EventRecord, bool]:
-    (result,) = _submit_many(conn, events, [(event, audit)])
+    (result,) = _submit_many(conn, events, [(event, audit)], [])
     if isinstance(result, EventConflict):
         raise result
     return result
 
 
 def _submit_many(
-    conn: sqlite3.Connection, events: EventCache, items: Sequence[tuple[Event, AuditEntry]]
+    conn: sqlite3.Connection,
+    events: EventCache,
+    items: Sequence[tuple[Event, AuditEntry]],
+    sending: Sequence[Sending | None],
 ) -> list[tuple[EventRecord, bool] | EventConflict]:
     """All in one transaction, synced once: a batch costs one disk flush, not one each."""
     results: list[tuple[EventRecord, bool] | EventConflict] = []
+    sends = [*sending, *[None] * (len(items) - len(sending))]
     with write(conn, durable=True):
         audit_log = AuditAppender(conn)
-        for event, audit in items:
-            results.append(_submit_one(conn, events, audit_log, event, audit))
+        for (event, audit), send in zip(items, sends, strict=True):
+            results.append(_submit_one(conn, events, audit_log, event, audit, send))
         audit_log.finish()
     return results
 
@@ -111,6 +118,7 @@ def _submit_one(
     audit_log: AuditAppender,
     event: Event,
     audit: AuditEntry,
+    sending: Sending | None,
 ) -> tuple[EventRecord, bool] | EventConflict:
     existing = get_event(conn, events, event.id)
     if existing is not None:
@@ -118,6 +126,10 @@ def _submit_one(
             return existing, False
         return EventConflict(event.id)
     progress = accepted(EventRecord(event=event, seq=0))
+    sent = None
+    if sending is not None and not _unfinished_after(conn, event.target_agent, sending.after):
+        sent = advance(progress, sending.update)
+    progress = sent or progress
     stored = Progress.of(progress)
     text = dump(stored)
     cur = conn.execute(
@@ -128,7 +140,7 @@ def _submit_one(
             event.id,
             event.target_agent,
             event.rollout_id,
-            EventState.QUEUED.value,
+            progress.state.value,
             event.created_at,
             event.expires_at,
             text,
@@ -136,9 +148,22 @@ def _submit_one(
     )
     conn.execute("INSERT INTO event_bodies (seq, event) VALUES (?, ?)", (rowid(cur), dump(event)))
     audit_log.append(audit)
+    if sent is not None and sending is not None:
+        audit_log.append(sending.audit)
     events.put(event)
     events.wrote(event.id, text, stored)
     return attrs.evolve(progress, seq=rowid(cur)), True
+
+
+def _unfinished_after(conn: sqlite3.Connection, agent_id: str, after: int) -> bool:
+    """Whether ``agent_id`` has an unfinished event after ``seq`` ``after`` (one index probe:
+    ``events_open_by_agent``)."""
+    row = conn.execute(
+        f"SELECT 1 FROM events WHERE target_agent = ? AND state IN {OPEN}"  # noqa: S608
+        " AND seq > ? LIMIT 1",
+        (agent_id, after),
+    ).fetchone()
+    return row is not None
 
 
 def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> EventRecord | None:
