@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 import yaml
 
 from transporter.kube import (
@@ -394,3 +395,34 @@ async def test_plans_can_run_concurrently(target: KubeTarget, unique: str) -> No
             nursery.start_soon(one, n)
     assert all(r[0].status is CREATED for r in results.values())
     assert len(results) == 6
+
+
+async def test_short_manifests_are_parsed_on_the_loop_long_ones_in_a_thread(
+    target: KubeTarget, unique: str
+) -> None:
+    """A worker thread's two hops cost more than parsing one small object: short manifests
+    are parsed at once; long ones (up to megabytes) wait for a parsing thread."""
+    from transporter.kube.target import INLINE_PARSE_BYTES, PARSE_THREADS
+
+    short = dump(configmap(f"short-{unique}", "default", a="1"))
+    long = dump(configmap(f"long-{unique}", "default", a="x" * INLINE_PARSE_BYTES))
+    limiter = target._parse_limiter
+    borrowers = [object() for _ in range(PARSE_THREADS)]
+    for borrower in borrowers:
+        await limiter.acquire_on_behalf_of(borrower)
+    with trio.fail_after(10):
+        plan = await target.plan([short])  # no thread needed
+    assert [obj.name for obj in plan.objects] == [f"short-{unique}"]
+    planned: list[Plan] = []
+
+    async def plan_long() -> None:
+        planned.append(await target.plan([long]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(plan_long)
+        await trio.testing.wait_all_tasks_blocked()
+        assert planned == []  # the long one waits for a thread
+        assert limiter.statistics().tasks_waiting == 1
+        for borrower in borrowers:
+            limiter.release_on_behalf_of(borrower)
+    assert [obj.name for obj in planned[0].objects] == [f"long-{unique}"]
