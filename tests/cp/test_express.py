@@ -23,6 +23,7 @@ from tests.bed.store_backends import Backend
 from tests.cp.test_delivery import connection
 from tests.cp.test_delivery_first_look import Reads
 from transporter.config.store_spec import StoreSpec
+from transporter.cp import delivery
 from transporter.cp.delivery import Delivery
 from transporter.cp.intake import Intake
 from transporter.cp.live import Connection, LiveAgents
@@ -231,3 +232,59 @@ async def test_a_connection_with_events_in_flight_reads_as_before(backend: Backe
         assert link.delivering  # ev-1 in flight
         assert await p.accept("ev-2") is EventState.QUEUED
         assert await received(channel, 1) == ["ev-2"]
+
+
+async def test_an_event_whose_request_is_cancelled_during_its_write_is_still_sent(
+    backend: Backend,
+) -> None:
+    async with plane(backend) as p:
+        _, channel = await p.serve("agent-a")
+        p.store.hold = True
+        async with trio.open_nursery() as client:
+            client.start_soon(p.accept, "ev-1")
+            with trio.fail_after(10):
+                await p.store.holding.wait()
+            client.cancel_scope.cancel()  # the client hung up; the write goes on (shielded)
+            p.store.release.set()
+        assert await received(channel, 1) == ["ev-1"]
+        record = await p.real.get_event("ev-1")
+        assert record is not None and record.state is EventState.ASSIGNED
+
+
+async def test_a_connection_that_takes_nothing_is_closed_and_its_agent_gets_it_next(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "EXPRESS_SEND", 0.2)
+    async with plane(backend) as p:
+        link, _ = await p.serve("agent-a")
+        stuck = trio.Event()
+
+        async def never(text: str) -> None:  # a peer that reads nothing: the send never ends
+            await stuck.wait()
+
+        link.sender = never
+        with trio.fail_after(10):
+            assert await p.accept("ev-1") is EventState.ASSIGNED  # answered all the same
+        assert link.cancel_scope.cancel_called
+        p.delivery.stop(link)
+        p.live.detach(link)
+        _, new = await p.serve("agent-a")
+        assert await received(new, 1) == ["ev-1"]
+
+
+async def test_a_connection_that_broke_is_closed_and_its_agent_gets_it_next(
+    backend: Backend,
+) -> None:
+    async with plane(backend) as p:
+        link, _ = await p.serve("agent-a")
+
+        async def broken(text: str) -> None:
+            raise trio.BrokenResourceError("the peer went away")
+
+        link.sender = broken
+        assert await p.accept("ev-1") is EventState.ASSIGNED
+        assert link.cancel_scope.cancel_called
+        p.delivery.stop(link)
+        p.live.detach(link)
+        _, new = await p.serve("agent-a")
+        assert await received(new, 1) == ["ev-1"]

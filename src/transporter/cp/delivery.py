@@ -56,6 +56,9 @@ BATCH_BYTES = 512 * 1024
 (an event is at most the agent's message limit, so it always fits in a message of its own)."""
 LOOK_JITTER = 0.25
 """Each look comes within this share of the interval either side of it."""
+EXPRESS_SEND = 5.0
+"""Seconds an event sent at once (:meth:`Delivery.express`) may take to go out on an idle
+connection before the connection is closed (its agent then dials again and gets it)."""
 SAFETY_GATHER = 1.0
 """Seconds between the rounds of idle connections' safety looks: 10,000 connections looking
 every 30 s make a read a second (of about 333 agents) instead of 333 reads a second."""
@@ -112,11 +115,19 @@ class Delivery:
             connection.delivering = True
             connection.work.start_soon(self._deliver, connection, False)
 
-    def express(self, connection: Connection, claimed: int, sent: Sequence[EventRecord]) -> bool:
+    async def express(
+        self, connection: Connection, claimed: int, sent: Sequence[EventRecord]
+    ) -> bool:
         """See :meth:`.live.Courier.express`. The outbox held nothing unfinished after
         ``claimed`` when ``sent`` was stored, so the connection has read up to them, unless a
-        safety look set it to read again from the start meanwhile."""
-        if connection.work is None or connection.courier is not self:
+        safety look set it to read again from the start meanwhile.
+
+        ``sent`` goes out in the caller's task, before its request is answered: the event is
+        on its way first. Shielded (a message half-written would break the connection) and
+        bounded by :data:`EXPRESS_SEND`: a connection that takes no more in that time, or
+        that broke, is closed, and the agent's next connection reads what it did not get."""
+        work = connection.work
+        if work is None or connection.courier is not self:
             return False  # ended: its delivery is over
         if not sent:
             connection.delivering = False
@@ -125,25 +136,27 @@ class Delivery:
             return True
         if connection.sent_seq == claimed:
             connection.sent_seq = max(record.seq for record in sent)
-        events = [record.event for record in sent]
-        connection.work.start_soon(self._deliver, connection, False, events)
+        try:
+            with trio.CancelScope(shield=True), trio.move_on_after(EXPRESS_SEND) as late:
+                await self._send_many(connection, [record.event for record in sent])
+            if late.cancelled_caught:
+                connection.cancel_scope.cancel()
+        except Exception as exc:  # the connection broke: its reader ends it
+            log.debug("agent %s: sending at once failed: %s", connection.agent_id, exc)
+            connection.cancel_scope.cancel()
+        work.start_soon(self._deliver, connection, False)  # acknowledgements, resends
         return True
 
-    async def _deliver(
-        self, connection: Connection, first: bool, express: Sequence[Event] = ()
-    ) -> None:
+    async def _deliver(self, connection: Connection, first: bool) -> None:
         """Send the agent its unfinished events, oldest first, while there are any to send
         or in flight.
 
         Each event is read from the store once (after the last ``seq`` sent on this
         connection); a delivery not acknowledged within ``ack_timeout`` is sent again. Ends
         when the window is empty and the bell has not rung: no await between that look and
-        the end, so a ring after it starts another task. ``express``: events stored sent
-        (:meth:`express`), sent first without a read."""
+        the end, so a ring after it starts another task."""
         window = connection.window
         try:
-            if express:
-                await self._send_many(connection, list(express))
             if first and await self.first_looks.anything_for(connection.agent_id):
                 connection.news = True  # or rung meanwhile: that stays
             while True:

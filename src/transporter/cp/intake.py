@@ -55,14 +55,18 @@ class Intake:
         if connection is not None and not event.rollout_id:  # a rollout hears of each send
             claimed = connection.claim()
         sending = None if claimed is None else sent(event, time.time(), after=claimed)
-        stored: list[EventRecord] = []
         try:
             result = await self._together.write((event, accepted_audit(event), sending))
-            if not isinstance(result, EventConflict) and result[0].state is EventState.ASSIGNED:
-                stored = [result[0]] if result[1] else []
-        finally:
+        except BaseException:
             if claimed is not None and connection is not None:
-                stored = _hand_back(connection, claimed, stored)
+                await _hand_back(connection, claimed, [])
+                self.live.ring(event.target_agent)  # it may be stored: cancelled, not failed
+            raise
+        stored: list[EventRecord] = []
+        if not isinstance(result, EventConflict) and result[0].state is EventState.ASSIGNED:
+            stored = [result[0]] if result[1] else []
+        if claimed is not None and connection is not None:
+            stored = await _hand_back(connection, claimed, stored)
         if isinstance(result, EventConflict):
             raise result
         record, created = result
@@ -109,14 +113,14 @@ class Intake:
         return True
 
 
-def _hand_back(
+async def _hand_back(
     connection: Connection, claimed: int, stored: list[EventRecord]
 ) -> list[EventRecord]:
     """Give ``connection`` back its delivery, taken for an event (:meth:`Connection.claim`),
     with the events ``stored`` sent; those it sent (none if it ended meanwhile: the agent's
     next connection reads them)."""
     courier = connection.courier
-    if courier is None or not courier.express(connection, claimed, stored):
+    if courier is None or not await courier.express(connection, claimed, stored):
         return []
     return stored
 

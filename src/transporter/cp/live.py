@@ -59,9 +59,11 @@ class Courier(Protocol):
     def start(self, connection: Connection) -> None:
         """Start the connection's delivery task, if none runs."""
 
-    def express(self, connection: Connection, claimed: int, sent: Sequence[EventRecord]) -> bool:
+    async def express(
+        self, connection: Connection, claimed: int, sent: Sequence[EventRecord]
+    ) -> bool:
         """Hand back a delivery taken with :meth:`Connection.claim`: send ``sent`` (events
-        stored sent after ``seq`` ``claimed``) at once, then deliver as usual. ``False`` when
+        stored sent after ``seq`` ``claimed``) now, then deliver as usual. ``False`` when
         the connection was not served any more (nothing sent: the agent's next connection
         reads them)."""
 
