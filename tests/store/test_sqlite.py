@@ -24,7 +24,7 @@ from transporter.protocol.model import (
     ResourceResult,
     ResourceStatus,
 )
-from transporter.protocol.status import accepted, advance
+from transporter.protocol.status import StatusUpdate, accepted, advance
 from transporter.security.audit_chain import GENESIS, ChainHead
 from transporter.security.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
@@ -380,3 +380,48 @@ async def test_a_row_whose_event_says_another_id_never_stands_for_that_event(
         assert shown.event.payload.manifests == ("kind: Evil\n",)
         real = await store.get_event("genuine")
         assert real is not None and real.event.payload.manifests == genuine.payload.manifests
+
+
+async def test_an_events_updates_in_one_batch_write_its_row_once(tmp_path: Path) -> None:
+    """Its first phases come in one message: one read, each update advanced from the one
+    before, one row written (the results, the timeline and the audit as if one by one)."""
+    async with open_store(StoreSpec.sqlite_in(tmp_path)) as store:
+        assert isinstance(store, SQLiteStore)
+        for n in (1, 2):
+            await store.submit(r.event(f"ev-{n}"), r.accepted_audit(r.event(f"ev-{n}")))
+        statements: list[str] = []
+
+        def trace(conn: sqlite3.Connection) -> None:
+            conn.set_trace_callback(statements.append)
+
+        await store._call(trace)
+        done = AuditEntry(
+            at=r.T0 + 6, action="event.completed", agent_id="agent-a", event_id="ev-1"
+        )
+        items: list[tuple[str, StatusUpdate, AuditEntry | None]]
+        items = [("ev-1", update, None) for update in r.JOURNEY[:5]]
+        items += [("ev-2", r.JOURNEY[0], None), ("ev-1", r.JOURNEY[5], done)]
+        results = await store.update_many(items)
+        assert [None if x is None else x.phase for x in results] == [
+            None,
+            Phase.RECEIVED,
+            Phase.VALIDATING,
+            Phase.APPLYING,
+            Phase.VERIFYING,
+            None,
+            Phase.COMPLETED,
+        ]
+        updates = [s for s in statements if s.startswith("UPDATE events")]
+        assert len(updates) == 2  # one row each
+        stored = await store.get_event("ev-1")
+        assert stored is not None and stored == results[-1]
+        assert [entry.phase for entry in stored.timeline][1:] == [
+            None,
+            Phase.RECEIVED,
+            Phase.VALIDATING,
+            Phase.APPLYING,
+            Phase.VERIFYING,
+            Phase.COMPLETED,
+        ]
+        assert [e.action for e in await store.audit_after(0)][-1] == "event.completed"
+        assert (await verify_audit(store)).intact

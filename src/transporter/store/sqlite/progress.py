@@ -34,28 +34,39 @@ def _update_many(
     events: EventCache,
     items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]],
 ) -> list[EventRecord | None]:
-    """All in one transaction: the control plane's writer batches what arrives together."""
+    """All in one transaction: the control plane's writer batches what arrives together. An
+    event's updates in one batch (its first phases, reported in one message) are advanced one
+    after another from one read, and its row is written once, with the last."""
     with write(conn):
         audit_log = AuditAppender(conn)
-        results = [_update_one(conn, events, audit_log, *item) for item in items]
+        read: dict[str, tuple[EventRecord | None, EventRecord | None]] = {}
+        """By event: the record as read, and as advanced so far (``None``: unchanged)."""
+        results: list[EventRecord | None] = []
+        for event_id, update, audit in items:
+            if event_id not in read:
+                read[event_id] = (get_event(conn, events, event_id), None)
+            old, new = read[event_id]
+            current = new or old
+            record = None if current is None else advance(current, update)
+            if record is not None:
+                read[event_id] = (old, record)
+                if audit is not None:
+                    audit_log.append(audit)
+            results.append(record)
+        for event_id, (old, new) in read.items():
+            if old is not None and new is not None:
+                _write_progress(conn, events, event_id, old, new)
         audit_log.finish()
         return results
 
 
-def _update_one(
+def _write_progress(
     conn: sqlite3.Connection,
     events: EventCache,
-    audit_log: AuditAppender,
     event_id: str,
-    update: StatusUpdate,
-    audit: AuditEntry | None,
-) -> EventRecord | None:
-    old = get_event(conn, events, event_id)
-    if old is None:
-        return None
-    record = advance(old, update)
-    if record is None:
-        return None
+    old: EventRecord,
+    record: EventRecord,
+) -> None:
     stored = Progress.of(record)
     text = dump(stored)
     if record.state is old.state:  # the phases of a running event: no index to touch
@@ -66,6 +77,3 @@ def _update_one(
             (record.state.value, text, event_id),
         )
     events.wrote(event_id, text, stored)
-    if audit is not None:
-        audit_log.append(audit)
-    return record
