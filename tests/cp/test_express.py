@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -18,11 +17,9 @@ import trio.testing
 
 from tests.bed import pki as test_pki
 from tests.bed import records as r
-from tests.bed.redis import RedisServer
 from tests.bed.store_backends import Backend
 from tests.cp.test_delivery import connection
 from tests.cp.test_delivery_first_look import Reads
-from transporter.config.store_spec import StoreSpec
 from transporter.cp import delivery
 from transporter.cp.delivery import Delivery
 from transporter.cp.intake import Intake
@@ -32,14 +29,6 @@ from transporter.cp.watch import EventWatch
 from transporter.protocol.model import AuditEntry, Event, EventState
 from transporter.store import Store
 from transporter.store.base import Sending
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", StoreSpec.sqlite_in(tmp_path / "cp"))
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return Backend("redis", StoreSpec.parse(server.url), server)
 
 
 class HeldSubmits(Reads):
@@ -92,6 +81,13 @@ class Plane:
             await self.store.looked.wait()
         await trio.testing.wait_all_tasks_blocked()
         return link, receive
+
+    async def reconnected(self, link: Connection) -> list[str]:
+        """``link`` ends and its agent comes back: what its new connection is sent first."""
+        self.delivery.stop(link)
+        self.live.detach(link)
+        _, new = await self.serve(link.agent_id)
+        return await received(new, 1)
 
     async def accept(self, event_id: str, agent_id: str = "agent-a") -> EventState:
         record, created = await self.intake.accept(
@@ -266,10 +262,7 @@ async def test_a_connection_that_takes_nothing_is_closed_and_its_agent_gets_it_n
         with trio.fail_after(10):
             assert await p.accept("ev-1") is EventState.ASSIGNED  # answered all the same
         assert link.cancel_scope.cancel_called
-        p.delivery.stop(link)
-        p.live.detach(link)
-        _, new = await p.serve("agent-a")
-        assert await received(new, 1) == ["ev-1"]
+        assert await p.reconnected(link) == ["ev-1"]
 
 
 async def test_a_connection_that_broke_is_closed_and_its_agent_gets_it_next(
@@ -284,7 +277,4 @@ async def test_a_connection_that_broke_is_closed_and_its_agent_gets_it_next(
         link.sender = broken
         assert await p.accept("ev-1") is EventState.ASSIGNED
         assert link.cancel_scope.cancel_called
-        p.delivery.stop(link)
-        p.live.detach(link)
-        _, new = await p.serve("agent-a")
-        assert await received(new, 1) == ["ev-1"]
+        assert await p.reconnected(link) == ["ev-1"]

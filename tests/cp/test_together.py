@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -17,9 +16,7 @@ import trio.testing
 
 from tests.bed import pki as test_pki
 from tests.bed import records as r
-from tests.bed.redis import RedisServer
 from tests.bed.store_backends import Backend
-from transporter.config.store_spec import StoreSpec
 from transporter.cp.intake import Intake
 from transporter.cp.live import LiveAgents
 from transporter.cp.together import Together
@@ -128,14 +125,6 @@ class Counted:
     ) -> list[Any]:
         self.writes.append(len(items))
         return await self._store.submit_many(items, sending=sending)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", StoreSpec.sqlite_in(tmp_path / "cp"))
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return Backend("redis", StoreSpec.parse(server.url), server)
 
 
 async def test_events_accepted_at_once_are_stored_together(backend: Backend) -> None:

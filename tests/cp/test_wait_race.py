@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -49,14 +48,6 @@ ASSIGNED = r.update(EventState.ASSIGNED, r.T0 + 1, message="sent to agent")
 RECEIVED = r.update(EventState.IN_PROGRESS, r.T0 + 2, Phase.RECEIVED, "received by agent")
 VALIDATING = r.update(EventState.IN_PROGRESS, r.T0 + 3, Phase.VALIDATING, "validating")
 EXPIRED = r.update(EventState.EXPIRED, r.T0 + 4, message="TTL passed before the event finished")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", StoreSpec.sqlite_in(tmp_path / "cp"))
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return Backend("redis", StoreSpec.parse(server.url), server)
 
 
 class HeldRead:

@@ -82,6 +82,20 @@ return {1}
 """
 )
 
+# The end of SUBMIT and SUBMIT_SENT (their KEYS and ARGV, below): the event stored, under the
+# next seq, in every index; the hint published.
+STORE_EVENT = """
+local seq = redis.call('INCR', KEYS[3])
+local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], progress)
+redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
+for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
+redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
+hint(11, 6)
+return {1, progress}
+"""
+
 # KEYS: event, progress, seq, idx:all, idx:agent, idx:state, idx:agent:state, outbox, expiry,
 #       event:brief, notify, audit:seq, audit:head, audit
 # ARGV: id, event JSON, progress JSON without seq, expires_at, the event's brief JSON, the hint
@@ -98,16 +112,8 @@ if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
 local moved = audit_moved(12, 7)
 if moved then return moved end
 append_audit(12, 7)
-local seq = redis.call('INCR', KEYS[3])
-local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], progress)
-redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
-for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
-redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
-hint(11, 6)
-return {1, progress}
 """
+    + STORE_EVENT
 )
 
 # SUBMIT for an event sent at once (store/base.py Sending): stored as SUBMIT stores it (KEYS
@@ -127,16 +133,8 @@ if #after > 0 then return {2} end
 local moved = audit_moved(12, 8)
 if moved then return moved end
 append_audits(12, 8)
-local seq = redis.call('INCR', KEYS[3])
-local progress = string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], progress)
-redis.call('HSET', KEYS[10], ARGV[1], ARGV[5])
-for i = 4, 8 do redis.call('ZADD', KEYS[i], seq, ARGV[1]) end
-redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
-hint(11, 6)
-return {1, progress}
 """
+    + STORE_EVENT
 )
 
 # KEYS: progress, idx:state:old, idx:state:new, idx:agent:old, idx:agent:new, outbox, expiry,
