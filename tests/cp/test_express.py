@@ -42,6 +42,8 @@ class HeldSubmits(Reads):
         self.holding = trio.Event()
         self.release = trio.Event()
         self.looked = trio.Event()
+        self.writer: trio.lowlevel.Task | None = None
+        """The task whose write was held."""
 
     async def agents_with_unfinished(self, agent_ids: Sequence[str]) -> set[str]:
         found = await super().agents_with_unfinished(agent_ids)
@@ -53,6 +55,7 @@ class HeldSubmits(Reads):
     ) -> list[Any]:
         if self.hold:
             self.hold = False
+            self.writer = trio.lowlevel.current_task()
             self.holding.set()
             await self.release.wait()
         return await self._store.submit_many(items, sending=sending)
@@ -68,6 +71,7 @@ class Plane:
     intake: Intake
     delivery: Delivery
     nursery: trio.Nursery
+    runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)
 
     async def serve(self, agent_id: str) -> tuple[Connection, trio.MemoryReceiveChannel[str]]:
         """A connection of ``agent_id``, served, once its first look was answered; what is
@@ -76,11 +80,21 @@ class Plane:
         link = connection(agent_id, sent)
         self.live.attach(link)
         self.store.looked = trio.Event()
-        self.nursery.start_soon(self.delivery.run, link)
+        self.runs[agent_id] = scope = trio.CancelScope()
+        self.nursery.start_soon(self._run, link, scope)
         with trio.fail_after(10):
             await self.store.looked.wait()
         await trio.testing.wait_all_tasks_blocked()
         return link, receive
+
+    async def _run(self, link: Connection, scope: trio.CancelScope) -> None:
+        with scope:
+            await self.delivery.run(link)
+
+    def end(self, link: Connection) -> None:
+        """``link``'s delivery ends, as when its connection ends (its nursery closes)."""
+        self.runs[link.agent_id].cancel()
+        self.live.detach(link)
 
     async def reconnected(self, link: Connection) -> list[str]:
         """``link`` ends and its agent comes back: what its new connection is sent first."""
@@ -206,15 +220,24 @@ async def test_an_event_accepted_as_its_connection_ends_goes_to_the_next(
     async with plane(backend) as p:
         link, old = await p.serve("agent-a")
         p.store.hold = True
-        p.nursery.start_soon(p.accept, "ev-1")
+        answered = trio.Event()
+
+        async def accept() -> None:
+            await p.accept("ev-1")
+            answered.set()
+
+        p.nursery.start_soon(accept)
         with trio.fail_after(10):
             await p.store.holding.wait()
         p.delivery.stop(link)  # the connection ends during the write
         p.live.detach(link)
         p.store.release.set()
-        await trio.testing.wait_all_tasks_blocked()
+        with trio.fail_after(10):
+            await answered.wait()
         record = await p.real.get_event("ev-1")
-        assert record is not None and record.state is EventState.ASSIGNED
+        assert record is not None
+        # stored sent, never sent: back in the queue (it can be cancelled while its agent is away)
+        assert (record.state, record.message) == (EventState.QUEUED, "agent went away")
         assert old.statistics().current_buffer_used == 0
         _, new = await p.serve("agent-a")  # the agent comes back
         assert await received(new, 1) == ["ev-1"]
@@ -278,3 +301,69 @@ async def test_a_connection_that_broke_is_closed_and_its_agent_gets_it_next(
         assert await p.accept("ev-1") is EventState.ASSIGNED
         assert link.cancel_scope.cancel_called
         assert await p.reconnected(link) == ["ev-1"]
+
+
+async def test_a_connection_that_ends_during_the_send_leaves_the_request_answered(
+    backend: Backend,
+) -> None:
+    async with plane(backend) as p:
+        link, _ = await p.serve("agent-a")
+        sending, go_on, answered = trio.Event(), trio.Event(), trio.Event()
+
+        async def slow(text: str) -> None:
+            sending.set()
+            await go_on.wait()
+
+        link.sender = slow
+        states: list[EventState] = []
+
+        async def accept() -> None:
+            states.append(await p.accept("ev-1"))
+            answered.set()
+
+        p.nursery.start_soon(accept)
+        with trio.fail_after(10):
+            await sending.wait()
+        p.end(link)  # its delivery's nursery closes while the request's task still sends
+        await trio.testing.wait_all_tasks_blocked()
+        assert link.work is None
+        go_on.set()
+        with trio.fail_after(10):
+            await answered.wait()
+        assert states == [EventState.ASSIGNED]
+        assert "ev-1" in link.window  # its end puts it back in the queue (roster.left)
+
+
+async def test_a_request_cancelled_while_another_writes_its_event_rings_after(
+    backend: Backend,
+) -> None:
+    """Two requests' events in one write (``Together``): the one whose task does not write
+    is cancelled meanwhile; its event, stored sent, goes out once the write is done."""
+    async with plane(backend) as p:
+        channels = {agent: (await p.serve(agent))[1] for agent in ("agent-a", "agent-b")}
+        p.store.hold = True
+        p.nursery.start_soon(p.accept, "ev-0", "agent-z")  # its write holds the next ones back
+        with trio.fail_after(10):
+            await p.store.holding.wait()
+        scopes: dict[str, trio.CancelScope] = {}
+        tasks: dict[str, trio.lowlevel.Task] = {}
+
+        async def accept(event_id: str, agent_id: str) -> None:
+            with trio.CancelScope() as scopes[agent_id]:
+                tasks[agent_id] = trio.lowlevel.current_task()
+                await p.accept(event_id, agent_id)
+
+        p.nursery.start_soon(accept, "ev-1", "agent-a")
+        p.nursery.start_soon(accept, "ev-2", "agent-b")
+        await trio.testing.wait_all_tasks_blocked()
+        p.store.holding, p.store.hold = trio.Event(), True
+        p.store.release.set()  # ev-0 written; one of the two writes both (held)
+        p.store.release = trio.Event()
+        with trio.fail_after(10):
+            await p.store.holding.wait()
+        (waiting,) = [agent for agent, task in tasks.items() if task is not p.store.writer]
+        scopes[waiting].cancel()  # its client hung up while the other writes its event
+        await trio.testing.wait_all_tasks_blocked()
+        p.store.release.set()
+        event_id = "ev-1" if waiting == "agent-a" else "ev-2"
+        assert await received(channels[waiting], 1) == [event_id]

@@ -135,3 +135,15 @@ async def test_an_event_stored_again_is_not_sent_again(store: Store) -> None:
     assert again[1] is False
     assert again[0].state is EventState.QUEUED  # as stored: the same request, nothing written
     assert len(await store.audit_after(0)) == 1
+
+
+async def test_an_event_is_not_stored_sent_when_the_seq_went_back_below_what_was_read(
+    store: Store,
+) -> None:
+    """A Redis failover can lose the counter's last steps (a SQLite file, a restored backup):
+    an event under what the connection read may not have been read, so nothing goes at once."""
+    await _submitted(store, [("ev-1", "agent-a", None)])
+    (record,) = await _submitted(store, [("ev-2", "agent-b", 1000)])
+    assert record.state is EventState.QUEUED
+    assert [e.action for e in await store.audit_after(0)] == ["event.accepted"] * 2
+    assert (await verify_audit(store)).intact

@@ -144,7 +144,10 @@ class Delivery:
         except Exception as exc:  # the connection broke: its reader ends it
             log.debug("agent %s: sending at once failed: %s", connection.agent_id, exc)
             connection.cancel_scope.cancel()
-        work.start_soon(self._deliver, connection, False)  # acknowledgements, resends
+        if connection.work is work and connection.courier is self:
+            work.start_soon(self._deliver, connection, False)  # acknowledgements, resends
+        # else it ended during the send: the event is in its window, which its end puts back
+        # in the queue (roster.left), or its agent's next connection reads it
         return True
 
     async def _deliver(self, connection: Connection, first: bool) -> None:

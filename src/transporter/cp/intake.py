@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
+
+import trio
 
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.metrics import CpMetrics
@@ -12,7 +15,10 @@ from transporter.cp.progress import sent
 from transporter.cp.signing_key import EventSigner
 from transporter.cp.together import Together
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
-from transporter.store.base import EventConflict, Sending, Store
+from transporter.protocol.status import StatusUpdate
+from transporter.store.base import EventConflict, Sending, Store, StoreError
+
+log = logging.getLogger(__name__)
 
 TOGETHER = 256
 """Single events stored in one write at most."""
@@ -57,16 +63,22 @@ class Intake:
         sending = None if claimed is None else sent(event, time.time(), after=claimed)
         try:
             result = await self._together.write((event, accepted_audit(event), sending))
-        except BaseException:
+        except BaseException as exc:
             if claimed is not None and connection is not None:
                 await _hand_back(connection, claimed, [])
-                self.live.ring(event.target_agent)  # it may be stored: cancelled, not failed
+            if isinstance(exc, trio.Cancelled):  # its write may go on: it may yet be stored
+                with trio.CancelScope(shield=True):  # the store bounds the write
+                    await self._together.settled()
+                self.live.ring(event.target_agent)
             raise
         stored: list[EventRecord] = []
         if not isinstance(result, EventConflict) and result[0].state is EventState.ASSIGNED:
             stored = [result[0]] if result[1] else []
         if claimed is not None and connection is not None:
-            stored = await _hand_back(connection, claimed, stored)
+            sent_now = await _hand_back(connection, claimed, stored)
+            if stored and not sent_now:
+                await self._went_away(event)
+            stored = sent_now
         if isinstance(result, EventConflict):
             raise result
         record, created = result
@@ -75,6 +87,17 @@ class Intake:
             if not stored:
                 self.live.ring(event.target_agent)
         return record, created
+
+    async def _went_away(self, event: Event) -> None:
+        """``event`` was stored sent, and its connection ended before it was sent: back to
+        ``queued``, as the events in flight on a connection that ends are (:func:`.roster.left`),
+        so that it can still be cancelled while its agent is away. Its agent's next connection
+        reads it either way."""
+        went_away = StatusUpdate(at=time.time(), state=EventState.QUEUED, message="agent went away")
+        try:
+            await self.store.update_event(event.id, went_away)
+        except StoreError as exc:
+            log.warning("event %s: could not put it back in the queue: %s", event.id, exc)
 
     async def _submit_many(
         self, items: Sequence[tuple[Event, AuditEntry, Sending | None]]

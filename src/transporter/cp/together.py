@@ -58,6 +58,12 @@ class Together[I, R]:
             raise slot.error
         return slot.result  # type: ignore[return-value]  # set with done, unless an error
 
+    async def settled(self) -> None:
+        """Until no write is under way: the one that holds the item of a caller that gave up
+        while another wrote it is done, one way or the other."""
+        while self._writing:
+            await self._wrote.wait()
+
     async def _write_next(self) -> None:
         self._writing = True
         batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]

@@ -118,9 +118,10 @@ append_audit(12, 7)
 
 # SUBMIT for an event sent at once (store/base.py Sending): stored as SUBMIT stores it (KEYS
 # alike, the state indexes "assigned"; ARGV alike, the progress sent), unless the agent's outbox
-# holds an event after seq ARGV[7]: then nothing is written. Two audit entries (the event's, then
-# its delivery's), whose arguments follow ARGV[7] (chain.arguments_all).
-# Returns what SUBMIT returns, or {2} when the outbox held one (nothing written).
+# holds an event after seq ARGV[7], or the seq counter is below it (it went back, in a failover:
+# an event under it may not have been read): then nothing is written. Two audit entries (the
+# event's, then its delivery's), whose arguments follow ARGV[7] (chain.arguments_all).
+# Returns what SUBMIT returns, or {2} when it was not stored sent (nothing written).
 SUBMIT_SENT = (
     APPEND_AUDIT
     + APPEND_AUDITS
@@ -128,6 +129,7 @@ SUBMIT_SENT = (
     + """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[7]) then return {2} end
 local after = redis.call('ZRANGE', KEYS[8], '(' .. ARGV[7], '+inf', 'BYSCORE', 'LIMIT', 0, 1)
 if #after > 0 then return {2} end
 local moved = audit_moved(12, 8)

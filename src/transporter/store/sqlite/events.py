@@ -156,8 +156,12 @@ def _submit_one(
 
 
 def _unfinished_after(conn: sqlite3.Connection, agent_id: str, after: int) -> bool:
-    """Whether ``agent_id`` has an unfinished event after ``seq`` ``after`` (one index probe:
-    ``events_open_by_agent``)."""
+    """Whether ``agent_id`` may have an unfinished event its connection has not read: one
+    after ``seq`` ``after`` (one index probe: ``events_open_by_agent``), or any when the
+    file's last ``seq`` is below ``after`` (it went back: a file restored from a backup)."""
+    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    if (last[0] if last else 0) < after:
+        return True
     row = conn.execute(
         f"SELECT 1 FROM events WHERE target_agent = ? AND state IN {OPEN}"  # noqa: S608
         " AND seq > ? LIMIT 1",
