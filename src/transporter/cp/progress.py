@@ -78,9 +78,8 @@ class Progress:
         Deliveries are written in the order sent, together in the writer's next group commit:
         not one commit after each event, which would hold a backlog to a few dozen a second.
         """
-        sending = sent(event, now, after=0)
-        pending = await self.writer.enqueue(event.id, sending.update, sending.audit)
-        return event, sending.audit, pending
+        update, audit = sent_update(event, now)
+        return event, audit, await self.writer.enqueue(event.id, update, audit)
 
     async def delivered(self, written: list[tuple[Event, AuditEntry, Pending]]) -> list[Event]:
         """Wait for the records of :meth:`delivering`; wake those watching the events. Returns
@@ -104,14 +103,18 @@ class Progress:
         return sending
 
 
-def sent(event: Event, now: float, *, after: int) -> Sending:
+def sent_update(event: Event, now: float) -> tuple[StatusUpdate, AuditEntry]:
     """What records ``event`` sent to its agent at ``now``: its ``assigned`` update and its
-    ``event.delivered`` audit entry (written as it is sent, or as it is stored: ``after``,
-    :class:`~transporter.store.base.Sending`)."""
-    return Sending(
-        after=after,
-        update=StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent"),
-        audit=AuditEntry(
-            at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
-        ),
+    ``event.delivered`` audit entry."""
+    update = StatusUpdate(at=now, state=EventState.ASSIGNED, message="sent to agent")
+    audit = AuditEntry(
+        at=now, action="event.delivered", agent_id=event.target_agent, event_id=event.id
     )
+    return update, audit
+
+
+def sent(event: Event, now: float, *, after: int) -> Sending:
+    """:func:`sent_update`, for ``event`` stored sent as it is accepted, its connection having
+    read up to ``after`` (:class:`~transporter.store.base.Sending`)."""
+    update, audit = sent_update(event, now)
+    return Sending(after=after, update=update, audit=audit)

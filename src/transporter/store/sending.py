@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from transporter.protocol.model import AuditEntry
@@ -24,3 +26,8 @@ class Sending:
     """The ``assigned`` update (:meth:`EventStore.update_event`'s) made in the same write."""
     audit: AuditEntry
     """Its ``event.delivered`` entry, appended after the event's own."""
+
+
+def each_item(sending: Sequence[Sending | None], items: int) -> list[Sending | None]:
+    """``submit_many``'s ``sending``, one per item (``None`` for those it does not reach)."""
+    return [*sending, *[None] * (items - len(sending))]

@@ -19,6 +19,7 @@ from transporter.store.redis.chain import arguments_all
 from transporter.store.redis.feed import Hinting
 from transporter.store.redis.records import NumberedProgress
 from transporter.store.redis.scripts import HEAD_MOVED, NOT_SENT
+from transporter.store.sending import each_item
 
 type Submitted = tuple[EventRecord, bool] | EventConflict
 
@@ -48,7 +49,7 @@ class RedisSubmits(Hinting):
         other replicas hear of them all in one message (:meth:`Hinting._hint_batch`), in the
         same round trip."""
         results: list[Submitted | None] = [None] * len(items)
-        sends = [*sending, *[None] * (len(items) - len(sending))]
+        sends = each_item(sending, len(items))
         parts = [
             self._submit_parts(event, hinted=False, sending=send)
             for (event, _), send in zip(items, sends, strict=True)

@@ -19,6 +19,7 @@ from transporter.store.base import EventConflict, EventProgress, Page, Sending
 from transporter.store.event_parts import Brief, Progress, event_progress
 from transporter.store.json_rows import dump
 from transporter.store.paging import clamp_limit, cursor_seq, page
+from transporter.store.sending import each_item
 from transporter.store.sqlite.audit import AuditAppender
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.connection import SQLiteConnection
@@ -103,7 +104,7 @@ def _submit_many(
 ) -> list[tuple[EventRecord, bool] | EventConflict]:
     """All in one transaction, synced once: a batch costs one disk flush, not one each."""
     results: list[tuple[EventRecord, bool] | EventConflict] = []
-    sends = [*sending, *[None] * (len(items) - len(sending))]
+    sends = each_item(sending, len(items))
     with write(conn, durable=True):
         audit_log = AuditAppender(conn)
         for (event, audit), send in zip(items, sends, strict=True):

@@ -39,8 +39,8 @@ def _update_many(
     after another from one read, and its row is written once, with the last."""
     with write(conn):
         audit_log = AuditAppender(conn)
+        # by event: the record as read, and as advanced so far (None: unchanged)
         read: dict[str, tuple[EventRecord | None, EventRecord | None]] = {}
-        """By event: the record as read, and as advanced so far (``None``: unchanged)."""
         results: list[EventRecord | None] = []
         for event_id, update, audit in items:
             if event_id not in read:
