@@ -22,7 +22,7 @@ from tests.cp.test_delivery import connection
 from tests.cp.test_delivery_first_look import Reads
 from transporter.cp import delivery
 from transporter.cp.delivery import Delivery
-from transporter.cp.intake import Intake
+from transporter.cp.intake import EXPRESS_BYTES, Intake
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.progress import Progress
 from transporter.cp.watch import EventWatch
@@ -103,10 +103,13 @@ class Plane:
         _, new = await self.serve(link.agent_id)
         return await received(new, 1)
 
-    async def accept(self, event_id: str, agent_id: str = "agent-a") -> EventState:
-        record, created = await self.intake.accept(
-            r.event(event_id, agent_id, created_at=time.time())
-        )
+    async def accept(
+        self, event_id: str, agent_id: str = "agent-a", manifests: tuple[str, ...] | None = None
+    ) -> EventState:
+        made = r.event(event_id, agent_id, created_at=time.time())
+        if manifests is not None:
+            made = attrs.evolve(made, payload=attrs.evolve(made.payload, manifests=manifests))
+        record, created = await self.intake.accept(made)
         assert created
         return record.state
 
@@ -367,3 +370,13 @@ async def test_a_request_cancelled_while_another_writes_its_event_rings_after(
         p.store.release.set()
         event_id = "ev-1" if waiting == "agent-a" else "ev-2"
         assert await received(channels[waiting], 1) == [event_id]
+
+
+async def test_a_large_event_goes_the_usual_way(backend: Backend) -> None:
+    """Its request is not held for its transfer (nor its connection closed past the bound)."""
+    async with plane(backend) as p:
+        _, channel = await p.serve("agent-a")
+        large = ("kind: ConfigMap\n" + "#" * EXPRESS_BYTES,)
+        assert await p.accept("ev-1", manifests=large) is EventState.QUEUED
+        assert await received(channel, 1) == ["ev-1"]
+        assert p.store.outboxes == ["agent-a"]  # read from the outbox, as any queued event

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 TOGETHER = 256
 """Single events stored in one write at most."""
+EXPRESS_BYTES = 64 * 1024
+"""Events with fewer bytes of manifests than this may be sent at once, in their request's task
+(:meth:`Intake.accept`); a larger one goes the usual way: its request is not held for its
+transfer, nor its connection closed when that outlasts the send's bound."""
 
 
 class Intake:
@@ -53,12 +57,14 @@ class Intake:
         """Sign and store ``event``, durably, in one write with the others accepted at the
         same time (:mod:`.together`); :class:`EventConflict` for an id taken by another.
 
-        When its agent's connection is here and idle, the event is stored sent and sent at
+        When its agent's connection is here and idle, a small event is stored sent and sent at
         once (:meth:`.live.Connection.claim`): no read of the outbox, no second write."""
         (event,) = await self.signer.sign_many([event])
         connection = self.live.get(event.target_agent)
         claimed = None
-        if connection is not None and not event.rollout_id:  # a rollout hears of each send
+        small = sum(len(text) for text in event.payload.manifests) < EXPRESS_BYTES
+        # a rollout's child goes the usual way: its rollout hears of each send
+        if connection is not None and small and not event.rollout_id:
             claimed = connection.claim()
         sending = None if claimed is None else sent(event, time.time(), after=claimed)
         try:
