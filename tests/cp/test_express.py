@@ -51,14 +51,18 @@ class HeldSubmits(Reads):
         return found
 
     async def submit_many(
-        self, items: Sequence[tuple[Event, AuditEntry]], *, sending: Sequence[Sending | None] = ()
+        self,
+        items: Sequence[tuple[Event, AuditEntry]],
+        *,
+        sending: Sequence[Sending | None] = (),
+        tokens: Sequence[str | None] = (),
     ) -> list[Any]:
         if self.hold:
             self.hold = False
             self.writer = trio.lowlevel.current_task()
             self.holding.set()
             await self.release.wait()
-        return await self._store.submit_many(items, sending=sending)
+        return await self._store.submit_many(items, sending=sending, tokens=tokens)
 
 
 @attrs.define

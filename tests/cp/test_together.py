@@ -121,10 +121,14 @@ class Counted:
         return getattr(self._store, name)
 
     async def submit_many(
-        self, items: Sequence[tuple[Event, AuditEntry]], *, sending: Sequence[Any] = ()
+        self,
+        items: Sequence[tuple[Event, AuditEntry]],
+        *,
+        sending: Sequence[Any] = (),
+        tokens: Sequence[str | None] = (),
     ) -> list[Any]:
         self.writes.append(len(items))
-        return await self._store.submit_many(items, sending=sending)
+        return await self._store.submit_many(items, sending=sending, tokens=tokens)
 
 
 async def test_events_accepted_at_once_are_stored_together(backend: Backend) -> None:

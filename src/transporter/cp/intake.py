@@ -16,7 +16,12 @@ from transporter.cp.signing_key import EventSigner
 from transporter.cp.together import Together
 from transporter.protocol.model import AgentInfo, AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import EventConflict, Sending, Store, StoreError
+from transporter.store.base import (
+    Sending,
+    Store,
+    StoreError,
+    Submitted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +53,16 @@ class Intake:
         """Agents known to have registered (they are never forgotten, so a hit is final)."""
         self.on_registered: Callable[[AgentInfo], None] | None = None
         """Told of every agent that registers here (the rollout engine: standing rollouts)."""
-        self._together = Together[
-            tuple[Event, AuditEntry, Sending | None], tuple[EventRecord, bool] | EventConflict
-        ](self._submit_many, most=TOGETHER)
+        self._together = Together[tuple[Event, AuditEntry, Sending | None, str | None], Submitted](
+            self._submit_many, most=TOGETHER
+        )
         """Single events accepted at the same time, stored in one write."""
 
-    async def accept(self, event: Event) -> tuple[EventRecord, bool]:
+    async def accept(self, event: Event, token: str | None = None) -> tuple[EventRecord, bool]:
         """Sign and store ``event``, durably, in one write with the others accepted at the
-        same time (:mod:`.together`); :class:`EventConflict` for an id taken by another.
+        same time (:mod:`.together`); :class:`EventConflict` for an id taken by another,
+        :class:`TokenRevoked` when ``token`` (the id of the API token that submits it) is
+        revoked when the write checks it.
 
         When its agent's connection is here and idle, a small event is stored sent and sent at
         once (:meth:`.live.Connection.claim`): no read of the outbox, no second write."""
@@ -68,7 +75,7 @@ class Intake:
             claimed = connection.claim()
         sending = None if claimed is None else sent(event, time.time(), after=claimed)
         try:
-            result = await self._together.write((event, accepted_audit(event), sending))
+            result = await self._together.write((event, accepted_audit(event), sending, token))
         except BaseException as exc:
             if claimed is not None and connection is not None:
                 await _hand_back(connection, claimed, [])
@@ -78,14 +85,14 @@ class Intake:
                 self.live.ring(event.target_agent)
             raise
         stored: list[EventRecord] = []
-        if not isinstance(result, EventConflict) and result[0].state is EventState.ASSIGNED:
+        if not isinstance(result, StoreError) and result[0].state is EventState.ASSIGNED:
             stored = [result[0]] if result[1] else []
         if claimed is not None and connection is not None:
             sent_now = await _hand_back(connection, claimed, stored)
             if stored and not sent_now:
                 await self._went_away(event)
             stored = sent_now
-        if isinstance(result, EventConflict):
+        if isinstance(result, StoreError):
             raise result
         record, created = result
         if created:
@@ -106,23 +113,24 @@ class Intake:
             log.warning("event %s: could not put it back in the queue: %s", event.id, exc)
 
     async def _submit_many(
-        self, items: Sequence[tuple[Event, AuditEntry, Sending | None]]
-    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        self, items: Sequence[tuple[Event, AuditEntry, Sending | None, str | None]]
+    ) -> list[Submitted]:
         return await self.store.submit_many(
-            [(event, audit) for event, audit, _ in items],
-            sending=[sending for _, _, sending in items],
+            [(event, audit) for event, audit, _, _ in items],
+            sending=[sending for _, _, sending, _ in items],
+            tokens=[token for _, _, _, token in items],
         )
 
-    async def accept_many(
-        self, events: list[Event]
-    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+    async def accept_many(self, events: list[Event], token: str | None = None) -> list[Submitted]:
         """Like :meth:`accept` for each event, in one durable write."""
         events = await self.signer.sign_many(events)
         audits = [accepted_audit(event) for event in events]
-        results = await self.store.submit_many(list(zip(events, audits, strict=True)))
+        results = await self.store.submit_many(
+            list(zip(events, audits, strict=True)), tokens=[token] * len(events)
+        )
         created = 0
         for event, result in zip(events, results, strict=True):
-            if not isinstance(result, EventConflict) and result[1]:
+            if not isinstance(result, StoreError) and result[1]:
                 created += 1
                 self.live.ring(event.target_agent)
         self.metrics.accepted_events("batch", created)

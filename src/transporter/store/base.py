@@ -56,6 +56,19 @@ class EventConflict(StoreError):
         self.event_id = event_id
 
 
+class TokenRevoked(StoreError):
+    """A submission's token is revoked (or not stored): checked in the write that would have
+    stored it, nothing of it was (:meth:`EventStore.submit_many`'s ``tokens``)."""
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id!r} is revoked")
+        self.token_id = token_id
+
+
+type Submitted = tuple[EventRecord, bool] | EventConflict | TokenRevoked
+"""What :meth:`EventStore.submit_many` gives for each item."""
+
+
 class TokenConflict(StoreError):
     """A token with this id is stored already (ids are random: a new one will do)."""
 
@@ -108,10 +121,14 @@ class EventStore(Protocol):
         items: Sequence[tuple[Event, AuditEntry]],
         *,
         sending: Sequence[Sending | None] = (),
-    ) -> list[tuple[EventRecord, bool] | EventConflict]:
+        tokens: Sequence[str | None] = (),
+    ) -> list[Submitted]:
         """:meth:`submit` for each item, durably, as one write where the store allows: a
         conflict is returned in its item's place and the other items are still stored.
-        ``sending`` (per item): a new event stored sent when it can be (:class:`Sending`)."""
+        ``sending`` (per item): a new event stored sent when it can be (:class:`Sending`).
+        ``tokens`` (per item): the id of the API token that submits it, checked in the write:
+        an item whose token is revoked (or not stored) is :class:`TokenRevoked`, nothing of it
+        written, so a control plane may admit a request on a token record it kept."""
         ...
 
     async def update_many(

@@ -28,6 +28,7 @@ class Sending:
     """Its ``event.delivered`` entry, appended after the event's own."""
 
 
-def each_item(sending: Sequence[Sending | None], items: int) -> list[Sending | None]:
-    """``submit_many``'s ``sending``, one per item (``None`` for those it does not reach)."""
-    return [*sending, *[None] * (items - len(sending))]
+def each_item[T](values: Sequence[T | None], items: int) -> list[T | None]:
+    """``submit_many``'s ``sending`` or ``tokens``, one per item (``None`` for those it does
+    not reach)."""
+    return [*values, *[None] * (items - len(values))]

@@ -25,14 +25,14 @@ from transporter.cp.api import (
     rollouts,
     submit,
 )
-from transporter.cp.api.access import Gate
+from transporter.cp.api.access import GATE, Gate
 from transporter.cp.api.errors import BadBody
 from transporter.cp.api.services import KEY, Services
 from transporter.cp.api.strict_json import use_strict_json
 from transporter.cp.openapi import openapi_document
 from transporter.protocol.submission import MAX_MANIFEST_BYTES
 
-GATE = "transporter.gate"
+__all__ = ["GATE", "create_app"]
 
 
 def create_app(found: Services, *, auth: bool = True) -> QuartTrio:

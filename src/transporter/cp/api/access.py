@@ -3,7 +3,11 @@
 Every endpoint needs a token unless it is declared open (health, readiness, the OpenAPI
 document); each declares the least role it needs, and an endpoint that declares nothing needs
 ``admin`` (deny by default). The token's record is read from the store at every request, so a
-revocation holds at once, in every control plane on the store.
+revocation holds at once, in every control plane on the store; but for the endpoints declared
+``kept`` (submissions), whose store write checks the token again in the same atomic step that
+stores what they submit: those admit a request on a record kept from an earlier read
+(:class:`~.token_reads.KeptTokens`), and a token revoked since is refused by the write (401, as
+at the gate), nothing stored. A revocation holds at once either way.
 
 Refusals say what is missing: 401 (``unauthorized``, with ``WWW-Authenticate: Bearer``) when
 there is no valid token, 403 (``forbidden``) when the token's role or agents do not allow the
@@ -28,7 +32,7 @@ import attrs
 import trio
 
 from transporter.cp.api.echo import quoted
-from transporter.cp.api.token_reads import TokenReads
+from transporter.cp.api.token_reads import KeptTokens, TokenReads
 from transporter.logs import about
 from transporter.protocol.model import AuditEntry, EventRecord
 from transporter.security.tokens import Role, TokenRecord, token_id_of
@@ -45,6 +49,8 @@ ANONYMOUS_BURST: Final = 200
 ADDRESSES: Final = 4096
 """Addresses whose budgets are kept; the longest unseen is forgotten first."""
 REALM: Final = 'Bearer realm="transporter"'
+GATE: Final = "transporter.gate"
+"""The app's extension that holds its :class:`Gate`."""
 _MAX_PATH_SHOWN = 200
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,15}")
 """What an authentication scheme looks like (``Basic``, ``Negotiate``): quoted in a refusal."""
@@ -91,6 +97,13 @@ class Caller:
     or authentication turned off, when the caller may do everything)."""
 
     token: TokenRecord | None
+    kept: bool = False
+    """Whether :attr:`token` is a record kept from an earlier request (the endpoint's write
+    checks it again), not one read for this request."""
+
+    @property
+    def token_id(self) -> str | None:
+        return None if self.token is None else self.token.id
 
     @property
     def identity(self) -> str:
@@ -141,13 +154,18 @@ class Caller:
 OPEN = Caller(None)
 
 _DECLARED: Final = "transporter_needs"
+_KEPT: Final = "transporter_kept"
 
 
-def needs[F: Callable[..., Any]](role: Role) -> Callable[[F], F]:
-    """Declare the least role the endpoint (the decorated view function) needs."""
+def needs[F: Callable[..., Any]](role: Role, *, kept: bool = False) -> Callable[[F], F]:
+    """Declare the least role the endpoint (the decorated view function) needs. ``kept``: the
+    endpoint checks the token again in its store write (passes :attr:`Caller.token_id` to it,
+    and answers :meth:`Gate.refusal` when the write finds it revoked), so a record kept from an
+    earlier request may admit it."""
 
     def mark(view: F) -> F:
         setattr(view, _DECLARED, role)
+        setattr(view, _KEPT, kept)
         return view
 
     return mark
@@ -170,7 +188,10 @@ class Gate:
         self.clock = clock
         self._tokens = TokenReads(store.get_token)
         """Token records, one read for the requests that come together (:mod:`.token_reads`)."""
+        self._kept = KeptTokens()
+        """Valid records as last read, for the endpoints declared ``kept``."""
         self._needs: dict[str, Role | None] = {}
+        self._kept_ok: set[str] = set()
         self._anonymous = Bucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
         self._by_address: OrderedDict[str, Bucket] = OrderedDict()
 
@@ -184,21 +205,28 @@ class Gate:
             for endpoint, view in views.items()
             if hasattr(view, _DECLARED)
         }
+        self._kept_ok = {
+            endpoint for endpoint, view in views.items() if getattr(view, _KEPT, False)
+        }
 
     def declared(self) -> dict[str, Role | None]:
         return dict(self._needs)
 
     # --- per request ------------------------------------------------------------------------
 
-    async def admit(self, endpoint: str | None, authorization: str | None) -> Caller:
+    async def admit(
+        self, endpoint: str | None, authorization: str | None, *, fresh: bool = False
+    ) -> Caller:
         """The caller of a request to ``endpoint`` (``None``: no route matched, which the
-        router answers once the caller is known), or :class:`Refused`."""
+        router answers once the caller is known), or :class:`Refused`. ``fresh``: the token's
+        record read for this request, even for an endpoint declared ``kept``."""
         if endpoint is not None and endpoint in self._needs and self._needs[endpoint] is None:
             return OPEN
         if not self.enabled:
             return OPEN
-        token = await self._authenticate(authorization)
-        caller = Caller(token)
+        kept = not fresh and endpoint in self._kept_ok
+        token, was_kept = await self._authenticate(authorization, kept=kept)
+        caller = Caller(token, kept=was_kept)
         if endpoint is None:
             return caller
         needed = self._needs.get(endpoint) or Role.ADMIN
@@ -212,7 +240,19 @@ class Gate:
             )
         return caller
 
-    async def _authenticate(self, authorization: str | None) -> TokenRecord:
+    async def refusal(self, authorization: str | None) -> Refused:
+        """The refusal of a request whose store write found its token revoked (read again, for
+        the message the gate gives: who, and since when)."""
+        try:
+            await self._authenticate(authorization, kept=False)
+        except Refused as refused:
+            return refused
+        return Refused(401, "the bearer token was revoked", invalid_token=True)
+
+    async def _authenticate(
+        self, authorization: str | None, *, kept: bool
+    ) -> tuple[TokenRecord, bool]:
+        """The token's record, and whether it is one kept from an earlier read."""
         if not authorization:
             raise Refused(
                 401,
@@ -237,7 +277,11 @@ class Gate:
                 "the bearer token is not a transporter token (tpt_<id>_<secret>)",
                 invalid_token=True,
             )
+        record = self._kept.get(token_id) if kept else None
+        if record is not None and record.matches(text):
+            return record, True
         record = await self._tokens.get(token_id)
+        self._kept.saw(token_id, record)
         if record is None or not record.matches(text):
             raise Refused(
                 401,
@@ -252,7 +296,7 @@ class Gate:
                 caller=Caller(record),
                 invalid_token=True,
             )
-        return record
+        return record, False
 
     # --- refusals in the audit log ----------------------------------------------------------
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from quart import g, request
+from quart import current_app, g, request
 
-from transporter.cp.api.access import Caller
+from transporter.cp.api.access import GATE, Caller, Gate, Refused
 from transporter.cp.api.errors import BadBody, BadQuery
 
 
@@ -60,3 +60,22 @@ def caller() -> Caller:
     if not isinstance(found, Caller):  # cannot happen: every request passes the gate first
         raise RuntimeError("no caller for this request")
     return found
+
+
+def _gate() -> Gate:
+    found = current_app.extensions.get(GATE)
+    if not isinstance(found, Gate):  # cannot happen: create_app sets it
+        raise RuntimeError("no gate for this app")
+    return found
+
+
+async def fresh_caller() -> Caller:
+    """Who makes the current request, by a read of the token's record for this request (for an
+    endpoint declared ``kept`` that does what its store write does not check)."""
+    authorization = request.headers.get("Authorization")
+    return await _gate().admit(request.endpoint, authorization, fresh=True)
+
+
+async def revoked_refusal() -> Refused:
+    """The refusal of the current request, whose store write found its token revoked."""
+    return await _gate().refusal(request.headers.get("Authorization"))

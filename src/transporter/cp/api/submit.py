@@ -21,7 +21,7 @@ from quart import Blueprint, request
 
 from transporter.cp.api.access import Caller, Refused, listing, needs
 from transporter.cp.api.errors import Answer, error
-from transporter.cp.api.queries import caller, json_body
+from transporter.cp.api.queries import caller, fresh_caller, json_body, revoked_refusal
 from transporter.cp.api.rollout_views import waves_of
 from transporter.cp.api.services import services
 from transporter.cp.rollout.targets import MAX_CLUSTERS, matched
@@ -37,7 +37,7 @@ from transporter.protocol.rollout_request import (
 )
 from transporter.protocol.submission import EventTooLarge, InvalidEvent, parse_submission
 from transporter.security.tokens import Role
-from transporter.store.base import EventConflict
+from transporter.store.base import EventConflict, TokenRevoked
 
 routes = Blueprint("submit", __name__)
 
@@ -112,23 +112,26 @@ def _targets(items: list[Any]) -> list[str]:
 
 
 @routes.post("/events")
-@needs(Role.SUBMIT)
+@needs(Role.SUBMIT, kept=True)
 async def submit() -> Answer:
     """One event: 202 accepted, 200 when an event of that id exists already, 409 when it
-    exists with other contents. With ``target_agents`` or ``selector``: a rollout."""
+    exists with other contents. With ``target_agents`` or ``selector``: a rollout (whose
+    writes do not check the token: it is read for this request)."""
     who = caller()
     body = await json_body("invalid_event", "body")
     if is_rollout_body(body):
-        return await _submit_rollout(who, body)
+        return await _submit_rollout(await fresh_caller() if who.kept else who, body)
     for agent in _targets([body]):
         who.require_target(agent, "submit events for")
     (event,) = await _checked([body], who.created_by)
     if isinstance(event, InvalidEvent):
         return refused(event)
     try:
-        record, created = await services().intake.accept(event)
+        record, created = await services().intake.accept(event, who.token_id)
     except EventConflict as exc:
         return error(409, "conflict", str(exc), field="id")
+    except TokenRevoked:
+        raise await revoked_refusal() from None
     known = await services().intake.agent_known(event.target_agent)
     answer = {"event_id": record.event.id, "agent_known": known}
     if created:
@@ -197,7 +200,7 @@ def waves(record: RolloutRecord) -> list[list[str]]:
 
 
 @routes.post("/events/batch")
-@needs(Role.SUBMIT)
+@needs(Role.SUBMIT, kept=True)
 async def submit_batch() -> Answer:
     """Many events in one request and one durable write: ``{"events": [event, ...]}``.
 
@@ -223,11 +226,16 @@ async def submit_batch() -> Answer:
     valid = [(i, event) for i, event in enumerate(outcomes) if isinstance(event, Event)]
     results = [_refusal(o) if isinstance(o, InvalidEvent) else {} for o in outcomes]
     intake = services().intake
-    stored = await intake.accept_many([event for _, event in valid]) if valid else []
+    stored = await intake.accept_many([e for _, e in valid], who.token_id) if valid else []
+    if stored and all(isinstance(kept, TokenRevoked) for kept in stored):
+        raise await revoked_refusal()
     known = {agent: await intake.agent_known(agent) for agent in {e.target_agent for _, e in valid}}
     for (index, event), kept in zip(valid, stored, strict=True):
         if isinstance(kept, EventConflict):
             results[index] = {"error": "conflict", "message": str(kept), "field": "id"}
+            continue
+        if isinstance(kept, TokenRevoked):  # revoked while the batch was stored (Redis)
+            results[index] = {"error": "unauthorized", "message": _REVOKED_DURING}
             continue
         record, created = kept
         results[index] = {
@@ -238,6 +246,9 @@ async def submit_batch() -> Answer:
     refused = sum(1 for result in results if "error" in result)
     answer = {"results": results, "accepted": len(results) - refused, "refused": refused}
     return answer, 207 if refused else 202
+
+
+_REVOKED_DURING = "the bearer token was revoked while the batch was stored: not stored"
 
 
 def _batch_items(body: Any) -> list[Any]:

@@ -29,7 +29,7 @@ from transporter.protocol.rollout import (
     child_event_id,
 )
 from transporter.protocol.status import StatusUpdate
-from transporter.store.base import EventConflict, EventProgress, Store
+from transporter.store.base import EventProgress, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Mover:
         for first in range(0, len(events), SUBMIT_BATCH):
             batch = list(events[first : first + SUBMIT_BATCH])
             for result in await self.intake.accept_many(batch):
-                if isinstance(result, EventConflict):
+                if isinstance(result, StoreError):
                     # Stored already with another TTL (a replica, or a step before a crash,
                     # started it), or taken by another request: the next step reads which.
                     self.ring(rollout_id)

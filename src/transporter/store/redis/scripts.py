@@ -14,6 +14,9 @@ HEAD_MOVED = -2
 """A script's status when the audit chain's head was not the one the entry was sealed after."""
 NOT_SENT = 2
 """:data:`SUBMIT_SENT`'s status when the agent had more to receive (nothing written)."""
+TOKEN_REVOKED = 3
+""":data:`SUBMIT`'s and :data:`SUBMIT_SENT`'s status when the submitting token is revoked, or
+not stored (nothing written)."""
 
 # The audit chain's compare-and-set, used by the scripts that append an audit entry.
 # k: the index in KEYS of audit:seq (then audit:head, audit); a: the index in ARGV of the head's
@@ -96,45 +99,59 @@ hint(11, 6)
 return {1, progress}
 """
 
+# The start of SUBMIT and SUBMIT_SENT: {3} when the token ARGV[7] (unless "") is revoked in the
+# hash KEYS[12], or not in it.
+CHECK_REVOCATION = """
+if ARGV[7] ~= '' then
+  local token = redis.call('HGET', KEYS[12], ARGV[7])
+  if not token then return {3} end
+  local revoked = cjson.decode(token)['revoked_at']
+  if revoked ~= nil and revoked ~= cjson.null then return {3} end
+end
+"""
+
 # KEYS: event, progress, seq, idx:all, idx:agent, idx:state, idx:agent:state, outbox, expiry,
-#       event:brief, notify, audit:seq, audit:head, audit
+#       event:brief, notify, tokens, audit:seq, audit:head, audit
 # ARGV: id, event JSON, progress JSON without seq, expires_at, the event's brief JSON, the hint
-#       to publish on notify once stored ("" for none: a batch publishes one for all), then
-#       the audit arguments (above)
+#       to publish on notify once stored ("" for none: a batch publishes one for all), the id
+#       of the token that submits it ("" for none), then the audit arguments (above)
 # Returns {1, progress} when stored, {0, progress, event} when the id is taken (nothing
-# written), {-2, seq, hash} when the audit chain's head moved (nothing written).
+# written), {-2, seq, hash} when the audit chain's head moved, {3} when the token is revoked
+# (nothing written).
 SUBMIT = (
     APPEND_AUDIT
     + HINT
+    + CHECK_REVOCATION
     + """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
-local moved = audit_moved(12, 7)
+local moved = audit_moved(13, 8)
 if moved then return moved end
-append_audit(12, 7)
+append_audit(13, 8)
 """
     + STORE_EVENT
 )
 
 # SUBMIT for an event sent at once (store/base.py Sending): stored as SUBMIT stores it (KEYS
 # alike, the state indexes "assigned"; ARGV alike, the progress sent), unless the agent's outbox
-# holds an event after seq ARGV[7], or the seq counter is below it (it went back, in a failover:
+# holds an event after seq ARGV[8], or the seq counter is below it (it went back, in a failover:
 # an event under it may not have been read): then nothing is written. Two audit entries (the
-# event's, then its delivery's), whose arguments follow ARGV[7] (chain.arguments_all).
+# event's, then its delivery's), whose arguments follow ARGV[8] (chain.arguments_all).
 # Returns what SUBMIT returns, or {2} when it was not stored sent (nothing written).
 SUBMIT_SENT = (
     APPEND_AUDIT
     + APPEND_AUDITS
     + HINT
+    + CHECK_REVOCATION
     + """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {0, existing, redis.call('HGET', KEYS[1], ARGV[1])} end
-if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[7]) then return {2} end
-local after = redis.call('ZRANGE', KEYS[8], '(' .. ARGV[7], '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[8]) then return {2} end
+local after = redis.call('ZRANGE', KEYS[8], '(' .. ARGV[8], '+inf', 'BYSCORE', 'LIMIT', 0, 1)
 if #after > 0 then return {2} end
-local moved = audit_moved(12, 8)
+local moved = audit_moved(13, 9)
 if moved then return moved end
-append_audits(12, 8)
+append_audits(13, 9)
 """
     + STORE_EVENT
 )

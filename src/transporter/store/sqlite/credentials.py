@@ -71,6 +71,12 @@ def _get_token(conn: sqlite3.Connection, token_id: str) -> TokenRecord | None:
     return None if row is None else load(row[0], TokenRecord)
 
 
+def token_revoked(conn: sqlite3.Connection, token_id: str) -> bool:
+    """Whether the token ``token_id`` is revoked, or not stored (a submission's check)."""
+    record = _get_token(conn, token_id)
+    return record is None or record.revoked
+
+
 def _list_tokens(conn: sqlite3.Connection) -> list[TokenRecord]:
     rows = conn.execute("SELECT record FROM tokens ORDER BY created_at, id").fetchall()
     return [load(text, TokenRecord) for (text,) in rows]

@@ -15,7 +15,15 @@ import attrs
 
 from transporter.protocol.model import AuditEntry, Event, EventRecord, EventState
 from transporter.protocol.status import accepted, advance
-from transporter.store.base import EventConflict, EventProgress, Page, Sending
+from transporter.store.base import (
+    EventConflict,
+    EventProgress,
+    Page,
+    Sending,
+    StoreError,
+    Submitted,
+    TokenRevoked,
+)
 from transporter.store.event_parts import Brief, Progress, event_progress
 from transporter.store.json_rows import dump
 from transporter.store.paging import clamp_limit, cursor_seq, page
@@ -23,6 +31,7 @@ from transporter.store.sending import each_item
 from transporter.store.sqlite.audit import AuditAppender
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.connection import SQLiteConnection
+from transporter.store.sqlite.credentials import token_revoked
 from transporter.store.sqlite.schema import OPEN, SEQ_END
 from transporter.store.sqlite.transaction import read, rowid, write
 
@@ -43,8 +52,11 @@ class SQLiteEvents(SQLiteConnection):
         items: Sequence[tuple[Event, AuditEntry]],
         *,
         sending: Sequence[Sending | None] = (),
-    ) -> list[tuple[EventRecord, bool] | EventConflict]:
-        return await self._call(_submit_many, self._events, list(items), list(sending))
+        tokens: Sequence[str | None] = (),
+    ) -> list[Submitted]:
+        return await self._call(
+            _submit_many, self._events, list(items), list(sending), list(tokens)
+        )
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._call(get_event, self._events, event_id)
@@ -90,8 +102,8 @@ class SQLiteEvents(SQLiteConnection):
 def _submit(
     conn: sqlite3.Connection, events: EventCache, event: Event, audit: AuditEntry
 ) -> tuple[EventRecord, bool]:
-    (result,) = _submit_many(conn, events, [(event, audit)], [])
-    if isinstance(result, EventConflict):
+    (result,) = _submit_many(conn, events, [(event, audit)], [], [])
+    if isinstance(result, StoreError):
         raise result
     return result
 
@@ -101,13 +113,24 @@ def _submit_many(
     events: EventCache,
     items: Sequence[tuple[Event, AuditEntry]],
     sending: Sequence[Sending | None],
-) -> list[tuple[EventRecord, bool] | EventConflict]:
-    """All in one transaction, synced once: a batch costs one disk flush, not one each."""
-    results: list[tuple[EventRecord, bool] | EventConflict] = []
+    tokens: Sequence[str | None],
+) -> list[Submitted]:
+    """All in one transaction, synced once: a batch costs one disk flush, not one each. Each
+    item's token is looked up in it (once for the items of one token)."""
+    results: list[Submitted] = []
     sends = each_item(sending, len(items))
+    revoked: dict[str, bool] = {}
     with write(conn, durable=True):
         audit_log = AuditAppender(conn)
-        for (event, audit), send in zip(items, sends, strict=True):
+        for (event, audit), send, token in zip(
+            items, sends, each_item(tokens, len(items)), strict=True
+        ):
+            if token is not None:
+                if token not in revoked:
+                    revoked[token] = token_revoked(conn, token)
+                if revoked[token]:
+                    results.append(TokenRevoked(token))
+                    continue
             results.append(_submit_one(conn, events, audit_log, event, audit, send))
         audit_log.finish()
     return results
