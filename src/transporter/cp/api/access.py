@@ -226,10 +226,12 @@ class Gate:
             return OPEN
         kept = not fresh and endpoint in self._kept_ok
         token, was_kept = await self._authenticate(authorization, kept=kept)
+        needed = Role.ADMIN if endpoint is None else self._needs.get(endpoint) or Role.ADMIN
+        if was_kept and not token.role.allows(needed):  # a refusal is never made on a kept one
+            token, was_kept = await self._authenticate(authorization, kept=False)
         caller = Caller(token, kept=was_kept)
         if endpoint is None:
             return caller
-        needed = self._needs.get(endpoint) or Role.ADMIN
         if not token.role.allows(needed):
             roles = " or ".join(role.value for role in needed.and_above)
             raise Refused(
@@ -240,14 +242,14 @@ class Gate:
             )
         return caller
 
-    async def refusal(self, authorization: str | None) -> Refused:
-        """The refusal of a request whose store write found its token revoked (read again, for
-        the message the gate gives: who, and since when)."""
+    async def refusal(self, authorization: str | None, caller: Caller) -> Refused:
+        """The refusal of ``caller``'s request, whose store write found its token revoked (read
+        again, for the message the gate gives: who, and since when)."""
         try:
             await self._authenticate(authorization, kept=False)
         except Refused as refused:
             return refused
-        return Refused(401, "the bearer token was revoked", invalid_token=True)
+        return Refused(401, "the bearer token was revoked", caller=caller, invalid_token=True)
 
     async def _authenticate(
         self, authorization: str | None, *, kept: bool

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import current_app, g, request
@@ -71,11 +72,50 @@ def _gate() -> Gate:
 
 async def fresh_caller() -> Caller:
     """Who makes the current request, by a read of the token's record for this request (for an
-    endpoint declared ``kept`` that does what its store write does not check)."""
+    endpoint declared ``kept`` that does what its store write does not check, or answers
+    without reaching it): :class:`Refused` when the token was revoked since it was kept."""
     authorization = request.headers.get("Authorization")
     return await _gate().admit(request.endpoint, authorization, fresh=True)
 
 
+def token_checked() -> None:
+    """Say that the current request's token was checked since it was admitted (by its store
+    write, or read again): see :func:`kept_view`."""
+    g.token_checked = True
+
+
+def kept_view[**P, R](view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The view of an endpoint declared ``kept``: an answer (or a refusal) made without the
+    store write that checks the token (:func:`token_checked` not called: a bad body, a target
+    out of reach, a batch with nothing valid) is given only once a read of the token for this
+    request finds it valid; else the token's 401. A revoked token is never answered otherwise
+    than at the gate."""
+
+    @functools.wraps(view)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            result = await view(*args, **kwargs)
+        except Exception:
+            await _confirm()
+            raise
+        await _confirm()
+        return result
+
+    return answer
+
+
+async def _confirm() -> None:
+    if caller().kept and not g.get("token_checked", False):
+        await fresh_caller()
+
+
 async def revoked_refusal() -> Refused:
     """The refusal of the current request, whose store write found its token revoked."""
-    return await _gate().refusal(request.headers.get("Authorization"))
+    return await _gate().refusal(request.headers.get("Authorization"), caller())
+
+
+async def record_refusal(refused: Refused) -> None:
+    """Write ``refused`` to the audit log for the current request, which goes on."""
+    await _gate().record_refusal(
+        refused, method=request.method, path=request.path, remote=request.remote_addr
+    )

@@ -21,7 +21,15 @@ from quart import Blueprint, request
 
 from transporter.cp.api.access import Caller, Refused, listing, needs
 from transporter.cp.api.errors import Answer, error
-from transporter.cp.api.queries import caller, fresh_caller, json_body, revoked_refusal
+from transporter.cp.api.queries import (
+    caller,
+    fresh_caller,
+    json_body,
+    kept_view,
+    record_refusal,
+    revoked_refusal,
+    token_checked,
+)
 from transporter.cp.api.rollout_views import waves_of
 from transporter.cp.api.services import services
 from transporter.cp.rollout.targets import MAX_CLUSTERS, matched
@@ -113,6 +121,7 @@ def _targets(items: list[Any]) -> list[str]:
 
 @routes.post("/events")
 @needs(Role.SUBMIT, kept=True)
+@kept_view
 async def submit() -> Answer:
     """One event: 202 accepted, 200 when an event of that id exists already, 409 when it
     exists with other contents. With ``target_agents`` or ``selector``: a rollout (whose
@@ -120,7 +129,10 @@ async def submit() -> Answer:
     who = caller()
     body = await json_body("invalid_event", "body")
     if is_rollout_body(body):
-        return await _submit_rollout(await fresh_caller() if who.kept else who, body)
+        if who.kept:
+            who = await fresh_caller()
+            token_checked()
+        return await _submit_rollout(who, body)
     for agent in _targets([body]):
         who.require_target(agent, "submit events for")
     (event,) = await _checked([body], who.created_by)
@@ -128,10 +140,12 @@ async def submit() -> Answer:
         return refused(event)
     try:
         record, created = await services().intake.accept(event, who.token_id)
-    except EventConflict as exc:
+    except EventConflict as exc:  # found after the token was checked
+        token_checked()
         return error(409, "conflict", str(exc), field="id")
     except TokenRevoked:
         raise await revoked_refusal() from None
+    token_checked()
     known = await services().intake.agent_known(event.target_agent)
     answer = {"event_id": record.event.id, "agent_known": known}
     if created:
@@ -201,6 +215,7 @@ def waves(record: RolloutRecord) -> list[list[str]]:
 
 @routes.post("/events/batch")
 @needs(Role.SUBMIT, kept=True)
+@kept_view
 async def submit_batch() -> Answer:
     """Many events in one request and one durable write: ``{"events": [event, ...]}``.
 
@@ -229,6 +244,9 @@ async def submit_batch() -> Answer:
     stored = await intake.accept_many([e for _, e in valid], who.token_id) if valid else []
     if stored and all(isinstance(kept, TokenRevoked) for kept in stored):
         raise await revoked_refusal()
+    if stored:
+        token_checked()
+    await _refuse_revoked_during(who, stored)
     known = {agent: await intake.agent_known(agent) for agent in {e.target_agent for _, e in valid}}
     for (index, event), kept in zip(valid, stored, strict=True):
         if isinstance(kept, EventConflict):
@@ -249,6 +267,15 @@ async def submit_batch() -> Answer:
 
 
 _REVOKED_DURING = "the bearer token was revoked while the batch was stored: not stored"
+
+
+async def _refuse_revoked_during(who: Caller, stored: list[Any]) -> None:
+    """The events of a batch not stored because its token was revoked while it was (Redis
+    writes a batch event by event): one refusal in the audit log for them all."""
+    left = sum(1 for kept in stored if isinstance(kept, TokenRevoked))
+    if left:
+        message = f"{left} of the batch's events not stored: the bearer token was revoked"
+        await record_refusal(Refused(401, message, caller=who))
 
 
 def _batch_items(body: Any) -> list[Any]:
