@@ -15,6 +15,7 @@ from transporter.config.cp import CpConfig
 from transporter.config.values import Address
 from transporter.cp.agent_link import Parts
 from transporter.cp.api import create_app
+from transporter.cp.api.fast_submit import FastSubmit
 from transporter.cp.api.services import Services
 from transporter.cp.channel import PATH, AgentChannel, ChannelSettings
 from transporter.cp.credentials import Credentials, KeyMismatch, pin_keys, prepare
@@ -113,7 +114,7 @@ async def serve(
                 agents.serve, settings.agent_listen
             )
             app = create_app(services, auth=not settings.insecure_no_auth)
-            api = ApiServer(app, settings.listen, tls=credentials.api_tls)
+            api = ApiServer(FastSubmit(app), settings.listen, tls=credentials.api_tls)
             services.metrics.watch(parts.live, api=api.gate, agent_channel=agents.handshakes)
             api_urls: list[str] = await nursery.start(api.serve, shutdown)
             # Other replicas' changes, at once (a store of one process has none).

@@ -31,6 +31,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from transporter.cp.api.bucket import Bucket
 from transporter.cp.api.echo import quoted
 from transporter.cp.api.token_reads import KeptTokens, TokenReads
 from transporter.logs import about
@@ -251,34 +252,34 @@ class Gate:
             return refused
         return Refused(401, "the bearer token was revoked", caller=caller, invalid_token=True)
 
+    def kept_caller(self, endpoint: str, authorization: str | None) -> Caller | None:
+        """The caller :meth:`admit` would find for a request to ``endpoint`` (declared ``kept``)
+        on a kept record alone, with no read and no refusal; ``None`` when that takes more (a
+        token not kept, not a token, a role that does not allow it: :meth:`admit` says)."""
+        if not self.enabled:
+            return OPEN
+        if endpoint not in self._kept_ok or not authorization:
+            return None
+        try:
+            token_id, text = _bearer(authorization)
+        except Refused:
+            return None
+        record = self._kept.get(token_id)
+        needed = self._needs.get(endpoint) or Role.ADMIN
+        if record is None or not record.matches(text) or not record.role.allows(needed):
+            return None
+        return Caller(record, kept=True)
+
+    def forget(self, token_id: str | None) -> None:
+        """Keep no record of ``token_id`` (its write found it revoked)."""
+        if token_id is not None:
+            self._kept.saw(token_id, None)
+
     async def _authenticate(
         self, authorization: str | None, *, kept: bool
     ) -> tuple[TokenRecord, bool]:
         """The token's record, and whether it is one kept from an earlier read."""
-        if not authorization:
-            raise Refused(
-                401,
-                "this endpoint needs a token: send 'Authorization: Bearer tpt_…' (a token from"
-                " `transporter token create` on the control plane's host)",
-            )
-        scheme, _, text = authorization.strip().partition(" ")
-        text = text.strip()
-        if scheme.lower() != "bearer" or not text:
-            # The scheme is named only when it looks like one: a token sent without "Bearer "
-            # would otherwise be quoted (in the answer, the log and the audit log).
-            said = f"not {scheme!r} …" if _SCHEME.fullmatch(scheme) else "not a bare credential"
-            raise Refused(
-                401,
-                f"the Authorization header must be 'Bearer <token>', {said}",
-                invalid_token=True,
-            )
-        token_id = token_id_of(text)
-        if token_id is None:
-            raise Refused(
-                401,
-                "the bearer token is not a transporter token (tpt_<id>_<secret>)",
-                invalid_token=True,
-            )
+        token_id, text = _bearer(authorization)
         record = self._kept.get(token_id) if kept else None
         if record is not None and record.matches(text):
             return record, True
@@ -347,24 +348,33 @@ class Gate:
         return bucket
 
 
-class Bucket:
-    """A token bucket: ``rate`` a second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.at: float | None = None
-        self.left_out = 0
-
-    def take(self, now: float) -> bool:
-        since = 0.0 if self.at is None else now - self.at
-        self.tokens = min(self.burst, self.tokens + since * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+def _bearer(authorization: str | None) -> tuple[str, str]:
+    """The token id and the token of an ``Authorization`` header; else :class:`Refused`."""
+    if not authorization:
+        raise Refused(
+            401,
+            "this endpoint needs a token: send 'Authorization: Bearer tpt_…' (a token from"
+            " `transporter token create` on the control plane's host)",
+        )
+    scheme, _, text = authorization.strip().partition(" ")
+    text = text.strip()
+    if scheme.lower() != "bearer" or not text:
+        # The scheme is named only when it looks like one: a token sent without "Bearer "
+        # would otherwise be quoted (in the answer, the log and the audit log).
+        said = f"not {scheme!r} …" if _SCHEME.fullmatch(scheme) else "not a bare credential"
+        raise Refused(
+            401,
+            f"the Authorization header must be 'Bearer <token>', {said}",
+            invalid_token=True,
+        )
+    token_id = token_id_of(text)
+    if token_id is None:
+        raise Refused(
+            401,
+            "the bearer token is not a transporter token (tpt_<id>_<secret>)",
+            invalid_token=True,
+        )
+    return token_id, text
 
 
 def listing(agents: Iterable[str]) -> str:

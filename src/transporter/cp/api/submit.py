@@ -31,7 +31,7 @@ from transporter.cp.api.queries import (
     token_checked,
 )
 from transporter.cp.api.rollout_views import waves_of
-from transporter.cp.api.services import services
+from transporter.cp.api.services import Services, services
 from transporter.cp.rollout.targets import MAX_CLUSTERS, matched
 from transporter.protocol.model import Event
 from transporter.protocol.rollout import RolloutKind, RolloutRecord, RolloutSpec
@@ -69,7 +69,7 @@ class ParseSpec(Protocol):
     ) -> RolloutSpec: ...
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
@@ -101,7 +101,7 @@ async def _checked(bodies: list[Any], by: str | None) -> list[Event | InvalidEve
         out: list[Event | InvalidEvent] = []
         for body in bodies:
             try:
-                out.append(parse_submission(body, now=now, new_id=_new_id, created_by=by))
+                out.append(parse_submission(body, now=now, new_id=new_id, created_by=by))
             except InvalidEvent as exc:
                 out.append(exc)
         return out
@@ -139,14 +139,22 @@ async def submit() -> Answer:
     if isinstance(event, InvalidEvent):
         return refused(event)
     try:
-        record, created = await services().intake.accept(event, who.token_id)
-    except EventConflict as exc:  # found after the token was checked
-        token_checked()
-        return error(409, "conflict", str(exc), field="id")
+        answer = await store_event(services(), event, who.token_id)
     except TokenRevoked:
         raise await revoked_refusal() from None
     token_checked()
-    known = await services().intake.agent_known(event.target_agent)
+    return answer
+
+
+async def store_event(found: Services, event: Event, token_id: str | None) -> Answer:
+    """Store one checked ``event`` submitted with the token ``token_id``: 202 accepted, 200
+    when an event of that id exists already, 409 when it exists with other contents (all found
+    once the write checked the token); :class:`TokenRevoked` when it is revoked."""
+    try:
+        record, created = await found.intake.accept(event, token_id)
+    except EventConflict as exc:
+        return error(409, "conflict", str(exc), field="id")
+    known = await found.intake.agent_known(event.target_agent)
     answer = {"event_id": record.event.id, "agent_known": known}
     if created:
         return {**answer, "status": "accepted"}, 202
@@ -164,7 +172,7 @@ async def parse_and_start(who: Caller, body: Any, parse: ParseSpec) -> Answer:
 
     def check() -> tuple[RolloutSpec, int]:
         spec = parse(
-            body, now=time.time(), new_id=_new_id, created_by=who.created_by, scope=scope(who)
+            body, now=time.time(), new_id=new_id, created_by=who.created_by, scope=scope(who)
         )
         return spec, child_bytes(spec)
 

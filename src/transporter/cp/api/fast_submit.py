@@ -1,0 +1,186 @@
+"""``POST /events`` of one small event, served on hypercorn's ASGI interface directly: the hot
+path of a producer that sends one event per request, without the web framework's request
+machinery around it (its before- and after-request hooks, request context, routing and response
+objects: about a third of a request's CPU here).
+
+Only the plainest request is served so, and only up to the point where it is stored, so that
+it is answered exactly as the app would answer it:
+
+- ``POST /events`` with no query, a ``Content-Length`` under :data:`~.submit.INLINE_CHECK_BYTES`
+  and no ``Transfer-Encoding``;
+- with a token the gate keeps a valid record of, whose role and agents allow it
+  (:meth:`~.access.Gate.kept_caller`: no read, no refusal), or authentication off;
+- whose body is one event (not a rollout), strict JSON, valid (:func:`parse_submission`).
+
+Any other request, or one that turns out otherwise once its body is read, goes to the app as it
+came (its body given again): nothing has been done for it by then. The event is then stored as
+the app stores it (:func:`~.submit.store_event`, whose write checks the token): 202, 200 or
+409, or 503 when the store cannot be reached. A token the write finds revoked is forgotten and
+the request goes to the app too, which reads the token and refuses it as ever (nothing was
+stored). Answers are counted in the metrics as the app counts its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from quart_trio import QuartTrio
+from werkzeug.exceptions import InternalServerError
+
+from transporter.cp.api.access import GATE, Gate
+from transporter.cp.api.errors import Answer, error
+from transporter.cp.api.services import KEY, Services
+from transporter.cp.api.submit import INLINE_CHECK_BYTES, new_id, store_event
+from transporter.protocol import codec
+from transporter.protocol.model import Event
+from transporter.protocol.rollout_request import is_rollout_body
+from transporter.protocol.submission import InvalidEvent, parse_submission
+from transporter.store.base import StoreUnavailable, TokenRevoked
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "submit.submit"
+"""The app's endpoint for ``POST /events`` (the gate's declarations are by endpoint)."""
+
+type Message = dict[str, Any]
+type Receive = Callable[[], Awaitable[Message]]
+type Send = Callable[[Message], Awaitable[None]]
+type Asgi = Callable[[Message, Receive, Send], Awaitable[None]]
+
+
+class FastSubmit:
+    """The API's ASGI application: the app, with ``POST /events`` served first here when it
+    can be (see the module's docstring)."""
+
+    def __init__(self, app: QuartTrio) -> None:
+        self.app = app
+        self._app = cast(Asgi, app)
+        found = app.extensions[KEY]
+        gate = app.extensions[GATE]
+        assert isinstance(found, Services)
+        assert isinstance(gate, Gate)
+        self.found = found
+        self.gate = gate
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if not _candidate(scope):
+            await self._app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        caller = self.gate.kept_caller(
+            ENDPOINT, headers.get(b"authorization", b"").decode("latin-1")
+        )
+        if caller is None:
+            await self._app(scope, receive, send)
+            return
+        body = await _body(receive)
+        if body is None:  # the client went away
+            return
+        event = _event(body, caller.created_by, caller.may_target)
+        if event is None:
+            await self._app(scope, _again(body, receive), send)
+            return
+        try:
+            answer = await store_event(self.found, event, caller.token_id)
+        except TokenRevoked:
+            self.gate.forget(caller.token_id)
+            await self._app(scope, _again(body, receive), send)
+            return
+        except StoreUnavailable as exc:
+            answer = error(503, "store_unavailable", str(exc))
+        except Exception:
+            log.exception("POST /events failed")
+            answer = error(500, "internal_server_error", InternalServerError.description or "")
+        await self._answer(send, answer)
+
+    async def _answer(self, send: Send, answer: Answer) -> None:
+        body, status = answer
+        payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+        self.found.metrics.answered(status)
+
+
+def _candidate(scope: Message) -> bool:
+    """A ``POST /events`` with no query, and a small body framed by its length alone."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/events":
+        return False
+    if scope.get("query_string"):
+        return False
+    lengths = [value for name, value in scope["headers"] if name == b"content-length"]
+    if len(lengths) != 1 or not lengths[0].isdigit():
+        return False
+    if any(name == b"transfer-encoding" for name, _ in scope["headers"]):
+        return False
+    return int(lengths[0]) < INLINE_CHECK_BYTES
+
+
+def _headers(scope: Message) -> dict[bytes, bytes]:
+    """The request's headers, by lower-case name; a name sent twice is left out."""
+    seen: dict[bytes, bytes] = {}
+    twice: set[bytes] = set()
+    for name, value in scope["headers"]:
+        if name in seen:
+            twice.add(name)
+        seen[name] = value
+    return {name: value for name, value in seen.items() if name not in twice}
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole body (hypercorn holds it to its ``Content-Length``); ``None`` when the client
+    went away first."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _event(body: bytes, created_by: str | None, may_target: Callable[[str], bool]) -> Event | None:
+    """The event ``body`` submits, when it is one, valid, for an agent the caller may reach;
+    else ``None`` (the app answers)."""
+    try:
+        item = codec.loads(body, unique_keys=True)
+    except ValueError:  # not strict JSON: the app says why
+        return None
+    if not isinstance(item, dict) or is_rollout_body(item):
+        return None
+    target = item.get("target_agent")
+    if isinstance(target, str) and not may_target(target):
+        return None
+    try:
+        return parse_submission(item, now=time.time(), new_id=new_id, created_by=created_by)
+    except InvalidEvent:
+        return None
+
+
+def _again(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the app: the body read here, then whatever comes next."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+__all__ = ["ENDPOINT", "FastSubmit"]
