@@ -6,8 +6,8 @@ objects: about a third of a request's CPU here).
 Only the plainest request is served so, and only up to the point where it is stored, so that
 it is answered exactly as the app would answer it:
 
-- ``POST /events`` with no query, a ``Content-Length`` under :data:`~.submit.INLINE_CHECK_BYTES`
-  and no ``Transfer-Encoding``;
+- ``POST /events`` with no query, a ``Content-Length`` under :data:`~.submit.INLINE_CHECK_BYTES`,
+  no ``Transfer-Encoding``, and a ``Host`` the app's router takes;
 - with a token the gate keeps a valid record of, whose role and agents allow it
   (:meth:`~.access.Gate.kept_caller`: no read, no refusal), or authentication off;
 - whose body is one event (not a rollout), strict JSON, valid (:func:`parse_submission`).
@@ -15,22 +15,25 @@ it is answered exactly as the app would answer it:
 Any other request, or one that turns out otherwise once its body is read, goes to the app as it
 came (its body given again): nothing has been done for it by then. The event is then stored as
 the app stores it (:func:`~.submit.store_event`, whose write checks the token): 202, 200 or
-409, or 503 when the store cannot be reached. A token the write finds revoked is forgotten and
-the request goes to the app too, which reads the token and refuses it as ever (nothing was
-stored). Answers are counted in the metrics as the app counts its own.
+409. A token the write finds revoked is forgotten and the request goes to the app too, which
+reads the token and refuses it as ever (nothing was stored). An answer made without that check
+(408 when the body took the app's ``BODY_TIMEOUT``, 503 when the store cannot be reached, 500)
+is given, as the app gives it, only once a read of the token finds it valid; else the token's
+401, audited. Answers are counted in the metrics as the app counts its own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
+import trio
 from quart_trio import QuartTrio
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import InternalServerError, RequestTimeout
 
-from transporter.cp.api.access import GATE, Gate
+from transporter.cp.api.access import GATE, Caller, Gate, Refused
 from transporter.cp.api.errors import Answer, error
 from transporter.cp.api.services import KEY, Services
 from transporter.cp.api.submit import INLINE_CHECK_BYTES, new_id, store_event
@@ -70,19 +73,39 @@ class FastSubmit:
             await self._app(scope, receive, send)
             return
         headers = _headers(scope)
-        caller = self.gate.kept_caller(
-            ENDPOINT, headers.get(b"authorization", b"").decode("latin-1")
-        )
-        if caller is None:
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        caller = self.gate.kept_caller(ENDPOINT, authorization)
+        if caller is None or not _host_ok(headers.get(b"host")):
             await self._app(scope, receive, send)
             return
-        body = await _body(receive)
+        with trio.move_on_after(self.app.config["BODY_TIMEOUT"]) as reading:
+            body = await _body(receive)
+        if reading.cancelled_caught:  # as the app: 408 once its whole body took too long
+            timeout = error(408, "request_timeout", RequestTimeout.description)
+            await self._answer(send, *await self._confirmed(scope, authorization, timeout))
+            return
         if body is None:  # the client went away
             return
-        event = _event(body, caller.created_by, caller.may_target)
+        try:
+            event = _event(body, caller.created_by, caller.may_target)
+        except Exception:  # never expected: the app answers as it would
+            log.exception("POST /events: could not read the event")
+            event = None
         if event is None:
             await self._app(scope, _again(body, receive), send)
             return
+        await self._store(scope, receive, send, event, caller, body, authorization)
+
+    async def _store(
+        self,
+        scope: Message,
+        receive: Receive,
+        send: Send,
+        event: Event,
+        caller: Caller,
+        body: bytes,
+        authorization: str,
+    ) -> None:
         try:
             answer = await store_event(self.found, event, caller.token_id)
         except TokenRevoked:
@@ -93,12 +116,35 @@ class FastSubmit:
             answer = error(503, "store_unavailable", str(exc))
         except Exception:
             log.exception("POST /events failed")
-            answer = error(500, "internal_server_error", InternalServerError.description or "")
-        await self._answer(send, answer)
+            answer = error(500, "internal_server_error", InternalServerError.description)
+        else:
+            await self._answer(send, answer)
+            return
+        await self._answer(send, *await self._confirmed(scope, authorization, answer))
 
-    async def _answer(self, send: Send, answer: Answer) -> None:
+    async def _confirmed(
+        self, scope: Message, authorization: str, answer: Answer
+    ) -> tuple[Answer, list[tuple[str, str]]]:
+        """``answer``, made without the store checking the token (as :func:`.queries.kept_view`
+        does, the token is read again first): or the token's refusal, audited, when it was
+        revoked since it was kept."""
+        try:
+            await self.gate.admit(ENDPOINT, authorization, fresh=True)
+        except Refused as refused:
+            client = scope.get("client")
+            remote = client[0] if client else None
+            await self.gate.record_refusal(refused, method="POST", path="/events", remote=remote)
+            return error(refused.status, refused.code, refused.message), refused.headers
+        except StoreUnavailable as exc:
+            return error(503, "store_unavailable", str(exc)), []
+        return answer, []
+
+    async def _answer(
+        self, send: Send, answer: Answer, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         body, status = answer
         payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode()
+        self.found.metrics.answered(status)
         await send(
             {
                 "type": "http.response.start",
@@ -106,11 +152,23 @@ class FastSubmit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
+                    *((name.lower().encode(), value.encode()) for name, value in headers),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload, "more_body": False})
-        self.found.metrics.answered(status)
+
+
+def _host_ok(host: bytes | None) -> bool:
+    """Whether the app's router takes ``host`` (its name, without the port, must be IDNA:
+    werkzeug's ``BadHost`` otherwise); none: the app says."""
+    if host is None:
+        return False
+    try:
+        host.decode("latin-1").lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _candidate(scope: Message) -> bool:
