@@ -13,6 +13,7 @@ between requests :data:`IDLE_TIMEOUT`, silent while a request is open :data:`REA
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from functools import partial
 from typing import Any, Final
@@ -42,6 +43,7 @@ LIMITS: Final = Limits(total=1024, per_address=128, handshake_timeout=10.0)
 """The API port's bounds (probes and producers; agents are on their own port)."""
 _PREFACE: Final = b"PRI * HTTP/2.0"
 _SWITCH: Final = b"HTTP/1.1 101"
+_ANSWER_HEAD: Final = re.compile(rb"HTTP/1\.1 [2-5]\d\d")
 
 
 class StartupError(Exception):
@@ -57,6 +59,8 @@ class Http1Only(trio.abc.Stream):
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._inner = stream
         self._first = b""
+        self._held = b""
+        """An answer's head, sent with the next write (:meth:`send_all`)."""
 
     @property
     def transport_stream(self) -> Any:
@@ -81,10 +85,21 @@ class Http1Only(trio.abc.Stream):
         return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Each write as hypercorn makes it, but an answer's head, which goes out with what
+        follows it: hypercorn writes a head, its body and its end (nothing, for a body framed
+        by its length) one by one, three TLS records and syscalls where one will do. Every
+        answer is followed by its end, so a held head always goes (an informational ``1xx``,
+        whose client waits for it, is never held)."""
         head = bytes(data[: len(_SWITCH)])
         if head.startswith(_SWITCH) or head[:1] == b"\x00":
             await self._refuse()
-        await self._inner.send_all(data)
+        if self._held:
+            data, self._held = self._held + bytes(data), b""
+        elif _ANSWER_HEAD.match(head) and bytes(data[-4:]) == b"\r\n\r\n":
+            self._held = bytes(data)
+            return
+        if data:
+            await self._inner.send_all(data)
 
     async def _refuse(self) -> None:
         await trio.aclose_forcefully(self._inner)
