@@ -328,14 +328,22 @@ async def test_a_revoked_token_is_refused_at_once(plane: ControlPlane) -> None:
     assert await stored_event_ids(plane) == set()
 
 
-async def test_two_control_planes_on_one_redis_refuse_a_revoked_token_at_once(
+async def two_planes(
     nursery: trio.Nursery, tmp_path: Path, redis_server: RedisServer
-) -> None:
+) -> tuple[ControlPlane, ControlPlane]:
+    """Two control planes on one Redis, started (the second with the first's admin token)."""
     spec = StoreSpec.parse(redis_server.url)
     one = ControlPlane(nursery, tmp_path / "one", store=spec)
     await one.start()
     two = ControlPlane(nursery, tmp_path / "two", store=spec, token=one.token)
     await two.start()
+    return one, two
+
+
+async def test_two_control_planes_on_one_redis_refuse_a_revoked_token_at_once(
+    nursery: trio.Nursery, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    one, two = await two_planes(nursery, tmp_path, redis_server)
     token = await one.new_token("ci", Role.SUBMIT, ("*",))  # made through one's store
     for plane in (one, two):
         assert (await call(plane, "GET", "/events", token)).status == 200

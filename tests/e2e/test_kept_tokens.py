@@ -16,7 +16,13 @@ from tests.bed.clients import assert_error
 from tests.bed.harness import ControlPlane
 from tests.bed.manifests import configmap, event_body
 from tests.bed.redis import RedisServer
-from tests.e2e.test_auth import call, refusals, revoke_with_the_command, stored_event_ids
+from tests.e2e.test_auth import (
+    call,
+    refusals,
+    revoke_with_the_command,
+    stored_event_ids,
+    two_planes,
+)
 from tests.store.test_tokens import created
 from transporter.config.store_spec import StoreSpec
 from transporter.cp.api import access as auth
@@ -84,11 +90,7 @@ async def test_a_kept_token_of_another_role_revoked_is_refused_as_revoked(
 async def test_two_control_planes_refuse_a_kept_token_at_once(
     nursery: trio.Nursery, tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    spec = StoreSpec.parse(redis_server.url)
-    one = ControlPlane(nursery, tmp_path / "one", store=spec)
-    await one.start()
-    two = ControlPlane(nursery, tmp_path / "two", store=spec, token=one.token)
-    await two.start()
+    one, two = await two_planes(nursery, tmp_path, redis_server)
     token = await one.new_token("ci", Role.SUBMIT, ("*",))
     for n, plane in enumerate((one, two)):
         body = event_body("a", configmap("x"), id=f"kept-{n}")
