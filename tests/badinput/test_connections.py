@@ -13,6 +13,8 @@ import trio
 from tests.bed.clients import http, raw_agent, raw_stream
 from tests.bed.harness import FAST_CHANNEL, ControlPlane
 from tests.bed.logwatch import LogWatch
+from tests.bed.manifests import configmap, event_body
+from tests.bed.producer import ApiAccess, call
 from transporter.cp import http as cp_http
 from transporter.cp.connections import Limits
 
@@ -174,3 +176,25 @@ async def test_past_the_handshakes_bound_an_agent_waits_to_be_let_in_rather_than
     assert not logs.matching("closed at once")
     for stream in silent:
         await stream.aclose()
+
+
+async def test_a_client_that_closes_each_connection_after_its_answer_never_runs_out(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request on a connection of its own, closed once answered (as most clients do): the
+    control plane lets each go at once, not when its keep-alive time is up, so a client never
+    runs into its address's allowance of connections (3 here). Both the app's route (the first
+    POST reads the token) and the direct one (the next ones: the token kept) are covered."""
+    monkeypatch.setattr(cp_http, "LIMITS", Limits(total=50, per_address=3, handshake_timeout=5.0))
+    cp = ControlPlane(nursery, tmp_path / "cp")
+    await cp.start()
+    assert cp.token is not None
+    access = ApiAccess(cp.client.base_url, cp.token, cp.ca_file)
+    answers = []
+    for n in range(8):
+        body = event_body("a", configmap(f"c{n}"), id=f"e{n}")
+        status, _ = await trio.to_thread.run_sync(call, access, "POST", "/events", body)
+        answers.append(status)
+        status, _ = await trio.to_thread.run_sync(call, access, "GET", "/healthz")
+        answers.append(status)
+    assert answers == [202, 200] * 8

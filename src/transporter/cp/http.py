@@ -16,7 +16,7 @@ import logging
 import re
 import ssl
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -58,6 +58,8 @@ class Http1Only(trio.abc.Stream):
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._inner = stream
+        self.ended = trio.Event()
+        """Set when the client has closed its side."""
         self._first = b""
         self._held = b""
         """An answer's head, sent with the next write (:meth:`send_all`)."""
@@ -78,6 +80,8 @@ class Http1Only(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         data = bytes(await self._inner.receive_some(max_bytes))
+        if not data:
+            self.ended.set()
         if len(self._first) < len(_PREFACE) and data:
             self._first += data[: len(_PREFACE) - len(self._first)]
             if self._first == _PREFACE:
@@ -212,9 +216,13 @@ class ApiServer:
             if served is None:
                 return
             state = ConnectionState(self._state.copy())
+            wrapped = Http1Only(served)
             # hypercorn types its stream as TLS; it takes a plain one the same way (duck typing)
-            wrapped: Any = Http1Only(served)
-            await TCPServer(self.app, self.config, self._context, state, wrapped)
+            server = TCPServer(self.app, self.config, self._context, state, cast(Any, wrapped))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_no_idle_wait_once_ended, wrapped, server)
+                await server
+                nursery.cancel_scope.cancel()
         finally:
             self.gate.leave(peer)
 
@@ -237,6 +245,15 @@ class ApiServer:
             await trio.aclose_forcefully(stream)
             return None
         return tls
+
+
+async def _no_idle_wait_once_ended(stream: Http1Only, server: TCPServer) -> None:
+    """Once the client has closed its side, hypercorn's keep-alive timer is stopped: hypercorn
+    waits for it before it lets a connection go, so a client that closes each connection after
+    its answer (as most do) held one open here for :data:`IDLE_TIMEOUT` each, and soon the
+    address's whole allowance (:data:`LIMITS`). A request still under way ends as before."""
+    await stream.ended.wait()
+    await server.idle_task.stop()
 
 
 def _bound(listener: trio.SocketListener) -> str:
