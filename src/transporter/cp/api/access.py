@@ -225,14 +225,15 @@ class Gate:
             return OPEN
         if not self.enabled:
             return OPEN
-        kept = not fresh and endpoint in self._kept_ok
-        token, was_kept = await self._authenticate(authorization, kept=kept)
-        needed = Role.ADMIN if endpoint is None else self._needs.get(endpoint) or Role.ADMIN
-        if was_kept and not token.role.allows(needed):  # a refusal is never made on a kept one
-            token, was_kept = await self._authenticate(authorization, kept=False)
-        caller = Caller(token, kept=was_kept)
+        if endpoint is not None and not fresh:
+            kept = self.kept_caller(endpoint, authorization)
+            if kept is not None:  # else read: a refusal is never made on a kept record
+                return kept
+        token = await self._authenticate(authorization)
+        caller = Caller(token)
         if endpoint is None:
             return caller
+        needed = self._needs.get(endpoint) or Role.ADMIN
         if not token.role.allows(needed):
             roles = " or ".join(role.value for role in needed.and_above)
             raise Refused(
@@ -247,7 +248,7 @@ class Gate:
         """The refusal of ``caller``'s request, whose store write found its token revoked (read
         again, for the message the gate gives: who, and since when)."""
         try:
-            await self._authenticate(authorization, kept=False)
+            await self._authenticate(authorization)
         except Refused as refused:
             return refused
         return Refused(401, "the bearer token was revoked", caller=caller, invalid_token=True)
@@ -275,14 +276,9 @@ class Gate:
         if token_id is not None:
             self._kept.saw(token_id, None)
 
-    async def _authenticate(
-        self, authorization: str | None, *, kept: bool
-    ) -> tuple[TokenRecord, bool]:
-        """The token's record, and whether it is one kept from an earlier read."""
+    async def _authenticate(self, authorization: str | None) -> TokenRecord:
+        """The token's record, read for this request (and kept when valid)."""
         token_id, text = _bearer(authorization)
-        record = self._kept.get(token_id) if kept else None
-        if record is not None and record.matches(text):
-            return record, True
         record = await self._tokens.get(token_id)
         self._kept.saw(token_id, record)
         if record is None or not record.matches(text):
@@ -299,7 +295,7 @@ class Gate:
                 caller=Caller(record),
                 invalid_token=True,
             )
-        return record, False
+        return record
 
     # --- refusals in the audit log ----------------------------------------------------------
 
