@@ -235,9 +235,9 @@ class FaultFront:
         if fault is not None and fault.cut == "close":
             return False
         status, headers, data = await self._respond(request, body, seen, fault)
-        answering = trio.current_time()
+        # Noted before it is sent: a client in this process may act on it before we resume.
+        seen.answered, seen.status = trio.current_time(), status
         await self._answer(stream, conn, status, headers, data)
-        seen.answered, seen.status = answering, status
         return conn.our_state is not h11.MUST_CLOSE and not self.close_after_answer
 
     async def _answer(

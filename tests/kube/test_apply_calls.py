@@ -305,7 +305,10 @@ async def test_an_apply_whose_answer_was_lost_is_judged_by_what_it_did(
 ) -> None:
     client = LosingAnswers(load(cluster.kubeconfig).configuration, max_idle=2)
     retry = RetryPolicy(first_delay=0.0)  # what is retried is the point, not when
-    transport = Transport(client, timeout=10.0, limiter=trio.CapacityLimiter(2), retry=retry)
+    # In threads: the answers are lost by the thread client above.
+    transport = Transport(
+        client, timeout=10.0, limiter=trio.CapacityLimiter(2), retry=retry, native=False
+    )
     calls = Calls()
     transport.observer = calls
     discovery = Discovery(transport)

@@ -31,6 +31,7 @@ from tests.bed.accounts import (
 from tests.bed.kube import Cluster
 from transporter.kube import KubeConfigError, KubeRejected, KubeTarget, KubeUnavailable
 from transporter.kube import credentials as kube_config
+from transporter.kube.access import LOOK_EVERY
 from transporter.kube.transport import Transport
 
 SECRETS = "/api/v1/namespaces/default/secrets"
@@ -103,7 +104,25 @@ async def test_a_token_file_is_read_again_when_it_changes(cluster: Cluster, tmp_
         # Rotated the way the kubelet does it: a new file moved over the old one.
         (tmp_path / "token.new").write_text(await account_token(cluster, second))
         (tmp_path / "token.new").replace(tmp_path / "token")
+        await trio.sleep(LOOK_EVERY)  # the file is looked at again at most this much later
         assert await refused_as(transport) == account_name("default", second)
+
+
+async def test_a_refused_token_is_not_used_again_without_a_look(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Within :data:`LOOK_EVERY` a request uses the token last read, but never one the API
+    server has refused (401): the next request reads the file again at once."""
+    name = unique("after-401")
+    (tmp_path / "token").write_text("not-a-token\n")
+    kubeconfig = with_user(cluster, {"tokenFile": "token"}, tmp_path / "config")
+    async with connected(kubeconfig) as transport:
+        with pytest.raises(KubeRejected) as refused:
+            await transport.get(SECRETS)
+        assert refused.value.code == 401
+        (tmp_path / "token.new").write_text(await account_token(cluster, name))
+        (tmp_path / "token.new").replace(tmp_path / "token")
+        assert await refused_as(transport) == account_name("default", name)
 
 
 # --- exec credential plugins -------------------------------------------------------------------
@@ -256,6 +275,7 @@ async def test_in_a_pod_the_service_account_is_used_and_its_token_follows_rotati
     async with using(loaded) as transport:
         assert await refused_as(transport) == account_name("default", first)
         _project(account, cluster, await account_token(cluster, second))
+        await trio.sleep(LOOK_EVERY)  # the file is looked at again at most this much later
         assert await refused_as(transport) == account_name("default", second)
 
 

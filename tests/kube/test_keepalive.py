@@ -1,7 +1,9 @@
-"""Our HTTP client's connections (kube/client.py, kube/pool.py): kept alive between requests,
-at most so many kept, never used once the server has closed them, sent again at once only when
-the server cannot have acted on the request; answers read whole (chunked too) within the total
-timeout, and redirects refused. The real API server sits behind a :class:`FaultFront`.
+"""Our HTTP clients' connections, each test run on both: trio's sockets (kube/trio_client.py,
+kube/http1.py) and the thread client (kube/client.py, kube/pool.py), which serves an API
+server behind a proxy. Kept alive between requests, at most so many kept, never used once the
+server has closed them, sent again at once only when the server cannot have acted on the
+request; answers read whole (chunked too) within the total timeout, and redirects refused. The
+real API server sits behind a :class:`FaultFront`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,23 @@ from transporter.kube.client import HttpClient
 from transporter.kube.credentials import load
 from transporter.kube.retry import NO_RETRY
 from transporter.kube.transport import Transport
+from transporter.kube.trio_client import TrioClient
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MISSING = f"{CONFIGMAPS}/keepalive-absent"
 """PATCHed to get a real answer (404) without changing anything."""
+
+
+LOST = r"(RemoteDisconnected|the API server closed the connection before answering)"
+"""How each client says the connection ended before any byte of the answer."""
+
+
+@pytest.fixture(params=["trio", "thread"], autouse=True)
+def client_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which client the transport uses: ``thread`` as when a proxy is on the way."""
+    if request.param == "thread":
+        monkeypatch.setattr(TrioClient, "serves", lambda self: False)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -122,7 +137,7 @@ async def test_a_patch_lost_on_a_kept_connection_is_not_sent_again_at_once(
     async with connected(front.kubeconfig(tmp_path)) as transport:
         await transport.get("/version")
         front.cut("close", method="PATCH")
-        with pytest.raises(KubeUnavailable, match=r"^connection to the API server failed: Remote"):
+        with pytest.raises(KubeUnavailable, match=f"^connection to the API server failed: {LOST}"):
             await patch(transport)
     assert connections(front, "PATCH") == [1]
 
@@ -145,7 +160,7 @@ async def test_a_request_lost_on_a_new_connection_is_not_sent_again(
 ) -> None:
     front.cut("close", method="GET")
     async with connected(front.kubeconfig(tmp_path)) as transport:
-        with pytest.raises(KubeUnavailable, match="RemoteDisconnected"):
+        with pytest.raises(KubeUnavailable, match=LOST):
             await transport.request("GET", "/version", retry=NO_RETRY)
     assert connections(front, "GET") == [1]
 
@@ -209,6 +224,7 @@ async def test_an_answer_over_the_bound_is_refused_and_its_connection_dropped(
     async with connected(front.kubeconfig(tmp_path)) as transport:
         whole = await transport.get("/api/v1")
         monkeypatch.setattr("transporter.kube.client.MAX_ANSWER_BYTES", 1000)
+        monkeypatch.setattr("transporter.kube.trio_client.MAX_ANSWER_BYTES", 1000)
         with pytest.raises(KubeRejected, match="answer is over 1000 bytes: not read"):
             await transport.get("/api/v1")
         monkeypatch.undo()

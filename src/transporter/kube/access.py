@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +19,10 @@ import attrs
 from transporter.kube.errors import KubeConfigError
 
 log = logging.getLogger(__name__)
+
+LOOK_EVERY = 1.0
+"""Seconds a token file's last look stands for requests made without a thread: a rotated token
+is seen within it (the kubelet rotates well before the old one expires), a refused one at once."""
 
 
 @attrs.frozen
@@ -56,6 +61,11 @@ class Credentials(Protocol):
         """The API server answered 401 to ``auth``: do not use it again without a fresh look."""
         ...
 
+    def ready(self) -> Auth | None:
+        """The credentials to use now if they are known without any wait (no file read, no
+        plugin run, no lock held elsewhere); ``None``: ask :meth:`current`, in a thread."""
+        ...
+
 
 @attrs.frozen
 class Fixed:
@@ -69,13 +79,18 @@ class Fixed:
     def refused(self, auth: Auth) -> None:
         pass
 
+    def ready(self) -> Auth:
+        return self.auth
+
 
 class TokenFile:
     """A bearer token read from a file, read again whenever the file changes.
 
     A service account's projected token is replaced by the kubelet (an atomic swap of a
     symlink) well before it expires; a kubeconfig's ``tokenFile`` may be rotated the same way.
-    ``os.stat`` per request costs microseconds and sees every swap at once.
+    ``os.stat`` per request (in a worker thread) costs microseconds and sees every swap at once;
+    a request made without a thread (:meth:`ready`) uses the token looked at within the last
+    :data:`LOOK_EVERY` seconds, and one refused (401) is never used again without a look.
     """
 
     def __init__(
@@ -88,6 +103,8 @@ class TokenFile:
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int, int] | None = None
         self._auth: Auth | None = None
+        self._looked = 0.0
+        """When the file was last looked at (:func:`time.monotonic`)."""
         self.current(0.0)  # an unreadable file is the operator's error, at load
 
     def current(self, deadline: float) -> Auth:
@@ -101,6 +118,7 @@ class TokenFile:
                         raise ValueError("empty" if not token else "more than a token")
                     self._auth = Auth(token, self._certificate)
                     self._seen = seen
+                self._looked = time.monotonic()
             except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError too
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 if self._auth is None:
@@ -112,6 +130,16 @@ class TokenFile:
     def refused(self, auth: Auth) -> None:
         with self._lock:
             self._seen = None
+            self._looked = 0.0
+
+    def ready(self) -> Auth | None:
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            fresh = self._seen is not None and time.monotonic() - self._looked < LOOK_EVERY
+            return self._auth if fresh else None
+        finally:
+            self._lock.release()
 
 
 @attrs.frozen

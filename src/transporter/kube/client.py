@@ -85,7 +85,8 @@ class HttpClient:
 
     def __init__(self, access: ClusterAccess, *, max_idle: int) -> None:
         self.access = access
-        self._max_idle = max_idle
+        self.max_idle = max_idle
+        """Connections kept between requests, at most."""
         self._lock = threading.Lock()
         self._pool: tuple[ClientCertificate | None, Pool] | None = None
         self._route: Route | None = None
@@ -94,7 +95,8 @@ class HttpClient:
     def server(self) -> str:
         return self.access.server
 
-    def _route_now(self) -> Route:
+    def route(self) -> Route:
+        """Where requests go; raises :class:`KubeConfigError` for an unusable server or proxy."""
         if self._route is None:
             server = self.access.server
             proxy = proxy_for(server, self.access.proxy)
@@ -118,10 +120,20 @@ class HttpClient:
             old[1].close()  # connections in use are closed when they come back
         return pool
 
-    def _new_pool(self, certificate: ClientCertificate | None) -> Pool:
-        route, trust = self._route_now(), self.access.trust
+    def server_context(self, certificate: ClientCertificate | None) -> ssl.SSLContext | None:
+        """TLS to the API server with ``certificate`` (``None``: plain HTTP). Blocking: the
+        certificate is loaded from a file; raises :class:`KubeConfigError` if it cannot be."""
+        if not self.route().tls:
+            return None
         try:
-            server_tls = tls.context(trust, certificate) if route.tls else None
+            return tls.context(self.access.trust, certificate)
+        except (ssl.SSLError, ValueError) as exc:
+            raise KubeConfigError(f"the client certificate cannot be used: {exc}") from None
+
+    def _new_pool(self, certificate: ClientCertificate | None) -> Pool:
+        route, trust = self.route(), self.access.trust
+        server_tls = self.server_context(certificate)
+        try:
             proxy_tls = tls.proxy_context(trust) if route.proxy and route.proxy.tls else None
         except (ssl.SSLError, ValueError) as exc:
             raise KubeConfigError(f"the client certificate cannot be used: {exc}") from None
@@ -131,7 +143,7 @@ class HttpClient:
                 route, server_tls=server_tls, server_name=trust.server_name, proxy_tls=proxy_tls
             )
 
-        return Pool(make, max_idle=self._max_idle)
+        return Pool(make, max_idle=self.max_idle)
 
     def request(
         self,
@@ -151,7 +163,7 @@ class HttpClient:
         credentials = self.access.credentials
         auth: Auth = credentials.current(deadline)
         pool = self._pool_for(auth.certificate)
-        route = self._route_now()
+        route = self.route()
         sent = {**headers, **route.proxy_headers()}
         if auth.token:
             sent["Authorization"] = f"Bearer {auth.token}"

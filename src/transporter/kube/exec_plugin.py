@@ -79,6 +79,16 @@ class ExecCredentials:
             if self._auth is auth:
                 self._auth = None
 
+    def ready(self) -> Auth | None:
+        if not self._lock.acquire(blocking=False):  # the plugin runs now
+            return None
+        try:
+            if self._expires is not None and time.time() >= self._expires:
+                return None
+            return self._auth
+        finally:
+            self._lock.release()
+
     def _name(self) -> str:
         return f"exec plugin {self.config.command!r} ({self.config.where})"
 

@@ -1,8 +1,10 @@
 """JSON requests to the API server without blocking trio.
 
-Every request runs in a worker thread (one dedicated :class:`trio.CapacityLimiter` per target),
-inside ``trio.fail_after`` and with the HTTP client's own timeout, so a hung server costs at
-most the timeout. Transient failures (:class:`KubeUnavailable`) are retried as the target's
+A request is made on trio's own sockets (:mod:`~transporter.kube.trio_client`), or, through a
+proxy, in a worker thread (:mod:`~transporter.kube.client`); either way at most
+:data:`MAX_THREADS` at once per target (one dedicated :class:`trio.CapacityLimiter`), inside
+``trio.fail_after`` and with the client's own timeout, so a hung server costs at most the
+timeout. Transient failures (:class:`KubeUnavailable`) are retried as the target's
 :class:`~transporter.kube.retry.RetryPolicy` says, honouring ``Retry-After``; the error raised
 in the end says how long we tried. Answers are JSON objects (dicts).
 """
@@ -13,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -33,6 +35,7 @@ from transporter.kube.retry import (
     parse_retry_after,
     seconds,
 )
+from transporter.kube.trio_client import TrioClient
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,11 @@ USER_AGENT = f"transporter/{__version__}"
 THREAD_GRACE = 1.0
 """Seconds the trio deadline allows beyond the client's own timeout before abandoning it."""
 MAX_THREADS = 4
-"""Worker threads one target uses at most (its dedicated limiter), and so the connections it
-keeps between requests."""
+"""Requests one target makes at once (its dedicated limiter, worker threads when through a
+proxy), and so the connections it keeps between requests."""
+SMALL_BODY = 64 * 1024
+"""A body larger than about this is encoded to JSON in a worker thread (a manifest may be
+megabytes), a smaller one at once."""
 
 
 class RequestObserver(Protocol):
@@ -77,8 +83,11 @@ class Transport:
         timeout: float,
         limiter: trio.CapacityLimiter,
         retry: RetryPolicy = DEFAULT_RETRY,
+        native: bool = True,
     ) -> None:
+        """``native``: requests on trio's sockets where they can be (else all in threads)."""
         self._client = client
+        self._native = TrioClient(client, limiter=limiter) if native else None
         self.timeout = timeout
         self._limiter = limiter
         self.retry = retry
@@ -102,13 +111,28 @@ class Transport:
         sent = {"Accept": JSON, "Content-Type": content_type, "User-Agent": USER_AGENT}
         sent.update(headers or {})  # impersonation
 
-        def run() -> Answer:
-            # Encoded here, not in trio's thread: a manifest may be megabytes. JSON is YAML too,
-            # so server-side apply takes it.
-            encoded = None if body is None else json.dumps(body).encode()
-            return self._client.request(
-                method, target, headers=sent, body=encoded, timeout=self.timeout
-            )
+        native = self._native
+        if native is not None and native.serves():
+
+            async def run() -> Answer:
+                return await native.request(
+                    method, target, headers=sent, body=await _encoded(body), timeout=self.timeout
+                )
+
+        else:
+
+            def blocking() -> Answer:
+                # Encoded here, not in trio's thread: a manifest may be megabytes. JSON is YAML
+                # too, so server-side apply takes it.
+                encoded = None if body is None else json.dumps(body).encode()
+                return self._client.request(
+                    method, target, headers=sent, body=encoded, timeout=self.timeout
+                )
+
+            async def run() -> Answer:
+                return await trio.to_thread.run_sync(
+                    blocking, limiter=self._limiter, abandon_on_cancel=True
+                )
 
         answer = await self._send(method, path, run)
         status, data = answer.status, answer.data
@@ -124,15 +148,13 @@ class Transport:
                 f"the API server answered {method} {path} with something that is not JSON"
             ) from None
 
-    async def _send(self, method: str, path: str, run: Callable[[], Answer]) -> Answer:
-        """``run`` in a worker thread, within the timeout; its answer told to the observer."""
+    async def _send(self, method: str, path: str, run: Callable[[], Awaitable[Answer]]) -> Answer:
+        """``run``, within the timeout; its answer told to the observer."""
         started = time.perf_counter()
         outcome = "error"
         try:
             with trio.fail_after(self.timeout + THREAD_GRACE):
-                answer = await trio.to_thread.run_sync(
-                    run, limiter=self._limiter, abandon_on_cancel=True
-                )
+                answer = await run()
             outcome = f"{answer.status // 100}xx" if 100 <= answer.status <= 599 else "error"
             return answer
         except trio.TooSlowError:
@@ -236,7 +258,41 @@ class Transport:
 
         Requests still running in abandoned threads end with their own timeout.
         """
+        if self._native is not None:
+            self._native.close()
         self._client.close()
+
+
+async def _encoded(body: Mapping[str, Any] | None) -> bytes | None:
+    """``body`` as JSON (JSON is YAML too, so server-side apply takes it); a large one is
+    encoded in a worker thread."""
+    if body is None:
+        return None
+    if _small(body):
+        return json.dumps(body).encode()
+    return await trio.to_thread.run_sync(lambda: json.dumps(body).encode())
+
+
+def _small(value: object, budget: int = SMALL_BODY) -> bool:
+    """Whether ``value`` encodes to about ``budget`` bytes at most: its strings' lengths and
+    its items counted, stopping as soon as the budget is spent."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            budget -= len(item) + 3
+        elif isinstance(item, Mapping):
+            budget -= len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            budget -= len(item) + 1
+            stack.extend(item)
+        else:
+            budget -= 8
+        if budget < 0:
+            return False
+    return True
 
 
 def new_transport(

@@ -1,0 +1,187 @@
+"""An HTTP/1.1 request written, and its answer read, on a trio stream (:mod:`~.trio_client`).
+
+What the API server sends is read as :mod:`http.client` reads it, with the same bounds: a line
+of at most 64 KiB, at most 100 header fields, a body of at most ``limit`` bytes (past it:
+:class:`~transporter.kube.errors.KubeRejected`, the connection not kept). Bodies are delimited
+by ``Content-Length``, by chunks (``Transfer-Encoding: chunked``, trailers read and dropped) or
+by the end of the connection; informational answers (``1xx``) are skipped. Anything else is
+:class:`Malformed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+import trio
+
+from transporter.kube.errors import KubeRejected
+
+MAX_LINE: Final = 64 * 1024
+MAX_FIELDS: Final = 100
+READ_SIZE: Final = 64 * 1024
+NO_BODY: Final = frozenset({204, 304})
+
+
+class Malformed(Exception):
+    """The answer is not HTTP/1.1 as a server writes it."""
+
+
+class Ended(Exception):
+    """The connection ended; ``nothing``: before any byte of the answer."""
+
+    def __init__(self, *, nothing: bool) -> None:
+        super().__init__("the API server closed the connection" + " before answering" * nothing)
+        self.nothing = nothing
+
+
+def request_bytes(
+    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    """The request's head (and body): ``Host`` first, then ``headers``, then the length."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    for line in lines:
+        if "\r" in line or "\n" in line:
+            raise ValueError("a request line or header holds a line break")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+@attrs.frozen
+class Head:
+    status: int
+    fields: Mapping[str, str]
+    """Lower-cased names; a repeated field's values joined with ``, ``."""
+    keep: bool
+    """Whether the connection may carry another request after this answer."""
+
+
+class Reader:
+    """Answers read from one connection; bytes past an answer are kept for the next."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self.received = False
+        """Whether any byte of the answer being read has come."""
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing was read past the last answer (else the connection is out of step)."""
+        return not self._buffer
+
+    async def _more(self) -> None:
+        data = await self._stream.receive_some(READ_SIZE)
+        if not data:
+            raise Ended(nothing=not self.received)
+        self.received = True
+        self._buffer += data
+
+    async def _line(self) -> bytes:
+        start = 0
+        while (end := self._buffer.find(b"\r\n", start)) < 0:
+            if len(self._buffer) > MAX_LINE:
+                raise Malformed("a line of the answer is over 64 KiB")
+            start = max(len(self._buffer) - 1, 0)
+            await self._more()
+        if end > MAX_LINE:
+            raise Malformed("a line of the answer is over 64 KiB")
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        return line
+
+    async def _exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            await self._more()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    async def head(self) -> Head:
+        """The head of the next final answer (``1xx`` skipped)."""
+        self.received = bool(self._buffer)
+        while True:
+            status, http10 = _status(await self._line())
+            fields: dict[str, str] = {}
+            while line := await self._line():
+                if len(fields) >= MAX_FIELDS:
+                    raise Malformed(f"the answer has over {MAX_FIELDS} header fields")
+                name, colon, value = line.decode("latin-1").partition(":")
+                if not colon or not name or name != name.strip():
+                    raise Malformed(f"a header line of the answer is not a field: {line[:80]!r}")
+                name, value = name.lower(), value.strip(" \t")
+                fields[name] = f"{fields[name]}, {value}" if name in fields else value
+            if status >= 200 or status == 101:
+                tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
+                keep = "keep-alive" in tokens if http10 else "close" not in tokens
+                return Head(status, fields, keep)
+
+    async def body(self, head: Head, method: str, *, limit: int) -> tuple[bytes, bool]:
+        """The answer's body, and whether the connection may be kept."""
+        if method == "HEAD" or head.status in NO_BODY or head.status < 200:
+            return b"", head.keep
+        encoding = head.fields.get("transfer-encoding")
+        if encoding is not None:
+            if encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+                return await self._to_end(head, limit), False
+            return await self._chunked(head, limit), head.keep
+        length = head.fields.get("content-length")
+        if length is None:
+            return await self._to_end(head, limit), False
+        values = {value.strip() for value in length.split(",")}
+        if len(values) != 1 or not (size := values.pop()).isdigit():
+            raise Malformed(f"the answer's Content-Length is not a length: {length[:40]!r}")
+        _bounded(head, int(size), limit)
+        return await self._exactly(int(size)), head.keep
+
+    async def _chunked(self, head: Head, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = (await self._line()).split(b";", 1)[0].strip()
+            try:
+                size = int(line, 16)
+            except ValueError:
+                raise Malformed(f"a chunk's size is not a number: {line[:40]!r}") from None
+            if size == 0:
+                break
+            total += size
+            _bounded(head, total, limit)
+            parts.append(await self._exactly(size))
+            if await self._line():
+                raise Malformed("a chunk does not end where its size says")
+        while await self._line():  # trailers
+            pass
+        return b"".join(parts)
+
+    async def _to_end(self, head: Head, limit: int) -> bytes:
+        try:
+            while True:
+                _bounded(head, len(self._buffer), limit)
+                await self._more()
+        except Ended:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+
+
+def _status(line: bytes) -> tuple[int, bool]:
+    """The status code of a status line, and whether it is HTTP/1.0."""
+    version, _, rest = line.partition(b" ")
+    code = rest[:3]
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in b" ":
+        raise Malformed(f"the answer does not begin with an HTTP/1.1 status line: {line[:80]!r}")
+    status = int(code)
+    if not 100 <= status <= 599:
+        raise Malformed(f"the answer's status {status} is not one HTTP has")
+    return status, version == b"HTTP/1.0"
+
+
+def _bounded(head: Head, size: int, limit: int) -> None:
+    if size > limit:
+        raise KubeRejected(
+            f"the API server's answer is over {limit} bytes: not read", code=head.status
+        )
