@@ -1,7 +1,8 @@
 """An HTTP/1.1 request written, and its answer read, on a trio stream (:mod:`~.trio_client`).
 
-What the API server sends is read as :mod:`http.client` reads it, with the same bounds: a line
-of at most 64 KiB, at most 100 header fields, a body of at most ``limit`` bytes (past it:
+What the API server sends is read as :mod:`http.client` reads it, with the same bounds and
+some more: a line of at most 64 KiB, at most 100 header (and trailer) lines, at most 10
+informational answers, a body of at most ``limit`` bytes (past it:
 :class:`~transporter.kube.errors.KubeRejected`, the connection not kept). Bodies are delimited
 by ``Content-Length``, by chunks (``Transfer-Encoding: chunked``, trailers read and dropped) or
 by the end of the connection; informational answers (``1xx``) are skipped. Anything else is
@@ -20,6 +21,8 @@ from transporter.kube.errors import KubeRejected
 
 MAX_LINE: Final = 64 * 1024
 MAX_FIELDS: Final = 100
+MAX_INFORMATIONAL: Final = 10
+"""Informational answers (``1xx``) skipped before the final one, at most."""
 READ_SIZE: Final = 64 * 1024
 NO_BODY: Final = frozenset({204, 304})
 
@@ -103,21 +106,24 @@ class Reader:
     async def head(self) -> Head:
         """The head of the next final answer (``1xx`` skipped)."""
         self.received = bool(self._buffer)
-        while True:
+        for _ in range(MAX_INFORMATIONAL + 1):
             status, http10 = _status(await self._line())
             fields: dict[str, str] = {}
+            lines = 0
             while line := await self._line():
-                if len(fields) >= MAX_FIELDS:
+                lines += 1
+                if lines > MAX_FIELDS:
                     raise Malformed(f"the answer has over {MAX_FIELDS} header fields")
                 name, colon, value = line.decode("latin-1").partition(":")
                 if not colon or not name or name != name.strip():
                     raise Malformed(f"a header line of the answer is not a field: {line[:80]!r}")
                 name, value = name.lower(), value.strip(" \t")
                 fields[name] = f"{fields[name]}, {value}" if name in fields else value
-            if status >= 200 or status == 101:
+            if status >= 200 or status == 101:  # 101: another protocol follows, not kept
                 tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
                 keep = "keep-alive" in tokens if http10 else "close" not in tokens
-                return Head(status, fields, keep)
+                return Head(status, fields, keep and status != 101)
+        raise Malformed(f"the answer began with over {MAX_INFORMATIONAL} informational answers")
 
     async def body(self, head: Head, method: str, *, limit: int) -> tuple[bytes, bool]:
         """The answer's body, and whether the connection may be kept."""
@@ -132,30 +138,28 @@ class Reader:
         if length is None:
             return await self._to_end(head, limit), False
         values = {value.strip() for value in length.split(",")}
-        if len(values) != 1 or not (size := values.pop()).isdigit():
+        if len(values) != 1 or not _digits(size := values.pop(), "0123456789"):
             raise Malformed(f"the answer's Content-Length is not a length: {length[:40]!r}")
         _bounded(head, int(size), limit)
         return await self._exactly(int(size)), head.keep
 
     async def _chunked(self, head: Head, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
+        body = bytearray()  # not a list of parts: a chunk of one byte would cost 34
         while True:
-            line = (await self._line()).split(b";", 1)[0].strip()
-            try:
-                size = int(line, 16)
-            except ValueError:
-                raise Malformed(f"a chunk's size is not a number: {line[:40]!r}") from None
+            line = (await self._line()).split(b";", 1)[0].strip(b" \t")
+            if not _digits(line.decode("latin-1"), "0123456789abcdefABCDEF"):
+                raise Malformed(f"a chunk's size is not a number: {line[:40]!r}")
+            size = int(line, 16)
             if size == 0:
                 break
-            total += size
-            _bounded(head, total, limit)
-            parts.append(await self._exactly(size))
+            _bounded(head, len(body) + size, limit)
+            body += await self._exactly(size)
             if await self._line():
                 raise Malformed("a chunk does not end where its size says")
-        while await self._line():  # trailers
-            pass
-        return b"".join(parts)
+        for _ in range(MAX_FIELDS + 1):  # trailers, dropped
+            if not await self._line():
+                return bytes(body)
+        raise Malformed(f"the answer has over {MAX_FIELDS} trailer lines")
 
     async def _to_end(self, head: Head, limit: int) -> bytes:
         try:
@@ -178,6 +182,11 @@ def _status(line: bytes) -> tuple[int, bool]:
     if not 100 <= status <= 599:
         raise Malformed(f"the answer's status {status} is not one HTTP has")
     return status, version == b"HTTP/1.0"
+
+
+def _digits(text: str, allowed: str) -> bool:
+    """Whether ``text`` is 1 to 16 of the ``allowed`` digits (no sign, space or prefix)."""
+    return 0 < len(text) <= 16 and all(char in allowed for char in text)
 
 
 def _bounded(head: Head, size: int, limit: int) -> None:
