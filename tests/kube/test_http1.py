@@ -449,17 +449,24 @@ async def test_bytes_past_an_answer_make_its_connection_unfit(
 
 
 async def test_a_line_break_in_a_header_is_not_sent(server: Canned, kubeconfig: Path) -> None:
+    """Nor any other control character, a space in the target or a header name not a token."""
     server.answer(ok())
     evil = {"Impersonate-User": "a\r\nX-Evil: 1"}
     async with connected(kubeconfig) as transport:
-        for headers in (evil, {"X-Evil: 1\r\nImpersonate-User": "a"}, {"Impersonate-User": "a\n"}):
+        for headers in (
+            evil,
+            {"X-Evil: 1\r\nImpersonate-User": "a"},
+            {"Impersonate-User": "a\n"},
+            {"Impersonate-User": "a\x00"},
+            {"Impersonate User": "a"},
+        ):
             with pytest.raises(
-                KubeConfigError,
-                match=r"^the request cannot be sent: a request line or header holds a line break",
+                KubeConfigError, match=r"^the request cannot be sent: header .* is not a name"
             ):
                 await version(transport, headers=headers)
-        with pytest.raises(KubeConfigError, match=r"holds a line break"):
-            await transport.request("GET", "/version HTTP/1.1\r\nX-Evil: 1\r\nX:", retry=NO_RETRY)
+        for target in ("/version HTTP/1.1\r\nX-Evil: 1\r\nX:", "/version x", "/v\x7f"):
+            with pytest.raises(KubeConfigError, match=r"request line holds a space or a control"):
+                await transport.request("GET", target, retry=NO_RETRY)
         assert server.connections == 0
         assert await version(transport, headers={"Impersonate-User": "a"}) == {"gitVersion": "v1"}
     [(_, head)] = server.requests
@@ -477,3 +484,26 @@ async def test_the_request_names_the_host_and_the_path(server: Canned, kubeconfi
     hosts = [field for field in fields if field.lower().startswith(b"host:")]
     assert hosts == [b"Host: 127.0.0.1:%d" % server.port]
     assert fields[0] == hosts[0]
+
+
+async def test_a_body_cut_short_by_an_early_answer_ends_its_connection(
+    server: Canned, kubeconfig: Path
+) -> None:
+    """The server refuses a large body at once and reads on (as a proxy draining it would):
+    the rest of the body was never sent, so the connection is not kept, or the next request
+    would be read as that body."""
+
+    async def refuse_and_drain(stream: trio.SocketStream) -> None:
+        await stream.send_all(message(b"HTTP/1.1 413 Too Large", b"Content-Length: 0"))
+        while await stream.receive_some(65536):
+            pass
+
+    server.answer(refuse_and_drain, ok())
+    async with connected(kubeconfig) as transport:
+        with trio.fail_after(PROMPT):
+            big = {"data": {"k": "x" * (8 << 20)}}
+            with pytest.raises(KubeRejected) as refused:
+                await transport.request("POST", "/api/v1/configmaps", body=big, retry=NO_RETRY)
+            assert refused.value.code == 413
+            assert await version(transport) == {"gitVersion": "v1"}
+    assert server.on() == [1, 2]

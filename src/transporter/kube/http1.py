@@ -11,6 +11,7 @@ by the end of the connection; informational answers (``1xx``) are skipped. Anyth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -25,6 +26,9 @@ MAX_INFORMATIONAL: Final = 10
 """Informational answers (``1xx``) skipped before the final one, at most."""
 READ_SIZE: Final = 64 * 1024
 NO_BODY: Final = frozenset({204, 304})
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET: Final = re.compile(r"[\x21-\x7e]+")
+_VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class Malformed(Exception):
@@ -43,13 +47,15 @@ def request_bytes(
     method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
 ) -> bytes:
     """The request's head (and body): ``Host`` first, then ``headers``, then the length."""
+    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
+        raise ValueError("the request line holds a space or a control character")
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+            raise ValueError(f"header {name[:40]!r} is not a name, or its value holds a control")
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    for line in lines:
-        if "\r" in line or "\n" in line:
-            raise ValueError("a request line or header holds a line break")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
 
@@ -60,6 +66,7 @@ class Head:
     """Lower-cased names; a repeated field's values joined with ``, ``."""
     keep: bool
     """Whether the connection may carry another request after this answer."""
+    http10: bool = False
 
 
 class Reader:
@@ -122,7 +129,7 @@ class Reader:
             if status >= 200 or status == 101:  # 101: another protocol follows, not kept
                 tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
                 keep = "keep-alive" in tokens if http10 else "close" not in tokens
-                return Head(status, fields, keep and status != 101)
+                return Head(status, fields, keep and status != 101, http10)
         raise Malformed(f"the answer began with over {MAX_INFORMATIONAL} informational answers")
 
     async def body(self, head: Head, method: str, *, limit: int) -> tuple[bytes, bool]:
@@ -130,10 +137,11 @@ class Reader:
         if method == "HEAD" or head.status in NO_BODY or head.status < 200:
             return b"", head.keep
         encoding = head.fields.get("transfer-encoding")
-        if encoding is not None:
+        if encoding is not None:  # over any Content-Length; then the server is not trusted
             if encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
                 return await self._to_end(head, limit), False
-            return await self._chunked(head, limit), head.keep
+            keep = head.keep and not head.http10 and "content-length" not in head.fields
+            return await self._chunked(head, limit), keep
         length = head.fields.get("content-length")
         if length is None:
             return await self._to_end(head, limit), False

@@ -42,17 +42,33 @@ class _Link:
     stream: trio.SSLStream[trio.SocketStream] | trio.SocketStream
     reader: http1.Reader
     socket: trio.socket.SocketType
+    certificate: ClientCertificate | None
+    """Our client certificate when it was made."""
 
     def close(self) -> None:
         self.socket.close()  # no close_notify: as the thread client, nothing to wait for
 
     def dropped(self) -> bool:
-        """Whether the server closed it while idle: an idle connection has nothing to read."""
-        if self.socket.fileno() < 0 or not self.reader.idle:
+        """Whether the server closed it while idle, or sent what nobody asked for: an idle
+        connection has nothing to read, in our buffer, TLS's or the socket's."""
+        if self.socket.fileno() < 0 or not self.reader.idle or _tls_pending(self.stream):
             return True
         poller = select.poll()
         poller.register(self.socket.fileno(), select.POLLIN)
         return bool(poller.poll(0))
+
+
+def _tls_pending(stream: trio.abc.Stream) -> bool:
+    """Whether trio's TLS stream holds bytes received and not yet read (trio says so nowhere
+    public: its incoming buffer and the TLS object's; where they are not found, the link is
+    not kept, so the keep-alive tests of tests/kube/test_keepalive.py fail)."""
+    if not isinstance(stream, trio.SSLStream):
+        return False
+    incoming = getattr(stream, "_incoming", None)
+    tls = getattr(stream, "_ssl_object", None)
+    if not isinstance(incoming, ssl.MemoryBIO) or not isinstance(tls, ssl.SSLObject):
+        return True
+    return bool(incoming.pending or tls.pending())
 
 
 class _Stale(Exception):
@@ -68,6 +84,9 @@ class TrioClient:
         self._max_idle = http.max_idle
         self._idle: list[_Link] = []
         self._context: tuple[ClientCertificate | None, ssl.SSLContext | None] | None = None
+        self._closed = False
+        self._making = trio.Lock()
+        """One TLS context made at a time (loading a certificate is not cheap)."""
 
     def serves(self) -> bool:
         """Whether requests can go this way: not through a proxy (and the route is valid)."""
@@ -95,12 +114,13 @@ class TrioClient:
                 auth = await trio.to_thread.run_sync(
                     credentials.current, deadline, abandon_on_cancel=True
                 )
+            connecting = _Connecting()
             with trio.move_on_at(ends):
-                answer = await self._request(method, target, headers, body, auth)
+                answer = await self._request(method, target, headers, body, auth, connecting)
                 if answer.status == 401:
-                    await trio.to_thread.run_sync(credentials.refused, auth)
+                    await trio.to_thread.run_sync(credentials.refused, auth, abandon_on_cancel=True)
                 return answer
-        raise from_library(TimeoutError("timed out"))
+        raise from_library(TimeoutError("timed out"), connecting=connecting.now)
 
     async def _request(
         self,
@@ -109,8 +129,10 @@ class TrioClient:
         headers: Mapping[str, str],
         body: bytes | None,
         auth: Auth,
+        connecting: _Connecting,
     ) -> Answer:
-        context = await self._context_for(auth.certificate)
+        certificate = auth.certificate
+        context = await self._context_for(certificate)
         route = self._http.route()
         sent = dict(headers)
         if auth.token:
@@ -120,76 +142,101 @@ class TrioClient:
         except ValueError as exc:
             raise KubeConfigError(f"the request cannot be sent: {exc}") from None
         try:
-            return await self._exchange(route, context, method, request)
+            return await self._exchange(route, certificate, context, method, request, connecting)
         except _Stale:
-            return await self._exchange(route, context, method, request, fresh=True)
+            return await self._exchange(
+                route, certificate, context, method, request, connecting, fresh=True
+            )
 
     async def _context_for(self, certificate: ClientCertificate | None) -> ssl.SSLContext | None:
-        if self._context is None or self._context[0] != certificate:
-            made = await trio.to_thread.run_sync(self._http.server_context, certificate)
-            if self._context is not None:
-                self.close()  # connections made with the old certificate
-            self._context = (certificate, made)
-        return self._context[1]
+        async with self._making:
+            if self._context is None or self._context[0] != certificate:
+                made = await trio.to_thread.run_sync(self._http.server_context, certificate)
+                self._context = (certificate, made)  # links made with the old one not kept
+            return self._context[1]
 
     async def _exchange(
         self,
         route: Route,
+        certificate: ClientCertificate | None,
         context: ssl.SSLContext | None,
         method: str,
         request: bytes,
+        connecting: _Connecting,
         *,
         fresh: bool = False,
     ) -> Answer:
-        link = None if fresh else self._take()
+        link = None if fresh else self._take(certificate)
         kept = link is not None
         if link is None:
+            connecting.now = True
             link = await _connect(route, context, self._http.access.trust.server_name)
+            link.certificate = certificate
+            connecting.now = False
         try:
             answer, keep = await _send_and_read(link, method, request, kept=kept)
         except BaseException:
             link.close()
             raise
-        if keep and len(self._idle) < self._max_idle:
+        current = self._context is not None and self._context[0] == link.certificate
+        if keep and current and not self._closed and len(self._idle) < self._max_idle:
             self._idle.append(link)
-        else:
+        else:  # or made with a client certificate since replaced
             link.close()
         return answer
 
-    def _take(self) -> _Link | None:
+    def _take(self, certificate: ClientCertificate | None) -> _Link | None:
         while self._idle:
             link = self._idle.pop()
-            if not link.dropped():
+            if link.certificate == certificate and not link.dropped():
                 return link
             link.close()
         return None
 
     def close(self) -> None:
-        """Close the idle connections (those in use are closed or kept when done)."""
+        """Close the idle connections; those in use are closed when they are done."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for link in idle:
             link.close()
 
 
+@attrs.define
+class _Connecting:
+    """Whether the request is connecting now (for the message if its time runs out)."""
+
+    now: bool = False
+
+
 async def _connect(route: Route, context: ssl.SSLContext | None, server_name: str | None) -> _Link:
     try:
         tcp = await trio.open_tcp_stream(route.host, route.port)
-    except OSError as exc:
-        raise from_library(exc, connecting=True) from None
+    except OSError as exc:  # trio's own message, the first attempt's error under it
+        raise from_library(_first_error(exc), connecting=True) from None
     if context is None:
-        return _Link(tcp, http1.Reader(tcp), tcp.socket)
-    stream = trio.SSLStream(
-        tcp, context, server_hostname=server_name or route.host, https_compatible=True
-    )
+        return _Link(tcp, http1.Reader(tcp), tcp.socket, None)
     try:
+        stream = trio.SSLStream(
+            tcp, context, server_hostname=server_name or route.host, https_compatible=True
+        )
         await stream.do_handshake()
+    except ValueError as exc:  # a server name TLS cannot ask for
+        tcp.socket.close()
+        raise KubeConfigError(f"tls-server-name {server_name!r}: {exc}") from None
     except STREAM_ERRORS as exc:
         tcp.socket.close()
         raise from_library(exc.__cause__ or exc, connecting=True) from None
     except BaseException:
         tcp.socket.close()
         raise
-    return _Link(stream, http1.Reader(stream), tcp.socket)
+    return _Link(stream, http1.Reader(stream), tcp.socket, None)
+
+
+def _first_error(exc: OSError) -> BaseException:
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        return cause.exceptions[0]
+    return cause if isinstance(cause, OSError) else exc
 
 
 async def _send_and_read(
@@ -222,7 +269,7 @@ async def _send_and_read(
     head, data, keep = read
     fields = head.fields
     answer = Answer(head.status, fields.get("retry-after"), data, fields.get("location"))
-    return answer, keep and sending.failed is None
+    return answer, keep and sending.done  # not a body cut short by an early answer
 
 
 @attrs.define
@@ -230,10 +277,12 @@ class _Sending:
     stream: trio.abc.SendStream
     request: bytes
     failed: BaseException | None = None
+    done: bool = False
 
     async def run(self) -> None:
         try:
             await self.stream.send_all(self.request)
+            self.done = True
         except STREAM_ERRORS as exc:
             self.failed = exc
 
@@ -245,6 +294,8 @@ async def _read(link: _Link, method: str) -> tuple[http1.Head, bytes, bool] | Ex
         data, keep = await link.reader.body(head, method, limit=MAX_ANSWER_BYTES)
     except (http1.Ended, http1.Malformed, KubeRejected, *STREAM_ERRORS) as exc:
         return exc
+    except Exception as exc:
+        return http1.Malformed(f"{type(exc).__name__}: {exc}")
     return head, data, keep
 
 
