@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -507,3 +509,53 @@ async def test_a_body_cut_short_by_an_early_answer_ends_its_connection(
             assert refused.value.code == 413
             assert await version(transport) == {"gitVersion": "v1"}
     assert server.on() == [1, 2]
+
+
+@attrs.define
+class Smuggler:
+    """A TLS server whose first connection answers the first request twice: two TLS records in
+    one TCP segment (corked), so the client's TLS layer holds the second, unasked, answer."""
+
+    context: ssl.SSLContext
+    port: int = 0
+    connections: int = 0
+
+    async def handle(self, tcp: trio.SocketStream) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        stream = trio.SSLStream(tcp, self.context, server_side=True, https_compatible=True)
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                buffer = buffer.partition(b"\r\n\r\n")[2]
+                tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                await stream.send_all(ok())
+                if first:
+                    await stream.send_all(ok(body=b'{"smuggled":1}'))
+                tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+
+async def test_an_answer_tls_holds_unasked_makes_its_connection_unfit(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Nothing of it is in our buffer or on the socket: only TLS's own buffer shows it."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cluster.certs.serving_cert, cluster.certs.serving_key)
+    smuggler = Smuggler(context)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_on_loopback, smuggler, smuggler.handle)
+        kubeconfig = pointed_at(cluster, f"https://127.0.0.1:{smuggler.port}", tmp_path)
+        async with connected(kubeconfig) as transport:
+            with trio.fail_after(PROMPT):
+                assert await version(transport) == {"gitVersion": "v1"}
+                assert await version(transport) == {"gitVersion": "v1"}
+                assert await version(transport) == {"gitVersion": "v1"}
+        nursery.cancel_scope.cancel()
+    assert smuggler.connections == 2  # the second kept for the third request
