@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.bed.accounts import connected
+from tests.bed.accounts import Plugin, connected, with_user
+from tests.bed.certs import issue_client_cert
 from tests.bed.front import FaultFront
 from tests.bed.kube import Cluster
 from transporter.kube import KubeRejected, KubeUnavailable
@@ -230,3 +231,39 @@ async def test_an_answer_over_the_bound_is_refused_and_its_connection_dropped(
         monkeypatch.undo()
         assert await transport.get("/api/v1") == whole
     assert connections(front, "GET") == [1, 1, 2]  # the cut answer's connection not kept
+
+
+async def test_a_connection_made_with_a_replaced_certificate_is_not_kept(
+    front: FaultFront, tmp_path: Path
+) -> None:
+    """An exec plugin's client certificate expires while a request made with it is on its way:
+    once answered, that connection is closed, not kept beside the new certificate's."""
+    certs = front.cluster.certs
+
+    def plan(name: str) -> None:
+        cert, key = issue_client_cert(certs, name, "system:masters")
+        plugin.plan(
+            clientCertificateData=cert.read_text(), clientKeyData=key.read_text(), lifetime=1
+        )
+
+    plugin = Plugin(tmp_path / "plugin")
+    plan("first")
+    user = {"exec": plugin.exec_entry()}
+    kubeconfig = with_user(
+        front.cluster, user, tmp_path / "config", cluster_changes={"server": front.server}
+    )
+    gate = trio.Event()
+    front.hold(gate, times=1, method="GET")
+    async with connected(kubeconfig) as transport, trio.open_nursery() as nursery:
+        nursery.start_soon(transport.get, "/version")
+        with trio.fail_after(10):
+            await front.wait_for("GET", 1)
+        await trio.sleep(1.2)  # the first certificate's lifetime is over
+        plan("second")
+        await transport.get("/version")  # the new certificate: a new connection
+        gate.set()
+        with trio.fail_after(10):
+            await front.wait_until(lambda: front.closed == 1)  # the first one's, once answered
+        await transport.get("/version")
+    assert len(plugin.requests) == 2
+    assert connections(front, "GET") == [1, 2, 2]
