@@ -149,6 +149,8 @@ class TrioClient:
             )
 
     async def _context_for(self, certificate: ClientCertificate | None) -> ssl.SSLContext | None:
+        if self._context is not None and self._context[0] == certificate:
+            return self._context[1]
         async with self._making:
             if self._context is None or self._context[0] != certificate:
                 made = await trio.to_thread.run_sync(self._http.server_context, certificate)
