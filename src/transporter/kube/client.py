@@ -1,5 +1,10 @@
 """HTTP to one API server on :mod:`http.client`: blocking, so called only from worker threads.
 
+It serves an API server reached through a proxy (:mod:`~transporter.kube.connection` knows
+tunnels and forward proxies); the others are served on trio's sockets by
+:mod:`~transporter.kube.trio_client`, which keeps the same promises and uses this client's
+route, trust and TLS contexts.
+
 Every request carries our own credentials (:mod:`~transporter.kube.access`), ends within its
 total timeout (each connect, send and read waits only for what is left of it), is never
 redirected (a 3xx is an error: a redirect could carry the token elsewhere), and fails only with
