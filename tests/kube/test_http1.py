@@ -85,6 +85,18 @@ def endless(first: bytes) -> Answer:
     return send
 
 
+async def next_head(stream: trio.abc.ReceiveStream, buffer: bytes) -> tuple[bytes, bytes] | None:
+    """The next request's head read from ``stream`` after ``buffer``, and what came past it;
+    ``None`` at the connection's end."""
+    while b"\r\n\r\n" not in buffer:
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        buffer += data
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head, rest
+
+
 @attrs.define
 class Canned:
     """A plain HTTP server that answers each request with the next of :attr:`answers`."""
@@ -108,13 +120,8 @@ class Canned:
         buffer = b""
         async with stream:
             try:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        buffer += data
-                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                while read := await next_head(stream, buffer):
+                    head, buffer = read
                     self.requests.append((connection, head))
                     answer = self.answers.pop(0)
                     if not isinstance(answer, bytes):
@@ -157,18 +164,29 @@ async def version(transport: Transport, **kwargs: Any) -> Any:
     return await transport.request("GET", "/version", retry=NO_RETRY, **kwargs)
 
 
+async def fails_at_once(transport: Transport, match: str) -> None:
+    """GET /version fails with :class:`KubeUnavailable` matching ``match``, well before the
+    transport's timeout."""
+    with trio.fail_after(PROMPT), pytest.raises(KubeUnavailable, match=match):
+        await version(transport)
+
+
+async def read_twice(server: Canned, kubeconfig: Path) -> list[int]:
+    """GET /version twice, each read whole; the connection each came on."""
+    async with connected(kubeconfig) as transport:
+        assert await version(transport) == {"gitVersion": "v1"}
+        assert await version(transport) == {"gitVersion": "v1"}
+    return server.on()
+
+
 async def test_an_answer_that_is_not_http_is_refused(server: Canned, kubeconfig: Path) -> None:
     server.answer(then_stall(b"SSH-2.0-OpenSSH_9.6\r\n"))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(
-                KubeUnavailable,
-                match=FAILED + r"the answer does not begin with an "
-                r"HTTP/1.1 status line: b'SSH-2.0-OpenSSH_9.6'",
-            ),
-        ):
-            await version(transport)
+        await fails_at_once(
+            transport,
+            FAILED + r"the answer does not begin with an "
+            r"HTTP/1.1 status line: b'SSH-2.0-OpenSSH_9.6'",
+        )
 
 
 async def test_a_status_outside_http_is_refused(server: Canned, kubeconfig: Path) -> None:
@@ -196,11 +214,7 @@ async def test_a_header_line_over_64_kib_is_refused(server: Canned, kubeconfig: 
     )
     async with connected(kubeconfig) as transport:
         assert await version(transport) == {"gitVersion": "v1"}
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=FAILED + r"a line of the answer is over 64 KiB"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, FAILED + r"a line of the answer is over 64 KiB")
 
 
 @pytest.mark.parametrize("first", [b"", b"HTTP/1.1 200 OK\r\nX-Endless: "])
@@ -210,11 +224,7 @@ async def test_endless_bytes_without_a_line_break_are_cut_off(
     """Not read forever (nor until the timeout): cut off at the line's bound."""
     server.answer(endless(first))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=r"a line of the answer is over 64 KiB"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, r"a line of the answer is over 64 KiB")
 
 
 async def test_over_100_header_fields_are_refused(server: Canned, kubeconfig: Path) -> None:
@@ -222,11 +232,7 @@ async def test_over_100_header_fields_are_refused(server: Canned, kubeconfig: Pa
     server.answer(ok(*hundred), then_stall(ok(*hundred, b"X-One-Too-Many: v")))
     async with connected(kubeconfig) as transport:
         assert await version(transport) == {"gitVersion": "v1"}
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=FAILED + r"the answer has over 100 header"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, FAILED + r"the answer has over 100 header")
 
 
 async def test_over_100_header_lines_of_one_name_are_refused(
@@ -236,11 +242,7 @@ async def test_over_100_header_lines_of_one_name_are_refused(
     which must not let a server send header lines without end."""
     server.answer(then_stall(ok(*[b"X-Same: v"] * 101)))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=r"the answer has over 100 header fields"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, r"the answer has over 100 header fields")
 
 
 @pytest.mark.parametrize(
@@ -259,21 +261,14 @@ async def test_a_content_length_that_is_not_one_length_is_refused(
 ) -> None:
     server.answer(then_stall(message(b"HTTP/1.1 200 OK", JSON, *lengths, body=VERSION)))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=FAILED + r"the answer's Content-Length is not"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, FAILED + r"the answer's Content-Length is not")
 
 
 async def test_the_same_content_length_twice_is_one_length(
     server: Canned, kubeconfig: Path
 ) -> None:
     server.answer(ok(b"Content-Length: 19"), ok())
-    async with connected(kubeconfig) as transport:
-        assert await version(transport) == {"gitVersion": "v1"}
-        assert await version(transport) == {"gitVersion": "v1"}
-    assert server.on() == [1, 1]
+    assert await read_twice(server, kubeconfig) == [1, 1]
 
 
 CHUNKED = (b"HTTP/1.1 200 OK", JSON, b"Transfer-Encoding: chunked")
@@ -292,11 +287,7 @@ async def test_a_bad_chunk_is_refused(
 ) -> None:
     server.answer(then_stall(message(*CHUNKED, body=chunks)))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=FAILED + re.escape(problem)),
-        ):
-            await version(transport)
+        await fails_at_once(transport, FAILED + re.escape(problem))
 
 
 async def test_a_negative_chunk_size_is_refused(
@@ -309,11 +300,7 @@ async def test_a_negative_chunk_size_is_refused(
     chunks = b"-ffffffff\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     server.answer(then_stall(message(*CHUNKED, body=chunks)))
     async with connected(kubeconfig) as transport:
-        with (
-            trio.fail_after(PROMPT),
-            pytest.raises(KubeUnavailable, match=r"a chunk's size is not a number: b'-ffffffff'"),
-        ):
-            await version(transport)
+        await fails_at_once(transport, r"a chunk's size is not a number: b'-ffffffff'")
 
 
 async def test_chunks_with_extensions_and_trailers_are_read_whole(
@@ -326,10 +313,7 @@ async def test_chunks_with_extensions_and_trailers_are_read_whole(
         b"0;last\r\nX-Trailer: one\r\nX-Checksum: two\r\n\r\n"
     )
     server.answer(message(*CHUNKED, body=chunks), ok())
-    async with connected(kubeconfig) as transport:
-        assert await version(transport) == {"gitVersion": "v1"}
-        assert await version(transport) == {"gitVersion": "v1"}
-    assert server.on() == [1, 1]
+    assert await read_twice(server, kubeconfig) == [1, 1]
 
 
 async def test_a_body_without_length_is_read_until_the_server_closes(
@@ -337,10 +321,7 @@ async def test_a_body_without_length_is_read_until_the_server_closes(
 ) -> None:
     head = message(b"HTTP/1.1 200 OK", JSON)
     server.answer(then_close(head + VERSION[:8], VERSION[8:]), ok())
-    async with connected(kubeconfig) as transport:
-        assert await version(transport) == {"gitVersion": "v1"}
-        assert await version(transport) == {"gitVersion": "v1"}
-    assert server.on() == [1, 2]
+    assert await read_twice(server, kubeconfig) == [1, 2]
 
 
 async def test_a_body_in_an_encoding_not_chunked_is_read_until_the_server_closes(
@@ -348,10 +329,7 @@ async def test_a_body_in_an_encoding_not_chunked_is_read_until_the_server_closes
 ) -> None:
     head = message(b"HTTP/1.1 200 OK", JSON, b"Transfer-Encoding: identity")
     server.answer(then_close(head + VERSION), ok())
-    async with connected(kubeconfig) as transport:
-        assert await version(transport) == {"gitVersion": "v1"}
-        assert await version(transport) == {"gitVersion": "v1"}
-    assert server.on() == [1, 2]
+    assert await read_twice(server, kubeconfig) == [1, 2]
 
 
 async def test_informational_answers_are_skipped(server: Canned, kubeconfig: Path) -> None:
@@ -526,13 +504,8 @@ class Smuggler:
         stream = trio.SSLStream(tcp, self.context, server_side=True, https_compatible=True)
         buffer = b""
         try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buffer += data
-                buffer = buffer.partition(b"\r\n\r\n")[2]
+            while read := await next_head(stream, buffer):
+                buffer = read[1]
                 tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
                 await stream.send_all(ok())
                 if first:
