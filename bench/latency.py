@@ -22,8 +22,10 @@ apply's p50); POST → ``completed`` with the client waiting for the outcome p50
 supersedes issue 3's 1.5 x; p99 ≤ 150 ms (issue 3) stands. ``--pace 0`` runs the rounds back to
 back, as this script did before issue 15 (then it did not interleave them either).
 
-It also prints each step's p50 (timeline, wall clock) and the agent's API requests per event
-(its metrics: the apply's and the journal entry's are both a PATCH).
+It also prints what the transporter adds to the direct apply at p50 (the ratios move with how
+fast the API server answers, on a loaded machine too; this is the transporter's own part), each
+step's p50 (timeline, wall clock) and the agent's API requests per event (its metrics: the
+apply's and the journal entry's are both a PATCH).
 """
 
 from __future__ import annotations
@@ -234,6 +236,8 @@ def report(figures: Figures, events: int, pace: float, requests: Counter[str]) -
     print(f"  {ms(visible)}")
     print(f"  ratio p50 {ratio(percentile(visible, 50), d50, VISIBLE_P50)}")
     print(f"  ratio p99 {ratio(percentile(visible, 99), d50, VISIBLE_P99)}")
+    added = (percentile(visible, 50) - d50) * 1000
+    print(f"  added p50  {added:.1f} ms to the direct apply (the ratio moves with the API server)")
     for how, waited, target in (
         ("the outcome only", figures.outcome, COMPLETED_P50),
         ("every phase answered (produce --wait)", figures.follow, None),
