@@ -106,7 +106,8 @@ class Reader:
     async def _exactly(self, size: int) -> bytes:
         while len(self._buffer) < size:
             await self._more()
-        data = bytes(self._buffer[:size])
+        with memoryview(self._buffer) as view:
+            data = bytes(view[:size])  # one copy, not two: a body may be 128 MiB
         del self._buffer[:size]
         return data
 

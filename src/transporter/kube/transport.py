@@ -122,11 +122,9 @@ class Transport:
         else:
 
             def blocking() -> Answer:
-                # Encoded here, not in trio's thread: a manifest may be megabytes. JSON is YAML
-                # too, so server-side apply takes it.
-                encoded = None if body is None else json.dumps(body).encode()
+                # Encoded here, not in trio's thread: a manifest may be megabytes.
                 return self._client.request(
-                    method, target, headers=sent, body=encoded, timeout=self.timeout
+                    method, target, headers=sent, body=_json(body), timeout=self.timeout
                 )
 
             async def run() -> Answer:
@@ -263,14 +261,16 @@ class Transport:
         self._client.close()
 
 
+def _json(body: Mapping[str, Any] | None) -> bytes | None:
+    """``body`` as JSON: JSON is YAML too, so server-side apply takes it."""
+    return None if body is None else json.dumps(body).encode()
+
+
 async def _encoded(body: Mapping[str, Any] | None) -> bytes | None:
-    """``body`` as JSON (JSON is YAML too, so server-side apply takes it); a large one is
-    encoded in a worker thread."""
-    if body is None:
-        return None
-    if _small(body):
-        return json.dumps(body).encode()
-    return await trio.to_thread.run_sync(lambda: json.dumps(body).encode())
+    """:func:`_json`, in a worker thread for a large body."""
+    if body is None or _small(body):
+        return _json(body)
+    return await trio.to_thread.run_sync(_json, body)
 
 
 def _small(value: object, budget: int = SMALL_BODY) -> bool:
@@ -281,13 +281,10 @@ def _small(value: object, budget: int = SMALL_BODY) -> bool:
         item = stack.pop()
         if isinstance(item, str):
             budget -= len(item) + 3
-        elif isinstance(item, Mapping):
-            budget -= len(item)
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
+        elif isinstance(item, Mapping | list | tuple):
             budget -= len(item) + 1
-            stack.extend(item)
+            if budget >= 0:  # a huge one is not copied onto the stack
+                stack.extend(item.items() if isinstance(item, Mapping) else item)
         else:
             budget -= 8
         if budget < 0:

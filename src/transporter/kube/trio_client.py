@@ -172,8 +172,8 @@ class TrioClient:
         kept = link is not None
         if link is None:
             connecting.now = True
-            link = await _connect(route, context, self._http.access.trust.server_name)
-            link.certificate = certificate
+            server_name = self._http.access.trust.server_name
+            link = await _connect(route, context, server_name, certificate)
             connecting.now = False
         try:
             answer, keep = await _send_and_read(link, method, request, kept=kept)
@@ -210,13 +210,18 @@ class _Connecting:
     now: bool = False
 
 
-async def _connect(route: Route, context: ssl.SSLContext | None, server_name: str | None) -> _Link:
+async def _connect(
+    route: Route,
+    context: ssl.SSLContext | None,
+    server_name: str | None,
+    certificate: ClientCertificate | None,
+) -> _Link:
     try:
         tcp = await trio.open_tcp_stream(route.host, route.port)
     except OSError as exc:  # trio's own message, the first attempt's error under it
         raise from_library(_first_error(exc), connecting=True) from None
     if context is None:
-        return _Link(tcp, http1.Reader(tcp), tcp.socket, None)
+        return _Link(tcp, http1.Reader(tcp), tcp.socket, certificate)
     try:
         stream = trio.SSLStream(
             tcp, context, server_hostname=server_name or route.host, https_compatible=True
@@ -231,7 +236,7 @@ async def _connect(route: Route, context: ssl.SSLContext | None, server_name: st
     except BaseException:
         tcp.socket.close()
         raise
-    return _Link(stream, http1.Reader(stream), tcp.socket, None)
+    return _Link(stream, http1.Reader(stream), tcp.socket, certificate)
 
 
 def _first_error(exc: OSError) -> BaseException:
