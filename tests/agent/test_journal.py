@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+import trio
 
 from tests.bed import records as r
 from transporter.agent import journal as journal_module
@@ -61,3 +62,24 @@ async def test_an_hours_entries_spill_over_small_config_maps(
     assert {name: data for name, data in after.items() if name != holding[0]} == {
         name: data for name, data in maps.items() if name != holding[0]
     }
+
+
+async def test_events_finishing_at_once_keep_each_config_map_within_the_bound(
+    target: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent runs several events at once: their entries, written together, still fill one
+    ConfigMap only up to the bound before going on to the next."""
+    monkeypatch.setattr(journal_module, "SHARD_BYTES", SHARD)
+    agent, namespace = f"j-{uuid.uuid4().hex[:8]}", f"journal-{uuid.uuid4().hex[:8]}"
+    journal = Journal(target, namespace, agent)
+    await journal.load()
+    now = time.time()
+    events = [r.event(f"ev-{n:02d}", agent, created_at=now) for n in range(16)]
+    async with trio.open_nursery() as nursery:
+        for event in events:
+            nursery.start_soon(journal.record, event, finished(event.id))
+    maps = await config_maps(target, namespace, agent)
+    assert len(maps) >= 4
+    for data in maps.values():
+        assert sum(len(key) + len(text) for key, text in data.items()) <= SHARD
+    assert sorted(key for data in maps.values() for key in data) == [e.id for e in events]

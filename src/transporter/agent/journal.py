@@ -44,8 +44,9 @@ CLOCK_SKEW: Final = 300.0
 """Seconds an event may arrive past its TTL and still run (as the session allows)."""
 SHARD_BYTES: Final = 8 * 1024
 """The entries one ConfigMap takes (keys and values); the next entry goes to the next one."""
-MAX_SPILL: Final = 2000
-"""ConfigMaps one hour may spill into (about 160,000 events an hour)."""
+MAX_SPILL: Final = 8000
+"""ConfigMaps one hour may spill into (about 640,000 events an hour, as many as 50 ConfigMaps
+of 1 MiB held before they were kept small)."""
 PRUNE_EVERY: Final = 600.0
 
 
@@ -160,18 +161,19 @@ class Journal:
             if name in self._full or (used and used + size > SHARD_BYTES):
                 continue
             self._spill[hour] = spill
+            self._sizes[name] = used + size  # taken before the write: events finish at once
             try:
                 await self.store.add_to_config_map(
                     self.namespace, name, {event.id: text}, self.labels
                 )
-            except KubeRejected as exc:
-                if exc.code not in (413, 422):  # a ConfigMap holds 1 MiB: go on to the next
+            except BaseException as exc:
+                self._sizes[name] -= size
+                if not isinstance(exc, KubeRejected) or exc.code not in (413, 422):
                     raise
-                self._full.add(name)
+                self._full.add(name)  # a ConfigMap holds 1 MiB: go on to the next
                 continue
             self.entries[event.id] = ran
             self._maps[name] = max(self._maps.get(name, 0.0), ran.expires_at)
-            self._sizes[name] = used + size
             await self._prune()
             return
         raise KubeRejected(f"the journal's hour {hour} is full", code=422)
@@ -193,4 +195,6 @@ class Journal:
                 del self._maps[name]
                 self._sizes.pop(name, None)
                 self._full.discard(name)
-        self._spill = {h: n for h, n in self._spill.items() if any(h in m for m in self._maps)}
+        base = f"{PREFIX}{self.agent_id}-"
+        hours = {name.removeprefix(base).split("-", 1)[0] for name in self._maps}
+        self._spill = {h: n for h, n in self._spill.items() if h in hours}
