@@ -110,8 +110,11 @@ async def _confirm() -> None:
 
 
 async def revoked_refusal() -> Refused:
-    """The refusal of the current request, whose store write found its token revoked."""
-    return await _gate().refusal(request.headers.get("Authorization"), caller())
+    """The refusal of the current request, whose store write found its token revoked (read
+    again here, for the message: so not read once more by :func:`kept_view`)."""
+    refused = await _gate().refusal(request.headers.get("Authorization"), caller())
+    token_checked()
+    return refused
 
 
 async def record_refusal(refused: Refused) -> None:
