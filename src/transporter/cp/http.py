@@ -7,7 +7,8 @@ hypercorn would switch a connection to HTTP/2 when asked (ALPN, ``Upgrade: h2c``
 ``PRI *`` preface); we offer only ``http/1.1`` in ALPN, and :class:`Http1Only` closes a
 connection that would switch any other way. Every connection has the same timeouts: idle
 between requests :data:`IDLE_TIMEOUT`, silent while a request is open :data:`READ_TIMEOUT`
-(longer than the longest ``?wait=``).
+(longer than the longest ``?wait=``); a connection its client has ended (closed or reset) is
+let go at once (:class:`_Connection`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Final, cast
 
@@ -22,7 +24,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.trio.worker_context import TrioSingleTask, WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
@@ -58,8 +60,6 @@ class Http1Only(trio.abc.Stream):
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._inner = stream
-        self.ended = trio.Event()
-        """Set when the client has closed its side."""
         self._first = b""
         self._held = b""
         """An answer's head, sent with the next write (:meth:`send_all`)."""
@@ -80,8 +80,6 @@ class Http1Only(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         data = bytes(await self._inner.receive_some(max_bytes))
-        if not data:
-            self.ended.set()
         if len(self._first) < len(_PREFACE) and data:
             self._first += data[: len(_PREFACE) - len(self._first)]
             if self._first == _PREFACE:
@@ -218,11 +216,7 @@ class ApiServer:
             state = ConnectionState(self._state.copy())
             wrapped = Http1Only(served)
             # hypercorn types its stream as TLS; it takes a plain one the same way (duck typing)
-            server = TCPServer(self.app, self.config, self._context, state, cast(Any, wrapped))
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_no_idle_wait_once_ended, wrapped, server)
-                await server
-                nursery.cancel_scope.cancel()
+            await _Connection(self.app, self.config, self._context, state, cast(Any, wrapped))
         finally:
             self.gate.leave(peer)
 
@@ -247,13 +241,36 @@ class ApiServer:
         return tls
 
 
-async def _no_idle_wait_once_ended(stream: Http1Only, server: TCPServer) -> None:
-    """Once the client has closed its side, hypercorn's keep-alive timer is stopped: hypercorn
-    waits for it before it lets a connection go, so a client that closes each connection after
-    its answer (as most do) held one open here for :data:`IDLE_TIMEOUT` each, and soon the
-    address's whole allowance (:data:`LIMITS`). A request still under way ends as before."""
-    await stream.ended.wait()
-    await server.idle_task.stop()
+class _Connection(TCPServer):
+    """hypercorn's connection, let go as soon as its client has closed or reset its side:
+    hypercorn waits for its keep-alive timer before it lets a connection go, so a client that
+    closes each connection after its answer (as most do) held one open here for
+    :data:`IDLE_TIMEOUT` each, and soon the address's whole allowance (:data:`LIMITS`). A
+    request still under way ends as before."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.idle_task = self._timer = _IdleTimer()
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            await self._timer.end()
+
+
+class _IdleTimer(TrioSingleTask):
+    """hypercorn's keep-alive timer, never started again once :meth:`end` has stopped it."""
+
+    ended = False
+
+    async def restart(self, task_group: Any, action: Callable[..., Any]) -> None:
+        if not self.ended:
+            await super().restart(task_group, action)
+
+    async def end(self) -> None:
+        self.ended = True
+        await self.stop()
 
 
 def _bound(listener: trio.SocketListener) -> str:
