@@ -5,6 +5,7 @@ handshake on both ports. Each is refused or closed, and the API keeps answering.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -16,6 +17,7 @@ from tests.bed.logwatch import LogWatch
 from tests.bed.manifests import configmap, event_body
 from tests.bed.producer import ApiAccess, call
 from transporter.cp import http as cp_http
+from transporter.cp.api.fast_submit import FastSubmit
 from transporter.cp.connections import Limits
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -186,6 +188,15 @@ async def test_a_client_that_closes_each_connection_after_its_answer_never_runs_
     runs into its address's allowance of connections (3 here). Both the app's route (the first
     POST reads the token) and the direct one (the next ones: the token kept) are covered."""
     monkeypatch.setattr(cp_http, "LIMITS", Limits(total=50, per_address=3, handshake_timeout=5.0))
+    direct = 0
+    store = FastSubmit._store
+
+    async def counted(self: FastSubmit, *args: Any) -> Any:
+        nonlocal direct
+        direct += 1
+        return await store(self, *args)
+
+    monkeypatch.setattr(FastSubmit, "_store", counted)
     cp = ControlPlane(nursery, tmp_path / "cp")
     await cp.start()
     assert cp.token is not None
@@ -198,3 +209,4 @@ async def test_a_client_that_closes_each_connection_after_its_answer_never_runs_
         status, _ = await trio.to_thread.run_sync(call, access, "GET", "/healthz")
         answers.append(status)
     assert answers == [202, 200] * 8
+    assert direct == 7  # the control plane as wired serves them directly once the token is kept
