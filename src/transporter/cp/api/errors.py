@@ -88,20 +88,39 @@ class NotFound(LookupError):
     """404 ``not_found``; the message names what is missing."""
 
 
+type WithHeaders = tuple[dict[str, Any], int, list[tuple[str, str]]]
+
+
+def http_error(exc: HTTPException) -> WithHeaders:
+    """The answer to werkzeug's ``exc`` (a 408, a 500, ...)."""
+    name = (exc.name or "error").lower().replace(" ", "_")
+    body, status = error(exc.code or 500, name, exc.description or name)
+    # The exception's own headers (Allow on a 405), but not its HTML content type.
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return body, status, headers
+
+
+def store_down(exc: StoreUnavailable) -> Answer:
+    return error(503, "store_unavailable", str(exc))
+
+
+def refusal(exc: Refused) -> WithHeaders:
+    """The answer to a refusal (recorded in the audit log by the caller)."""
+    body, status = error(exc.status, exc.code, exc.message)
+    return body, status, exc.headers
+
+
 def register(app: QuartTrio, gate: Gate) -> None:
-    """The app's error handlers."""
+    """The app's error handlers (the direct route, cp/api/fast_submit.py, answers with the same
+    functions)."""
 
     @app.errorhandler(HTTPException)
-    async def http_error(exc: HTTPException) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
-        name = (exc.name or "error").lower().replace(" ", "_")
-        body, status = error(exc.code or 500, name, exc.description or name)
-        # The exception's own headers (Allow on a 405), but not its HTML content type.
-        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
-        return body, status, headers
+    async def on_http_error(exc: HTTPException) -> WithHeaders:
+        return http_error(exc)
 
     @app.errorhandler(StoreUnavailable)
-    async def store_down(exc: StoreUnavailable) -> Answer:
-        return error(503, "store_unavailable", str(exc))
+    async def on_store_down(exc: StoreUnavailable) -> Answer:
+        return store_down(exc)
 
     @app.errorhandler(InvalidCursor)
     async def bad_cursor(exc: InvalidCursor) -> Answer:
@@ -112,23 +131,22 @@ def register(app: QuartTrio, gate: Gate) -> None:
         return error(400, "invalid_query", str(exc))
 
     @app.errorhandler(BadBody)
-    async def bad_body(exc: BadBody) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
+    async def bad_body(exc: BadBody) -> WithHeaders:
         extra = {"field": exc.field} if exc.field else {}
         body, status = error(400, exc.code, exc.message, **extra)
         return body, status, [("Connection", "close")]
 
     @app.errorhandler(Refused)
-    async def not_allowed(exc: Refused) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
+    async def not_allowed(exc: Refused) -> WithHeaders:
         await gate.record_refusal(
             exc, method=request.method, path=request.path, remote=request.remote_addr
         )
-        body, status = error(exc.status, exc.code, exc.message)
-        return body, status, exc.headers
+        return refusal(exc)
 
     @app.errorhandler(rollout.RolloutError)
     async def rollout_refused(
         exc: rollout.RolloutError,
-    ) -> Answer | tuple[dict[str, Any], int, list[tuple[str, str]]]:
+    ) -> Answer | WithHeaders:
         if isinstance(exc, rollout.NotCovered):
             return await not_allowed(not_covered(exc))
         return rollout_refusal(exc)

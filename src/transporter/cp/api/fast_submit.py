@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import trio
@@ -34,7 +34,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import InternalServerError, RequestTimeout
 
 from transporter.cp.api.access import GATE, Caller, Gate, Refused
-from transporter.cp.api.errors import Answer, error
+from transporter.cp.api.errors import WithHeaders, http_error, refusal, store_down
 from transporter.cp.api.services import KEY, Services
 from transporter.cp.api.submit import INLINE_CHECK_BYTES, new_id, store_event
 from transporter.protocol import codec
@@ -81,8 +81,8 @@ class FastSubmit:
         with trio.move_on_after(self.app.config["BODY_TIMEOUT"]) as reading:
             body = await _body(receive)
         if reading.cancelled_caught:  # as the app: 408 once its whole body took too long
-            timeout = error(408, "request_timeout", RequestTimeout.description)
-            await self._answer(send, *await self._confirmed(scope, authorization, timeout))
+            timeout = http_error(RequestTimeout())
+            await self._answer(send, await self._confirmed(scope, authorization, timeout))
             return
         if body is None:  # the client went away
             return
@@ -113,18 +113,18 @@ class FastSubmit:
             await self._app(scope, _again(body, receive), send)
             return
         except StoreUnavailable as exc:
-            answer = error(503, "store_unavailable", str(exc))
+            failed: WithHeaders = (*store_down(exc), [])
         except Exception:
             log.exception("POST /events failed")
-            answer = error(500, "internal_server_error", InternalServerError.description)
+            failed = http_error(InternalServerError())
         else:
-            await self._answer(send, answer)
+            await self._answer(send, (*answer, []))
             return
-        await self._answer(send, *await self._confirmed(scope, authorization, answer))
+        await self._answer(send, await self._confirmed(scope, authorization, failed))
 
     async def _confirmed(
-        self, scope: Message, authorization: str, answer: Answer
-    ) -> tuple[Answer, list[tuple[str, str]]]:
+        self, scope: Message, authorization: str, answer: WithHeaders
+    ) -> WithHeaders:
         """``answer``, made without the store checking the token (as :func:`.queries.kept_view`
         does, the token is read again first): or the token's refusal, audited, when it was
         revoked since it was kept."""
@@ -134,15 +134,13 @@ class FastSubmit:
             client = scope.get("client")
             remote = client[0] if client else None
             await self.gate.record_refusal(refused, method="POST", path="/events", remote=remote)
-            return error(refused.status, refused.code, refused.message), refused.headers
+            return refusal(refused)
         except StoreUnavailable as exc:
-            return error(503, "store_unavailable", str(exc)), []
-        return answer, []
+            return (*store_down(exc), [])
+        return answer
 
-    async def _answer(
-        self, send: Send, answer: Answer, headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        body, status = answer
+    async def _answer(self, send: Send, answer: WithHeaders) -> None:
+        body, status, headers = answer
         payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode()
         self.found.metrics.answered(status)
         await send(
