@@ -17,7 +17,7 @@ from transporter.agent import journal as journal_module
 from transporter.agent.journal import LABEL, Journal
 from transporter.kube import KubeTarget
 from transporter.protocol.messages import Status
-from transporter.protocol.model import EventState
+from transporter.protocol.model import Event, EventState
 
 SHARD = 150
 
@@ -31,15 +31,21 @@ async def config_maps(target: KubeTarget, namespace: str, agent: str) -> dict[st
     return {item["metadata"]["name"]: item.get("data") or {} for item in found}
 
 
-async def test_an_hours_entries_spill_over_small_config_maps(
-    target: KubeTarget, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal_module, "SHARD_BYTES", SHARD)
+async def fresh_journal(target: KubeTarget, count: int) -> tuple[Journal, list[Event]]:
+    """A journal of a new agent in a new namespace, loaded, and ``count`` events for it."""
     agent, namespace = f"j-{uuid.uuid4().hex[:8]}", f"journal-{uuid.uuid4().hex[:8]}"
     journal = Journal(target, namespace, agent)
     await journal.load()
     now = time.time()
-    events = [r.event(f"ev-{n:02d}", agent, created_at=now) for n in range(12)]
+    return journal, [r.event(f"ev-{n:02d}", agent, created_at=now) for n in range(count)]
+
+
+async def test_an_hours_entries_spill_over_small_config_maps(
+    target: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "SHARD_BYTES", SHARD)
+    journal, events = await fresh_journal(target, 12)
+    agent, namespace, now = journal.agent_id, journal.namespace, events[0].created_at
     for event in events:
         await journal.record(event, finished(event.id))
     maps = await config_maps(target, namespace, agent)
@@ -70,11 +76,8 @@ async def test_events_finishing_at_once_keep_each_config_map_within_the_bound(
     """An agent runs several events at once: their entries, written together, still fill one
     ConfigMap only up to the bound before going on to the next."""
     monkeypatch.setattr(journal_module, "SHARD_BYTES", SHARD)
-    agent, namespace = f"j-{uuid.uuid4().hex[:8]}", f"journal-{uuid.uuid4().hex[:8]}"
-    journal = Journal(target, namespace, agent)
-    await journal.load()
-    now = time.time()
-    events = [r.event(f"ev-{n:02d}", agent, created_at=now) for n in range(16)]
+    journal, events = await fresh_journal(target, 16)
+    agent, namespace = journal.agent_id, journal.namespace
     async with trio.open_nursery() as nursery:
         for event in events:
             nursery.start_soon(journal.record, event, finished(event.id))
