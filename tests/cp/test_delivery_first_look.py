@@ -1,5 +1,5 @@
 """A new connection's first look at its outbox, asked together with the others welcomed
-meanwhile (cp/delivery.py Looks): one read for many, only agents with something unfinished
+meanwhile (cp/first_looks.py Looks): one read for many, only agents with something unfinished
 read their outboxes, and an event stored after that read still reaches its agent; the safety
 looks, asked together too, still catch an event whose ring was missed (on a real SQLite
 store)."""
@@ -18,7 +18,8 @@ import trio.testing
 from tests.bed import records as r
 from tests.cp.test_delivery import connection
 from transporter.config.store_spec import StoreSpec
-from transporter.cp.delivery import Delivery, Looks
+from transporter.cp.delivery import Delivery
+from transporter.cp.first_looks import Looks
 from transporter.cp.live import LiveAgents
 from transporter.cp.progress import Progress
 from transporter.cp.watch import EventWatch

@@ -1,5 +1,5 @@
 """agents_with_unfinished, in every store: which of many agents have anything unfinished, in one
-read (a reconnect storm's first looks at the outboxes, cp/delivery.py FirstLooks)."""
+read (a reconnect storm's first looks at the outboxes, cp/first_looks.py Looks)."""
 
 from __future__ import annotations
 

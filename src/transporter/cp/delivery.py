@@ -19,9 +19,10 @@ in flight looks itself; the looks of idle ones are asked together
 only those start a task.
 
 A new connection's first look is asked together with the others welcomed meanwhile
-(:class:`Looks`). An event stored for an agent after that read rings its bell (the connection is
-live before its delivery starts, and the bell stays rung until waited for), so it is read at
-the next turn of the loop: nothing is missed between the question and the wait.
+(:class:`.first_looks.Looks`). An event stored for an agent after that read rings its bell
+(the connection is live before its delivery starts, and the bell stays rung until waited
+for), so it is read at the next turn of the loop: nothing is missed between the question and
+the wait.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import random
 import time
 from collections.abc import Sequence
 
-import attrs
 import trio
 
+from transporter.cp.first_looks import Looks, unfinished_among
 from transporter.cp.group_commit import Pending
 from transporter.cp.live import Connection, LiveAgents
 from transporter.cp.metrics import CpMetrics
@@ -43,7 +44,7 @@ from transporter.logs import about
 from transporter.protocol import codec
 from transporter.protocol.messages import BATCHES, Deliver
 from transporter.protocol.model import AuditEntry, Event, EventRecord
-from transporter.store.base import MAX_LIMIT, Store, StoreError, StoreUnavailable
+from transporter.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -307,72 +308,3 @@ def batches(sizes: list[int]) -> list[list[int]]:
     if batch:
         made.append(batch)
     return made
-
-
-@attrs.define(eq=False)
-class _Question:
-    """The agents whose look waits for one read, and its answer."""
-
-    agents: set[str] = attrs.field(factory=set)
-    done: trio.Event = attrs.field(factory=trio.Event)
-    found: set[str] | None = None
-    """Those with something unfinished; ``None`` if not read (each then looks itself)."""
-    error: str | None = None
-
-
-class Looks:
-    """Which agents have anything to receive, asked of the store together.
-
-    Each connection used to read its outbox as soon as it was welcomed: 10,000 agents coming
-    back after a restart queued 10,000 reads on the store at once (SQLite has one thread; each
-    read waited seconds for it), almost all of them for empty outboxes. As in group commit,
-    the agents that want their first look while a question is under way are asked about in the
-    next, all in one read (:meth:`Store.agents_with_unfinished`, in chunks of
-    :data:`MAX_LIMIT`); at most one question is under way and one forming, holding one id per
-    connection waiting."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._forming: _Question | None = None
-        self._turn = trio.Lock()
-
-    async def anything_for(self, agent_id: str) -> bool:
-        """Whether ``agent_id``'s outbox may hold something: ``False`` only when the store
-        said it held nothing unfinished, after this call began."""
-        question = self._forming
-        if question is None:
-            question = self._forming = _Question()
-            question.agents.add(agent_id)
-            await self._ask(question)
-        else:
-            question.agents.add(agent_id)
-            await question.done.wait()
-        if question.error is not None:
-            raise StoreUnavailable(question.error)
-        return question.found is None or agent_id in question.found
-
-    async def _ask(self, question: _Question) -> None:
-        """Ask once the question before this one is answered (the others join meanwhile)."""
-        try:
-            await trio.lowlevel.checkpoint()  # the others starting now join
-            async with self._turn:
-                self._close(question)
-                question.found = await unfinished_among(self.store, question.agents)
-        except StoreError as exc:
-            question.error = str(exc)
-        finally:  # also when the asker's connection ended meanwhile: the others look themselves
-            self._close(question)
-            question.done.set()
-
-    def _close(self, question: _Question) -> None:
-        if self._forming is question:
-            self._forming = None
-
-
-async def unfinished_among(store: Store, agents: set[str]) -> set[str]:
-    """Those of ``agents`` with anything unfinished: one read per :data:`MAX_LIMIT`."""
-    found: set[str] = set()
-    ordered = sorted(agents)
-    for start in range(0, len(ordered), MAX_LIMIT):
-        found |= await store.agents_with_unfinished(ordered[start : start + MAX_LIMIT])
-    return found
