@@ -26,8 +26,8 @@ from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.cp.admin.bundles import write_bundle
+from transporter.cp.key_files import open_signing_key
 from transporter.cp.pki import open_authority
-from transporter.cp.signing_key import open_signing_key
 from transporter.protocol.model import Event, EventState, Phase
 from transporter.security.ed25519 import PublicKey
 
@@ -63,7 +63,7 @@ def credentials(cp_data_dir: Path, agents: int, into: Path, *, tls: bool) -> lis
     writes them) and the control plane's signing key; the key only on a ``ws://`` channel."""
     signer, _ = open_signing_key(cp_data_dir, create=False)
     if not tls:
-        return [{"signing_key": PublicKey(signer.key.public_key().public_bytes_raw())}] * agents
+        return [{"signing_key": PublicKey(signer.public_raw)}] * agents
     authority, _ = open_authority(cp_data_dir, create=False)
     made = []
     for n in range(agents):

@@ -44,8 +44,8 @@ from transporter.agent.bundle import load_bundle
 from transporter.agent.session import Backoff, Session, agent_info
 from transporter.agent.worker import Reporter
 from transporter.cp.admin.bundles import write_bundle
+from transporter.cp.key_files import open_signing_key
 from transporter.cp.pki import open_authority
-from transporter.cp.signing_key import open_signing_key
 from transporter.protocol.model import Event, EventState, Phase
 
 MAX_AGENTS = 20_000

@@ -28,8 +28,8 @@ from bench.common import control_plane, cpu_seconds
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.agent.dial import connect
 from transporter.cp.admin.bundles import write_bundle
+from transporter.cp.key_files import open_signing_key
 from transporter.cp.pki import open_authority
-from transporter.cp.signing_key import open_signing_key
 
 REGISTER_TIMEOUT = 30.0
 

@@ -100,6 +100,17 @@ def test_a_registered_agent_and_its_control_plane_import_no_other_command(
     assert among(cp_modules, (*OTHER_COMMANDS, "transporter.cli.agent")) == []
 
 
+def test_the_control_plane_never_loads_cryptography(
+    registered: tuple[set[str], set[str]],
+) -> None:
+    """Its key files are read in a child process (cp/key_request.py), and it signs events
+    through the OpenSSL its TLS loaded: cryptography's 11 MiB stay out of its memory."""
+    _, cp_modules = registered
+    assert {"transporter.cp.key_request", "transporter.security.ed25519"} <= cp_modules
+    child_only = ("cryptography", "transporter.cp.pki", "transporter.cp.key_files")
+    assert among(cp_modules, (*child_only, "transporter.cp.key_child")) == []
+
+
 def test_a_registered_agent_imports_no_websocket_library(
     registered: tuple[set[str], set[str]],
 ) -> None:

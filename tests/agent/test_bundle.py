@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from transporter.agent.bundle import BundleError, load_bundle
 from transporter.cp.admin.bundles import write_bundle
-from transporter.cp.pki import PkiError, open_authority
-from transporter.cp.signing_key import open_signing_key
+from transporter.cp.key_files import open_signing_key
+from transporter.cp.key_request import PkiError
+from transporter.cp.pki import open_authority
 from transporter.protocol.identity import (
     BUNDLE_CA_FILE,
     BUNDLE_CERT_FILE,
@@ -41,7 +42,7 @@ def test_a_bundle_holds_what_the_agent_needs(tmp_path: Path) -> None:
         issued.serial,
         issued.fingerprint,
     )
-    assert bundle.signing_key.raw == signer.key.public_key().public_bytes_raw()
+    assert bundle.signing_key.raw == signer.public_raw
     bundle.ssl_context()
     with pytest.raises(PkiError, match="not an empty folder"):
         write_bundle(authority, signer, "site-3", tmp_path / "bundle", days=10)

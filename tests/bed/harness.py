@@ -214,9 +214,7 @@ class ControlPlane:
         """What a :class:`Session` needs to connect as ``agent_id`` and check its events:
         ``Session(info, cp.agent_url, runner, **cp.credentials(agent_id))``."""
         if self.insecure:  # no TLS; events are signed all the same
-            return {
-                "signing_key": PublicKey(self.authority.signer.key.public_key().public_bytes_raw())
-            }
+            return {"signing_key": PublicKey(self.authority.signer.public_raw)}
         bundle = self.bundle(agent_id)
         return {"ssl_context": bundle.ssl_context(), "signing_key": bundle.signing_key}
 

@@ -25,8 +25,9 @@ import attrs
 from transporter.agent.bundle import Bundle, load_bundle
 from transporter.config.cp import ChannelSecurity
 from transporter.cp.admin.bundles import write_bundle
+from transporter.cp.key_files import open_signing_key
 from transporter.cp.pki import CA_CERT_FILE, CA_KEY_FILE, Authority, open_authority
-from transporter.cp.signing_key import SIGNING_KEY_FILE, EventSigner, open_signing_key
+from transporter.cp.signing_key import SIGNING_KEY_FILE, EventSigner
 
 
 @attrs.define

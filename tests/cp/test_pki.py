@@ -13,15 +13,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from transporter.cp.key_files import open_signing_key
+from transporter.cp.key_request import PkiError
 from transporter.cp.pki import (
     CA_CERT_FILE,
     CA_KEY_FILE,
-    PkiError,
     new_authority,
     open_authority,
     write_serving,
 )
-from transporter.cp.signing_key import SIGNING_KEY_FILE, open_signing_key
+from transporter.cp.signing_key import SIGNING_KEY_FILE
 from transporter.protocol.der import parse_certificate
 from transporter.protocol.identity import IdentityError, PeerCertificate, agent_id_of
 

@@ -1,6 +1,6 @@
-"""The agent's Ed25519 verification (:mod:`transporter.security.ed25519`, OpenSSL through
-ctypes) decides as the control plane's library (``cryptography``) does, signature for
-signature, good or bad."""
+"""Ed25519 through OpenSSL and ctypes (:mod:`transporter.security.ed25519`) does as
+``cryptography`` does: the agent's verification decides alike, signature for signature, good or
+bad; the control plane's signatures are the same bytes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from transporter.security.ed25519 import LIBCRYPTO, NotEd25519, PublicKey
+from transporter.security.ed25519 import LIBCRYPTO, NotEd25519, PrivateKey, PublicKey
 
 # RFC 8032, 7.1: TEST 1, 2 and 3 (secret key, public key, message, signature).
 RFC8032 = [
@@ -182,3 +182,36 @@ def test_the_libcrypto_it_calls_is_the_one_ssl_loaded() -> None:
     assert len(mapped) == 1, mapped
     assert Path(mapped[0]).name == LIBCRYPTO
     assert ssl.OPENSSL_VERSION_INFO >= (3,)
+
+
+# --- signing (the control plane's) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("secret", "public", "message", "signature"), RFC8032)
+def test_our_signatures_are_the_rfc8032_ones(
+    secret: str, public: str, message: str, signature: str
+) -> None:
+    key = PrivateKey(bytes.fromhex(secret))
+    assert key.public_raw == bytes.fromhex(public)
+    assert key.sign(bytes.fromhex(message)) == bytes.fromhex(signature)
+
+
+def test_we_sign_as_cryptography_does() -> None:
+    """Ed25519 signs deterministically: the same key signs the same bytes alike, so each
+    signature must be cryptography's byte for byte, and its public key's PEM too."""
+    rng = random.Random(15)
+    for _ in range(50):
+        theirs_key = Ed25519PrivateKey.generate()
+        mine = PrivateKey(theirs_key.private_bytes_raw())
+        message = rng.randbytes(rng.choice([0, 1, 64, 1000, 70_000]))
+        assert mine.sign(message) == theirs_key.sign(message)
+        assert mine.public_pem() == theirs_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert PublicKey.from_pem(mine.public_pem()).verifies(mine.sign(message), message)
+
+
+@pytest.mark.parametrize("length", [0, 31, 33, 64])
+def test_a_private_key_of_the_wrong_length_is_refused(length: int) -> None:
+    with pytest.raises(NotEd25519, match=f"32 bytes, not {length}"):
+        PrivateKey(bytes(length))

@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     answered = buildinfo.answer(args)
     if answered is not None:
         return answered
+    if args[:1] == ["__cp-keys"]:  # the control plane's child (transporter.cp.key_request)
+        from transporter.cp.key_child import main as key_child
+
+        return key_child()
     from transporter.cli import app
 
     return app.run(args)

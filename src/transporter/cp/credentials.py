@@ -2,7 +2,7 @@
 folder on the first start, as k3s does, unless given as files), its serving certificate (issued
 again at every start, for ``--tls-san``, the addresses it listens on and the local names), the
 agent channel's TLS context (agents' client certificates required), the HTTPS API's, and the
-event-signing key."""
+event-signing key. The files are read and made in a child process (:mod:`.key_request`)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import ssl
 from pathlib import Path
 
 import attrs
-from cryptography.hazmat.primitives import hashes
 
 from transporter.config.cp import ApiSecurity, CpConfig
 from transporter.cp.http import api_context
-from transporter.cp.pki import PkiError, open_authority, write_serving
-from transporter.cp.signing_key import EventSigner, open_signing_key
+from transporter.cp.key_request import KeyRequest, PkiError, ask
+from transporter.cp.signing_key import EventSigner
 from transporter.cp.tls import server_context
+from transporter.security.ed25519 import PrivateKey
 from transporter.store import Store
 
 log = logging.getLogger("transporter.cp")
@@ -63,32 +63,40 @@ async def pin_keys(store: Store, credentials: Credentials) -> None:
 
 
 def prepare(settings: CpConfig) -> Credentials:
-    """Load (or on the first start, make) the CA and keys; :class:`~.pki.PkiError` when a file
-    given or found cannot be used. Blocking file work: call it before the event loop, or in a
-    worker thread."""
+    """Load (or on the first start, make) the CA and keys; :class:`~.key_request.PkiError`
+    when a file given or found cannot be used. Blocking (a child process, file work): call it
+    before the event loop, or in a worker thread."""
     security, api = settings.security, settings.api
     data_dir = settings.data_dir
-    authority = None
     issued_for_api = not api.insecure_plain_http and api.tls_cert is None
-    if not security.insecure_plain_ws or issued_for_api:
-        # first: a CA that cannot be used leaves nothing made
-        authority, made = open_authority(data_dir, security.ca_cert, security.ca_key, create=True)
-        if made:
-            log.info("CA created in %s (first start): %s", data_dir, authority.cert_file)
-    signer, made = open_signing_key(data_dir, security.signing_key, create=True)
-    if made:
+    answer = ask(
+        KeyRequest(
+            str(data_dir),
+            ca_cert=_text(security.ca_cert),
+            ca_key=_text(security.ca_key),
+            signing_key=_text(security.signing_key),
+            authority=not security.insecure_plain_ws or issued_for_api,
+            names=tuple(_names(settings)),
+        )
+    )
+    if answer.ca_made:
+        log.info("CA created in %s (first start): %s", data_dir, answer.ca_cert_file)
+    if answer.signing_made:
         log.info("event-signing key created in %s (first start)", data_dir)
-    serving = None
-    if authority is not None:
-        serving = write_serving(authority, data_dir, _names(settings))
+    signer = EventSigner(PrivateKey(bytes.fromhex(answer.signing_seed)))
+    serving = None if answer.serving is None else (Path(answer.serving[0]), Path(answer.serving[1]))
     channel = None
     fingerprint = None
     if security.insecure_plain_ws:
         _warn_plain_ws()
-    elif authority is not None and serving is not None:
-        fingerprint = authority.certificate.fingerprint(hashes.SHA256()).hex()
-        channel = server_context(authority.cert_file, *serving)
+    elif answer.ca_cert_file is not None and serving is not None:
+        fingerprint = answer.ca_fingerprint
+        channel = server_context(Path(answer.ca_cert_file), *serving)
     return Credentials(signer, channel, ca_fingerprint=fingerprint, api_tls=_api_tls(api, serving))
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _names(settings: CpConfig) -> list[str]:

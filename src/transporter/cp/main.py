@@ -23,9 +23,9 @@ from transporter.cp.delivery import Delivery
 from transporter.cp.expiry import expire_forever
 from transporter.cp.http import ApiServer, StartupError
 from transporter.cp.intake import Intake
+from transporter.cp.key_request import PkiError
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
-from transporter.cp.pki import PkiError
 from transporter.cp.progress import Progress
 from transporter.cp.queue.consumer import QueueConsumer, QueueSettings
 from transporter.cp.replicas import ReplicaHints

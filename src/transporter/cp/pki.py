@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from transporter.cp.key_request import PkiError
 from transporter.protocol.identity import agent_uri, fingerprint_of, serial_of
 
 CA_CERT_FILE = "ca.crt"
@@ -48,10 +49,6 @@ DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 
 Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 """Keys a CA given as files may have; the ones made here are ECDSA P-256."""
-
-
-class PkiError(Exception):
-    """A CA or key file that cannot be used; the message says which and why."""
 
 
 @attrs.frozen

@@ -2,22 +2,24 @@
 (``event-signing.key``, readable by its owner only) unless given as a file. Every event is
 signed with it before it is stored (:mod:`transporter.protocol.signing`); its public half goes
 into every agent's bundle. Control-plane replicas that share a store must share this key too.
+
+The key file is read (and made) with ``cryptography`` (:mod:`.key_files`), in a child process
+when the control plane starts (:mod:`.key_request`); the signing itself goes through the OpenSSL
+that TLS loaded (:class:`~transporter.security.ed25519.PrivateKey`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Final
 
 import trio
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from transporter.cp.pki import PkiError, write_private
 from transporter.protocol import signing
 from transporter.protocol.model import Event
+from transporter.security.ed25519 import PrivateKey
 
-SIGNING_KEY_FILE = "event-signing.key"
+SIGNING_KEY_FILE: Final = "event-signing.key"
 
 INLINE_BYTES = 256 * 1024
 """Events with fewer bytes of manifests than this are signed on the event loop; larger ones
@@ -27,14 +29,17 @@ INLINE_EVENTS = 16
 
 
 class EventSigner:
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: PrivateKey) -> None:
         self.key = key
         self._limiter = trio.CapacityLimiter(1)
 
     def public_pem(self) -> bytes:
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return self.key.public_pem()
+
+    @property
+    def public_raw(self) -> bytes:
+        """The public key's 32 bytes."""
+        return self.key.public_raw
 
     def sign(self, event: Event) -> Event:
         return signing.sign(event, self.key)
@@ -48,37 +53,3 @@ class EventSigner:
         return await trio.to_thread.run_sync(
             lambda: [self.sign(event) for event in events], limiter=self._limiter
         )
-
-
-def open_signing_key(
-    data_dir: Path, key_file: Path | None = None, *, create: bool
-) -> tuple[EventSigner, bool]:
-    """The key in ``key_file``, else the one in ``data_dir``, made there when there is none and
-    ``create``. Returns the signer, and whether its key was made now."""
-    path = key_file or data_dir / SIGNING_KEY_FILE
-    if key_file is None and not path.exists():
-        if not create:
-            raise PkiError(
-                f"no event-signing key in {data_dir} ({SIGNING_KEY_FILE}): start the control"
-                " plane with this --data-dir once, or give --signing-key"
-            )
-        key = Ed25519PrivateKey.generate()
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_private(
-            path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-        return EventSigner(key), True
-    try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise PkiError(f"cannot read the event-signing key {path}: {exc.strerror}") from None
-    except (ValueError, TypeError) as exc:
-        raise PkiError(f"{path} is not an unencrypted PEM private key: {exc}") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise PkiError(f"{path}: the event-signing key must be an Ed25519 key")
-    return EventSigner(loaded), False

@@ -9,15 +9,18 @@ loader then hands back that very object for its soname, in a virtual environment
 system's) as in the single file (the one it unpacked).
 
 This module loads the library on first use, and says in one line
-(:class:`Ed25519Unavailable`) when it cannot. The control plane signs with ``cryptography``
-(:mod:`transporter.cp.signing_key`); the tests check the two agree on every signature, good
-or bad.
+(:class:`Ed25519Unavailable`) when it cannot. The control plane signs events through it too
+(:class:`PrivateKey`), so that its process never loads ``cryptography`` either; the key files
+are made and read with ``cryptography`` in a child process at its start
+(:mod:`transporter.cp.credentials`). The tests check that the two agree on every signature,
+good or bad (Ed25519's signatures are deterministic: the same key signs the same bytes alike).
 
 Why here and not in ``protocol``: loading a shared library is I/O, and ``protocol`` does none.
 """
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import functools
 import ssl
@@ -50,11 +53,18 @@ _size = ctypes.c_size_t
 _SIGNATURES: Final[dict[str, tuple[list[Any], Any]]] = {
     # name: (argtypes, restype), as declared in OpenSSL 3's <openssl/evp.h> and <openssl/err.h>.
     "EVP_PKEY_new_raw_public_key": ([ctypes.c_int, _c, ctypes.c_char_p, _size], _c),
+    "EVP_PKEY_new_raw_private_key": ([ctypes.c_int, _c, ctypes.c_char_p, _size], _c),
+    "EVP_PKEY_get_raw_public_key": ([_c, ctypes.c_char_p, ctypes.POINTER(_size)], ctypes.c_int),
     "EVP_PKEY_free": ([_c], None),
     "EVP_MD_CTX_new": ([], _c),
     "EVP_MD_CTX_free": ([_c], None),
     "EVP_DigestVerifyInit": ([_c, _c, _c, _c, _c], ctypes.c_int),
     "EVP_DigestVerify": ([_c, ctypes.c_char_p, _size, ctypes.c_char_p, _size], ctypes.c_int),
+    "EVP_DigestSignInit": ([_c, _c, _c, _c, _c], ctypes.c_int),
+    "EVP_DigestSign": (
+        [_c, ctypes.c_char_p, ctypes.POINTER(_size), ctypes.c_char_p, _size],
+        ctypes.c_int,
+    ),
     "ERR_clear_error": ([], None),
 }
 
@@ -141,3 +151,52 @@ class PublicKey:
 
     def __repr__(self) -> str:
         return f"PublicKey({self.raw.hex()})"
+
+
+class PrivateKey:
+    """An Ed25519 private key (its 32-byte seed), held as OpenSSL's ``EVP_PKEY`` until it is
+    dropped: signs as ``cryptography``'s ``Ed25519PrivateKey`` does (RFC 8032, pure)."""
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != KEY_BYTES:
+            raise NotEd25519(f"an Ed25519 private key has {KEY_BYTES} bytes, not {len(seed)}")
+        library = _libcrypto()
+        pkey = library.EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, None, bytes(seed), KEY_BYTES)
+        if not pkey:
+            library.ERR_clear_error()
+            raise NotEd25519("OpenSSL refused the Ed25519 private key")
+        self._pkey: int = pkey
+        weakref.finalize(self, _free_key, library, pkey)
+        raw = ctypes.create_string_buffer(KEY_BYTES)
+        size = _size(KEY_BYTES)
+        if library.EVP_PKEY_get_raw_public_key(pkey, raw, ctypes.byref(size)) != 1:
+            library.ERR_clear_error()
+            raise NotEd25519("OpenSSL could not derive the Ed25519 public key")
+        self.public_raw = raw.raw[: size.value]
+        """Its public half (32 bytes)."""
+
+    def public_pem(self) -> bytes:
+        """Its public half as a PEM SubjectPublicKeyInfo, as agents' bundles hold it."""
+        body = base64.encodebytes(SPKI_PREFIX + self.public_raw).decode("ascii")
+        return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n".encode("ascii")
+
+    def sign(self, data: bytes, /) -> bytes:
+        library = _libcrypto()
+        context = library.EVP_MD_CTX_new()
+        if not context:
+            raise MemoryError("OpenSSL could not make a digest context")
+        try:
+            if library.EVP_DigestSignInit(context, None, None, None, self._pkey) != 1:
+                library.ERR_clear_error()
+                raise Ed25519Unavailable("OpenSSL could not start an Ed25519 signature")
+            signature = ctypes.create_string_buffer(SIGNATURE_BYTES)
+            size = _size(SIGNATURE_BYTES)
+            if library.EVP_DigestSign(context, signature, ctypes.byref(size), data, len(data)) != 1:
+                library.ERR_clear_error()
+                raise Ed25519Unavailable("OpenSSL could not sign with the Ed25519 key")
+            return signature.raw[: size.value]
+        finally:
+            library.EVP_MD_CTX_free(context)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey(public {self.public_raw.hex()})"

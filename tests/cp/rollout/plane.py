@@ -102,7 +102,7 @@ class Plane:
 
     async def agent(self, agent_id: str, labels: dict[str, str] | None = None) -> Session:
         """An agent connected (registered) to this plane."""
-        key = PublicKey(test_pki.shared().signer.key.public_key().public_bytes_raw())
+        key = PublicKey(test_pki.shared().signer.public_raw)
         info = agent_info(agent_id, "test", labels or {})
         session = Session(info, self.url, self.script, backoff=FAST_BACKOFF, signing_key=key)
         scope = trio.CancelScope()

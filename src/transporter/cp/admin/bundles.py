@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from transporter.config.admin import BundleCreateConfig, BundleRevokeConfig
-from transporter.cp.pki import Authority, Issued, PkiError, open_authority, write_private
-from transporter.cp.signing_key import EventSigner, open_signing_key
+from transporter.cp.key_files import open_signing_key
+from transporter.cp.key_request import PkiError
+from transporter.cp.pki import Authority, Issued, open_authority, write_private
+from transporter.cp.signing_key import EventSigner
 from transporter.protocol.identity import (
     BUNDLE_CA_FILE,
     BUNDLE_CERT_FILE,
