@@ -14,9 +14,10 @@ let go at once (:class:`_Connection`).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Final, cast
 
@@ -246,31 +247,84 @@ class _Connection(TCPServer):
     hypercorn waits for its keep-alive timer before it lets a connection go, so a client that
     closes each connection after its answer (as most do) held one open here for
     :data:`IDLE_TIMEOUT` each, and soon the address's whole allowance (:data:`LIMITS`). A
-    request still under way ends as before."""
+    request still under way ends as before. Its keep-alive timer is :class:`_IdleTimer`."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.idle_task = self._timer = _IdleTimer()
+        self._timer = _IdleTimer(
+            self.config.keep_alive_timeout, self.context.terminated, self._initiate_server_close
+        )
+        self.idle_task = cast(TrioSingleTask, self._timer)  # what hypercorn calls of it
 
     async def _read_data(self) -> None:
         try:
             await super()._read_data()
         finally:
-            await self._timer.end()
+            self._timer.end()
 
 
-class _IdleTimer(TrioSingleTask):
-    """hypercorn's keep-alive timer, never started again once :meth:`end` has stopped it."""
+class _IdleTimer:
+    """hypercorn's keep-alive timer, in place of its ``TrioSingleTask``, which started a task
+    for every request (and cancelled the last one): here one task per connection waits, and
+    each request only moves its deadline. Idle (:meth:`restart`, at the connection's start and
+    after each answer): the connection is closed at the deadline, or at once when the server
+    stops. A request under way (:meth:`stop`): nothing closes it. Never armed again once
+    :meth:`end` has stopped it (the connection's reading ended)."""
 
-    ended = False
+    def __init__(self, timeout: float, terminated: Any, close: Callable[[], Awaitable[None]]):
+        self._timeout = timeout
+        self._terminated = terminated
+        """hypercorn's: set when the server stops."""
+        self._close = close
+        self._armed = False
+        self._deadline = math.inf
+        self._scope: trio.CancelScope | None = None
+        self._rearmed = trio.Event()
+        self._running = False
+        self.ended = False
 
-    async def restart(self, task_group: Any, action: Callable[..., Any]) -> None:
-        if not self.ended:
-            await super().restart(task_group, action)
+    async def restart(self, task_group: Any, action: Any) -> None:
+        """Idle from now (``action``, hypercorn's own timer, is not used)."""
+        if self.ended:
+            return
+        self._armed, self._deadline = True, trio.current_time() + self._timeout
+        self._rearmed.set()
+        if self._scope is not None:
+            self._scope.deadline = self._deadline
+        if not self._running:
+            self._running = True
+            task_group._nursery.start_soon(self._watch)  # where hypercorn starts its own
 
-    async def end(self) -> None:
-        self.ended = True
-        await self.stop()
+    async def stop(self) -> None:
+        """A request under way."""
+        self._armed, self._deadline = False, math.inf
+        if self._scope is not None:
+            self._scope.deadline = math.inf
+
+    def _ended(self) -> bool:
+        return self.ended
+
+    def end(self) -> None:
+        self.ended, self._armed = True, False
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _watch(self) -> None:
+        while not self._ended():  # also when it ended before this task began
+            with trio.CancelScope(deadline=self._deadline) as self._scope:
+                if self._armed or not self._terminated.is_set():
+                    await self._terminated.wait()
+                else:  # the server stops while a request is under way: its end arms
+                    self._rearmed = trio.Event()
+                    await self._rearmed.wait()
+            self._scope = None
+            if self._ended():
+                return
+            late = trio.current_time() >= self._deadline
+            if self._armed and (late or self._terminated.is_set()):
+                with trio.CancelScope(shield=True):
+                    await self._close()
+                return
 
 
 def _bound(listener: trio.SocketListener) -> str:
