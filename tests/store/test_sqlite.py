@@ -29,6 +29,7 @@ from transporter.security.audit_chain import GENESIS, ChainHead
 from transporter.security.tokens import Role, new_token
 from transporter.store import StoreError, StoreUnavailable, open_store, verify_audit
 from transporter.store.sqlite import SQLiteStore
+from transporter.store.sqlite.audit import ROWS_AT_ONCE
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.schema import (
     AFTER_MIGRATION,
@@ -315,6 +316,31 @@ async def test_a_batch_appends_its_audit_entries_in_order_and_moves_the_head_onc
         assert [(e.seq, e.event_id) for e in entries] == [(6 + n, f"ev-{n}") for n in range(5)]
         assert await store.audit_head() == ChainHead(10, entries[-1].hash)
         assert (await verify_audit(store)).intact
+
+
+async def test_a_large_batch_is_few_statements_and_one_intact_chain(tmp_path: Path) -> None:
+    """Each statement is a trip for the interpreter's lock between the store's thread and the
+    event loop: a new event is written without a read first, and a transaction's audit records
+    go in one statement per :data:`ROWS_AT_ONCE`."""
+    count = 2 * ROWS_AT_ONCE + 50
+    events = [r.event(f"ev-{n}") for n in range(count)]
+    async with open_store(spec(tmp_path / "transporter.db")) as store:
+        assert isinstance(store, SQLiteStore)
+        statements: list[str] = []
+        await store._call(lambda conn: conn.set_trace_callback(statements.append))
+        results = await store.submit_many([(ev, r.accepted_audit(ev)) for ev in events])
+        await store._call(lambda conn: conn.set_trace_callback(None))
+        assert all(created for _, created in results)  # type: ignore[misc]
+        assert sum(s.startswith("INSERT INTO audit ") for s in statements) == 3
+        assert not any(s.startswith("SELECT seq, progress FROM events") for s in statements)
+        entries = await store.audit_after(0, limit=1000)
+        entries += await store.audit_after(1000, limit=1000)
+        assert [(e.seq, e.event_id) for e in entries] == [(n + 1, f"ev-{n}") for n in range(count)]
+        assert (await verify_audit(store)).intact
+        # Again: the same requests are answered from what is stored, nothing written twice.
+        again = await store.submit_many([(ev, r.accepted_audit(ev)) for ev in events[:3]])
+        assert [created for _, created in again] == [False] * 3  # type: ignore[misc]
+        assert (await store.audit_head()).seq == count
 
 
 def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:

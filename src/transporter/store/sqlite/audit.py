@@ -19,6 +19,10 @@ from transporter.store.sqlite.connection import SQLiteConnection
 from transporter.store.sqlite.schema import SEQ_END
 from transporter.store.sqlite.transaction import write
 
+ROWS_AT_ONCE = 150
+"""Audit records written by one statement at most: 6 values each, within the bound on a
+statement's values of any SQLite (999 before 3.32)."""
+
 
 class SQLiteAudit(SQLiteConnection):
     async def audit(self, entry: AuditEntry) -> AuditEntry:
@@ -47,6 +51,9 @@ class AuditAppender:
         self._conn = conn
         self._head: ChainHead | None = None
         """The head after this transaction's last append; ``None`` before the first."""
+        self._rows: list[tuple[int, float, str, str, str, str]] = []
+        """The records sealed, written by :meth:`finish` (in as few statements as may be: each
+        is a trip for the interpreter's lock between the store's thread and the event loop)."""
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         head = self._head
@@ -58,16 +65,22 @@ class AuditAppender:
                     " edited?); `transporter audit verify` checks the log"
                 )
         stored = audit_chain.seal(entry, head)
-        self._conn.execute(
-            "INSERT INTO audit (seq, at, action, agent_id, event_id, record)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, dump(stored)),
+        self._rows.append(
+            (stored.seq, stored.at, stored.action, stored.agent_id, stored.event_id, dump(stored))
         )
         self._head = audit_chain.head_of(stored)
         return stored
 
     def finish(self) -> None:
-        """Write the new head (call it last in the transaction)."""
+        """Write the records and the new head (call it last in the transaction)."""
+        for start in range(0, len(self._rows), ROWS_AT_ONCE):
+            rows = self._rows[start : start + ROWS_AT_ONCE]
+            self._conn.execute(
+                "INSERT INTO audit (seq, at, action, agent_id, event_id, record) VALUES "  # noqa: S608
+                + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows)),
+                [value for row in rows for value in row],
+            )
+        self._rows = []
         if self._head is not None:
             self._conn.execute(
                 "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",

@@ -144,11 +144,6 @@ def _submit_one(
     audit: AuditEntry,
     sending: Sending | None,
 ) -> tuple[EventRecord, bool] | EventConflict:
-    existing = get_event(conn, events, event.id)
-    if existing is not None:
-        if existing.event.same_request(event):
-            return existing, False
-        return EventConflict(event.id)
     progress = accepted(EventRecord(event=event, seq=0))
     sent = None
     if sending is not None and not _unfinished_after(conn, event.target_agent, sending.after):
@@ -156,10 +151,10 @@ def _submit_one(
     progress = sent or progress
     stored = Progress.of(progress)
     text = dump(stored)
-    cur = conn.execute(
+    cur = conn.execute(  # an id taken already: nothing written (one statement for a new one)
         "INSERT INTO events"
         " (id, target_agent, rollout_id, state, created_at, expires_at, progress)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         (
             event.id,
             event.target_agent,
@@ -170,6 +165,11 @@ def _submit_one(
             text,
         ),
     )
+    if cur.rowcount == 0:
+        existing = get_event(conn, events, event.id)
+        if existing is not None and existing.event.same_request(event):
+            return existing, False
+        return EventConflict(event.id)
     conn.execute("INSERT INTO event_bodies (seq, event) VALUES (?, ?)", (rowid(cur), dump(event)))
     audit_log.append(audit)
     if sent is not None and sending is not None:
@@ -183,15 +183,12 @@ def _unfinished_after(conn: sqlite3.Connection, agent_id: str, after: int) -> bo
     """Whether ``agent_id`` may have an unfinished event its connection has not read: one
     after ``seq`` ``after`` (one index probe: ``events_open_by_agent``), or any when the
     file's last ``seq`` is below ``after`` (it went back: a file restored from a backup)."""
-    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    if (last[0] if last else 0) < after:
-        return True
-    row = conn.execute(
-        f"SELECT 1 FROM events WHERE target_agent = ? AND state IN {OPEN}"  # noqa: S608
-        " AND seq > ? LIMIT 1",
+    last, found = conn.execute(
+        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events'), EXISTS (SELECT 1"  # noqa: S608
+        f" FROM events WHERE target_agent = ? AND state IN {OPEN} AND seq > ?)",
         (agent_id, after),
     ).fetchone()
-    return row is not None
+    return bool((last or 0) < after or found)
 
 
 def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> EventRecord | None:
@@ -213,22 +210,30 @@ def get_event(conn: sqlite3.Connection, events: EventCache, event_id: str) -> Ev
 def _get_events(
     conn: sqlite3.Connection, events: EventCache, event_ids: list[str]
 ) -> list[EventRecord | None]:
-    """One read transaction, ``IN`` lists of at most :data:`CHUNK` ids: progress first, then
-    the events that are not decoded already (manifests are read only when needed)."""
-    found: dict[str, tuple[int, str]] = {}
+    """One read transaction (:func:`records_of`)."""
     with read(conn):
-        for chunk in _chunks(list(dict.fromkeys(event_ids))):
-            marks = ", ".join("?" * len(chunk))
-            query = f"SELECT id, seq, progress FROM events WHERE id IN ({marks})"  # noqa: S608
-            for event_id, seq, text in conn.execute(query, chunk):
-                found[event_id] = (seq, text)
-        known = {event_id: events.get(event_id) for event_id in found}  # held: none evicted
-        ids = {found[event_id][0]: event_id for event_id, event in known.items() if event is None}
-        for seqs in _chunks(list(ids)):
-            marks = ", ".join("?" * len(seqs))
-            query = f"SELECT seq, event FROM event_bodies WHERE seq IN ({marks})"  # noqa: S608
-            for seq, text in conn.execute(query, seqs):
-                known[ids[seq]] = events.read(ids[seq], text)
+        return records_of(conn, events, event_ids)
+
+
+def records_of(
+    conn: sqlite3.Connection, events: EventCache, event_ids: Sequence[str]
+) -> list[EventRecord | None]:
+    """The records of ``event_ids``, in the caller's transaction: ``IN`` lists of at most
+    :data:`CHUNK` ids, progress first, then the events that are not decoded already (manifests
+    are read only when needed)."""
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(list(dict.fromkeys(event_ids))):
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT id, seq, progress FROM events WHERE id IN ({marks})"  # noqa: S608
+        for event_id, seq, text in conn.execute(query, chunk):
+            found[event_id] = (seq, text)
+    known = {event_id: events.get(event_id) for event_id in found}  # held: none evicted
+    ids = {found[event_id][0]: event_id for event_id, event in known.items() if event is None}
+    for seqs in _chunks(list(ids)):
+        marks = ", ".join("?" * len(seqs))
+        query = f"SELECT seq, event FROM event_bodies WHERE seq IN ({marks})"  # noqa: S608
+        for seq, text in conn.execute(query, seqs):
+            known[ids[seq]] = events.read(ids[seq], text)
     out: list[EventRecord | None] = []
     for event_id in event_ids:
         row, event = found.get(event_id), known.get(event_id)

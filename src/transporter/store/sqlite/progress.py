@@ -12,7 +12,7 @@ from transporter.store.json_rows import dump
 from transporter.store.sqlite.audit import AuditAppender
 from transporter.store.sqlite.cache import EventCache
 from transporter.store.sqlite.connection import SQLiteConnection
-from transporter.store.sqlite.events import get_event
+from transporter.store.sqlite.events import records_of
 from transporter.store.sqlite.transaction import write
 
 
@@ -34,17 +34,20 @@ def _update_many(
     events: EventCache,
     items: Sequence[tuple[str, StatusUpdate, AuditEntry | None]],
 ) -> list[EventRecord | None]:
-    """All in one transaction: the control plane's writer batches what arrives together. An
-    event's updates in one batch (its first phases, reported in one message) are advanced one
-    after another from one read, and its row is written once, with the last."""
+    """All in one transaction: the control plane's writer batches what arrives together. The
+    batch's events are read together (:func:`.events.records_of`); an event's updates in one
+    batch (its first phases, reported in one message) are advanced one after another from that
+    read, and its row is written once, with the last."""
     with write(conn):
         audit_log = AuditAppender(conn)
         # by event: the record as read, and as advanced so far (None: unchanged)
-        read: dict[str, tuple[EventRecord | None, EventRecord | None]] = {}
+        ids = list(dict.fromkeys(event_id for event_id, _, _ in items))
+        read: dict[str, tuple[EventRecord | None, EventRecord | None]] = {
+            event_id: (record, None)
+            for event_id, record in zip(ids, records_of(conn, events, ids), strict=True)
+        }
         results: list[EventRecord | None] = []
         for event_id, update, audit in items:
-            if event_id not in read:
-                read[event_id] = (get_event(conn, events, event_id), None)
             old, new = read[event_id]
             current = new or old
             record = None if current is None else advance(current, update)
