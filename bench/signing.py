@@ -4,9 +4,10 @@ typical event and for large ones (the canonical bytes, SHA-256 of each manifest 
     .venv/bin/python bench/signing.py [--seconds 2]
 
 In process, the product's own functions (``transporter.protocol.signing``); the median of
-repeated rounds, each of at least ``--seconds`` / 5. Prints figures. ``verify`` is the agent's
-(OpenSSL's libcrypto through ctypes, :mod:`transporter.security.ed25519`); ``cryptography`` is
-the same check with the control plane's library, for comparison.
+repeated rounds, each of at least ``--seconds`` / 5. Prints figures. ``sign`` is the control
+plane's and ``verify`` the agent's (OpenSSL's libcrypto through ctypes,
+:mod:`transporter.security.ed25519`); ``cryptography`` is the same check with that library,
+for comparison.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transporter.protocol import signing
 from transporter.protocol.model import Event, K8sPayload
-from transporter.security.ed25519 import PublicKey
+from transporter.security.ed25519 import PrivateKey, PublicKey
 
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
@@ -91,9 +92,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0, help="per figure")
     args = parser.parse_args()
-    key = Ed25519PrivateKey.generate()
-    public = PublicKey(key.public_key().public_bytes_raw())
-    theirs = WithCryptography(key.public_key())
+    generated = Ed25519PrivateKey.generate()
+    key = PrivateKey(generated.private_bytes_raw())  # the control plane's, through libcrypto
+    public = PublicKey(key.public_raw)
+    theirs = WithCryptography(generated.public_key())
     cases = [
         ("typical: 3 manifests, 1 KiB", event(3, 300)),
         ("large: 50 manifests, 1 MiB", event(50, 20_000)),

@@ -52,7 +52,7 @@ LAZY_MODULES = f"{LIBDIR}/transporter-lazy-modules.zip"
 """The bytecode of the pure-Python packages only some commands import (transporter.spec)."""
 LAZY = [
     LAZY_MODULES,
-    # cryptography (the control plane's CA, certificates and signing; bundle create) and cffi.
+    # cryptography (the control plane's key files, read by its child; bundle create) and cffi.
     f"{LIBDIR}/cryptography/*",
     f"{LIBDIR}/_cffi_backend{EXTENSION}",
     # The embedded store's SQLite, and the Redis store's client (coredis, compiled by mypyc).

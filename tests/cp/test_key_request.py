@@ -5,6 +5,9 @@ or hangs is a clear error, not a control plane that waits."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 import sys
 import time
@@ -13,14 +16,18 @@ from pathlib import Path
 import pytest
 
 from tests.bed import records as r
-from transporter.config.cp import ChannelSecurity, CpConfig
+from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
 from transporter.cp import key_request
 from transporter.cp.credentials import prepare
 from transporter.cp.key_files import open_signing_key
-from transporter.cp.key_request import KeyRequest, PkiError
+from transporter.cp.key_request import KeyRequest, KeysUnread, PkiError
+from transporter.cp.main import main as cp_main
 from transporter.cp.pki import CA_CERT_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE
+from transporter.cp.signing_key import SIGNING_KEY_FILE
 from transporter.protocol import signing
-from transporter.security.ed25519 import PublicKey
+from transporter.protocol.der import pem_blocks
+from transporter.security import ed25519
+from transporter.security.ed25519 import Ed25519Unavailable, PublicKey
 
 
 def test_the_first_start_makes_the_keys_and_the_next_reads_them(tmp_path: Path) -> None:
@@ -53,22 +60,142 @@ def test_a_key_file_that_cannot_be_used_is_said_word_for_word(tmp_path: Path) ->
         prepare(CpConfig(data_dir=tmp_path / "data", security=only_one))
 
 
-def test_a_child_that_fails_is_an_error_saying_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_fingerprint_is_the_ca_certificates(tmp_path: Path) -> None:
+    """What the store pins (cp/credentials.py ``pin_keys``): SHA-256 of the CA's DER, as before
+    the child read it, so that a store pinned by an older version still matches."""
+    made = prepare(CpConfig(data_dir=tmp_path))
+    (der,) = pem_blocks((tmp_path / CA_CERT_FILE).read_bytes(), "CERTIFICATE")
+    assert made.ca_fingerprint == hashlib.sha256(der).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("plain_ws", "api", "files"),
+    [
+        (True, ApiSecurity(insecure_plain_http=True), set()),
+        (True, ApiSecurity(), {CA_CERT_FILE, SERVING_CERT_FILE}),  # the CA issues the API's
+        (False, ApiSecurity(insecure_plain_http=True), {CA_CERT_FILE, SERVING_CERT_FILE}),
+    ],
+)
+def test_what_is_made_follows_what_is_secured(
+    tmp_path: Path, plain_ws: bool, api: ApiSecurity, files: set[str]
 ) -> None:
-    failing = [sys.executable, "-c", "import sys; sys.exit('no room left on the device')"]
-    monkeypatch.setattr(key_request, "command", lambda: failing)
-    with pytest.raises(PkiError, match=r"^the key files could not be read: no room left"):
+    settings = CpConfig(
+        data_dir=tmp_path, api=api, security=ChannelSecurity(insecure_plain_ws=plain_ws)
+    )
+    made = prepare(settings)
+    assert (made.tls is None, made.ca_fingerprint is None) == (plain_ws, plain_ws)
+    assert (made.api_tls is None) == api.insecure_plain_http
+    names = {path.name for path in tmp_path.iterdir()}
+    assert names & {CA_CERT_FILE, SERVING_CERT_FILE} == files
+    assert SIGNING_KEY_FILE in names  # events are signed whatever the transport
+
+
+def test_a_ca_made_before_a_key_file_failed_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="transporter.cp")
+    (tmp_path / SIGNING_KEY_FILE).mkdir(parents=True)  # a folder where the key should be
+    with pytest.raises(PkiError, match="event-signing key"):
+        prepare(CpConfig(data_dir=tmp_path))
+    assert (tmp_path / CA_CERT_FILE).exists()
+    assert f"CA created in {tmp_path} (first start)" in caplog.text
+
+
+def child(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """The child replaced by a Python program ``code`` (a real process)."""
+    monkeypatch.setattr(key_request, "command", lambda: [sys.executable, "-c", code])
+
+
+def test_a_child_that_fails_is_an_error_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="transporter.cp")
+    child(monkeypatch, "import sys; print('first', file=sys.stderr); sys.exit('no room left')")
+    said = r"^the key files could not be read: no room left \(--debug shows all it said\)$"
+    with pytest.raises(KeysUnread, match=said):
+        key_request.ask(KeyRequest(str(tmp_path)))
+    assert "the key files' child process: first" in caplog.text  # all it said, at debug
+    child(monkeypatch, "import os; os.kill(os.getpid(), 9)")
+    with pytest.raises(KeysUnread, match=r"exited with code -9 and said nothing"):
+        key_request.ask(KeyRequest(str(tmp_path)))
+
+
+SEED = "11" * 32
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[]",
+        "{}",
+        "not json",
+        json.dumps({"signing_seed": "xyz", "ca_cert_file": "c", "ca_fingerprint": SEED}),
+        json.dumps({"signing_seed": SEED}),  # a CA was asked for: no serving certificate
+        json.dumps({"signing_seed": SEED, "unknown": 1}),
+    ],
+)
+def test_an_answer_that_is_not_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    child(monkeypatch, f"print({answer!r})")
+    with pytest.raises(KeysUnread, match=r"^the key files could not be read: it answered what"):
         key_request.ask(KeyRequest(str(tmp_path)))
 
 
 def test_a_child_that_does_not_answer_is_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hanging = [sys.executable, "-c", "import time; time.sleep(60)"]
-    monkeypatch.setattr(key_request, "command", lambda: hanging)
+    child(monkeypatch, "import time; time.sleep(60)")
     monkeypatch.setattr(key_request, "TIMEOUT", 0.5)
     started = time.monotonic()
-    with pytest.raises(PkiError, match=r"^the key files were not read within 0\.5 s$"):
+    with pytest.raises(KeysUnread, match=r"^the key files were not read within 0\.5 s$"):
         key_request.ask(KeyRequest(str(tmp_path)))
     assert time.monotonic() - started < 30
+
+
+def test_the_child_runs_this_package_not_one_where_the_control_plane_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` would import a ``transporter`` from the current folder first: anyone who
+    can write there would pick the control plane's keys."""
+    fake = tmp_path / "here" / "transporter"
+    fake.mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py"):
+        (fake / name).write_text("raise SystemExit('the fake package ran')\n")
+    monkeypatch.chdir(fake.parent)
+    made = prepare(CpConfig(data_dir=tmp_path / "data"))
+    assert made.tls is not None
+
+
+def test_no_key_is_made_when_this_process_cannot_sign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ed25519, "LIBCRYPTO", "libcrypto-of-nowhere.so.3")
+    ed25519._libcrypto.cache_clear()
+    try:
+        with pytest.raises(Ed25519Unavailable, match="libcrypto-of-nowhere"):
+            prepare(CpConfig(data_dir=tmp_path / "data"))
+    finally:
+        monkeypatch.undo()
+        ed25519._libcrypto.cache_clear()
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "said"),
+    [  # a child that could not say: a supervisor may start it again; a bad file: it may not
+        ("import sys; sys.exit('interrupted')", 1, "the key files could not be read: interrupted"),
+        ('print(\'{"error": "ca.key is not a key"}\')', 2, "ca.key is not a key"),
+    ],
+)
+def test_the_control_plane_exits_with_one_line_and_the_code_that_says_whose(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    code: str,
+    exit_code: int,
+    said: str,
+) -> None:
+    child(monkeypatch, code)
+    assert cp_main(CpConfig(data_dir=tmp_path)) == exit_code
+    assert capsys.readouterr().err == f"transporter cp: error: {said}\n"

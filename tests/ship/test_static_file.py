@@ -513,8 +513,9 @@ def test_an_agent_unpacks_no_lazy_member_and_a_later_cp_the_rest(
     """``--version``, ``completion`` and the file's agent, started first in a fresh folder;
     the agent registers and applies an event that the file's ``produce`` sends and follows,
     with no lazy member on disk, and maps only core files (its process's maps); a ``cp`` of
-    the file started later in the same folder extracts what it needs (cryptography for its
-    CA, SQLite for its store) and serves."""
+    the file started later in the same folder extracts what it needs (cryptography for the
+    child that reads its keys, SQLite for its store) and serves, cryptography never mapped in
+    its own process."""
     unpack_dir = tmp_path / "unpack"
     cp_argv = [*PYTHON_TRANSPORTER, "cp", "--listen", "127.0.0.1:0", "--agent-listen"]
     cp_argv += ["127.0.0.1:0", "--data-dir", str(tmp_path / "cp")]
@@ -548,6 +549,7 @@ def test_an_agent_unpacks_no_lazy_member_and_a_later_cp_the_rest(
             assert answer.status == 200
         assert RUST in present(folder)
         assert "_internal/libsqlite3.so.0" in present(folder)
+        assert RUST not in mapped(cp.pid, folder)  # its key files' child's alone
         assert cp.stop(signal.SIGTERM) == 0, cp.tail()
     assert leftovers(folder) == []
 

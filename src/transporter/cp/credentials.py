@@ -18,6 +18,7 @@ from transporter.cp.http import api_context
 from transporter.cp.key_request import KeyRequest, PkiError, ask
 from transporter.cp.signing_key import EventSigner
 from transporter.cp.tls import server_context
+from transporter.security import ed25519
 from transporter.security.ed25519 import PrivateKey
 from transporter.store import Store
 
@@ -64,11 +65,14 @@ async def pin_keys(store: Store, credentials: Credentials) -> None:
 
 def prepare(settings: CpConfig) -> Credentials:
     """Load (or on the first start, make) the CA and keys; :class:`~.key_request.PkiError`
-    when a file given or found cannot be used. Blocking (a child process, file work): call it
-    before the event loop, or in a worker thread."""
+    when a file given or found cannot be used, :class:`~.key_request.KeysUnread` when the child
+    that reads them could not say, :class:`~transporter.security.ed25519.Ed25519Unavailable`
+    when this process cannot sign. Blocking (a child process): call it before the event loop,
+    or in a worker thread."""
     security, api = settings.security, settings.api
     data_dir = settings.data_dir
     issued_for_api = not api.insecure_plain_http and api.tls_cert is None
+    ed25519.ready()  # before anything is made: this process signs every event
     answer = ask(
         KeyRequest(
             str(data_dir),
@@ -83,6 +87,8 @@ def prepare(settings: CpConfig) -> Credentials:
         log.info("CA created in %s (first start): %s", data_dir, answer.ca_cert_file)
     if answer.signing_made:
         log.info("event-signing key created in %s (first start)", data_dir)
+    if answer.error is not None:
+        raise PkiError(answer.error)
     signer = EventSigner(PrivateKey(bytes.fromhex(answer.signing_seed)))
     serving = None if answer.serving is None else (Path(answer.serving[0]), Path(answer.serving[1]))
     channel = None

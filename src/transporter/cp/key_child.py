@@ -22,25 +22,27 @@ def main() -> int:
         print(f"a request of more than {REQUEST_BYTES} bytes", file=sys.stderr)
         return 2
     request = codec.structure(json.loads(text), KeyRequest)
-    try:
-        answer = _answer(request)
-    except PkiError as exc:
-        answer = KeyAnswer(error=str(exc))
-    sys.stdout.write(json.dumps(codec.unstructure(answer)))
+    sys.stdout.write(json.dumps(codec.unstructure(_answer(request))))
     return 0
 
 
 def _answer(request: KeyRequest) -> KeyAnswer:
+    """The keys; a file that cannot be used (or made), said word for word as the control plane
+    said it when it read them itself, with what was made before it."""
     data_dir = Path(request.data_dir)
     authority, ca_made = None, False
-    if request.authority:  # first: a CA that cannot be used leaves nothing made
-        authority, ca_made = open_authority(
-            data_dir, _path(request.ca_cert), _path(request.ca_key), create=True
-        )
-    seed, signing_made = read_signing_key(data_dir, _path(request.signing_key), create=True)
-    if authority is None:
-        return KeyAnswer(seed.hex(), signing_made)
-    cert, key = write_serving(authority, data_dir, request.names)
+    try:
+        if request.authority:  # first: a CA that cannot be used leaves nothing made
+            authority, ca_made = open_authority(
+                data_dir, _path(request.ca_cert), _path(request.ca_key), create=True
+            )
+        seed, signing_made = read_signing_key(data_dir, _path(request.signing_key), create=True)
+        if authority is None:
+            return KeyAnswer(seed.hex(), signing_made)
+        cert, key = write_serving(authority, data_dir, request.names)
+    except (PkiError, OSError) as exc:
+        made = str(authority.cert_file) if authority is not None else None
+        return KeyAnswer(error=str(exc), ca_made=ca_made, ca_cert_file=made)
     return KeyAnswer(
         seed.hex(),
         signing_made,

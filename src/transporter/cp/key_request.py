@@ -14,13 +14,17 @@ be used is the child's :class:`PkiError`, passed on word for word.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 from transporter.protocol import codec
+
+log = logging.getLogger("transporter.cp")
 
 KEYS_COMMAND: Final = "__cp-keys"
 """The child's command line, after the program."""
@@ -28,10 +32,27 @@ TIMEOUT: Final = 60.0
 """Seconds the child has (a start on a slow disk syncs a few files)."""
 REQUEST_BYTES: Final = 64 * 1024
 """What the child reads of its request at most."""
+STDERR_LINES: Final = 40
+"""Lines of what the child wrote on its standard error that are logged, at debug (its last):
+a failure is one line, its last."""
+_BOOT: Final = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv.pop(1));"
+    " from transporter.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+"""The child from a Python environment: isolated (``-I``: neither the current folder nor
+``PYTHON*`` variables on its path), with the control plane's own import path, so that it runs
+the very package the control plane runs, never one found where it was started."""
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 
 class PkiError(Exception):
     """A CA or key file that cannot be used; the message says which and why."""
+
+
+class KeysUnread(Exception):
+    """The child could not say (it failed, was killed, hung, or answered what it should not):
+    not a settings problem, so the control plane exits as when it cannot start, and a
+    supervisor starts it again."""
 
 
 @attrs.frozen
@@ -50,8 +71,9 @@ class KeyRequest:
 
 @attrs.frozen
 class KeyAnswer:
-    signing_seed: str = ""
-    """The event-signing key's secret 32 bytes, in hex."""
+    signing_seed: str = attrs.field(default="", repr=False)
+    """The event-signing key's secret 32 bytes, in hex (never shown; the bytes stay in this
+    process's memory, as the key file's did in cryptography's)."""
     signing_made: bool = False
     ca_cert_file: str | None = None
     ca_made: bool = False
@@ -60,34 +82,58 @@ class KeyAnswer:
     serving: tuple[str, str] | None = None
     """The serving certificate's file (its chain) and key file."""
     error: str | None = None
-    """Why a key file cannot be used (:class:`PkiError`); the rest is then empty."""
+    """Why a key file cannot be used (:class:`PkiError`): the keys are then not given, but what
+    was made before (``ca_made``) is said."""
 
 
 def command() -> list[str]:
     """The child's command line: this program, as it was started."""
     if getattr(sys, "frozen", False):  # the single file: sys.executable is the file
         return [sys.executable, KEYS_COMMAND]
-    return [sys.executable, "-m", "transporter", KEYS_COMMAND]
+    return [sys.executable, "-I", "-c", _BOOT, json.dumps(sys.path), KEYS_COMMAND]
 
 
 def ask(request: KeyRequest) -> KeyAnswer:
-    """The child's answer to ``request``; :class:`PkiError` when a key file cannot be used, or
-    when the child could not say. Blocking: call it before the event loop, or in a thread."""
+    """The child's answer to ``request`` (a key file that cannot be used is its ``error``);
+    :class:`KeysUnread` when it could not say. Blocking: call it before the event loop, or in a
+    worker thread."""
     text = json.dumps(codec.unstructure(request)).encode()
+    argv = command()
     try:
-        done = subprocess.run(
-            command(), input=text, capture_output=True, timeout=TIMEOUT, check=False
-        )
+        done = subprocess.run(argv, input=text, capture_output=True, timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
-        raise PkiError(f"the key files were not read within {TIMEOUT:g} s") from None
+        raise KeysUnread(f"the key files were not read within {TIMEOUT:g} s") from None
     except OSError as exc:
-        raise PkiError(f"cannot start {command()[0]} to read the key files: {exc}") from None
+        raise KeysUnread(f"cannot start {argv[0]} to read the key files: {exc}") from None
+    said = done.stderr.decode(errors="replace").strip().splitlines()
+    answer = _checked(done.stdout, request) if done.returncode == 0 else None
+    for line in said[-STDERR_LINES:]:
+        log.debug("the key files' child process: %s", line)
+    if answer is None:
+        why = said[-1] if said else f"it exited with code {done.returncode} and said nothing"
+        if done.returncode == 0 and not said:
+            why = "it answered what it should not"
+        more = " (--debug shows all it said)" if len(said) > 1 else ""
+        raise KeysUnread(f"the key files could not be read: {why}{more}")
+    return answer
+
+
+def _checked(output: bytes, request: KeyRequest) -> KeyAnswer | None:
+    """The answer, if it is one to ``request`` (never shown: it holds the key)."""
     try:
-        answer = codec.structure(json.loads(done.stdout), KeyAnswer)
+        data: Any = json.loads(output)
+        if not isinstance(data, dict):
+            return None
+        answer = codec.structure(data, KeyAnswer)
     except (ValueError, codec.ProtocolError):
-        lines = done.stderr.decode(errors="replace").strip().splitlines()
-        why = lines[-1] if lines else f"exit code {done.returncode}"
-        raise PkiError(f"the key files could not be read: {why}") from None
+        return None
     if answer.error is not None:
-        raise PkiError(answer.error)
+        return answer
+    if not _HEX64.fullmatch(answer.signing_seed):
+        return None
+    issued = (answer.ca_cert_file, answer.ca_fingerprint, answer.serving)
+    if request.authority != all(part is not None for part in issued):
+        return None
+    if answer.ca_fingerprint is not None and not _HEX64.fullmatch(answer.ca_fingerprint):
+        return None
     return answer

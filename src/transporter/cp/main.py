@@ -23,7 +23,7 @@ from transporter.cp.delivery import Delivery
 from transporter.cp.expiry import expire_forever
 from transporter.cp.http import ApiServer, StartupError
 from transporter.cp.intake import Intake
-from transporter.cp.key_request import PkiError
+from transporter.cp.key_request import KeysUnread, PkiError
 from transporter.cp.live import LiveAgents
 from transporter.cp.metrics import CpMetrics
 from transporter.cp.progress import Progress
@@ -35,6 +35,7 @@ from transporter.cp.sessions import Sessions
 from transporter.cp.timed_store import timed_store
 from transporter.cp.trim import trim_after_changes
 from transporter.cp.watch import EventWatch
+from transporter.security.ed25519 import Ed25519Unavailable
 from transporter.store import Store, StoreError, open_store
 
 log = logging.getLogger("transporter.cp")
@@ -227,13 +228,16 @@ async def _log_auth(settings: CpConfig, store: Store, api_urls: list[str]) -> No
 
 def main(settings: CpConfig) -> int:
     """Exit codes: 0 stopped on a signal; 1 could not start (a port in use, the store cannot be
-    opened); 2 bad settings (a CA, key or certificate file that cannot be used, keys that are
-    not the store's). Every failure to start is one line on stderr."""
+    opened, the child that reads the key files failed, no OpenSSL 3 to sign with); 2 bad
+    settings (a CA, key or certificate file that cannot be used, keys that are not the
+    store's). Every failure to start is one line on stderr."""
     runtime.configure_logging(debug=settings.debug, log_format=settings.log_format)
     try:  # before serving anything: a CA or key file that cannot be used is a usage error
         credentials = prepare(settings)
     except (PkiError, OSError) as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except (KeysUnread, Ed25519Unavailable) as exc:
+        return _fail(str(exc), EXIT_START)
     try:
         return runtime.run(partial(serve, settings, credentials=credentials), long_lived=True)
     except BaseException as exc:

@@ -69,7 +69,8 @@ REFUSED: Final = "signature does not match: refused"
 
 
 class Signer(Protocol):
-    """The control plane's private key (``cryptography``'s ``Ed25519PrivateKey`` is one)."""
+    """The control plane's private key (:class:`transporter.security.ed25519.PrivateKey`;
+    ``cryptography``'s ``Ed25519PrivateKey`` signs alike)."""
 
     def sign(self, data: bytes, /) -> bytes: ...
 

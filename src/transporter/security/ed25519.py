@@ -69,12 +69,18 @@ _SIGNATURES: Final[dict[str, tuple[list[Any], Any]]] = {
 }
 
 
+def ready() -> None:
+    """Nothing when this process can sign and check Ed25519 signatures; else
+    :class:`Ed25519Unavailable`, saying why in one line."""
+    _libcrypto()
+
+
 @functools.cache
 def _libcrypto() -> ctypes.CDLL:
     """The ``libcrypto.so.3`` that ``ssl`` uses, its functions declared."""
     if not ssl.OPENSSL_VERSION_INFO >= (3,):
         raise Ed25519Unavailable(
-            f"checking event signatures needs OpenSSL 3; Python's ssl has {ssl.OPENSSL_VERSION}"
+            f"signing and checking events needs OpenSSL 3; Python's ssl has {ssl.OPENSSL_VERSION}"
         )
     try:
         library = ctypes.CDLL(LIBCRYPTO)
@@ -83,7 +89,7 @@ def _libcrypto() -> ctypes.CDLL:
             function.argtypes, function.restype = argtypes, restype
     except (OSError, AttributeError) as exc:
         raise Ed25519Unavailable(
-            f"checking event signatures needs OpenSSL 3's {LIBCRYPTO}: {exc}"
+            f"signing and checking events needs OpenSSL 3's {LIBCRYPTO}: {exc}"
         ) from None
     return library
 
