@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from transporter.cp.key_request import PkiError
-from transporter.cp.pki import write_private
+from transporter.cp.pki import read_private_key, write_private
 from transporter.cp.signing_key import SIGNING_KEY_FILE, EventSigner
 from transporter.security.ed25519 import PrivateKey
 
@@ -38,12 +38,7 @@ def read_signing_key(
             ),
         )
         return key.private_bytes_raw(), True
-    try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise PkiError(f"cannot read the event-signing key {path}: {exc.strerror}") from None
-    except (ValueError, TypeError) as exc:
-        raise PkiError(f"{path} is not an unencrypted PEM private key: {exc}") from None
+    loaded = read_private_key(path, "the event-signing key")
     if not isinstance(loaded, Ed25519PrivateKey):
         raise PkiError(f"{path}: the event-signing key must be an Ed25519 key")
     return loaded.private_bytes_raw(), False

@@ -280,12 +280,7 @@ def _load_ca(cert_file: Path, key_file: Path) -> Issued:
         raise PkiError(f"cannot read the CA certificate {cert_file}: {exc.strerror}") from None
     except ValueError as exc:
         raise PkiError(f"{cert_file} is not a PEM certificate: {exc}") from None
-    try:
-        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    except OSError as exc:
-        raise PkiError(f"cannot read the CA key {key_file}: {exc.strerror}") from None
-    except (ValueError, TypeError) as exc:
-        raise PkiError(f"{key_file} is not an unencrypted PEM private key: {exc}") from None
+    key = read_private_key(key_file, "the CA key")
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise PkiError(f"{key_file}: the CA key must be an ECDSA or RSA key")
     try:
@@ -297,6 +292,16 @@ def _load_ca(cert_file: Path, key_file: Path) -> Issued:
     if key.public_key() != certificate.public_key():
         raise PkiError(f"{key_file} is not the key of {cert_file}")
     return Issued(certificate, key)
+
+
+def read_private_key(path: Path, what: str) -> object:
+    """The unencrypted PEM private key in ``path``; :class:`PkiError` naming it as ``what``."""
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise PkiError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"{path} is not an unencrypted PEM private key: {exc}") from None
 
 
 def _name(common_name: str) -> x509.Name:
