@@ -14,15 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.bed import records as r
 from transporter.config.cp import ApiSecurity, ChannelSecurity, CpConfig
 from transporter.cp import key_request
-from transporter.cp.credentials import prepare
+from transporter.cp.credentials import Credentials, prepare
 from transporter.cp.key_files import open_signing_key
 from transporter.cp.key_request import KeyRequest, KeysUnread, PkiError
 from transporter.cp.main import main as cp_main
-from transporter.cp.pki import CA_CERT_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE
+from transporter.cp.pki import CA_CERT_FILE, CA_KEY_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE
 from transporter.cp.signing_key import SIGNING_KEY_FILE
 from transporter.protocol import signing
 from transporter.protocol.der import pem_blocks
@@ -199,3 +202,42 @@ def test_the_control_plane_exits_with_one_line_and_the_code_that_says_whose(
     child(monkeypatch, code)
     assert cp_main(CpConfig(data_dir=tmp_path)) == exit_code
     assert capsys.readouterr().err == f"transporter cp: error: {said}\n"
+
+
+async def test_control_planes_starting_at_once_on_one_folder_agree(tmp_path: Path) -> None:
+    """They take turns (a lock in the folder): one makes the CA and the key, the others read
+    them, and the files stay a CA with its own key and a serving certificate it issued."""
+
+    async def start(settings: CpConfig, made: list[Credentials]) -> None:
+        made.append(await trio.to_thread.run_sync(prepare, settings))
+
+    for round_ in range(4):
+        data = tmp_path / f"data-{round_}"
+        made: list[Credentials] = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(start, CpConfig(data_dir=data), made)
+        (der,) = pem_blocks((data / CA_CERT_FILE).read_bytes(), "CERTIFICATE")
+        assert {m.ca_fingerprint for m in made} == {hashlib.sha256(der).hexdigest()}
+        assert len({m.signer.public_raw for m in made}) == 1
+        ca = x509.load_pem_x509_certificate((data / CA_CERT_FILE).read_bytes())
+        key = serialization.load_pem_private_key((data / CA_KEY_FILE).read_bytes(), None)
+        assert key.public_key() == ca.public_key()
+        serving = x509.load_pem_x509_certificate((data / SERVING_CERT_FILE).read_bytes())
+        assert serving.issuer == ca.subject
+        serving_key = serialization.load_pem_private_key(
+            (data / SERVING_KEY_FILE).read_bytes(), None
+        )
+        assert serving_key.public_key() == serving.public_key()
+
+
+def test_what_a_start_killed_half_way_left_is_removed(tmp_path: Path) -> None:
+    prepare(CpConfig(data_dir=tmp_path))
+    left = [tmp_path / f".{CA_KEY_FILE}.99999.tmp", tmp_path / f".{SERVING_KEY_FILE}.7.tmp"]
+    for path in left:
+        path.write_text("half a key")
+    other = tmp_path / ".notes.1.tmp"  # not one of ours: left alone
+    other.write_text("mine")
+    prepare(CpConfig(data_dir=tmp_path))
+    assert [path.exists() for path in left] == [False, False]
+    assert other.exists()

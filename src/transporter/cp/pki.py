@@ -213,7 +213,7 @@ def open_authority(
             " with this --data-dir once, or give --ca-cert and --ca-key"
         )
     issued = new_authority()
-    _make_folder(data_dir)
+    make_folder(data_dir)
     write_private(key_file, issued.key_pem(), replace=interrupted)
     write_public(cert_file, issued.cert_pem())
     return Authority(issued, cert_file), True
@@ -224,7 +224,7 @@ def write_serving(authority: Authority, data_dir: Path, names: Iterable[str]) ->
     certificate file holds the chain (it, then the CA's certificate). Returns both paths."""
     every = [*names, *DEFAULT_NAMES, socket.gethostname()]
     issued = authority.issue_serving(name for name in every if name)
-    _make_folder(data_dir)
+    make_folder(data_dir)
     cert_file, key_file = data_dir / SERVING_CERT_FILE, data_dir / SERVING_KEY_FILE
     write_private(key_file, issued.key_pem(), replace=True)
     write_public(cert_file, issued.cert_pem() + authority.issued.cert_pem())
@@ -263,7 +263,8 @@ def _write_whole(path: Path, data: bytes, mode: int) -> None:
         os.close(folder)
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path) -> None:
+    """``folder`` made if need be (its owner's alone); :class:`PkiError` saying how to fix it."""
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
