@@ -118,7 +118,8 @@ async def test_an_idle_connection_is_closed_when_its_keep_alive_time_is_up(
         await trio.sleep(0.5)  # the client idle for half the keep-alive time, then asks again
         await ask(stream, "/slow")  # 1.5 s: longer than the keep-alive time, answered
         answered = trio.current_time()
-        assert await closed_by_the_server(stream) - answered >= 1.0
+        # closed at the deadline its answer set (which came a little before the client had it)
+        assert 0.9 <= await closed_by_the_server(stream) - answered < 1.9
 
 
 async def test_the_server_stopping_closes_idle_connections_at_once_and_the_others_after(

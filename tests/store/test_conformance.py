@@ -108,6 +108,18 @@ async def test_the_same_request_again_returns_the_stored_record_and_writes_nothi
     assert (await store.list_events()).items == [first]
 
 
+async def test_a_retry_or_a_conflict_uses_up_no_seq(store: Store) -> None:
+    """The next event's ``seq`` follows the last one stored, however often a taken id came."""
+    first = await submit(store, r.event("ev-1"))
+    for _ in range(3):
+        await store.submit(r.event("ev-1"), r.accepted_audit(r.event("ev-1")))
+    other = r.event("ev-1", manifests=("kind: Other\n",))
+    with pytest.raises(EventConflict):
+        await store.submit(other, r.accepted_audit(other))
+    second = await submit(store, r.event("ev-2"))
+    assert second.seq == first.seq + 1
+
+
 @pytest.mark.parametrize(
     "change",
     [

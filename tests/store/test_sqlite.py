@@ -343,6 +343,41 @@ async def test_a_large_batch_is_few_statements_and_one_intact_chain(tmp_path: Pa
         assert (await store.audit_head()).seq == count
 
 
+async def test_a_batch_rolled_back_leaves_nothing_in_the_event_cache(tmp_path: Path) -> None:
+    """A write that fails (here the audit record's ``seq`` taken behind the store's back)
+    keeps nothing of its batch: not in the file, nor in the process's cache of it."""
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as store:
+        assert isinstance(store, SQLiteStore)
+        head = await store.audit_head()
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute(
+                "INSERT INTO audit (seq, at, action, agent_id, event_id, record)"
+                " VALUES (?, 0, 'x', '', '', '{}')",
+                (head.seq + 1,),
+            )
+            conn.commit()
+        events = [r.event(f"ev-{n}") for n in range(3)]
+        with pytest.raises(StoreError):
+            await store.submit_many([(ev, r.accepted_audit(ev)) for ev in events])
+        assert [store._events.get(ev.id) for ev in events] == [None, None, None]
+        assert [await store.get_event(ev.id) for ev in events] == [None, None, None]
+
+
+async def test_a_row_without_its_body_stops_its_batch(tmp_path: Path) -> None:
+    path = tmp_path / "transporter.db"
+    async with open_store(spec(path)) as store:
+        await store.submit(r.event("ev-1"), r.accepted_audit(r.event("ev-1")))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("DELETE FROM event_bodies")
+        conn.commit()
+    async with open_store(spec(path)) as store:  # a new process: nothing cached
+        batch = [r.event("ev-2"), r.event("ev-1")]
+        with pytest.raises(StoreError, match="ev-1 is in the SQLite store without its body"):
+            await store.submit_many([(ev, r.accepted_audit(ev)) for ev in batch])
+        assert await store.get_event("ev-2") is None
+
+
 def test_the_event_cache_keeps_manifests_up_to_its_budget() -> None:
     cache = EventCache(size=100, manifest_bytes=1000)
     events = [r.event(f"ev-{n}", manifests=("x" * 400,)) for n in range(4)]

@@ -39,8 +39,8 @@ JOINED = "events AS e JOIN event_bodies AS b ON b.seq = e.seq"
 """Events with their bodies (the event's JSON: its manifests), for the reads that send them."""
 
 CHUNK = 500
-"""Ids in one ``IN (...)`` list (SQLite allows 32,766 bound parameters; this keeps statements
-small)."""
+"""Ids in one ``IN (...)`` list before its padding to 512 (within the 999 bound parameters of
+any SQLite)."""
 
 
 class SQLiteEvents(SQLiteConnection):
@@ -116,10 +116,12 @@ def _submit_many(
     tokens: Sequence[str | None],
 ) -> list[Submitted]:
     """All in one transaction, synced once: a batch costs one disk flush, not one each. Each
-    item's token is looked up in it (once for the items of one token)."""
+    item's token is looked up in it (once for the items of one token). What it wrote is kept
+    in ``events`` once it is committed (a rolled-back batch leaves nothing there)."""
     results: list[Submitted] = []
     sends = each_item(sending, len(items))
     revoked: dict[str, bool] = {}
+    written: list[tuple[Event, str, Progress]] = []
     with write(conn, durable=True):
         audit_log = AuditAppender(conn)
         for (event, audit), send, token in zip(
@@ -131,8 +133,11 @@ def _submit_many(
                 if revoked[token]:
                     results.append(TokenRevoked(token))
                     continue
-            results.append(_submit_one(conn, events, audit_log, event, audit, send))
+            results.append(_submit_one(conn, events, audit_log, event, audit, send, written))
         audit_log.finish()
+    for event, text, stored in written:
+        events.put(event)
+        events.wrote(event.id, text, stored)
     return results
 
 
@@ -143,6 +148,7 @@ def _submit_one(
     event: Event,
     audit: AuditEntry,
     sending: Sending | None,
+    written: list[tuple[Event, str, Progress]],
 ) -> tuple[EventRecord, bool] | EventConflict:
     progress = accepted(EventRecord(event=event, seq=0))
     sent = None
@@ -151,10 +157,12 @@ def _submit_one(
     progress = sent or progress
     stored = Progress.of(progress)
     text = dump(stored)
-    cur = conn.execute(  # an id taken already: nothing written (one statement for a new one)
+    # One statement for a new event; an id taken already is left as it is, and uses up no
+    # ``seq`` (``ON CONFLICT DO NOTHING`` would: AUTOINCREMENT counts the rows it skips).
+    cur = conn.execute(
         "INSERT INTO events"
         " (id, target_agent, rollout_id, state, created_at, expires_at, progress)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?1)",
         (
             event.id,
             event.target_agent,
@@ -167,15 +175,16 @@ def _submit_one(
     )
     if cur.rowcount == 0:
         existing = get_event(conn, events, event.id)
-        if existing is not None and existing.event.same_request(event):
+        if existing is None:  # its row without its body: the batch is not written
+            raise StoreError(f"event {event.id} is in the SQLite store without its body")
+        if existing.event.same_request(event):
             return existing, False
         return EventConflict(event.id)
     conn.execute("INSERT INTO event_bodies (seq, event) VALUES (?, ?)", (rowid(cur), dump(event)))
     audit_log.append(audit)
     if sent is not None and sending is not None:
         audit_log.append(sending.audit)
-    events.put(event)
-    events.wrote(event.id, text, stored)
+    written.append((event, text, stored))
     return attrs.evolve(progress, seq=rowid(cur)), True
 
 
@@ -261,7 +270,13 @@ def _event_progress(conn: sqlite3.Connection, event_ids: list[str]) -> list[Even
 
 
 def _chunks[T](ids: list[T]) -> list[list[T]]:
-    return [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+    """``ids`` in chunks of :data:`CHUNK` at most, for ``IN`` lists, each padded to a power of
+    two with its last id (an ``IN`` list takes it once): a few statement texts, which SQLite's
+    statement cache keeps, not one for every length a batch can have."""
+    chunks = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+    return [
+        chunk + chunk[-1:] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk)) for chunk in chunks
+    ]
 
 
 def _record(events: EventCache, row: tuple[int, str, str, str]) -> EventRecord:

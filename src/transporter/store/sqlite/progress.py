@@ -56,20 +56,20 @@ def _update_many(
                 if audit is not None:
                     audit_log.append(audit)
             results.append(record)
-        for event_id, (old, new) in read.items():
-            if old is not None and new is not None:
-                _write_progress(conn, events, event_id, old, new)
+        written = [
+            (event_id, *_write_progress(conn, event_id, old, new))
+            for event_id, (old, new) in read.items()
+            if old is not None and new is not None
+        ]
         audit_log.finish()
-        return results
+    for event_id, text, stored in written:  # kept once committed
+        events.wrote(event_id, text, stored)
+    return results
 
 
 def _write_progress(
-    conn: sqlite3.Connection,
-    events: EventCache,
-    event_id: str,
-    old: EventRecord,
-    record: EventRecord,
-) -> None:
+    conn: sqlite3.Connection, event_id: str, old: EventRecord, record: EventRecord
+) -> tuple[str, Progress]:
     stored = Progress.of(record)
     text = dump(stored)
     if record.state is old.state:  # the phases of a running event: no index to touch
@@ -79,4 +79,4 @@ def _write_progress(
             "UPDATE events SET state = ?, progress = ? WHERE id = ?",
             (record.state.value, text, event_id),
         )
-    events.wrote(event_id, text, stored)
+    return text, stored
