@@ -5,6 +5,7 @@ or hangs is a clear error, not a control plane that waits."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -205,8 +206,10 @@ def test_the_control_plane_exits_with_one_line_and_the_code_that_says_whose(
 
 
 async def test_control_planes_starting_at_once_on_one_folder_agree(tmp_path: Path) -> None:
-    """They take turns (a lock in the folder): one makes the CA and the key, the others read
-    them, and the files stay a CA with its own key and a serving certificate it issued."""
+    """They take turns (a lock in the folder), from the child's making the files to the control
+    plane's reading them: one makes the CA and the key, the others read them, every serving
+    certificate is read with its own key, and the files stay a CA with its own key and a
+    serving certificate it issued."""
 
     async def start(settings: CpConfig, made: list[Credentials]) -> None:
         made.append(await trio.to_thread.run_sync(prepare, settings))
@@ -215,7 +218,7 @@ async def test_control_planes_starting_at_once_on_one_folder_agree(tmp_path: Pat
         data = tmp_path / f"data-{round_}"
         made: list[Credentials] = []
         async with trio.open_nursery() as nursery:
-            for _ in range(4):
+            for _ in range(8):
                 nursery.start_soon(start, CpConfig(data_dir=data), made)
         (der,) = pem_blocks((data / CA_CERT_FILE).read_bytes(), "CERTIFICATE")
         assert {m.ca_fingerprint for m in made} == {hashlib.sha256(der).hexdigest()}
@@ -241,3 +244,15 @@ def test_what_a_start_killed_half_way_left_is_removed(tmp_path: Path) -> None:
     prepare(CpConfig(data_dir=tmp_path))
     assert [path.exists() for path in left] == [False, False]
     assert other.exists()
+
+
+def test_a_turn_held_too_long_by_another_is_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_request, "TIMEOUT", 0.3)
+    tmp_path.mkdir(exist_ok=True)
+    with (tmp_path / key_request.LOCK_FILE).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another control plane's start, stuck
+        with pytest.raises(KeysUnread, match=r"held the key files of .* for 0\.3 s$"):
+            prepare(CpConfig(data_dir=tmp_path))
+    assert not (tmp_path / CA_CERT_FILE).exists()

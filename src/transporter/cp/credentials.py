@@ -15,7 +15,7 @@ import attrs
 
 from transporter.config.cp import ApiSecurity, CpConfig
 from transporter.cp.http import api_context
-from transporter.cp.key_request import KeyRequest, PkiError, ask
+from transporter.cp.key_request import KeyRequest, PkiError, ask, turn
 from transporter.cp.signing_key import EventSigner
 from transporter.cp.tls import server_context
 from transporter.security import ed25519
@@ -73,32 +73,35 @@ def prepare(settings: CpConfig) -> Credentials:
     data_dir = settings.data_dir
     issued_for_api = not api.insecure_plain_http and api.tls_cert is None
     ed25519.ready()  # before anything is made: this process signs every event
-    answer = ask(
-        KeyRequest(
-            str(data_dir),
-            ca_cert=_text(security.ca_cert),
-            ca_key=_text(security.ca_key),
-            signing_key=_text(security.signing_key),
-            authority=not security.insecure_plain_ws or issued_for_api,
-            names=tuple(_names(settings)),
-        )
+    request = KeyRequest(
+        str(data_dir),
+        ca_cert=_text(security.ca_cert),
+        ca_key=_text(security.ca_key),
+        signing_key=_text(security.signing_key),
+        authority=not security.insecure_plain_ws or issued_for_api,
+        names=tuple(_names(settings)),
     )
-    if answer.ca_made:
-        log.info("CA created in %s (first start): %s", data_dir, answer.ca_cert_file)
-    if answer.signing_made:
-        log.info("event-signing key created in %s (first start)", data_dir)
-    if answer.error is not None:
-        raise PkiError(answer.error)
-    signer = EventSigner(PrivateKey(bytes.fromhex(answer.signing_seed)))
-    serving = None if answer.serving is None else (Path(answer.serving[0]), Path(answer.serving[1]))
-    channel = None
-    fingerprint = None
-    if security.insecure_plain_ws:
-        _warn_plain_ws()
-    elif answer.ca_cert_file is not None and serving is not None:
-        fingerprint = answer.ca_fingerprint
-        channel = server_context(Path(answer.ca_cert_file), *serving)
-    return Credentials(signer, channel, ca_fingerprint=fingerprint, api_tls=_api_tls(api, serving))
+    with turn(data_dir, writes=request.authority or request.signing_key is None):
+        answer = ask(request)
+        if answer.ca_made:
+            log.info("CA created in %s (first start): %s", data_dir, answer.ca_cert_file)
+        if answer.signing_made:
+            log.info("event-signing key created in %s (first start)", data_dir)
+        if answer.error is not None:
+            raise PkiError(answer.error)
+        signer = EventSigner(PrivateKey(bytes.fromhex(answer.signing_seed)))
+        serving = (
+            None if answer.serving is None else (Path(answer.serving[0]), Path(answer.serving[1]))
+        )
+        channel = None
+        fingerprint = None
+        if security.insecure_plain_ws:
+            _warn_plain_ws()
+        elif answer.ca_cert_file is not None and serving is not None:
+            fingerprint = answer.ca_fingerprint
+            channel = server_context(Path(answer.ca_cert_file), *serving)
+        api_tls = _api_tls(api, serving)
+    return Credentials(signer, channel, ca_fingerprint=fingerprint, api_tls=api_tls)
 
 
 def _text(path: Path | None) -> str | None:

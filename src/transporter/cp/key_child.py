@@ -1,16 +1,14 @@
 """The child process that reads and makes the control plane's key files at its start
 (``transporter __cp-keys``; the control plane's side, and why: :mod:`.key_request`).
 
-Control planes started at once on one data folder take turns (a lock on ``.keys.lock`` in
-it): the first makes the CA and the signing key, the others read them, and none issues its
-serving certificate while another writes the same files. A start killed half-way leaves its
+Control planes started at once on one data folder take turns (:func:`.key_request.turn`): the
+first makes the CA and the signing key, the others read them, and none issues its serving
+certificate while another writes or reads the same files. A start killed half-way leaves its
 temporary files (``.NAME.PID.tmp``): the next start removes them, in its turn."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Final
@@ -18,20 +16,24 @@ from typing import Final
 from cryptography.hazmat.primitives import hashes
 
 from transporter.cp.key_files import read_signing_key
-from transporter.cp.key_request import REQUEST_BYTES, KeyAnswer, KeyRequest, PkiError
+from transporter.cp.key_request import (
+    REQUEST_BYTES,
+    KeyAnswer,
+    KeyRequest,
+    PkiError,
+    make_folder,
+)
 from transporter.cp.pki import (
     CA_CERT_FILE,
     CA_KEY_FILE,
     SERVING_CERT_FILE,
     SERVING_KEY_FILE,
-    make_folder,
     open_authority,
     write_serving,
 )
 from transporter.cp.signing_key import SIGNING_KEY_FILE
 from transporter.protocol import codec
 
-LOCK_FILE: Final = ".keys.lock"
 KEY_FILES: Final = (
     CA_CERT_FILE,
     CA_KEY_FILE,
@@ -54,24 +56,16 @@ def main() -> int:
 
 def _answer(request: KeyRequest) -> KeyAnswer:
     """The keys; a file that cannot be used (or made), said word for word as the control plane
-    said it when it read them itself, with what was made before it."""
+    said it when it read them itself, with what was made before it. The control plane holds
+    its turn on the folder meanwhile (:func:`.key_request.turn`)."""
     data_dir = Path(request.data_dir)
-    if not request.authority and request.signing_key is not None:
-        return _keys(request, data_dir)  # nothing is written in the data folder
-    try:
-        make_folder(data_dir)
-    except PkiError as exc:
-        return KeyAnswer(error=str(exc))
-    try:
-        lock = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError:  # a folder this user cannot write: nothing can be made there either
-        return _keys(request, data_dir)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the control plane's TIMEOUT bounds the wait
-        _sweep(data_dir)
-        return _keys(request, data_dir)
-    finally:
-        os.close(lock)
+    if request.authority or request.signing_key is None:  # files may be made there
+        try:
+            make_folder(data_dir)
+            _sweep(data_dir)
+        except (PkiError, OSError) as exc:
+            return KeyAnswer(error=str(exc))
+    return _keys(request, data_dir)
 
 
 def _keys(request: KeyRequest, data_dir: Path) -> KeyAnswer:

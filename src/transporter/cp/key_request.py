@@ -13,11 +13,17 @@ be used is the child's :class:`PkiError`, passed on word for word.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -43,6 +49,8 @@ _BOOT: Final = (
 ``PYTHON*`` variables on its path), with the control plane's own import path, so that it runs
 the very package the control plane runs, never one found where it was started."""
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
+LOCK_FILE: Final = ".keys.lock"
+"""In the data folder: control planes started at once on it take turns on its key files."""
 
 
 class PkiError(Exception):
@@ -84,6 +92,53 @@ class KeyAnswer:
     error: str | None = None
     """Why a key file cannot be used (:class:`PkiError`): the keys are then not given, but what
     was made before (``ca_made``) is said."""
+
+
+def make_folder(folder: Path) -> None:
+    """``folder`` made if need be (its owner's alone); :class:`PkiError` saying how to fix it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise PkiError(
+            f"cannot make the data folder {folder}: {exc.strerror}; give --data-dir DIR (or"
+            " TRANSPORTER_DATA_DIR), a folder this user can write (a read-only root needs one)"
+        ) from None
+
+
+@contextmanager
+def turn(data_dir: Path, *, writes: bool) -> Iterator[None]:
+    """This control plane's turn on the key files of ``data_dir`` (a lock in it), from its
+    child's making them to its own reading of them (the serving certificate, issued again at
+    every start: another start's, read half before and half after its rewrite, would not
+    match its key). ``writes``: anything may be written there; else no turn is needed. A folder
+    this user cannot write gets none either (nothing can be made there). Blocking, bounded by
+    :data:`TIMEOUT` (:class:`KeysUnread`)."""
+    if not writes:
+        yield
+        return
+    make_folder(data_dir)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        lock = os.open(data_dir / LOCK_FILE, flags, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KeysUnread(
+                        f"another control plane has held the key files of {data_dir} for"
+                        f" {TIMEOUT:g} s"
+                    ) from None
+                time.sleep(0.02)  # a blocking helper (before the event loop, or in a thread)
+        yield
+    finally:
+        os.close(lock)
 
 
 def command() -> list[str]:

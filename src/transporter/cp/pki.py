@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from transporter.cp.key_request import PkiError
+from transporter.cp.key_request import PkiError, make_folder
 from transporter.protocol.identity import agent_uri, fingerprint_of, serial_of
 
 CA_CERT_FILE = "ca.crt"
@@ -261,17 +261,6 @@ def _write_whole(path: Path, data: bytes, mode: int) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
-
-
-def make_folder(folder: Path) -> None:
-    """``folder`` made if need be (its owner's alone); :class:`PkiError` saying how to fix it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise PkiError(
-            f"cannot make the data folder {folder}: {exc.strerror}; give --data-dir DIR (or"
-            " TRANSPORTER_DATA_DIR), a folder this user can write (a read-only root needs one)"
-        ) from None
 
 
 def _load_ca(cert_file: Path, key_file: Path) -> Issued:
