@@ -81,7 +81,7 @@ def prepare(settings: CpConfig) -> Credentials:
         authority=not security.insecure_plain_ws or issued_for_api,
         names=tuple(_names(settings)),
     )
-    with turn(data_dir, writes=request.authority or request.signing_key is None):
+    with turn(data_dir, writes=request.writes):
         answer = ask(request)
         if answer.ca_made:
             log.info("CA created in %s (first start): %s", data_dir, answer.ca_cert_file)

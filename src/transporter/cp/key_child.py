@@ -59,7 +59,7 @@ def _answer(request: KeyRequest) -> KeyAnswer:
     said it when it read them itself, with what was made before it. The control plane holds
     its turn on the folder meanwhile (:func:`.key_request.turn`)."""
     data_dir = Path(request.data_dir)
-    if request.authority or request.signing_key is None:  # files may be made there
+    if request.writes:
         try:
             make_folder(data_dir)
             _sweep(data_dir)

@@ -76,6 +76,12 @@ class KeyRequest:
     names: tuple[str, ...] = ()
     """The serving certificate's names beside the local ones."""
 
+    @property
+    def writes(self) -> bool:
+        """Whether anything may be made in the data folder (a CA, a key, the serving
+        certificate), so that control planes starting at once take turns on it."""
+        return self.authority or self.signing_key is None
+
 
 @attrs.frozen
 class KeyAnswer:

@@ -21,10 +21,12 @@ Why here and not in ``protocol``: loading a shared library is I/O, and ``protoco
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import functools
 import ssl
 import weakref
+from collections.abc import Iterator
 from typing import Any, Final
 
 from transporter.protocol.der import CertificateError, pem_blocks
@@ -94,6 +96,22 @@ def _libcrypto() -> ctypes.CDLL:
     return library
 
 
+@contextlib.contextmanager
+def _digest(library: ctypes.CDLL, init: Any, pkey: int, what: str) -> Iterator[int]:
+    """A digest context started with ``init`` (``EVP_DigestSignInit`` or ``…VerifyInit``) for
+    ``pkey``, freed on the way out."""
+    context = library.EVP_MD_CTX_new()
+    if not context:
+        raise MemoryError("OpenSSL could not make a digest context")
+    try:
+        if init(context, None, None, None, pkey) != 1:
+            library.ERR_clear_error()
+            raise Ed25519Unavailable(f"OpenSSL could not start an Ed25519 {what}")
+        yield context
+    finally:
+        library.EVP_MD_CTX_free(context)
+
+
 def _free_key(library: ctypes.CDLL, pkey: int) -> None:
     library.EVP_PKEY_free(pkey)
 
@@ -133,21 +151,11 @@ class PublicKey:
         if len(signature) != SIGNATURE_BYTES:
             return False
         library = _libcrypto()
-        context = library.EVP_MD_CTX_new()
-        if not context:
-            raise MemoryError("OpenSSL could not make a digest context")
-        try:
-            if library.EVP_DigestVerifyInit(context, None, None, None, self._pkey) != 1:
-                library.ERR_clear_error()
-                raise Ed25519Unavailable("OpenSSL could not start an Ed25519 verification")
-            done = library.EVP_DigestVerify(
-                context, signature, SIGNATURE_BYTES, message, len(message)
-            )
+        with _digest(library, library.EVP_DigestVerifyInit, self._pkey, "verification") as ctx:
+            done = library.EVP_DigestVerify(ctx, signature, SIGNATURE_BYTES, message, len(message))
             if done != 1:
                 library.ERR_clear_error()  # this thread's queue, which ssl reads
             return bool(done == 1)
-        finally:
-            library.EVP_MD_CTX_free(context)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and other.raw == self.raw
@@ -188,21 +196,13 @@ class PrivateKey:
 
     def sign(self, data: bytes, /) -> bytes:
         library = _libcrypto()
-        context = library.EVP_MD_CTX_new()
-        if not context:
-            raise MemoryError("OpenSSL could not make a digest context")
-        try:
-            if library.EVP_DigestSignInit(context, None, None, None, self._pkey) != 1:
-                library.ERR_clear_error()
-                raise Ed25519Unavailable("OpenSSL could not start an Ed25519 signature")
+        with _digest(library, library.EVP_DigestSignInit, self._pkey, "signature") as ctx:
             signature = ctypes.create_string_buffer(SIGNATURE_BYTES)
             size = _size(SIGNATURE_BYTES)
-            if library.EVP_DigestSign(context, signature, ctypes.byref(size), data, len(data)) != 1:
+            if library.EVP_DigestSign(ctx, signature, ctypes.byref(size), data, len(data)) != 1:
                 library.ERR_clear_error()
                 raise Ed25519Unavailable("OpenSSL could not sign with the Ed25519 key")
             return signature.raw[: size.value]
-        finally:
-            library.EVP_MD_CTX_free(context)
 
     def __repr__(self) -> str:
         return f"PrivateKey(public {self.public_raw.hex()})"
